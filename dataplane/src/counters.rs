@@ -1,0 +1,97 @@
+//! Counters: what each port and bridge did, and every drop by its reason.
+//!
+//! A drop nobody can see is a bug: every place that discards a frame names a
+//! [`DropReason`] and counts it against a port.
+
+use serde::Serialize;
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal, $doc:literal;)*) => {
+        /// Why a frame was discarded.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum DropReason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl DropReason {
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            pub const COUNT: usize = DropReason::ALL.len();
+
+            /// Short name used in `patchbay stats` and JSON.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    Runt => "runt", "Shorter than a virtio-net header plus an Ethernet header.";
+    Truncated => "truncated", "Larger than the receive buffer; only part of it was captured.";
+    InvalidSrcMac => "invalid-src-mac", "Source MAC is multicast, broadcast or all zeros (802.1D 7.8).";
+    ReservedGroup => "reserved-group", "Sent to 01:80:C2:00:00:0X, which a bridge must not forward (802.1D 7.12.6).";
+    SamePort => "same-port", "Destination was learned on the ingress port; filtered (802.1D 7.7.1).";
+    NoBridge => "no-bridge", "Ingress port is not attached to a bridge.";
+    NoVlanRoom => "no-vlan-room", "No headroom to put an offloaded VLAN tag back into the frame.";
+    RxRingFull => "rx-ring-full", "The kernel dropped it: the receive ring was full.";
+    TxBusy => "tx-busy", "Egress device or socket buffer was full.";
+    TxDown => "tx-down", "Egress interface is down or gone.";
+    TxError => "tx-error", "Egress device refused the frame.";
+}
+
+/// Per-port counters. Bytes are Ethernet bytes (a GSO super-frame counts as
+/// one packet of its full length).
+#[derive(Debug, Clone, Default)]
+pub struct PortCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl PortCounters {
+    #[inline]
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+
+    #[inline]
+    pub fn drop_n(&mut self, reason: DropReason, n: u64) {
+        self.drops[reason as usize] += n;
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// The non-zero drop counters by name.
+    pub fn drops_by_reason(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL
+            .iter()
+            .filter(|r| self.drops[**r as usize] != 0)
+            .map(|r| (r.name(), self.drops[*r as usize]))
+            .collect()
+    }
+}
+
+/// What a bridge did with the frames it saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BridgeCounters {
+    /// Frames sent to one learned port.
+    pub forwarded: u64,
+    /// Frames flooded to every other port: broadcast, multicast, unknown unicast.
+    pub flooded: u64,
+    /// Of those, unicast frames to a MAC not (yet) in the FDB.
+    pub unknown_unicast: u64,
+    /// New FDB entries learned.
+    pub learned: u64,
+    /// Entries that moved to another port (a station move).
+    pub moved: u64,
+    /// Source MACs not learned because the FDB was full.
+    pub learn_fdb_full: u64,
+    /// Entries removed by ageing.
+    pub aged: u64,
+}

@@ -1,0 +1,131 @@
+//! The forwarding loop: poll, receive a batch, forward it, repeat.
+
+use super::switch::{Switch, SwitchConfig};
+use crate::l2::PortId;
+use crate::BATCH;
+use crossbeam_channel::{Receiver, Sender};
+use mio::{Events, Poll, Token, Waker};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Work the control plane hands to the engine: run between two batches with
+/// the switch to itself.
+pub type Job = Box<dyn FnOnce(&mut Switch) + Send>;
+
+const WAKER: Token = Token(usize::MAX);
+const TICK: Duration = Duration::from_secs(1);
+
+/// The engine is gone (stopped, or its thread died).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the forwarding engine has stopped")]
+pub struct EngineStopped;
+
+/// The control plane's way into a running [`Engine`].
+#[derive(Clone)]
+pub struct EngineHandle {
+    jobs: Sender<Job>,
+    waker: Arc<Waker>,
+}
+
+impl EngineHandle {
+    /// Runs `f` on the switch between two batches and returns its result.
+    pub fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Switch) -> R + Send + 'static,
+    ) -> Result<R, EngineStopped> {
+        let (reply, result) = crossbeam_channel::bounded(1);
+        let job: Job = Box::new(move |sw| {
+            let _ = reply.send(f(sw));
+        });
+        self.jobs.send(job).map_err(|_| EngineStopped)?;
+        self.waker.wake().map_err(|_| EngineStopped)?;
+        result.recv().map_err(|_| EngineStopped)
+    }
+
+    /// Asks the engine to stop after the current batch.
+    pub fn stop(&self) -> Result<(), EngineStopped> {
+        self.call(Switch::request_stop)
+    }
+}
+
+/// Polls every port and drives the [`Switch`].
+pub struct Engine {
+    poll: Poll,
+    switch: Switch,
+    jobs: Receiver<Job>,
+}
+
+impl Engine {
+    pub fn new(config: SwitchConfig) -> io::Result<(Engine, EngineHandle)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let switch = Switch::new(config, Some(poll.registry().try_clone()?));
+        let (tx, jobs) = crossbeam_channel::unbounded();
+        Ok((Engine { poll, switch, jobs }, EngineHandle { jobs: tx, waker }))
+    }
+
+    /// The switch, for setting it up before [`Engine::run`].
+    pub fn switch(&mut self) -> &mut Switch {
+        &mut self.switch
+    }
+
+    /// Runs until asked to stop; returns the switch.
+    ///
+    /// Ports are polled edge-triggered: a port that filled a whole batch may
+    /// have more waiting, so it stays on the ready list and the next poll does
+    /// not sleep; a port that returned less is drained and waits for its next
+    /// wake-up. Ready ports take turns one batch at a time.
+    pub fn run(mut self) -> Switch {
+        let mut events = Events::with_capacity(256);
+        let mut ready: Vec<bool> = Vec::new();
+        let mut busy = false;
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("poll: {e}");
+                }
+                continue;
+            }
+            for event in events.iter() {
+                if event.token() == WAKER {
+                    while let Ok(job) = self.jobs.try_recv() {
+                        job(&mut self.switch);
+                    }
+                    continue;
+                }
+                let id = event.token().0;
+                if event.is_error() {
+                    self.switch.port_error(id as PortId);
+                }
+                if id >= ready.len() {
+                    ready.resize(id + 1, false);
+                }
+                ready[id] = true;
+            }
+            if self.switch.stop {
+                return self.switch;
+            }
+            busy = false;
+            for (id, is_ready) in ready.iter_mut().enumerate() {
+                if *is_ready {
+                    if self.switch.process_rx(id as PortId) < BATCH {
+                        *is_ready = false;
+                    } else {
+                        busy = true;
+                    }
+                }
+            }
+            if Instant::now() >= next_tick {
+                self.switch.housekeeping();
+                next_tick = Instant::now() + TICK;
+            }
+        }
+    }
+}

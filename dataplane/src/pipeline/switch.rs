@@ -1,0 +1,526 @@
+//! The switch: ports, bridges, the FDB, and the forwarding of one batch.
+
+use super::info::{BridgeInfo, FdbRow, PortInfo, StatsInfo};
+use crate::counters::{BridgeCounters, DropReason, PortCounters};
+use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, PortId};
+use crate::port::{LinkState, Port};
+use crate::wire::{Mac, VNET_HDR_LEN};
+use crate::BATCH;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use std::time::Instant;
+
+/// The bridge every `--port` joins; it always exists.
+pub const DEFAULT_BRIDGE: &str = "br0";
+
+/// Limits and defaults.
+#[derive(Debug, Clone)]
+pub struct SwitchConfig {
+    /// Most FDB entries across all bridges.
+    pub fdb_max: usize,
+    /// Default FDB ageing time of new bridges, in seconds (802.1D: 300).
+    pub ageing_time: u32,
+}
+
+impl Default for SwitchConfig {
+    fn default() -> Self {
+        SwitchConfig {
+            fdb_max: 65_536,
+            ageing_time: 300,
+        }
+    }
+}
+
+/// Why a control request could not be carried out. Each message names the
+/// thing and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    #[error("{0}: a port or bridge of that name already exists")]
+    Exists(String),
+    #[error("{0}: no such port")]
+    NoSuchPort(String),
+    #[error("{0}: no such bridge (create it with 'patchbay link add {0} type bridge')")]
+    NoSuchBridge(String),
+    #[error("{0}: no such port or bridge")]
+    NoSuchLink(String),
+    #[error("{0}: the default bridge cannot be deleted")]
+    DefaultBridge(String),
+    #[error("port {0} is not attached to a bridge (use 'patchbay link set {0} master BRIDGE')")]
+    NoMaster(String),
+    #[error("{mac}: not in the FDB of {bridge}")]
+    NoSuchEntry { mac: Mac, bridge: String },
+    #[error("{0}: too many ports (at most {max})", max = u16::MAX)]
+    TooManyPorts(String),
+    #[error("ageing_time must be between 1 and 1000000 seconds, not {0}")]
+    BadAgeing(u32),
+    #[error(transparent)]
+    Fdb(#[from] FdbError),
+    #[error("port {name}: registering with the poller: {source}")]
+    Poll { name: String, source: std::io::Error },
+}
+
+struct PortSlot {
+    port: Box<dyn Port>,
+    bridge: Option<BridgeId>,
+    counters: PortCounters,
+    state: LinkState,
+    link_down_events: u64,
+}
+
+struct Bridge {
+    name: String,
+    members: Vec<PortId>,
+    ageing_time: u32,
+    counters: BridgeCounters,
+}
+
+/// The switch. Owned by one thread (the engine); the control plane reaches it
+/// through [`super::EngineHandle::call`].
+pub struct Switch {
+    ports: Vec<Option<PortSlot>>,
+    bridges: Vec<Option<Bridge>>,
+    fdb: Fdb,
+    /// Per egress port: indices of the current batch's frames to send there.
+    tx_queues: Vec<Vec<u16>>,
+    /// Egress ports with a non-empty queue, in first-use order.
+    tx_touched: Vec<PortId>,
+    config: SwitchConfig,
+    started: Instant,
+    registry: Option<Registry>,
+    pub(crate) stop: bool,
+}
+
+impl Switch {
+    /// A switch with the default bridge and no ports. With a `registry`,
+    /// ports are registered for polling as they are added.
+    pub fn new(config: SwitchConfig, registry: Option<Registry>) -> Switch {
+        let mut sw = Switch {
+            ports: Vec::new(),
+            bridges: Vec::new(),
+            fdb: Fdb::new(config.fdb_max),
+            tx_queues: Vec::new(),
+            tx_touched: Vec::with_capacity(64),
+            config,
+            started: Instant::now(),
+            registry,
+            stop: false,
+        };
+        sw.add_bridge(DEFAULT_BRIDGE).expect("empty switch");
+        sw
+    }
+
+    /// Seconds since the switch started: the FDB's clock.
+    fn now(&self) -> u32 {
+        self.started.elapsed().as_secs() as u32
+    }
+
+    /// Asks the engine running this switch to stop.
+    pub fn request_stop(&mut self) {
+        self.stop = true;
+    }
+
+    fn port_id(&self, name: &str) -> Option<PortId> {
+        self.ports
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.port.name() == name))
+            .map(|i| i as PortId)
+    }
+
+    fn bridge_id(&self, name: &str) -> Option<BridgeId> {
+        self.bridges
+            .iter()
+            .position(|b| b.as_ref().is_some_and(|b| b.name == name))
+            .map(|i| i as BridgeId)
+    }
+
+    fn port_name(&self, id: PortId) -> &str {
+        self.ports[id as usize].as_ref().map_or("?", |s| s.port.name())
+    }
+
+    fn bridge_name(&self, id: BridgeId) -> &str {
+        self.bridges[id as usize].as_ref().map_or("?", |b| b.name.as_str())
+    }
+
+    fn existing_port(&self, name: &str) -> Result<PortId, SwitchError> {
+        self.port_id(name).ok_or_else(|| SwitchError::NoSuchPort(name.to_string()))
+    }
+
+    fn existing_bridge(&self, name: &str) -> Result<BridgeId, SwitchError> {
+        self.bridge_id(name).ok_or_else(|| SwitchError::NoSuchBridge(name.to_string()))
+    }
+
+    fn check_new_name(&self, name: &str) -> Result<(), SwitchError> {
+        if self.port_id(name).is_some() || self.bridge_id(name).is_some() {
+            return Err(SwitchError::Exists(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Creates an empty bridge.
+    pub fn add_bridge(&mut self, name: &str) -> Result<BridgeId, SwitchError> {
+        self.check_new_name(name)?;
+        let bridge = Bridge {
+            name: name.to_string(),
+            members: Vec::new(),
+            ageing_time: self.config.ageing_time,
+            counters: BridgeCounters::default(),
+        };
+        let id = match self.bridges.iter().position(Option::is_none) {
+            Some(free) => {
+                self.bridges[free] = Some(bridge);
+                free
+            }
+            None => {
+                self.bridges.push(Some(bridge));
+                self.bridges.len() - 1
+            }
+        };
+        log::info!("bridge {name}: created");
+        Ok(id as BridgeId)
+    }
+
+    /// Deletes a bridge; its ports are left without a bridge.
+    pub fn del_bridge(&mut self, name: &str) -> Result<(), SwitchError> {
+        let id = self.existing_bridge(name)?;
+        if name == DEFAULT_BRIDGE {
+            return Err(SwitchError::DefaultBridge(name.to_string()));
+        }
+        for slot in self.ports.iter_mut().flatten() {
+            if slot.bridge == Some(id) {
+                slot.bridge = None;
+            }
+        }
+        self.fdb.retain(|b, _, _| b != id);
+        self.bridges[id as usize] = None;
+        log::info!("bridge {name}: deleted");
+        Ok(())
+    }
+
+    /// Sets a bridge's FDB ageing time in seconds.
+    pub fn set_ageing(&mut self, bridge: &str, secs: u32) -> Result<(), SwitchError> {
+        if !(1..=1_000_000).contains(&secs) {
+            return Err(SwitchError::BadAgeing(secs));
+        }
+        let id = self.existing_bridge(bridge)?;
+        self.bridges[id as usize].as_mut().expect("exists").ageing_time = secs;
+        log::info!("bridge {bridge}: ageing_time {secs}s");
+        Ok(())
+    }
+
+    /// Adds a port, attached to `master` (a bridge name) if given.
+    pub fn add_port(&mut self, port: Box<dyn Port>, master: Option<&str>) -> Result<PortId, SwitchError> {
+        let name = port.name().to_string();
+        self.check_new_name(&name)?;
+        let bridge = master.map(|m| self.existing_bridge(m)).transpose()?;
+        let id = match self.ports.iter().position(Option::is_none) {
+            Some(free) => free,
+            None if self.ports.len() < usize::from(u16::MAX) => {
+                self.ports.push(None);
+                self.tx_queues.push(Vec::with_capacity(BATCH));
+                self.ports.len() - 1
+            }
+            None => return Err(SwitchError::TooManyPorts(name)),
+        };
+        if let (Some(registry), Some(fd)) = (&self.registry, port.raw_fd()) {
+            registry
+                .register(&mut SourceFd(&fd), Token(id), Interest::READABLE)
+                .map_err(|source| SwitchError::Poll {
+                    name: name.clone(),
+                    source,
+                })?;
+        }
+        let state = port.link_state();
+        log::info!(
+            "port {name}: added ({}, {}, master {})",
+            port.kind().name(),
+            state.name(),
+            master.unwrap_or("none")
+        );
+        self.ports[id] = Some(PortSlot {
+            port,
+            bridge,
+            counters: PortCounters::default(),
+            state,
+            link_down_events: 0,
+        });
+        if let Some(b) = bridge {
+            self.bridges[b as usize].as_mut().expect("exists").members.push(id as PortId);
+        }
+        Ok(id as PortId)
+    }
+
+    /// Removes a port and forgets what was learned on it.
+    pub fn del_port(&mut self, name: &str) -> Result<(), SwitchError> {
+        let id = self.existing_port(name)?;
+        self.detach(id);
+        let slot = self.ports[id as usize].take().expect("exists");
+        if let (Some(registry), Some(fd)) = (&self.registry, slot.port.raw_fd()) {
+            let _ = registry.deregister(&mut SourceFd(&fd));
+        }
+        log::info!("port {name}: deleted");
+        Ok(())
+    }
+
+    /// Takes a port out of its bridge, with its FDB entries.
+    fn detach(&mut self, id: PortId) {
+        let slot = self.ports[id as usize].as_mut().expect("exists");
+        if let Some(b) = slot.bridge.take() {
+            if let Some(bridge) = self.bridges[b as usize].as_mut() {
+                bridge.members.retain(|&p| p != id);
+            }
+            self.fdb.retain(|_, _, e| e.port != id);
+        }
+    }
+
+    /// Attaches a port to a bridge (`Some`) or to none.
+    pub fn set_master(&mut self, port: &str, master: Option<&str>) -> Result<(), SwitchError> {
+        let id = self.existing_port(port)?;
+        let bridge = master.map(|m| self.existing_bridge(m)).transpose()?;
+        if self.ports[id as usize].as_ref().expect("exists").bridge == bridge {
+            return Ok(());
+        }
+        self.detach(id);
+        self.ports[id as usize].as_mut().expect("exists").bridge = bridge;
+        if let Some(b) = bridge {
+            self.bridges[b as usize].as_mut().expect("exists").members.push(id);
+        }
+        log::info!("port {port}: master {}", master.unwrap_or("none"));
+        Ok(())
+    }
+
+    /// Adds a static FDB entry: `mac` is on `port` (in the port's bridge).
+    pub fn fdb_add(&mut self, mac: Mac, port: &str) -> Result<(), SwitchError> {
+        let id = self.existing_port(port)?;
+        let bridge = self.ports[id as usize]
+            .as_ref()
+            .and_then(|s| s.bridge)
+            .ok_or_else(|| SwitchError::NoMaster(port.to_string()))?;
+        self.fdb.add_static(bridge, mac, id)?;
+        log::info!("fdb: {mac} dev {port} static");
+        Ok(())
+    }
+
+    /// Removes `mac` from the FDB of the bridge named `link`, or of the
+    /// bridge of the port named `link`.
+    pub fn fdb_del(&mut self, mac: Mac, link: &str) -> Result<(), SwitchError> {
+        let bridge = match (self.bridge_id(link), self.port_id(link)) {
+            (Some(b), _) => b,
+            (None, Some(p)) => self.ports[p as usize]
+                .as_ref()
+                .and_then(|s| s.bridge)
+                .ok_or_else(|| SwitchError::NoMaster(link.to_string()))?,
+            (None, None) => return Err(SwitchError::NoSuchLink(link.to_string())),
+        };
+        self.fdb.remove(bridge, mac).ok_or_else(|| SwitchError::NoSuchEntry {
+            mac,
+            bridge: self.bridge_name(bridge).to_string(),
+        })?;
+        log::info!("fdb: {mac} deleted from {}", self.bridge_name(bridge));
+        Ok(())
+    }
+
+    /// Removes learned entries (static ones too if `statics`), of one port or
+    /// bridge if `link` names one; returns how many went.
+    pub fn fdb_flush(&mut self, link: Option<&str>, statics: bool) -> Result<usize, SwitchError> {
+        let (port, bridge) = match link {
+            None => (None, None),
+            Some(l) => match (self.port_id(l), self.bridge_id(l)) {
+                (Some(p), _) => (Some(p), None),
+                (None, Some(b)) => (None, Some(b)),
+                (None, None) => return Err(SwitchError::NoSuchLink(l.to_string())),
+            },
+        };
+        let n = self.fdb.retain(|b, _, e| {
+            let selected = port.is_none_or(|p| e.port == p) && bridge.is_none_or(|x| b == x);
+            !(selected && (statics || !e.is_static))
+        });
+        log::info!("fdb: flushed {n} entries of {}", link.unwrap_or("all bridges"));
+        Ok(n)
+    }
+
+    /// Receives one batch on port `rx` and forwards it. Returns how many
+    /// frames were received: fewer than [`BATCH`] means the port is drained.
+    ///
+    /// This is the hot path: it allocates nothing, takes no lock, formats
+    /// nothing.
+    pub fn process_rx(&mut self, rx: PortId) -> usize {
+        let now = self.now();
+        let Switch {
+            ports,
+            bridges,
+            fdb,
+            tx_queues,
+            tx_touched,
+            ..
+        } = self;
+        let Some(slot) = ports.get_mut(rx as usize).and_then(Option::as_mut) else {
+            return 0;
+        };
+        let n = match slot.port.recv(BATCH, &mut slot.counters) {
+            Ok(n) => n,
+            Err(e) => {
+                log::debug!("port {}: receive error: {e}", slot.port.name());
+                0
+            }
+        };
+        let mut bridge = slot.bridge.and_then(|b| bridges[b as usize].as_mut().map(|br| (b, br)));
+        for i in 0..n {
+            let frame = slot.port.frame(i);
+            let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
+            slot.counters.rx_packets += 1;
+            slot.counters.rx_bytes += eth.len() as u64;
+            let Some((b, bridge)) = bridge.as_mut() else {
+                slot.counters.drop(DropReason::NoBridge);
+                continue;
+            };
+            let mut enqueue = |q: PortId| {
+                let queue = &mut tx_queues[q as usize];
+                if queue.is_empty() {
+                    tx_touched.push(q);
+                }
+                queue.push(i as u16);
+            };
+            match l2_forward(eth, rx, *b, fdb, now, &mut bridge.counters) {
+                L2Decision::Forward(q) => enqueue(q),
+                L2Decision::Flood => bridge.members.iter().filter(|&&q| q != rx).for_each(|&q| enqueue(q)),
+                L2Decision::Drop(reason) => slot.counters.drop(reason),
+            }
+        }
+        for &q in tx_touched.iter() {
+            let queue = &mut tx_queues[q as usize];
+            if let Ok([Some(rx_slot), Some(tx_slot)]) = ports.get_disjoint_mut([rx as usize, q as usize]) {
+                let rx_port = &rx_slot.port;
+                if tx_slot.state == LinkState::Gone {
+                    tx_slot.counters.drop_n(DropReason::TxDown, queue.len() as u64);
+                } else {
+                    tx_slot
+                        .port
+                        .send(&mut queue.iter().map(|&i| rx_port.frame(i as usize)), &mut tx_slot.counters);
+                }
+            }
+            queue.clear();
+        }
+        tx_touched.clear();
+        if let Some(slot) = ports[rx as usize].as_mut() {
+            slot.port.release();
+        }
+        n
+    }
+
+    /// Called when polling reports an error on a port's descriptor, which is
+    /// how the kernel tells an AF_PACKET socket its interface went down.
+    pub fn port_error(&mut self, id: PortId) {
+        self.refresh_port(id);
+    }
+
+    fn refresh_port(&mut self, id: PortId) {
+        let Some(slot) = self.ports.get_mut(id as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let state = slot.port.refresh();
+        if state != slot.state {
+            if slot.state == LinkState::Up {
+                slot.link_down_events += 1;
+                log::warn!("port {}: link {} (other ports keep forwarding)", slot.port.name(), state.name());
+            } else {
+                log::info!("port {}: link {}", slot.port.name(), state.name());
+            }
+            slot.state = state;
+        }
+    }
+
+    /// Once a second: ages the FDB, collects kernel drop counts, and looks
+    /// again at ports that are not up.
+    pub fn housekeeping(&mut self) {
+        let now = self.now();
+        let bridges = &mut self.bridges;
+        let ageing: Vec<u32> = bridges.iter().map(|b| b.as_ref().map_or(0, |b| b.ageing_time)).collect();
+        self.fdb.age(
+            now,
+            |b| ageing[b as usize],
+            |b| {
+                if let Some(br) = bridges[b as usize].as_mut() {
+                    br.counters.aged += 1;
+                }
+            },
+        );
+        for id in 0..self.ports.len() {
+            let Some(slot) = self.ports[id].as_mut() else {
+                continue;
+            };
+            let dropped = slot.port.take_kernel_drops();
+            slot.counters.drop_n(DropReason::RxRingFull, dropped);
+            if slot.state != LinkState::Up || slot.port.link_state() != LinkState::Up {
+                self.refresh_port(id as PortId);
+            }
+        }
+    }
+
+    fn port_info(&self, slot: &PortSlot) -> PortInfo {
+        let c = &slot.counters;
+        PortInfo {
+            name: slot.port.name().to_string(),
+            kind: slot.port.kind(),
+            master: slot.bridge.map(|b| self.bridge_name(b).to_string()),
+            state: slot.state,
+            link_down_events: slot.link_down_events,
+            rx_packets: c.rx_packets,
+            rx_bytes: c.rx_bytes,
+            tx_packets: c.tx_packets,
+            tx_bytes: c.tx_bytes,
+            drops: c.total_drops(),
+            drops_by_reason: c.drops_by_reason().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+
+    /// Every port, in the order they were added.
+    pub fn ports(&self) -> Vec<PortInfo> {
+        self.ports.iter().flatten().map(|s| self.port_info(s)).collect()
+    }
+
+    /// Every bridge.
+    pub fn bridges(&self) -> Vec<BridgeInfo> {
+        let mut per_bridge = vec![0usize; self.bridges.len()];
+        for (b, _, _) in self.fdb.entries() {
+            per_bridge[b as usize] += 1;
+        }
+        self.bridges
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| b.as_ref().map(|b| (i, b)))
+            .map(|(i, b)| BridgeInfo {
+                name: b.name.clone(),
+                ports: b.members.iter().map(|&p| self.port_name(p).to_string()).collect(),
+                ageing_time: b.ageing_time,
+                fdb_entries: per_bridge[i],
+                counters: b.counters.clone(),
+            })
+            .collect()
+    }
+
+    /// The FDB, sorted by bridge then MAC.
+    pub fn fdb(&self) -> Vec<FdbRow> {
+        let now = self.now();
+        let mut rows: Vec<_> = self.fdb.entries().collect();
+        rows.sort_by_key(|(b, m, _)| (*b, *m));
+        rows.into_iter()
+            .map(|(b, mac, e)| FdbRow {
+                mac,
+                port: self.port_name(e.port).to_string(),
+                bridge: self.bridge_name(b).to_string(),
+                age: (!e.is_static).then(|| now.saturating_sub(e.last_seen)),
+                is_static: e.is_static,
+            })
+            .collect()
+    }
+
+    pub fn stats(&self) -> StatsInfo {
+        StatsInfo {
+            ports: self.ports(),
+            bridges: self.bridges(),
+            fdb_entries: self.fdb.len(),
+            fdb_max: self.fdb.max(),
+            uptime_secs: self.started.elapsed().as_secs(),
+        }
+    }
+}

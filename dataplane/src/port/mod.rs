@@ -1,0 +1,156 @@
+//! Ports: where frames come from and go to.
+//!
+//! Every backend implements the one [`Port`] trait: receive a batch, read its
+//! frames, release it, send a batch. A frame is always a virtio-net header
+//! followed by the Ethernet frame ([`crate::wire::vnet`]), so a frame
+//! received on one kind of port is sent unchanged on any other.
+//!
+//! - [`afpacket`]: an existing interface (veth, NIC) through an AF_PACKET
+//!   socket with a memory-mapped TPACKET_V2 receive ring and `sendmmsg`.
+//! - [`tap`]: a TAP device patchbay creates or opens.
+//! - [`memory`]: frames in memory, for tests and benchmarks.
+//!
+//! All `unsafe` code of patchbay lives in [`sys`], [`afpacket`] and [`tap`],
+//! the modules that talk to the kernel.
+
+pub mod afpacket;
+pub mod memory;
+pub mod sys;
+pub mod tap;
+
+use crate::counters::{DropReason, PortCounters};
+use serde::Serialize;
+use std::io;
+use std::os::fd::RawFd;
+
+/// The backend of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortKind {
+    Afpacket,
+    Tap,
+    Memory,
+}
+
+impl PortKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PortKind::Afpacket => "afpacket",
+            PortKind::Tap => "tap",
+            PortKind::Memory => "memory",
+        }
+    }
+}
+
+/// Whether the interface under a port can carry frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    Up,
+    /// Administratively down or without carrier.
+    Down,
+    /// The interface no longer exists.
+    Gone,
+}
+
+impl LinkState {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::Gone => "gone",
+        }
+    }
+}
+
+/// Why a port could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("port {0}: no such interface in this network namespace")]
+    NoSuchInterface(String),
+    #[error("port {0}: interface name must be 1 to 15 characters without '/' or spaces")]
+    BadName(String),
+    #[error("port {name}: {what}: {source}")]
+    Os {
+        name: String,
+        what: &'static str,
+        source: io::Error,
+    },
+}
+
+impl PortError {
+    pub(crate) fn os(name: &str, what: &'static str) -> PortError {
+        PortError::Os {
+            name: name.to_string(),
+            what,
+            source: io::Error::last_os_error(),
+        }
+    }
+}
+
+/// Maps a send error to the drop reason it stands for.
+pub(crate) fn tx_drop_reason(err: &io::Error) -> DropReason {
+    match err.raw_os_error() {
+        Some(libc::EAGAIN | libc::ENOBUFS | libc::ENOMEM) => DropReason::TxBusy,
+        Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV | libc::EIO) => DropReason::TxDown,
+        _ => DropReason::TxError,
+    }
+}
+
+/// A device frames come from and go to.
+///
+/// Receiving is in three steps so that frames can be forwarded straight out
+/// of the receive buffers: [`Port::recv`] makes a batch readable,
+/// [`Port::frame`] reads its frames while other ports send them, and
+/// [`Port::release`] hands the buffers back.
+pub trait Port: Send {
+    fn name(&self) -> &str;
+    fn kind(&self) -> PortKind;
+    /// The descriptor to poll for readability, if the port has one.
+    fn raw_fd(&self) -> Option<RawFd>;
+    /// Makes up to `max` received frames readable; returns how many. Frames
+    /// the port itself had to discard are counted in `counters`.
+    fn recv(&mut self, max: usize, counters: &mut PortCounters) -> io::Result<usize>;
+    /// Frame `index` of the current batch: virtio-net header + Ethernet frame.
+    fn frame(&self, index: usize) -> &[u8];
+    /// Hands the current batch's buffers back.
+    fn release(&mut self);
+    /// Sends the frames (each a virtio-net header + Ethernet frame), counting
+    /// what was sent and what was dropped, by reason, in `counters`.
+    fn send<'a>(&mut self, frames: &mut dyn Iterator<Item = &'a [u8]>, counters: &mut PortCounters);
+    /// Asks the kernel whether the interface is up.
+    fn link_state(&self) -> LinkState;
+    /// Called when polling reported an error on the port's descriptor, and
+    /// once a second while the port is not up: picks up the interface's
+    /// new state (and re-binds to an interface that came back).
+    fn refresh(&mut self) -> LinkState {
+        self.link_state()
+    }
+    /// Frames the kernel dropped before patchbay saw them, since last asked.
+    fn take_kernel_drops(&mut self) -> u64 {
+        0
+    }
+}
+
+/// Opens a port of `kind` on the interface `name`.
+pub fn open(kind: PortKind, name: &str, opts: &PortOptions) -> Result<Box<dyn Port>, PortError> {
+    sys::check_ifname(name)?;
+    Ok(match kind {
+        PortKind::Afpacket => Box::new(afpacket::AfPacketPort::open(name, opts)?),
+        PortKind::Tap => Box::new(tap::TapPort::open(name)?),
+        PortKind::Memory => Box::new(memory::MemoryPort::new(name)),
+    })
+}
+
+/// Tunables for opening ports.
+#[derive(Debug, Clone)]
+pub struct PortOptions {
+    /// Size of each AF_PACKET receive ring in MiB.
+    pub rx_ring_mib: usize,
+}
+
+impl Default for PortOptions {
+    fn default() -> Self {
+        PortOptions { rx_ring_mib: 16 }
+    }
+}

@@ -1,0 +1,125 @@
+//! Small wrappers over interface ioctls shared by the port backends.
+
+use super::{LinkState, PortError};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Checks that `name` can be a Linux interface name (IFNAMSIZ - 1 bytes).
+pub fn check_ifname(name: &str) -> Result<(), PortError> {
+    let ok = !name.is_empty()
+        && name.len() < libc::IFNAMSIZ
+        && !name.bytes().any(|b| b == b'/' || b == 0 || b.is_ascii_whitespace())
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(PortError::BadName(name.to_string()))
+    }
+}
+
+/// The ifindex of `name`, or `None` if there is no such interface.
+pub fn if_index(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+/// An `ifreq` naming `name` (already checked to fit).
+pub fn ifreq(name: &str) -> libc::ifreq {
+    // SAFETY: ifreq is a plain C struct for which all-zero bytes are valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes().take(libc::IFNAMSIZ - 1)) {
+        *dst = src as libc::c_char;
+    }
+    req
+}
+
+fn control_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The interface flags (IFF_UP, IFF_RUNNING, ...).
+pub fn if_flags(name: &str) -> io::Result<i32> {
+    let sock = control_socket()?;
+    let mut req = ifreq(name);
+    // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags of `req`,
+    // which lives for the whole call.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after SIOCGIFFLAGS the union holds ifru_flags.
+    Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }))
+}
+
+/// Sets IFF_UP on the interface, as `ip link set NAME up` does.
+pub fn set_if_up(name: &str) -> io::Result<()> {
+    let flags = if_flags(name)?;
+    if flags & libc::IFF_UP != 0 {
+        return Ok(());
+    }
+    let sock = control_socket()?;
+    let mut req = ifreq(name);
+    req.ifr_ifru.ifru_flags = (flags | libc::IFF_UP) as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads `req`, which lives for the whole call.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Up if the interface exists, is up and has carrier.
+pub fn link_state(name: &str) -> LinkState {
+    match if_flags(name) {
+        Ok(f) if f & libc::IFF_UP != 0 && f & libc::IFF_RUNNING != 0 => LinkState::Up,
+        Ok(_) => LinkState::Down,
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => LinkState::Gone,
+        Err(_) => LinkState::Down,
+    }
+}
+
+/// Reads and clears a socket's pending error (SO_ERROR).
+pub fn take_socket_error(fd: &OwnedFd) -> Option<io::Error> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `err`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (r == 0 && err != 0).then(|| io::Error::from_raw_os_error(err))
+}
+
+/// setsockopt for an integer-like or struct option.
+pub fn setsockopt<T>(fd: &OwnedFd, level: i32, opt: i32, val: &T) -> io::Result<()> {
+    // SAFETY: `val` points to a live `T` of exactly the size we pass.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

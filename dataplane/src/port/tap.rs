@@ -1,0 +1,142 @@
+//! A port on a TAP device that patchbay creates (or opens, if a persistent
+//! one of that name exists), so a VM or a namespace host on the TAP is on
+//! the switch.
+//!
+//! The device is opened with `IFF_VNET_HDR` and `TUNSETOFFLOAD` accepting
+//! checksum and TSO offloads: the host behind the TAP may hand us 64 KiB
+//! TCP super-frames with partial checksums, described by the virtio-net
+//! header, exactly like a veth peer does to an AF_PACKET port.
+
+use super::sys;
+use super::{tx_drop_reason, LinkState, Port, PortError, PortKind};
+use crate::counters::{DropReason, PortCounters};
+use crate::wire::vnet::VNET_HDR_LEN;
+use crate::BATCH;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+// From <linux/if_tun.h>.
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
+const TUN_F_TSO_ECN: libc::c_uint = 0x08;
+
+/// Room for the virtio header, a 64 KiB GSO frame and a VLAN tag.
+const BUF_SIZE: usize = VNET_HDR_LEN + 65_536 + 64;
+
+/// A port on a TAP device.
+pub struct TapPort {
+    name: String,
+    fd: OwnedFd,
+    bufs: Box<[Box<[u8]>]>,
+    lens: [usize; BATCH],
+    count: usize,
+}
+
+impl TapPort {
+    pub fn open(name: &str) -> Result<TapPort, PortError> {
+        // SAFETY: open(2) of a constant path; the result is checked.
+        let raw = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        if raw < 0 {
+            return Err(PortError::os(name, "open /dev/net/tun"));
+        }
+        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut req = sys::ifreq(name);
+        req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+        // SAFETY: TUNSETIFF reads and updates `req`, which outlives the call.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) } < 0 {
+            return Err(PortError::os(name, "TUNSETIFF (create or attach the TAP device)"));
+        }
+        let hdr_len = VNET_HDR_LEN as libc::c_int;
+        // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETVNETHDRSZ, &hdr_len) } < 0 {
+            return Err(PortError::os(name, "TUNSETVNETHDRSZ"));
+        }
+        let offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+        // SAFETY: TUNSETOFFLOAD takes the flags by value.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD, offloads as libc::c_ulong) } < 0 {
+            return Err(PortError::os(name, "TUNSETOFFLOAD"));
+        }
+        if let Err(e) = sys::set_if_up(name) {
+            log::warn!("port {name}: could not set the TAP device up: {e}");
+        }
+        Ok(TapPort {
+            name: name.to_string(),
+            fd,
+            bufs: (0..BATCH).map(|_| vec![0u8; BUF_SIZE].into_boxed_slice()).collect(),
+            lens: [0; BATCH],
+            count: 0,
+        })
+    }
+}
+
+impl Port for TapPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> PortKind {
+        PortKind::Tap
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.fd.as_raw_fd())
+    }
+
+    fn recv(&mut self, max: usize, counters: &mut PortCounters) -> io::Result<usize> {
+        self.count = 0;
+        while self.count < max.min(BATCH) {
+            let buf = &mut self.bufs[self.count];
+            // SAFETY: reads at most buf.len() bytes into the buffer.
+            let r = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r < 0 {
+                let err = io::Error::last_os_error();
+                match err.raw_os_error() {
+                    Some(libc::EAGAIN) => break,
+                    Some(libc::EINTR) => continue,
+                    _ => return Err(err),
+                }
+            }
+            let len = r as usize;
+            if len < VNET_HDR_LEN + 14 {
+                counters.drop(DropReason::Runt);
+                continue;
+            }
+            self.lens[self.count] = len;
+            self.count += 1;
+        }
+        Ok(self.count)
+    }
+
+    fn frame(&self, index: usize) -> &[u8] {
+        &self.bufs[index][..self.lens[index]]
+    }
+
+    fn release(&mut self) {
+        self.count = 0;
+    }
+
+    fn send<'a>(&mut self, frames: &mut dyn Iterator<Item = &'a [u8]>, counters: &mut PortCounters) {
+        for frame in frames {
+            // SAFETY: writes frame.len() bytes from a live slice.
+            let r = unsafe { libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
+            if r < 0 {
+                counters.drop(tx_drop_reason(&io::Error::last_os_error()));
+            } else {
+                counters.tx_packets += 1;
+                counters.tx_bytes += frame.len().saturating_sub(VNET_HDR_LEN) as u64;
+            }
+        }
+    }
+
+    fn link_state(&self) -> LinkState {
+        sys::link_state(&self.name)
+    }
+}

@@ -1,0 +1,61 @@
+//! Ethernet II frames (IEEE 802.3 clause 3).
+
+use super::{Mac, WireError};
+
+/// Destination, source and EtherType.
+pub const ETHERNET_HDR_LEN: usize = 14;
+
+/// A zero-copy view of an Ethernet frame; the header length is checked once
+/// by [`EthernetFrame::new_checked`].
+#[derive(Debug, Clone, Copy)]
+pub struct EthernetFrame<T: AsRef<[u8]>> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> EthernetFrame<T> {
+    pub fn new_checked(buf: T) -> Result<Self, WireError> {
+        let len = buf.as_ref().len();
+        if len < ETHERNET_HDR_LEN {
+            return Err(WireError::Truncated {
+                len,
+                need: ETHERNET_HDR_LEN,
+            });
+        }
+        Ok(EthernetFrame { buf })
+    }
+
+    pub fn dst(&self) -> Mac {
+        Mac::from_slice(&self.buf.as_ref()[0..6])
+    }
+    pub fn src(&self) -> Mac {
+        Mac::from_slice(&self.buf.as_ref()[6..12])
+    }
+    pub fn ethertype(&self) -> u16 {
+        let b = self.buf.as_ref();
+        u16::from_be_bytes([b[12], b[13]])
+    }
+    pub fn len(&self) -> usize {
+        self.buf.as_ref().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_header_fields() {
+        // An ARP request from 02:00:00:00:00:01 to broadcast.
+        let f = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1,
+        ];
+        let e = EthernetFrame::new_checked(&f[..]).unwrap();
+        assert!(e.dst().is_broadcast());
+        assert_eq!(e.src().to_string(), "02:00:00:00:00:01");
+        assert_eq!(e.ethertype(), 0x0806);
+        assert!(EthernetFrame::new_checked(&f[..13]).is_err());
+    }
+}

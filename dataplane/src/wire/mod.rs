@@ -1,0 +1,19 @@
+//! Wire formats as zero-copy views over frame bytes.
+//!
+//! Every frame that moves through patchbay is laid out as a virtio-net header
+//! followed by the Ethernet frame: see [`vnet`] and [`ethernet`].
+
+pub mod ethernet;
+pub mod mac;
+pub mod vnet;
+
+pub use ethernet::{EthernetFrame, ETHERNET_HDR_LEN};
+pub use mac::Mac;
+pub use vnet::{VnetHdr, VNET_HDR_LEN};
+
+/// A frame too short or otherwise malformed for the view asked of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("frame of {len} bytes is shorter than the {need} bytes its headers need")]
+    Truncated { len: usize, need: usize },
+}
