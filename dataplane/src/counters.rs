@@ -3,7 +3,7 @@
 //! A drop nobody can see is a bug: every place that discards a frame names a
 //! [`DropReason`] and counts it against a port.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 macro_rules! drop_reasons {
     ($($variant:ident => $name:literal, $doc:literal;)*) => {
@@ -78,7 +78,7 @@ impl PortCounters {
 }
 
 /// What a bridge did with the frames it saw.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BridgeCounters {
     /// Frames sent to one learned port.
     pub forwarded: u64,

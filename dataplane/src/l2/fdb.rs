@@ -142,7 +142,12 @@ impl Fdb {
 
     /// Ages out learned entries not seen for `ageing(bridge)` seconds;
     /// returns how many were removed per bridge through `aged`.
-    pub fn age(&mut self, now: u32, ageing: impl Fn(BridgeId) -> u32, mut aged: impl FnMut(BridgeId)) {
+    pub fn age(
+        &mut self,
+        now: u32,
+        ageing: impl Fn(BridgeId) -> u32,
+        mut aged: impl FnMut(BridgeId),
+    ) {
         self.map.retain(|k, e| {
             let bridge = unkey(*k).0;
             let keep = e.is_static || now.saturating_sub(e.last_seen) < ageing(bridge);

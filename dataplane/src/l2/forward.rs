@@ -84,12 +84,24 @@ mod tests {
         let mut fdb = Fdb::new(64);
         let mut c = BridgeCounters::default();
         // A -> B: B unknown, flood; A learned on port 1.
-        assert_eq!(l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c), L2Decision::Flood);
+        assert_eq!(
+            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c),
+            L2Decision::Flood
+        );
         // B -> A: A known on 1.
-        assert_eq!(l2_forward(&frame(A, B), 2, 0, &mut fdb, 0, &mut c), L2Decision::Forward(1));
+        assert_eq!(
+            l2_forward(&frame(A, B), 2, 0, &mut fdb, 0, &mut c),
+            L2Decision::Forward(1)
+        );
         // A -> B now known on 2.
-        assert_eq!(l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c), L2Decision::Forward(2));
-        assert_eq!((c.learned, c.flooded, c.unknown_unicast, c.forwarded), (2, 1, 1, 2));
+        assert_eq!(
+            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c),
+            L2Decision::Forward(2)
+        );
+        assert_eq!(
+            (c.learned, c.flooded, c.unknown_unicast, c.forwarded),
+            (2, 1, 1, 2)
+        );
     }
 
     #[test]
@@ -109,8 +121,17 @@ mod tests {
             d(&frame("01:80:c2:00:00:00", A), &mut fdb, &mut c),
             L2Decision::Drop(DropReason::ReservedGroup)
         );
-        assert_eq!(d(&frame(A, B), &mut fdb, &mut c), L2Decision::Drop(DropReason::SamePort));
-        assert_eq!(d(&[0u8; 13], &mut fdb, &mut c), L2Decision::Drop(DropReason::Runt));
-        assert_eq!(d(&frame("ff:ff:ff:ff:ff:ff", A), &mut fdb, &mut c), L2Decision::Flood);
+        assert_eq!(
+            d(&frame(A, B), &mut fdb, &mut c),
+            L2Decision::Drop(DropReason::SamePort)
+        );
+        assert_eq!(
+            d(&[0u8; 13], &mut fdb, &mut c),
+            L2Decision::Drop(DropReason::Runt)
+        );
+        assert_eq!(
+            d(&frame("ff:ff:ff:ff:ff:ff", A), &mut fdb, &mut c),
+            L2Decision::Flood
+        );
     }
 }

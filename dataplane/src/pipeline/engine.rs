@@ -62,7 +62,10 @@ impl Engine {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let switch = Switch::new(config, Some(poll.registry().try_clone()?));
         let (tx, jobs) = crossbeam_channel::unbounded();
-        Ok((Engine { poll, switch, jobs }, EngineHandle { jobs: tx, waker }))
+        Ok((
+            Engine { poll, switch, jobs },
+            EngineHandle { jobs: tx, waker },
+        ))
     }
 
     /// The switch, for setting it up before [`Engine::run`].

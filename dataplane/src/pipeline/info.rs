@@ -4,11 +4,11 @@
 use crate::counters::BridgeCounters;
 use crate::port::{LinkState, PortKind};
 use crate::wire::Mac;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A port and its counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PortInfo {
     pub name: String,
     pub kind: PortKind,
@@ -25,7 +25,7 @@ pub struct PortInfo {
 }
 
 /// A bridge, its ports and what it did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BridgeInfo {
     pub name: String,
     pub ports: Vec<String>,
@@ -35,7 +35,7 @@ pub struct BridgeInfo {
 }
 
 /// One FDB entry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FdbRow {
     pub mac: Mac,
     pub port: String,
@@ -47,7 +47,7 @@ pub struct FdbRow {
 }
 
 /// Everything `patchbay stats` shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatsInfo {
     pub ports: Vec<PortInfo>,
     pub bridges: Vec<BridgeInfo>,

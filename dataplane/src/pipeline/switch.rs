@@ -56,7 +56,10 @@ pub enum SwitchError {
     #[error(transparent)]
     Fdb(#[from] FdbError),
     #[error("port {name}: registering with the poller: {source}")]
-    Poll { name: String, source: std::io::Error },
+    Poll {
+        name: String,
+        source: std::io::Error,
+    },
 }
 
 struct PortSlot {
@@ -134,23 +137,39 @@ impl Switch {
     }
 
     fn port_name(&self, id: PortId) -> &str {
-        self.ports[id as usize].as_ref().map_or("?", |s| s.port.name())
+        self.ports[id as usize]
+            .as_ref()
+            .map_or("?", |s| s.port.name())
     }
 
     fn bridge_name(&self, id: BridgeId) -> &str {
-        self.bridges[id as usize].as_ref().map_or("?", |b| b.name.as_str())
+        self.bridges[id as usize]
+            .as_ref()
+            .map_or("?", |b| b.name.as_str())
     }
 
     fn existing_port(&self, name: &str) -> Result<PortId, SwitchError> {
-        self.port_id(name).ok_or_else(|| SwitchError::NoSuchPort(name.to_string()))
+        self.port_id(name)
+            .ok_or_else(|| SwitchError::NoSuchPort(name.to_string()))
     }
 
     fn existing_bridge(&self, name: &str) -> Result<BridgeId, SwitchError> {
-        self.bridge_id(name).ok_or_else(|| SwitchError::NoSuchBridge(name.to_string()))
+        self.bridge_id(name)
+            .ok_or_else(|| SwitchError::NoSuchBridge(name.to_string()))
+    }
+
+    /// Whether a port or bridge is called `name`.
+    pub fn has_link(&self, name: &str) -> bool {
+        self.port_id(name).is_some() || self.bridge_id(name).is_some()
+    }
+
+    /// Whether a bridge is called `name`.
+    pub fn has_bridge(&self, name: &str) -> bool {
+        self.bridge_id(name).is_some()
     }
 
     fn check_new_name(&self, name: &str) -> Result<(), SwitchError> {
-        if self.port_id(name).is_some() || self.bridge_id(name).is_some() {
+        if self.has_link(name) {
             return Err(SwitchError::Exists(name.to_string()));
         }
         Ok(())
@@ -202,13 +221,20 @@ impl Switch {
             return Err(SwitchError::BadAgeing(secs));
         }
         let id = self.existing_bridge(bridge)?;
-        self.bridges[id as usize].as_mut().expect("exists").ageing_time = secs;
+        self.bridges[id as usize]
+            .as_mut()
+            .expect("exists")
+            .ageing_time = secs;
         log::info!("bridge {bridge}: ageing_time {secs}s");
         Ok(())
     }
 
     /// Adds a port, attached to `master` (a bridge name) if given.
-    pub fn add_port(&mut self, port: Box<dyn Port>, master: Option<&str>) -> Result<PortId, SwitchError> {
+    pub fn add_port(
+        &mut self,
+        port: Box<dyn Port>,
+        master: Option<&str>,
+    ) -> Result<PortId, SwitchError> {
         let name = port.name().to_string();
         self.check_new_name(&name)?;
         let bridge = master.map(|m| self.existing_bridge(m)).transpose()?;
@@ -244,7 +270,11 @@ impl Switch {
             link_down_events: 0,
         });
         if let Some(b) = bridge {
-            self.bridges[b as usize].as_mut().expect("exists").members.push(id as PortId);
+            self.bridges[b as usize]
+                .as_mut()
+                .expect("exists")
+                .members
+                .push(id as PortId);
         }
         Ok(id as PortId)
     }
@@ -282,7 +312,11 @@ impl Switch {
         self.detach(id);
         self.ports[id as usize].as_mut().expect("exists").bridge = bridge;
         if let Some(b) = bridge {
-            self.bridges[b as usize].as_mut().expect("exists").members.push(id);
+            self.bridges[b as usize]
+                .as_mut()
+                .expect("exists")
+                .members
+                .push(id);
         }
         log::info!("port {port}: master {}", master.unwrap_or("none"));
         Ok(())
@@ -311,10 +345,12 @@ impl Switch {
                 .ok_or_else(|| SwitchError::NoMaster(link.to_string()))?,
             (None, None) => return Err(SwitchError::NoSuchLink(link.to_string())),
         };
-        self.fdb.remove(bridge, mac).ok_or_else(|| SwitchError::NoSuchEntry {
-            mac,
-            bridge: self.bridge_name(bridge).to_string(),
-        })?;
+        self.fdb
+            .remove(bridge, mac)
+            .ok_or_else(|| SwitchError::NoSuchEntry {
+                mac,
+                bridge: self.bridge_name(bridge).to_string(),
+            })?;
         log::info!("fdb: {mac} deleted from {}", self.bridge_name(bridge));
         Ok(())
     }
@@ -334,7 +370,10 @@ impl Switch {
             let selected = port.is_none_or(|p| e.port == p) && bridge.is_none_or(|x| b == x);
             !(selected && (statics || !e.is_static))
         });
-        log::info!("fdb: flushed {n} entries of {}", link.unwrap_or("all bridges"));
+        log::info!(
+            "fdb: flushed {n} entries of {}",
+            link.unwrap_or("all bridges")
+        );
         Ok(n)
     }
 
@@ -363,7 +402,9 @@ impl Switch {
                 0
             }
         };
-        let mut bridge = slot.bridge.and_then(|b| bridges[b as usize].as_mut().map(|br| (b, br)));
+        let mut bridge = slot
+            .bridge
+            .and_then(|b| bridges[b as usize].as_mut().map(|br| (b, br)));
         for i in 0..n {
             let frame = slot.port.frame(i);
             let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
@@ -382,20 +423,29 @@ impl Switch {
             };
             match l2_forward(eth, rx, *b, fdb, now, &mut bridge.counters) {
                 L2Decision::Forward(q) => enqueue(q),
-                L2Decision::Flood => bridge.members.iter().filter(|&&q| q != rx).for_each(|&q| enqueue(q)),
+                L2Decision::Flood => bridge
+                    .members
+                    .iter()
+                    .filter(|&&q| q != rx)
+                    .for_each(|&q| enqueue(q)),
                 L2Decision::Drop(reason) => slot.counters.drop(reason),
             }
         }
         for &q in tx_touched.iter() {
             let queue = &mut tx_queues[q as usize];
-            if let Ok([Some(rx_slot), Some(tx_slot)]) = ports.get_disjoint_mut([rx as usize, q as usize]) {
+            if let Ok([Some(rx_slot), Some(tx_slot)]) =
+                ports.get_disjoint_mut([rx as usize, q as usize])
+            {
                 let rx_port = &rx_slot.port;
                 if tx_slot.state == LinkState::Gone {
-                    tx_slot.counters.drop_n(DropReason::TxDown, queue.len() as u64);
-                } else {
                     tx_slot
-                        .port
-                        .send(&mut queue.iter().map(|&i| rx_port.frame(i as usize)), &mut tx_slot.counters);
+                        .counters
+                        .drop_n(DropReason::TxDown, queue.len() as u64);
+                } else {
+                    tx_slot.port.send(
+                        &mut queue.iter().map(|&i| rx_port.frame(i as usize)),
+                        &mut tx_slot.counters,
+                    );
                 }
             }
             queue.clear();
@@ -421,7 +471,11 @@ impl Switch {
         if state != slot.state {
             if slot.state == LinkState::Up {
                 slot.link_down_events += 1;
-                log::warn!("port {}: link {} (other ports keep forwarding)", slot.port.name(), state.name());
+                log::warn!(
+                    "port {}: link {} (other ports keep forwarding)",
+                    slot.port.name(),
+                    state.name()
+                );
             } else {
                 log::info!("port {}: link {}", slot.port.name(), state.name());
             }
@@ -434,7 +488,10 @@ impl Switch {
     pub fn housekeeping(&mut self) {
         let now = self.now();
         let bridges = &mut self.bridges;
-        let ageing: Vec<u32> = bridges.iter().map(|b| b.as_ref().map_or(0, |b| b.ageing_time)).collect();
+        let ageing: Vec<u32> = bridges
+            .iter()
+            .map(|b| b.as_ref().map_or(0, |b| b.ageing_time))
+            .collect();
         self.fdb.age(
             now,
             |b| ageing[b as usize],
@@ -469,13 +526,21 @@ impl Switch {
             tx_packets: c.tx_packets,
             tx_bytes: c.tx_bytes,
             drops: c.total_drops(),
-            drops_by_reason: c.drops_by_reason().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            drops_by_reason: c
+                .drops_by_reason()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         }
     }
 
     /// Every port, in the order they were added.
     pub fn ports(&self) -> Vec<PortInfo> {
-        self.ports.iter().flatten().map(|s| self.port_info(s)).collect()
+        self.ports
+            .iter()
+            .flatten()
+            .map(|s| self.port_info(s))
+            .collect()
     }
 
     /// Every bridge.
@@ -490,7 +555,11 @@ impl Switch {
             .filter_map(|(i, b)| b.as_ref().map(|b| (i, b)))
             .map(|(i, b)| BridgeInfo {
                 name: b.name.clone(),
-                ports: b.members.iter().map(|&p| self.port_name(p).to_string()).collect(),
+                ports: b
+                    .members
+                    .iter()
+                    .map(|&p| self.port_name(p).to_string())
+                    .collect(),
                 ageing_time: b.ageing_time,
                 fdb_entries: per_bridge[i],
                 counters: b.counters.clone(),

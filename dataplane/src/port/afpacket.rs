@@ -97,7 +97,8 @@ struct Ring {
 impl Ring {
     fn slot(&self, index: usize) -> *mut u8 {
         let per_block = (BLOCK_SIZE / FRAME_SIZE) as usize;
-        let offset = (index / per_block) * BLOCK_SIZE as usize + (index % per_block) * FRAME_SIZE as usize;
+        let offset =
+            (index / per_block) * BLOCK_SIZE as usize + (index % per_block) * FRAME_SIZE as usize;
         // SAFETY: index < frames, so offset + FRAME_SIZE is inside the mapping.
         unsafe { self.base.add(offset) }
     }
@@ -134,19 +135,33 @@ unsafe impl Send for AfPacketPort {}
 
 impl AfPacketPort {
     pub fn open(name: &str, opts: &PortOptions) -> Result<AfPacketPort, PortError> {
-        let ifindex = sys::if_index(name).ok_or_else(|| PortError::NoSuchInterface(name.to_string()))?;
+        let ifindex =
+            sys::if_index(name).ok_or_else(|| PortError::NoSuchInterface(name.to_string()))?;
         // Protocol 0: nothing is received until bind(), after the ring exists.
         // SAFETY: plain socket(2) call; the result is checked.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
         if raw < 0 {
             return Err(PortError::os(name, "AF_PACKET socket (are you root?)"));
         }
         // SAFETY: `raw` is a fresh descriptor owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let os = |what| move |e: io::Error| PortError::Os { name: name.to_string(), what, source: e };
+        let os = |what| {
+            move |e: io::Error| PortError::Os {
+                name: name.to_string(),
+                what,
+                source: e,
+            }
+        };
 
         setsockopt(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, &1i32).map_err(os("PACKET_VNET_HDR"))?;
-        setsockopt(&fd, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V2).map_err(os("PACKET_VERSION"))?;
+        setsockopt(&fd, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V2)
+            .map_err(os("PACKET_VERSION"))?;
         let blocks = opts.rx_ring_mib.clamp(1, 1024) as u32;
         let per_block = BLOCK_SIZE / FRAME_SIZE;
         let req = TpacketReq {
@@ -251,7 +266,12 @@ impl AfPacketPort {
 
     /// Looks at one ready slot; returns the frame's (offset, length) in the
     /// ring, or `None` if it is not to be forwarded.
-    fn take_slot(&mut self, slot_index: usize, status: u32, counters: &mut PortCounters) -> Option<(usize, usize)> {
+    fn take_slot(
+        &mut self,
+        slot_index: usize,
+        status: u32,
+        counters: &mut PortCounters,
+    ) -> Option<(usize, usize)> {
         let slot = self.ring.slot(slot_index);
         // SAFETY: the slot's status is TP_STATUS_USER, so until we hand it
         // back the kernel does not touch it and we own its FRAME_SIZE bytes.
@@ -320,7 +340,10 @@ impl Port for AfPacketPort {
     }
 
     fn recv(&mut self, max: usize, counters: &mut PortCounters) -> io::Result<usize> {
-        debug_assert!(self.batch.is_empty() && self.taken == 0, "recv before release");
+        debug_assert!(
+            self.batch.is_empty() && self.taken == 0,
+            "recv before release"
+        );
         let max = max.min(BATCH);
         while self.batch.len() < max && self.taken < self.ring.frames {
             let index = (self.head + self.taken) % self.ring.frames;
@@ -355,7 +378,11 @@ impl Port for AfPacketPort {
         self.batch.clear();
     }
 
-    fn send<'a>(&mut self, frames: &mut dyn Iterator<Item = &'a [u8]>, counters: &mut PortCounters) {
+    fn send<'a>(
+        &mut self,
+        frames: &mut dyn Iterator<Item = &'a [u8]>,
+        counters: &mut PortCounters,
+    ) {
         loop {
             let mut n = 0;
             for frame in (&mut *frames).take(BATCH) {
@@ -393,7 +420,11 @@ impl Port for AfPacketPort {
                 let reason = tx_drop_reason(&err);
                 // A frame the kernel refuses costs only itself; a full or
                 // downed device costs the rest of the batch.
-                let lost = if reason == DropReason::TxError { 1 } else { n - done };
+                let lost = if reason == DropReason::TxError {
+                    1
+                } else {
+                    n - done
+                };
                 for iov in &self.iovs[done..done + lost] {
                     counters.tx_bytes -= iov.iov_len.saturating_sub(VNET_HDR_LEN) as u64;
                 }
@@ -421,8 +452,12 @@ impl Port for AfPacketPort {
             if let Some(ifindex) = sys::if_index(&self.name) {
                 if ifindex != self.ifindex {
                     match self.bind(ifindex) {
-                        Ok(()) => log::info!("port {}: interface is back (ifindex {ifindex})", self.name),
-                        Err(e) => log::warn!("port {}: re-binding to ifindex {ifindex}: {e}", self.name),
+                        Ok(()) => {
+                            log::info!("port {}: interface is back (ifindex {ifindex})", self.name)
+                        }
+                        Err(e) => {
+                            log::warn!("port {}: re-binding to ifindex {ifindex}: {e}", self.name)
+                        }
                     }
                 }
             }

@@ -19,12 +19,12 @@ pub mod sys;
 pub mod tap;
 
 use crate::counters::{DropReason, PortCounters};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::RawFd;
 
 /// The backend of a port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PortKind {
     Afpacket,
@@ -43,7 +43,7 @@ impl PortKind {
 }
 
 /// Whether the interface under a port can carry frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkState {
     Up,

@@ -9,7 +9,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 pub fn check_ifname(name: &str) -> Result<(), PortError> {
     let ok = !name.is_empty()
         && name.len() < libc::IFNAMSIZ
-        && !name.bytes().any(|b| b == b'/' || b == 0 || b.is_ascii_whitespace())
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == 0 || b.is_ascii_whitespace())
         && name != "."
         && name != "..";
     if ok {
@@ -31,7 +33,11 @@ pub fn if_index(name: &str) -> Option<u32> {
 pub fn ifreq(name: &str) -> libc::ifreq {
     // SAFETY: ifreq is a plain C struct for which all-zero bytes are valid.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes().take(libc::IFNAMSIZ - 1)) {
+    for (dst, src) in req
+        .ifr_name
+        .iter_mut()
+        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+    {
         *dst = src as libc::c_char;
     }
     req
@@ -122,4 +128,26 @@ pub fn setsockopt<T>(fd: &OwnedFd, level: i32, opt: i32, val: &T) -> io::Result<
     } else {
         Ok(())
     }
+}
+
+/// Pins the calling thread to one CPU (for the forwarding thread, so that
+/// benchmarks can give it a core of its own).
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "CPU number out of range",
+        ));
+    }
+    // SAFETY: cpu_set_t is a plain bitmask; CPU_SET writes inside it (cpu is
+    // in range), and sched_setaffinity reads it for the calling thread.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -42,7 +42,12 @@ pub struct TapPort {
 impl TapPort {
     pub fn open(name: &str) -> Result<TapPort, PortError> {
         // SAFETY: open(2) of a constant path; the result is checked.
-        let raw = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        let raw = unsafe {
+            libc::open(
+                c"/dev/net/tun".as_ptr(),
+                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
         if raw < 0 {
             return Err(PortError::os(name, "open /dev/net/tun"));
         }
@@ -52,7 +57,10 @@ impl TapPort {
         req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
         // SAFETY: TUNSETIFF reads and updates `req`, which outlives the call.
         if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) } < 0 {
-            return Err(PortError::os(name, "TUNSETIFF (create or attach the TAP device)"));
+            return Err(PortError::os(
+                name,
+                "TUNSETIFF (create or attach the TAP device)",
+            ));
         }
         let hdr_len = VNET_HDR_LEN as libc::c_int;
         // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer.
@@ -70,7 +78,9 @@ impl TapPort {
         Ok(TapPort {
             name: name.to_string(),
             fd,
-            bufs: (0..BATCH).map(|_| vec![0u8; BUF_SIZE].into_boxed_slice()).collect(),
+            bufs: (0..BATCH)
+                .map(|_| vec![0u8; BUF_SIZE].into_boxed_slice())
+                .collect(),
             lens: [0; BATCH],
             count: 0,
         })
@@ -123,7 +133,11 @@ impl Port for TapPort {
         self.count = 0;
     }
 
-    fn send<'a>(&mut self, frames: &mut dyn Iterator<Item = &'a [u8]>, counters: &mut PortCounters) {
+    fn send<'a>(
+        &mut self,
+        frames: &mut dyn Iterator<Item = &'a [u8]>,
+        counters: &mut PortCounters,
+    ) {
         for frame in frames {
             // SAFETY: writes frame.len() bytes from a live slice.
             let r = unsafe { libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };

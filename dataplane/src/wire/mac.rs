@@ -127,8 +127,14 @@ mod tests {
     fn address_classes() {
         assert!(Mac::BROADCAST.is_multicast());
         assert!(!Mac::ZERO.is_unicast());
-        assert!("01:80:c2:00:00:00".parse::<Mac>().unwrap().is_reserved_group());
-        assert!(!"01:80:c2:00:00:10".parse::<Mac>().unwrap().is_reserved_group());
+        assert!("01:80:c2:00:00:00"
+            .parse::<Mac>()
+            .unwrap()
+            .is_reserved_group());
+        assert!(!"01:80:c2:00:00:10"
+            .parse::<Mac>()
+            .unwrap()
+            .is_reserved_group());
         assert!("02:00:00:00:00:01".parse::<Mac>().unwrap().is_unicast());
     }
 }

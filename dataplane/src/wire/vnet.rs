@@ -125,7 +125,10 @@ mod tests {
         b[8..10].copy_from_slice(&16u16.to_ne_bytes());
         let mut h = VnetHdr::new_checked(&mut b[..]).unwrap();
         assert!(h.is_gso());
-        assert_eq!((h.hdr_len(), h.gso_size(), h.csum_start(), h.csum_offset()), (66, 1448, 34, 16));
+        assert_eq!(
+            (h.hdr_len(), h.gso_size(), h.csum_start(), h.csum_offset()),
+            (66, 1448, 34, 16)
+        );
         h.shift_offsets(4);
         assert_eq!((h.hdr_len(), h.csum_start()), (70, 38));
         assert!(VnetHdr::new_checked(&b[..9]).is_err());

@@ -1,0 +1,259 @@
+//! The control socket protocol, version 1.
+//!
+//! A client connects to the Unix socket and sends requests, one JSON object
+//! per line; each gets exactly one JSON line back, in order. Every request
+//! carries the protocol version `v` and an `op`:
+//!
+//! ```text
+//! -> {"v":1,"op":"link_add","name":"p3","kind":"afpacket","master":"br0"}
+//! <- {"ok":true,"result":null}
+//! -> {"v":1,"op":"fdb_add","mac":"02:00:00:00:00:09","dev":"nope"}
+//! <- {"ok":false,"error":{"code":"not_found","message":"nope: no such port"}}
+//! ```
+//!
+//! The full list of operations is [`Request`]; results are the serialized
+//! [`patchbay_dataplane::pipeline`] info types. A request line may be at most
+//! [`MAX_REQUEST_BYTES`] long and must arrive within
+//! [`REQUEST_TIMEOUT`](crate::server::REQUEST_TIMEOUT) of the previous one.
+
+use patchbay_dataplane::pipeline::{BridgeInfo, PortInfo};
+use patchbay_dataplane::wire::Mac;
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest request line accepted, newline included.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// What kind of link `link_add` creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    /// A port on an existing interface, via AF_PACKET.
+    Afpacket,
+    /// A port on a TAP device, created if it does not exist.
+    Tap,
+    /// A bridge.
+    Bridge,
+}
+
+/// One request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Ports and bridges with their counters. Result: [`LinkShow`].
+    LinkShow,
+    /// Adds a port (attached to `master` if given) or a bridge.
+    LinkAdd {
+        name: String,
+        kind: LinkKind,
+        #[serde(default)]
+        master: Option<String>,
+        /// Bridges only: FDB ageing time in seconds.
+        #[serde(default)]
+        ageing_time: Option<u32>,
+    },
+    /// Changes a link: a port's bridge (`master`, or `nomaster`), a bridge's
+    /// ageing time.
+    LinkSet {
+        name: String,
+        #[serde(default)]
+        master: Option<String>,
+        #[serde(default)]
+        nomaster: bool,
+        #[serde(default)]
+        ageing_time: Option<u32>,
+    },
+    /// Deletes a port or a bridge.
+    LinkDel { name: String },
+    /// FDB entries, of one port or bridge if `link` is given. Result: a list
+    /// of [`patchbay_dataplane::pipeline::FdbRow`].
+    FdbShow {
+        #[serde(default)]
+        link: Option<String>,
+    },
+    /// Adds a static entry: `mac` is on port `dev`.
+    FdbAdd { mac: Mac, dev: String },
+    /// Deletes `mac` from the FDB of `dev` (a port or a bridge).
+    FdbDel { mac: Mac, dev: String },
+    /// Flushes learned entries (and static ones if `statics`). Result: the
+    /// number removed.
+    FdbFlush {
+        #[serde(default)]
+        link: Option<String>,
+        #[serde(default)]
+        statics: bool,
+    },
+    /// Counters of everything. Result: [`patchbay_dataplane::pipeline::StatsInfo`].
+    Stats,
+    /// The daemon's version and protocol version.
+    Version,
+}
+
+/// A request with its protocol version, as it travels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub v: u32,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// The result of `link_show`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkShow {
+    pub ports: Vec<PortInfo>,
+    pub bridges: Vec<BridgeInfo>,
+}
+
+/// What kind of failure an error is, for programs to branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not valid JSON, unknown op, missing or mistyped fields, too long.
+    BadRequest,
+    /// The request's protocol version is not spoken here.
+    BadVersion,
+    /// A named port, bridge or entry does not exist.
+    NotFound,
+    /// A port or bridge of that name exists already.
+    Exists,
+    /// Well-formed but not allowed (a limit, a value out of range).
+    Invalid,
+    /// The operating system refused (permissions, no such interface, ...).
+    System,
+    /// The data plane is not running.
+    Unavailable,
+}
+
+/// An error as a structured value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// One response line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+impl From<Result<serde_json::Value, ApiError>> for Response {
+    fn from(r: Result<serde_json::Value, ApiError>) -> Response {
+        match r {
+            Ok(v) => Response {
+                ok: true,
+                result: Some(v),
+                error: None,
+            },
+            Err(e) => Response {
+                ok: false,
+                result: None,
+                error: Some(e),
+            },
+        }
+    }
+}
+
+/// Parses one request line, checking the version.
+pub fn parse_request(line: &[u8]) -> Result<Request, ApiError> {
+    if line.len() > MAX_REQUEST_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "request of {} bytes is over the {MAX_REQUEST_BYTES}-byte limit",
+                line.len()
+            ),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("request is not JSON: {e}")))?;
+    match value.get("v").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
+        Some(v) => {
+            return Err(ApiError::new(
+                ErrorCode::BadVersion,
+                format!(
+                    "protocol version {v} is not supported; this daemon speaks {PROTOCOL_VERSION}"
+                ),
+            ))
+        }
+        None => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("request has no protocol version: add \"v\":{PROTOCOL_VERSION}"),
+            ))
+        }
+    }
+    let env: Envelope = serde_json::from_value(value)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("bad request: {e}")))?;
+    Ok(env.request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let req = Request::LinkAdd {
+            name: "p3".into(),
+            kind: LinkKind::Afpacket,
+            master: Some("br0".into()),
+            ageing_time: None,
+        };
+        let line = serde_json::to_vec(&Envelope {
+            v: PROTOCOL_VERSION,
+            request: req.clone(),
+        })
+        .unwrap();
+        assert_eq!(parse_request(&line).unwrap(), req);
+        assert_eq!(
+            parse_request(br#"{"v":1,"op":"stats"}"#).unwrap(),
+            Request::Stats
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_bad_request() {
+        for line in [
+            &b"hello"[..],
+            br#"{"op":"stats"}"#,
+            br#"{"v":1,"op":"no_such_op"}"#,
+            br#"{"v":1,"op":"fdb_add","mac":"zz","dev":"p1"}"#,
+            br#"{"v":1,"op":"link_del"}"#,
+            b"\xff\xfe",
+        ] {
+            assert_eq!(
+                parse_request(line).unwrap_err().code,
+                ErrorCode::BadRequest,
+                "{line:?}"
+            );
+        }
+        assert_eq!(
+            parse_request(br#"{"v":9,"op":"stats"}"#).unwrap_err().code,
+            ErrorCode::BadVersion
+        );
+    }
+}

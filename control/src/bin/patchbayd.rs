@@ -1,0 +1,116 @@
+//! `patchbayd`: the patchbay daemon. It opens the ports, starts the
+//! forwarding engine and serves the control socket.
+
+use anyhow::Context;
+use clap::Parser;
+use patchbay_control::server::Server;
+use patchbay_dataplane::pipeline::{Engine, SwitchConfig, DEFAULT_BRIDGE};
+use patchbay_dataplane::port::{self, PortKind, PortOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A userspace L2 switch: every --port and --tap joins the bridge br0.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about,
+    after_help = "Logging: RUST_LOG=debug|info|warn (default info)."
+)]
+struct Args {
+    /// An existing interface (veth end, NIC) to use as a port, via AF_PACKET.
+    #[arg(long = "port", value_name = "IFNAME")]
+    ports: Vec<String>,
+    /// A TAP device to create (or open) and use as a port.
+    #[arg(long = "tap", value_name = "TAPNAME")]
+    taps: Vec<String>,
+    /// The control socket.
+    #[arg(long, value_name = "PATH", default_value = patchbay_control::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Most FDB entries (all bridges together); past it new MACs are flooded, not learned.
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    fdb_max: usize,
+    /// FDB ageing time of new bridges, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    ageing_time: u32,
+    /// Receive ring of each AF_PACKET port, in MiB (15 frames of up to 64 KiB per MiB).
+    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    rx_ring_mib: u32,
+    /// Pin the forwarding thread to this CPU.
+    #[arg(long, value_name = "CPU")]
+    cpu: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("patchbayd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    if args.fdb_max == 0 {
+        anyhow::bail!("--fdb-max must be at least 1");
+    }
+    let opts = PortOptions {
+        rx_ring_mib: args.rx_ring_mib as usize,
+    };
+    // Open every port before anything else, so a typo fails fast and whole.
+    let mut ports = Vec::new();
+    for (kind, names) in [
+        (PortKind::Afpacket, &args.ports),
+        (PortKind::Tap, &args.taps),
+    ] {
+        for name in names {
+            ports.push(port::open(kind, name, &opts)?);
+        }
+    }
+    let config = SwitchConfig {
+        fdb_max: args.fdb_max,
+        ageing_time: args.ageing_time,
+    };
+    let (mut engine, handle) = Engine::new(config).context("starting the engine")?;
+    for p in ports {
+        engine.switch().add_port(p, Some(DEFAULT_BRIDGE))?;
+    }
+    let server = Server::bind(&args.socket)?;
+    log::info!("control socket {}", args.socket.display());
+    server
+        .spawn(handle.clone(), opts)
+        .context("starting the control thread")?;
+
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing signal handlers")?;
+    let stopper = handle.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                log::info!("signal {sig}: stopping");
+                let _ = stopper.stop();
+            }
+        })?;
+
+    let forwarding = std::thread::Builder::new()
+        .name("forward".into())
+        .spawn(move || {
+            if let Some(cpu) = args.cpu {
+                if let Err(e) = port::sys::pin_current_thread(cpu) {
+                    log::warn!("cannot pin the forwarding thread to CPU {cpu}: {e}");
+                }
+            }
+            engine.run()
+        })?;
+    let _switch = forwarding
+        .join()
+        .map_err(|_| anyhow::anyhow!("the forwarding thread panicked"))?;
+    let _ = std::fs::remove_file(&args.socket);
+    log::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,546 @@
+//! The `patchbay` command line: iproute2-style words in, a [`Request`] out,
+//! and the result printed for people (or as JSON with `-j`).
+
+use crate::api::{LinkKind, LinkShow, Request};
+use patchbay_dataplane::pipeline::{FdbRow, StatsInfo, DEFAULT_BRIDGE};
+use patchbay_dataplane::wire::Mac;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
+
+  link show [NAME]                              ports and bridges with counters
+  link add NAME type afpacket|tap [master BRIDGE|nomaster]
+                                                add a port (joins br0 unless told)
+  link add NAME type bridge [ageing_time SECS]  add a bridge
+  link set NAME master BRIDGE | nomaster        move a port to a bridge, or out
+  link set NAME ageing_time SECS                FDB ageing time of a bridge
+  link del NAME                                 delete a port or a bridge
+  fdb show [dev PORT | br BRIDGE]               learned and static MACs
+  fdb add MAC dev PORT                          add a static entry
+  fdb del MAC dev PORT | br BRIDGE              delete an entry
+  fdb flush [dev PORT | br BRIDGE] [static]     forget learned entries (and static)
+  stats                                         every counter, drops by reason
+  version                                       versions of patchbay and patchbayd
+
+  -s, --socket PATH   control socket of patchbayd (default /run/patchbay/patchbayd.sock)
+  -j, --json          print results as JSON
+";
+
+/// How to print a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Links { only: Option<String> },
+    Fdb,
+    Stats,
+    Flushed,
+    Version,
+    Nothing,
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub socket: PathBuf,
+    pub json: bool,
+    pub request: Request,
+    pub output: Output,
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    Run(Invocation),
+    Help,
+}
+
+struct Words {
+    words: Vec<String>,
+    at: usize,
+    context: String,
+}
+
+impl Words {
+    fn next(&mut self) -> Option<String> {
+        let w = self.words.get(self.at).cloned();
+        self.at += 1;
+        w
+    }
+    /// The value after a keyword: `master br1`.
+    fn value(&mut self, keyword: &str, what: &str) -> Result<String, String> {
+        let ctx = self.context.clone();
+        self.next()
+            .ok_or_else(|| format!("{ctx}: '{keyword}' needs {what}"))
+    }
+    fn name(&mut self, what: &str) -> Result<String, String> {
+        let ctx = self.context.clone();
+        match self.next().as_deref() {
+            Some("dev" | "name") => self.value("dev", what),
+            Some(w) => Ok(w.to_string()),
+            None => Err(format!("{ctx}: missing {what}")),
+        }
+    }
+    fn unexpected(&self, w: &str) -> String {
+        format!("{}: unexpected '{w}' (see 'patchbay help')", self.context)
+    }
+}
+
+fn number(ctx: &str, what: &str, s: &str) -> Result<u32, String> {
+    s.parse()
+        .map_err(|_| format!("{ctx}: {what} must be a whole number of seconds, not '{s}'"))
+}
+
+fn mac(ctx: &str, s: Option<&str>) -> Result<Mac, String> {
+    let s = s.ok_or_else(|| format!("{ctx}: missing MAC address"))?;
+    s.parse().map_err(|e| format!("{ctx}: {e}"))
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Parsed, String> {
+    let mut socket = PathBuf::from(crate::DEFAULT_SOCKET);
+    let mut json = false;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-j" | "--json" | "-json" => json = true,
+            "-s" | "--socket" => {
+                socket = it.next().ok_or("--socket needs a path")?.into();
+            }
+            "-h" | "--help" | "help" if rest.is_empty() => return Ok(Parsed::Help),
+            "-V" | "--version" if rest.is_empty() => rest.push("version".to_string()),
+            s if s.starts_with("--socket=") => socket = s["--socket=".len()..].into(),
+            s if s.starts_with('-') && s.len() > 1 => {
+                return Err(format!("unknown option '{s}' (see 'patchbay help')"))
+            }
+            _ => rest.push(a.clone()),
+        }
+    }
+    let object = rest
+        .first()
+        .cloned()
+        .ok_or("missing command (see 'patchbay help')")?;
+    let command = rest.get(1).cloned().unwrap_or_else(|| "show".to_string());
+    let mut w = Words {
+        words: rest,
+        at: 2,
+        context: format!("{object} {command}"),
+    };
+    let (request, output) = match (object.as_str(), command.as_str()) {
+        ("link", "show" | "list" | "ls") => {
+            let only = match w.next() {
+                Some(s) if s == "dev" => w.next(),
+                other => other,
+            };
+            (Request::LinkShow, Output::Links { only })
+        }
+        ("link", "add") => parse_link_add(&mut w)?,
+        ("link", "set") => parse_link_set(&mut w)?,
+        ("link", "del" | "delete") => {
+            let name = w.name("link name")?;
+            if let Some(x) = w.next() {
+                return Err(w.unexpected(&x));
+            }
+            (Request::LinkDel { name }, Output::Nothing)
+        }
+        ("fdb", "show" | "list" | "ls") => {
+            let link = match w.next().as_deref() {
+                None => None,
+                Some("dev" | "br") => Some(w.value("dev", "a port or bridge name")?),
+                Some(x) => return Err(w.unexpected(x)),
+            };
+            (Request::FdbShow { link }, Output::Fdb)
+        }
+        ("fdb", "add" | "append" | "replace") => {
+            let ctx = w.context.clone();
+            let mac = mac(&ctx, w.next().as_deref())?;
+            let mut dev = None;
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "dev" => dev = Some(w.value("dev", "a port name")?),
+                    // iproute2 spells these out; a patchbay entry is always both.
+                    "master" | "static" | "permanent" => {}
+                    x => return Err(w.unexpected(x)),
+                }
+            }
+            let dev = dev.ok_or_else(|| format!("{ctx}: missing 'dev PORT'"))?;
+            (Request::FdbAdd { mac, dev }, Output::Nothing)
+        }
+        ("fdb", "del" | "delete") => {
+            let ctx = w.context.clone();
+            let mac = mac(&ctx, w.next().as_deref())?;
+            let mut dev = None;
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "dev" | "br" => dev = Some(w.value(&x, "a port or bridge name")?),
+                    "master" => {}
+                    x => return Err(w.unexpected(x)),
+                }
+            }
+            let dev = dev.ok_or_else(|| format!("{ctx}: missing 'dev PORT' or 'br BRIDGE'"))?;
+            (Request::FdbDel { mac, dev }, Output::Nothing)
+        }
+        ("fdb", "flush") => {
+            let (mut link, mut statics) = (None, false);
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "dev" | "br" => link = Some(w.value(&x, "a port or bridge name")?),
+                    "static" | "permanent" | "all" => statics = true,
+                    "dynamic" => statics = false,
+                    x => return Err(w.unexpected(x)),
+                }
+            }
+            (Request::FdbFlush { link, statics }, Output::Flushed)
+        }
+        ("stats" | "statistics", _) => {
+            if w.words.len() > 1 && command != "show" {
+                return Err(format!("stats: unexpected '{command}'"));
+            }
+            (Request::Stats, Output::Stats)
+        }
+        ("version", _) => (Request::Version, Output::Version),
+        ("link" | "fdb", c) => {
+            return Err(format!(
+                "{object}: unknown command '{c}' (try: {})",
+                if object == "link" {
+                    "show, add, set, del"
+                } else {
+                    "show, add, del, flush"
+                }
+            ))
+        }
+        (o, _) => {
+            return Err(format!(
+                "unknown object '{o}' (try: link, fdb, stats, version)"
+            ))
+        }
+    };
+    Ok(Parsed::Run(Invocation {
+        socket,
+        json,
+        request,
+        output,
+    }))
+}
+
+fn parse_link_add(w: &mut Words) -> Result<(Request, Output), String> {
+    let ctx = w.context.clone();
+    let name = w.name("link name")?;
+    let (mut kind, mut master, mut nomaster, mut ageing_time) = (None, None, false, None);
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "type" => {
+                let t = w.value("type", "afpacket, tap or bridge")?;
+                kind = Some(match t.as_str() {
+                    "afpacket" => LinkKind::Afpacket,
+                    "tap" => LinkKind::Tap,
+                    "bridge" => LinkKind::Bridge,
+                    other => {
+                        return Err(format!(
+                            "{ctx}: unknown type '{other}' (afpacket, tap or bridge)"
+                        ))
+                    }
+                });
+            }
+            "master" => master = Some(w.value("master", "a bridge name")?),
+            "nomaster" => nomaster = true,
+            "ageing_time" => {
+                ageing_time = Some(number(
+                    &ctx,
+                    "ageing_time",
+                    &w.value("ageing_time", "seconds")?,
+                )?)
+            }
+            x => return Err(w.unexpected(x)),
+        }
+    }
+    let kind = kind.ok_or_else(|| format!("{ctx}: missing 'type afpacket|tap|bridge'"))?;
+    if kind != LinkKind::Bridge && master.is_none() && !nomaster {
+        master = Some(DEFAULT_BRIDGE.to_string());
+    }
+    if kind == LinkKind::Bridge && (master.is_some() || nomaster) {
+        return Err(format!("{ctx}: a bridge cannot have a master"));
+    }
+    if kind != LinkKind::Bridge && ageing_time.is_some() {
+        return Err(format!("{ctx}: ageing_time is a bridge setting"));
+    }
+    if nomaster && master.is_some() {
+        return Err(format!("{ctx}: give master or nomaster, not both"));
+    }
+    Ok((
+        Request::LinkAdd {
+            name,
+            kind,
+            master,
+            ageing_time,
+        },
+        Output::Nothing,
+    ))
+}
+
+fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
+    let ctx = w.context.clone();
+    let name = w.name("link name")?;
+    let (mut master, mut nomaster, mut ageing_time) = (None, false, None);
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "master" => master = Some(w.value("master", "a bridge name")?),
+            "nomaster" => nomaster = true,
+            "ageing_time" => {
+                ageing_time = Some(number(
+                    &ctx,
+                    "ageing_time",
+                    &w.value("ageing_time", "seconds")?,
+                )?)
+            }
+            // `ip link set br0 type bridge ageing_time N` spelling.
+            "type" => {
+                let t = w.value("type", "bridge")?;
+                if t != "bridge" {
+                    return Err(format!("{ctx}: only 'type bridge' settings can be changed"));
+                }
+            }
+            x => return Err(w.unexpected(x)),
+        }
+    }
+    if master.is_none() && !nomaster && ageing_time.is_none() {
+        return Err(format!(
+            "{ctx}: nothing to change (master BRIDGE, nomaster or ageing_time SECS)"
+        ));
+    }
+    if nomaster && master.is_some() {
+        return Err(format!("{ctx}: give master or nomaster, not both"));
+    }
+    Ok((
+        Request::LinkSet {
+            name,
+            master,
+            nomaster,
+            ageing_time,
+        },
+        Output::Nothing,
+    ))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
+    serde_json::from_value(v).map_err(|e| format!("unexpected reply from patchbayd: {e}"))
+}
+
+/// Renders a result for people.
+pub fn render(output: &Output, result: Value) -> Result<String, String> {
+    let mut s = String::new();
+    match output {
+        Output::Nothing => {}
+        Output::Flushed => {
+            let _ = writeln!(s, "flushed {} entries", result.as_u64().unwrap_or(0));
+        }
+        Output::Version => {
+            let _ = writeln!(
+                s,
+                "patchbay {} (patchbayd {}, protocol {})",
+                env!("CARGO_PKG_VERSION"),
+                result["version"].as_str().unwrap_or("?"),
+                result["protocol"]
+            );
+        }
+        Output::Links { only } => {
+            let links: LinkShow = decode(result)?;
+            let ports: Vec<_> = links
+                .ports
+                .iter()
+                .filter(|p| only.as_ref().is_none_or(|o| *o == p.name))
+                .collect();
+            let bridges: Vec<_> = links
+                .bridges
+                .iter()
+                .filter(|b| only.as_ref().is_none_or(|o| *o == b.name))
+                .collect();
+            if let Some(o) = only {
+                if ports.is_empty() && bridges.is_empty() {
+                    return Err(format!("{o}: no such port or bridge"));
+                }
+            }
+            if !ports.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "{:<15} {:<8} {:<10} {:<5} {:>10} {:>13} {:>10} {:>13} {:>8}",
+                    "PORT",
+                    "TYPE",
+                    "MASTER",
+                    "STATE",
+                    "RX-PKTS",
+                    "RX-BYTES",
+                    "TX-PKTS",
+                    "TX-BYTES",
+                    "DROPS"
+                );
+                for p in &ports {
+                    let _ = writeln!(
+                        s,
+                        "{:<15} {:<8} {:<10} {:<5} {:>10} {:>13} {:>10} {:>13} {:>8}",
+                        p.name,
+                        p.kind.name(),
+                        p.master.as_deref().unwrap_or("-"),
+                        p.state.name(),
+                        p.rx_packets,
+                        p.rx_bytes,
+                        p.tx_packets,
+                        p.tx_bytes,
+                        p.drops
+                    );
+                }
+            }
+            if !bridges.is_empty() {
+                if !ports.is_empty() {
+                    s.push('\n');
+                }
+                let _ = writeln!(s, "{:<15} {:>7} {:>8}  PORTS", "BRIDGE", "FDB", "AGEING");
+                for b in &bridges {
+                    let _ = writeln!(
+                        s,
+                        "{:<15} {:>7} {:>7}s  {}",
+                        b.name,
+                        b.fdb_entries,
+                        b.ageing_time,
+                        if b.ports.is_empty() {
+                            "-".to_string()
+                        } else {
+                            b.ports.join(" ")
+                        }
+                    );
+                }
+            }
+        }
+        Output::Fdb => {
+            let rows: Vec<FdbRow> = decode(result)?;
+            for r in rows {
+                let state = match r.age {
+                    Some(age) => format!("age {age}s"),
+                    None => "static".to_string(),
+                };
+                let _ = writeln!(s, "{} dev {} master {} {state}", r.mac, r.port, r.bridge);
+            }
+        }
+        Output::Stats => {
+            let st: StatsInfo = decode(result)?;
+            let _ = writeln!(
+                s,
+                "uptime {}s, fdb {}/{} entries",
+                st.uptime_secs, st.fdb_entries, st.fdb_max
+            );
+            for p in &st.ports {
+                let _ = writeln!(
+                    s,
+                    "port {} ({}, {}, master {}): rx {} pkts {} bytes, tx {} pkts {} bytes, link-down events {}",
+                    p.name,
+                    p.kind.name(),
+                    p.state.name(),
+                    p.master.as_deref().unwrap_or("-"),
+                    p.rx_packets,
+                    p.rx_bytes,
+                    p.tx_packets,
+                    p.tx_bytes,
+                    p.link_down_events
+                );
+                for (reason, n) in &p.drops_by_reason {
+                    let _ = writeln!(s, "    drop {reason}: {n}");
+                }
+            }
+            for b in &st.bridges {
+                let c = &b.counters;
+                let _ = writeln!(
+                    s,
+                    "bridge {}: {} ports, fdb {} entries (ageing {}s); forwarded {}, flooded {} ({} unknown unicast), \
+                     learned {}, moved {}, aged {}, not learned (fdb full) {}",
+                    b.name,
+                    b.ports.len(),
+                    b.fdb_entries,
+                    b.ageing_time,
+                    c.forwarded,
+                    c.flooded,
+                    c.unknown_unicast,
+                    c.learned,
+                    c.moved,
+                    c.aged,
+                    c.learn_fdb_full
+                );
+            }
+        }
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(line: &str) -> Result<Invocation, String> {
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        match parse(&args)? {
+            Parsed::Run(i) => Ok(i),
+            Parsed::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn iproute2_words() {
+        let i = run("link add p3 type afpacket").unwrap();
+        assert_eq!(
+            i.request,
+            Request::LinkAdd {
+                name: "p3".into(),
+                kind: LinkKind::Afpacket,
+                master: Some("br0".into()),
+                ageing_time: None
+            }
+        );
+        let i = run("-j link show").unwrap();
+        assert!(i.json);
+        assert!(run("link show -j").unwrap().json);
+        assert_eq!(
+            run("link set p2 master br1").unwrap().request,
+            Request::LinkSet {
+                name: "p2".into(),
+                master: Some("br1".into()),
+                nomaster: false,
+                ageing_time: None
+            }
+        );
+        assert_eq!(
+            run("fdb add 02:00:00:00:00:09 dev p1").unwrap().request,
+            Request::FdbAdd {
+                mac: "02:00:00:00:00:09".parse().unwrap(),
+                dev: "p1".into()
+            }
+        );
+        assert_eq!(
+            run("--socket /tmp/x.sock stats").unwrap().socket,
+            PathBuf::from("/tmp/x.sock")
+        );
+        assert_eq!(run("link").unwrap().request, Request::LinkShow);
+    }
+
+    #[test]
+    fn wrong_words_get_one_line_errors() {
+        for (line, want) in [
+            ("", "missing command"),
+            ("frob", "unknown object 'frob'"),
+            ("link frob", "unknown command 'frob'"),
+            ("link add p3", "missing 'type"),
+            ("link add p3 type vxlan", "unknown type 'vxlan'"),
+            ("link set p3", "nothing to change"),
+            ("link set br1 ageing_time soon", "whole number"),
+            ("fdb add 02:00:00:00:00:zz dev p1", "not a MAC address"),
+            ("fdb add 02:00:00:00:00:01", "missing 'dev PORT'"),
+            ("link del", "missing link name"),
+            ("link add p3 type tap master", "'master' needs"),
+            ("--bogus link show", "unknown option"),
+        ] {
+            let err = run(line).unwrap_err();
+            assert!(err.contains(want), "{line:?}: {err}");
+            assert!(!err.contains('\n'), "{line:?}: {err}");
+        }
+    }
+}

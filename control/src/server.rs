@@ -1,0 +1,321 @@
+//! The control socket server inside `patchbayd`.
+//!
+//! One thread accepts connections; each client gets a thread of its own (at
+//! most [`MAX_CLIENTS`] at once), so a slow or stuck client never holds up
+//! another, and none of them ever holds up the data plane: requests become
+//! short jobs on the engine, and slow work (opening a port's ring) is done
+//! here before the job is sent.
+
+use crate::api::{
+    self, ApiError, ErrorCode, LinkKind, LinkShow, Request, Response, MAX_REQUEST_BYTES,
+};
+use patchbay_dataplane::pipeline::{EngineHandle, SwitchError};
+use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
+use serde_json::{json, Value};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Clients served at once; more are told to retry.
+pub const MAX_CLIENTS: usize = 32;
+/// A request must arrive whole within this time of the connection or of the
+/// previous request, and a response must be taken within it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bound control socket. The socket file is removed on drop.
+pub struct Server {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Server {
+    /// Binds the socket at `path`, owner-only (0600). A stale socket file
+    /// left by a dead daemon is replaced; a live daemon's is not.
+    pub fn bind(path: &Path) -> anyhow::Result<Server> {
+        use anyhow::Context;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                anyhow::bail!(
+                    "{}: another patchbayd is listening there; stop it or pick another --socket",
+                    path.display()
+                );
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing stale socket {}", path.display()))?;
+        }
+        let listener =
+            UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod 0600 {}", path.display()))?;
+        Ok(Server {
+            listener,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Serves clients on a background thread until the process exits.
+    pub fn spawn(self, engine: EngineHandle, opts: PortOptions) -> io::Result<()> {
+        std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || self.serve(engine, opts))
+            .map(|_| ())
+    }
+
+    fn serve(self, engine: EngineHandle, opts: PortOptions) {
+        let clients = Arc::new(AtomicUsize::new(0));
+        for stream in self.listener.incoming() {
+            let mut stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("control: accept: {e}");
+                    continue;
+                }
+            };
+            if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                clients.fetch_sub(1, Ordering::SeqCst);
+                let busy = ApiError::new(ErrorCode::Unavailable, "too many clients; try again");
+                let _ = write_response(&mut stream, Err(busy));
+                continue;
+            }
+            let (engine, opts, clients) = (engine.clone(), opts.clone(), clients.clone());
+            let spawned = std::thread::Builder::new()
+                .name("client".into())
+                .spawn(move || {
+                    if let Err(e) = serve_client(stream, &engine, &opts) {
+                        log::debug!("control: client: {e}");
+                    }
+                    clients.fetch_sub(1, Ordering::SeqCst);
+                });
+            if let Err(e) = spawned {
+                log::warn!("control: cannot start a client thread: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn write_response(stream: &mut UnixStream, r: Result<Value, ApiError>) -> io::Result<()> {
+    let mut line = serde_json::to_vec(&Response::from(r)).expect("responses serialize");
+    line.push(b'\n');
+    stream.write_all(&line)
+}
+
+fn serve_client(stream: UnixStream, engine: &EngineHandle, opts: &PortOptions) -> io::Result<()> {
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // One byte over the limit tells an oversized line from one that fits.
+        let n = (&mut reader)
+            .take(MAX_REQUEST_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if line.last() != Some(&b'\n') {
+            let why = if line.len() > MAX_REQUEST_BYTES {
+                format!("request is over the {MAX_REQUEST_BYTES}-byte limit")
+            } else {
+                "request ended without a newline".to_string()
+            };
+            write_response(&mut writer, Err(ApiError::new(ErrorCode::BadRequest, why)))?;
+            return Ok(());
+        }
+        let result = api::parse_request(&line).and_then(|req| handle(req, engine, opts));
+        write_response(&mut writer, result)?;
+    }
+}
+
+fn switch_error(e: SwitchError) -> ApiError {
+    let code = match &e {
+        SwitchError::Exists(_) => ErrorCode::Exists,
+        SwitchError::NoSuchPort(_)
+        | SwitchError::NoSuchBridge(_)
+        | SwitchError::NoSuchLink(_)
+        | SwitchError::NoSuchEntry { .. } => ErrorCode::NotFound,
+        SwitchError::Poll { .. } => ErrorCode::System,
+        _ => ErrorCode::Invalid,
+    };
+    ApiError::new(code, e.to_string())
+}
+
+fn port_error(e: PortError) -> ApiError {
+    let code = match &e {
+        PortError::NoSuchInterface(_) => ErrorCode::NotFound,
+        PortError::BadName(_) => ErrorCode::Invalid,
+        PortError::Os { .. } => ErrorCode::System,
+    };
+    ApiError::new(code, e.to_string())
+}
+
+fn stopped() -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, "the forwarding engine has stopped")
+}
+
+fn to_value<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).expect("results serialize")
+}
+
+/// Carries out one request.
+pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result<Value, ApiError> {
+    // Runs a switch operation on the engine and maps its error.
+    macro_rules! on_switch {
+        (|$sw:ident| $body:expr) => {
+            engine
+                .call(move |$sw| $body.map_err(switch_error))
+                .map_err(|_| stopped())??
+        };
+    }
+    match req {
+        Request::Version => Ok(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "protocol": api::PROTOCOL_VERSION,
+        })),
+        Request::LinkShow => {
+            let (ports, bridges) = engine
+                .call(|sw| (sw.ports(), sw.bridges()))
+                .map_err(|_| stopped())?;
+            Ok(to_value(LinkShow { ports, bridges }))
+        }
+        Request::Stats => Ok(to_value(
+            engine.call(|sw| sw.stats()).map_err(|_| stopped())?,
+        )),
+        Request::LinkAdd {
+            name,
+            kind: LinkKind::Bridge,
+            master,
+            ageing_time,
+        } => {
+            if master.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "a bridge cannot have a master",
+                ));
+            }
+            port::sys::check_ifname(&name).map_err(port_error)?;
+            on_switch!(|sw| sw.add_bridge(&name).and_then(|_| match ageing_time {
+                Some(secs) => sw.set_ageing(&name, secs).inspect_err(|_| {
+                    let _ = sw.del_bridge(&name);
+                }),
+                None => Ok(()),
+            }));
+            Ok(Value::Null)
+        }
+        Request::LinkAdd {
+            name,
+            kind,
+            master,
+            ageing_time,
+        } => {
+            if ageing_time.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "ageing_time is a bridge setting",
+                ));
+            }
+            let kind = if kind == LinkKind::Tap {
+                PortKind::Tap
+            } else {
+                PortKind::Afpacket
+            };
+            // Cheap checks first, so a doomed request does not open anything.
+            let taken = name.clone();
+            if engine
+                .call(move |sw| sw.has_link(&taken))
+                .map_err(|_| stopped())?
+            {
+                return Err(switch_error(SwitchError::Exists(name)));
+            }
+            let port = port::open(kind, &name, opts).map_err(port_error)?;
+            on_switch!(|sw| sw.add_port(port, master.as_deref()));
+            Ok(Value::Null)
+        }
+        Request::LinkSet {
+            name,
+            master,
+            nomaster,
+            ageing_time,
+        } => {
+            if master.is_none() && !nomaster && ageing_time.is_none() {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    "link_set needs master, nomaster or ageing_time",
+                ));
+            }
+            if master.is_some() && nomaster {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    "give master or nomaster, not both",
+                ));
+            }
+            on_switch!(|sw| {
+                let mut r = Ok(());
+                if master.is_some() || nomaster {
+                    r = sw.set_master(&name, master.as_deref());
+                }
+                if let (Ok(()), Some(secs)) = (&r, ageing_time) {
+                    r = sw.set_ageing(&name, secs);
+                }
+                r
+            });
+            Ok(Value::Null)
+        }
+        Request::LinkDel { name } => {
+            on_switch!(|sw| {
+                if sw.has_bridge(&name) {
+                    sw.del_bridge(&name)
+                } else {
+                    sw.del_port(&name).map_err(|e| match e {
+                        SwitchError::NoSuchPort(n) => SwitchError::NoSuchLink(n),
+                        e => e,
+                    })
+                }
+            });
+            Ok(Value::Null)
+        }
+        Request::FdbShow { link } => {
+            let rows = engine.call(|sw| sw.fdb()).map_err(|_| stopped())?;
+            let rows: Vec<_> = match link {
+                Some(l) => rows
+                    .into_iter()
+                    .filter(|r| r.port == l || r.bridge == l)
+                    .collect(),
+                None => rows,
+            };
+            Ok(to_value(rows))
+        }
+        Request::FdbAdd { mac, dev } => {
+            if !mac.is_unicast() {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    format!("{mac}: static entries must be unicast MACs"),
+                ));
+            }
+            on_switch!(|sw| sw.fdb_add(mac, &dev));
+            Ok(Value::Null)
+        }
+        Request::FdbDel { mac, dev } => {
+            on_switch!(|sw| sw.fdb_del(mac, &dev));
+            Ok(Value::Null)
+        }
+        Request::FdbFlush { link, statics } => {
+            let n = on_switch!(|sw| sw.fdb_flush(link.as_deref(), statics));
+            Ok(json!(n))
+        }
+    }
+}
