@@ -378,11 +378,7 @@ impl Port for AfPacketPort {
         self.batch.clear();
     }
 
-    fn send<'a>(
-        &mut self,
-        frames: &mut dyn Iterator<Item = &'a [u8]>,
-        counters: &mut PortCounters,
-    ) {
+    fn send(&mut self, frames: &mut dyn Iterator<Item = &[u8]>, counters: &mut PortCounters) {
         loop {
             let mut n = 0;
             for frame in (&mut *frames).take(BATCH) {

@@ -117,11 +117,7 @@ impl Port for MemoryPort {
         }
     }
 
-    fn send<'a>(
-        &mut self,
-        frames: &mut dyn Iterator<Item = &'a [u8]>,
-        counters: &mut PortCounters,
-    ) {
+    fn send(&mut self, frames: &mut dyn Iterator<Item = &[u8]>, counters: &mut PortCounters) {
         let mut shared = self.shared.0.lock().unwrap();
         for f in frames {
             counters.tx_packets += 1;

@@ -117,7 +117,7 @@ pub trait Port: Send {
     fn release(&mut self);
     /// Sends the frames (each a virtio-net header + Ethernet frame), counting
     /// what was sent and what was dropped, by reason, in `counters`.
-    fn send<'a>(&mut self, frames: &mut dyn Iterator<Item = &'a [u8]>, counters: &mut PortCounters);
+    fn send(&mut self, frames: &mut dyn Iterator<Item = &[u8]>, counters: &mut PortCounters);
     /// Asks the kernel whether the interface is up.
     fn link_state(&self) -> LinkState;
     /// Called when polling reported an error on the port's descriptor, and

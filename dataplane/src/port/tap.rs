@@ -133,11 +133,7 @@ impl Port for TapPort {
         self.count = 0;
     }
 
-    fn send<'a>(
-        &mut self,
-        frames: &mut dyn Iterator<Item = &'a [u8]>,
-        counters: &mut PortCounters,
-    ) {
+    fn send(&mut self, frames: &mut dyn Iterator<Item = &[u8]>, counters: &mut PortCounters) {
         for frame in frames {
             // SAFETY: writes frame.len() bytes from a live slice.
             let r = unsafe { libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
@@ -150,7 +146,13 @@ impl Port for TapPort {
         }
     }
 
+    /// A TAP device may be moved to another namespace (where its host
+    /// lives) and stay attached to our descriptor, so "no such interface
+    /// here" does not mean gone: only a device we can see down is down.
     fn link_state(&self) -> LinkState {
-        sys::link_state(&self.name)
+        match sys::link_state(&self.name) {
+            LinkState::Down => LinkState::Down,
+            LinkState::Up | LinkState::Gone => LinkState::Up,
+        }
     }
 }

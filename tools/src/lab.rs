@@ -1,0 +1,427 @@
+//! Namespaces, veth pairs and a patchbayd under test.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A name prefix no other lab on this machine uses.
+fn unique_tag() -> String {
+    format!(
+        "pb{}x{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Runs a command; panics with its output if it cannot be started.
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is it installed? see tools/test)"))
+}
+
+/// Runs a command that must succeed.
+fn check(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted (with every process still in it) on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(name: &str) -> Netns {
+        check(Command::new("ip").args(["netns", "add", name]));
+        let ns = Netns {
+            name: name.to_string(),
+        };
+        ns.check(&["ip", "link", "set", "lo", "up"]);
+        // Keep hosts quiet: no IPv6 autoconfiguration chatter on the wire.
+        ns.run(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        ns.run(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        ns
+    }
+
+    /// A command that runs inside the namespace.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(&mut self.command(args))
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn check(&self, args: &[&str]) -> String {
+        check(&mut self.command(args))
+    }
+
+    /// Runs a shell script inside the namespace.
+    pub fn sh(&self, script: &str) -> Output {
+        self.run(&["sh", "-c", script])
+    }
+
+    /// Starts a background process inside the namespace.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?} in {}: {e}", self.name))
+    }
+
+    /// PIDs of the processes in this namespace (all started by us).
+    fn pids(&self) -> Vec<i32> {
+        let out = run(Command::new("ip").args(["netns", "pids", &self.name]));
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for pid in self.pids() {
+            // SAFETY: plain kill(2) of a process inside our own namespace.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A host: a namespace with `eth0` wired to a switch port.
+pub struct Host {
+    pub ns: Netns,
+    /// The switch-side interface of its veth pair.
+    pub port: String,
+    /// Its IPv4 address (without prefix length).
+    pub ip: String,
+    pub mac: String,
+}
+
+impl Host {
+    pub fn ping(&self, dst: &str, count: u32) -> Output {
+        self.ns.run(&[
+            "ping",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-W",
+            "1",
+            "-q",
+            dst,
+        ])
+    }
+
+    /// Whether `count` pings to `dst` all came back.
+    pub fn ping_ok(&self, dst: &str, count: u32) -> bool {
+        let out = self.ping(dst, count);
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" 0% packet loss")
+    }
+}
+
+/// Where the patchbay binaries are.
+#[derive(Clone, Debug)]
+pub struct Bins {
+    pub patchbayd: PathBuf,
+    pub patchbay: PathBuf,
+}
+
+impl Bins {
+    /// The binaries next to the running executable (target/{debug,release}),
+    /// or one directory up from it (tests run from target/*/deps).
+    pub fn beside_current_exe() -> Bins {
+        let exe = std::env::current_exe().expect("current exe");
+        let mut dir = exe.parent().expect("exe dir").to_path_buf();
+        if !dir.join("patchbayd").exists() {
+            dir.pop();
+        }
+        Bins {
+            patchbayd: dir.join("patchbayd"),
+            patchbay: dir.join("patchbay"),
+        }
+    }
+}
+
+/// A running patchbayd, stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Daemon {
+    child: Child,
+    pub socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops it and returns its exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        // SAFETY: kill(2) of the child we started, by its PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A switch namespace and hosts wired to it.
+pub struct Lab {
+    pub tag: String,
+    pub bins: Bins,
+    // Field order is drop order: the daemon stops before namespaces go.
+    pub daemon: Option<Daemon>,
+    pub hosts: Vec<Host>,
+    pub sw: Netns,
+}
+
+impl Lab {
+    /// A switch namespace with `n` hosts h1..hn at 10.0.0.1..n/24, each on
+    /// port p1..pn of the switch namespace. Offloads stay at the defaults.
+    pub fn new(bins: Bins, n: usize) -> Lab {
+        let tag = unique_tag();
+        let sw = Netns::new(&format!("{tag}-sw"));
+        let mut lab = Lab {
+            tag,
+            bins,
+            daemon: None,
+            hosts: Vec::new(),
+            sw,
+        };
+        for i in 1..=n {
+            lab.add_host(&format!("10.0.0.{i}/24"));
+        }
+        lab
+    }
+
+    /// Adds host h{k} with `addr` (CIDR) on a new port p{k}.
+    pub fn add_host(&mut self, addr: &str) -> &Host {
+        let k = self.hosts.len() + 1;
+        let ns = Netns::new(&format!("{}-h{k}", self.tag));
+        let port = format!("p{k}");
+        check(Command::new("ip").args([
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            &ns.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &port,
+            "netns",
+            &self.sw.name,
+        ]));
+        ns.check(&["ip", "addr", "add", addr, "dev", "eth0"]);
+        ns.check(&["ip", "link", "set", "eth0", "up"]);
+        self.sw.check(&["ip", "link", "set", &port, "up"]);
+        let mac = ns
+            .check(&["cat", "/sys/class/net/eth0/address"])
+            .trim()
+            .to_string();
+        let ip = addr.split('/').next().unwrap_or(addr).to_string();
+        self.hosts.push(Host { ns, port, ip, mac });
+        self.hosts.last().expect("just pushed")
+    }
+
+    pub fn host(&self, k: usize) -> &Host {
+        &self.hosts[k - 1]
+    }
+
+    /// Starts patchbayd in the switch namespace with `args` (e.g. the
+    /// `--port`s) and waits until its socket answers.
+    pub fn start_daemon(&mut self, args: &[&str]) -> &mut Daemon {
+        let socket = std::env::temp_dir().join(format!("{}.sock", self.tag));
+        let log = std::env::temp_dir().join(format!("{}.log", self.tag));
+        let logfile = std::fs::File::create(&log).expect("log file");
+        let mut cmd = self
+            .sw
+            .command(&[self.bins.patchbayd.to_str().expect("utf-8 path")]);
+        cmd.arg("--socket").arg(&socket).args(args);
+        let child = cmd
+            .stdout(logfile.try_clone().expect("log fd"))
+            .stderr(logfile)
+            .spawn()
+            .expect("start patchbayd");
+        let mut daemon = Daemon { child, socket, log };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !daemon.socket.exists() {
+            assert!(daemon.alive(), "patchbayd exited: {}", daemon.log());
+            assert!(
+                Instant::now() < deadline,
+                "patchbayd did not open its socket: {}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.daemon = Some(daemon);
+        self.daemon.as_mut().expect("just set")
+    }
+
+    /// `--port p1 --port p2 ...` for every host.
+    pub fn port_args(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .flat_map(|h| ["--port".to_string(), h.port.clone()])
+            .collect()
+    }
+
+    /// Runs the `patchbay` CLI against this lab's daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let socket = &self.daemon.as_ref().expect("daemon started").socket;
+        run(Command::new(&self.bins.patchbay)
+            .arg("--socket")
+            .arg(socket)
+            .args(args))
+    }
+
+    /// Runs the CLI, which must succeed; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "patchbay {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the CLI with `-j` and parses the JSON.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["-j"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.cli_ok(&a)).expect("JSON output")
+    }
+}
+
+/// Waits until `f` holds, for at most `timeout`.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether a program is on PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A tcpdump running in a namespace, writing a pcap file.
+pub struct Capture {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Starts tcpdump on `iface` of `ns` with a capture `filter`, and waits
+    /// until it is capturing.
+    pub fn start(ns: &Netns, iface: &str, filter: &str) -> Capture {
+        let file = std::env::temp_dir().join(format!(
+            "{}-{iface}-{}.pcap",
+            ns.name,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let path = file.to_str().expect("utf-8 path");
+        let child = ns
+            .command(&[
+                "tcpdump",
+                "--immediate-mode",
+                "-i",
+                iface,
+                "-n",
+                "-U",
+                "-w",
+                path,
+                filter,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tcpdump");
+        let mut cap = Capture { child, file };
+        // The pcap file header is written once the capture is live.
+        let live = wait_for(Duration::from_secs(10), || {
+            std::fs::metadata(&cap.file).is_ok_and(|m| m.len() >= 24)
+        });
+        assert!(live, "tcpdump did not start on {iface} in {}", ns.name);
+        assert!(matches!(cap.child.try_wait(), Ok(None)), "tcpdump exited");
+        cap
+    }
+
+    /// Stops the capture and returns tcpdump's one-line-per-packet reading of it.
+    pub fn stop(mut self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: kill(2) of the tcpdump we started, by its PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        let out = check(
+            Command::new("tcpdump")
+                .args(["-n", "-e", "-r"])
+                .arg(&self.file),
+        );
+        out.lines().map(str::to_string).collect()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
