@@ -327,7 +327,7 @@ fn bridges_are_separate_broadcast_domains() {
     );
     // A port out of every bridge forwards nothing, and counts why.
     lab.cli_ok(&["link", "set", "p4", "nomaster"]);
-    assert!(!h3.ping_ok(&h4.ip, 1));
+    assert!(!h4.ping_ok(&h3.ip, 1));
     let links = lab.cli_json(&["link", "show"]);
     assert!(port(&links, "p4").unwrap()["drops_by_reason"]["no-bridge"].as_u64() >= Some(1));
     // Deleting a bridge frees its ports.
