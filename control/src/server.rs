@@ -12,13 +12,13 @@ use crate::api::{
 use patchbay_dataplane::pipeline::{EngineHandle, SwitchError};
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use serde_json::{json, Value};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Clients served at once; more are told to retry.
 pub const MAX_CLIENTS: usize = 32;
@@ -78,25 +78,43 @@ impl Server {
                     continue;
                 }
             };
-            if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
-                clients.fetch_sub(1, Ordering::SeqCst);
+            let Some(slot) = ClientSlot::take(&clients) else {
                 let busy = ApiError::new(ErrorCode::Unavailable, "too many clients; try again");
                 let _ = write_response(&mut stream, Err(busy));
                 continue;
-            }
-            let (engine, opts, clients) = (engine.clone(), opts.clone(), clients.clone());
+            };
+            let (engine, opts) = (engine.clone(), opts.clone());
+            // The slot is given back when the closure is dropped: after the
+            // client is served, if the thread panics, or if it never starts.
             let spawned = std::thread::Builder::new()
                 .name("client".into())
                 .spawn(move || {
+                    let _slot = slot;
                     if let Err(e) = serve_client(stream, &engine, &opts) {
                         log::debug!("control: client: {e}");
                     }
-                    clients.fetch_sub(1, Ordering::SeqCst);
                 });
             if let Err(e) = spawned {
                 log::warn!("control: cannot start a client thread: {e}");
             }
         }
+    }
+}
+
+/// One of the [`MAX_CLIENTS`] places, given back on drop.
+struct ClientSlot(Arc<AtomicUsize>);
+
+impl ClientSlot {
+    fn take(count: &Arc<AtomicUsize>) -> Option<ClientSlot> {
+        let taken = count.fetch_add(1, Ordering::SeqCst);
+        let slot = ClientSlot(count.clone());
+        (taken < MAX_CLIENTS).then_some(slot)
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -112,32 +130,74 @@ fn write_response(stream: &mut UnixStream, r: Result<Value, ApiError>) -> io::Re
     stream.write_all(&line)
 }
 
+/// What reading one request line gave.
+enum Line {
+    Request,
+    /// The client closed the connection between requests.
+    Closed,
+    /// Over [`MAX_REQUEST_BYTES`], or cut off by the end of the connection.
+    Bad(String),
+}
+
+/// Reads one request line into `line`, which must arrive whole before
+/// `deadline` however the client spreads its bytes.
+fn read_line(
+    reader: &mut BufReader<UnixStream>,
+    line: &mut Vec<u8>,
+    deadline: Instant,
+) -> io::Result<Line> {
+    line.clear();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request not complete in time",
+            ));
+        }
+        reader.get_ref().set_read_timeout(Some(left))?;
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(if line.is_empty() {
+                Line::Closed
+            } else {
+                Line::Bad("request ended without a newline".into())
+            });
+        }
+        let (take, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        line.extend_from_slice(&available[..take]);
+        reader.consume(take);
+        if line.len() > MAX_REQUEST_BYTES {
+            return Ok(Line::Bad(format!(
+                "request is over the {MAX_REQUEST_BYTES}-byte limit"
+            )));
+        }
+        if done {
+            return Ok(Line::Request);
+        }
+    }
+}
+
 fn serve_client(stream: UnixStream, engine: &EngineHandle, opts: &PortOptions) -> io::Result<()> {
-    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
-        line.clear();
-        // One byte over the limit tells an oversized line from one that fits.
-        let n = (&mut reader)
-            .take(MAX_REQUEST_BYTES as u64 + 1)
-            .read_until(b'\n', &mut line)?;
-        if n == 0 {
-            return Ok(());
+        match read_line(&mut reader, &mut line, Instant::now() + REQUEST_TIMEOUT)? {
+            Line::Closed => return Ok(()),
+            Line::Bad(why) => {
+                write_response(&mut writer, Err(ApiError::new(ErrorCode::BadRequest, why)))?;
+                return Ok(());
+            }
+            Line::Request => {
+                let result = api::parse_request(&line).and_then(|req| handle(req, engine, opts));
+                write_response(&mut writer, result)?;
+            }
         }
-        if line.last() != Some(&b'\n') {
-            let why = if line.len() > MAX_REQUEST_BYTES {
-                format!("request is over the {MAX_REQUEST_BYTES}-byte limit")
-            } else {
-                "request ended without a newline".to_string()
-            };
-            write_response(&mut writer, Err(ApiError::new(ErrorCode::BadRequest, why)))?;
-            return Ok(());
-        }
-        let result = api::parse_request(&line).and_then(|req| handle(req, engine, opts));
-        write_response(&mut writer, result)?;
     }
 }
 
@@ -242,7 +302,11 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
                 return Err(switch_error(SwitchError::Exists(name)));
             }
             let port = port::open(kind, &name, opts).map_err(port_error)?;
-            on_switch!(|sw| sw.add_port(port, master.as_deref()));
+            let added = engine
+                .call(move |sw| sw.add_port(port, master.as_deref()).map(drop))
+                .map_err(|_| stopped())?;
+            // A rejected port is closed here, on this thread.
+            added.map_err(|rejected| switch_error(rejected.error))?;
             Ok(Value::Null)
         }
         Request::LinkSet {
@@ -276,16 +340,19 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             Ok(Value::Null)
         }
         Request::LinkDel { name } => {
-            on_switch!(|sw| {
+            let removed = on_switch!(|sw| {
                 if sw.has_bridge(&name) {
-                    sw.del_bridge(&name)
+                    sw.del_bridge(&name).map(|()| None)
                 } else {
-                    sw.del_port(&name).map_err(|e| match e {
+                    sw.del_port(&name).map(Some).map_err(|e| match e {
                         SwitchError::NoSuchPort(n) => SwitchError::NoSuchLink(n),
                         e => e,
                     })
                 }
             });
+            // Closing the port waits on the kernel: do it here, not on the
+            // forwarding thread.
+            drop(removed);
             Ok(Value::Null)
         }
         Request::FdbShow { link } => {

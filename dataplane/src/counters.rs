@@ -36,6 +36,7 @@ drop_reasons! {
     NoBridge => "no-bridge", "Ingress port is not attached to a bridge.";
     NoVlanRoom => "no-vlan-room", "No headroom to put an offloaded VLAN tag back into the frame.";
     RxRingFull => "rx-ring-full", "The kernel dropped it: the receive ring was full.";
+    RxError => "rx-error", "The device failed to hand it over.";
     TxBusy => "tx-busy", "Egress device or socket buffer was full.";
     TxDown => "tx-down", "Egress interface is down or gone.";
     TxError => "tx-error", "Egress device refused the frame.";

@@ -275,29 +275,7 @@ impl Lab {
     /// Starts patchbayd in the switch namespace with `args` (e.g. the
     /// `--port`s) and waits until its socket answers.
     pub fn start_daemon(&mut self, args: &[&str]) -> &mut Daemon {
-        let socket = std::env::temp_dir().join(format!("{}.sock", self.tag));
-        let log = std::env::temp_dir().join(format!("{}.log", self.tag));
-        let logfile = std::fs::File::create(&log).expect("log file");
-        let mut cmd = self
-            .sw
-            .command(&[self.bins.patchbayd.to_str().expect("utf-8 path")]);
-        cmd.arg("--socket").arg(&socket).args(args);
-        let child = cmd
-            .stdout(logfile.try_clone().expect("log fd"))
-            .stderr(logfile)
-            .spawn()
-            .expect("start patchbayd");
-        let mut daemon = Daemon { child, socket, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !daemon.socket.exists() {
-            assert!(daemon.alive(), "patchbayd exited: {}", daemon.log());
-            assert!(
-                Instant::now() < deadline,
-                "patchbayd did not open its socket: {}",
-                daemon.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let daemon = start_daemon(&self.sw, &self.bins, &self.tag, args);
         self.daemon = Some(daemon);
         self.daemon.as_mut().expect("just set")
     }
@@ -336,6 +314,33 @@ impl Lab {
         a.extend_from_slice(args);
         serde_json::from_str(&self.cli_ok(&a)).expect("JSON output")
     }
+}
+
+/// Starts patchbayd in `ns` with `args` and a socket and log named after
+/// `tag`, and waits until its socket exists.
+pub fn start_daemon(ns: &Netns, bins: &Bins, tag: &str, args: &[&str]) -> Daemon {
+    let socket = std::env::temp_dir().join(format!("{tag}.sock"));
+    let log = std::env::temp_dir().join(format!("{tag}.log"));
+    let logfile = std::fs::File::create(&log).expect("log file");
+    let mut cmd = ns.command(&[bins.patchbayd.to_str().expect("utf-8 path")]);
+    cmd.arg("--socket").arg(&socket).args(args);
+    let child = cmd
+        .stdout(logfile.try_clone().expect("log fd"))
+        .stderr(logfile)
+        .spawn()
+        .expect("start patchbayd");
+    let mut daemon = Daemon { child, socket, log };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon.socket.exists() {
+        assert!(daemon.alive(), "patchbayd exited: {}", daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "patchbayd did not open its socket: {}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon
 }
 
 /// Waits until `f` holds, for at most `timeout`.

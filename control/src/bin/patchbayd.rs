@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     ageing_time: u32,
     /// Receive ring of each AF_PACKET port, in MiB (15 frames of up to 64 KiB per MiB).
-    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_name = "MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     rx_ring_mib: u32,
     /// Pin the forwarding thread to this CPU.
     #[arg(long, value_name = "CPU")]
@@ -74,7 +74,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let (mut engine, handle) = Engine::new(config).context("starting the engine")?;
     for p in ports {
-        engine.switch().add_port(p, Some(DEFAULT_BRIDGE))?;
+        engine
+            .switch()
+            .add_port(p, Some(DEFAULT_BRIDGE))
+            .map_err(|rejected| rejected.error)?;
     }
     let server = Server::bind(&args.socket)?;
     log::info!("control socket {}", args.socket.display());

@@ -54,12 +54,17 @@ fn unkey(k: u64) -> (BridgeId, Mac) {
 }
 
 impl Fdb {
-    /// An empty table that holds at most `max` entries. The memory for all of
-    /// them is taken now (ahash keys are randomly seeded, so an attacker
-    /// cannot aim MACs at one bucket).
+    /// An empty table that holds at most `max` entries. The memory is taken
+    /// now, twice what `max` needs: with at most half the table live, the
+    /// tombstones that deletions leave are always cleaned up in place, never
+    /// by growing it. (ahash keys are randomly seeded, so an attacker cannot
+    /// aim MACs at one bucket.)
     pub fn new(max: usize) -> Fdb {
         Fdb {
-            map: HashMap::with_capacity_and_hasher(max, ahash::RandomState::new()),
+            map: HashMap::with_capacity_and_hasher(
+                max.saturating_mul(2),
+                ahash::RandomState::new(),
+            ),
             max,
         }
     }

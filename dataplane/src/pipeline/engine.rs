@@ -54,6 +54,7 @@ pub struct Engine {
     poll: Poll,
     switch: Switch,
     jobs: Receiver<Job>,
+    busy_poll: Duration,
 }
 
 impl Engine {
@@ -62,8 +63,19 @@ impl Engine {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let switch = Switch::new(config, Some(poll.registry().try_clone()?));
         let (tx, jobs) = crossbeam_channel::unbounded();
+        let busy_poll = Duration::from_micros(
+            std::env::var("PB_SPIN")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        );
         Ok((
-            Engine { poll, switch, jobs },
+            Engine {
+                poll,
+                switch,
+                jobs,
+                busy_poll,
+            },
             EngineHandle { jobs: tx, waker },
         ))
     }
@@ -84,8 +96,13 @@ impl Engine {
         let mut ready: Vec<bool> = Vec::new();
         let mut busy = false;
         let mut next_tick = Instant::now() + TICK;
+        let mut last_work = Instant::now();
         loop {
-            let timeout = if busy {
+            // Keep polling without sleeping for a while after the last frame:
+            // the next one (a reply, the next segment) usually comes within
+            // microseconds, and catching it awake saves a wake-up, which in a
+            // VM costs an inter-processor interrupt on both sides.
+            let timeout = if busy || last_work.elapsed() < self.busy_poll {
                 Duration::ZERO
             } else {
                 next_tick.saturating_duration_since(Instant::now())
@@ -118,7 +135,11 @@ impl Engine {
             busy = false;
             for (id, is_ready) in ready.iter_mut().enumerate() {
                 if *is_ready {
-                    if self.switch.process_rx(id as PortId) < BATCH {
+                    let n = self.switch.process_rx(id as PortId);
+                    if n > 0 {
+                        last_work = Instant::now();
+                    }
+                    if n < BATCH {
                         *is_ready = false;
                     } else {
                         busy = true;

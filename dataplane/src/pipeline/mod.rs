@@ -17,4 +17,4 @@ mod switch;
 
 pub use engine::{Engine, EngineHandle, EngineStopped, Job};
 pub use info::{BridgeInfo, FdbRow, PortInfo, StatsInfo};
-pub use switch::{Switch, SwitchConfig, SwitchError, DEFAULT_BRIDGE};
+pub use switch::{Rejected, Switch, SwitchConfig, SwitchError, DEFAULT_BRIDGE, MAX_BRIDGES};

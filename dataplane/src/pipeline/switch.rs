@@ -12,6 +12,8 @@ use std::time::Instant;
 
 /// The bridge every `--port` joins; it always exists.
 pub const DEFAULT_BRIDGE: &str = "br0";
+/// Most bridges in one switch.
+pub const MAX_BRIDGES: usize = 4096;
 
 /// Limits and defaults.
 #[derive(Debug, Clone)]
@@ -51,6 +53,8 @@ pub enum SwitchError {
     NoSuchEntry { mac: Mac, bridge: String },
     #[error("{0}: too many ports (at most {max})", max = u16::MAX)]
     TooManyPorts(String),
+    #[error("{0}: too many bridges (at most {MAX_BRIDGES})")]
+    TooManyBridges(String),
     #[error("ageing_time must be between 1 and 1000000 seconds, not {0}")]
     BadAgeing(u32),
     #[error(transparent)]
@@ -60,6 +64,18 @@ pub enum SwitchError {
         name: String,
         source: std::io::Error,
     },
+}
+
+/// A port [`Switch::add_port`] could not add, handed back with the reason.
+pub struct Rejected {
+    pub error: SwitchError,
+    pub port: Box<dyn Port>,
+}
+
+impl std::fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rejected({:?}, port {})", self.error, self.port.name())
+    }
 }
 
 struct PortSlot {
@@ -189,6 +205,9 @@ impl Switch {
                 self.bridges[free] = Some(bridge);
                 free
             }
+            None if self.bridges.len() >= MAX_BRIDGES => {
+                return Err(SwitchError::TooManyBridges(name.to_string()))
+            }
             None => {
                 self.bridges.push(Some(bridge));
                 self.bridges.len() - 1
@@ -229,12 +248,27 @@ impl Switch {
         Ok(())
     }
 
-    /// Adds a port, attached to `master` (a bridge name) if given.
+    /// Adds a port, attached to `master` (a bridge name) if given. A port
+    /// that cannot be added is handed back with the error, so that the caller
+    /// (not the forwarding thread) pays for closing it.
     pub fn add_port(
         &mut self,
         port: Box<dyn Port>,
         master: Option<&str>,
-    ) -> Result<PortId, SwitchError> {
+    ) -> Result<PortId, Rejected> {
+        match self.prepare_port(port.as_ref(), master) {
+            Ok((id, bridge)) => Ok(self.insert_port(id, bridge, port)),
+            Err(error) => Err(Rejected { error, port }),
+        }
+    }
+
+    /// Checks that `port` can be added, finds it a slot and registers it for
+    /// polling.
+    fn prepare_port(
+        &mut self,
+        port: &dyn Port,
+        master: Option<&str>,
+    ) -> Result<(usize, Option<BridgeId>), SwitchError> {
         let name = port.name().to_string();
         self.check_new_name(&name)?;
         let bridge = master.map(|m| self.existing_bridge(m)).transpose()?;
@@ -250,17 +284,19 @@ impl Switch {
         if let (Some(registry), Some(fd)) = (&self.registry, port.raw_fd()) {
             registry
                 .register(&mut SourceFd(&fd), Token(id), Interest::READABLE)
-                .map_err(|source| SwitchError::Poll {
-                    name: name.clone(),
-                    source,
-                })?;
+                .map_err(|source| SwitchError::Poll { name, source })?;
         }
+        Ok((id, bridge))
+    }
+
+    fn insert_port(&mut self, id: usize, bridge: Option<BridgeId>, port: Box<dyn Port>) -> PortId {
         let state = port.link_state();
         log::info!(
-            "port {name}: added ({}, {}, master {})",
+            "port {}: added ({}, {}, master {})",
+            port.name(),
             port.kind().name(),
             state.name(),
-            master.unwrap_or("none")
+            bridge.map_or("none", |b| self.bridge_name(b))
         );
         self.ports[id] = Some(PortSlot {
             port,
@@ -270,17 +306,16 @@ impl Switch {
             link_down_events: 0,
         });
         if let Some(b) = bridge {
-            self.bridges[b as usize]
-                .as_mut()
-                .expect("exists")
-                .members
-                .push(id as PortId);
+            let bridge = self.bridges[b as usize].as_mut().expect("exists");
+            bridge.members.push(id as PortId);
         }
-        Ok(id as PortId)
+        id as PortId
     }
 
-    /// Removes a port and forgets what was learned on it.
-    pub fn del_port(&mut self, name: &str) -> Result<(), SwitchError> {
+    /// Removes a port and forgets what was learned on it. The port is handed
+    /// back: closing it can wait on the kernel (RTNL), which the forwarding
+    /// thread must not.
+    pub fn del_port(&mut self, name: &str) -> Result<Box<dyn Port>, SwitchError> {
         let id = self.existing_port(name)?;
         self.detach(id);
         let slot = self.ports[id as usize].take().expect("exists");
@@ -288,7 +323,7 @@ impl Switch {
             let _ = registry.deregister(&mut SourceFd(&fd));
         }
         log::info!("port {name}: deleted");
-        Ok(())
+        Ok(slot.port)
     }
 
     /// Takes a port out of its bridge, with its FDB entries.
@@ -468,18 +503,24 @@ impl Switch {
             return;
         };
         let state = slot.port.refresh();
-        if state != slot.state {
-            if slot.state == LinkState::Up {
-                slot.link_down_events += 1;
-                log::warn!(
-                    "port {}: link {} (other ports keep forwarding)",
-                    slot.port.name(),
-                    state.name()
-                );
-            } else {
-                log::info!("port {}: link {}", slot.port.name(), state.name());
-            }
-            slot.state = state;
+        if state == slot.state {
+            return;
+        }
+        let was_up = slot.state == LinkState::Up;
+        slot.state = state;
+        if was_up {
+            slot.link_down_events += 1;
+            let name = slot.port.name();
+            log::warn!(
+                "port {name}: link {} (other ports keep forwarding)",
+                state.name()
+            );
+            // Stations behind a dead link cannot be reached through it:
+            // forget them so their frames are flooded, as an 802.1D bridge
+            // does when a port leaves the forwarding state.
+            self.fdb.retain(|_, _, e| e.is_static || e.port != id);
+        } else {
+            log::info!("port {}: link {}", slot.port.name(), state.name());
         }
     }
 

@@ -21,7 +21,7 @@ use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::BATCH;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 // From <linux/if_packet.h>.
 const PACKET_ADD_MEMBERSHIP: i32 = 1;
@@ -201,18 +201,16 @@ impl AfPacketPort {
             let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf);
         }
 
-        let mut iovs: Box<[libc::iovec]> = (0..BATCH)
+        let iovs: Box<[libc::iovec]> = (0..BATCH)
             .map(|_| libc::iovec {
                 iov_base: std::ptr::null_mut(),
                 iov_len: 0,
             })
             .collect();
-        let msgs: Box<[libc::mmsghdr]> = iovs
-            .iter_mut()
-            .map(|iov| {
+        let msgs: Box<[libc::mmsghdr]> = (0..BATCH)
+            .map(|_| {
                 // SAFETY: mmsghdr is a plain C struct; all-zero is valid.
                 let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                m.msg_hdr.msg_iov = iov;
                 m.msg_hdr.msg_iovlen = 1;
                 m
             })
@@ -273,20 +271,31 @@ impl AfPacketPort {
         counters: &mut PortCounters,
     ) -> Option<(usize, usize)> {
         let slot = self.ring.slot(slot_index);
-        // SAFETY: the slot's status is TP_STATUS_USER, so until we hand it
-        // back the kernel does not touch it and we own its FRAME_SIZE bytes.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(slot, FRAME_SIZE as usize) };
-        // SAFETY: the slot starts with a tpacket2_hdr (suitably aligned).
-        let hdr = unsafe { &*(slot as *const Tpacket2Hdr) };
-        if bytes[SLL_OFFSET + 10] == PACKET_OUTGOING {
+        // SAFETY: the slot starts with a tpacket2_hdr (aligned: slots are
+        // 16-byte aligned in a page-aligned mapping); it is ours while its
+        // status is TP_STATUS_USER. Copied out, so no reference to the
+        // status word (which the kernel reads) outlives this line.
+        let hdr = unsafe { std::ptr::read(slot as *const Tpacket2Hdr) };
+        // SAFETY: the slot is ours (see above) and FRAME_SIZE bytes long; the
+        // slice starts after the tpacket2_hdr, so it never overlaps the status.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(slot.add(SLL_OFFSET), FRAME_SIZE as usize - SLL_OFFSET)
+        };
+        if bytes[10] == PACKET_OUTGOING {
             return None;
         }
-        let (mac, snaplen) = (hdr.mac as usize, hdr.snaplen as usize);
+        let snaplen = hdr.snaplen as usize;
         if snaplen < hdr.len as usize {
             counters.drop(DropReason::Truncated);
             return None;
         }
-        if mac < SLOT_HEADERS + VNET_HDR_LEN || mac + snaplen > bytes.len() || snaplen < 12 {
+        if (hdr.mac as usize) < SLOT_HEADERS + VNET_HDR_LEN {
+            counters.drop(DropReason::Runt);
+            return None;
+        }
+        // Offsets below are from the start of `bytes` (the sockaddr_ll).
+        let mac = hdr.mac as usize - SLL_OFFSET;
+        if mac + snaplen > bytes.len() || snaplen < 12 {
             counters.drop(DropReason::Runt);
             return None;
         }
@@ -294,7 +303,7 @@ impl AfPacketPort {
         let mut len = VNET_HDR_LEN + snaplen;
         if status & TP_STATUS_VLAN_VALID != 0 {
             // The VLAN tag was taken off by offload; put it back where it was.
-            if start < SLOT_HEADERS + 4 {
+            if start < SLOT_HEADERS - SLL_OFFSET + 4 {
                 counters.drop(DropReason::NoVlanRoom);
                 return None;
             }
@@ -313,17 +322,19 @@ impl AfPacketPort {
                 vnet.shift_offsets(4);
             }
         }
-        Some((slot as usize - self.ring.base as usize + start, len))
+        Some((
+            slot as usize - self.ring.base as usize + SLL_OFFSET + start,
+            len,
+        ))
     }
 }
 
-fn slot_status(slot: *mut u8) -> u32 {
-    // SAFETY: `slot` points at a tpacket2_hdr inside the ring; the kernel
-    // writes tp_status concurrently, hence the volatile read.
-    let status = unsafe { std::ptr::read_volatile(slot as *const u32) };
-    // Frame contents are read only after the status says they are ours.
-    fence(Ordering::Acquire);
-    status
+/// The status word of a slot, shared with the kernel.
+fn slot_status(slot: *mut u8) -> &'static AtomicU32 {
+    // SAFETY: `slot` points at the 4-byte aligned tp_status of a
+    // tpacket2_hdr inside the ring, which lives as long as the port; the
+    // kernel and we only ever access it atomically.
+    unsafe { AtomicU32::from_ptr(slot.cast()) }
 }
 
 impl Port for AfPacketPort {
@@ -347,7 +358,9 @@ impl Port for AfPacketPort {
         let max = max.min(BATCH);
         while self.batch.len() < max && self.taken < self.ring.frames {
             let index = (self.head + self.taken) % self.ring.frames;
-            let status = slot_status(self.ring.slot(index));
+            // Acquire: the frame's bytes are read only after the status says
+            // they are ours.
+            let status = slot_status(self.ring.slot(index)).load(Ordering::Acquire);
             if status & TP_STATUS_USER == 0 {
                 break;
             }
@@ -367,11 +380,11 @@ impl Port for AfPacketPort {
     }
 
     fn release(&mut self) {
-        fence(Ordering::Release);
         for i in 0..self.taken {
             let slot = self.ring.slot((self.head + i) % self.ring.frames);
-            // SAFETY: the slot is ours; writing TP_STATUS_KERNEL hands it back.
-            unsafe { std::ptr::write_volatile(slot as *mut u32, TP_STATUS_KERNEL) };
+            // Release: our reads (and the VLAN rewrite) of the frame happen
+            // before the kernel may reuse the slot.
+            slot_status(slot).store(TP_STATUS_KERNEL, Ordering::Release);
         }
         self.head = (self.head + self.taken) % self.ring.frames;
         self.taken = 0;
@@ -391,6 +404,13 @@ impl Port for AfPacketPort {
             }
             if n == 0 {
                 return;
+            }
+            // Point each message at its iovec now: the writes above went
+            // through `self.iovs`, so earlier pointers are not to be trusted.
+            let iovs = self.iovs.as_mut_ptr();
+            for (i, msg) in self.msgs[..n].iter_mut().enumerate() {
+                // SAFETY: i < n <= BATCH, the length of `iovs`.
+                msg.msg_hdr.msg_iov = unsafe { iovs.add(i) };
             }
             let mut done = 0;
             while done < n {
@@ -442,7 +462,13 @@ impl Port for AfPacketPort {
             log::debug!("port {}: socket error {err}", self.name);
         }
         let state = sys::link_state(&self.name);
-        if state != LinkState::Gone {
+        if state == LinkState::Gone {
+            // The kernel unhooked the socket when the interface went away; an
+            // interface of this name that comes back (even with the same
+            // ifindex, as after a round trip through another namespace) must
+            // be bound again.
+            self.ifindex = 0;
+        } else {
             // An interface deleted and created again under the same name has a
             // new ifindex: follow it.
             if let Some(ifindex) = sys::if_index(&self.name) {

@@ -151,6 +151,6 @@ pub struct PortOptions {
 
 impl Default for PortOptions {
     fn default() -> Self {
-        PortOptions { rx_ring_mib: 16 }
+        PortOptions { rx_ring_mib: 32 }
     }
 }

@@ -102,19 +102,32 @@ impl Port for TapPort {
 
     fn recv(&mut self, max: usize, counters: &mut PortCounters) -> io::Result<usize> {
         self.count = 0;
-        while self.count < max.min(BATCH) {
+        let max = max.min(BATCH);
+        // Bounded, so a device that keeps failing cannot hold the loop.
+        for _ in 0..2 * max {
+            if self.count == max {
+                break;
+            }
             let buf = &mut self.bufs[self.count];
             // SAFETY: reads at most buf.len() bytes into the buffer.
             let r = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if r < 0 {
-                let err = io::Error::last_os_error();
-                match err.raw_os_error() {
+                match io::Error::last_os_error().raw_os_error() {
                     Some(libc::EAGAIN) => break,
                     Some(libc::EINTR) => continue,
-                    _ => return Err(err),
+                    // The frame that failed is gone; the next ones may be fine.
+                    _ => {
+                        counters.drop(DropReason::RxError);
+                        continue;
+                    }
                 }
             }
             let len = r as usize;
+            if len > buf.len() {
+                // The kernel reports the full length of a frame it cut short.
+                counters.drop(DropReason::Truncated);
+                continue;
+            }
             if len < VNET_HDR_LEN + 14 {
                 counters.drop(DropReason::Runt);
                 continue;

@@ -1,1 +1,465 @@
-fn main() {}
+//! `patchbay-bench`: the kernel and patchbay doing the same job on the same
+//! veth topology, measured in one run.
+//!
+//! ```text
+//! gen (eth0 10.1.0.1) --veth-- [in0  DUT  out0] --veth-- sink (eth0 10.1.0.2)
+//! ```
+//!
+//! The DUT namespace holds either a kernel bridge or patchbayd (with a core
+//! of its own, `--cpu 1`). For each it measures iperf3 TCP (1 and 4 streams
+//! with default offloads, 1 stream with offloads off), the 64-byte frame
+//! rate (same generator, pinned to CPU 0), ping RTT, and the CPU time the
+//! whole machine spent per million frames delivered, then prints each
+//! figure with the ratio patchbay/kernel.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use patchbay_dataplane::counters::PortCounters;
+use patchbay_dataplane::port::afpacket::AfPacketPort;
+use patchbay_dataplane::port::{sys, Port, PortOptions};
+use patchbay_dataplane::wire::VNET_HDR_LEN;
+use patchbay_dataplane::BATCH;
+use patchbay_tools::{wait_for, Bins, Daemon, Netns};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Benchmark patchbay against the kernel on the same veth topology")]
+struct Args {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    /// Seconds per traffic measurement.
+    #[arg(long, default_value_t = 5)]
+    secs: u64,
+    /// Measure everything this many times and report medians.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Which DUTs to measure (comma separated): kernel-bridge, patchbay.
+    #[arg(long, default_value = "kernel-bridge,patchbay")]
+    duts: String,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// (internal) Send 64-byte frames out of DEV as fast as possible.
+    Gen {
+        #[arg(long)]
+        dev: String,
+        #[arg(long)]
+        dst: String,
+        #[arg(long)]
+        secs: u64,
+        #[arg(long, default_value_t = 0)]
+        cpu: usize,
+    },
+}
+
+/// The device under test.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dut {
+    KernelBridge,
+    Patchbay,
+}
+
+impl Dut {
+    fn name(self) -> &'static str {
+        match self {
+            Dut::KernelBridge => "kernel-bridge",
+            Dut::Patchbay => "patchbay",
+        }
+    }
+}
+
+/// The figures, in table order: key, label, unit, whether higher is better.
+const FIGURES: &[(&str, &str)] = &[
+    ("tcp1_gbps", "TCP 1 stream, default offloads (Gbit/s)"),
+    ("tcp4_gbps", "TCP 4 streams, default offloads (Gbit/s)"),
+    ("tcp1_nooffload_gbps", "TCP 1 stream, offloads off (Gbit/s)"),
+    ("frames64_delivered_mpps", "64-byte frames delivered (Mpps)"),
+    ("frames64_generated_mpps", "64-byte frames generated (Mpps)"),
+    ("frames64_loss_pct", "64-byte frame loss (%)"),
+    ("rtt_p50_us", "ping RTT p50 (us)"),
+    ("rtt_p99_us", "ping RTT p99 (us)"),
+    (
+        "cpu_s_per_mframes",
+        "CPU seconds per million frames delivered",
+    ),
+];
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(Cmd::Gen {
+        dev,
+        dst,
+        secs,
+        cpu,
+    }) = args.cmd
+    {
+        return generate(&dev, &dst, secs, cpu);
+    }
+    let duts: Vec<Dut> = args
+        .duts
+        .split(',')
+        .map(|d| match d.trim() {
+            "kernel-bridge" | "kernel" => Ok(Dut::KernelBridge),
+            "patchbay" => Ok(Dut::Patchbay),
+            other => bail!("unknown DUT '{other}' (kernel-bridge, patchbay)"),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let bins = Bins::beside_current_exe();
+    if !bins.patchbayd.exists() {
+        bail!(
+            "{} not found: build with 'cargo build --release'",
+            bins.patchbayd.display()
+        );
+    }
+    let mut samples: BTreeMap<&str, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
+    for run in 1..=args.runs {
+        for &dut in &duts {
+            progress(&format!("run {run}/{}: {}", args.runs, dut.name()));
+            let figures = measure(dut, &bins, args.secs)?;
+            for (k, v) in figures {
+                samples
+                    .entry(dut.name())
+                    .or_default()
+                    .entry(k)
+                    .or_default()
+                    .push(v);
+            }
+        }
+    }
+    let medians: BTreeMap<&str, BTreeMap<&str, f64>> = samples
+        .iter()
+        .map(|(dut, figs)| (*dut, figs.iter().map(|(k, v)| (*k, median(v))).collect()))
+        .collect();
+    report(&medians, &args)
+}
+
+fn progress(msg: &str) {
+    eprintln!("[patchbay-bench] {msg}");
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn report(medians: &BTreeMap<&str, BTreeMap<&str, f64>>, args: &Args) -> anyhow::Result<()> {
+    let get = |dut: &str, k: &str| medians.get(dut).and_then(|m| m.get(k)).copied();
+    let ratio = |k: &str| match (get("patchbay", k), get("kernel-bridge", k)) {
+        (Some(p), Some(b)) if b != 0.0 => Some(p / b),
+        _ => None,
+    };
+    if args.json {
+        let mut out = json!({
+            "secs": args.secs,
+            "runs": args.runs,
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        });
+        for (dut, m) in medians {
+            out[*dut] = json!(m);
+        }
+        out["ratio_patchbay_to_kernel"] = json!(FIGURES
+            .iter()
+            .filter_map(|(k, _)| ratio(k).map(|r| (k.to_string(), r)))
+            .collect::<BTreeMap<_, _>>());
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{:<42} {:>14} {:>14} {:>16}",
+        "figure (median of {runs} run(s), {secs} s each)"
+            .replace("{runs}", &args.runs.to_string())
+            .replace("{secs}", &args.secs.to_string()),
+        "kernel-bridge",
+        "patchbay",
+        "patchbay/kernel"
+    );
+    let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    for (k, label) in FIGURES {
+        println!(
+            "{:<42} {:>14} {:>14} {:>16}",
+            label,
+            cell(get("kernel-bridge", k)),
+            cell(get("patchbay", k)),
+            ratio(k).map_or("-".to_string(), |r| format!("{r:.2}x"))
+        );
+    }
+    Ok(())
+}
+
+/// The three namespaces and, for patchbay, the daemon.
+struct Topology {
+    _daemon: Option<Daemon>,
+    gen: Netns,
+    sink: Netns,
+    dut: Netns,
+}
+
+const GEN_IP: &str = "10.1.0.1";
+const SINK_IP: &str = "10.1.0.2";
+
+fn sh(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Topology {
+    fn new(dut_kind: Dut, bins: &Bins) -> anyhow::Result<Topology> {
+        let tag = format!("pbb{}{}", std::process::id(), &dut_kind.name()[..1]);
+        let (gen, dut, sink) = (
+            Netns::new(&format!("{tag}-gen")),
+            Netns::new(&format!("{tag}-dut")),
+            Netns::new(&format!("{tag}-sink")),
+        );
+        for (host, port, ip) in [(&gen, "in0", GEN_IP), (&sink, "out0", SINK_IP)] {
+            sh(Command::new("ip").args([
+                "link", "add", "eth0", "netns", &host.name, "type", "veth", "peer", "name", port,
+                "netns", &dut.name,
+            ]))?;
+            sh(&mut host.command(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]))?;
+            sh(&mut host.command(&["ip", "link", "set", "eth0", "up"]))?;
+            sh(&mut dut.command(&["ip", "link", "set", port, "up"]))?;
+        }
+        let daemon = match dut_kind {
+            Dut::KernelBridge => {
+                sh(&mut dut.command(&["ip", "link", "add", "br0", "type", "bridge"]))?;
+                for p in ["in0", "out0"] {
+                    sh(&mut dut.command(&["ip", "link", "set", p, "master", "br0"]))?;
+                }
+                sh(&mut dut.command(&["ip", "link", "set", "br0", "up"]))?;
+                None
+            }
+            Dut::Patchbay => {
+                let mut lab_daemon = patchbay_tools::lab::start_daemon(
+                    &dut,
+                    bins,
+                    &tag,
+                    &["--port", "in0", "--port", "out0", "--cpu", "1"],
+                );
+                if !lab_daemon.alive() {
+                    bail!("patchbayd exited: {}", lab_daemon.log());
+                }
+                Some(lab_daemon)
+            }
+        };
+        let topo = Topology {
+            _daemon: daemon,
+            gen,
+            sink,
+            dut,
+        };
+        // The kernel bridge starts forwarding after its ports pass through
+        // listening/learning; wait until the path works both ways.
+        let ok = wait_for(Duration::from_secs(30), || {
+            topo.gen
+                .run(&["ping", "-c", "1", "-W", "1", SINK_IP])
+                .status
+                .success()
+        });
+        if !ok {
+            bail!("{}: gen cannot reach sink", dut_kind.name());
+        }
+        Ok(topo)
+    }
+
+    fn set_offloads(&self, on: bool) -> anyhow::Result<()> {
+        let v = if on { "on" } else { "off" };
+        for (ns, dev) in [
+            (&self.gen, "eth0"),
+            (&self.sink, "eth0"),
+            (&self.dut, "in0"),
+            (&self.dut, "out0"),
+        ] {
+            sh(&mut ns.command(&["ethtool", "-K", dev, "tx", v, "tso", v, "gso", v, "gro", v]))?;
+        }
+        Ok(())
+    }
+
+    fn iperf3(&self, streams: u32, secs: u64) -> anyhow::Result<f64> {
+        let port = "5299";
+        sh(&mut self.sink.command(&["iperf3", "-s", "-1", "-D", "-p", port]))?;
+        std::thread::sleep(Duration::from_millis(300));
+        let out = sh(&mut self.gen.command(&[
+            "iperf3",
+            "-c",
+            SINK_IP,
+            "-p",
+            port,
+            "-t",
+            &secs.to_string(),
+            "-P",
+            &streams.to_string(),
+            "-J",
+        ]))?;
+        let report: Value = serde_json::from_str(&out).context("iperf3 JSON")?;
+        Ok(report["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap_or(0.0)
+            / 1e9)
+    }
+
+    fn rtt(&self) -> anyhow::Result<(f64, f64)> {
+        let out = sh(&mut self
+            .gen
+            .command(&["ping", "-c", "500", "-i", "0.002", "-W", "1", SINK_IP]))?;
+        let mut times: Vec<f64> = out
+            .lines()
+            .filter_map(|l| l.split("time=").nth(1))
+            .filter_map(|t| t.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|ms| ms * 1000.0)
+            .collect();
+        if times.is_empty() {
+            bail!("ping returned no times");
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+        Ok((pct(0.50), pct(0.99)))
+    }
+
+    fn sink_rx_packets(&self) -> anyhow::Result<u64> {
+        let s = sh(&mut self
+            .sink
+            .command(&["cat", "/sys/class/net/eth0/statistics/rx_packets"]))?;
+        Ok(s.trim().parse()?)
+    }
+
+    /// Returns (generated Mpps, delivered Mpps, loss %, CPU s per M frames).
+    fn frames64(&self, secs: u64) -> anyhow::Result<(f64, f64, f64, f64)> {
+        let dst = sh(&mut self.sink.command(&["cat", "/sys/class/net/eth0/address"]))?;
+        let exe = std::env::current_exe()?;
+        let rx0 = self.sink_rx_packets()?;
+        let cpu0 = busy_cpu_secs()?;
+        let out = sh(&mut self.gen.command(&[
+            exe.to_str().context("utf-8 path")?,
+            "gen",
+            "--dev",
+            "eth0",
+            "--dst",
+            dst.trim(),
+            "--secs",
+            &secs.to_string(),
+            "--cpu",
+            "0",
+        ]))?;
+        // Let the last frames drain through the DUT.
+        std::thread::sleep(Duration::from_millis(300));
+        let cpu = busy_cpu_secs()? - cpu0;
+        let delivered = (self.sink_rx_packets()? - rx0) as f64;
+        let sent: Value = serde_json::from_str(&out)?;
+        let generated = sent["sent"].as_f64().unwrap_or(0.0);
+        let loss = if generated > 0.0 {
+            100.0 * (1.0 - delivered / generated).max(0.0)
+        } else {
+            0.0
+        };
+        let per_m = if delivered > 0.0 {
+            cpu / (delivered / 1e6)
+        } else {
+            f64::NAN
+        };
+        Ok((
+            generated / secs as f64 / 1e6,
+            delivered / secs as f64 / 1e6,
+            loss,
+            per_m,
+        ))
+    }
+}
+
+/// CPU time every core spent not idle, from /proc/stat.
+fn busy_cpu_secs() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("/proc/stat")?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy = v[0] + v[1] + v[2] + v[5] + v[6] + v.get(7).copied().unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(busy / hz)
+}
+
+fn measure(dut: Dut, bins: &Bins, secs: u64) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let topo = Topology::new(dut, bins)?;
+    let mut figs = Vec::new();
+    progress(&format!(
+        "{}: iperf3 TCP, 1 stream, default offloads",
+        dut.name()
+    ));
+    figs.push(("tcp1_gbps", topo.iperf3(1, secs)?));
+    progress(&format!(
+        "{}: iperf3 TCP, 4 streams, default offloads",
+        dut.name()
+    ));
+    figs.push(("tcp4_gbps", topo.iperf3(4, secs)?));
+    progress(&format!("{}: ping RTT (500 pings)", dut.name()));
+    let (p50, p99) = topo.rtt()?;
+    figs.push(("rtt_p50_us", p50));
+    figs.push(("rtt_p99_us", p99));
+    progress(&format!(
+        "{}: 64-byte frames, generator pinned to CPU 0",
+        dut.name()
+    ));
+    let (gen, delivered, loss, cpu) = topo.frames64(secs)?;
+    figs.push(("frames64_generated_mpps", gen));
+    figs.push(("frames64_delivered_mpps", delivered));
+    figs.push(("frames64_loss_pct", loss));
+    figs.push(("cpu_s_per_mframes", cpu));
+    progress(&format!(
+        "{}: iperf3 TCP, 1 stream, offloads off",
+        dut.name()
+    ));
+    topo.set_offloads(false)?;
+    figs.push(("tcp1_nooffload_gbps", topo.iperf3(1, secs)?));
+    Ok(figs)
+}
+
+/// The generator: 60-byte frames (64 on the wire with the FCS) of an
+/// experimental EtherType, from DEV to `dst`, in batches through the same
+/// AF_PACKET port code patchbay uses.
+fn generate(dev: &str, dst: &str, secs: u64, cpu: usize) -> anyhow::Result<()> {
+    sys::pin_current_thread(cpu).context("pinning the generator")?;
+    let dst: patchbay_dataplane::wire::Mac = dst.parse()?;
+    let src: patchbay_dataplane::wire::Mac =
+        std::fs::read_to_string(format!("/sys/class/net/{dev}/address"))?
+            .trim()
+            .parse()?;
+    let mut frame = vec![0u8; VNET_HDR_LEN];
+    frame.extend_from_slice(&dst.0);
+    frame.extend_from_slice(&src.0);
+    frame.extend_from_slice(&[0x88, 0xb5]);
+    frame.resize(VNET_HDR_LEN + 60, 0);
+    let mut port = AfPacketPort::open(dev, &PortOptions { rx_ring_mib: 1 })?;
+    let mut counters = PortCounters::default();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        for _ in 0..64 {
+            port.send(&mut std::iter::repeat_n(&frame[..], BATCH), &mut counters);
+        }
+    }
+    println!(
+        "{}",
+        json!({"sent": counters.tx_packets, "dropped": counters.total_drops()})
+    );
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! The forwarding path allocates nothing per frame in steady state: a
+//! counting global allocator watches the switch forward thousands of
+//! batches of learned unicast, unknown unicast and broadcast frames.
+
+use patchbay_dataplane::pipeline::{Switch, SwitchConfig, DEFAULT_BRIDGE};
+use patchbay_dataplane::port::memory::{with_vnet_hdr, MemoryPort};
+use patchbay_dataplane::BATCH;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.resize(len, 0x5a);
+    with_vnet_hdr(&f)
+}
+
+#[test]
+fn forwarding_a_batch_allocates_nothing() {
+    let a = [2, 0, 0, 0, 0, 0xa];
+    let b = [2, 0, 0, 0, 0, 0xb];
+    let unknown = [2, 0, 0, 0, 0, 0xc];
+    let mut sw = Switch::new(SwitchConfig::default(), None);
+    let (p1, p2, p3) = (
+        MemoryPort::new("p1"),
+        MemoryPort::new("p2"),
+        MemoryPort::new("p3"),
+    );
+    let (h1, h2, h3) = (p1.handle(), p2.handle(), p3.handle());
+    let id1 = sw.add_port(Box::new(p1), Some(DEFAULT_BRIDGE)).unwrap();
+    let id2 = sw.add_port(Box::new(p2), Some(DEFAULT_BRIDGE)).unwrap();
+    sw.add_port(Box::new(p3), Some(DEFAULT_BRIDGE)).unwrap();
+
+    // b speaks first, so the switch knows it is on p2.
+    h2.inject([frame([0xff; 6], b, 60)]);
+    assert_eq!(sw.process_rx(id2), 1);
+
+    // p1 then receives the same full batch again and again: known unicast to
+    // b, broadcast, unknown unicast, in 64- and 1500-byte sizes.
+    let batch: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| match i % 3 {
+            0 => frame(b, a, if i % 2 == 0 { 60 } else { 1514 }),
+            1 => frame([0xff; 6], a, 60),
+            _ => frame(unknown, a, 60),
+        })
+        .collect();
+    h1.replay(batch);
+    // Warm up: learning a, first use of every queue.
+    for _ in 0..10 {
+        assert_eq!(sw.process_rx(id1), BATCH);
+    }
+    let sent_before = h2.sent_count() + h3.sent_count();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    const ROUNDS: u64 = 5_000;
+    for _ in 0..ROUNDS {
+        sw.process_rx(id1);
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let sent = h2.sent_count() + h3.sent_count() - sent_before;
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations while forwarding {ROUNDS} batches"
+    );
+    // Every frame went somewhere: unicast to p2; broadcast and unknown to p2 and p3.
+    let per_batch = (BATCH / 3 + BATCH % 3) as u64 + 2 * (2 * (BATCH / 3)) as u64;
+    assert_eq!(sent, ROUNDS * per_batch);
+}
