@@ -35,6 +35,13 @@ struct Args {
     /// Receive ring of each AF_PACKET port, in MiB (15 frames of up to 64 KiB per MiB).
     #[arg(long, value_name = "MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     rx_ring_mib: u32,
+    /// Keep polling without sleeping for this long after the last frame, in
+    /// microseconds (0: sleep as soon as the ports are drained). Spares
+    /// senders the kernel's per-frame wake-up of patchbayd (about +10% 64-byte
+    /// frame rate on a 2-core VM), but keeps a core busy and, in VMs, can
+    /// raise ping RTT: measure with tools/bench before using it.
+    #[arg(long, value_name = "USECS", default_value_t = 0)]
+    busy_poll_us: u64,
     /// Pin the forwarding thread to this CPU.
     #[arg(long, value_name = "CPU")]
     cpu: Option<usize>,
@@ -72,7 +79,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         fdb_max: args.fdb_max,
         ageing_time: args.ageing_time,
     };
-    let (mut engine, handle) = Engine::new(config).context("starting the engine")?;
+    let (engine, handle) = Engine::new(config).context("starting the engine")?;
+    let mut engine = engine.with_busy_poll(std::time::Duration::from_micros(args.busy_poll_us));
     for p in ports {
         engine
             .switch()

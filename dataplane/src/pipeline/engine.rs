@@ -57,27 +57,36 @@ pub struct Engine {
     busy_poll: Duration,
 }
 
+/// While busy polling, epoll is asked only every this many rounds (for
+/// ports that cannot be peeked at, control jobs and errors).
+const POLL_EVERY: u32 = 64;
+
 impl Engine {
     pub fn new(config: SwitchConfig) -> io::Result<(Engine, EngineHandle)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let switch = Switch::new(config, Some(poll.registry().try_clone()?));
         let (tx, jobs) = crossbeam_channel::unbounded();
-        let busy_poll = Duration::from_micros(
-            std::env::var("PB_SPIN")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-        );
-        Ok((
-            Engine {
-                poll,
-                switch,
-                jobs,
-                busy_poll,
-            },
-            EngineHandle { jobs: tx, waker },
-        ))
+        let engine = Engine {
+            poll,
+            switch,
+            jobs,
+            busy_poll: Duration::ZERO,
+        };
+        Ok((engine, EngineHandle { jobs: tx, waker }))
+    }
+
+    /// Keep polling the ports without sleeping for `d` after the last frame
+    /// (zero: sleep in epoll as soon as the ports are drained).
+    ///
+    /// A port whose owner sleeps in epoll makes the kernel wake it for every
+    /// frame; in a VM that wake-up is an inter-processor interrupt, and it is
+    /// paid on the *sender's* core. Awake, the engine peeks at the receive
+    /// rings itself and the kernel has nobody to wake: the next frame (a
+    /// reply, the next segment) is picked up sooner and costs its sender less.
+    pub fn with_busy_poll(mut self, d: Duration) -> Engine {
+        self.busy_poll = d;
+        self
     }
 
     /// The switch, for setting it up before [`Engine::run`].
@@ -94,59 +103,58 @@ impl Engine {
     pub fn run(mut self) -> Switch {
         let mut events = Events::with_capacity(256);
         let mut ready: Vec<bool> = Vec::new();
-        let mut busy = false;
         let mut next_tick = Instant::now() + TICK;
-        let mut last_work = Instant::now();
+        let mut last_work: Option<Instant> = None;
+        let mut rounds_since_poll = POLL_EVERY;
         loop {
-            // Keep polling without sleeping for a while after the last frame:
-            // the next one (a reply, the next segment) usually comes within
-            // microseconds, and catching it awake saves a wake-up, which in a
-            // VM costs an inter-processor interrupt on both sides.
-            let timeout = if busy || last_work.elapsed() < self.busy_poll {
-                Duration::ZERO
-            } else {
-                next_tick.saturating_duration_since(Instant::now())
-            };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("poll: {e}");
-                }
-                continue;
-            }
-            for event in events.iter() {
-                if event.token() == WAKER {
-                    while let Ok(job) = self.jobs.try_recv() {
-                        job(&mut self.switch);
+            let now = Instant::now();
+            let spinning = last_work.is_some_and(|t| now.duration_since(t) < self.busy_poll);
+            if !spinning || rounds_since_poll >= POLL_EVERY {
+                let timeout = if spinning || ready.contains(&true) {
+                    Duration::ZERO
+                } else {
+                    next_tick.saturating_duration_since(now)
+                };
+                if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        log::error!("poll: {e}");
                     }
                     continue;
                 }
-                let id = event.token().0;
-                if event.is_error() {
-                    self.switch.port_error(id as PortId);
+                rounds_since_poll = 0;
+                for event in events.iter() {
+                    if event.token() == WAKER {
+                        while let Ok(job) = self.jobs.try_recv() {
+                            job(&mut self.switch);
+                        }
+                        continue;
+                    }
+                    let id = event.token().0;
+                    if event.is_error() {
+                        self.switch.port_error(id as PortId);
+                    }
+                    if id >= ready.len() {
+                        ready.resize(id + 1, false);
+                    }
+                    ready[id] = true;
                 }
-                if id >= ready.len() {
-                    ready.resize(id + 1, false);
+                if self.switch.stop {
+                    return self.switch;
                 }
-                ready[id] = true;
+            } else {
+                rounds_since_poll += 1;
+                self.switch.mark_rx_pending(&mut ready);
             }
-            if self.switch.stop {
-                return self.switch;
-            }
-            busy = false;
             for (id, is_ready) in ready.iter_mut().enumerate() {
                 if *is_ready {
                     let n = self.switch.process_rx(id as PortId);
                     if n > 0 {
-                        last_work = Instant::now();
+                        last_work = Some(Instant::now());
                     }
-                    if n < BATCH {
-                        *is_ready = false;
-                    } else {
-                        busy = true;
-                    }
+                    *is_ready = n == BATCH;
                 }
             }
-            if Instant::now() >= next_tick {
+            if now >= next_tick {
                 self.switch.housekeeping();
                 next_tick = Instant::now() + TICK;
             }

@@ -492,6 +492,19 @@ impl Switch {
         n
     }
 
+    /// Marks in `ready` the ports that show a waiting frame without a system
+    /// call (see [`Port::rx_pending`]).
+    pub fn mark_rx_pending(&self, ready: &mut Vec<bool>) {
+        for (id, slot) in self.ports.iter().enumerate() {
+            if slot.as_ref().and_then(|s| s.port.rx_pending()) == Some(true) {
+                if id >= ready.len() {
+                    ready.resize(id + 1, false);
+                }
+                ready[id] = true;
+            }
+        }
+    }
+
     /// Called when polling reports an error on a port's descriptor, which is
     /// how the kernel tells an AF_PACKET socket its interface went down.
     pub fn port_error(&mut self, id: PortId) {

@@ -372,6 +372,11 @@ impl Port for AfPacketPort {
         Ok(self.batch.len())
     }
 
+    fn rx_pending(&self) -> Option<bool> {
+        let status = slot_status(self.ring.slot(self.head)).load(Ordering::Relaxed);
+        Some(status & TP_STATUS_USER != 0)
+    }
+
     fn frame(&self, index: usize) -> &[u8] {
         let (offset, len) = self.batch[index];
         // SAFETY: the batch's slots are owned by us until release(), and

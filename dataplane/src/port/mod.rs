@@ -126,6 +126,12 @@ pub trait Port: Send {
     fn refresh(&mut self) -> LinkState {
         self.link_state()
     }
+    /// Whether a received frame is waiting, if the port can tell without a
+    /// system call (the next slot of a receive ring); `None` if only polling
+    /// its descriptor can tell.
+    fn rx_pending(&self) -> Option<bool> {
+        None
+    }
     /// Frames the kernel dropped before patchbay saw them, since last asked.
     fn take_kernel_drops(&mut self) -> u64 {
         0
