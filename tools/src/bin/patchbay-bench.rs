@@ -75,7 +75,7 @@ impl Dut {
     }
 }
 
-/// The figures, in table order: key, label, unit, whether higher is better.
+/// The figures, in table order: key and label.
 const FIGURES: &[(&str, &str)] = &[
     ("tcp1_gbps", "TCP 1 stream, default offloads (Gbit/s)"),
     ("tcp4_gbps", "TCP 4 streams, default offloads (Gbit/s)"),
@@ -85,6 +85,8 @@ const FIGURES: &[(&str, &str)] = &[
     ("frames64_loss_pct", "64-byte frame loss (%)"),
     ("rtt_p50_us", "ping RTT p50 (us)"),
     ("rtt_p99_us", "ping RTT p99 (us)"),
+    ("rtt_cpu1_p50_us", "ping RTT p50, ping on CPU 1 (us)"),
+    ("rtt_cpu1_p99_us", "ping RTT p99, ping on CPU 1 (us)"),
     (
         "cpu_s_per_mframes",
         "CPU seconds per million frames delivered",
@@ -312,10 +314,16 @@ impl Topology {
             / 1e9)
     }
 
-    fn rtt(&self) -> anyhow::Result<(f64, f64)> {
-        let out = sh(&mut self
-            .gen
-            .command(&["ping", "-c", "500", "-i", "0.002", "-W", "1", SINK_IP]))?;
+    /// Ping RTT percentiles, with ping free to run anywhere or pinned to
+    /// `cpu` (the core patchbayd is pinned to).
+    fn rtt(&self, cpu: Option<&str>) -> anyhow::Result<(f64, f64)> {
+        let ping = ["ping", "-c", "500", "-i", "0.002", "-W", "1", SINK_IP];
+        let mut args: Vec<&str> = match cpu {
+            Some(c) => vec!["taskset", "-c", c],
+            None => vec![],
+        };
+        args.extend(ping);
+        let out = sh(&mut self.gen.command(&args))?;
         let mut times: Vec<f64> = out
             .lines()
             .filter_map(|l| l.split("time=").nth(1))
@@ -412,10 +420,16 @@ fn measure(dut: Dut, bins: &Bins, secs: u64) -> anyhow::Result<Vec<(&'static str
         dut.name()
     ));
     figs.push(("tcp4_gbps", topo.iperf3(4, secs)?));
-    progress(&format!("{}: ping RTT (500 pings)", dut.name()));
-    let (p50, p99) = topo.rtt()?;
+    progress(&format!(
+        "{}: ping RTT (500 pings, then 500 on CPU 1)",
+        dut.name()
+    ));
+    let (p50, p99) = topo.rtt(None)?;
     figs.push(("rtt_p50_us", p50));
     figs.push(("rtt_p99_us", p99));
+    let (p50, p99) = topo.rtt(Some("1"))?;
+    figs.push(("rtt_cpu1_p50_us", p50));
+    figs.push(("rtt_cpu1_p99_us", p99));
     progress(&format!(
         "{}: 64-byte frames, generator pinned to CPU 0",
         dut.name()
