@@ -1,13 +1,19 @@
 //! Wire formats as zero-copy views over frame bytes.
 //!
 //! Every frame that moves through patchbay is laid out as a virtio-net header
-//! followed by the Ethernet frame: see [`vnet`] and [`ethernet`].
+//! followed by the Ethernet frame: see [`vnet`] and [`ethernet`]. ARP and
+//! IPv4 ride inside it ([`arp`], [`ipv4`], with [`checksum`]).
 
+pub mod arp;
+pub mod checksum;
 pub mod ethernet;
+pub mod ipv4;
 pub mod mac;
 pub mod vnet;
 
+pub use arp::ArpRepr;
 pub use ethernet::{EthernetFrame, ETHERNET_HDR_LEN};
+pub use ipv4::Ipv4Packet;
 pub use mac::Mac;
 pub use vnet::{VnetHdr, VNET_HDR_LEN};
 

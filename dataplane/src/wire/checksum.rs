@@ -1,0 +1,63 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+
+/// Adds `data` as big-endian 16-bit words to a running sum.
+pub fn add(mut sum: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    sum
+}
+
+/// Folds a running sum to 16 bits and complements it.
+pub fn finish(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// The checksum of `data`.
+pub fn checksum(data: &[u8]) -> u16 {
+    finish(add(0, data))
+}
+
+/// The checksum `hc` after one 16-bit word of the covered data changed from
+/// `old` to `new`: RFC 1624, eqn. 3, `HC' = ~(~HC + ~m + m')`.
+pub fn update(hc: u16, old: u16, new: u16) -> u16 {
+    let sum = u32::from(!hc) + u32::from(!old) + u32::from(new);
+    finish(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // An IPv4 header from a real capture (ICMP, 10.0.0.1 -> 10.0.0.2, TTL 64).
+    const HDR: [u8; 20] = [
+        0x45, 0x00, 0x00, 0x54, 0x3c, 0x8a, 0x40, 0x00, 0x40, 0x01, 0xea, 0x1c, 0x0a, 0x00, 0x00,
+        0x01, 0x0a, 0x00, 0x00, 0x02,
+    ];
+
+    #[test]
+    fn a_valid_header_sums_to_zero() {
+        assert_eq!(checksum(&HDR), 0);
+    }
+
+    #[test]
+    fn incremental_update_matches_a_full_recompute() {
+        let mut h = HDR;
+        let old = u16::from_be_bytes([h[8], h[9]]);
+        h[8] -= 1; // TTL 64 -> 63
+        let new = u16::from_be_bytes([h[8], h[9]]);
+        let hc = update(u16::from_be_bytes([h[10], h[11]]), old, new);
+        h[10..12].copy_from_slice(&hc.to_be_bytes());
+        assert_eq!(checksum(&h), 0);
+        let mut full = h;
+        full[10..12].fill(0);
+        assert_eq!(checksum(&full), hc);
+    }
+}

@@ -1,0 +1,203 @@
+//! IPv4 headers (RFC 791), with the checks of RFC 1812 5.2.2.
+
+use super::checksum;
+use std::net::Ipv4Addr;
+
+/// Length of a header without options.
+pub const IPV4_MIN_HDR_LEN: usize = 20;
+pub const PROTO_ICMP: u8 = 1;
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// Why a buffer is not a well-formed IPv4 packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Ipv4Error {
+    #[error("shorter than an IPv4 header")]
+    Truncated,
+    #[error("version is not 4")]
+    BadVersion,
+    #[error("header length under 20 bytes")]
+    BadHeaderLen,
+    #[error("total length disagrees with the frame")]
+    BadTotalLen,
+    #[error("header checksum is wrong")]
+    BadChecksum,
+}
+
+/// A zero-copy view of an IPv4 packet. [`Ipv4Packet::new_checked`] checks
+/// version, header length, total length against the buffer and the header
+/// checksum once; accessors trust those checks.
+#[derive(Debug, Clone, Copy)]
+pub struct Ipv4Packet<T: AsRef<[u8]>> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    pub fn new_checked(buf: T) -> Result<Self, Ipv4Error> {
+        let b = buf.as_ref();
+        if b.len() < IPV4_MIN_HDR_LEN {
+            return Err(Ipv4Error::Truncated);
+        }
+        if b[0] >> 4 != 4 {
+            return Err(Ipv4Error::BadVersion);
+        }
+        let ihl = usize::from(b[0] & 0x0f) * 4;
+        if ihl < IPV4_MIN_HDR_LEN || ihl > b.len() {
+            return Err(Ipv4Error::BadHeaderLen);
+        }
+        let total = usize::from(u16::from_be_bytes([b[2], b[3]]));
+        if total < ihl || total > b.len() {
+            return Err(Ipv4Error::BadTotalLen);
+        }
+        if checksum::checksum(&b[..ihl]) != 0 {
+            return Err(Ipv4Error::BadChecksum);
+        }
+        Ok(Ipv4Packet { buf })
+    }
+
+    /// A view that skips the checks, for packets this code built itself.
+    pub fn new_unchecked(buf: T) -> Self {
+        Ipv4Packet { buf }
+    }
+
+    fn b(&self) -> &[u8] {
+        self.buf.as_ref()
+    }
+    pub fn header_len(&self) -> usize {
+        usize::from(self.b()[0] & 0x0f) * 4
+    }
+    pub fn total_len(&self) -> usize {
+        usize::from(u16::from_be_bytes([self.b()[2], self.b()[3]]))
+    }
+    pub fn ident(&self) -> u16 {
+        u16::from_be_bytes([self.b()[4], self.b()[5]])
+    }
+    pub fn dont_frag(&self) -> bool {
+        self.b()[6] & 0x40 != 0
+    }
+    pub fn more_frags(&self) -> bool {
+        self.b()[6] & 0x20 != 0
+    }
+    /// Fragment offset in bytes.
+    pub fn frag_offset(&self) -> usize {
+        usize::from(u16::from_be_bytes([self.b()[6] & 0x1f, self.b()[7]])) * 8
+    }
+    pub fn ttl(&self) -> u8 {
+        self.b()[8]
+    }
+    pub fn protocol(&self) -> u8 {
+        self.b()[9]
+    }
+    pub fn checksum(&self) -> u16 {
+        u16::from_be_bytes([self.b()[10], self.b()[11]])
+    }
+    pub fn src(&self) -> Ipv4Addr {
+        let b = self.b();
+        Ipv4Addr::new(b[12], b[13], b[14], b[15])
+    }
+    pub fn dst(&self) -> Ipv4Addr {
+        let b = self.b();
+        Ipv4Addr::new(b[16], b[17], b[18], b[19])
+    }
+    /// The header, options included.
+    pub fn header(&self) -> &[u8] {
+        &self.b()[..self.header_len()]
+    }
+    /// The payload, up to the total length (Ethernet padding excluded).
+    pub fn payload(&self) -> &[u8] {
+        &self.b()[self.header_len()..self.total_len()]
+    }
+    /// The whole packet, up to the total length.
+    pub fn packet(&self) -> &[u8] {
+        &self.b()[..self.total_len()]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
+    fn m(&mut self) -> &mut [u8] {
+        self.buf.as_mut()
+    }
+
+    /// Decrements the TTL and updates the checksum incrementally
+    /// (RFC 1812 5.3.1, RFC 1624).
+    pub fn decrement_ttl(&mut self) {
+        let old = u16::from_be_bytes([self.b()[8], self.b()[9]]);
+        self.m()[8] -= 1;
+        let new = u16::from_be_bytes([self.b()[8], self.b()[9]]);
+        let hc = checksum::update(self.checksum(), old, new);
+        self.m()[10..12].copy_from_slice(&hc.to_be_bytes());
+    }
+
+    /// Recomputes the header checksum from scratch.
+    pub fn fill_checksum(&mut self) {
+        let ihl = self.header_len();
+        self.m()[10..12].fill(0);
+        let c = checksum::checksum(&self.b()[..ihl]);
+        self.m()[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let (h, t) = (self.header_len(), self.total_len());
+        &mut self.m()[h..t]
+    }
+}
+
+/// Writes a 20-byte header (no options) for a packet of `total_len` bytes,
+/// with its checksum.
+pub fn emit_header(out: &mut [u8], total_len: u16, ident: u16, ttl: u8, protocol: u8, src: Ipv4Addr, dst: Ipv4Addr) {
+    out[0] = 0x45;
+    out[1] = 0;
+    out[2..4].copy_from_slice(&total_len.to_be_bytes());
+    out[4..6].copy_from_slice(&ident.to_be_bytes());
+    out[6..8].fill(0);
+    out[8] = ttl;
+    out[9] = protocol;
+    out[12..16].copy_from_slice(&src.octets());
+    out[16..20].copy_from_slice(&dst.octets());
+    Ipv4Packet::new_unchecked(&mut out[..IPV4_MIN_HDR_LEN]).fill_checksum();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet() -> Vec<u8> {
+        let mut p = vec![0u8; 28];
+        emit_header(&mut p, 28, 7, 64, PROTO_UDP, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 1, 2));
+        p
+    }
+
+    #[test]
+    fn checks_and_reads_a_header() {
+        let p = packet();
+        let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert_eq!((ip.ttl(), ip.protocol(), ip.total_len()), (64, PROTO_UDP, 28));
+        assert_eq!(ip.dst(), Ipv4Addr::new(10, 0, 1, 2));
+        assert_eq!(ip.payload().len(), 8);
+    }
+
+    #[test]
+    fn rejects_malformed_headers() {
+        let p = packet();
+        assert_eq!(Ipv4Packet::new_checked(&p[..19]).unwrap_err(), Ipv4Error::Truncated);
+        let mut bad = p.clone();
+        bad[0] = 0x65;
+        assert_eq!(Ipv4Packet::new_checked(&bad[..]).unwrap_err(), Ipv4Error::BadVersion);
+        let mut bad = p.clone();
+        bad[0] = 0x44;
+        assert_eq!(Ipv4Packet::new_checked(&bad[..]).unwrap_err(), Ipv4Error::BadHeaderLen);
+        assert_eq!(Ipv4Packet::new_checked(&p[..27]).unwrap_err(), Ipv4Error::BadTotalLen);
+        let mut bad = p.clone();
+        bad[15] ^= 1;
+        assert_eq!(Ipv4Packet::new_checked(&bad[..]).unwrap_err(), Ipv4Error::BadChecksum);
+    }
+
+    #[test]
+    fn ttl_decrement_keeps_the_checksum_valid() {
+        let mut p = packet();
+        let mut ip = Ipv4Packet::new_checked(&mut p[..]).unwrap();
+        ip.decrement_ttl();
+        assert_eq!(ip.ttl(), 63);
+        assert!(Ipv4Packet::new_checked(&p[..]).is_ok());
+    }
+}
