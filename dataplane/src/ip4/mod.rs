@@ -1,0 +1,5 @@
+//! IPv4 routing: the forwarding table ([`fib`]).
+
+pub mod fib;
+
+pub use fib::{Fib, FibError};
