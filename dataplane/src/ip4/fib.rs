@@ -129,7 +129,11 @@ impl Fib {
     pub fn lookup_batch(&self, addrs: &[u32], out: &mut [u32]) {
         for (a, o) in addrs.iter().zip(out.iter_mut()) {
             let e = self.lookup_raw(*a);
-            *o = if e & VALID != 0 { e & VALUE_MASK } else { u32::MAX };
+            *o = if e & VALID != 0 {
+                e & VALUE_MASK
+            } else {
+                u32::MAX
+            };
         }
     }
 
@@ -142,14 +146,19 @@ impl Fib {
             return Err(FibError::BadNextHop(next_hop));
         }
         let p = mask(u32::from(prefix), len);
-        if len > 24 && self.tbl24[(p >> 8) as usize] & EXT == 0 && self.free_groups.is_empty() && self.tbl8.len() >= MAX_GROUPS << 8
+        if len > 24
+            && self.tbl24[(p >> 8) as usize] & EXT == 0
+            && self.free_groups.is_empty()
+            && self.tbl8.len() >= MAX_GROUPS << 8
         {
             return Err(FibError::TooManyGroups);
         }
         if self.routes[usize::from(len)].insert(p, next_hop).is_none() {
             self.len += 1;
         }
-        self.write(p, len, entry(next_hop, len), |old| old & VALID == 0 || depth(old) <= len);
+        self.write(p, len, entry(next_hop, len), |old| {
+            old & VALID == 0 || depth(old) <= len
+        });
         Ok(())
     }
 
@@ -166,7 +175,11 @@ impl Fib {
         self.len -= 1;
         let cover = (0..len)
             .rev()
-            .find_map(|l| self.routes[usize::from(l)].get(&mask(p, l)).map(|&nh| entry(nh, l)))
+            .find_map(|l| {
+                self.routes[usize::from(l)]
+                    .get(&mask(p, l))
+                    .map(|&nh| entry(nh, l))
+            })
             .unwrap_or(0);
         self.write(p, len, cover, |old| old & VALID != 0 && depth(old) == len);
         if len > 24 {
@@ -177,11 +190,10 @@ impl Fib {
 
     /// Every route: (prefix, length, next hop), longest prefixes first.
     pub fn routes(&self) -> impl Iterator<Item = (Ipv4Addr, u8, u32)> + '_ {
-        self.routes
-            .iter()
-            .enumerate()
-            .rev()
-            .flat_map(|(len, set)| set.iter().map(move |(&p, &nh)| (Ipv4Addr::from(p), len as u8, nh)))
+        self.routes.iter().enumerate().rev().flat_map(|(len, set)| {
+            set.iter()
+                .map(move |(&p, &nh)| (Ipv4Addr::from(p), len as u8, nh))
+        })
     }
 
     /// Writes `new` into every entry of `p/len` that `replace` accepts.
@@ -273,7 +285,10 @@ mod tests {
         assert_eq!(f.lookup(ip("10.1.2.129")), Some(3));
         assert_eq!(f.lookup(ip("10.1.2.200")), Some(4));
         assert_eq!(f.lookup(ip("192.0.2.1")), Some(9));
-        assert_eq!(f.matching_route(ip("10.1.2.129")), Some((ip("10.1.2.128"), 25, 3)));
+        assert_eq!(
+            f.matching_route(ip("10.1.2.129")),
+            Some((ip("10.1.2.128"), 25, 3))
+        );
         assert_eq!(f.len(), 5);
     }
 
@@ -296,8 +311,14 @@ mod tests {
         assert!(f.free_groups.len() == 1, "the /24's group was folded back");
         f.remove(ip("10.0.0.0"), 8).unwrap();
         assert_eq!(f.lookup(ip("10.1.2.130")), None);
-        assert_eq!(f.remove(ip("10.0.0.0"), 8), Err(FibError::NoSuchRoute(ip("10.0.0.0"), 8)));
-        assert_eq!(f.insert(ip("10.0.0.0"), 33, 1), Err(FibError::BadLength(33)));
+        assert_eq!(
+            f.remove(ip("10.0.0.0"), 8),
+            Err(FibError::NoSuchRoute(ip("10.0.0.0"), 8))
+        );
+        assert_eq!(
+            f.insert(ip("10.0.0.0"), 33, 1),
+            Err(FibError::BadLength(33))
+        );
         assert!(f.is_empty());
     }
 

@@ -144,7 +144,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
 /// Writes a 20-byte header (no options) for a packet of `total_len` bytes,
 /// with its checksum.
-pub fn emit_header(out: &mut [u8], total_len: u16, ident: u16, ttl: u8, protocol: u8, src: Ipv4Addr, dst: Ipv4Addr) {
+pub fn emit_header(
+    out: &mut [u8],
+    total_len: u16,
+    ident: u16,
+    ttl: u8,
+    protocol: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) {
     out[0] = 0x45;
     out[1] = 0;
     out[2..4].copy_from_slice(&total_len.to_be_bytes());
@@ -163,7 +171,15 @@ mod tests {
 
     fn packet() -> Vec<u8> {
         let mut p = vec![0u8; 28];
-        emit_header(&mut p, 28, 7, 64, PROTO_UDP, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 1, 2));
+        emit_header(
+            &mut p,
+            28,
+            7,
+            64,
+            PROTO_UDP,
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 1, 2),
+        );
         p
     }
 
@@ -171,7 +187,10 @@ mod tests {
     fn checks_and_reads_a_header() {
         let p = packet();
         let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
-        assert_eq!((ip.ttl(), ip.protocol(), ip.total_len()), (64, PROTO_UDP, 28));
+        assert_eq!(
+            (ip.ttl(), ip.protocol(), ip.total_len()),
+            (64, PROTO_UDP, 28)
+        );
         assert_eq!(ip.dst(), Ipv4Addr::new(10, 0, 1, 2));
         assert_eq!(ip.payload().len(), 8);
     }
@@ -179,17 +198,32 @@ mod tests {
     #[test]
     fn rejects_malformed_headers() {
         let p = packet();
-        assert_eq!(Ipv4Packet::new_checked(&p[..19]).unwrap_err(), Ipv4Error::Truncated);
+        assert_eq!(
+            Ipv4Packet::new_checked(&p[..19]).unwrap_err(),
+            Ipv4Error::Truncated
+        );
         let mut bad = p.clone();
         bad[0] = 0x65;
-        assert_eq!(Ipv4Packet::new_checked(&bad[..]).unwrap_err(), Ipv4Error::BadVersion);
+        assert_eq!(
+            Ipv4Packet::new_checked(&bad[..]).unwrap_err(),
+            Ipv4Error::BadVersion
+        );
         let mut bad = p.clone();
         bad[0] = 0x44;
-        assert_eq!(Ipv4Packet::new_checked(&bad[..]).unwrap_err(), Ipv4Error::BadHeaderLen);
-        assert_eq!(Ipv4Packet::new_checked(&p[..27]).unwrap_err(), Ipv4Error::BadTotalLen);
+        assert_eq!(
+            Ipv4Packet::new_checked(&bad[..]).unwrap_err(),
+            Ipv4Error::BadHeaderLen
+        );
+        assert_eq!(
+            Ipv4Packet::new_checked(&p[..27]).unwrap_err(),
+            Ipv4Error::BadTotalLen
+        );
         let mut bad = p.clone();
         bad[15] ^= 1;
-        assert_eq!(Ipv4Packet::new_checked(&bad[..]).unwrap_err(), Ipv4Error::BadChecksum);
+        assert_eq!(
+            Ipv4Packet::new_checked(&bad[..]).unwrap_err(),
+            Ipv4Error::BadChecksum
+        );
     }
 
     #[test]
