@@ -16,9 +16,11 @@
 //! [`MAX_REQUEST_BYTES`] long and must arrive within
 //! [`REQUEST_TIMEOUT`](crate::server::REQUEST_TIMEOUT) of the previous one.
 
+use patchbay_dataplane::ip4::Ipv4Net;
 use patchbay_dataplane::pipeline::{BridgeInfo, PortInfo};
 use patchbay_dataplane::wire::Mac;
 use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -63,9 +65,14 @@ pub enum Request {
         nomaster: bool,
         #[serde(default)]
         ageing_time: Option<u32>,
+        /// Bridges with a router interface: the MTU of routed packets.
+        #[serde(default)]
+        mtu: Option<u32>,
     },
     /// Deletes a port or a bridge.
-    LinkDel { name: String },
+    LinkDel {
+        name: String,
+    },
     /// FDB entries, of one port or bridge if `link` is given. Result: a list
     /// of [`patchbay_dataplane::pipeline::FdbRow`].
     FdbShow {
@@ -73,9 +80,15 @@ pub enum Request {
         link: Option<String>,
     },
     /// Adds a static entry: `mac` is on port `dev`.
-    FdbAdd { mac: Mac, dev: String },
+    FdbAdd {
+        mac: Mac,
+        dev: String,
+    },
     /// Deletes `mac` from the FDB of `dev` (a port or a bridge).
-    FdbDel { mac: Mac, dev: String },
+    FdbDel {
+        mac: Mac,
+        dev: String,
+    },
     /// Flushes learned entries (and static ones if `statics`). Result: the
     /// number removed.
     FdbFlush {
@@ -86,6 +99,59 @@ pub enum Request {
     },
     /// Counters of everything. Result: [`patchbay_dataplane::pipeline::StatsInfo`].
     Stats,
+    /// Router interfaces. Result: a list of [`patchbay_dataplane::pipeline::AddrInfo`].
+    AddrShow,
+    /// Adds an address (with its connected route) to a bridge's router
+    /// interface, which is created with a router MAC on first use.
+    AddrAdd {
+        addr: Ipv4Net,
+        dev: String,
+    },
+    AddrDel {
+        addr: Ipv4Net,
+        dev: String,
+    },
+    /// Routes, at most `limit` (default 10,000). Result: `{"total": N,
+    /// "routes": [RouteInfo]}`.
+    RouteShow {
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    /// Adds or replaces a route via a gateway and/or out of a bridge.
+    RouteAdd {
+        dst: Ipv4Net,
+        #[serde(default)]
+        via: Option<Ipv4Addr>,
+        #[serde(default)]
+        dev: Option<String>,
+    },
+    RouteDel {
+        dst: Ipv4Net,
+    },
+    /// The decision for one address. Result: [`patchbay_dataplane::pipeline::RouteGet`].
+    RouteGet {
+        addr: Ipv4Addr,
+    },
+    /// The ARP cache. Result: a list of [`patchbay_dataplane::pipeline::NeighInfo`].
+    NeighShow {
+        #[serde(default)]
+        dev: Option<String>,
+    },
+    /// Adds a permanent ARP entry.
+    NeighAdd {
+        ip: Ipv4Addr,
+        mac: Mac,
+        dev: String,
+    },
+    NeighDel {
+        ip: Ipv4Addr,
+        dev: String,
+    },
+    /// Forgets learned ARP entries. Result: the number removed.
+    NeighFlush {
+        #[serde(default)]
+        dev: Option<String>,
+    },
     /// The daemon's version and protocol version.
     Version,
 }

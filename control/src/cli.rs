@@ -2,10 +2,14 @@
 //! and the result printed for people (or as JSON with `-j`).
 
 use crate::api::{LinkKind, LinkShow, Request};
-use patchbay_dataplane::pipeline::{FdbRow, StatsInfo, DEFAULT_BRIDGE};
+use patchbay_dataplane::ip4::Ipv4Net;
+use patchbay_dataplane::pipeline::{
+    AddrInfo, FdbRow, NeighInfo, RouteGet, RouteInfo, StatsInfo, DEFAULT_BRIDGE,
+};
 use patchbay_dataplane::wire::Mac;
 use serde_json::Value;
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
@@ -22,6 +26,18 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   fdb add MAC dev PORT                          add a static entry
   fdb del MAC dev PORT | br BRIDGE              delete an entry
   fdb flush [dev PORT | br BRIDGE] [static]     forget learned entries (and static)
+  link set BRIDGE mtu BYTES                     MTU of routed packets on a bridge
+  addr show [dev BRIDGE]                        router interfaces: MAC, MTU, addresses
+  addr add|del A.B.C.D/LEN dev BRIDGE           router address (and connected route)
+  route show                                    the routing table
+  route add PREFIX|default via GATEWAY [dev BRIDGE]
+  route add PREFIX dev BRIDGE                   directly connected
+  route del PREFIX|default
+  route get A.B.C.D                             the decision for one address, in words
+  neigh show [dev BRIDGE]                       ARP cache: address, MAC, port, state, age
+  neigh add A.B.C.D lladdr MAC dev BRIDGE       permanent entry
+  neigh del A.B.C.D dev BRIDGE
+  neigh flush [dev BRIDGE]                      forget learned entries
   stats                                         every counter, drops by reason
   version                                       versions of patchbay and patchbayd
 
@@ -33,6 +49,10 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     Links { only: Option<String> },
+    Addrs { dev: Option<String> },
+    Routes,
+    RouteGet,
+    Neighbors,
     Fdb,
     Stats,
     Flushed,
@@ -201,6 +221,9 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             (Request::Stats, Output::Stats)
         }
         ("version", _) => (Request::Version, Output::Version),
+        ("addr" | "address" | "a", _) => parse_addr(&command, &mut w)?,
+        ("route" | "r", _) => parse_route(&command, &mut w)?,
+        ("neigh" | "neighbor" | "neighbour" | "n", _) => parse_neigh(&command, &mut w)?,
         ("link" | "fdb", c) => {
             return Err(format!(
                 "{object}: unknown command '{c}' (try: {})",
@@ -223,6 +246,131 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         request,
         output,
     }))
+}
+
+fn net(ctx: &str, s: Option<String>) -> Result<Ipv4Net, String> {
+    let s = s.ok_or_else(|| format!("{ctx}: missing prefix (like 10.0.0.0/24 or default)"))?;
+    s.parse().map_err(|e| format!("{ctx}: {e}"))
+}
+
+fn addr(ctx: &str, s: Option<String>) -> Result<Ipv4Addr, String> {
+    let s = s.ok_or_else(|| format!("{ctx}: missing IPv4 address"))?;
+    s.parse()
+        .map_err(|_| format!("{ctx}: '{s}' is not an IPv4 address"))
+}
+
+fn no_more(w: &mut Words) -> Result<(), String> {
+    match w.next() {
+        Some(x) => Err(w.unexpected(&x)),
+        None => Ok(()),
+    }
+}
+
+/// `dev NAME` (required) after the main argument.
+fn dev_arg(w: &mut Words) -> Result<Option<String>, String> {
+    let mut dev = None;
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "dev" => dev = Some(w.value("dev", "a bridge name")?),
+            _ => return Err(w.unexpected(&x)),
+        }
+    }
+    Ok(dev)
+}
+
+fn parse_addr(command: &str, w: &mut Words) -> Result<(Request, Output), String> {
+    let ctx = w.context.clone();
+    match command {
+        "show" | "list" | "ls" => {
+            let dev = dev_arg(w)?;
+            Ok((Request::AddrShow, Output::Addrs { dev }))
+        }
+        "add" | "del" | "delete" => {
+            let a = net(&ctx, w.next())?;
+            let dev = dev_arg(w)?.ok_or_else(|| format!("{ctx}: missing 'dev BRIDGE'"))?;
+            let req = if command == "add" {
+                Request::AddrAdd { addr: a, dev }
+            } else {
+                Request::AddrDel { addr: a, dev }
+            };
+            Ok((req, Output::Nothing))
+        }
+        c => Err(format!("addr: unknown command '{c}' (try: show, add, del)")),
+    }
+}
+
+fn parse_route(command: &str, w: &mut Words) -> Result<(Request, Output), String> {
+    let ctx = w.context.clone();
+    match command {
+        "show" | "list" | "ls" => {
+            no_more(w)?;
+            Ok((Request::RouteShow { limit: None }, Output::Routes))
+        }
+        "get" => {
+            let a = addr(&ctx, w.next())?;
+            no_more(w)?;
+            Ok((Request::RouteGet { addr: a }, Output::RouteGet))
+        }
+        "add" | "replace" | "del" | "delete" => {
+            let dst = net(&ctx, w.next())?;
+            let (mut via, mut dev) = (None, None);
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "via" => via = Some(addr(&ctx, w.next())?),
+                    "dev" => dev = Some(w.value("dev", "a bridge name")?),
+                    _ => return Err(w.unexpected(&x)),
+                }
+            }
+            if command.starts_with("del") {
+                return Ok((Request::RouteDel { dst }, Output::Nothing));
+            }
+            if via.is_none() && dev.is_none() {
+                return Err(format!("{ctx}: give 'via GATEWAY' or 'dev BRIDGE'"));
+            }
+            Ok((Request::RouteAdd { dst, via, dev }, Output::Nothing))
+        }
+        c => Err(format!(
+            "route: unknown command '{c}' (try: show, get, add, del)"
+        )),
+    }
+}
+
+fn parse_neigh(command: &str, w: &mut Words) -> Result<(Request, Output), String> {
+    let ctx = w.context.clone();
+    match command {
+        "show" | "list" | "ls" => {
+            let dev = dev_arg(w)?;
+            Ok((Request::NeighShow { dev }, Output::Neighbors))
+        }
+        "flush" => {
+            let dev = dev_arg(w)?;
+            Ok((Request::NeighFlush { dev }, Output::Flushed))
+        }
+        "add" | "replace" | "del" | "delete" => {
+            let ip = addr(&ctx, w.next())?;
+            let (mut mac_s, mut dev) = (None, None);
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "lladdr" => mac_s = Some(w.value("lladdr", "a MAC address")?),
+                    "dev" => dev = Some(w.value("dev", "a bridge name")?),
+                    "nud" => {
+                        w.value("nud", "permanent")?;
+                    }
+                    "permanent" => {}
+                    _ => return Err(w.unexpected(&x)),
+                }
+            }
+            let dev = dev.ok_or_else(|| format!("{ctx}: missing 'dev BRIDGE'"))?;
+            if command.starts_with("del") {
+                return Ok((Request::NeighDel { ip, dev }, Output::Nothing));
+            }
+            let m = mac(&ctx, mac_s.as_deref())?;
+            Ok((Request::NeighAdd { ip, mac: m, dev }, Output::Nothing))
+        }
+        c => Err(format!(
+            "neigh: unknown command '{c}' (try: show, add, del, flush)"
+        )),
+    }
 }
 
 fn parse_link_add(w: &mut Words) -> Result<(Request, Output), String> {
@@ -283,11 +431,18 @@ fn parse_link_add(w: &mut Words) -> Result<(Request, Output), String> {
 fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
     let ctx = w.context.clone();
     let name = w.name("link name")?;
-    let (mut master, mut nomaster, mut ageing_time) = (None, false, None);
+    let (mut master, mut nomaster, mut ageing_time, mut mtu) = (None, false, None, None);
     while let Some(x) = w.next() {
         match x.as_str() {
             "master" => master = Some(w.value("master", "a bridge name")?),
             "nomaster" => nomaster = true,
+            "mtu" => {
+                let v = w.value("mtu", "a number of bytes")?;
+                mtu = Some(
+                    v.parse()
+                        .map_err(|_| format!("{ctx}: mtu must be a number of bytes, not '{v}'"))?,
+                );
+            }
             "ageing_time" => {
                 ageing_time = Some(number(
                     &ctx,
@@ -305,9 +460,9 @@ fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
             x => return Err(w.unexpected(x)),
         }
     }
-    if master.is_none() && !nomaster && ageing_time.is_none() {
+    if master.is_none() && !nomaster && ageing_time.is_none() && mtu.is_none() {
         return Err(format!(
-            "{ctx}: nothing to change (master BRIDGE, nomaster or ageing_time SECS)"
+            "{ctx}: nothing to change (master BRIDGE, nomaster, ageing_time SECS or mtu BYTES)"
         ));
     }
     if nomaster && master.is_some() {
@@ -319,9 +474,22 @@ fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
             master,
             nomaster,
             ageing_time,
+            mtu,
         },
         Output::Nothing,
     ))
+}
+
+fn route_line(r: &RouteInfo) -> String {
+    let dst = if r.dst.len == 0 {
+        "default".to_string()
+    } else {
+        format!("{}/{}", r.dst.network(), r.dst.len)
+    };
+    match r.via {
+        Some(v) => format!("{dst} via {v} dev {}", r.dev),
+        None => format!("{dst} dev {} scope link", r.dev),
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
@@ -329,7 +497,7 @@ fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
 }
 
 /// Renders a result for people.
-pub fn render(output: &Output, result: Value) -> Result<String, String> {
+pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
     let mut s = String::new();
     match output {
         Output::Nothing => {}
@@ -413,6 +581,84 @@ pub fn render(output: &Output, result: Value) -> Result<String, String> {
                 }
             }
         }
+        Output::Addrs { dev } => {
+            let ifaces: Vec<AddrInfo> = decode(result)?;
+            for i in ifaces
+                .iter()
+                .filter(|i| dev.as_ref().is_none_or(|d| *d == i.dev))
+            {
+                let _ = writeln!(s, "{}: router mac {} mtu {}", i.dev, i.mac, i.mtu);
+                for a in &i.addrs {
+                    let _ = writeln!(s, "    inet {a}");
+                }
+            }
+        }
+        Output::Routes => {
+            let total = result["total"].as_u64().unwrap_or(0);
+            let routes: Vec<RouteInfo> = decode(result["routes"].take())?;
+            for r in &routes {
+                let _ = writeln!(s, "{}", route_line(r));
+            }
+            if (routes.len() as u64) < total {
+                let _ = writeln!(
+                    s,
+                    "... {} more (use -j with the socket API's limit)",
+                    total - routes.len() as u64
+                );
+            }
+        }
+        Output::RouteGet => {
+            let g: RouteGet = decode(result)?;
+            let mut line = format!("{}", g.addr);
+            if let Some(v) = g.route.via {
+                let _ = write!(line, " via {v}");
+            }
+            let _ = write!(line, " dev {}", g.route.dev);
+            if let Some(src) = g.src {
+                let _ = write!(line, " src {src}");
+            }
+            let _ = writeln!(s, "{line}");
+            let _ = writeln!(s, "    route {} ({})", route_line(&g.route), g.route.proto);
+            match (g.neighbor_mac, g.port) {
+                (Some(m), Some(p)) => {
+                    let _ = writeln!(s, "    next hop {} is {m} on port {p}", g.next_hop);
+                }
+                (Some(m), None) => {
+                    let _ = writeln!(
+                        s,
+                        "    next hop {} is {m} (port not learned yet: flooded)",
+                        g.next_hop
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        s,
+                        "    next hop {} not resolved yet: the first packet asks ARP",
+                        g.next_hop
+                    );
+                }
+            }
+        }
+        Output::Neighbors => {
+            let rows: Vec<NeighInfo> = decode(result)?;
+            for n in rows {
+                let mut line = format!("{} dev {}", n.ip, n.dev);
+                if let Some(m) = n.mac {
+                    let _ = write!(line, " lladdr {m}");
+                }
+                if let Some(p) = &n.port {
+                    let _ = write!(line, " port {p}");
+                }
+                let _ = write!(line, " {}", n.state.name().to_uppercase());
+                if let Some(age) = n.age {
+                    let _ = write!(line, " age {age}s");
+                }
+                if n.queued > 0 {
+                    let _ = write!(line, " queued {}", n.queued);
+                }
+                let _ = writeln!(s, "{line}");
+            }
+        }
         Output::Fdb => {
             let rows: Vec<FdbRow> = decode(result)?;
             for r in rows {
@@ -427,8 +673,30 @@ pub fn render(output: &Output, result: Value) -> Result<String, String> {
             let st: StatsInfo = decode(result)?;
             let _ = writeln!(
                 s,
-                "uptime {}s, fdb {}/{} entries",
-                st.uptime_secs, st.fdb_entries, st.fdb_max
+                "uptime {}s, fdb {}/{} entries, arp {}/{} entries, {} routes, {} router buffers free",
+                st.uptime_secs,
+                st.fdb_entries,
+                st.fdb_max,
+                st.arp_entries,
+                st.arp_max,
+                st.routes,
+                st.router_buffers_free
+            );
+            let l3 = &st.l3;
+            let _ = writeln!(
+                s,
+                "router: ip4 in {}, forwarded {}, local {}, queued for arp {}, fragments made {}, \
+                 icmp errors sent {} (rate limited {}); arp in {}, replies sent {}, requests sent {}",
+                l3.ip4_in,
+                l3.ip4_forwarded,
+                l3.ip4_local,
+                l3.arp_queued,
+                l3.fragments_made,
+                l3.icmp_errors_sent,
+                l3.icmp_rate_limited,
+                l3.arp_in,
+                l3.arp_replies_sent,
+                l3.arp_requests_sent
             );
             for p in &st.ports {
                 let _ = writeln!(
@@ -505,9 +773,34 @@ mod tests {
                 name: "p2".into(),
                 master: Some("br1".into()),
                 nomaster: false,
-                ageing_time: None
+                ageing_time: None,
+                mtu: None
             }
         );
+        assert_eq!(
+            run("route add default via 10.2.0.254").unwrap().request,
+            Request::RouteAdd {
+                dst: "0.0.0.0/0".parse().unwrap(),
+                via: Some("10.2.0.254".parse().unwrap()),
+                dev: None
+            }
+        );
+        assert_eq!(
+            run("addr add 192.168.15.10/24 dev br0").unwrap().request,
+            Request::AddrAdd {
+                addr: "192.168.15.10/24".parse().unwrap(),
+                dev: "br0".into()
+            }
+        );
+        assert_eq!(
+            run("neigh add 10.0.0.9 lladdr 02:00:00:00:00:09 dev br0").unwrap().request,
+            Request::NeighAdd {
+                ip: "10.0.0.9".parse().unwrap(),
+                mac: "02:00:00:00:00:09".parse().unwrap(),
+                dev: "br0".into()
+            }
+        );
+        assert_eq!(run("route get 172.16.5.9").unwrap().output, Output::RouteGet);
         assert_eq!(
             run("fdb add 02:00:00:00:00:09 dev p1").unwrap().request,
             Request::FdbAdd {
@@ -534,6 +827,11 @@ mod tests {
             ("link set br1 ageing_time soon", "whole number"),
             ("fdb add 02:00:00:00:00:zz dev p1", "not a MAC address"),
             ("fdb add 02:00:00:00:00:01", "missing 'dev PORT'"),
+            ("route add 10.0.0.0/33 via 10.0.0.1", "prefix length over 32"),
+            ("route add 10.0.0.0/8", "give 'via GATEWAY' or 'dev BRIDGE'"),
+            ("route get 10.0.0", "not an IPv4 address"),
+            ("addr add 10.0.0.1/24", "missing 'dev BRIDGE'"),
+            ("neigh add 10.0.0.9 dev br0", "missing MAC"),
             ("link del", "missing link name"),
             ("link add p3 type tap master", "'master' needs"),
             ("--bogus link show", "unknown option"),

@@ -9,6 +9,7 @@
 use crate::api::{
     self, ApiError, ErrorCode, LinkKind, LinkShow, Request, Response, MAX_REQUEST_BYTES,
 };
+use patchbay_dataplane::ip4::{FibError, RouterError};
 use patchbay_dataplane::pipeline::{EngineHandle, SwitchError};
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use serde_json::{json, Value};
@@ -209,6 +210,9 @@ fn switch_error(e: SwitchError) -> ApiError {
         | SwitchError::NoSuchLink(_)
         | SwitchError::NoSuchEntry { .. } => ErrorCode::NotFound,
         SwitchError::Poll { .. } => ErrorCode::System,
+        SwitchError::Router(RouterError::NoSuchAddr(_) | RouterError::NoSuchNeighbor(_))
+        | SwitchError::Router(RouterError::Fib(FibError::NoSuchRoute(..))) => ErrorCode::NotFound,
+        SwitchError::Router(RouterError::AddrExists(_)) => ErrorCode::Exists,
         _ => ErrorCode::Invalid,
     };
     ApiError::new(code, e.to_string())
@@ -314,11 +318,12 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             master,
             nomaster,
             ageing_time,
+            mtu,
         } => {
-            if master.is_none() && !nomaster && ageing_time.is_none() {
+            if master.is_none() && !nomaster && ageing_time.is_none() && mtu.is_none() {
                 return Err(ApiError::new(
                     ErrorCode::BadRequest,
-                    "link_set needs master, nomaster or ageing_time",
+                    "link_set needs master, nomaster, ageing_time or mtu",
                 ));
             }
             if master.is_some() && nomaster {
@@ -334,6 +339,9 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
                 }
                 if let (Ok(()), Some(secs)) = (&r, ageing_time) {
                     r = sw.set_ageing(&name, secs);
+                }
+                if let (Ok(()), Some(mtu)) = (&r, mtu) {
+                    r = sw.set_mtu(&name, mtu);
                 }
                 r
             });
@@ -354,6 +362,74 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             // forwarding thread.
             drop(removed);
             Ok(Value::Null)
+        }
+        Request::AddrShow => Ok(to_value(
+            engine.call(|sw| sw.addrs()).map_err(|_| stopped())?,
+        )),
+        Request::AddrAdd { addr, dev } => {
+            on_switch!(|sw| sw.addr_add(&dev, addr));
+            Ok(Value::Null)
+        }
+        Request::AddrDel { addr, dev } => {
+            on_switch!(|sw| sw.addr_del(&dev, addr));
+            Ok(Value::Null)
+        }
+        Request::RouteShow { limit } => {
+            let limit = limit.unwrap_or(10_000);
+            let (total, routes) = engine
+                .call(move |sw| sw.routes(limit))
+                .map_err(|_| stopped())?;
+            Ok(json!({ "total": total, "routes": routes }))
+        }
+        Request::RouteAdd { dst, via, dev } => {
+            if via.is_none() && dev.is_none() {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    "route_add needs via or dev",
+                ));
+            }
+            on_switch!(|sw| sw.route_add(dst, via, dev.as_deref()));
+            Ok(Value::Null)
+        }
+        Request::RouteDel { dst } => {
+            on_switch!(|sw| sw.route_del(dst));
+            Ok(Value::Null)
+        }
+        Request::RouteGet { addr } => match engine
+            .call(move |sw| sw.route_get(addr))
+            .map_err(|_| stopped())?
+        {
+            Some(r) => Ok(to_value(r)),
+            None => Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("{addr}: no route"),
+            )),
+        },
+        Request::NeighShow { dev } => {
+            let rows = engine.call(|sw| sw.neighbors()).map_err(|_| stopped())?;
+            let rows: Vec<_> = rows
+                .into_iter()
+                .filter(|r| dev.as_ref().is_none_or(|d| *d == r.dev))
+                .collect();
+            Ok(to_value(rows))
+        }
+        Request::NeighAdd { ip, mac, dev } => {
+            if !mac.is_unicast() {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    format!("{mac}: a neighbour's MAC must be unicast"),
+                ));
+            }
+            on_switch!(|sw| sw.neigh_add(ip, mac, &dev));
+            Ok(Value::Null)
+        }
+        Request::NeighDel { ip, dev } => {
+            on_switch!(|sw| sw.neigh_del(ip, &dev));
+            Ok(Value::Null)
+        }
+        Request::NeighFlush { dev } => {
+            let n = on_switch!(|sw| sw.neigh_flush(dev.as_deref()));
+            Ok(json!(n))
         }
         Request::FdbShow { link } => {
             let rows = engine.call(|sw| sw.fdb()).map_err(|_| stopped())?;

@@ -13,6 +13,7 @@
 //! - [`counters`]: per-port and per-bridge counters, drops by reason.
 
 pub mod counters;
+pub mod emit;
 pub mod ip4;
 pub mod l2;
 pub mod pipeline;

@@ -32,6 +32,9 @@ struct Args {
     /// FDB ageing time of new bridges, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     ageing_time: u32,
+    /// Most ARP cache entries (all bridges together).
+    #[arg(long, value_name = "N", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..))]
+    arp_max: u32,
     /// Receive ring of each AF_PACKET port, in MiB (15 frames of up to 64 KiB per MiB).
     #[arg(long, value_name = "MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     rx_ring_mib: u32,
@@ -78,6 +81,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let config = SwitchConfig {
         fdb_max: args.fdb_max,
         ageing_time: args.ageing_time,
+        arp_max: args.arp_max as usize,
+        ..SwitchConfig::default()
     };
     let (engine, handle) = Engine::new(config).context("starting the engine")?;
     let mut engine = engine.with_busy_poll(std::time::Duration::from_micros(args.busy_poll_us));

@@ -1,5 +1,11 @@
-//! IPv4 routing: the forwarding table ([`fib`]).
+//! IPv4 routing (RFC 1812): the forwarding table ([`fib`]), the ARP cache
+//! ([`neigh`]), ICMP messages ([`icmp`]) and the router stages
+//! ([`router`]).
 
 pub mod fib;
+pub mod icmp;
+pub mod neigh;
+pub mod router;
 
 pub use fib::{Fib, FibError};
+pub use router::{Ipv4Net, L3Counters, L3Out, NextHop, Router, RouterError, RouterInterface};

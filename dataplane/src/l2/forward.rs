@@ -4,7 +4,7 @@
 
 use super::{BridgeId, Fdb, Learn, PortId};
 use crate::counters::{BridgeCounters, DropReason};
-use crate::wire::EthernetFrame;
+use crate::wire::{EthernetFrame, Mac};
 
 /// Where a frame goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,11 +13,14 @@ pub enum L2Decision {
     Forward(PortId),
     /// To every port of the bridge but the ingress one.
     Flood,
+    /// To the bridge's router interface (the destination is its MAC).
+    Router,
     Drop(DropReason),
 }
 
 /// Learns the source of `eth` (an Ethernet frame that came in on `in_port`
-/// of `bridge`) and decides where it goes.
+/// of `bridge`) and decides where it goes. `router_mac` is the MAC of the
+/// bridge's router interface, if it has one.
 #[inline]
 pub fn l2_forward(
     eth: &[u8],
@@ -26,12 +29,14 @@ pub fn l2_forward(
     fdb: &mut Fdb,
     now: u32,
     counters: &mut BridgeCounters,
+    router_mac: Option<Mac>,
 ) -> L2Decision {
     let Ok(frame) = EthernetFrame::new_checked(eth) else {
         return L2Decision::Drop(DropReason::Runt);
     };
     let src = frame.src();
-    if !src.is_unicast() {
+    // The router's own MAC is never learned on a port.
+    if !src.is_unicast() || Some(src) == router_mac {
         return L2Decision::Drop(DropReason::InvalidSrcMac);
     }
     match fdb.learn(bridge, src, in_port, now) {
@@ -41,6 +46,9 @@ pub fn l2_forward(
         Learn::Refreshed | Learn::Static => {}
     }
     let dst = frame.dst();
+    if Some(dst) == router_mac {
+        return L2Decision::Router;
+    }
     if dst.is_multicast() {
         if dst.is_reserved_group() {
             return L2Decision::Drop(DropReason::ReservedGroup);
@@ -65,7 +73,6 @@ pub fn l2_forward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Mac;
 
     fn frame(dst: &str, src: &str) -> Vec<u8> {
         let mut f = Vec::new();
@@ -85,17 +92,17 @@ mod tests {
         let mut c = BridgeCounters::default();
         // A -> B: B unknown, flood; A learned on port 1.
         assert_eq!(
-            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c),
+            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c, None),
             L2Decision::Flood
         );
         // B -> A: A known on 1.
         assert_eq!(
-            l2_forward(&frame(A, B), 2, 0, &mut fdb, 0, &mut c),
+            l2_forward(&frame(A, B), 2, 0, &mut fdb, 0, &mut c, None),
             L2Decision::Forward(1)
         );
         // A -> B now known on 2.
         assert_eq!(
-            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c),
+            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c, None),
             L2Decision::Forward(2)
         );
         assert_eq!(
@@ -108,7 +115,8 @@ mod tests {
     fn drops_bad_sources_reserved_groups_and_hairpins() {
         let mut fdb = Fdb::new(64);
         let mut c = BridgeCounters::default();
-        let d = |f: &[u8], fdb: &mut Fdb, c: &mut BridgeCounters| l2_forward(f, 1, 0, fdb, 0, c);
+        let d =
+            |f: &[u8], fdb: &mut Fdb, c: &mut BridgeCounters| l2_forward(f, 1, 0, fdb, 0, c, None);
         assert_eq!(
             d(&frame(B, "01:00:5e:00:00:01"), &mut fdb, &mut c),
             L2Decision::Drop(DropReason::InvalidSrcMac)

@@ -2,10 +2,13 @@
 //! copies made between batches.
 
 use crate::counters::BridgeCounters;
+use crate::ip4::neigh::NeighState;
+use crate::ip4::{Ipv4Net, L3Counters};
 use crate::port::{LinkState, PortKind};
 use crate::wire::Mac;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 /// A port and its counters.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,5 +56,55 @@ pub struct StatsInfo {
     pub bridges: Vec<BridgeInfo>,
     pub fdb_entries: usize,
     pub fdb_max: usize,
+    pub arp_entries: usize,
+    pub arp_max: usize,
+    pub routes: usize,
+    pub router_buffers_free: usize,
+    pub l3: L3Counters,
     pub uptime_secs: u64,
+}
+
+/// A bridge's router interface.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddrInfo {
+    pub dev: String,
+    pub mac: Mac,
+    pub mtu: u16,
+    pub addrs: Vec<Ipv4Net>,
+}
+
+/// One route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteInfo {
+    pub dst: Ipv4Net,
+    pub via: Option<Ipv4Addr>,
+    pub dev: String,
+    /// `connected` (from an address) or `static`.
+    pub proto: String,
+}
+
+/// The decision for one destination.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteGet {
+    pub addr: Ipv4Addr,
+    pub route: RouteInfo,
+    pub next_hop: Ipv4Addr,
+    pub src: Option<Ipv4Addr>,
+    pub neighbor_mac: Option<Mac>,
+    pub port: Option<String>,
+}
+
+/// One ARP cache entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NeighInfo {
+    pub ip: Ipv4Addr,
+    pub mac: Option<Mac>,
+    pub dev: String,
+    /// The port the MAC was learned on, if known.
+    pub port: Option<String>,
+    pub state: NeighState,
+    /// Seconds since the last confirmation; `None` for permanent entries.
+    pub age: Option<u32>,
+    /// Packets waiting for the answer.
+    pub queued: u8,
 }

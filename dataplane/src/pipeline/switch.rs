@@ -1,13 +1,19 @@
 //! The switch: ports, bridges, the FDB, and the forwarding of one batch.
 
-use super::info::{BridgeInfo, FdbRow, PortInfo, StatsInfo};
+use super::info::{
+    AddrInfo, BridgeInfo, FdbRow, NeighInfo, PortInfo, RouteGet, RouteInfo, StatsInfo,
+};
 use crate::counters::{BridgeCounters, DropReason, PortCounters};
+use crate::emit::EmitTo;
+use crate::ip4::neigh::NeighState;
+use crate::ip4::{Ipv4Net, L3Out, Router, RouterError};
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, PortId};
 use crate::port::{LinkState, Port};
 use crate::wire::{Mac, VNET_HDR_LEN};
 use crate::BATCH;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use std::net::Ipv4Addr;
 use std::time::Instant;
 
 /// The bridge every `--port` joins; it always exists.
@@ -22,6 +28,10 @@ pub struct SwitchConfig {
     pub fdb_max: usize,
     /// Default FDB ageing time of new bridges, in seconds (802.1D: 300).
     pub ageing_time: u32,
+    /// Most ARP cache entries across all bridges.
+    pub arp_max: usize,
+    /// Buffers for frames the router makes or holds for ARP.
+    pub router_buffers: usize,
 }
 
 impl Default for SwitchConfig {
@@ -29,6 +39,8 @@ impl Default for SwitchConfig {
         SwitchConfig {
             fdb_max: 65_536,
             ageing_time: 300,
+            arp_max: 16_384,
+            router_buffers: 512,
         }
     }
 }
@@ -59,6 +71,8 @@ pub enum SwitchError {
     BadAgeing(u32),
     #[error(transparent)]
     Fdb(#[from] FdbError),
+    #[error(transparent)]
+    Router(#[from] RouterError),
     #[error("port {name}: registering with the poller: {source}")]
     Poll {
         name: String,
@@ -99,6 +113,7 @@ pub struct Switch {
     ports: Vec<Option<PortSlot>>,
     bridges: Vec<Option<Bridge>>,
     fdb: Fdb,
+    router: Router,
     /// Per egress port: indices of the current batch's frames to send there.
     tx_queues: Vec<Vec<u16>>,
     /// Egress ports with a non-empty queue, in first-use order.
@@ -117,6 +132,7 @@ impl Switch {
             ports: Vec::new(),
             bridges: Vec::new(),
             fdb: Fdb::new(config.fdb_max),
+            router: Router::new(config.arp_max, config.router_buffers),
             tx_queues: Vec::new(),
             tx_touched: Vec::with_capacity(64),
             config,
@@ -229,6 +245,7 @@ impl Switch {
             }
         }
         self.fdb.retain(|b, _, _| b != id);
+        self.router.forget_bridge(id);
         self.bridges[id as usize] = None;
         log::info!("bridge {name}: deleted");
         Ok(())
@@ -276,7 +293,9 @@ impl Switch {
             Some(free) => free,
             None if self.ports.len() < usize::from(u16::MAX) => {
                 self.ports.push(None);
-                self.tx_queues.push(Vec::with_capacity(BATCH));
+                // Room for a batch, or for every frame the router can make.
+                self.tx_queues
+                    .push(Vec::with_capacity(BATCH.max(self.config.router_buffers)));
                 self.ports.len() - 1
             }
             None => return Err(SwitchError::TooManyPorts(name)),
@@ -419,10 +438,12 @@ impl Switch {
     /// nothing.
     pub fn process_rx(&mut self, rx: PortId) -> usize {
         let now = self.now();
+        let now_ms = self.started.elapsed().as_millis() as u64;
         let Switch {
             ports,
             bridges,
             fdb,
+            router,
             tx_queues,
             tx_touched,
             ..
@@ -437,18 +458,18 @@ impl Switch {
                 0
             }
         };
-        let mut bridge = slot
-            .bridge
-            .and_then(|b| bridges[b as usize].as_mut().map(|br| (b, br)));
+        let bridge = slot.bridge.filter(|&b| bridges[b as usize].is_some());
+        let router_mac = bridge.and_then(|b| router.router_mac(b));
         for i in 0..n {
             let frame = slot.port.frame(i);
             let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
             slot.counters.rx_packets += 1;
             slot.counters.rx_bytes += eth.len() as u64;
-            let Some((b, bridge)) = bridge.as_mut() else {
+            let Some(b) = bridge else {
                 slot.counters.drop(DropReason::NoBridge);
                 continue;
             };
+            let is_arp = eth.len() >= 14 && eth[12..14] == [0x08, 0x06];
             let mut enqueue = |q: PortId| {
                 let queue = &mut tx_queues[q as usize];
                 if queue.is_empty() {
@@ -456,13 +477,44 @@ impl Switch {
                 }
                 queue.push(i as u16);
             };
-            match l2_forward(eth, rx, *b, fdb, now, &mut bridge.counters) {
+            let counters = &mut bridges[b as usize].as_mut().expect("checked").counters;
+            match l2_forward(eth, rx, b, fdb, now, counters, router_mac) {
                 L2Decision::Forward(q) => enqueue(q),
-                L2Decision::Flood => bridge
-                    .members
-                    .iter()
-                    .filter(|&&q| q != rx)
-                    .for_each(|&q| enqueue(q)),
+                L2Decision::Flood => {
+                    let members = &bridges[b as usize].as_ref().expect("checked").members;
+                    members
+                        .iter()
+                        .filter(|&&q| q != rx)
+                        .for_each(|&q| enqueue(q));
+                    // A broadcast ARP request may be for the router.
+                    if is_arp && router_mac.is_some() {
+                        if let Some(reason) = router.arp_input(eth, b, now_ms) {
+                            slot.counters.drop(reason);
+                        }
+                    }
+                }
+                L2Decision::Router => match router.input(slot.port.frame_mut(i), rx, b, now_ms) {
+                    L3Out::Forward { bridge: out, dst } => match fdb.lookup(out, dst) {
+                        Some(q) if q != rx => enqueue(q),
+                        // Back out of the port it came in on: the frame is
+                        // copied, since a port cannot send from its own batch.
+                        Some(_) => match router.em.copy(slot.port.frame(i)) {
+                            Some(c) => router.em.send(c, EmitTo::Port(rx)),
+                            None => slot.counters.drop(DropReason::NoBuffer),
+                        },
+                        None => {
+                            let members = bridges[out as usize]
+                                .as_ref()
+                                .map_or(&[][..], |b| &b.members[..]);
+                            members
+                                .iter()
+                                .filter(|&&q| q != rx)
+                                .for_each(|&q| enqueue(q));
+                        }
+                    },
+                    L3Out::Consumed => {}
+                    L3Out::Drop(reason) => slot.counters.drop(reason),
+                },
                 L2Decision::Drop(reason) => slot.counters.drop(reason),
             }
         }
@@ -489,7 +541,71 @@ impl Switch {
         if let Some(slot) = ports[rx as usize].as_mut() {
             slot.port.release();
         }
+        self.flush_emitted();
         n
+    }
+
+    /// Sends the frames the router made (replies, requests, ICMP errors,
+    /// packets released by ARP) and gives their buffers back.
+    fn flush_emitted(&mut self) {
+        if self.router.em.out.is_empty() {
+            return;
+        }
+        let Switch {
+            ports,
+            bridges,
+            fdb,
+            router,
+            tx_queues,
+            tx_touched,
+            ..
+        } = self;
+        for (k, &(to, _)) in router.em.out.iter().enumerate() {
+            let mut enqueue = |q: PortId| {
+                let queue = &mut tx_queues[q as usize];
+                if queue.is_empty() {
+                    tx_touched.push(q);
+                }
+                queue.push(k as u16);
+            };
+            match to {
+                EmitTo::Port(q) => enqueue(q),
+                EmitTo::Bridge {
+                    bridge,
+                    dst,
+                    except,
+                } => {
+                    match (!dst.is_multicast())
+                        .then(|| fdb.lookup(bridge, dst))
+                        .flatten()
+                    {
+                        Some(q) => enqueue(q),
+                        None => {
+                            let members = bridges[bridge as usize]
+                                .as_ref()
+                                .map_or(&[][..], |b| &b.members[..]);
+                            members
+                                .iter()
+                                .filter(|&&q| Some(q) != except)
+                                .for_each(|&q| enqueue(q));
+                        }
+                    }
+                }
+            }
+        }
+        let em = &router.em;
+        for &q in tx_touched.iter() {
+            let queue = &mut tx_queues[q as usize];
+            if let Some(slot) = ports[q as usize].as_mut() {
+                slot.port.send(
+                    &mut queue.iter().map(|&k| em.frame(em.out[k as usize].1)),
+                    &mut slot.counters,
+                );
+            }
+            queue.clear();
+        }
+        tx_touched.clear();
+        router.sent();
     }
 
     /// Marks in `ready` the ports that show a waiting frame without a system
@@ -540,6 +656,9 @@ impl Switch {
     /// Once a second: ages the FDB, collects kernel drop counts, and looks
     /// again at ports that are not up.
     pub fn housekeeping(&mut self) {
+        self.router
+            .housekeeping(self.started.elapsed().as_millis() as u64);
+        self.flush_emitted();
         let now = self.now();
         let bridges = &mut self.bridges;
         let ageing: Vec<u32> = bridges
@@ -565,6 +684,175 @@ impl Switch {
                 self.refresh_port(id as PortId);
             }
         }
+    }
+
+    // ---- router -------------------------------------------------------
+
+    /// Adds an address to a bridge's router interface.
+    pub fn addr_add(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        self.router.addr_add(b, net)?;
+        log::info!("addr {net} dev {bridge}");
+        Ok(())
+    }
+
+    pub fn addr_del(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        self.router.addr_del(b, net)?;
+        log::info!("addr {net} dev {bridge}: deleted");
+        Ok(())
+    }
+
+    /// Sets the MTU of a bridge's router interface.
+    pub fn set_mtu(&mut self, bridge: &str, mtu: u32) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        self.router.set_mtu(b, mtu)?;
+        log::info!("bridge {bridge}: mtu {mtu}");
+        Ok(())
+    }
+
+    /// Adds a route via a gateway, or out of a bridge.
+    pub fn route_add(
+        &mut self,
+        dst: Ipv4Net,
+        via: Option<Ipv4Addr>,
+        dev: Option<&str>,
+    ) -> Result<(), SwitchError> {
+        let dev_id = dev.map(|d| self.existing_bridge(d)).transpose()?;
+        self.router.route_add(dst, via, dev_id)?;
+        log::debug!("route {dst} via {via:?} dev {dev:?}");
+        Ok(())
+    }
+
+    pub fn route_del(&mut self, dst: Ipv4Net) -> Result<(), SwitchError> {
+        self.router.route_del(dst)?;
+        log::debug!("route {dst}: deleted");
+        Ok(())
+    }
+
+    fn route_info(&self, prefix: Ipv4Addr, len: u8, nh_id: u32) -> RouteInfo {
+        let nh = self.router.next_hop(nh_id);
+        let dst = Ipv4Net { addr: prefix, len };
+        let connected = nh.gateway.is_none()
+            && self.router.iface(nh.bridge).is_some_and(|i| {
+                i.addrs
+                    .iter()
+                    .any(|a| a.len == len && a.network() == prefix)
+            });
+        RouteInfo {
+            dst,
+            via: nh.gateway,
+            dev: self.bridge_name(nh.bridge).to_string(),
+            proto: if connected { "connected" } else { "static" }.to_string(),
+        }
+    }
+
+    /// Every route, longest prefixes first; at most `limit`.
+    pub fn routes(&self, limit: usize) -> (usize, Vec<RouteInfo>) {
+        let fib = self.router.fib();
+        let rows = fib
+            .routes()
+            .take(limit)
+            .map(|(p, l, nh)| self.route_info(p, l, nh))
+            .collect();
+        (fib.len(), rows)
+    }
+
+    /// The routing decision for one address, in words.
+    pub fn route_get(&self, addr: Ipv4Addr) -> Option<RouteGet> {
+        let (p, l, nh_id) = self.router.fib().matching_route(addr)?;
+        let route = self.route_info(p, l, nh_id);
+        let nh = self.router.next_hop(nh_id);
+        let next = nh.gateway.unwrap_or(addr);
+        let neighbor = self.router.arp.get(nh.bridge, next);
+        let mac = neighbor
+            .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
+            .map(|n| n.mac);
+        let port = mac
+            .and_then(|m| self.fdb.lookup(nh.bridge, m))
+            .map(|p| self.port_name(p).to_string());
+        let src = self
+            .router
+            .iface(nh.bridge)
+            .and_then(|i| {
+                i.addrs
+                    .iter()
+                    .find(|a| a.contains(next))
+                    .or(i.addrs.first())
+            })
+            .map(|a| a.addr);
+        Some(RouteGet {
+            addr,
+            route,
+            next_hop: next,
+            src,
+            neighbor_mac: mac,
+            port,
+        })
+    }
+
+    /// Router interfaces: bridge, MAC, MTU, addresses.
+    pub fn addrs(&self) -> Vec<AddrInfo> {
+        self.bridges
+            .iter()
+            .enumerate()
+            .filter_map(|(b, br)| {
+                let br = br.as_ref()?;
+                let i = self.router.iface(b as BridgeId)?;
+                Some(AddrInfo {
+                    dev: br.name.clone(),
+                    mac: i.mac,
+                    mtu: i.mtu,
+                    addrs: i.addrs.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a permanent ARP entry.
+    pub fn neigh_add(&mut self, ip: Ipv4Addr, mac: Mac, dev: &str) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(dev)?;
+        self.router.neigh_add(b, ip, mac)?;
+        self.flush_emitted();
+        log::info!("neigh {ip} lladdr {mac} dev {dev} permanent");
+        Ok(())
+    }
+
+    pub fn neigh_del(&mut self, ip: Ipv4Addr, dev: &str) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(dev)?;
+        self.router.neigh_del(b, ip)?;
+        log::info!("neigh {ip} dev {dev}: deleted");
+        Ok(())
+    }
+
+    pub fn neigh_flush(&mut self, dev: Option<&str>) -> Result<usize, SwitchError> {
+        let b = dev.map(|d| self.existing_bridge(d)).transpose()?;
+        let n = self.router.neigh_flush(b);
+        log::info!("neigh: flushed {n} entries");
+        Ok(n)
+    }
+
+    /// The ARP cache, sorted by bridge and address.
+    pub fn neighbors(&self) -> Vec<NeighInfo> {
+        let now = self.started.elapsed().as_millis() as u64;
+        let mut rows: Vec<_> = self.router.arp.entries().collect();
+        rows.sort_by_key(|(b, ip, _)| (*b, *ip));
+        rows.into_iter()
+            .map(|(b, ip, n)| NeighInfo {
+                ip,
+                mac: (n.state != NeighState::Incomplete && n.state != NeighState::Failed)
+                    .then_some(n.mac),
+                dev: self.bridge_name(b).to_string(),
+                port: self
+                    .fdb
+                    .lookup(b, n.mac)
+                    .map(|p| self.port_name(p).to_string()),
+                state: n.state,
+                age: (n.state != NeighState::Permanent)
+                    .then(|| (now.saturating_sub(n.updated) / 1000) as u32),
+                queued: n.n_pending,
+            })
+            .collect()
     }
 
     fn port_info(&self, slot: &PortSlot) -> PortInfo {
@@ -643,6 +931,11 @@ impl Switch {
             bridges: self.bridges(),
             fdb_entries: self.fdb.len(),
             fdb_max: self.fdb.max(),
+            arp_entries: self.router.arp.len(),
+            arp_max: self.router.arp.max(),
+            routes: self.router.fib().len(),
+            router_buffers_free: self.router.em.available(),
+            l3: self.router.counters.clone(),
             uptime_secs: self.started.elapsed().as_secs(),
         }
     }

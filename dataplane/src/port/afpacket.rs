@@ -384,6 +384,12 @@ impl Port for AfPacketPort {
         unsafe { std::slice::from_raw_parts(self.ring.base.add(offset), len) }
     }
 
+    fn frame_mut(&mut self, index: usize) -> &mut [u8] {
+        let (offset, len) = self.batch[index];
+        // SAFETY: as in frame(); &mut self makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.ring.base.add(offset), len) }
+    }
+
     fn release(&mut self) {
         for i in 0..self.taken {
             let slot = self.ring.slot((self.head + i) % self.ring.frames);

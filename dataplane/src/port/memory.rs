@@ -111,6 +111,10 @@ impl Port for MemoryPort {
         &self.batch[index]
     }
 
+    fn frame_mut(&mut self, index: usize) -> &mut [u8] {
+        &mut self.batch[index]
+    }
+
     fn release(&mut self) {
         if !self.replaying {
             self.batch.clear();

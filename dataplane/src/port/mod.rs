@@ -113,6 +113,9 @@ pub trait Port: Send {
     fn recv(&mut self, max: usize, counters: &mut PortCounters) -> io::Result<usize>;
     /// Frame `index` of the current batch: virtio-net header + Ethernet frame.
     fn frame(&self, index: usize) -> &[u8];
+    /// Frame `index` of the current batch, to be rewritten in place (a
+    /// routed frame's MACs and TTL).
+    fn frame_mut(&mut self, index: usize) -> &mut [u8];
     /// Hands the current batch's buffers back.
     fn release(&mut self);
     /// Sends the frames (each a virtio-net header + Ethernet frame), counting

@@ -142,6 +142,10 @@ impl Port for TapPort {
         &self.bufs[index][..self.lens[index]]
     }
 
+    fn frame_mut(&mut self, index: usize) -> &mut [u8] {
+        &mut self.bufs[index][..self.lens[index]]
+    }
+
     fn release(&mut self) {
         self.count = 0;
     }

@@ -1,0 +1,963 @@
+//! The IPv4 router: router interfaces on bridges, and the stages a frame
+//! addressed to a router MAC goes through (RFC 1812):
+//!
+//! ```text
+//! arp-input (answer, learn) | ip4-input (validate) -> ip4-local (echo)
+//!                                                  -> ip4-lookup (FIB) -> ip4-mtu (fragment | frag-needed)
+//!                                                  -> ip4-rewrite (TTL, checksum, MACs) -> arp-resolve (or queue)
+//! icmp-error: time exceeded, unreachable, fragmentation needed (rate limited)
+//! ```
+
+use super::fib::{mask, Fib, FibError};
+use super::icmp;
+use super::neigh::{ArpCache, NeighState, Resolve, MAX_PENDING};
+use crate::counters::DropReason;
+use crate::emit::{EmitTo, Emitter, BUF_SIZE};
+use crate::l2::{BridgeId, PortId};
+use crate::wire::arp::{ArpRepr, ARP_LEN, OP_REPLY, OP_REQUEST};
+use crate::wire::ipv4::{self, Ipv4Error, Ipv4Packet, IPV4_MIN_HDR_LEN, PROTO_ICMP};
+use crate::wire::vnet::VnetHdr;
+use crate::wire::{Mac, VNET_HDR_LEN};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_ARP: u16 = 0x0806;
+const ETH: usize = 14;
+/// Offset of the Ethernet header in a frame (after the virtio-net header).
+const L2: usize = VNET_HDR_LEN;
+const L3: usize = VNET_HDR_LEN + ETH;
+/// ICMP errors allowed per second (RFC 1812 4.3.2.8: rate-limit them).
+const ICMP_PER_SECOND: u32 = 200;
+pub const DEFAULT_MTU: u16 = 1500;
+
+/// An address with its prefix length: `192.168.15.10/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ipv4Net {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl Ipv4Net {
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        mask(u32::from(ip), self.len) == mask(u32::from(self.addr), self.len)
+    }
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(mask(u32::from(self.addr), self.len))
+    }
+    /// The directed broadcast address (none for /31 and /32).
+    pub fn broadcast(&self) -> Option<Ipv4Addr> {
+        (self.len < 31).then(|| Ipv4Addr::from(u32::from(self.network()) | (u32::MAX >> self.len)))
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// Why a string is not `A.B.C.D/LEN`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetParseError {
+    #[error("'{0}' is not an IPv4 address")]
+    Addr(String),
+    #[error("{0}: prefix length over 32")]
+    Len(String),
+}
+
+impl FromStr for Ipv4Net {
+    type Err = NetParseError;
+    /// `A.B.C.D/LEN`, `A.B.C.D` (a /32) or `default` (0.0.0.0/0).
+    fn from_str(s: &str) -> Result<Ipv4Net, NetParseError> {
+        if s == "default" {
+            return Ok(Ipv4Net {
+                addr: Ipv4Addr::UNSPECIFIED,
+                len: 0,
+            });
+        }
+        let (a, l) = s.split_once('/').unwrap_or((s, "32"));
+        let addr = a.parse().map_err(|_| NetParseError::Addr(a.to_string()))?;
+        let len: u8 = l.parse().map_err(|_| NetParseError::Len(s.to_string()))?;
+        if len > 32 {
+            return Err(NetParseError::Len(s.to_string()));
+        }
+        Ok(Ipv4Net { addr, len })
+    }
+}
+
+impl Serialize for Ipv4Net {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Net {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Ipv4Net, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A bridge's router interface: the MAC frames use to reach the router, its
+/// addresses, and the MTU of the bridge.
+#[derive(Debug, Clone)]
+pub struct RouterInterface {
+    pub mac: Mac,
+    pub addrs: Vec<Ipv4Net>,
+    pub mtu: u16,
+}
+
+impl RouterInterface {
+    /// Our address on the subnet of `peer`, or the first one.
+    fn source_for(&self, peer: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.addrs
+            .iter()
+            .find(|a| a.contains(peer))
+            .or(self.addrs.first())
+            .map(|a| a.addr)
+    }
+}
+
+/// Where a route sends packets: out of a bridge, to a gateway or (for a
+/// connected route) straight to the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NextHop {
+    pub bridge: BridgeId,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// What the router stages did, beyond the drops counted per port.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct L3Counters {
+    pub arp_in: u64,
+    pub arp_replies_sent: u64,
+    pub arp_requests_sent: u64,
+    pub ip4_in: u64,
+    pub ip4_local: u64,
+    pub ip4_forwarded: u64,
+    pub arp_queued: u64,
+    pub fragments_made: u64,
+    pub icmp_errors_sent: u64,
+    pub icmp_rate_limited: u64,
+}
+
+/// What became of a frame given to the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L3Out {
+    /// Rewritten in place: send it into `bridge` towards `dst`.
+    Forward {
+        bridge: BridgeId,
+        dst: Mac,
+    },
+    /// Answered, queued or copied: nothing more to do with the frame.
+    Consumed,
+    Drop(DropReason),
+}
+
+/// Why a control-plane change to the router was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouterError {
+    #[error("{0}: not an address of this bridge")]
+    NoSuchAddr(Ipv4Net),
+    #[error("{0}: already an address of this bridge")]
+    AddrExists(Ipv4Net),
+    #[error("{0}: a network or broadcast address cannot be a router address")]
+    BadAddr(Ipv4Net),
+    #[error("gateway {0} is not on a connected subnet (add an address on its subnet first)")]
+    GatewayUnreachable(Ipv4Addr),
+    #[error("the bridge has no router interface (add an address to it first)")]
+    NoInterface,
+    #[error("MTU must be between 68 and 9000, not {0}")]
+    BadMtu(u32),
+    #[error("the ARP cache is full ({0} entries)")]
+    ArpFull(usize),
+    #[error("{0}: no such neighbour")]
+    NoSuchNeighbor(Ipv4Addr),
+    #[error(transparent)]
+    Fib(#[from] FibError),
+}
+
+/// The IPv4 router of a switch.
+pub struct Router {
+    ifaces: Vec<Option<RouterInterface>>,
+    fib: Fib,
+    next_hops: Vec<NextHop>,
+    next_hop_ids: HashMap<NextHop, u32>,
+    pub arp: ArpCache,
+    pub em: Emitter,
+    pub counters: L3Counters,
+    icmp_budget: u32,
+    ident: u16,
+    mac_seed: [u8; 3],
+    scratch: Vec<u16>,
+}
+
+impl Router {
+    pub fn new(arp_max: usize, buffers: usize) -> Router {
+        let seed = std::process::id().to_be_bytes();
+        Router {
+            ifaces: Vec::new(),
+            fib: Fib::new(),
+            next_hops: Vec::new(),
+            next_hop_ids: HashMap::new(),
+            arp: ArpCache::new(arp_max),
+            em: Emitter::new(buffers),
+            counters: L3Counters::default(),
+            icmp_budget: ICMP_PER_SECOND,
+            ident: 0,
+            mac_seed: [seed[1], seed[2], seed[3]],
+            scratch: Vec::with_capacity(64),
+        }
+    }
+
+    pub fn fib(&self) -> &Fib {
+        &self.fib
+    }
+
+    pub fn next_hop(&self, id: u32) -> NextHop {
+        self.next_hops[id as usize]
+    }
+
+    /// The router interface of a bridge.
+    pub fn iface(&self, bridge: BridgeId) -> Option<&RouterInterface> {
+        self.ifaces
+            .get(usize::from(bridge))
+            .and_then(Option::as_ref)
+    }
+
+    /// The router MAC of a bridge, if it has a router interface.
+    #[inline]
+    pub fn router_mac(&self, bridge: BridgeId) -> Option<Mac> {
+        self.iface(bridge).map(|i| i.mac)
+    }
+
+    fn next_hop_id(&mut self, nh: NextHop) -> u32 {
+        if let Some(&id) = self.next_hop_ids.get(&nh) {
+            return id;
+        }
+        let id = self.next_hops.len() as u32;
+        self.next_hops.push(nh);
+        self.next_hop_ids.insert(nh, id);
+        id
+    }
+
+    // ---- control plane -------------------------------------------------
+
+    /// Adds an address to a bridge's router interface (created with a router
+    /// MAC if the bridge had none), with its connected route.
+    pub fn addr_add(&mut self, bridge: BridgeId, net: Ipv4Net) -> Result<(), RouterError> {
+        if net.len < 31 && (Some(net.addr) == net.broadcast() || net.addr == net.network()) {
+            return Err(RouterError::BadAddr(net));
+        }
+        let b = usize::from(bridge);
+        if self.ifaces.len() <= b {
+            self.ifaces.resize(b + 1, None);
+        }
+        let seed = self.mac_seed;
+        let iface = self.ifaces[b].get_or_insert_with(|| RouterInterface {
+            // Locally administered, unicast, unique per process and bridge.
+            mac: Mac([
+                0x02,
+                seed[0],
+                seed[1],
+                seed[2],
+                (bridge >> 8) as u8,
+                bridge as u8,
+            ]),
+            addrs: Vec::new(),
+            mtu: DEFAULT_MTU,
+        });
+        if iface.addrs.contains(&net) {
+            return Err(RouterError::AddrExists(net));
+        }
+        iface.addrs.push(net);
+        let nh = self.next_hop_id(NextHop {
+            bridge,
+            gateway: None,
+        });
+        self.fib.insert(net.network(), net.len, nh)?;
+        Ok(())
+    }
+
+    /// Removes an address and, unless another address keeps it, its
+    /// connected route. The interface goes with its last address.
+    pub fn addr_del(&mut self, bridge: BridgeId, net: Ipv4Net) -> Result<(), RouterError> {
+        let iface = self
+            .ifaces
+            .get_mut(usize::from(bridge))
+            .and_then(Option::as_mut)
+            .ok_or(RouterError::NoSuchAddr(net))?;
+        let at = iface
+            .addrs
+            .iter()
+            .position(|a| *a == net)
+            .ok_or(RouterError::NoSuchAddr(net))?;
+        iface.addrs.remove(at);
+        let still = iface
+            .addrs
+            .iter()
+            .any(|a| a.len == net.len && a.network() == net.network());
+        let empty = iface.addrs.is_empty();
+        if !still {
+            let connected = self
+                .next_hop_ids
+                .get(&NextHop {
+                    bridge,
+                    gateway: None,
+                })
+                .copied();
+            if let Some((p, l, nh)) = self.fib.matching_route(net.network()) {
+                if l == net.len && p == net.network() && Some(nh) == connected {
+                    let _ = self.fib.remove(p, l);
+                }
+            }
+        }
+        if empty {
+            self.forget_bridge(bridge);
+        }
+        Ok(())
+    }
+
+    /// Removes the router interface of a bridge, every route out of it and
+    /// its neighbours.
+    pub fn forget_bridge(&mut self, bridge: BridgeId) {
+        if let Some(slot) = self.ifaces.get_mut(usize::from(bridge)) {
+            *slot = None;
+        }
+        let gone: Vec<(Ipv4Addr, u8)> = self
+            .fib
+            .routes()
+            .filter(|&(_, _, nh)| self.next_hops[nh as usize].bridge == bridge)
+            .map(|(p, l, _)| (p, l))
+            .collect();
+        for (p, l) in gone {
+            let _ = self.fib.remove(p, l);
+        }
+        let mut dropped = std::mem::take(&mut self.scratch);
+        self.arp.retain(|b, _, _| b != bridge, &mut dropped);
+        for i in dropped.drain(..) {
+            self.em.free(i);
+        }
+        self.scratch = dropped;
+    }
+
+    pub fn set_mtu(&mut self, bridge: BridgeId, mtu: u32) -> Result<(), RouterError> {
+        if !(68..=9000).contains(&mtu) {
+            return Err(RouterError::BadMtu(mtu));
+        }
+        let iface = self
+            .ifaces
+            .get_mut(usize::from(bridge))
+            .and_then(Option::as_mut)
+            .ok_or(RouterError::NoInterface)?;
+        iface.mtu = mtu as u16;
+        Ok(())
+    }
+
+    /// Adds a route `via` a gateway (on a connected subnet) or straight out
+    /// of `dev`.
+    pub fn route_add(
+        &mut self,
+        dst: Ipv4Net,
+        via: Option<Ipv4Addr>,
+        dev: Option<BridgeId>,
+    ) -> Result<(), RouterError> {
+        let nh = match (via, dev) {
+            (Some(gw), dev) => {
+                let bridge = match self.fib.lookup(gw).map(|id| self.next_hops[id as usize]) {
+                    Some(NextHop {
+                        bridge,
+                        gateway: None,
+                    }) if dev.is_none_or(|d| d == bridge) => bridge,
+                    _ => return Err(RouterError::GatewayUnreachable(gw)),
+                };
+                NextHop {
+                    bridge,
+                    gateway: Some(gw),
+                }
+            }
+            (None, Some(bridge)) => {
+                if self.iface(bridge).is_none() {
+                    return Err(RouterError::NoInterface);
+                }
+                NextHop {
+                    bridge,
+                    gateway: None,
+                }
+            }
+            (None, None) => return Err(RouterError::NoInterface),
+        };
+        let id = self.next_hop_id(nh);
+        self.fib.insert(dst.network(), dst.len, id)?;
+        Ok(())
+    }
+
+    pub fn route_del(&mut self, dst: Ipv4Net) -> Result<(), RouterError> {
+        self.fib.remove(dst.network(), dst.len)?;
+        Ok(())
+    }
+
+    /// Adds a permanent neighbour.
+    pub fn neigh_add(
+        &mut self,
+        bridge: BridgeId,
+        ip: Ipv4Addr,
+        mac: Mac,
+    ) -> Result<(), RouterError> {
+        if self.iface(bridge).is_none() {
+            return Err(RouterError::NoInterface);
+        }
+        let mut waiting = std::mem::take(&mut self.scratch);
+        let ok = self.arp.add_permanent(bridge, ip, mac, &mut waiting);
+        self.release_waiting(bridge, mac, &mut waiting);
+        self.scratch = waiting;
+        if ok {
+            Ok(())
+        } else {
+            Err(RouterError::ArpFull(self.arp.max()))
+        }
+    }
+
+    pub fn neigh_del(&mut self, bridge: BridgeId, ip: Ipv4Addr) -> Result<(), RouterError> {
+        let mut dropped = std::mem::take(&mut self.scratch);
+        let found = self.arp.remove(bridge, ip, &mut dropped);
+        for i in dropped.drain(..) {
+            self.em.free(i);
+        }
+        self.scratch = dropped;
+        if found {
+            Ok(())
+        } else {
+            Err(RouterError::NoSuchNeighbor(ip))
+        }
+    }
+
+    /// Forgets learned neighbours (of one bridge if given); returns how many.
+    pub fn neigh_flush(&mut self, bridge: Option<BridgeId>) -> usize {
+        let mut dropped = std::mem::take(&mut self.scratch);
+        let n = self.arp.retain(
+            |b, _, n| n.state == NeighState::Permanent || bridge.is_some_and(|x| x != b),
+            &mut dropped,
+        );
+        for i in dropped.drain(..) {
+            self.em.free(i);
+        }
+        self.scratch = dropped;
+        n
+    }
+
+    // ---- data plane ----------------------------------------------------
+
+    /// Whether `ip` is one of the router's own addresses.
+    fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.ifaces
+            .iter()
+            .flatten()
+            .any(|i| i.addrs.iter().any(|a| a.addr == ip))
+    }
+
+    /// A frame to this bridge's router MAC, or a broadcast ARP frame, that
+    /// came in on `in_port`.
+    pub fn input(
+        &mut self,
+        frame: &mut [u8],
+        in_port: PortId,
+        bridge: BridgeId,
+        now: u64,
+    ) -> L3Out {
+        if frame.len() < L3 {
+            return L3Out::Drop(DropReason::Runt);
+        }
+        match u16::from_be_bytes([frame[L2 + 12], frame[L2 + 13]]) {
+            ETHERTYPE_ARP => match self.arp_input(&frame[L2..], bridge, now) {
+                Some(r) => L3Out::Drop(r),
+                None => L3Out::Consumed,
+            },
+            ETHERTYPE_IPV4 => self.ip4_input(frame, in_port, bridge, now),
+            _ => L3Out::Drop(DropReason::L3Unsupported),
+        }
+    }
+
+    /// arp-input: answers requests for our addresses and learns from ARP
+    /// that concerns us (RFC 826; RFC 5227 probes are answered too, so the
+    /// prober sees the conflict). Returns the drop reason, if it is dropped.
+    pub fn arp_input(&mut self, eth: &[u8], bridge: BridgeId, now: u64) -> Option<DropReason> {
+        self.counters.arp_in += 1;
+        let Ok(arp) = ArpRepr::parse(&eth[ETH..]) else {
+            return Some(DropReason::ArpMalformed);
+        };
+        let iface = self.iface(bridge)?;
+        let our_mac = iface.mac;
+        if !arp.sender_mac.is_unicast() || arp.sender_mac == our_mac {
+            return Some(DropReason::ArpMalformed);
+        }
+        let for_us = iface.addrs.iter().any(|a| a.addr == arp.target_ip);
+        let sender_on_link = !arp.sender_ip.is_unspecified()
+            && iface.addrs.iter().any(|a| a.contains(arp.sender_ip));
+        if sender_on_link && !iface.addrs.iter().any(|a| a.addr == arp.sender_ip) {
+            // Learn only what is addressed to us (a request for our address,
+            // or a reply); a gratuitous ARP refreshes an entry we already had.
+            let create = for_us;
+            let mut waiting = std::mem::take(&mut self.scratch);
+            if (for_us || arp.op == OP_REPLY || arp.is_gratuitous())
+                && self.arp.confirm(
+                    bridge,
+                    arp.sender_ip,
+                    arp.sender_mac,
+                    now,
+                    create,
+                    &mut waiting,
+                )
+            {
+                self.release_waiting(bridge, arp.sender_mac, &mut waiting);
+            }
+            self.scratch = waiting;
+        }
+        if for_us && arp.op == OP_REQUEST {
+            let reply = ArpRepr {
+                op: OP_REPLY,
+                sender_mac: our_mac,
+                sender_ip: arp.target_ip,
+                target_mac: arp.sender_mac,
+                target_ip: arp.sender_ip,
+            };
+            if self.emit_arp(bridge, arp.sender_mac, &reply) {
+                self.counters.arp_replies_sent += 1;
+            }
+        }
+        None
+    }
+
+    /// Sends packets that waited for `mac`.
+    fn release_waiting(&mut self, bridge: BridgeId, mac: Mac, waiting: &mut Vec<u16>) {
+        for i in waiting.drain(..) {
+            self.em.frame_mut(i)[L2..L2 + 6].copy_from_slice(&mac.0);
+            self.em.send(
+                i,
+                EmitTo::Bridge {
+                    bridge,
+                    dst: mac,
+                    except: None,
+                },
+            );
+        }
+    }
+
+    fn emit_arp(&mut self, bridge: BridgeId, dst: Mac, arp: &ArpRepr) -> bool {
+        let Some(i) = self.em.alloc() else {
+            return false;
+        };
+        let b = self.em.buf_mut(i);
+        b[L2..L2 + 6].copy_from_slice(&dst.0);
+        b[L2 + 6..L2 + 12].copy_from_slice(&arp.sender_mac.0);
+        b[L2 + 12..L2 + 14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+        arp.emit(&mut b[L3..L3 + ARP_LEN]);
+        // Pad to the Ethernet minimum of 60 bytes.
+        b[L3 + ARP_LEN..L2 + 60].fill(0);
+        self.em.set_len(i, L2 + 60);
+        self.em.send(
+            i,
+            EmitTo::Bridge {
+                bridge,
+                dst,
+                except: None,
+            },
+        );
+        true
+    }
+
+    /// Broadcasts a request for `target` on `bridge`.
+    fn ask(&mut self, bridge: BridgeId, target: Ipv4Addr) {
+        let Some(iface) = self.iface(bridge) else {
+            return;
+        };
+        let Some(sender_ip) = iface.source_for(target) else {
+            return;
+        };
+        let req = ArpRepr {
+            op: OP_REQUEST,
+            sender_mac: iface.mac,
+            sender_ip,
+            target_mac: Mac::ZERO,
+            target_ip: target,
+        };
+        if self.emit_arp(bridge, Mac::BROADCAST, &req) {
+            self.counters.arp_requests_sent += 1;
+        }
+    }
+
+    /// ip4-input and what follows it.
+    fn ip4_input(
+        &mut self,
+        frame: &mut [u8],
+        in_port: PortId,
+        bridge: BridgeId,
+        now: u64,
+    ) -> L3Out {
+        self.counters.ip4_in += 1;
+        let ip = match Ipv4Packet::new_checked(&frame[L3..]) {
+            Ok(ip) => ip,
+            Err(e) => {
+                return L3Out::Drop(match e {
+                    Ipv4Error::Truncated | Ipv4Error::BadTotalLen => DropReason::Ip4BadLength,
+                    Ipv4Error::BadVersion => DropReason::Ip4BadVersion,
+                    Ipv4Error::BadHeaderLen => DropReason::Ip4BadLength,
+                    Ipv4Error::BadChecksum => DropReason::Ip4BadChecksum,
+                })
+            }
+        };
+        let (dst, src, ttl, total, df) =
+            (ip.dst(), ip.src(), ip.ttl(), ip.total_len(), ip.dont_frag());
+        if self.is_local(dst) {
+            return self.local_input(frame, in_port, bridge);
+        }
+        if dst.is_broadcast() || dst.is_multicast() || self.is_directed_broadcast(dst) {
+            return L3Out::Drop(DropReason::Ip4NotForwarded);
+        }
+        if src.is_multicast() || src.is_broadcast() || src.is_loopback() {
+            return L3Out::Drop(DropReason::Ip4BadSource);
+        }
+        // RFC 1812 5.3.1: a packet that would leave with TTL 0 is dropped.
+        if ttl <= 1 {
+            self.icmp_error(frame, Some(in_port), bridge, icmp::TIME_EXCEEDED, 0, 0);
+            return L3Out::Drop(DropReason::Ip4TtlExpired);
+        }
+        let Some(nh) = self.fib.lookup(dst).map(|id| self.next_hops[id as usize]) else {
+            self.icmp_error(
+                frame,
+                Some(in_port),
+                bridge,
+                icmp::DEST_UNREACHABLE,
+                icmp::CODE_NET_UNREACHABLE,
+                0,
+            );
+            return L3Out::Drop(DropReason::Ip4NoRoute);
+        };
+        let Some(out) = self.iface(nh.bridge) else {
+            return L3Out::Drop(DropReason::Ip4NoRoute);
+        };
+        let (out_mac, mtu) = (out.mac, usize::from(out.mtu));
+        // A GSO super-frame leaves as segments of gso_size: check those.
+        let vnet =
+            VnetHdr::new_checked(&frame[..VNET_HDR_LEN]).expect("frame holds a virtio header");
+        let on_wire = if vnet.is_gso() {
+            usize::from(vnet.hdr_len()).saturating_sub(ETH) + usize::from(vnet.gso_size())
+        } else {
+            total
+        };
+        if on_wire > mtu {
+            if df || vnet.is_gso() {
+                self.icmp_error(
+                    frame,
+                    Some(in_port),
+                    bridge,
+                    icmp::DEST_UNREACHABLE,
+                    icmp::CODE_FRAG_NEEDED,
+                    mtu as u16,
+                );
+                return L3Out::Drop(DropReason::Ip4FragNeeded);
+            }
+            return self.fragment(frame, nh, out_mac, mtu, now);
+        }
+        // ip4-rewrite.
+        Ipv4Packet::new_unchecked(&mut frame[L3..]).decrement_ttl();
+        frame[L2 + 6..L2 + 12].copy_from_slice(&out_mac.0);
+        let next_ip = nh.gateway.unwrap_or(dst);
+        match self.arp.resolve(nh.bridge, next_ip, now) {
+            Resolve::Mac(m) => {
+                frame[L2..L2 + 6].copy_from_slice(&m.0);
+                self.counters.ip4_forwarded += 1;
+                L3Out::Forward {
+                    bridge: nh.bridge,
+                    dst: m,
+                }
+            }
+            Resolve::Pending { ask } => {
+                let len = L3 + total;
+                let queued = match self.em.copy(&frame[..len]) {
+                    Some(i) => self.enqueue(nh.bridge, next_ip, i),
+                    None => false,
+                };
+                if ask {
+                    self.ask(nh.bridge, next_ip);
+                }
+                if queued {
+                    self.counters.arp_queued += 1;
+                    L3Out::Consumed
+                } else {
+                    L3Out::Drop(DropReason::ArpQueueFull)
+                }
+            }
+            Resolve::Failed => {
+                self.icmp_error(
+                    frame,
+                    Some(in_port),
+                    bridge,
+                    icmp::DEST_UNREACHABLE,
+                    icmp::CODE_HOST_UNREACHABLE,
+                    0,
+                );
+                L3Out::Drop(DropReason::ArpUnresolved)
+            }
+            Resolve::Full => L3Out::Drop(DropReason::ArpTableFull),
+        }
+    }
+
+    /// Puts buffer `i` on the queue of an unresolved neighbour.
+    fn enqueue(&mut self, bridge: BridgeId, ip: Ipv4Addr, i: u16) -> bool {
+        match self.arp.get_mut(bridge, ip) {
+            Some(n) if usize::from(n.n_pending) < MAX_PENDING => {
+                n.pending[usize::from(n.n_pending)] = i;
+                n.n_pending += 1;
+                true
+            }
+            _ => {
+                self.em.free(i);
+                false
+            }
+        }
+    }
+
+    fn is_directed_broadcast(&self, ip: Ipv4Addr) -> bool {
+        self.ifaces
+            .iter()
+            .flatten()
+            .any(|i| i.addrs.iter().any(|a| a.broadcast() == Some(ip)))
+    }
+
+    /// ip4-local: the router answers pings to its addresses.
+    fn local_input(&mut self, frame: &[u8], in_port: PortId, bridge: BridgeId) -> L3Out {
+        let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
+        let total = ip.total_len();
+        let hl = ip.header_len();
+        let is_echo = ip.protocol() == PROTO_ICMP
+            && ip.frag_offset() == 0
+            && !ip.more_frags()
+            && ip.payload().first() == Some(&icmp::ECHO_REQUEST);
+        if !is_echo {
+            return L3Out::Drop(DropReason::Ip4LocalUnsupported);
+        }
+        let Some(our_mac) = self.router_mac(bridge) else {
+            return L3Out::Drop(DropReason::Ip4NoRoute);
+        };
+        let (src, dst) = (ip.src(), ip.dst());
+        let Some(i) = self.em.copy(&frame[..L3 + total]) else {
+            return L3Out::Drop(DropReason::NoBuffer);
+        };
+        let b = self.em.frame_mut(i);
+        b[..VNET_HDR_LEN].fill(0);
+        b.copy_within(L2 + 6..L2 + 12, L2);
+        b[L2 + 6..L2 + 12].copy_from_slice(&our_mac.0);
+        {
+            let ipb = &mut b[L3..];
+            ipb[8] = 64;
+            ipb[12..16].copy_from_slice(&dst.octets());
+            ipb[16..20].copy_from_slice(&src.octets());
+            Ipv4Packet::new_unchecked(&mut *ipb).fill_checksum();
+            icmp::echo_to_reply(&mut ipb[hl..total]);
+        }
+        self.em.send(i, EmitTo::Port(in_port));
+        self.counters.ip4_local += 1;
+        L3Out::Consumed
+    }
+
+    /// Splits a packet with DF clear into fragments that fit `mtu`
+    /// (RFC 791; RFC 1812 5.2.6), each sent or queued like a packet.
+    fn fragment(&mut self, frame: &[u8], nh: NextHop, out_mac: Mac, mtu: usize, now: u64) -> L3Out {
+        let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
+        let hl = ip.header_len();
+        let payload = ip.payload();
+        let step = (mtu - hl) & !7;
+        if step == 0 {
+            return L3Out::Drop(DropReason::Ip4FragNeeded);
+        }
+        let base = ip.frag_offset();
+        let more = ip.more_frags();
+        let next_ip = nh.gateway.unwrap_or(ip.dst());
+        let resolved = self.arp.resolve(nh.bridge, next_ip, now);
+        if let Resolve::Pending { ask: true } = resolved {
+            self.ask(nh.bridge, next_ip);
+        }
+        let mut off = 0;
+        while off < payload.len() {
+            let n = step.min(payload.len() - off);
+            let Some(i) = self.em.alloc() else {
+                return L3Out::Drop(DropReason::NoBuffer);
+            };
+            let b = self.em.buf_mut(i);
+            b[L2..L2 + 14].copy_from_slice(&frame[L2..L2 + 14]);
+            b[L2 + 6..L2 + 12].copy_from_slice(&out_mac.0);
+            b[L3..L3 + hl].copy_from_slice(&frame[L3..L3 + hl]);
+            b[L3 + hl..L3 + hl + n].copy_from_slice(&payload[off..off + n]);
+            let last = off + n == payload.len();
+            let field = (((base + off) / 8) as u16) | if !last || more { 0x2000 } else { 0 };
+            b[L3 + 2..L3 + 4].copy_from_slice(&((hl + n) as u16).to_be_bytes());
+            b[L3 + 6..L3 + 8].copy_from_slice(&field.to_be_bytes());
+            b[L3 + 8] -= 1;
+            Ipv4Packet::new_unchecked(&mut b[L3..L3 + hl]).fill_checksum();
+            self.em.set_len(i, L3 + hl + n);
+            self.counters.fragments_made += 1;
+            match resolved {
+                Resolve::Mac(m) => {
+                    self.em.frame_mut(i)[L2..L2 + 6].copy_from_slice(&m.0);
+                    self.em.send(
+                        i,
+                        EmitTo::Bridge {
+                            bridge: nh.bridge,
+                            dst: m,
+                            except: None,
+                        },
+                    );
+                }
+                Resolve::Pending { .. } => {
+                    if !self.enqueue(nh.bridge, next_ip, i) {
+                        return L3Out::Drop(DropReason::ArpQueueFull);
+                    }
+                }
+                Resolve::Failed | Resolve::Full => {
+                    self.em.free(i);
+                    return L3Out::Drop(DropReason::ArpUnresolved);
+                }
+            }
+            off += n;
+        }
+        self.counters.ip4_forwarded += 1;
+        L3Out::Consumed
+    }
+
+    /// icmp-error: tells the sender of `frame` what went wrong (RFC 1812
+    /// 4.3.2), sent back the way the frame came (`back` = its ingress port)
+    /// or, without one, by a route lookup. Never about an ICMP error, a
+    /// non-first fragment, or a broadcast; rate limited.
+    fn icmp_error(
+        &mut self,
+        frame: &[u8],
+        back: Option<PortId>,
+        bridge: BridgeId,
+        icmp_type: u8,
+        code: u8,
+        mtu: u16,
+    ) {
+        let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
+        let src = ip.src();
+        let l2_dst = Mac::from_slice(&frame[L2..L2 + 6]);
+        let quiet = ip.frag_offset() != 0
+            || src.is_unspecified()
+            || src.is_broadcast()
+            || src.is_multicast()
+            || src.is_loopback()
+            || (back.is_some() && l2_dst.is_multicast())
+            || (ip.protocol() == PROTO_ICMP
+                && ip.payload().first().is_some_and(|&t| icmp::is_error(t)));
+        if quiet {
+            return;
+        }
+        if self.icmp_budget == 0 {
+            self.counters.icmp_rate_limited += 1;
+            return;
+        }
+        // Where the error goes: back out of the ingress port to the previous
+        // hop, or along the route to the source.
+        let (to, out_bridge, l2_to) = match back {
+            Some(port) => (
+                EmitTo::Port(port),
+                bridge,
+                Mac::from_slice(&frame[L2 + 6..L2 + 12]),
+            ),
+            None => {
+                let Some(nh) = self.fib.lookup(src).map(|id| self.next_hops[id as usize]) else {
+                    return;
+                };
+                let Some(n) = self.arp.get(nh.bridge, nh.gateway.unwrap_or(src)) else {
+                    return;
+                };
+                if n.state == NeighState::Incomplete || n.state == NeighState::Failed {
+                    return;
+                }
+                let to = EmitTo::Bridge {
+                    bridge: nh.bridge,
+                    dst: n.mac,
+                    except: None,
+                };
+                (to, nh.bridge, n.mac)
+            }
+        };
+        let Some(iface) = self.iface(out_bridge) else {
+            return;
+        };
+        let (our_mac, Some(our_ip)) = (iface.mac, iface.source_for(src)) else {
+            return;
+        };
+        let quote_len = ip.total_len().min(icmp::MAX_QUOTE);
+        let Some(i) = self.em.alloc() else { return };
+        self.icmp_budget -= 1;
+        self.ident = self.ident.wrapping_add(1);
+        let ident = self.ident;
+        let b = self.em.buf_mut(i);
+        b[L2..L2 + 6].copy_from_slice(&l2_to.0);
+        b[L2 + 6..L2 + 12].copy_from_slice(&our_mac.0);
+        b[L2 + 12..L2 + 14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        let icmp_len = icmp::emit_error(
+            &mut b[L3 + IPV4_MIN_HDR_LEN..],
+            icmp_type,
+            code,
+            mtu,
+            &frame[L3..L3 + quote_len],
+        );
+        let total = IPV4_MIN_HDR_LEN + icmp_len;
+        ipv4::emit_header(
+            &mut b[L3..],
+            total as u16,
+            ident,
+            64,
+            PROTO_ICMP,
+            our_ip,
+            src,
+        );
+        self.em.set_len(i, L3 + total);
+        self.em.send(i, to);
+        self.counters.icmp_errors_sent += 1;
+    }
+
+    /// Once a second: ARP retries and failures, ICMP rate budget.
+    pub fn housekeeping(&mut self, now: u64) {
+        self.icmp_budget = ICMP_PER_SECOND;
+        let mut ask = Vec::new();
+        let mut failed = std::mem::take(&mut self.scratch);
+        self.arp.tick(now, &mut ask, &mut failed);
+        for (bridge, ip) in ask {
+            self.ask(bridge, ip);
+        }
+        // Packets that waited in vain: host unreachable to their senders.
+        for i in std::mem::take(&mut failed) {
+            let frame = self.em.frame(i).to_vec();
+            self.em.free(i);
+            if frame.len() >= L3 + IPV4_MIN_HDR_LEN {
+                self.icmp_error(
+                    &frame,
+                    None,
+                    0,
+                    icmp::DEST_UNREACHABLE,
+                    icmp::CODE_HOST_UNREACHABLE,
+                    0,
+                );
+            }
+        }
+        self.scratch = failed;
+    }
+
+    /// The frames of a finished batch are sent: give their buffers back.
+    pub fn sent(&mut self) {
+        for (_, i) in std::mem::take(&mut self.em.out) {
+            self.em.free(i);
+        }
+    }
+}
+
+/// Largest frame that can be queued or made.
+pub const MAX_MADE_FRAME: usize = BUF_SIZE;
