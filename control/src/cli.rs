@@ -793,14 +793,19 @@ mod tests {
             }
         );
         assert_eq!(
-            run("neigh add 10.0.0.9 lladdr 02:00:00:00:00:09 dev br0").unwrap().request,
+            run("neigh add 10.0.0.9 lladdr 02:00:00:00:00:09 dev br0")
+                .unwrap()
+                .request,
             Request::NeighAdd {
                 ip: "10.0.0.9".parse().unwrap(),
                 mac: "02:00:00:00:00:09".parse().unwrap(),
                 dev: "br0".into()
             }
         );
-        assert_eq!(run("route get 172.16.5.9").unwrap().output, Output::RouteGet);
+        assert_eq!(
+            run("route get 172.16.5.9").unwrap().output,
+            Output::RouteGet
+        );
         assert_eq!(
             run("fdb add 02:00:00:00:00:09 dev p1").unwrap().request,
             Request::FdbAdd {
@@ -827,7 +832,10 @@ mod tests {
             ("link set br1 ageing_time soon", "whole number"),
             ("fdb add 02:00:00:00:00:zz dev p1", "not a MAC address"),
             ("fdb add 02:00:00:00:00:01", "missing 'dev PORT'"),
-            ("route add 10.0.0.0/33 via 10.0.0.1", "prefix length over 32"),
+            (
+                "route add 10.0.0.0/33 via 10.0.0.1",
+                "prefix length over 32",
+            ),
             ("route add 10.0.0.0/8", "give 'via GATEWAY' or 'dev BRIDGE'"),
             ("route get 10.0.0", "not an IPv4 address"),
             ("addr add 10.0.0.1/24", "missing 'dev BRIDGE'"),

@@ -35,6 +35,12 @@ struct Args {
     /// Most ARP cache entries (all bridges together).
     #[arg(long, value_name = "N", default_value_t = 16_384, value_parser = clap::value_parser!(u32).range(1..))]
     arp_max: u32,
+    /// Seconds an ARP entry stays reachable after a confirmation.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    arp_reachable_secs: u32,
+    /// Seconds a stale ARP entry is kept (still used) before it is forgotten.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    arp_stale_secs: u32,
     /// Receive ring of each AF_PACKET port, in MiB (15 frames of up to 64 KiB per MiB).
     #[arg(long, value_name = "MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     rx_ring_mib: u32,
@@ -82,6 +88,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         fdb_max: args.fdb_max,
         ageing_time: args.ageing_time,
         arp_max: args.arp_max as usize,
+        arp_reachable_secs: args.arp_reachable_secs,
+        arp_stale_secs: args.arp_stale_secs,
         ..SwitchConfig::default()
     };
     let (engine, handle) = Engine::new(config).context("starting the engine")?;

@@ -79,6 +79,8 @@ pub enum Resolve {
 pub struct ArpCache {
     map: HashMap<(BridgeId, Ipv4Addr), Neighbor, ahash::RandomState>,
     max: usize,
+    reachable_ms: u64,
+    stale_ms: u64,
 }
 
 impl ArpCache {
@@ -89,7 +91,16 @@ impl ArpCache {
                 ahash::RandomState::new(),
             ),
             max,
+            reachable_ms: REACHABLE_MS,
+            stale_ms: STALE_MS,
         }
+    }
+
+    /// Sets how long an entry stays reachable after a confirmation, and how
+    /// long a stale one is kept, in milliseconds.
+    pub fn set_timers(&mut self, reachable_ms: u64, stale_ms: u64) {
+        self.reachable_ms = reachable_ms.max(1);
+        self.stale_ms = stale_ms.max(1);
     }
 
     pub fn len(&self) -> usize {
@@ -239,6 +250,7 @@ impl ArpCache {
     /// Runs the timers. Returns the entries to ask again (bridge, ip) and,
     /// through `failed`, the packets of entries that just failed.
     pub fn tick(&mut self, now: u64, ask: &mut Vec<(BridgeId, Ipv4Addr)>, failed: &mut Vec<u16>) {
+        let (reachable_ms, stale_ms) = (self.reachable_ms, self.stale_ms);
         self.map.retain(|&(b, ip), n| {
             let age = now.saturating_sub(n.updated);
             match n.state {
@@ -254,11 +266,11 @@ impl ArpCache {
                     }
                     true
                 }
-                NeighState::Reachable if age >= REACHABLE_MS => {
+                NeighState::Reachable if age >= reachable_ms => {
                     n.state = NeighState::Stale;
                     true
                 }
-                NeighState::Stale => age < STALE_MS,
+                NeighState::Stale => age < reachable_ms + stale_ms,
                 NeighState::Failed => age < FAILED_HOLD_MS,
                 _ => true,
             }

@@ -32,6 +32,10 @@ pub struct SwitchConfig {
     pub arp_max: usize,
     /// Buffers for frames the router makes or holds for ARP.
     pub router_buffers: usize,
+    /// Seconds an ARP entry stays reachable after a confirmation, then
+    /// seconds it is kept stale.
+    pub arp_reachable_secs: u32,
+    pub arp_stale_secs: u32,
 }
 
 impl Default for SwitchConfig {
@@ -41,6 +45,8 @@ impl Default for SwitchConfig {
             ageing_time: 300,
             arp_max: 16_384,
             router_buffers: 512,
+            arp_reachable_secs: 30,
+            arp_stale_secs: 300,
         }
     }
 }
@@ -128,11 +134,16 @@ impl Switch {
     /// A switch with the default bridge and no ports. With a `registry`,
     /// ports are registered for polling as they are added.
     pub fn new(config: SwitchConfig, registry: Option<Registry>) -> Switch {
+        let mut router = Router::new(config.arp_max, config.router_buffers);
+        router.arp.set_timers(
+            u64::from(config.arp_reachable_secs) * 1000,
+            u64::from(config.arp_stale_secs) * 1000,
+        );
         let mut sw = Switch {
             ports: Vec::new(),
             bridges: Vec::new(),
             fdb: Fdb::new(config.fdb_max),
-            router: Router::new(config.arp_max, config.router_buffers),
+            router,
             tx_queues: Vec::new(),
             tx_touched: Vec::with_capacity(64),
             config,

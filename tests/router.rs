@@ -1,0 +1,419 @@
+//! patchbayd as an IPv4 router between network namespaces: the kernel of
+//! each host is the peer that judges it, with ping, arping, traceroute and
+//! iperf3.
+//!
+//! Needs root and the tools that `tools/test` installs.
+
+use patchbay_tools::{wait_for, Bins, Lab, Netns};
+use serde_json::Value;
+use std::time::Duration;
+
+fn bins() -> Bins {
+    Bins {
+        patchbayd: env!("CARGO_BIN_EXE_patchbayd").into(),
+        patchbay: env!("CARGO_BIN_EXE_patchbay").into(),
+    }
+}
+
+/// Hosts (address, gateway) each on its own port p1, p2, ...; the daemon
+/// runs with `extra` options; nothing is configured yet.
+fn lab(hosts: &[(&str, &str)], extra: &[&str]) -> Lab {
+    let mut lab = Lab::new(bins(), 0);
+    for (addr, gw) in hosts {
+        lab.add_host(addr);
+        let h = lab.hosts.last().unwrap();
+        h.ns.check(&["ip", "route", "add", "default", "via", gw]);
+    }
+    let mut args = lab.port_args();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    lab.start_daemon(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    lab
+}
+
+/// h1 10.1.0.2 on br0 (router 10.1.0.1), h2 10.2.0.2 on br1 (router 10.2.0.1).
+fn two_subnets(extra: &[&str]) -> Lab {
+    let lab = lab(
+        &[("10.1.0.2/24", "10.1.0.1"), ("10.2.0.2/24", "10.2.0.1")],
+        extra,
+    );
+    lab.cli_ok(&["link", "add", "br1", "type", "bridge"]);
+    lab.cli_ok(&["link", "set", "p2", "master", "br1"]);
+    lab.cli_ok(&["addr", "add", "10.1.0.1/24", "dev", "br0"]);
+    lab.cli_ok(&["addr", "add", "10.2.0.1/24", "dev", "br1"]);
+    lab
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn drops(lab: &Lab, port: &str) -> Value {
+    let links = lab.cli_json(&["link", "show"]);
+    links["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == port)
+        .map(|p| p["drops_by_reason"].clone())
+        .unwrap()
+}
+
+#[test]
+fn routes_between_two_subnets() {
+    let lab = two_subnets(&[]);
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    // The very first packet waits for ARP inside patchbay and still arrives.
+    let first = h1.ns.run(&["ping", "-c", "1", "-W", "3", &h2.ip]);
+    assert!(
+        first.status.success(),
+        "first ping lost: {}",
+        stdout(&first)
+    );
+    assert!(
+        stdout(&first).contains("ttl=63"),
+        "one routed hop: {}",
+        stdout(&first)
+    );
+    assert!(h2.ping_ok(&h1.ip, 3), "h2 -> h1");
+    assert!(
+        h1.ping_ok("10.1.0.1", 2),
+        "the router answers pings to its address"
+    );
+    assert!(h1.ping_ok("10.2.0.1", 2), "and to its other address");
+
+    let neigh = lab.cli_ok(&["neigh", "show"]);
+    assert!(
+        neigh.contains(&format!(
+            "10.2.0.2 dev br1 lladdr {} port p2 REACHABLE",
+            h2.mac
+        )),
+        "{neigh}"
+    );
+    let get = lab.cli_ok(&["route", "get", "10.2.0.2"]);
+    assert!(get.contains("10.2.0.2 dev br1 src 10.2.0.1"), "{get}");
+    assert!(
+        get.contains(&format!("next hop 10.2.0.2 is {} on port p2", h2.mac)),
+        "{get}"
+    );
+    let routes = lab.cli_ok(&["route", "show"]);
+    assert!(
+        routes.contains("10.1.0.0/24 dev br0 scope link"),
+        "{routes}"
+    );
+
+    h2.ns.check(&["iperf3", "-s", "-D", "-1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = h1.ns.check(&["iperf3", "-c", &h2.ip, "-t", "2", "-J"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["end"]["sum_received"]["bytes"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 10e6,
+        "{out}"
+    );
+}
+
+#[test]
+fn traceroute_and_icmp_errors_reach_the_sender() {
+    let lab = two_subnets(&[]);
+    let h1 = lab.host(1);
+    assert!(h1.ping_ok(&lab.host(2).ip, 1));
+    let tr = stdout(
+        &h1.ns
+            .run(&["traceroute", "-n", "-q", "1", "-w", "2", &lab.host(2).ip]),
+    );
+    assert!(tr.contains(" 1  10.1.0.1 "), "patchbay is hop 1: {tr}");
+    assert!(tr.contains(" 2  10.2.0.2 "), "{tr}");
+    let ttl = stdout(
+        &h1.ns
+            .run(&["ping", "-c", "1", "-W", "2", "-t", "1", &lab.host(2).ip]),
+    );
+    assert!(
+        ttl.contains("From 10.1.0.1") && ttl.contains("Time to live exceeded"),
+        "{ttl}"
+    );
+    let net = stdout(&h1.ns.run(&["ping", "-c", "1", "-W", "2", "10.99.0.1"]));
+    assert!(
+        net.contains("From 10.1.0.1") && net.contains("Destination Net Unreachable"),
+        "{net}"
+    );
+    // Nobody at 10.2.0.77: three ARP requests, then host unreachable.
+    let host = stdout(&h1.ns.run(&["ping", "-c", "1", "-W", "6", "10.2.0.77"]));
+    assert!(host.contains("Destination Host Unreachable"), "{host}");
+    let d = drops(&lab, "p1");
+    assert!(d["ip4-ttl-expired"].as_u64() >= Some(1), "{d}");
+    assert!(d["ip4-no-route"].as_u64() >= Some(1), "{d}");
+}
+
+#[test]
+fn three_subnets() {
+    let lab = lab(
+        &[
+            ("10.1.0.2/24", "10.1.0.1"),
+            ("10.2.0.2/24", "10.2.0.1"),
+            ("10.3.0.2/24", "10.3.0.1"),
+        ],
+        &[],
+    );
+    for (br, port, addr) in [("br1", "p2", "10.2.0.1/24"), ("br2", "p3", "10.3.0.1/24")] {
+        lab.cli_ok(&["link", "add", br, "type", "bridge"]);
+        lab.cli_ok(&["link", "set", port, "master", br]);
+        lab.cli_ok(&["addr", "add", addr, "dev", br]);
+    }
+    lab.cli_ok(&["addr", "add", "10.1.0.1/24", "dev", "br0"]);
+    let (h1, h2, h3) = (lab.host(1), lab.host(2), lab.host(3));
+    assert!(h1.ping_ok(&h3.ip, 2));
+    assert!(h2.ping_ok(&h3.ip, 2));
+    assert!(h3.ping_ok(&h1.ip, 2));
+    assert!(h2.ping_ok(&h1.ip, 2));
+}
+
+#[test]
+fn the_namespace_lab_with_a_patchbay_gateway() {
+    // ns1 and ns2 share br0 and its gateway 192.168.15.10; ns3 is elsewhere.
+    let lab = lab(
+        &[
+            ("192.168.15.1/24", "192.168.15.10"),
+            ("192.168.15.2/24", "192.168.15.10"),
+            ("10.2.0.2/24", "10.2.0.1"),
+        ],
+        &[],
+    );
+    lab.cli_ok(&["addr", "add", "192.168.15.10/24", "dev", "br0"]);
+    lab.cli_ok(&["link", "add", "br1", "type", "bridge"]);
+    lab.cli_ok(&["link", "set", "p3", "master", "br1"]);
+    lab.cli_ok(&["addr", "add", "10.2.0.1/24", "dev", "br1"]);
+    let (ns1, ns2, ns3) = (lab.host(1), lab.host(2), lab.host(3));
+    assert!(ns1.ping_ok(&ns2.ip, 2), "same bridge: switched");
+    assert!(ns1.ping_ok("192.168.15.10", 2), "the gateway answers");
+    assert!(ns1.ping_ok(&ns3.ip, 2), "routed");
+    assert!(ns2.ping_ok(&ns3.ip, 2), "routed");
+    let arping = ns1.ns.run(&[
+        "arping",
+        "-c",
+        "2",
+        "-w",
+        "4",
+        "-I",
+        "eth0",
+        "192.168.15.10",
+    ]);
+    assert!(arping.status.success(), "{}", stdout(&arping));
+    let mac = lab.cli_json(&["addr", "show"])[0]["mac"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        stdout(&arping).contains(&mac),
+        "the reply carries the router MAC"
+    );
+}
+
+#[test]
+fn path_mtu_discovery_and_fragmentation() {
+    let lab = two_subnets(&[]);
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    h2.ns.check(&["ip", "link", "set", "eth0", "mtu", "1400"]);
+    lab.cli_ok(&["link", "set", "br1", "mtu", "1400"]);
+    assert!(h1.ping_ok(&h2.ip, 1));
+    let df = stdout(&h1.ns.run(&[
+        "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1400", &h2.ip,
+    ]));
+    assert!(df.contains("Frag needed and DF set (mtu = 1400)"), "{df}");
+    let cached = h1.ns.check(&["ip", "route", "get", &h2.ip]);
+    assert!(
+        cached.contains("mtu 1400"),
+        "h1 learned the path MTU: {cached}"
+    );
+    // DF clear: patchbay fragments.
+    h1.ns.check(&["ip", "route", "flush", "cache"]);
+    let frag = h1.ns.run(&[
+        "ping", "-c", "2", "-W", "2", "-M", "dont", "-s", "1450", &h2.ip,
+    ]);
+    assert!(
+        stdout(&frag).contains(" 0% packet loss"),
+        "{}",
+        stdout(&frag)
+    );
+    let stats = lab.cli_json(&["stats"]);
+    assert!(
+        stats["l3"]["fragments_made"].as_u64() >= Some(4),
+        "{}",
+        stats["l3"]
+    );
+}
+
+#[test]
+fn static_route_via_a_kernel_router() {
+    let lab = two_subnets(&[]);
+    // kr: a kernel router on br1 (10.2.0.254) in front of 172.16.5.0/24.
+    let kr = Netns::new(&format!("{}-kr", lab.tag));
+    let far = Netns::new(&format!("{}-far", lab.tag));
+    lab.sw.check(&[
+        "ip", "link", "add", "p3", "type", "veth", "peer", "name", "eth0", "netns", &kr.name,
+    ]);
+    lab.sw.check(&["ip", "link", "set", "p3", "up"]);
+    kr.check(&[
+        "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", &far.name,
+    ]);
+    kr.check(&["ip", "addr", "add", "10.2.0.254/24", "dev", "eth0"]);
+    kr.check(&["ip", "addr", "add", "172.16.5.1/24", "dev", "eth1"]);
+    kr.check(&["ip", "link", "set", "eth0", "up"]);
+    kr.check(&["ip", "link", "set", "eth1", "up"]);
+    kr.check(&["ip", "route", "add", "10.1.0.0/24", "via", "10.2.0.1"]);
+    kr.check(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    far.check(&["ip", "addr", "add", "172.16.5.9/24", "dev", "eth0"]);
+    far.check(&["ip", "link", "set", "eth0", "up"]);
+    far.check(&["ip", "route", "add", "default", "via", "172.16.5.1"]);
+    lab.cli_ok(&["link", "add", "p3", "type", "afpacket", "master", "br1"]);
+    lab.cli_ok(&["route", "add", "172.16.0.0/12", "via", "10.2.0.254"]);
+    let bad = lab.cli(&["route", "add", "192.0.2.0/24", "via", "10.77.0.1"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not on a connected subnet"));
+    let h1 = lab.host(1);
+    assert!(
+        wait_for(Duration::from_secs(5), || h1.ping_ok("172.16.5.9", 1)),
+        "h1 -> far through patchbay and the kernel router"
+    );
+    let tr = stdout(
+        &h1.ns
+            .run(&["traceroute", "-n", "-q", "1", "-w", "2", "172.16.5.9"]),
+    );
+    assert!(
+        tr.contains(" 1  10.1.0.1 ")
+            && tr.contains(" 2  10.2.0.254 ")
+            && tr.contains(" 3  172.16.5.9 "),
+        "{tr}"
+    );
+    let get = lab.cli_ok(&["route", "get", "172.16.5.9"]);
+    assert!(get.contains("172.16.5.9 via 10.2.0.254 dev br1"), "{get}");
+    lab.cli_ok(&["route", "del", "172.16.0.0/12"]);
+    assert!(!h1.ping_ok("172.16.5.9", 1));
+}
+
+#[test]
+fn arp_cache_entries_age() {
+    let lab = two_subnets(&["--arp-reachable-secs", "1", "--arp-stale-secs", "2"]);
+    assert!(lab.host(1).ping_ok(&lab.host(2).ip, 1));
+    let state = |ip: &str| {
+        lab.cli_json(&["neigh", "show"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["ip"] == ip)
+            .map(|n| n["state"].as_str().unwrap().to_string())
+    };
+    assert_eq!(state("10.2.0.2").as_deref(), Some("reachable"));
+    assert!(wait_for(Duration::from_secs(4), || state("10.2.0.2")
+        .as_deref()
+        == Some("stale")));
+    assert!(wait_for(Duration::from_secs(6), || state("10.2.0.2").is_none()));
+    // Permanent entries stay.
+    lab.cli_ok(&[
+        "neigh",
+        "add",
+        "10.2.0.50",
+        "lladdr",
+        "02:00:00:00:00:50",
+        "dev",
+        "br1",
+    ]);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(state("10.2.0.50").as_deref(), Some("permanent"));
+    lab.cli_ok(&["neigh", "del", "10.2.0.50", "dev", "br1"]);
+    assert_eq!(state("10.2.0.50"), None);
+}
+
+#[test]
+fn bad_headers_and_stray_arp_are_counted_not_believed() {
+    let lab = two_subnets(&[]);
+    let h1 = lab.host(1);
+    assert!(h1.ping_ok(&lab.host(2).ip, 1));
+    let router_mac = lab.cli_json(&["addr", "show"])[0]["mac"]
+        .as_str()
+        .unwrap()
+        .replace(':', "");
+    // Frames to the router MAC: a bad checksum, a bad version, a total
+    // length past the frame; then ARP that claims 10.1.0.99 (not asked for).
+    let script = format!(
+        "import socket\n\
+         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
+         s.bind(('eth0', 0))\n\
+         me = bytes.fromhex(open('/sys/class/net/eth0/address').read().strip().replace(':', ''))\n\
+         eth = bytes.fromhex('{router_mac}') + me + b'\\x08\\x00'\n\
+         good = bytes.fromhex('4500001c0001000040110000') + bytes([10,1,0,2, 10,2,0,2]) + bytes(8)\n\
+         def csum(h):\n\
+         \x20   t = sum(int.from_bytes(h[i:i+2], 'big') for i in range(0, len(h), 2))\n\
+         \x20   while t > 0xffff: t = (t & 0xffff) + (t >> 16)\n\
+         \x20   return (~t & 0xffff).to_bytes(2, 'big')\n\
+         ok = good[:10] + csum(good[:20]) + good[12:]\n\
+         s.send(eth + ok[:10] + b'\\xde\\xad' + ok[12:])\n\
+         v6 = bytes([0x65]) + ok[1:10] + b'\\x00\\x00' + ok[12:20]\n\
+         s.send(eth + v6[:10] + csum(v6) + ok[12:])\n\
+         big = ok[:2] + b'\\x05\\xdc' + ok[4:10] + b'\\x00\\x00' + ok[12:20]\n\
+         s.send(eth + big[:10] + csum(big) + ok[12:])\n\
+         arp = b'\\x00\\x01\\x08\\x00\\x06\\x04\\x00\\x02' + me + bytes([10,1,0,99]) + bytes(6) + bytes([10,1,0,98])\n\
+         s.send(b'\\xff' * 6 + me + b'\\x08\\x06' + arp + bytes(18))\n"
+    );
+    let sent = h1.ns.run(&["python3", "-c", &script]);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let ok = wait_for(Duration::from_secs(3), || {
+        let d = drops(&lab, "p1");
+        d["ip4-bad-checksum"] == 1 && d["ip4-bad-version"] == 1 && d["ip4-bad-length"] == 1
+    });
+    assert!(ok, "{}", drops(&lab, "p1"));
+    let neigh = lab.cli_ok(&["neigh", "show"]);
+    assert!(
+        !neigh.contains("10.1.0.99"),
+        "stray ARP poisoned the cache: {neigh}"
+    );
+    assert!(lab.host(1).ping_ok(&lab.host(2).ip, 1), "still routing");
+}
+
+#[test]
+fn router_cli_errors_are_one_line() {
+    let lab = two_subnets(&[]);
+    for (args, want) in [
+        (
+            &["route", "add", "10.0.0.0/33", "via", "10.2.0.9"][..],
+            "prefix length over 32",
+        ),
+        (
+            &["route", "add", "10.9.0.0/16", "via", "10.77.0.1"],
+            "not on a connected subnet",
+        ),
+        (&["route", "del", "10.9.0.0/16"], "no such route"),
+        (&["route", "get", "192.0.2.1"], "no route"),
+        (
+            &["addr", "add", "10.1.0.1/24", "dev", "br0"],
+            "already an address",
+        ),
+        (
+            &["addr", "add", "10.5.0.0/24", "dev", "br0"],
+            "network or broadcast",
+        ),
+        (
+            &["addr", "add", "10.5.0.1/24", "dev", "br9"],
+            "br9: no such bridge",
+        ),
+        (
+            &["addr", "del", "10.5.0.1/24", "dev", "br0"],
+            "not an address",
+        ),
+        (
+            &["neigh", "del", "10.1.0.50", "dev", "br0"],
+            "no such neighbour",
+        ),
+        (&["link", "set", "br0", "mtu", "20"], "MTU must be between"),
+    ] {
+        let out = lab.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
