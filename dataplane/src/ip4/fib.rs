@@ -8,6 +8,11 @@
 //! the prefix that wrote it, so a longer prefix is never overwritten by a
 //! shorter one, and a deleted prefix is replaced by the next shorter prefix
 //! covering it, found in the per-length route sets kept beside the tables.
+//!
+//! Prefixes shorter than /8 (the default route, above all) live in a
+//! 256-entry table of their own, consulted when the /24 level has no
+//! route: adding or deleting one writes at most 256 entries instead of up to
+//! 2^24, so no route change costs more than a /8's 65,536 writes.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -20,6 +25,8 @@ const VALUE_MASK: u32 = 0x00ff_ffff;
 
 /// Largest next-hop id a route can carry.
 pub const MAX_NEXT_HOP: u32 = VALUE_MASK;
+/// Prefixes shorter than this live in the `short` table.
+const SHORT: u8 = 8;
 /// Most /25-/32 groups: 2^16 groups of 256 entries (64 MiB at most).
 const MAX_GROUPS: usize = 1 << 16;
 
@@ -56,6 +63,8 @@ pub fn mask(addr: u32, len: u8) -> u32 {
 /// IPv4 longest-prefix-match table mapping prefixes to next-hop ids.
 pub struct Fib {
     tbl24: Box<[u32]>,
+    /// Routes shorter than /8, by the top 8 bits of the address.
+    short: [u32; 256],
     tbl8: Vec<u32>,
     free_groups: Vec<u32>,
     /// Routes by prefix length, for deletes and display.
@@ -74,6 +83,7 @@ impl Fib {
     pub fn new() -> Fib {
         Fib {
             tbl24: vec![0u32; 1 << 24].into_boxed_slice(),
+            short: [0; 256],
             tbl8: Vec::new(),
             free_groups: Vec::new(),
             routes: (0..=32).map(|_| HashMap::new()).collect(),
@@ -115,12 +125,14 @@ impl Fib {
 
     #[inline]
     fn lookup_raw(&self, a: u32) -> u32 {
-        let e = self.tbl24[(a >> 8) as usize];
-        if e & EXT == 0 {
-            e
-        } else {
-            self.tbl8[((e & VALUE_MASK) as usize) << 8 | (a & 0xff) as usize]
+        let mut e = self.tbl24[(a >> 8) as usize];
+        if e & EXT != 0 {
+            e = self.tbl8[((e & VALUE_MASK) as usize) << 8 | (a & 0xff) as usize];
         }
+        if e & VALID == 0 {
+            e = self.short[(a >> 24) as usize];
+        }
+        e
     }
 
     /// Looks up a batch of addresses (host order); `out[i]` is the next hop
@@ -156,9 +168,13 @@ impl Fib {
         if self.routes[usize::from(len)].insert(p, next_hop).is_none() {
             self.len += 1;
         }
-        self.write(p, len, entry(next_hop, len), |old| {
-            old & VALID == 0 || depth(old) <= len
-        });
+        if len < SHORT {
+            self.rebuild_short();
+        } else {
+            self.write(p, len, entry(next_hop, len), |old| {
+                old & VALID == 0 || depth(old) <= len
+            });
+        }
         Ok(())
     }
 
@@ -173,7 +189,12 @@ impl Fib {
             .remove(&p)
             .ok_or(FibError::NoSuchRoute(Ipv4Addr::from(p), len))?;
         self.len -= 1;
-        let cover = (0..len)
+        if len < SHORT {
+            self.rebuild_short();
+            return Ok(next_hop);
+        }
+        // Shorter than /8 is the short table's business.
+        let cover = (SHORT..len)
             .rev()
             .find_map(|l| {
                 self.routes[usize::from(l)]
@@ -186,6 +207,21 @@ impl Fib {
             self.collapse(p >> 8);
         }
         Ok(next_hop)
+    }
+
+    /// Recomputes the table of routes shorter than /8 from their sets.
+    fn rebuild_short(&mut self) {
+        for (top, slot) in self.short.iter_mut().enumerate() {
+            let a = (top as u32) << 24;
+            *slot = (0..SHORT)
+                .rev()
+                .find_map(|l| {
+                    self.routes[usize::from(l)]
+                        .get(&mask(a, l))
+                        .map(|&nh| entry(nh, l))
+                })
+                .unwrap_or(0);
+        }
     }
 
     /// Every route: (prefix, length, next hop), longest prefixes first.
@@ -337,7 +373,7 @@ mod tests {
         for i in 0..2000u32 {
             // Cluster prefixes in 10.0.0.0/12 so they overlap a lot.
             let p = 0x0a00_0000 | (next() & 0x000f_ffff);
-            let len = [8u8, 12, 16, 20, 22, 24, 25, 28, 30, 32][(next() % 10) as usize];
+            let len = [0u8, 5, 8, 12, 16, 20, 22, 24, 25, 28, 30, 32][(next() % 12) as usize];
             let p = mask(p, len);
             f.insert(Ipv4Addr::from(p), len, i).unwrap();
             routes.retain(|r| !(r.0 == p && r.1 == len));

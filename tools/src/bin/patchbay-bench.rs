@@ -39,9 +39,13 @@ struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Which DUTs to measure (comma separated): kernel-bridge, patchbay.
-    #[arg(long, default_value = "kernel-bridge,patchbay")]
-    duts: String,
+    /// What the DUT does: `bridge` (kernel bridge vs patchbay's L2 switch)
+    /// or `router` (kernel IPv4 forwarding vs patchbay's router).
+    #[arg(long, default_value = "bridge")]
+    mode: String,
+    /// Measure only one side: `kernel` or `patchbay`.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -56,6 +60,10 @@ enum Cmd {
         secs: u64,
         #[arg(long, default_value_t = 0)]
         cpu: usize,
+        /// Send IPv4/UDP from SRC to DST (as SRC,DST) instead of a raw
+        /// EtherType: the frames a router forwards.
+        #[arg(long)]
+        udp: Option<String>,
     },
 }
 
@@ -64,6 +72,8 @@ enum Cmd {
 enum Dut {
     KernelBridge,
     Patchbay,
+    KernelRouter,
+    PatchbayRouter,
 }
 
 impl Dut {
@@ -71,7 +81,13 @@ impl Dut {
         match self {
             Dut::KernelBridge => "kernel-bridge",
             Dut::Patchbay => "patchbay",
+            Dut::KernelRouter => "kernel-router",
+            Dut::PatchbayRouter => "patchbay-router",
         }
+    }
+
+    fn routed(self) -> bool {
+        matches!(self, Dut::KernelRouter | Dut::PatchbayRouter)
     }
 }
 
@@ -100,19 +116,22 @@ fn main() -> anyhow::Result<()> {
         dst,
         secs,
         cpu,
-    }) = args.cmd
+        udp,
+    }) = &args.cmd
     {
-        return generate(&dev, &dst, secs, cpu);
+        return generate(dev, dst, *secs, *cpu, udp.as_deref());
     }
-    let duts: Vec<Dut> = args
-        .duts
-        .split(',')
-        .map(|d| match d.trim() {
-            "kernel-bridge" | "kernel" => Ok(Dut::KernelBridge),
-            "patchbay" => Ok(Dut::Patchbay),
-            other => bail!("unknown DUT '{other}' (kernel-bridge, patchbay)"),
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let pair = match args.mode.as_str() {
+        "bridge" => [Dut::KernelBridge, Dut::Patchbay],
+        "router" => [Dut::KernelRouter, Dut::PatchbayRouter],
+        other => bail!("unknown mode '{other}' (bridge, router)"),
+    };
+    let duts: Vec<Dut> = match args.only.as_deref() {
+        None => pair.to_vec(),
+        Some("kernel") => vec![pair[0]],
+        Some("patchbay") => vec![pair[1]],
+        Some(other) => bail!("--only takes kernel or patchbay, not '{other}'"),
+    };
     let bins = Bins::beside_current_exe();
     if !bins.patchbayd.exists() {
         bail!(
@@ -139,7 +158,7 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|(dut, figs)| (*dut, figs.iter().map(|(k, v)| (*k, median(v))).collect()))
         .collect();
-    report(&medians, &args)
+    report(&medians, &args, pair[0].name(), pair[1].name())
 }
 
 fn progress(msg: &str) {
@@ -156,9 +175,14 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn report(medians: &BTreeMap<&str, BTreeMap<&str, f64>>, args: &Args) -> anyhow::Result<()> {
+fn report(
+    medians: &BTreeMap<&str, BTreeMap<&str, f64>>,
+    args: &Args,
+    kernel: &str,
+    patchbay: &str,
+) -> anyhow::Result<()> {
     let get = |dut: &str, k: &str| medians.get(dut).and_then(|m| m.get(k)).copied();
-    let ratio = |k: &str| match (get("patchbay", k), get("kernel-bridge", k)) {
+    let ratio = |k: &str| match (get(patchbay, k), get(kernel, k)) {
         (Some(p), Some(b)) if b != 0.0 => Some(p / b),
         _ => None,
     };
@@ -183,8 +207,8 @@ fn report(medians: &BTreeMap<&str, BTreeMap<&str, f64>>, args: &Args) -> anyhow:
         "figure (median of {runs} run(s), {secs} s each)"
             .replace("{runs}", &args.runs.to_string())
             .replace("{secs}", &args.secs.to_string()),
-        "kernel-bridge",
-        "patchbay",
+        kernel,
+        patchbay,
         "patchbay/kernel"
     );
     let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
@@ -192,8 +216,8 @@ fn report(medians: &BTreeMap<&str, BTreeMap<&str, f64>>, args: &Args) -> anyhow:
         println!(
             "{:<42} {:>14} {:>14} {:>16}",
             label,
-            cell(get("kernel-bridge", k)),
-            cell(get("patchbay", k)),
+            cell(get(kernel, k)),
+            cell(get(patchbay, k)),
             ratio(k).map_or("-".to_string(), |r| format!("{r:.2}x"))
         );
     }
@@ -202,14 +226,15 @@ fn report(medians: &BTreeMap<&str, BTreeMap<&str, f64>>, args: &Args) -> anyhow:
 
 /// The three namespaces and, for patchbay, the daemon.
 struct Topology {
-    _daemon: Option<Daemon>,
+    daemon: Option<Daemon>,
     gen: Netns,
     sink: Netns,
     dut: Netns,
+    kind: Dut,
+    sink_ip: &'static str,
 }
 
 const GEN_IP: &str = "10.1.0.1";
-const SINK_IP: &str = "10.1.0.2";
 
 fn sh(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
@@ -227,7 +252,13 @@ impl Topology {
             Netns::new(&format!("{tag}-dut")),
             Netns::new(&format!("{tag}-sink")),
         );
-        for (host, port, ip) in [(&gen, "in0", GEN_IP), (&sink, "out0", SINK_IP)] {
+        // Routed: gen and sink on two subnets with the DUT as their gateway.
+        let (sink_ip, gws) = if dut_kind.routed() {
+            ("10.2.0.2", Some(("10.1.0.254", "10.2.0.254")))
+        } else {
+            ("10.1.0.2", None)
+        };
+        for (host, port, ip) in [(&gen, "in0", GEN_IP), (&sink, "out0", sink_ip)] {
             sh(Command::new("ip").args([
                 "link", "add", "eth0", "netns", &host.name, "type", "veth", "peer", "name", port,
                 "netns", &dut.name,
@@ -235,6 +266,10 @@ impl Topology {
             sh(&mut host.command(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]))?;
             sh(&mut host.command(&["ip", "link", "set", "eth0", "up"]))?;
             sh(&mut dut.command(&["ip", "link", "set", port, "up"]))?;
+        }
+        if let Some((g1, g2)) = gws {
+            sh(&mut gen.command(&["ip", "route", "add", "default", "via", g1]))?;
+            sh(&mut sink.command(&["ip", "route", "add", "default", "via", g2]))?;
         }
         let daemon = match dut_kind {
             Dut::KernelBridge => {
@@ -245,7 +280,13 @@ impl Topology {
                 sh(&mut dut.command(&["ip", "link", "set", "br0", "up"]))?;
                 None
             }
-            Dut::Patchbay => {
+            Dut::KernelRouter => {
+                sh(&mut dut.command(&["ip", "addr", "add", "10.1.0.254/24", "dev", "in0"]))?;
+                sh(&mut dut.command(&["ip", "addr", "add", "10.2.0.254/24", "dev", "out0"]))?;
+                sh(&mut dut.command(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]))?;
+                None
+            }
+            Dut::Patchbay | Dut::PatchbayRouter => {
                 let mut lab_daemon = patchbay_tools::lab::start_daemon(
                     &dut,
                     bins,
@@ -255,20 +296,34 @@ impl Topology {
                 if !lab_daemon.alive() {
                     bail!("patchbayd exited: {}", lab_daemon.log());
                 }
+                if dut_kind.routed() {
+                    let pb = |args: &[&str]| {
+                        sh(Command::new(&bins.patchbay)
+                            .arg("--socket")
+                            .arg(&lab_daemon.socket)
+                            .args(args))
+                    };
+                    pb(&["link", "add", "br1", "type", "bridge"])?;
+                    pb(&["link", "set", "out0", "master", "br1"])?;
+                    pb(&["addr", "add", "10.1.0.254/24", "dev", "br0"])?;
+                    pb(&["addr", "add", "10.2.0.254/24", "dev", "br1"])?;
+                }
                 Some(lab_daemon)
             }
         };
         let topo = Topology {
-            _daemon: daemon,
+            daemon,
             gen,
             sink,
             dut,
+            kind: dut_kind,
+            sink_ip,
         };
         // The kernel bridge starts forwarding after its ports pass through
         // listening/learning; wait until the path works both ways.
         let ok = wait_for(Duration::from_secs(30), || {
             topo.gen
-                .run(&["ping", "-c", "1", "-W", "1", SINK_IP])
+                .run(&["ping", "-c", "1", "-W", "1", topo.sink_ip])
                 .status
                 .success()
         });
@@ -298,7 +353,7 @@ impl Topology {
         let out = sh(&mut self.gen.command(&[
             "iperf3",
             "-c",
-            SINK_IP,
+            self.sink_ip,
             "-p",
             port,
             "-t",
@@ -317,7 +372,7 @@ impl Topology {
     /// Ping RTT percentiles, with ping free to run anywhere or pinned to
     /// `cpu` (the core patchbayd is pinned to).
     fn rtt(&self, cpu: Option<&str>) -> anyhow::Result<(f64, f64)> {
-        let ping = ["ping", "-c", "500", "-i", "0.002", "-W", "1", SINK_IP];
+        let ping = ["ping", "-c", "500", "-i", "0.002", "-W", "1", self.sink_ip];
         let mut args: Vec<&str> = match cpu {
             Some(c) => vec!["taskset", "-c", c],
             None => vec![],
@@ -347,7 +402,24 @@ impl Topology {
 
     /// Returns (generated Mpps, delivered Mpps, loss %, CPU s per M frames).
     fn frames64(&self, secs: u64) -> anyhow::Result<(f64, f64, f64, f64)> {
-        let dst = sh(&mut self.sink.command(&["cat", "/sys/class/net/eth0/address"]))?;
+        // Bridged: to the sink's MAC. Routed: to the router's MAC on gen's
+        // side, as IPv4/UDP to the sink.
+        let dst = match (self.kind, &self.daemon) {
+            (Dut::PatchbayRouter, Some(d)) => {
+                let bins = Bins::beside_current_exe();
+                let out = sh(Command::new(&bins.patchbay)
+                    .arg("--socket")
+                    .arg(&d.socket)
+                    .args(["-j", "addr", "show"]))?;
+                let addrs: Value = serde_json::from_str(&out)?;
+                addrs[0]["mac"].as_str().context("router MAC")?.to_string()
+            }
+            (Dut::KernelRouter, _) => {
+                sh(&mut self.dut.command(&["cat", "/sys/class/net/in0/address"]))?
+            }
+            _ => sh(&mut self.sink.command(&["cat", "/sys/class/net/eth0/address"]))?,
+        };
+        let udp = format!("{GEN_IP},{}", self.sink_ip);
         let exe = std::env::current_exe()?;
         let rx0 = self.sink_rx_packets()?;
         let cpu0 = busy_cpu_secs()?;
@@ -362,6 +434,8 @@ impl Topology {
             &secs.to_string(),
             "--cpu",
             "0",
+            "--udp",
+            if self.kind.routed() { &udp } else { "" },
         ]))?;
         // Let the last frames drain through the DUT.
         std::thread::sleep(Duration::from_millis(300));
@@ -451,7 +525,7 @@ fn measure(dut: Dut, bins: &Bins, secs: u64) -> anyhow::Result<Vec<(&'static str
 /// The generator: 60-byte frames (64 on the wire with the FCS) of an
 /// experimental EtherType, from DEV to `dst`, in batches through the same
 /// AF_PACKET port code patchbay uses.
-fn generate(dev: &str, dst: &str, secs: u64, cpu: usize) -> anyhow::Result<()> {
+fn generate(dev: &str, dst: &str, secs: u64, cpu: usize, udp: Option<&str>) -> anyhow::Result<()> {
     sys::pin_current_thread(cpu).context("pinning the generator")?;
     let dst: patchbay_dataplane::wire::Mac = dst.parse()?;
     let src: patchbay_dataplane::wire::Mac =
@@ -461,8 +535,25 @@ fn generate(dev: &str, dst: &str, secs: u64, cpu: usize) -> anyhow::Result<()> {
     let mut frame = vec![0u8; VNET_HDR_LEN];
     frame.extend_from_slice(&dst.0);
     frame.extend_from_slice(&src.0);
-    frame.extend_from_slice(&[0x88, 0xb5]);
-    frame.resize(VNET_HDR_LEN + 60, 0);
+    match udp.filter(|u| !u.is_empty()) {
+        Some(pair) => {
+            let (a, b) = pair.split_once(',').context("--udp SRC,DST")?;
+            let (a, b): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (a.parse()?, b.parse()?);
+            frame.extend_from_slice(&[0x08, 0x00]);
+            frame.resize(VNET_HDR_LEN + 60, 0);
+            let ip = &mut frame[VNET_HDR_LEN + 14..];
+            // 46 bytes of IPv4: 20 of header, 8 of UDP (to the discard port),
+            // 18 of payload; UDP checksum 0 (none).
+            ip[20..22].copy_from_slice(&9999u16.to_be_bytes());
+            ip[22..24].copy_from_slice(&9u16.to_be_bytes());
+            ip[24..26].copy_from_slice(&26u16.to_be_bytes());
+            patchbay_dataplane::wire::ipv4::emit_header(ip, 46, 1, 64, 17, a, b);
+        }
+        None => {
+            frame.extend_from_slice(&[0x88, 0xb5]);
+            frame.resize(VNET_HDR_LEN + 60, 0);
+        }
+    }
     let mut port = AfPacketPort::open(dev, &PortOptions { rx_ring_mib: 1 })?;
     let mut counters = PortCounters::default();
     let deadline = Instant::now() + Duration::from_secs(secs);
