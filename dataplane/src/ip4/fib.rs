@@ -65,6 +65,7 @@ pub struct Fib {
     tbl24: Box<[u32]>,
     /// Routes shorter than /8, by the top 8 bits of the address.
     short: [u32; 256],
+    any_short: bool,
     tbl8: Vec<u32>,
     free_groups: Vec<u32>,
     /// Routes by prefix length, for deletes and display.
@@ -84,6 +85,7 @@ impl Fib {
         Fib {
             tbl24: vec![0u32; 1 << 24].into_boxed_slice(),
             short: [0; 256],
+            any_short: false,
             tbl8: Vec::new(),
             free_groups: Vec::new(),
             routes: (0..=32).map(|_| HashMap::new()).collect(),
@@ -129,10 +131,15 @@ impl Fib {
         if e & EXT != 0 {
             e = self.tbl8[((e & VALUE_MASK) as usize) << 8 | (a & 0xff) as usize];
         }
-        if e & VALID == 0 {
-            e = self.short[(a >> 24) as usize];
+        // Loaded unconditionally (1 KiB, always in cache) so the choice is a
+        // conditional move, not a branch that random addresses mispredict.
+        // Tested first and almost never changing, so the common case (no
+        // route shorter than /8) costs one predictable branch.
+        if self.any_short && e & VALID == 0 {
+            self.short[(a >> 24) as usize]
+        } else {
+            e
         }
-        e
     }
 
     /// Looks up a batch of addresses (host order); `out[i]` is the next hop
@@ -211,6 +218,9 @@ impl Fib {
 
     /// Recomputes the table of routes shorter than /8 from their sets.
     fn rebuild_short(&mut self) {
+        self.any_short = self.routes[..usize::from(SHORT)]
+            .iter()
+            .any(|r| !r.is_empty());
         for (top, slot) in self.short.iter_mut().enumerate() {
             let a = (top as u32) << 24;
             *slot = (0..SHORT)
