@@ -1,9 +1,11 @@
 //! The forwarding path allocates nothing per frame in steady state: a
 //! counting global allocator watches the switch forward thousands of
-//! batches of learned unicast, unknown unicast and broadcast frames.
+//! batches of learned unicast, unknown unicast and broadcast frames, and
+//! route batches of IPv4 packets between two bridges.
 
 use patchbay_dataplane::pipeline::{Switch, SwitchConfig, DEFAULT_BRIDGE};
 use patchbay_dataplane::port::memory::{with_vnet_hdr, MemoryPort};
+use patchbay_dataplane::wire::Mac;
 use patchbay_dataplane::BATCH;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +35,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The counter is global: tests that read it take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
     let mut f = Vec::with_capacity(len);
     f.extend_from_slice(&dst);
@@ -44,6 +49,7 @@ fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
 
 #[test]
 fn forwarding_a_batch_allocates_nothing() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let a = [2, 0, 0, 0, 0, 0xa];
     let b = [2, 0, 0, 0, 0, 0xb];
     let unknown = [2, 0, 0, 0, 0, 0xc];
@@ -91,4 +97,69 @@ fn forwarding_a_batch_allocates_nothing() {
     // Every frame went somewhere: unicast to p2; broadcast and unknown to p2 and p3.
     let per_batch = (BATCH / 3 + BATCH % 3) as u64 + 2 * (2 * (BATCH / 3)) as u64;
     assert_eq!(sent, ROUNDS * per_batch);
+}
+
+/// An IPv4 packet from 10.1.0.2 to 10.2.0.2 in a frame to `router`.
+fn routed_frame(router: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&router);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = vec![0u8; 100];
+    patchbay_dataplane::wire::ipv4::emit_header(
+        &mut ip,
+        100,
+        1,
+        255,
+        17,
+        "10.1.0.2".parse().unwrap(),
+        "10.2.0.2".parse().unwrap(),
+    );
+    f.extend_from_slice(&ip);
+    with_vnet_hdr(&f)
+}
+
+#[test]
+fn routing_a_batch_allocates_nothing() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let host_a = [2, 0, 0, 0, 1, 2];
+    let host_b = [2, 0, 0, 0, 2, 2];
+    let mut sw = Switch::new(SwitchConfig::default(), None);
+    sw.add_bridge("br1").unwrap();
+    let (p1, p2) = (MemoryPort::new("p1"), MemoryPort::new("p2"));
+    let (h1, h2) = (p1.handle(), p2.handle());
+    let id1 = sw.add_port(Box::new(p1), Some(DEFAULT_BRIDGE)).unwrap();
+    let id2 = sw.add_port(Box::new(p2), Some("br1")).unwrap();
+    sw.addr_add(DEFAULT_BRIDGE, "10.1.0.1/24".parse().unwrap())
+        .unwrap();
+    sw.addr_add("br1", "10.2.0.1/24".parse().unwrap()).unwrap();
+    sw.neigh_add("10.2.0.2".parse().unwrap(), Mac(host_b), "br1")
+        .unwrap();
+    // b speaks first, so the switch knows its port on br1.
+    h2.inject([frame([0xff; 6], host_b, 60)]);
+    sw.process_rx(id2);
+    let router = sw.addrs()[0].mac.0;
+    h1.replay((0..BATCH).map(|_| routed_frame(router, host_a)).collect());
+    for _ in 0..10 {
+        assert_eq!(sw.process_rx(id1), BATCH);
+    }
+    let sent_before = h2.sent_count();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    // The replayed frames are rewritten in place (TTL 255 - 1 each round),
+    // so stay well above TTL 1.
+    const ROUNDS: u64 = 200;
+    for _ in 0..ROUNDS {
+        sw.process_rx(id1);
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations while routing {ROUNDS} batches"
+    );
+    assert_eq!(
+        h2.sent_count() - sent_before,
+        ROUNDS * BATCH as u64,
+        "{:?}",
+        sw.ports()
+    );
 }

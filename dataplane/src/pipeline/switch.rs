@@ -86,6 +86,17 @@ pub enum SwitchError {
     },
 }
 
+/// Puts frame `index` on egress port `q`'s queue, noting the port as
+/// touched the first time.
+#[inline]
+fn enqueue_tx(queues: &mut [Vec<u16>], touched: &mut Vec<PortId>, q: PortId, index: usize) {
+    let queue = &mut queues[q as usize];
+    if queue.is_empty() {
+        touched.push(q);
+    }
+    queue.push(index as u16);
+}
+
 /// A port [`Switch::add_port`] could not add, handed back with the reason.
 pub struct Rejected {
     pub error: SwitchError,
@@ -481,13 +492,7 @@ impl Switch {
                 continue;
             };
             let is_arp = eth.len() >= 14 && eth[12..14] == [0x08, 0x06];
-            let mut enqueue = |q: PortId| {
-                let queue = &mut tx_queues[q as usize];
-                if queue.is_empty() {
-                    tx_touched.push(q);
-                }
-                queue.push(i as u16);
-            };
+            let mut enqueue = |q: PortId| enqueue_tx(tx_queues, tx_touched, q, i);
             let counters = &mut bridges[b as usize].as_mut().expect("checked").counters;
             match l2_forward(eth, rx, b, fdb, now, counters, router_mac) {
                 L2Decision::Forward(q) => enqueue(q),
@@ -572,13 +577,7 @@ impl Switch {
             ..
         } = self;
         for (k, &(to, _)) in router.em.out.iter().enumerate() {
-            let mut enqueue = |q: PortId| {
-                let queue = &mut tx_queues[q as usize];
-                if queue.is_empty() {
-                    tx_touched.push(q);
-                }
-                queue.push(k as u16);
-            };
+            let mut enqueue = |q: PortId| enqueue_tx(tx_queues, tx_touched, q, k);
             match to {
                 EmitTo::Port(q) => enqueue(q),
                 EmitTo::Bridge {

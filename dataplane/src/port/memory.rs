@@ -52,7 +52,9 @@ pub struct MemoryPort {
     name: String,
     shared: MemoryHandle,
     batch: Vec<Vec<u8>>,
-    replaying: bool,
+    /// The frames to replay as given; each `recv` copies them into `batch`
+    /// again, undoing any rewrite in place (a routed frame's TTL and MACs).
+    replay: Option<Vec<Vec<u8>>>,
 }
 
 impl MemoryPort {
@@ -61,7 +63,7 @@ impl MemoryPort {
             name: name.to_string(),
             shared: MemoryHandle::default(),
             batch: Vec::with_capacity(crate::BATCH),
-            replaying: false,
+            replay: None,
         }
     }
 
@@ -89,13 +91,16 @@ impl Port for MemoryPort {
     }
 
     fn recv(&mut self, max: usize, _counters: &mut PortCounters) -> io::Result<usize> {
-        if self.replaying {
+        if let Some(pristine) = &self.replay {
+            for (dst, src) in self.batch.iter_mut().zip(pristine) {
+                dst.copy_from_slice(src);
+            }
             return Ok(self.batch.len().min(max));
         }
         let mut shared = self.shared.0.lock().unwrap();
         if let Some(frames) = shared.replay.take() {
-            self.batch = frames;
-            self.replaying = true;
+            self.batch = frames.clone();
+            self.replay = Some(frames);
             return Ok(self.batch.len().min(max));
         }
         while self.batch.len() < max {
@@ -116,7 +121,7 @@ impl Port for MemoryPort {
     }
 
     fn release(&mut self) {
-        if !self.replaying {
+        if self.replay.is_none() {
             self.batch.clear();
         }
     }
