@@ -96,6 +96,11 @@ impl Emitter {
         self.free.push(i);
     }
 
+    /// Buffers in all.
+    pub fn capacity(&self) -> usize {
+        self.bufs.len()
+    }
+
     /// Buffers not in use.
     pub fn available(&self) -> usize {
         self.free.len()

@@ -115,6 +115,12 @@ impl Fib {
         (e & VALID != 0).then_some(e & VALUE_MASK)
     }
 
+    /// The next hop of exactly `prefix/len`, if that route exists.
+    pub fn get(&self, prefix: Ipv4Addr, len: u8) -> Option<u32> {
+        let set = self.routes.get(usize::from(len))?;
+        set.get(&mask(u32::from(prefix), len)).copied()
+    }
+
     /// The route that matches `addr`: (prefix, length, next hop).
     pub fn matching_route(&self, addr: Ipv4Addr) -> Option<(Ipv4Addr, u8, u32)> {
         let e = self.lookup_raw(u32::from(addr));

@@ -14,10 +14,13 @@ use super::neigh::{ArpCache, NeighState, Resolve, MAX_PENDING};
 use crate::counters::DropReason;
 use crate::emit::{EmitTo, Emitter, BUF_SIZE};
 use crate::l2::{BridgeId, PortId};
+use crate::nat::{parse_tuple, rewrite, Nat, NatDrop, NatVerdict};
 use crate::wire::arp::{ArpRepr, ARP_LEN, OP_REPLY, OP_REQUEST};
-use crate::wire::ipv4::{self, Ipv4Error, Ipv4Packet, IPV4_MIN_HDR_LEN, PROTO_ICMP};
-use crate::wire::vnet::VnetHdr;
-use crate::wire::{Mac, VNET_HDR_LEN};
+use crate::wire::ipv4::{
+    self, Ipv4Error, Ipv4Packet, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+};
+use crate::wire::vnet::{VnetHdr, F_NEEDS_CSUM};
+use crate::wire::{checksum, Mac, VNET_HDR_LEN};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -182,8 +185,29 @@ pub enum RouterError {
     Fib(#[from] FibError),
 }
 
+/// Length of one segment a GSO super-frame will be cut into: its IP and L4
+/// headers, measured here rather than trusted from the sender's `hdr_len`,
+/// plus `gso_size`.
+fn gso_segment_len(l3: &[u8], gso_size: u16, hdr_len: u16) -> usize {
+    let ihl = usize::from(l3[0] & 0x0f) * 4;
+    let l4 = match l3[9] {
+        PROTO_TCP if l3.len() >= ihl + 13 => usize::from(l3[ihl + 12] >> 4) * 4,
+        PROTO_UDP => 8,
+        _ => return usize::from(hdr_len).saturating_sub(ETH) + usize::from(gso_size),
+    };
+    ihl + l4 + usize::from(gso_size)
+}
+
+fn nat_drop(d: NatDrop) -> DropReason {
+    match d {
+        NatDrop::TableFull => DropReason::NatTableFull,
+        NatDrop::NoPorts => DropReason::NatNoPorts,
+    }
+}
+
 /// The IPv4 router of a switch.
 pub struct Router {
+    pub nat: Nat,
     ifaces: Vec<Option<RouterInterface>>,
     fib: Fib,
     next_hops: Vec<NextHop>,
@@ -201,6 +225,7 @@ impl Router {
     pub fn new(arp_max: usize, buffers: usize) -> Router {
         let seed = std::process::id().to_be_bytes();
         Router {
+            nat: Nat::new(262_144),
             ifaces: Vec::new(),
             fib: Fib::new(),
             next_hops: Vec::new(),
@@ -311,10 +336,8 @@ impl Router {
                     gateway: None,
                 })
                 .copied();
-            if let Some((p, l, nh)) = self.fib.matching_route(net.network()) {
-                if l == net.len && p == net.network() && Some(nh) == connected {
-                    let _ = self.fib.remove(p, l);
-                }
+            if connected.is_some() && self.fib.get(net.network(), net.len) == connected {
+                let _ = self.fib.remove(net.network(), net.len);
             }
         }
         if empty {
@@ -326,6 +349,7 @@ impl Router {
     /// Removes the router interface of a bridge, every route out of it and
     /// its neighbours.
     pub fn forget_bridge(&mut self, bridge: BridgeId) {
+        self.nat.forget_bridge(bridge);
         if let Some(slot) = self.ifaces.get_mut(usize::from(bridge)) {
             *slot = None;
         }
@@ -504,7 +528,7 @@ impl Router {
             // or a reply); a gratuitous ARP refreshes an entry we already had.
             let create = for_us;
             let mut waiting = std::mem::take(&mut self.scratch);
-            if (for_us || arp.op == OP_REPLY || arp.is_gratuitous())
+            if (for_us || arp.is_gratuitous())
                 && self.arp.confirm(
                     bridge,
                     arp.sender_ip,
@@ -611,16 +635,43 @@ impl Router {
                 })
             }
         };
-        let (dst, src, ttl, total, df) =
-            (ip.dst(), ip.src(), ip.ttl(), ip.total_len(), ip.dont_frag());
+        let (ttl, total, df) = (ip.ttl(), ip.total_len(), ip.dont_frag());
+        // nat (pre-routing): packets of known sessions, and first packets to
+        // published ports.
+        let partial = frame[0] & F_NEEDS_CSUM != 0;
+        let mut nat_tuple = None;
+        if self.nat.is_active() {
+            if let Some((t, flags)) = parse_tuple(&frame[L3..]) {
+                let to_us = self.is_local(t.dst);
+                match self.nat.pre_routing(&t, flags, bridge, to_us, now) {
+                    NatVerdict::Translate(to) => rewrite(&mut frame[L3..], &t, &to, partial),
+                    NatVerdict::Pass => nat_tuple = Some((t, flags)),
+                    NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
+                }
+            }
+        }
+        let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
+        let (dst, src) = (ip.dst(), ip.src());
+        // RFC 1812 5.3.7: never forward (or answer) what comes from an
+        // address no host can have.
+        if src.is_multicast()
+            || src.is_broadcast()
+            || src.is_loopback()
+            || src.is_unspecified()
+            || src.octets()[0] >= 240
+        {
+            return L3Out::Drop(DropReason::Ip4BadSource);
+        }
         if self.is_local(dst) {
             return self.local_input(frame, in_port, bridge);
         }
-        if dst.is_broadcast() || dst.is_multicast() || self.is_directed_broadcast(dst) {
+        if dst.is_broadcast()
+            || dst.is_multicast()
+            || dst.is_loopback()
+            || dst.octets()[0] == 0
+            || self.is_directed_broadcast(dst)
+        {
             return L3Out::Drop(DropReason::Ip4NotForwarded);
-        }
-        if src.is_multicast() || src.is_broadcast() || src.is_loopback() {
-            return L3Out::Drop(DropReason::Ip4BadSource);
         }
         // RFC 1812 5.3.1: a packet that would leave with TTL 0 is dropped.
         if ttl <= 1 {
@@ -646,29 +697,59 @@ impl Router {
         let vnet =
             VnetHdr::new_checked(&frame[..VNET_HDR_LEN]).expect("frame holds a virtio header");
         let on_wire = if vnet.is_gso() {
-            usize::from(vnet.hdr_len()).saturating_sub(ETH) + usize::from(vnet.gso_size())
+            gso_segment_len(&frame[L3..], vnet.gso_size(), vnet.hdr_len())
         } else {
             total
         };
+        if on_wire > mtu && (df || vnet.is_gso()) {
+            self.icmp_error(
+                frame,
+                Some(in_port),
+                bridge,
+                icmp::DEST_UNREACHABLE,
+                icmp::CODE_FRAG_NEEDED,
+                mtu as u16,
+            );
+            return L3Out::Drop(DropReason::Ip4FragNeeded);
+        }
+        // nat (post-routing): source NAT for what leaves through a NAT'd
+        // bridge and was not translated on the way in.
+        if let Some((t, flags)) = nat_tuple {
+            let out_addr = self
+                .iface(nh.bridge)
+                .and_then(|i| i.source_for(nh.gateway.unwrap_or(dst)));
+            match self.nat.post_routing(&t, flags, nh.bridge, out_addr, now) {
+                NatVerdict::Translate(to) => rewrite(&mut frame[L3..], &t, &to, partial),
+                NatVerdict::Pass => {}
+                NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
+            }
+        }
         if on_wire > mtu {
-            if df || vnet.is_gso() {
+            return self.fragment(frame, nh, out_mac, mtu, now);
+        }
+        let next_ip = nh.gateway.unwrap_or(dst);
+        let resolved = self.arp.resolve(nh.bridge, next_ip, now);
+        match resolved {
+            Resolve::Failed => {
+                // Before the rewrite: the error quotes what the sender sent
+                // and goes back to the sender's MAC.
                 self.icmp_error(
                     frame,
                     Some(in_port),
                     bridge,
                     icmp::DEST_UNREACHABLE,
-                    icmp::CODE_FRAG_NEEDED,
-                    mtu as u16,
+                    icmp::CODE_HOST_UNREACHABLE,
+                    0,
                 );
-                return L3Out::Drop(DropReason::Ip4FragNeeded);
+                return L3Out::Drop(DropReason::ArpUnresolved);
             }
-            return self.fragment(frame, nh, out_mac, mtu, now);
+            Resolve::Full => return L3Out::Drop(DropReason::ArpTableFull),
+            Resolve::Mac(_) | Resolve::Pending { .. } => {}
         }
         // ip4-rewrite.
         Ipv4Packet::new_unchecked(&mut frame[L3..]).decrement_ttl();
         frame[L2 + 6..L2 + 12].copy_from_slice(&out_mac.0);
-        let next_ip = nh.gateway.unwrap_or(dst);
-        match self.arp.resolve(nh.bridge, next_ip, now) {
+        match resolved {
             Resolve::Mac(m) => {
                 frame[L2..L2 + 6].copy_from_slice(&m.0);
                 self.counters.ip4_forwarded += 1;
@@ -678,33 +759,25 @@ impl Router {
                 }
             }
             Resolve::Pending { ask } => {
-                let len = L3 + total;
-                let queued = match self.em.copy(&frame[..len]) {
-                    Some(i) => self.enqueue(nh.bridge, next_ip, i),
-                    None => false,
-                };
                 if ask {
                     self.ask(nh.bridge, next_ip);
                 }
-                if queued {
+                // Packets waiting for ARP may hold at most half the pool, so
+                // replies, requests and ICMP always find a buffer.
+                if self.em.available() <= self.em.capacity() / 2 {
+                    return L3Out::Drop(DropReason::ArpQueueFull);
+                }
+                let Some(i) = self.em.copy(&frame[..L3 + total]) else {
+                    return L3Out::Drop(DropReason::NoBuffer);
+                };
+                if self.enqueue(nh.bridge, next_ip, i) {
                     self.counters.arp_queued += 1;
                     L3Out::Consumed
                 } else {
                     L3Out::Drop(DropReason::ArpQueueFull)
                 }
             }
-            Resolve::Failed => {
-                self.icmp_error(
-                    frame,
-                    Some(in_port),
-                    bridge,
-                    icmp::DEST_UNREACHABLE,
-                    icmp::CODE_HOST_UNREACHABLE,
-                    0,
-                );
-                L3Out::Drop(DropReason::ArpUnresolved)
-            }
-            Resolve::Full => L3Out::Drop(DropReason::ArpTableFull),
+            Resolve::Failed | Resolve::Full => unreachable!("handled above"),
         }
     }
 
@@ -738,7 +811,8 @@ impl Router {
         let is_echo = ip.protocol() == PROTO_ICMP
             && ip.frag_offset() == 0
             && !ip.more_frags()
-            && ip.payload().first() == Some(&icmp::ECHO_REQUEST);
+            && ip.payload().len() >= 8
+            && ip.payload()[0] == icmp::ECHO_REQUEST;
         if !is_echo {
             return L3Out::Drop(DropReason::Ip4LocalUnsupported);
         }
@@ -768,7 +842,28 @@ impl Router {
 
     /// Splits a packet with DF clear into fragments that fit `mtu`
     /// (RFC 791; RFC 1812 5.2.6), each sent or queued like a packet.
-    fn fragment(&mut self, frame: &[u8], nh: NextHop, out_mac: Mac, mtu: usize, now: u64) -> L3Out {
+    fn fragment(
+        &mut self,
+        frame: &mut [u8],
+        nh: NextHop,
+        out_mac: Mac,
+        mtu: usize,
+        now: u64,
+    ) -> L3Out {
+        // A checksum left to the device must be done now: the device will
+        // see fragments, not the datagram.
+        let vnet = VnetHdr::new_checked(&frame[..VNET_HDR_LEN]).expect("virtio header");
+        if vnet.flags() & F_NEEDS_CSUM != 0 {
+            let start = L2 + usize::from(vnet.csum_start());
+            let at = start + usize::from(vnet.csum_offset());
+            let end = L3 + Ipv4Packet::new_unchecked(&frame[L3..]).total_len();
+            if at + 2 > end || start >= end {
+                return L3Out::Drop(DropReason::Ip4BadLength);
+            }
+            let c = checksum::checksum(&frame[start..end]);
+            frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+            frame[0] &= !F_NEEDS_CSUM;
+        }
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
         let hl = ip.header_len();
         let payload = ip.payload();
@@ -777,6 +872,9 @@ impl Router {
             return L3Out::Drop(DropReason::Ip4FragNeeded);
         }
         let base = ip.frag_offset();
+        if base + payload.len() > 65_535 {
+            return L3Out::Drop(DropReason::Ip4BadLength);
+        }
         let more = ip.more_frags();
         let next_ip = nh.gateway.unwrap_or(ip.dst());
         let resolved = self.arp.resolve(nh.bridge, next_ip, now);
@@ -926,6 +1024,7 @@ impl Router {
 
     /// Once a second: ARP retries and failures, ICMP rate budget.
     pub fn housekeeping(&mut self, now: u64) {
+        self.nat.expire(now);
         self.icmp_budget = ICMP_PER_SECOND;
         let mut ask = Vec::new();
         let mut failed = std::mem::take(&mut self.scratch);
@@ -934,7 +1033,9 @@ impl Router {
             self.ask(bridge, ip);
         }
         // Packets that waited in vain: host unreachable to their senders.
-        for i in std::mem::take(&mut failed) {
+        for i in failed.drain(..) {
+            // The error is made from the held frame before its buffer goes
+            // back (it takes another buffer of its own).
             let frame = self.em.frame(i).to_vec();
             self.em.free(i);
             if frame.len() >= L3 + IPV4_MIN_HDR_LEN {

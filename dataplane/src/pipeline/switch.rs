@@ -1,13 +1,15 @@
 //! The switch: ports, bridges, the FDB, and the forwarding of one batch.
 
 use super::info::{
-    AddrInfo, BridgeInfo, FdbRow, NeighInfo, PortInfo, RouteGet, RouteInfo, StatsInfo,
+    AddrInfo, BridgeInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, PortInfo, RouteGet,
+    RouteInfo, StatsInfo,
 };
 use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
 use crate::ip4::neigh::NeighState;
 use crate::ip4::{Ipv4Net, L3Out, Router, RouterError};
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, PortId};
+use crate::nat::NatAction;
 use crate::port::{LinkState, Port};
 use crate::wire::{Mac, VNET_HDR_LEN};
 use crate::BATCH;
@@ -79,11 +81,25 @@ pub enum SwitchError {
     Fdb(#[from] FdbError),
     #[error(transparent)]
     Router(#[from] RouterError),
+    #[error("nat: {0}")]
+    BadNat(String),
+    #[error("nat: no rule {0} (see 'patchbay nat show')")]
+    NoSuchNatRule(u32),
     #[error("port {name}: registering with the poller: {source}")]
     Poll {
         name: String,
         source: std::io::Error,
     },
+}
+
+/// The name of an IP protocol NAT tracks.
+fn proto_name(p: u8) -> &'static str {
+    match p {
+        6 => "tcp",
+        17 => "udp",
+        1 => "icmp",
+        _ => "?",
+    }
 }
 
 /// Puts frame `index` on egress port `q`'s queue, noting the port as
@@ -491,7 +507,9 @@ impl Switch {
                 slot.counters.drop(DropReason::NoBridge);
                 continue;
             };
-            let is_arp = eth.len() >= 14 && eth[12..14] == [0x08, 0x06];
+            // Broadcast ARP (requests, announcements) is flooded and shown to
+            // the router too; ARP to some other station is not its business.
+            let is_arp = eth.len() >= 14 && eth[12..14] == [0x08, 0x06] && eth[..6] == [0xff; 6];
             let mut enqueue = |q: PortId| enqueue_tx(tx_queues, tx_touched, q, i);
             let counters = &mut bridges[b as usize].as_mut().expect("checked").counters;
             match l2_forward(eth, rx, b, fdb, now, counters, router_mac) {
@@ -865,6 +883,112 @@ impl Switch {
             .collect()
     }
 
+    // ---- NAT ----------------------------------------------------------
+
+    /// Adds a NAT rule on `bridge` (egress for source NAT, ingress for
+    /// destination NAT); returns its id.
+    pub fn nat_add(
+        &mut self,
+        action: NatAction,
+        src: Option<Ipv4Net>,
+        bridge: &str,
+        ports: Option<(u16, u16)>,
+    ) -> Result<u32, SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        let ports = ports.unwrap_or((1024, 65535));
+        if ports.0 == 0 || ports.0 > ports.1 {
+            return Err(SwitchError::BadNat(format!(
+                "port range {}-{} is empty or starts at 0",
+                ports.0, ports.1
+            )));
+        }
+        if let NatAction::Snat { first, last } = action {
+            if first > last {
+                return Err(SwitchError::BadNat(format!(
+                    "address range {first}-{last} is empty"
+                )));
+            }
+        }
+        let id = self.router.nat.add_rule(action.clone(), src, b, ports);
+        log::info!("nat rule {id}: {action:?} src {src:?} bridge {bridge} ports {ports:?}");
+        Ok(id)
+    }
+
+    pub fn nat_del(&mut self, id: u32) -> Result<(), SwitchError> {
+        if !self.router.nat.del_rule(id) {
+            return Err(SwitchError::NoSuchNatRule(id));
+        }
+        log::info!("nat rule {id}: deleted");
+        Ok(())
+    }
+
+    /// The NAT rules with their hit counters.
+    pub fn nat_rules(&self) -> Vec<NatRuleInfo> {
+        self.router
+            .nat
+            .rules()
+            .iter()
+            .map(|r| {
+                let (kind, to, proto, dport) = match &r.action {
+                    NatAction::Masquerade => ("masquerade", None, None, None),
+                    NatAction::Snat { first, last } => {
+                        ("snat", Some(format!("{first}-{last}")), None, None)
+                    }
+                    NatAction::Dnat {
+                        proto,
+                        dport,
+                        to_addr,
+                        to_port,
+                    } => (
+                        "dnat",
+                        Some(format!("{to_addr}:{to_port}")),
+                        Some(proto_name(*proto).to_string()),
+                        Some(*dport),
+                    ),
+                };
+                NatRuleInfo {
+                    id: r.id,
+                    kind: kind.to_string(),
+                    src: r.src,
+                    bridge: self.bridge_name(r.bridge).to_string(),
+                    to,
+                    ports: (kind != "dnat").then_some(r.ports),
+                    proto,
+                    dport,
+                    hits: r.hits,
+                }
+            })
+            .collect()
+    }
+
+    /// Every NAT session.
+    pub fn nat_sessions(&self) -> Vec<NatSessionInfo> {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.router
+            .nat
+            .sessions()
+            .map(|s| {
+                let (i, o, r) = s.endpoints();
+                NatSessionInfo {
+                    proto: proto_name(s.orig.proto).to_string(),
+                    inside: format!("{}:{}", i.0, i.1),
+                    outside: format!("{}:{}", o.0, o.1),
+                    remote: format!("{}:{}", r.0, r.1),
+                    state: s.state,
+                    rule: s.rule,
+                    age: (now.saturating_sub(s.last_seen) / 1000) as u32,
+                }
+            })
+            .collect()
+    }
+
+    /// Forgets every NAT session; returns how many.
+    pub fn nat_flush(&mut self) -> usize {
+        let n = self.router.nat.flush(|_| true);
+        log::info!("nat: flushed {n} sessions");
+        n
+    }
+
     fn port_info(&self, slot: &PortSlot) -> PortInfo {
         let c = &slot.counters;
         PortInfo {
@@ -941,6 +1065,9 @@ impl Switch {
             bridges: self.bridges(),
             fdb_entries: self.fdb.len(),
             fdb_max: self.fdb.max(),
+            nat_sessions: self.router.nat.len(),
+            nat_max: self.router.nat.max(),
+            nat: self.router.nat.counters.clone(),
             arp_entries: self.router.arp.len(),
             arp_max: self.router.arp.max(),
             routes: self.router.fib().len(),
