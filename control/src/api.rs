@@ -99,6 +99,20 @@ pub enum Request {
     },
     /// Counters of everything. Result: [`patchbay_dataplane::pipeline::StatsInfo`].
     Stats,
+    /// NAT rules with hit counters. Result: a list of
+    /// [`patchbay_dataplane::pipeline::NatRuleInfo`].
+    NatShow,
+    /// Adds a NAT rule. Result: its id.
+    NatAdd {
+        rule: NatRuleSpec,
+    },
+    NatDel {
+        id: u32,
+    },
+    /// NAT sessions. Result: a list of [`patchbay_dataplane::pipeline::NatSessionInfo`].
+    NatSessions,
+    /// Forgets every NAT session. Result: the number removed.
+    NatSessionsFlush,
     /// Router interfaces. Result: a list of [`patchbay_dataplane::pipeline::AddrInfo`].
     AddrShow,
     /// Adds an address (with its connected route) to a bridge's router
@@ -154,6 +168,41 @@ pub enum Request {
     },
     /// The daemon's version and protocol version.
     Version,
+}
+
+/// A NAT rule as the API takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum NatRuleSpec {
+    /// Source NAT of `src` (all if absent) leaving through bridge `out`, to
+    /// the address of `out`'s router interface.
+    Masquerade {
+        #[serde(default)]
+        src: Option<Ipv4Net>,
+        out: String,
+        #[serde(default)]
+        ports: Option<(u16, u16)>,
+    },
+    /// Source NAT to an address of `first..=last`.
+    Snat {
+        #[serde(default)]
+        src: Option<Ipv4Net>,
+        first: Ipv4Addr,
+        last: Ipv4Addr,
+        out: String,
+        #[serde(default)]
+        ports: Option<(u16, u16)>,
+    },
+    /// Destination NAT: `proto` (tcp, udp) to `dport` of a router address,
+    /// arriving on bridge `in`, goes to `to_addr:to_port`.
+    Dnat {
+        proto: String,
+        #[serde(rename = "in")]
+        in_dev: String,
+        dport: u16,
+        to_addr: Ipv4Addr,
+        to_port: u16,
+    },
 }
 
 /// A request with its protocol version, as it travels.

@@ -7,9 +7,11 @@
 //! here before the job is sent.
 
 use crate::api::{
-    self, ApiError, ErrorCode, LinkKind, LinkShow, Request, Response, MAX_REQUEST_BYTES,
+    self, ApiError, ErrorCode, LinkKind, LinkShow, NatRuleSpec, Request, Response,
+    MAX_REQUEST_BYTES,
 };
 use patchbay_dataplane::ip4::{FibError, RouterError};
+use patchbay_dataplane::nat::NatAction;
 use patchbay_dataplane::pipeline::{EngineHandle, SwitchError};
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use serde_json::{json, Value};
@@ -210,6 +212,7 @@ fn switch_error(e: SwitchError) -> ApiError {
         | SwitchError::NoSuchLink(_)
         | SwitchError::NoSuchEntry { .. } => ErrorCode::NotFound,
         SwitchError::Poll { .. } => ErrorCode::System,
+        SwitchError::NoSuchNatRule(_) => ErrorCode::NotFound,
         SwitchError::Router(RouterError::NoSuchAddr(_) | RouterError::NoSuchNeighbor(_))
         | SwitchError::Router(RouterError::Fib(FibError::NoSuchRoute(..))) => ErrorCode::NotFound,
         SwitchError::Router(RouterError::AddrExists(_)) => ErrorCode::Exists,
@@ -363,6 +366,60 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             drop(removed);
             Ok(Value::Null)
         }
+        Request::NatShow => Ok(to_value(
+            engine.call(|sw| sw.nat_rules()).map_err(|_| stopped())?,
+        )),
+        Request::NatAdd { rule } => {
+            let (action, src, dev, ports) = match rule {
+                NatRuleSpec::Masquerade { src, out, ports } => {
+                    (NatAction::Masquerade, src, out, ports)
+                }
+                NatRuleSpec::Snat {
+                    src,
+                    first,
+                    last,
+                    out,
+                    ports,
+                } => (NatAction::Snat { first, last }, src, out, ports),
+                NatRuleSpec::Dnat {
+                    proto,
+                    in_dev,
+                    dport,
+                    to_addr,
+                    to_port,
+                } => {
+                    let proto = match proto.as_str() {
+                        "tcp" => 6,
+                        "udp" => 17,
+                        p => {
+                            return Err(ApiError::new(
+                                ErrorCode::Invalid,
+                                format!("nat: dnat proto must be tcp or udp, not '{p}'"),
+                            ))
+                        }
+                    };
+                    let action = NatAction::Dnat {
+                        proto,
+                        dport,
+                        to_addr,
+                        to_port,
+                    };
+                    (action, None, in_dev, None)
+                }
+            };
+            let id = on_switch!(|sw| sw.nat_add(action, src, &dev, ports));
+            Ok(json!(id))
+        }
+        Request::NatDel { id } => {
+            on_switch!(|sw| sw.nat_del(id));
+            Ok(Value::Null)
+        }
+        Request::NatSessions => Ok(to_value(
+            engine.call(|sw| sw.nat_sessions()).map_err(|_| stopped())?,
+        )),
+        Request::NatSessionsFlush => Ok(json!(engine
+            .call(|sw| sw.nat_flush())
+            .map_err(|_| stopped())?)),
         Request::AddrShow => Ok(to_value(
             engine.call(|sw| sw.addrs()).map_err(|_| stopped())?,
         )),

@@ -52,6 +52,8 @@ drop_reasons! {
     Ip4FragNeeded => "ip4-frag-needed", "Larger than the egress MTU with DF set; fragmentation needed sent.";
     Ip4LocalUnsupported => "ip4-local-unsupported", "To a router address, but not an echo request.";
     NoBuffer => "no-buffer", "The pool of buffers for frames the router makes was empty.";
+    NatTableFull => "nat-table-full", "A new NAT session did not fit in the session table.";
+    NatNoPorts => "nat-no-ports", "No outside port left in the NAT rule's range.";
     TxBusy => "tx-busy", "Egress device or socket buffer was full.";
     TxDown => "tx-down", "Egress interface is down or gone.";
     TxError => "tx-error", "Egress device refused the frame.";

@@ -16,6 +16,7 @@ pub mod counters;
 pub mod emit;
 pub mod ip4;
 pub mod l2;
+pub mod nat;
 pub mod pipeline;
 pub mod port;
 pub mod wire;

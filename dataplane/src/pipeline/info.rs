@@ -56,6 +56,9 @@ pub struct StatsInfo {
     pub bridges: Vec<BridgeInfo>,
     pub fdb_entries: usize,
     pub fdb_max: usize,
+    pub nat_sessions: usize,
+    pub nat_max: usize,
+    pub nat: crate::nat::NatCounters,
     pub arp_entries: usize,
     pub arp_max: usize,
     pub routes: usize,
@@ -107,4 +110,34 @@ pub struct NeighInfo {
     pub age: Option<u32>,
     /// Packets waiting for the answer.
     pub queued: u8,
+}
+
+/// One NAT rule, in words and numbers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NatRuleInfo {
+    pub id: u32,
+    /// `masquerade`, `snat` or `dnat`.
+    pub kind: String,
+    pub src: Option<Ipv4Net>,
+    /// The egress bridge (source NAT) or ingress bridge (destination NAT).
+    pub bridge: String,
+    /// Source NAT: the outside address range; destination NAT: the target.
+    pub to: Option<String>,
+    pub ports: Option<(u16, u16)>,
+    pub proto: Option<String>,
+    pub dport: Option<u16>,
+    pub hits: u64,
+}
+
+/// One NAT session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NatSessionInfo {
+    pub proto: String,
+    pub inside: String,
+    pub outside: String,
+    pub remote: String,
+    pub state: crate::nat::ConnState,
+    pub rule: u32,
+    /// Seconds since the last packet.
+    pub age: u32,
 }

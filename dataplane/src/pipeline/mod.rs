@@ -16,5 +16,8 @@ mod info;
 mod switch;
 
 pub use engine::{Engine, EngineHandle, EngineStopped, Job};
-pub use info::{AddrInfo, BridgeInfo, FdbRow, NeighInfo, PortInfo, RouteGet, RouteInfo, StatsInfo};
+pub use info::{
+    AddrInfo, BridgeInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, PortInfo, RouteGet,
+    RouteInfo, StatsInfo,
+};
 pub use switch::{Rejected, Switch, SwitchConfig, SwitchError, DEFAULT_BRIDGE, MAX_BRIDGES};

@@ -1,0 +1,665 @@
+//! NAT: source NAT (masquerade and SNAT to an address range), destination
+//! NAT (port publishing), and the connection tracking they stand on
+//! (RFC 4787 for UDP, RFC 5382 for TCP, RFC 5508 for ICMP, RFC 7857).
+//!
+//! A session is two tuples, as in the kernel's conntrack: `orig`, the first
+//! packet as it arrived, and `reply`, what an answer looks like as it
+//! arrives. A packet that matches one is rewritten to the inverse of the
+//! other, so one rule covers source NAT, destination NAT and both at once.
+//!
+//! Mapping is endpoint-independent (RFC 4787 REQ-1): an inside address and
+//! port keep one outside address and port for every destination; the inside
+//! port is kept when it is free (REQ-3), and an inside host always gets the
+//! same outside address of a pool ("paired", REQ-2). Filtering is
+//! address-and-port-dependent: only answers to what went out come in, and
+//! published ports.
+
+pub mod translate;
+
+use crate::ip4::Ipv4Net;
+use crate::l2::BridgeId;
+use crate::wire::ipv4::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+pub use translate::{parse_tuple, rewrite, Tuple};
+
+/// Timeouts in seconds (RFC 5382 REQ-5: established TCP at least 2 h 4 min,
+/// transitory 4 min; RFC 4787 REQ-5: UDP at least 2 min, 5 min recommended).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timeouts {
+    pub tcp_established: u32,
+    pub tcp_transitory: u32,
+    pub udp: u32,
+    pub icmp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_established: 7440,
+            tcp_transitory: 240,
+            udp: 300,
+            icmp: 60,
+        }
+    }
+}
+
+/// What a rule does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum NatAction {
+    /// Source NAT to the address of the egress bridge's router interface.
+    Masquerade,
+    /// Source NAT to an address of `first..=last` (paired per inside host).
+    Snat { first: Ipv4Addr, last: Ipv4Addr },
+    /// Destination NAT of `proto` to `dport` (of any router address) to
+    /// `to_addr:to_port`.
+    Dnat {
+        proto: u8,
+        dport: u16,
+        to_addr: Ipv4Addr,
+        to_port: u16,
+    },
+}
+
+/// One NAT rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NatRule {
+    pub id: u32,
+    pub action: NatAction,
+    /// Source NAT: which inside sources it applies to.
+    pub src: Option<Ipv4Net>,
+    /// Source NAT: the egress bridge; destination NAT: the ingress bridge.
+    pub bridge: BridgeId,
+    /// Source NAT: the outside port range.
+    pub ports: (u16, u16),
+    pub hits: u64,
+}
+
+/// TCP connection state, coarse enough for NAT timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnState {
+    /// TCP before the handshake completes, or after FIN/RST.
+    Transitory,
+    Established,
+    /// UDP and ICMP: no states.
+    Open,
+}
+
+impl Session {
+    /// (inside, outside, remote) endpoints, whichever side started it.
+    pub fn endpoints(&self) -> ((Ipv4Addr, u16), (Ipv4Addr, u16), (Ipv4Addr, u16)) {
+        let (o, r) = (&self.orig, &self.reply);
+        if self.mapping.is_some() {
+            ((o.src, o.sport), (r.dst, r.dport), (o.dst, o.dport))
+        } else {
+            ((r.src, r.sport), (o.dst, o.dport), (o.src, o.sport))
+        }
+    }
+}
+
+/// One tracked connection.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub orig: Tuple,
+    pub reply: Tuple,
+    pub rule: u32,
+    pub state: ConnState,
+    /// Milliseconds on the switch clock.
+    pub last_seen: u64,
+    pub created: u64,
+    /// The endpoint-independent mapping this session uses, if source NAT.
+    mapping: Option<(u8, Ipv4Addr, u16)>,
+    seen_reply: bool,
+}
+
+/// Why NAT refused a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatDrop {
+    /// The session table is at its limit.
+    TableFull,
+    /// No free outside port in the rule's range.
+    NoPorts,
+}
+
+/// Counters of the NAT stage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NatCounters {
+    pub translated: u64,
+    pub sessions_created: u64,
+    pub sessions_expired: u64,
+    pub table_full: u64,
+    pub no_ports: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mapping {
+    addr: Ipv4Addr,
+    port: u16,
+    refs: u32,
+}
+
+/// Rules, sessions and mappings.
+pub struct Nat {
+    rules: Vec<NatRule>,
+    next_rule: u32,
+    sessions: Vec<Option<Session>>,
+    free: Vec<u32>,
+    /// Both tuples of every session -> (session, is the reply direction).
+    tuples: HashMap<Tuple, (u32, bool), ahash::RandomState>,
+    mappings: HashMap<(u8, Ipv4Addr, u16), Mapping, ahash::RandomState>,
+    used: HashSet<(u8, Ipv4Addr, u16), ahash::RandomState>,
+    max: usize,
+    live: usize,
+    pub timeouts: Timeouts,
+    pub counters: NatCounters,
+    cursor: u16,
+}
+
+/// The result of the NAT stage for one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatVerdict {
+    /// Rewritten to this tuple.
+    Translate(Tuple),
+    /// Not NAT's business.
+    Pass,
+    Drop(NatDrop),
+}
+
+impl Nat {
+    pub fn new(max: usize) -> Nat {
+        let hasher = ahash::RandomState::new;
+        Nat {
+            rules: Vec::new(),
+            next_rule: 1,
+            sessions: Vec::new(),
+            free: Vec::new(),
+            tuples: HashMap::with_capacity_and_hasher(0, hasher()),
+            mappings: HashMap::with_capacity_and_hasher(0, hasher()),
+            used: HashSet::with_capacity_and_hasher(0, hasher()),
+            max,
+            live: 0,
+            timeouts: Timeouts::default(),
+            counters: NatCounters::default(),
+            cursor: 0,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        !self.rules.is_empty() || self.live > 0
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    pub fn rules(&self) -> &[NatRule] {
+        &self.rules
+    }
+
+    /// Adds a rule at the end; returns its id.
+    pub fn add_rule(
+        &mut self,
+        action: NatAction,
+        src: Option<Ipv4Net>,
+        bridge: BridgeId,
+        ports: (u16, u16),
+    ) -> u32 {
+        let id = self.next_rule;
+        self.next_rule += 1;
+        self.rules.push(NatRule {
+            id,
+            action,
+            src,
+            bridge,
+            ports,
+            hits: 0,
+        });
+        id
+    }
+
+    /// Deletes a rule; its sessions go with it.
+    pub fn del_rule(&mut self, id: u32) -> bool {
+        let before = self.rules.len();
+        self.rules.retain(|r| r.id != id);
+        if self.rules.len() == before {
+            return false;
+        }
+        self.flush(|s| s.rule == id);
+        true
+    }
+
+    /// Removes the rules (and sessions) of a bridge that is going away.
+    pub fn forget_bridge(&mut self, bridge: BridgeId) {
+        let ids: Vec<u32> = self
+            .rules
+            .iter()
+            .filter(|r| r.bridge == bridge)
+            .map(|r| r.id)
+            .collect();
+        for id in ids {
+            self.del_rule(id);
+        }
+    }
+
+    /// Every live session.
+    pub fn sessions(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.iter().flatten()
+    }
+
+    /// Removes the sessions `drop` says yes to; returns how many.
+    pub fn flush(&mut self, mut drop: impl FnMut(&Session) -> bool) -> usize {
+        let mut n = 0;
+        for i in 0..self.sessions.len() {
+            if self.sessions[i].as_ref().is_some_and(&mut drop) {
+                self.remove(i as u32);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn remove(&mut self, id: u32) {
+        let Some(s) = self.sessions[id as usize].take() else {
+            return;
+        };
+        self.tuples.remove(&s.orig);
+        self.tuples.remove(&s.reply);
+        if let Some(key) = s.mapping {
+            if let Some(m) = self.mappings.get_mut(&key) {
+                m.refs -= 1;
+                if m.refs == 0 {
+                    let m = *m;
+                    self.mappings.remove(&key);
+                    self.used.remove(&(key.0, m.addr, m.port));
+                }
+            }
+        }
+        self.free.push(id);
+        self.live -= 1;
+    }
+
+    fn timeout_ms(&self, s: &Session) -> u64 {
+        let secs = match (s.orig.proto, s.state) {
+            (PROTO_TCP, ConnState::Established) => self.timeouts.tcp_established,
+            (PROTO_TCP, _) => self.timeouts.tcp_transitory,
+            (PROTO_UDP, _) => self.timeouts.udp,
+            _ => self.timeouts.icmp,
+        };
+        u64::from(secs) * 1000
+    }
+
+    /// Reclaims expired sessions.
+    pub fn expire(&mut self, now: u64) {
+        for i in 0..self.sessions.len() {
+            let expired = match &self.sessions[i] {
+                Some(s) => now.saturating_sub(s.last_seen) >= self.timeout_ms(s),
+                None => false,
+            };
+            if expired {
+                self.remove(i as u32);
+                self.counters.sessions_expired += 1;
+            }
+        }
+    }
+
+    /// Before routing: a packet of a known session is translated; a first
+    /// packet to a published port (`to_us`: its destination is a router
+    /// address) starts a destination NAT session.
+    pub fn pre_routing(
+        &mut self,
+        t: &Tuple,
+        tcp_flags: u8,
+        in_bridge: BridgeId,
+        to_us: bool,
+        now: u64,
+    ) -> NatVerdict {
+        if let Some(&(id, is_reply)) = self.tuples.get(t) {
+            return self.hit(id, is_reply, tcp_flags, now);
+        }
+        if !to_us {
+            return NatVerdict::Pass;
+        }
+        let rule = self.rules.iter_mut().find(|r| {
+            r.bridge == in_bridge
+                && matches!(r.action, NatAction::Dnat { proto, dport, .. } if proto == t.proto && dport == t.dport)
+        });
+        let Some(rule) = rule else {
+            return NatVerdict::Pass;
+        };
+        let NatAction::Dnat {
+            to_addr, to_port, ..
+        } = rule.action
+        else {
+            unreachable!("matched a dnat rule")
+        };
+        rule.hits += 1;
+        let rule_id = rule.id;
+        let reply = Tuple {
+            proto: t.proto,
+            src: to_addr,
+            sport: to_port,
+            dst: t.src,
+            dport: t.sport,
+        };
+        self.create(*t, reply, rule_id, None, tcp_flags, now)
+    }
+
+    /// After routing, for a packet not translated yet: source NAT if a rule
+    /// for the egress bridge covers its source. `out_addr` is the egress
+    /// router interface's address (for masquerade).
+    pub fn post_routing(
+        &mut self,
+        t: &Tuple,
+        tcp_flags: u8,
+        out_bridge: BridgeId,
+        out_addr: Option<Ipv4Addr>,
+        now: u64,
+    ) -> NatVerdict {
+        let Some(ri) = self.rules.iter().position(|r| {
+            r.bridge == out_bridge
+                && !matches!(r.action, NatAction::Dnat { .. })
+                && r.src.is_none_or(|n| n.contains(t.src))
+        }) else {
+            return NatVerdict::Pass;
+        };
+        if self.live >= self.max {
+            self.counters.table_full += 1;
+            return NatVerdict::Drop(NatDrop::TableFull);
+        }
+        let key = (t.proto, t.src, t.sport);
+        let (addr, port) = match self.mappings.get_mut(&key) {
+            // REQ-1: the same mapping for every destination.
+            Some(m) => {
+                m.refs += 1;
+                (m.addr, m.port)
+            }
+            None => {
+                let rule = &self.rules[ri];
+                let addr = match rule.action {
+                    NatAction::Snat { first, last } => {
+                        // Paired pooling: one inside host, one outside address.
+                        let span = u32::from(last).saturating_sub(u32::from(first)) + 1;
+                        let h = u32::from(t.src).wrapping_mul(0x9e37_79b1) >> 8;
+                        Ipv4Addr::from(u32::from(first) + h % span)
+                    }
+                    _ => match out_addr {
+                        Some(a) => a,
+                        None => return NatVerdict::Pass,
+                    },
+                };
+                let Some(port) = self.free_port(t.proto, addr, t.sport, rule.ports) else {
+                    self.counters.no_ports += 1;
+                    return NatVerdict::Drop(NatDrop::NoPorts);
+                };
+                self.used.insert((t.proto, addr, port));
+                self.mappings.insert(
+                    key,
+                    Mapping {
+                        addr,
+                        port,
+                        refs: 1,
+                    },
+                );
+                (addr, port)
+            }
+        };
+        self.rules[ri].hits += 1;
+        let rule_id = self.rules[ri].id;
+        let reply = Tuple {
+            proto: t.proto,
+            src: t.dst,
+            sport: t.dport,
+            dst: addr,
+            dport: port,
+        };
+        self.create(*t, reply, rule_id, Some(key), tcp_flags, now)
+    }
+
+    /// The inside port if free (REQ-3, port preservation), else the next
+    /// free one of the range.
+    fn free_port(
+        &mut self,
+        proto: u8,
+        addr: Ipv4Addr,
+        want: u16,
+        (lo, hi): (u16, u16),
+    ) -> Option<u16> {
+        if (lo..=hi).contains(&want) && !self.used.contains(&(proto, addr, want)) {
+            return Some(want);
+        }
+        let span = u32::from(hi - lo) + 1;
+        for _ in 0..span {
+            self.cursor = self.cursor.wrapping_add(1);
+            let p = lo + (u32::from(self.cursor) % span) as u16;
+            if !self.used.contains(&(proto, addr, p)) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    fn create(
+        &mut self,
+        orig: Tuple,
+        reply: Tuple,
+        rule: u32,
+        mapping: Option<(u8, Ipv4Addr, u16)>,
+        tcp_flags: u8,
+        now: u64,
+    ) -> NatVerdict {
+        if self.live >= self.max || self.tuples.contains_key(&reply) {
+            if let Some(key) = mapping {
+                self.release_mapping(key);
+            }
+            self.counters.table_full += 1;
+            return NatVerdict::Drop(NatDrop::TableFull);
+        }
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.sessions.push(None);
+                (self.sessions.len() - 1) as u32
+            }
+        };
+        let state = if orig.proto == PROTO_TCP {
+            ConnState::Transitory
+        } else {
+            ConnState::Open
+        };
+        self.sessions[id as usize] = Some(Session {
+            orig,
+            reply,
+            rule,
+            state,
+            last_seen: now,
+            created: now,
+            mapping,
+            seen_reply: false,
+        });
+        self.tuples.insert(orig, (id, false));
+        self.tuples.insert(reply, (id, true));
+        self.live += 1;
+        self.counters.sessions_created += 1;
+        self.hit(id, false, tcp_flags, now)
+    }
+
+    fn release_mapping(&mut self, key: (u8, Ipv4Addr, u16)) {
+        if let Some(m) = self.mappings.get_mut(&key) {
+            m.refs -= 1;
+            if m.refs == 0 {
+                let m = *m;
+                self.mappings.remove(&key);
+                self.used.remove(&(key.0, m.addr, m.port));
+            }
+        }
+    }
+
+    /// A packet of session `id`: refresh it, follow TCP, and say what the
+    /// packet becomes.
+    fn hit(&mut self, id: u32, is_reply: bool, tcp_flags: u8, now: u64) -> NatVerdict {
+        let s = self.sessions[id as usize]
+            .as_mut()
+            .expect("tuple points at a live session");
+        // RFC 4787 REQ-6: outbound traffic refreshes; so does inbound here,
+        // as the kernel does (REQ-6 leaves it to the implementation).
+        s.last_seen = now;
+        if is_reply {
+            s.seen_reply = true;
+        }
+        if s.orig.proto == PROTO_TCP {
+            const FIN: u8 = 0x01;
+            const RST: u8 = 0x04;
+            const ACK: u8 = 0x10;
+            if tcp_flags & (FIN | RST) != 0 {
+                s.state = ConnState::Transitory;
+            } else if s.seen_reply
+                && tcp_flags & ACK != 0
+                && s.state == ConnState::Transitory
+                && !is_reply
+            {
+                s.state = ConnState::Established;
+            }
+        }
+        self.counters.translated += 1;
+        let to = if is_reply {
+            s.orig.inverse()
+        } else {
+            s.reply.inverse()
+        };
+        NatVerdict::Translate(to)
+    }
+}
+
+/// Whether a protocol's packets can be tracked (ports or an echo id).
+pub fn trackable(proto: u8) -> bool {
+    matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(proto: u8, src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
+        Tuple {
+            proto,
+            src: src.parse().unwrap(),
+            sport,
+            dst: dst.parse().unwrap(),
+            dport,
+        }
+    }
+
+    fn masq() -> Nat {
+        let mut nat = Nat::new(1000);
+        nat.add_rule(
+            NatAction::Masquerade,
+            Some("192.168.15.0/24".parse().unwrap()),
+            1,
+            (1024, 65535),
+        );
+        nat
+    }
+
+    #[test]
+    fn masquerade_keeps_one_mapping_for_every_destination() {
+        let mut nat = masq();
+        let out = Some("203.0.113.1".parse().unwrap());
+        let a = t(PROTO_UDP, "192.168.15.1", 40000, "198.51.100.53", 53);
+        let b = t(PROTO_UDP, "192.168.15.1", 40000, "198.51.100.99", 53);
+        assert_eq!(
+            nat.post_routing(&a, 0, 1, out, 0),
+            NatVerdict::Translate(t(PROTO_UDP, "203.0.113.1", 40000, "198.51.100.53", 53)),
+            "port preserved"
+        );
+        assert_eq!(
+            nat.post_routing(&b, 0, 1, out, 0),
+            NatVerdict::Translate(t(PROTO_UDP, "203.0.113.1", 40000, "198.51.100.99", 53)),
+            "same mapping to another destination"
+        );
+        // The answer comes back translated to the inside host.
+        let answer = t(PROTO_UDP, "198.51.100.53", 53, "203.0.113.1", 40000);
+        assert_eq!(
+            nat.pre_routing(&answer, 0, 1, true, 1),
+            NatVerdict::Translate(a.inverse())
+        );
+        // Another inside host with the same port gets another outside port.
+        let c = t(PROTO_UDP, "192.168.15.2", 40000, "198.51.100.53", 53);
+        match nat.post_routing(&c, 0, 1, out, 0) {
+            NatVerdict::Translate(x) => assert_ne!(x.sport, 40000),
+            v => panic!("{v:?}"),
+        }
+        // Unsolicited: from a remote that was never contacted.
+        let stranger = t(PROTO_UDP, "198.51.100.7", 53, "203.0.113.1", 40000);
+        assert_eq!(nat.pre_routing(&stranger, 0, 1, true, 1), NatVerdict::Pass);
+        assert_eq!(nat.len(), 3);
+    }
+
+    #[test]
+    fn dnat_publishes_a_port_and_sessions_expire() {
+        let mut nat = Nat::new(10);
+        nat.add_rule(
+            NatAction::Dnat {
+                proto: PROTO_TCP,
+                dport: 8080,
+                to_addr: "192.168.15.1".parse().unwrap(),
+                to_port: 80,
+            },
+            None,
+            1,
+            (0, 0),
+        );
+        let syn = t(PROTO_TCP, "198.51.100.7", 5555, "203.0.113.1", 8080);
+        assert_eq!(
+            nat.pre_routing(&syn, 0x02, 1, true, 0),
+            NatVerdict::Translate(t(PROTO_TCP, "198.51.100.7", 5555, "192.168.15.1", 80))
+        );
+        let synack = t(PROTO_TCP, "192.168.15.1", 80, "198.51.100.7", 5555);
+        assert_eq!(
+            nat.pre_routing(&synack, 0x12, 0, false, 1),
+            NatVerdict::Translate(syn.inverse())
+        );
+        nat.expire(1 + 239_000);
+        assert_eq!(nat.len(), 1, "transitory TCP lives 240 s");
+        nat.expire(1 + 240_000);
+        assert_eq!(nat.len(), 0);
+        assert_eq!(nat.counters.sessions_expired, 1);
+    }
+
+    #[test]
+    fn bounded_table_and_port_range() {
+        let mut nat = Nat::new(2);
+        nat.add_rule(NatAction::Masquerade, None, 1, (2000, 2000));
+        let out = Some("203.0.113.1".parse().unwrap());
+        let a = t(PROTO_UDP, "10.0.0.1", 1, "198.51.100.1", 9);
+        let b = t(PROTO_UDP, "10.0.0.2", 1, "198.51.100.1", 9);
+        assert!(matches!(
+            nat.post_routing(&a, 0, 1, out, 0),
+            NatVerdict::Translate(_)
+        ));
+        assert_eq!(
+            nat.post_routing(&b, 0, 1, out, 0),
+            NatVerdict::Drop(NatDrop::NoPorts)
+        );
+        let a2 = t(PROTO_UDP, "10.0.0.1", 1, "198.51.100.2", 9);
+        assert!(matches!(
+            nat.post_routing(&a2, 0, 1, out, 0),
+            NatVerdict::Translate(_)
+        ));
+        let a3 = t(PROTO_UDP, "10.0.0.1", 1, "198.51.100.3", 9);
+        assert_eq!(
+            nat.post_routing(&a3, 0, 1, out, 0),
+            NatVerdict::Drop(NatDrop::TableFull)
+        );
+    }
+}

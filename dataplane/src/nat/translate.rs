@@ -1,0 +1,241 @@
+//! Reading a packet's connection tuple and rewriting it in place, with
+//! incremental checksum updates (RFC 1624) of IPv4, TCP, UDP and ICMP.
+//!
+//! A frame whose L4 checksum the device is still to compute (virtio-net
+//! `NEEDS_CSUM`, the default for TCP from a veth peer) carries in its
+//! checksum field only the sum of the pseudo header, not complemented: for
+//! those only the address change is folded in, since the device sums the
+//! ports itself.
+
+use crate::wire::checksum;
+use crate::wire::ipv4::{Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// A connection tuple; for ICMP echo both ports are the identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Tuple {
+    pub proto: u8,
+    pub src: Ipv4Addr,
+    pub sport: u16,
+    pub dst: Ipv4Addr,
+    pub dport: u16,
+}
+
+impl Tuple {
+    /// The same flow seen from the other end.
+    pub fn inverse(&self) -> Tuple {
+        Tuple {
+            proto: self.proto,
+            src: self.dst,
+            sport: self.dport,
+            dst: self.src,
+            dport: self.sport,
+        }
+    }
+}
+
+impl fmt::Display for Tuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = match self.proto {
+            PROTO_TCP => "tcp",
+            PROTO_UDP => "udp",
+            PROTO_ICMP => "icmp",
+            _ => "?",
+        };
+        write!(
+            f,
+            "{p} {}:{} -> {}:{}",
+            self.src, self.sport, self.dst, self.dport
+        )
+    }
+}
+
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_ECHO_REQUEST: u8 = 8;
+
+/// The tuple of an (already validated) IPv4 packet, and its TCP flags;
+/// `None` for what NAT cannot track: other protocols, non-first fragments,
+/// ICMP other than echo, headers cut short.
+pub fn parse_tuple(l3: &[u8]) -> Option<(Tuple, u8)> {
+    let ip = Ipv4Packet::new_unchecked(l3);
+    if ip.frag_offset() != 0 {
+        return None;
+    }
+    let l4 = ip.payload();
+    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    let (sport, dport, flags) = match ip.protocol() {
+        PROTO_TCP if l4.len() >= 20 => (port(0), port(2), l4[13]),
+        PROTO_UDP if l4.len() >= 8 => (port(0), port(2), 0),
+        PROTO_ICMP if l4.len() >= 8 && matches!(l4[0], ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY) => {
+            (port(4), port(4), 0)
+        }
+        _ => return None,
+    };
+    let t = Tuple {
+        proto: ip.protocol(),
+        src: ip.src(),
+        sport,
+        dst: ip.dst(),
+        dport,
+    };
+    Some((t, flags))
+}
+
+fn words(a: Ipv4Addr) -> [u16; 2] {
+    let o = a.octets();
+    [
+        u16::from_be_bytes([o[0], o[1]]),
+        u16::from_be_bytes([o[2], o[3]]),
+    ]
+}
+
+/// Updates a checksum field at `at` for 16-bit words changing from `old` to
+/// `new`; `partial` for a not-complemented pseudo-header sum.
+fn fix(buf: &mut [u8], at: usize, changes: &[(u16, u16)], partial: bool) {
+    let mut c = u16::from_be_bytes([buf[at], buf[at + 1]]);
+    for &(old, new) in changes {
+        if old != new {
+            c = if partial {
+                !checksum::update(!c, old, new)
+            } else {
+                checksum::update(c, old, new)
+            };
+        }
+    }
+    buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Rewrites the packet's tuple (from `parse_tuple`) to `to`.
+/// `partial`: the L4 checksum is left to the device (NEEDS_CSUM).
+pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
+    let hl = usize::from(l3[0] & 0x0f) * 4;
+    let (os, ns, od, nd) = (
+        words(from.src),
+        words(to.src),
+        words(from.dst),
+        words(to.dst),
+    );
+    let addr_changes = [
+        (os[0], ns[0]),
+        (os[1], ns[1]),
+        (od[0], nd[0]),
+        (od[1], nd[1]),
+    ];
+    fix(l3, 10, &addr_changes, false);
+    l3[12..16].copy_from_slice(&to.src.octets());
+    l3[16..20].copy_from_slice(&to.dst.octets());
+    let l4 = &mut l3[hl..];
+    let port_changes = [(from.sport, to.sport), (from.dport, to.dport)];
+    match from.proto {
+        PROTO_TCP | PROTO_UDP => {
+            let at = if from.proto == PROTO_TCP { 16 } else { 6 };
+            // RFC 768: a zero UDP checksum means none, and stays so.
+            let none = from.proto == PROTO_UDP && l4[6..8] == [0, 0] && !partial;
+            if !none {
+                fix(l4, at, &addr_changes, partial);
+                if !partial {
+                    fix(l4, at, &port_changes, false);
+                }
+            }
+            l4[0..2].copy_from_slice(&to.sport.to_be_bytes());
+            l4[2..4].copy_from_slice(&to.dport.to_be_bytes());
+        }
+        PROTO_ICMP => {
+            // The identifier; ICMP sums no pseudo header.
+            fix(l4, 2, &[(from.sport, to.sport)], false);
+            l4[4..6].copy_from_slice(&to.sport.to_be_bytes());
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ipv4::emit_header;
+
+    fn udp_packet(csum: bool) -> Vec<u8> {
+        let mut p = vec![0u8; 20 + 8 + 4];
+        emit_header(
+            &mut p,
+            32,
+            1,
+            64,
+            PROTO_UDP,
+            "10.0.0.1".parse().unwrap(),
+            "10.0.1.1".parse().unwrap(),
+        );
+        p[20..22].copy_from_slice(&1234u16.to_be_bytes());
+        p[22..24].copy_from_slice(&53u16.to_be_bytes());
+        p[24..26].copy_from_slice(&12u16.to_be_bytes());
+        p[28..32].copy_from_slice(b"abcd");
+        if csum {
+            let c = l4_checksum(&p);
+            p[26..28].copy_from_slice(&c.to_be_bytes());
+        }
+        p
+    }
+
+    /// The full checksum of the UDP/TCP segment with its pseudo header.
+    fn l4_checksum(p: &[u8]) -> u16 {
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&p[12..20]);
+        pseudo.extend_from_slice(&[0, p[9]]);
+        pseudo.extend_from_slice(&((p.len() - 20) as u16).to_be_bytes());
+        let mut seg = p[20..].to_vec();
+        let at = if p[9] == PROTO_TCP { 16 } else { 6 };
+        seg[at..at + 2].fill(0);
+        checksum::finish(checksum::add(checksum::add(0, &pseudo), &seg))
+    }
+
+    #[test]
+    fn rewrite_keeps_ip_and_udp_checksums_valid() {
+        let mut p = udp_packet(true);
+        let (t, _) = parse_tuple(&p).unwrap();
+        let to = Tuple {
+            src: "203.0.113.7".parse().unwrap(),
+            sport: 40000,
+            ..t
+        };
+        rewrite(&mut p, &t, &to, false);
+        assert!(Ipv4Packet::new_checked(&p[..]).is_ok());
+        assert_eq!(parse_tuple(&p).unwrap().0, to);
+        assert_eq!(u16::from_be_bytes([p[26], p[27]]), l4_checksum(&p));
+    }
+
+    #[test]
+    fn a_zero_udp_checksum_stays_zero() {
+        let mut p = udp_packet(false);
+        let (t, _) = parse_tuple(&p).unwrap();
+        let to = Tuple {
+            src: "203.0.113.7".parse().unwrap(),
+            ..t
+        };
+        rewrite(&mut p, &t, &to, false);
+        assert_eq!(&p[26..28], &[0, 0]);
+    }
+
+    #[test]
+    fn a_partial_checksum_follows_the_addresses_only() {
+        // NEEDS_CSUM: the field holds the folded pseudo-header sum.
+        let mut p = udp_packet(false);
+        let pseudo = |p: &[u8]| {
+            let mut ph = Vec::new();
+            ph.extend_from_slice(&p[12..20]);
+            ph.extend_from_slice(&[0, PROTO_UDP, 0, 12]);
+            !checksum::finish(checksum::add(0, &ph))
+        };
+        let c = pseudo(&p);
+        p[26..28].copy_from_slice(&c.to_be_bytes());
+        let (t, _) = parse_tuple(&p).unwrap();
+        let to = Tuple {
+            src: "203.0.113.7".parse().unwrap(),
+            sport: 40000,
+            ..t
+        };
+        rewrite(&mut p, &t, &to, true);
+        assert_eq!(u16::from_be_bytes([p[26], p[27]]), pseudo(&p));
+    }
+}
