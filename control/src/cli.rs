@@ -1,10 +1,11 @@
 //! The `patchbay` command line: iproute2-style words in, a [`Request`] out,
 //! and the result printed for people (or as JSON with `-j`).
 
-use crate::api::{LinkKind, LinkShow, Request};
+use crate::api::{LinkKind, LinkShow, NatRuleSpec, Request};
 use patchbay_dataplane::ip4::Ipv4Net;
 use patchbay_dataplane::pipeline::{
-    AddrInfo, FdbRow, NeighInfo, RouteGet, RouteInfo, StatsInfo, DEFAULT_BRIDGE,
+    AddrInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, RouteGet, RouteInfo, StatsInfo,
+    DEFAULT_BRIDGE,
 };
 use patchbay_dataplane::wire::Mac;
 use serde_json::Value;
@@ -38,6 +39,11 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   neigh add A.B.C.D lladdr MAC dev BRIDGE       permanent entry
   neigh del A.B.C.D dev BRIDGE
   neigh flush [dev BRIDGE]                      forget learned entries
+  nat add masquerade [src PREFIX] out BRIDGE [ports A-B]
+  nat add snat [src PREFIX] to ADDR[-ADDR] [ports A-B] out BRIDGE
+  nat add dnat proto tcp|udp in BRIDGE dport PORT to ADDR:PORT
+  nat show | nat del ID                         rules with hit counters
+  nat sessions [flush]                          inside, outside, remote, state, age
   stats                                         every counter, drops by reason
   version                                       versions of patchbay and patchbayd
 
@@ -53,6 +59,9 @@ pub enum Output {
     Routes,
     RouteGet,
     Neighbors,
+    NatRules,
+    NatSessions,
+    NatAdded,
     Fdb,
     Stats,
     Flushed,
@@ -222,6 +231,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         }
         ("version", _) => (Request::Version, Output::Version),
         ("addr" | "address" | "a", _) => parse_addr(&command, &mut w)?,
+        ("nat", _) => parse_nat(&command, &mut w)?,
         ("route" | "r", _) => parse_route(&command, &mut w)?,
         ("neigh" | "neighbor" | "neighbour" | "n", _) => parse_neigh(&command, &mut w)?,
         ("link" | "fdb", c) => {
@@ -331,6 +341,115 @@ fn parse_route(command: &str, w: &mut Words) -> Result<(Request, Output), String
         }
         c => Err(format!(
             "route: unknown command '{c}' (try: show, get, add, del)"
+        )),
+    }
+}
+
+fn range<T: std::str::FromStr>(ctx: &str, what: &str, s: &str) -> Result<(T, T), String> {
+    let bad = || format!("{ctx}: '{s}' is not a {what} range (like A-B)");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
+}
+
+fn parse_nat(command: &str, w: &mut Words) -> Result<(Request, Output), String> {
+    let ctx = w.context.clone();
+    match command {
+        "show" | "list" | "ls" => {
+            no_more(w)?;
+            Ok((Request::NatShow, Output::NatRules))
+        }
+        "sessions" => match w.next().as_deref() {
+            None => Ok((Request::NatSessions, Output::NatSessions)),
+            Some("flush") => Ok((Request::NatSessionsFlush, Output::Flushed)),
+            Some(x) => Err(w.unexpected(x)),
+        },
+        "del" | "delete" => {
+            let id = w
+                .next()
+                .ok_or_else(|| format!("{ctx}: missing rule number"))?;
+            let id = id
+                .parse()
+                .map_err(|_| format!("{ctx}: '{id}' is not a rule number"))?;
+            no_more(w)?;
+            Ok((Request::NatDel { id }, Output::Nothing))
+        }
+        "add" => {
+            let kind = w
+                .next()
+                .ok_or_else(|| format!("{ctx}: missing masquerade, snat or dnat"))?;
+            let (mut src, mut out, mut inb, mut to, mut ports, mut proto, mut dport) =
+                (None, None, None, None, None, None, None);
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "src" => src = Some(net(&ctx, w.next())?),
+                    "out" => out = Some(w.value("out", "a bridge name")?),
+                    "in" => inb = Some(w.value("in", "a bridge name")?),
+                    "to" => to = Some(w.value("to", "an address (range) or ADDR:PORT")?),
+                    "ports" => {
+                        ports = Some(range::<u16>(
+                            &ctx,
+                            "port",
+                            &w.value("ports", "a port range")?,
+                        )?)
+                    }
+                    "proto" => proto = Some(w.value("proto", "tcp or udp")?),
+                    "dport" => {
+                        let v = w.value("dport", "a port")?;
+                        dport = Some(
+                            v.parse()
+                                .map_err(|_| format!("{ctx}: '{v}' is not a port"))?,
+                        );
+                    }
+                    _ => return Err(w.unexpected(&x)),
+                }
+            }
+            let need = |v: Option<String>, what: &str| {
+                v.ok_or_else(|| format!("{ctx}: {kind} needs '{what}'"))
+            };
+            let rule = match kind.as_str() {
+                "masquerade" => NatRuleSpec::Masquerade {
+                    src,
+                    out: need(out, "out BRIDGE")?,
+                    ports,
+                },
+                "snat" => {
+                    let (first, last) =
+                        range::<Ipv4Addr>(&ctx, "address", &need(to, "to ADDR[-ADDR]")?)?;
+                    NatRuleSpec::Snat {
+                        src,
+                        first,
+                        last,
+                        out: need(out, "out BRIDGE")?,
+                        ports,
+                    }
+                }
+                "dnat" => {
+                    let to = need(to, "to ADDR:PORT")?;
+                    let (a, p) = to
+                        .split_once(':')
+                        .ok_or_else(|| format!("{ctx}: 'to' needs ADDR:PORT, not '{to}'"))?;
+                    NatRuleSpec::Dnat {
+                        proto: need(proto, "proto tcp|udp")?,
+                        in_dev: need(inb, "in BRIDGE")?,
+                        dport: dport.ok_or_else(|| format!("{ctx}: dnat needs 'dport PORT'"))?,
+                        to_addr: a
+                            .parse()
+                            .map_err(|_| format!("{ctx}: '{a}' is not an IPv4 address"))?,
+                        to_port: p
+                            .parse()
+                            .map_err(|_| format!("{ctx}: '{p}' is not a port"))?,
+                    }
+                }
+                k => {
+                    return Err(format!(
+                        "{ctx}: unknown rule '{k}' (masquerade, snat or dnat)"
+                    ))
+                }
+            };
+            Ok((Request::NatAdd { rule }, Output::NatAdded))
+        }
+        c => Err(format!(
+            "nat: unknown command '{c}' (try: show, add, del, sessions)"
         )),
     }
 }
@@ -659,6 +778,52 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
                 let _ = writeln!(s, "{line}");
             }
         }
+        Output::NatAdded => {
+            let _ = writeln!(s, "rule {}", result.as_u64().unwrap_or(0));
+        }
+        Output::NatRules => {
+            let rules: Vec<NatRuleInfo> = decode(result)?;
+            for r in rules {
+                let mut line = format!("{}: {}", r.id, r.kind);
+                if let (Some(p), Some(d)) = (&r.proto, r.dport) {
+                    let _ = write!(line, " proto {p} in {} dport {d}", r.bridge);
+                }
+                if let Some(src) = r.src {
+                    let _ = write!(line, " src {src}");
+                }
+                if let Some(to) = &r.to {
+                    let _ = write!(line, " to {to}");
+                }
+                if let Some((lo, hi)) = r.ports {
+                    let _ = write!(line, " ports {lo}-{hi} out {}", r.bridge);
+                }
+                let _ = writeln!(s, "{line}  hits {}", r.hits);
+            }
+        }
+        Output::NatSessions => {
+            let rows: Vec<NatSessionInfo> = decode(result)?;
+            let _ = writeln!(
+                s,
+                "{:<5} {:<22} {:<22} {:<22} {:<12} {:>5} {:>6}",
+                "PROTO", "INSIDE", "OUTSIDE", "REMOTE", "STATE", "RULE", "AGE"
+            );
+            for r in rows {
+                let state = serde_json::to_value(r.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from));
+                let _ = writeln!(
+                    s,
+                    "{:<5} {:<22} {:<22} {:<22} {:<12} {:>5} {:>5}s",
+                    r.proto,
+                    r.inside,
+                    r.outside,
+                    r.remote,
+                    state.unwrap_or_default(),
+                    r.rule,
+                    r.age
+                );
+            }
+        }
         Output::Fdb => {
             let rows: Vec<FdbRow> = decode(result)?;
             for r in rows {
@@ -681,6 +846,17 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
                 st.arp_max,
                 st.routes,
                 st.router_buffers_free
+            );
+            let _ = writeln!(
+                s,
+                "nat: {}/{} sessions; created {}, expired {}, translated {}, table full {}, out of ports {}",
+                st.nat_sessions,
+                st.nat_max,
+                st.nat.sessions_created,
+                st.nat.sessions_expired,
+                st.nat.translated,
+                st.nat.table_full,
+                st.nat.no_ports
             );
             let l3 = &st.l3;
             let _ = writeln!(

@@ -54,6 +54,7 @@ drop_reasons! {
     NoBuffer => "no-buffer", "The pool of buffers for frames the router makes was empty.";
     NatTableFull => "nat-table-full", "A new NAT session did not fit in the session table.";
     NatNoPorts => "nat-no-ports", "No outside port left in the NAT rule's range.";
+    NatFiltered => "nat-filtered", "Unsolicited: to a NAT address, with no session and no published port (RFC 4787 filtering).";
     TxBusy => "tx-busy", "Egress device or socket buffer was full.";
     TxDown => "tx-down", "Egress interface is down or gone.";
     TxError => "tx-error", "Egress device refused the frame.";

@@ -41,6 +41,21 @@ struct Args {
     /// Seconds a stale ARP entry is kept (still used) before it is forgotten.
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=86_400))]
     arp_stale_secs: u32,
+    /// Most NAT sessions; past it new flows are dropped and counted.
+    #[arg(long, value_name = "N", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1..))]
+    nat_max: u32,
+    /// NAT timeout of an established TCP connection (RFC 5382: at least 7440).
+    #[arg(long, value_name = "SECS", default_value_t = 7440)]
+    nat_tcp_established_secs: u32,
+    /// NAT timeout of TCP before the handshake completes or after FIN/RST.
+    #[arg(long, value_name = "SECS", default_value_t = 240)]
+    nat_tcp_transitory_secs: u32,
+    /// NAT timeout of a UDP flow (RFC 4787: at least 120, 300 recommended).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    nat_udp_secs: u32,
+    /// NAT timeout of an ICMP echo flow.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    nat_icmp_secs: u32,
     /// Receive ring of each AF_PACKET port, in MiB (15 frames of up to 64 KiB per MiB).
     #[arg(long, value_name = "MIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     rx_ring_mib: u32,
@@ -88,6 +103,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         fdb_max: args.fdb_max,
         ageing_time: args.ageing_time,
         arp_max: args.arp_max as usize,
+        nat_max: args.nat_max as usize,
+        nat_timeouts: patchbay_dataplane::nat::Timeouts {
+            tcp_established: args.nat_tcp_established_secs,
+            tcp_transitory: args.nat_tcp_transitory_secs,
+            udp: args.nat_udp_secs,
+            icmp: args.nat_icmp_secs,
+        },
         arp_reachable_secs: args.arp_reachable_secs,
         arp_stale_secs: args.arp_stale_secs,
         ..SwitchConfig::default()

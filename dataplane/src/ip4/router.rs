@@ -14,7 +14,9 @@ use super::neigh::{ArpCache, NeighState, Resolve, MAX_PENDING};
 use crate::counters::DropReason;
 use crate::emit::{EmitTo, Emitter, BUF_SIZE};
 use crate::l2::{BridgeId, PortId};
-use crate::nat::{parse_tuple, rewrite, Nat, NatDrop, NatVerdict};
+use crate::nat::{
+    parse_icmp_error, parse_tuple, rewrite, rewrite_icmp_error, Nat, NatDrop, NatVerdict,
+};
 use crate::wire::arp::{ArpRepr, ARP_LEN, OP_REPLY, OP_REQUEST};
 use crate::wire::ipv4::{
     self, Ipv4Error, Ipv4Packet, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
@@ -648,6 +650,11 @@ impl Router {
                     NatVerdict::Pass => nat_tuple = Some((t, flags)),
                     NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
                 }
+            } else if let Some((inner, at)) = parse_icmp_error(&frame[L3..]) {
+                // An error about a translated packet goes back translated.
+                if let Some(new_inner) = self.nat.error_translation(&inner) {
+                    rewrite_icmp_error(&mut frame[L3..], at, &inner, &new_inner);
+                }
             }
         }
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
@@ -663,6 +670,11 @@ impl Router {
             return L3Out::Drop(DropReason::Ip4BadSource);
         }
         if self.is_local(dst) {
+            // With NAT on, TCP/UDP to a router address that matched no
+            // session or published port is unsolicited: filtered.
+            if nat_tuple.is_some_and(|(t, _)| t.proto != PROTO_ICMP) {
+                return L3Out::Drop(DropReason::NatFiltered);
+            }
             return self.local_input(frame, in_port, bridge);
         }
         if dst.is_broadcast()

@@ -22,7 +22,7 @@ use crate::wire::ipv4::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-pub use translate::{parse_tuple, rewrite, Tuple};
+pub use translate::{parse_icmp_error, parse_tuple, rewrite, rewrite_icmp_error, Tuple};
 
 /// Timeouts in seconds (RFC 5382 REQ-5: established TCP at least 2 h 4 min,
 /// transitory 4 min; RFC 4787 REQ-5: UDP at least 2 min, 5 min recommended).
@@ -113,6 +113,7 @@ pub struct Session {
     /// The endpoint-independent mapping this session uses, if source NAT.
     mapping: Option<(u8, Ipv4Addr, u16)>,
     seen_reply: bool,
+    closing: bool,
 }
 
 /// Why NAT refused a packet.
@@ -313,6 +314,20 @@ impl Nat {
         }
     }
 
+    /// RFC 5508: for an ICMP error quoting `inner` (a packet of a session,
+    /// as translated), the packet it should quote instead, or `None`.
+    pub fn error_translation(&mut self, inner: &Tuple) -> Option<Tuple> {
+        let &(id, is_reply) = self.tuples.get(&inner.inverse())?;
+        let s = self.sessions[id as usize].as_ref()?;
+        let to = if is_reply {
+            s.orig.inverse()
+        } else {
+            s.reply.inverse()
+        };
+        self.counters.translated += 1;
+        Some(to.inverse())
+    }
+
     /// Before routing: a packet of a known session is translated; a first
     /// packet to a published port (`to_us`: its destination is a router
     /// address) starts a destination NAT session.
@@ -486,6 +501,7 @@ impl Nat {
             created: now,
             mapping,
             seen_reply: false,
+            closing: false,
         });
         self.tuples.insert(orig, (id, false));
         self.tuples.insert(reply, (id, true));
@@ -522,8 +538,11 @@ impl Nat {
             const RST: u8 = 0x04;
             const ACK: u8 = 0x10;
             if tcp_flags & (FIN | RST) != 0 {
+                // RFC 5382 REQ-5: after FIN or RST only the transitory timeout.
                 s.state = ConnState::Transitory;
-            } else if s.seen_reply
+                s.closing = true;
+            } else if !s.closing
+                && s.seen_reply
                 && tcp_flags & ACK != 0
                 && s.state == ConnState::Transitory
                 && !is_reply

@@ -151,6 +151,118 @@ pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
     }
 }
 
+/// For an ICMP error (destination unreachable, source quench, time
+/// exceeded, parameter problem): the tuple of the packet it quotes and
+/// where that packet starts in `l3`.
+pub fn parse_icmp_error(l3: &[u8]) -> Option<(Tuple, usize)> {
+    let ip = Ipv4Packet::new_unchecked(l3);
+    if ip.protocol() != PROTO_ICMP || ip.frag_offset() != 0 {
+        return None;
+    }
+    let hl = ip.header_len();
+    let icmp = ip.payload();
+    if icmp.len() < 8 + 20 + 8 || !matches!(icmp[0], 3 | 4 | 11 | 12) {
+        return None;
+    }
+    let inner_at = hl + 8;
+    let inner = &l3[inner_at..ip.total_len()];
+    let ihl = usize::from(inner[0] & 0x0f) * 4;
+    if inner[0] >> 4 != 4 || ihl < 20 || inner.len() < ihl + 8 {
+        return None;
+    }
+    let l4 = &inner[ihl..];
+    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    let (sport, dport) = match inner[9] {
+        PROTO_TCP | PROTO_UDP => (port(0), port(2)),
+        PROTO_ICMP if matches!(l4[0], ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY) => (port(4), port(4)),
+        _ => return None,
+    };
+    let addr = |at: usize| Ipv4Addr::new(inner[at], inner[at + 1], inner[at + 2], inner[at + 3]);
+    let t = Tuple {
+        proto: inner[9],
+        src: addr(12),
+        sport,
+        dst: addr(16),
+        dport,
+    };
+    Some((t, inner_at))
+}
+
+/// Rewrites an ICMP error whose quoted packet is `inner` (at `inner_at`) so
+/// that it quotes `new_inner` and goes to `new_inner.src` (RFC 5508 4.2);
+/// an error from the quoted packet's destination itself also takes on its
+/// new address, so no inside address leaks.
+pub fn rewrite_icmp_error(l3: &mut [u8], inner_at: usize, inner: &Tuple, new_inner: &Tuple) {
+    let total = usize::from(u16::from_be_bytes([l3[2], l3[3]]));
+    let hl = usize::from(l3[0] & 0x0f) * 4;
+    // The quoted packet: addresses, IP checksum, ports (UDP checksum if
+    // quoted); its TCP checksum is usually beyond the 8 quoted bytes.
+    {
+        let q = &mut l3[inner_at..total];
+        let qhl = usize::from(q[0] & 0x0f) * 4;
+        let (os, ns, od, nd) = (
+            words(inner.src),
+            words(new_inner.src),
+            words(inner.dst),
+            words(new_inner.dst),
+        );
+        fix(
+            q,
+            10,
+            &[
+                (os[0], ns[0]),
+                (os[1], ns[1]),
+                (od[0], nd[0]),
+                (od[1], nd[1]),
+            ],
+            false,
+        );
+        q[12..16].copy_from_slice(&new_inner.src.octets());
+        q[16..20].copy_from_slice(&new_inner.dst.octets());
+        let l4 = &mut q[qhl..];
+        match inner.proto {
+            PROTO_TCP | PROTO_UDP => {
+                l4[0..2].copy_from_slice(&new_inner.sport.to_be_bytes());
+                l4[2..4].copy_from_slice(&new_inner.dport.to_be_bytes());
+            }
+            _ => l4[4..6].copy_from_slice(&new_inner.sport.to_be_bytes()),
+        }
+    }
+    // The outer header: to the quoted packet's (new) source.
+    let old_src = Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]);
+    let old_dst = Ipv4Addr::new(l3[16], l3[17], l3[18], l3[19]);
+    let new_src = if old_src == inner.dst {
+        new_inner.dst
+    } else {
+        old_src
+    };
+    let new_dst = new_inner.src;
+    let (os, ns, od, nd) = (
+        words(old_src),
+        words(new_src),
+        words(old_dst),
+        words(new_dst),
+    );
+    fix(
+        l3,
+        10,
+        &[
+            (os[0], ns[0]),
+            (os[1], ns[1]),
+            (od[0], nd[0]),
+            (od[1], nd[1]),
+        ],
+        false,
+    );
+    l3[12..16].copy_from_slice(&new_src.octets());
+    l3[16..20].copy_from_slice(&new_dst.octets());
+    // The ICMP checksum covers the quote: recompute it (errors are small).
+    let icmp = &mut l3[hl..total];
+    icmp[2..4].fill(0);
+    let c = checksum::checksum(icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use crate::emit::EmitTo;
 use crate::ip4::neigh::NeighState;
 use crate::ip4::{Ipv4Net, L3Out, Router, RouterError};
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, PortId};
-use crate::nat::NatAction;
+use crate::nat::{Nat, NatAction, Timeouts};
 use crate::port::{LinkState, Port};
 use crate::wire::{Mac, VNET_HDR_LEN};
 use crate::BATCH;
@@ -38,6 +38,9 @@ pub struct SwitchConfig {
     /// seconds it is kept stale.
     pub arp_reachable_secs: u32,
     pub arp_stale_secs: u32,
+    /// Most NAT sessions, and their timeouts.
+    pub nat_max: usize,
+    pub nat_timeouts: Timeouts,
 }
 
 impl Default for SwitchConfig {
@@ -49,6 +52,8 @@ impl Default for SwitchConfig {
             router_buffers: 512,
             arp_reachable_secs: 30,
             arp_stale_secs: 300,
+            nat_max: 262_144,
+            nat_timeouts: Timeouts::default(),
         }
     }
 }
@@ -162,6 +167,8 @@ impl Switch {
     /// ports are registered for polling as they are added.
     pub fn new(config: SwitchConfig, registry: Option<Registry>) -> Switch {
         let mut router = Router::new(config.arp_max, config.router_buffers);
+        router.nat = Nat::new(config.nat_max);
+        router.nat.timeouts = config.nat_timeouts.clone();
         router.arp.set_timers(
             u64::from(config.arp_reachable_secs) * 1000,
             u64::from(config.arp_stale_secs) * 1000,

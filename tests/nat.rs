@@ -1,0 +1,389 @@
+//! NAT in patchbayd with the namespace lab: inside hosts behind a
+//! masquerade, an "outside" namespace playing the Internet with real
+//! servers (iperf3, Python TCP and UDP servers that answer with the address
+//! they saw).
+//!
+//! Needs root and the tools that `tools/test` installs.
+
+use patchbay_tools::{Bins, Capture, Lab};
+use serde_json::Value;
+use std::time::Duration;
+
+fn bins() -> Bins {
+    Bins {
+        patchbayd: env!("CARGO_BIN_EXE_patchbayd").into(),
+        patchbay: env!("CARGO_BIN_EXE_patchbay").into(),
+    }
+}
+
+const OUTSIDE: &str = "203.0.113.2";
+const NAT_ADDR: &str = "203.0.113.1";
+
+/// A UDP server on `port` that answers every datagram with "ip:port" of
+/// its sender.
+const UDP_ECHO: &str = "import socket, sys\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.bind(('0.0.0.0', int(sys.argv[1])))\n\
+while True:\n\
+\x20   d, a = s.recvfrom(2048)\n\
+\x20   s.sendto(('%s:%d' % a).encode(), a)\n";
+
+/// A TCP server on `port` that tells each client "ip:port" of the client.
+const TCP_WHO: &str = "import socket, sys\n\
+s = socket.socket()\n\
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+s.bind(('0.0.0.0', int(sys.argv[1])))\n\
+s.listen(16)\n\
+while True:\n\
+\x20   c, a = s.accept()\n\
+\x20   c.sendall(('%s:%d' % a).encode())\n\
+\x20   c.close()\n";
+
+/// Sends one datagram from local `lport` (0: any) to each of `dsts`
+/// ("ip:port") and prints each answer on a line.
+const UDP_ASK: &str = "import socket, sys\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.bind(('0.0.0.0', int(sys.argv[1])))\n\
+s.settimeout(3)\n\
+for d in sys.argv[2:]:\n\
+\x20   h, p = d.split(':')\n\
+\x20   s.sendto(b'hi', (h, int(p)))\n\
+\x20   print(s.recvfrom(100)[0].decode())\n";
+
+/// h1 192.168.15.1 and h2 192.168.15.2 inside on br0 (gateway
+/// 192.168.15.10), the outside host on br1 (203.0.113.2); br1's router
+/// address 203.0.113.1 masquerades 192.168.15.0/24.
+fn nat_lab(extra: &[&str]) -> Lab {
+    let mut lab = Lab::new(bins(), 0);
+    for addr in ["192.168.15.1/24", "192.168.15.2/24", "203.0.113.2/24"] {
+        lab.add_host(addr);
+    }
+    for k in [1, 2] {
+        lab.host(k)
+            .ns
+            .check(&["ip", "route", "add", "default", "via", "192.168.15.10"]);
+    }
+    let mut args = lab.port_args();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    lab.start_daemon(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    lab.cli_ok(&["addr", "add", "192.168.15.10/24", "dev", "br0"]);
+    lab.cli_ok(&["link", "add", "br1", "type", "bridge"]);
+    lab.cli_ok(&["link", "set", "p3", "master", "br1"]);
+    lab.cli_ok(&["addr", "add", "203.0.113.1/24", "dev", "br1"]);
+    lab.cli_ok(&[
+        "nat",
+        "add",
+        "masquerade",
+        "src",
+        "192.168.15.0/24",
+        "out",
+        "br1",
+    ]);
+    lab
+}
+
+fn serve(lab: &Lab, k: usize, script: &str, port: &str) {
+    let child = lab.host(k).ns.spawn(&["python3", "-c", script, port]);
+    std::mem::forget(child); // killed with its namespace
+    std::thread::sleep(Duration::from_millis(400));
+}
+
+fn ask_udp(lab: &Lab, k: usize, lport: &str, dsts: &[&str]) -> Vec<String> {
+    let mut args = vec!["python3", "-c", UDP_ASK, lport];
+    args.extend_from_slice(dsts);
+    let out = lab.host(k).ns.check(&args);
+    out.lines().map(str::to_string).collect()
+}
+
+fn outside(lab: &Lab) -> &patchbay_tools::Host {
+    lab.host(3)
+}
+
+#[test]
+fn inside_hosts_reach_the_outside_by_tcp_udp_and_ping_as_the_nat_address() {
+    let lab = nat_lab(&[]);
+    let cap = Capture::start(&outside(&lab).ns, "eth0", "icmp");
+    assert!(lab.host(1).ping_ok(OUTSIDE, 2));
+    let seen = cap.stop();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains(&format!("{NAT_ADDR} > {OUTSIDE}: ICMP echo request"))),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("192.168.15.")),
+        "inside address leaked: {seen:?}"
+    );
+
+    serve(&lab, 3, UDP_ECHO, "7777");
+    let saw = ask_udp(&lab, 1, "40000", &["203.0.113.2:7777"]);
+    assert_eq!(
+        saw,
+        vec![format!("{NAT_ADDR}:40000")],
+        "UDP: the port is preserved"
+    );
+
+    serve(&lab, 3, TCP_WHO, "7778");
+    let out = lab.host(2).ns.check(&[
+        "python3",
+        "-c",
+        "import socket; s = socket.create_connection(('203.0.113.2', 7778), timeout=3); print(s.recv(100).decode())",
+    ]);
+    assert!(
+        out.trim().starts_with(&format!("{NAT_ADDR}:")),
+        "TCP: {out}"
+    );
+
+    // iperf3 with default offloads: GSO frames with partial checksums.
+    outside(&lab).ns.check(&["iperf3", "-s", "-D", "-1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = lab
+        .host(1)
+        .ns
+        .check(&["iperf3", "-c", OUTSIDE, "-t", "2", "-J"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["end"]["sum_received"]["bytes"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 10e6,
+        "{out}"
+    );
+
+    let sessions = lab.cli_ok(&["nat", "sessions"]);
+    assert!(sessions.contains("udp   192.168.15.1:40000"), "{sessions}");
+    let rules = lab.cli_json(&["nat", "show"]);
+    assert!(rules[0]["hits"].as_u64() >= Some(4), "{rules}");
+}
+
+#[test]
+fn one_inside_endpoint_keeps_one_mapping_for_every_destination() {
+    let lab = nat_lab(&[]);
+    serve(&lab, 3, UDP_ECHO, "7001");
+    serve(&lab, 3, UDP_ECHO, "7002");
+    let saw = ask_udp(
+        &lab,
+        1,
+        "41000",
+        &["203.0.113.2:7001", "203.0.113.2:7002", "203.0.113.2:7001"],
+    );
+    assert_eq!(saw.len(), 3);
+    assert!(saw.iter().all(|s| *s == saw[0]), "mapping changed: {saw:?}");
+    // Another inside host with the same port gets its own outside port.
+    let other = ask_udp(&lab, 2, "41000", &["203.0.113.2:7001"]);
+    assert_ne!(other[0], saw[0]);
+}
+
+#[test]
+fn a_thousand_udp_flows_get_distinct_stable_mappings() {
+    let lab = nat_lab(&[]);
+    serve(&lab, 3, UDP_ECHO, "7003");
+    let script = "import socket\n\
+socks = []\n\
+for i in range(1000):\n\
+\x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+\x20   s.bind(('0.0.0.0', 0))\n\
+\x20   s.settimeout(3)\n\
+\x20   socks.append(s)\n\
+first = []\n\
+for s in socks:\n\
+\x20   s.sendto(b'1', ('203.0.113.2', 7003))\n\
+\x20   first.append(s.recvfrom(100)[0].decode())\n\
+again = []\n\
+for s in socks:\n\
+\x20   s.sendto(b'2', ('203.0.113.2', 7003))\n\
+\x20   again.append(s.recvfrom(100)[0].decode())\n\
+print(len(set(first)), first == again)\n";
+    let out = lab.host(1).ns.check(&["python3", "-c", script]);
+    assert_eq!(out.trim(), "1000 True", "distinct and stable mappings");
+    let stats = lab.cli_json(&["stats"]);
+    assert!(
+        stats["nat_sessions"].as_u64() >= Some(1000),
+        "{}",
+        stats["nat"]
+    );
+}
+
+#[test]
+fn dnat_publishes_an_inside_server_and_unsolicited_traffic_is_dropped() {
+    let lab = nat_lab(&[]);
+    serve(&lab, 1, TCP_WHO, "80");
+    lab.cli_ok(&[
+        "nat",
+        "add",
+        "dnat",
+        "proto",
+        "tcp",
+        "in",
+        "br1",
+        "dport",
+        "8080",
+        "to",
+        "192.168.15.1:80",
+    ]);
+    let out = outside(&lab).ns.check(&[
+        "python3",
+        "-c",
+        "import socket; s = socket.create_connection(('203.0.113.1', 8080), timeout=3); print(s.recv(100).decode())",
+    ]);
+    assert!(
+        out.trim().starts_with(&format!("{OUTSIDE}:")),
+        "the server sees the real client: {out}"
+    );
+
+    // Nothing went out from 192.168.15.2 port 5555: a datagram to it is dropped.
+    let cap = Capture::start(&lab.host(2).ns, "eth0", "udp");
+    outside(&lab).ns.check(&[
+        "python3",
+        "-c",
+        "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('203.0.113.1', 5555))",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        cap.stop().is_empty(),
+        "unsolicited UDP reached an inside host"
+    );
+    let links = lab.cli_json(&["link", "show"]);
+    let p3 = links["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "p3")
+        .unwrap();
+    assert!(
+        p3["drops_by_reason"]["nat-filtered"].as_u64() >= Some(1),
+        "{p3}"
+    );
+}
+
+#[test]
+fn sessions_expire_and_can_be_flushed() {
+    let lab = nat_lab(&["--nat-udp-secs", "2"]);
+    serve(&lab, 3, UDP_ECHO, "7004");
+    ask_udp(&lab, 1, "42000", &["203.0.113.2:7004"]);
+    let count = |lab: &Lab| lab.cli_json(&["nat", "sessions"]).as_array().unwrap().len();
+    assert_eq!(count(&lab), 1);
+    assert!(
+        patchbay_tools::wait_for(Duration::from_secs(5), || count(&lab) == 0),
+        "UDP session did not expire"
+    );
+    assert!(lab.host(1).ping_ok(OUTSIDE, 1));
+    assert_eq!(count(&lab), 1);
+    lab.cli_ok(&["nat", "sessions", "flush"]);
+    assert_eq!(count(&lab), 0);
+    let stats = lab.cli_json(&["stats"]);
+    assert!(
+        stats["nat"]["sessions_expired"].as_u64() >= Some(1),
+        "{}",
+        stats["nat"]
+    );
+}
+
+#[test]
+fn traceroute_through_nat() {
+    let lab = nat_lab(&[]);
+    let tr = String::from_utf8_lossy(
+        &lab.host(1)
+            .ns
+            .run(&["traceroute", "-n", "-q", "1", "-w", "2", OUTSIDE])
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        tr.contains(" 1  192.168.15.10 ") && tr.contains(&format!(" 2  {OUTSIDE} ")),
+        "{tr}"
+    );
+}
+
+#[test]
+fn nat_cli_errors_are_one_line() {
+    let lab = nat_lab(&[]);
+    for (args, want) in [
+        (&["nat", "add", "masquerade"][..], "needs 'out BRIDGE'"),
+        (
+            &["nat", "add", "masquerade", "out", "br9"],
+            "br9: no such bridge",
+        ),
+        (
+            &[
+                "nat",
+                "add",
+                "snat",
+                "to",
+                "203.0.113.9-203.0.113.1",
+                "out",
+                "br1",
+            ],
+            "address range",
+        ),
+        (
+            &["nat", "add", "masquerade", "out", "br1", "ports", "9-1"],
+            "port range",
+        ),
+        (
+            &[
+                "nat",
+                "add",
+                "dnat",
+                "proto",
+                "sctp",
+                "in",
+                "br1",
+                "dport",
+                "1",
+                "to",
+                "192.168.15.1:1",
+            ],
+            "tcp or udp",
+        ),
+        (
+            &[
+                "nat",
+                "add",
+                "dnat",
+                "proto",
+                "tcp",
+                "in",
+                "br1",
+                "dport",
+                "1",
+                "to",
+                "192.168.15.1",
+            ],
+            "ADDR:PORT",
+        ),
+        (&["nat", "del", "99"], "no rule 99"),
+        (&["nat", "frob"], "unknown command"),
+    ] {
+        let out = lab.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn an_icmp_port_unreachable_comes_back_translated() {
+    let lab = nat_lab(&[]);
+    // Nothing listens on 9999 outside: the kernel there answers with port
+    // unreachable to 203.0.113.1, and patchbay must hand it to h1 (RFC 5508).
+    let script = "import socket\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.connect(('203.0.113.2', 9999))\n\
+s.settimeout(3)\n\
+s.send(b'x')\n\
+try:\n\
+\x20   s.recv(100)\n\
+\x20   print('answered')\n\
+except ConnectionRefusedError:\n\
+\x20   print('refused')\n\
+except socket.timeout:\n\
+\x20   print('timeout')\n";
+    let out = lab.host(1).ns.check(&["python3", "-c", script]);
+    assert_eq!(
+        out.trim(),
+        "refused",
+        "the ICMP error did not reach the inside host"
+    );
+}
