@@ -152,6 +152,9 @@ pub struct Nat {
     tuples: HashMap<Tuple, (u32, bool), ahash::RandomState>,
     mappings: HashMap<(u8, Ipv4Addr, u16), Mapping, ahash::RandomState>,
     used: HashSet<(u8, Ipv4Addr, u16), ahash::RandomState>,
+    /// How many ports of each outside address are taken, per protocol, so a
+    /// full address is known without searching it.
+    used_per_addr: HashMap<(u8, Ipv4Addr), u32, ahash::RandomState>,
     max: usize,
     live: usize,
     pub timeouts: Timeouts,
@@ -180,6 +183,7 @@ impl Nat {
             tuples: HashMap::with_capacity_and_hasher(0, hasher()),
             mappings: HashMap::with_capacity_and_hasher(0, hasher()),
             used: HashSet::with_capacity_and_hasher(0, hasher()),
+            used_per_addr: HashMap::with_capacity_and_hasher(0, hasher()),
             max,
             live: 0,
             timeouts: Timeouts::default(),
@@ -282,7 +286,7 @@ impl Nat {
                 if m.refs == 0 {
                     let m = *m;
                     self.mappings.remove(&key);
-                    self.used.remove(&(key.0, m.addr, m.port));
+                    self.unuse(key.0, m.addr, m.port);
                 }
             }
         }
@@ -418,6 +422,7 @@ impl Nat {
                     return NatVerdict::Drop(NatDrop::NoPorts);
                 };
                 self.used.insert((t.proto, addr, port));
+                *self.used_per_addr.entry((t.proto, addr)).or_insert(0) += 1;
                 self.mappings.insert(
                     key,
                     Mapping {
@@ -441,6 +446,17 @@ impl Nat {
         self.create(*t, reply, rule_id, Some(key), tcp_flags, now)
     }
 
+    fn unuse(&mut self, proto: u8, addr: Ipv4Addr, port: u16) {
+        if self.used.remove(&(proto, addr, port)) {
+            if let Some(n) = self.used_per_addr.get_mut(&(proto, addr)) {
+                *n -= 1;
+                if *n == 0 {
+                    self.used_per_addr.remove(&(proto, addr));
+                }
+            }
+        }
+    }
+
     /// The inside port if free (REQ-3, port preservation), else the next
     /// free one of the range.
     fn free_port(
@@ -454,6 +470,11 @@ impl Nat {
             return Some(want);
         }
         let span = u32::from(hi - lo) + 1;
+        // Full: fail at once rather than search every port (rules sharing an
+        // address with different ranges make this a bound, not exact).
+        if self.used_per_addr.get(&(proto, addr)).copied().unwrap_or(0) >= span {
+            return None;
+        }
         for _ in 0..span {
             self.cursor = self.cursor.wrapping_add(1);
             let p = lo + (u32::from(self.cursor) % span) as u16;
@@ -516,7 +537,7 @@ impl Nat {
             if m.refs == 0 {
                 let m = *m;
                 self.mappings.remove(&key);
-                self.used.remove(&(key.0, m.addr, m.port));
+                self.unuse(key.0, m.addr, m.port);
             }
         }
     }
