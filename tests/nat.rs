@@ -387,3 +387,95 @@ except socket.timeout:\n\
         "the ICMP error did not reach the inside host"
     );
 }
+
+#[test]
+fn hairpin_an_inside_host_reaches_a_published_server_through_the_outside_address() {
+    let lab = nat_lab(&[]);
+    serve(&lab, 1, TCP_WHO, "80");
+    lab.cli_ok(&[
+        "nat",
+        "add",
+        "dnat",
+        "proto",
+        "tcp",
+        "in",
+        "br1",
+        "dport",
+        "8080",
+        "to",
+        "192.168.15.1:80",
+    ]);
+    // h2 is inside, on the same bridge as the server (RFC 4787 REQ-9).
+    let out = lab.host(2).ns.check(&[
+        "python3",
+        "-c",
+        "import socket; s = socket.create_connection(('203.0.113.1', 8080), timeout=3); print(s.recv(100).decode())",
+    ]);
+    assert!(
+        out.trim().starts_with(&format!("{NAT_ADDR}:")),
+        "the server answers h2 through the NAT: {out}"
+    );
+}
+
+#[test]
+fn filtering_is_settable_per_rule() {
+    let lab = nat_lab(&[]);
+    serve(&lab, 3, UDP_ECHO, "7005");
+    // Default (address-and-port-dependent): another port of the same
+    // outside host may not send to the mapping.
+    let probe = |lab: &Lab, lport: &str| {
+        let listen = format!(
+            "import socket\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.bind(('0.0.0.0', {lport}))\n\
+s.settimeout(3)\n\
+s.sendto(b'open', ('203.0.113.2', 7005))\n\
+s.recvfrom(100)\n\
+try:\n\
+\x20   print(s.recvfrom(100)[0].decode())\n\
+except socket.timeout:\n\
+\x20   print('nothing')\n"
+        );
+        let mut child = lab.host(1).ns.spawn(&["python3", "-c", &listen]);
+        std::thread::sleep(Duration::from_millis(800));
+        lab.host(3).ns.check(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 7999)); s.sendto(b'stranger', ('203.0.113.1', {lport}))"
+            ),
+        ]);
+        let _ = child.wait();
+        let mut out = String::new();
+        use std::io::Read;
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        out
+    };
+    assert!(
+        probe(&lab, "43000").contains("nothing"),
+        "default filtering let a stranger port in"
+    );
+    lab.cli_ok(&["nat", "del", "1"]);
+    lab.cli_ok(&[
+        "nat",
+        "add",
+        "masquerade",
+        "src",
+        "192.168.15.0/24",
+        "out",
+        "br1",
+        "filtering",
+        "endpoint-independent",
+    ]);
+    assert!(
+        probe(&lab, "43001").contains("stranger"),
+        "endpoint-independent filtering kept it out"
+    );
+    let rules = lab.cli_ok(&["nat", "show"]);
+    assert!(rules.contains("filtering endpoint-independent"), "{rules}");
+}

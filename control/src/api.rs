@@ -17,6 +17,7 @@
 //! [`REQUEST_TIMEOUT`](crate::server::REQUEST_TIMEOUT) of the previous one.
 
 use patchbay_dataplane::ip4::Ipv4Net;
+use patchbay_dataplane::nat::Filtering;
 use patchbay_dataplane::pipeline::{BridgeInfo, PortInfo};
 use patchbay_dataplane::wire::Mac;
 use serde::{Deserialize, Serialize};
@@ -182,6 +183,8 @@ pub enum NatRuleSpec {
         out: String,
         #[serde(default)]
         ports: Option<(u16, u16)>,
+        #[serde(default)]
+        filtering: Filtering,
     },
     /// Source NAT to an address of `first..=last`.
     Snat {
@@ -192,6 +195,8 @@ pub enum NatRuleSpec {
         out: String,
         #[serde(default)]
         ports: Option<(u16, u16)>,
+        #[serde(default)]
+        filtering: Filtering,
     },
     /// Destination NAT: `proto` (tcp, udp) to `dport` of a router address,
     /// arriving on bridge `in`, goes to `to_addr:to_port`.

@@ -3,6 +3,7 @@
 
 use crate::api::{LinkKind, LinkShow, NatRuleSpec, Request};
 use patchbay_dataplane::ip4::Ipv4Net;
+use patchbay_dataplane::nat::Filtering;
 use patchbay_dataplane::pipeline::{
     AddrInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, RouteGet, RouteInfo, StatsInfo,
     DEFAULT_BRIDGE,
@@ -39,8 +40,9 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   neigh add A.B.C.D lladdr MAC dev BRIDGE       permanent entry
   neigh del A.B.C.D dev BRIDGE
   neigh flush [dev BRIDGE]                      forget learned entries
-  nat add masquerade [src PREFIX] out BRIDGE [ports A-B]
-  nat add snat [src PREFIX] to ADDR[-ADDR] [ports A-B] out BRIDGE
+  nat add masquerade [src PREFIX] out BRIDGE [ports A-B] [filtering F]
+  nat add snat [src PREFIX] to ADDR[-ADDR] [ports A-B] out BRIDGE [filtering F]
+      F: endpoint-independent, address-dependent, address-and-port-dependent (default)
   nat add dnat proto tcp|udp in BRIDGE dport PORT to ADDR:PORT
   nat show | nat del ID                         rules with hit counters
   nat sessions [flush]                          inside, outside, remote, state, age
@@ -379,6 +381,7 @@ fn parse_nat(command: &str, w: &mut Words) -> Result<(Request, Output), String> 
                 .ok_or_else(|| format!("{ctx}: missing masquerade, snat or dnat"))?;
             let (mut src, mut out, mut inb, mut to, mut ports, mut proto, mut dport) =
                 (None, None, None, None, None, None, None);
+            let mut filtering = Filtering::default();
             while let Some(x) = w.next() {
                 match x.as_str() {
                     "src" => src = Some(net(&ctx, w.next())?),
@@ -393,6 +396,20 @@ fn parse_nat(command: &str, w: &mut Words) -> Result<(Request, Output), String> 
                         )?)
                     }
                     "proto" => proto = Some(w.value("proto", "tcp or udp")?),
+                    "filtering" => {
+                        let f = w.value("filtering", "a filtering behaviour")?;
+                        filtering = match f.as_str() {
+                            "endpoint-independent" | "eif" => Filtering::EndpointIndependent,
+                            "address-dependent" | "adf" => Filtering::AddressDependent,
+                            "address-and-port-dependent" | "apdf" => {
+                                Filtering::AddressAndPortDependent
+                            }
+                            _ => return Err(format!(
+                                "{ctx}: filtering is endpoint-independent, address-dependent or \
+                                     address-and-port-dependent, not '{f}'"
+                            )),
+                        };
+                    }
                     "dport" => {
                         let v = w.value("dport", "a port")?;
                         dport = Some(
@@ -411,6 +428,7 @@ fn parse_nat(command: &str, w: &mut Words) -> Result<(Request, Output), String> 
                     src,
                     out: need(out, "out BRIDGE")?,
                     ports,
+                    filtering,
                 },
                 "snat" => {
                     let (first, last) =
@@ -421,6 +439,7 @@ fn parse_nat(command: &str, w: &mut Words) -> Result<(Request, Output), String> 
                         last,
                         out: need(out, "out BRIDGE")?,
                         ports,
+                        filtering,
                     }
                 }
                 "dnat" => {
@@ -796,6 +815,9 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
                 }
                 if let Some((lo, hi)) = r.ports {
                     let _ = write!(line, " ports {lo}-{hi} out {}", r.bridge);
+                }
+                if let Some(f) = &r.filtering {
+                    let _ = write!(line, " filtering {f}");
                 }
                 let _ = writeln!(s, "{line}  hits {}", r.hits);
             }

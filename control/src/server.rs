@@ -11,7 +11,7 @@ use crate::api::{
     MAX_REQUEST_BYTES,
 };
 use patchbay_dataplane::ip4::{FibError, RouterError};
-use patchbay_dataplane::nat::NatAction;
+use patchbay_dataplane::nat::{Filtering, NatAction};
 use patchbay_dataplane::pipeline::{EngineHandle, SwitchError};
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use serde_json::{json, Value};
@@ -370,17 +370,21 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             engine.call(|sw| sw.nat_rules()).map_err(|_| stopped())?,
         )),
         Request::NatAdd { rule } => {
-            let (action, src, dev, ports) = match rule {
-                NatRuleSpec::Masquerade { src, out, ports } => {
-                    (NatAction::Masquerade, src, out, ports)
-                }
+            let (action, src, dev, ports, filtering) = match rule {
+                NatRuleSpec::Masquerade {
+                    src,
+                    out,
+                    ports,
+                    filtering,
+                } => (NatAction::Masquerade, src, out, ports, filtering),
                 NatRuleSpec::Snat {
                     src,
                     first,
                     last,
                     out,
                     ports,
-                } => (NatAction::Snat { first, last }, src, out, ports),
+                    filtering,
+                } => (NatAction::Snat { first, last }, src, out, ports, filtering),
                 NatRuleSpec::Dnat {
                     proto,
                     in_dev,
@@ -404,10 +408,10 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
                         to_addr,
                         to_port,
                     };
-                    (action, None, in_dev, None)
+                    (action, None, in_dev, None, Filtering::default())
                 }
             };
-            let id = on_switch!(|sw| sw.nat_add(action, src, &dev, ports));
+            let id = on_switch!(|sw| sw.nat_add(action, src, &dev, ports, filtering));
             Ok(json!(id))
         }
         Request::NatDel { id } => {

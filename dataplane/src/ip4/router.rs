@@ -645,7 +645,15 @@ impl Router {
         if self.nat.is_active() {
             if let Some((t, flags)) = parse_tuple(&frame[L3..]) {
                 let to_us = self.is_local(t.dst);
-                match self.nat.pre_routing(&t, flags, bridge, to_us, now) {
+                let ifaces = &self.ifaces;
+                let addr_of = |b: BridgeId| {
+                    let iface = ifaces.get(usize::from(b))?.as_ref()?;
+                    iface.addrs.first().map(|a| a.addr)
+                };
+                match self
+                    .nat
+                    .pre_routing(&t, flags, bridge, to_us, &addr_of, now)
+                {
                     NatVerdict::Translate(to) => rewrite(&mut frame[L3..], &t, &to, partial),
                     NatVerdict::Pass => nat_tuple = Some((t, flags)),
                     NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),

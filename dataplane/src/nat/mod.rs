@@ -74,6 +74,8 @@ pub struct NatRule {
     pub bridge: BridgeId,
     /// Source NAT: the outside port range.
     pub ports: (u16, u16),
+    /// Source NAT: what may come in unsolicited.
+    pub filtering: Filtering,
     pub hits: u64,
 }
 
@@ -92,7 +94,7 @@ impl Session {
     /// (inside, outside, remote) endpoints, whichever side started it.
     pub fn endpoints(&self) -> ((Ipv4Addr, u16), (Ipv4Addr, u16), (Ipv4Addr, u16)) {
         let (o, r) = (&self.orig, &self.reply);
-        if self.mapping.is_some() {
+        if self.mapping.is_some() && !self.inbound {
             ((o.src, o.sport), (r.dst, r.dport), (o.dst, o.dport))
         } else {
             ((r.src, r.sport), (o.dst, o.dport), (o.src, o.sport))
@@ -112,6 +114,8 @@ pub struct Session {
     pub created: u64,
     /// The endpoint-independent mapping this session uses, if source NAT.
     mapping: Option<(u8, Ipv4Addr, u16)>,
+    /// Started from outside on a mapping (filtering let it in).
+    inbound: bool,
     seen_reply: bool,
     closing: bool,
 }
@@ -140,6 +144,31 @@ struct Mapping {
     addr: Ipv4Addr,
     port: u16,
     refs: u32,
+    /// The source NAT rule that made it (its filtering applies).
+    rule: u32,
+}
+
+/// Which unsolicited inbound packets reach a mapping (RFC 4787 REQ-8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Filtering {
+    /// Anyone may send to the mapping.
+    EndpointIndependent,
+    /// Only addresses the inside endpoint has sent to.
+    AddressDependent,
+    /// Only address and port pairs it has sent to (the default).
+    #[default]
+    AddressAndPortDependent,
+}
+
+impl Filtering {
+    pub fn name(self) -> &'static str {
+        match self {
+            Filtering::EndpointIndependent => "endpoint-independent",
+            Filtering::AddressDependent => "address-dependent",
+            Filtering::AddressAndPortDependent => "address-and-port-dependent",
+        }
+    }
 }
 
 /// Rules, sessions and mappings.
@@ -155,6 +184,10 @@ pub struct Nat {
     /// How many ports of each outside address are taken, per protocol, so a
     /// full address is known without searching it.
     used_per_addr: HashMap<(u8, Ipv4Addr), u32, ahash::RandomState>,
+    /// Outside (proto, address, port) -> the mapping that owns it.
+    by_outside: HashMap<(u8, Ipv4Addr, u16), (u8, Ipv4Addr, u16), ahash::RandomState>,
+    /// (mapping, remote address) -> sessions, for address-dependent filtering.
+    remotes: HashMap<((u8, Ipv4Addr, u16), Ipv4Addr), u32, ahash::RandomState>,
     max: usize,
     live: usize,
     pub timeouts: Timeouts,
@@ -184,6 +217,8 @@ impl Nat {
             mappings: HashMap::with_capacity_and_hasher(0, hasher()),
             used: HashSet::with_capacity_and_hasher(0, hasher()),
             used_per_addr: HashMap::with_capacity_and_hasher(0, hasher()),
+            by_outside: HashMap::with_capacity_and_hasher(0, hasher()),
+            remotes: HashMap::with_capacity_and_hasher(0, hasher()),
             max,
             live: 0,
             timeouts: Timeouts::default(),
@@ -213,6 +248,21 @@ impl Nat {
     }
 
     /// Adds a rule at the end; returns its id.
+    pub fn add_rule_filtered(
+        &mut self,
+        action: NatAction,
+        src: Option<Ipv4Net>,
+        bridge: BridgeId,
+        ports: (u16, u16),
+        filtering: Filtering,
+    ) -> u32 {
+        let id = self.add_rule(action, src, bridge, ports);
+        if let Some(r) = self.rules.last_mut() {
+            r.filtering = filtering;
+        }
+        id
+    }
+
     pub fn add_rule(
         &mut self,
         action: NatAction,
@@ -228,6 +278,7 @@ impl Nat {
             src,
             bridge,
             ports,
+            filtering: Filtering::default(),
             hits: 0,
         });
         id
@@ -281,14 +332,14 @@ impl Nat {
         self.tuples.remove(&s.orig);
         self.tuples.remove(&s.reply);
         if let Some(key) = s.mapping {
-            if let Some(m) = self.mappings.get_mut(&key) {
-                m.refs -= 1;
-                if m.refs == 0 {
-                    let m = *m;
-                    self.mappings.remove(&key);
-                    self.unuse(key.0, m.addr, m.port);
+            let remote = if s.inbound { s.orig.src } else { s.orig.dst };
+            if let Some(n) = self.remotes.get_mut(&(key, remote)) {
+                *n -= 1;
+                if *n == 0 {
+                    self.remotes.remove(&(key, remote));
                 }
             }
+            self.release_mapping(key);
         }
         self.free.push(id);
         self.live -= 1;
@@ -333,14 +384,17 @@ impl Nat {
     }
 
     /// Before routing: a packet of a known session is translated; a first
-    /// packet to a published port (`to_us`: its destination is a router
-    /// address) starts a destination NAT session.
+    /// packet to a router address (`to_us`) may start a session: on a
+    /// published port (destination NAT, hairpinned when it comes from
+    /// inside, RFC 4787 REQ-9), or on a mapping whose rule's filtering lets
+    /// this remote in. `addr_of` gives a bridge's router address.
     pub fn pre_routing(
         &mut self,
         t: &Tuple,
         tcp_flags: u8,
         in_bridge: BridgeId,
         to_us: bool,
+        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
         now: u64,
     ) -> NatVerdict {
         if let Some(&(id, is_reply)) = self.tuples.get(t) {
@@ -349,29 +403,147 @@ impl Nat {
         if !to_us {
             return NatVerdict::Pass;
         }
-        let rule = self.rules.iter_mut().find(|r| {
-            r.bridge == in_bridge
-                && matches!(r.action, NatAction::Dnat { proto, dport, .. } if proto == t.proto && dport == t.dport)
+        let dnat = self.rules.iter().position(|r| {
+            matches!(r.action, NatAction::Dnat { proto, dport, .. } if proto == t.proto && dport == t.dport)
+                && (r.bridge == in_bridge || addr_of(r.bridge) == Some(t.dst))
         });
-        let Some(rule) = rule else {
-            return NatVerdict::Pass;
-        };
+        if let Some(ri) = dnat {
+            return self.dnat(ri, t, tcp_flags, in_bridge, addr_of, now);
+        }
+        self.inbound_on_mapping(t, tcp_flags, now)
+    }
+
+    fn dnat(
+        &mut self,
+        ri: usize,
+        t: &Tuple,
+        tcp_flags: u8,
+        in_bridge: BridgeId,
+        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
+        now: u64,
+    ) -> NatVerdict {
         let NatAction::Dnat {
             to_addr, to_port, ..
-        } = rule.action
+        } = self.rules[ri].action
         else {
-            unreachable!("matched a dnat rule")
+            unreachable!("a dnat rule")
         };
-        rule.hits += 1;
-        let rule_id = rule.id;
+        let (rule_id, published_on) = (self.rules[ri].id, self.rules[ri].bridge);
+        self.rules[ri].hits += 1;
+        // Hairpin: an inside host reaching the published port through the
+        // outside address also gets its source translated, so the server's
+        // answer comes back through us rather than straight to it.
+        let mut reply_to = (t.src, t.sport);
+        let mut mapping = None;
+        if in_bridge != published_on {
+            if let Some(si) = self.snat_rule_for(t.src, None) {
+                match self.map(si, t, addr_of(self.rules[si].bridge)) {
+                    Ok((addr, port, key)) => {
+                        reply_to = (addr, port);
+                        mapping = Some(key);
+                    }
+                    Err(v) => return v,
+                }
+            }
+        }
         let reply = Tuple {
             proto: t.proto,
             src: to_addr,
             sport: to_port,
+            dst: reply_to.0,
+            dport: reply_to.1,
+        };
+        self.create(*t, reply, rule_id, mapping, false, tcp_flags, now)
+    }
+
+    /// A first inbound packet to an outside address and port that is a
+    /// mapping: let in per the rule's filtering (RFC 4787 REQ-8).
+    fn inbound_on_mapping(&mut self, t: &Tuple, tcp_flags: u8, now: u64) -> NatVerdict {
+        let Some(&key) = self.by_outside.get(&(t.proto, t.dst, t.dport)) else {
+            return NatVerdict::Pass;
+        };
+        let Some(m) = self.mappings.get(&key) else {
+            return NatVerdict::Pass;
+        };
+        let filtering = self
+            .rules
+            .iter()
+            .find(|r| r.id == m.rule)
+            .map(|r| r.filtering);
+        let allowed = match filtering {
+            Some(Filtering::EndpointIndependent) => true,
+            Some(Filtering::AddressDependent) => self.remotes.contains_key(&(key, t.src)),
+            _ => false,
+        };
+        if !allowed {
+            return NatVerdict::Pass;
+        }
+        let rule = m.rule;
+        if let Some(m) = self.mappings.get_mut(&key) {
+            m.refs += 1;
+        }
+        let reply = Tuple {
+            proto: t.proto,
+            src: key.1,
+            sport: key.2,
             dst: t.src,
             dport: t.sport,
         };
-        self.create(*t, reply, rule_id, None, tcp_flags, now)
+        self.create(*t, reply, rule, Some(key), true, tcp_flags, now)
+    }
+
+    /// The first source NAT rule that covers `src` (leaving through
+    /// `out_bridge`, if given).
+    fn snat_rule_for(&self, src: Ipv4Addr, out_bridge: Option<BridgeId>) -> Option<usize> {
+        self.rules.iter().position(|r| {
+            !matches!(r.action, NatAction::Dnat { .. })
+                && out_bridge.is_none_or(|b| r.bridge == b)
+                && r.src.is_none_or(|n| n.contains(src))
+        })
+    }
+
+    /// The endpoint-independent mapping of `t`'s source under rule `ri`
+    /// (made if new, REQ-1; its port preserved if free, REQ-3), referenced
+    /// once more.
+    fn map(
+        &mut self,
+        ri: usize,
+        t: &Tuple,
+        out_addr: Option<Ipv4Addr>,
+    ) -> Result<(Ipv4Addr, u16, (u8, Ipv4Addr, u16)), NatVerdict> {
+        let key = (t.proto, t.src, t.sport);
+        if let Some(m) = self.mappings.get_mut(&key) {
+            m.refs += 1;
+            return Ok((m.addr, m.port, key));
+        }
+        let rule = &self.rules[ri];
+        let addr = match rule.action {
+            NatAction::Snat { first, last } => {
+                // Paired pooling: one inside host, one outside address.
+                let span = u32::from(last).saturating_sub(u32::from(first)) + 1;
+                let h = u32::from(t.src).wrapping_mul(0x9e37_79b1) >> 8;
+                Ipv4Addr::from(u32::from(first) + h % span)
+            }
+            _ => out_addr.ok_or(NatVerdict::Pass)?,
+        };
+        let (ports, rule_id) = (rule.ports, rule.id);
+        let Some(port) = self.free_port(t.proto, addr, t.sport, ports) else {
+            self.counters.no_ports += 1;
+            return Err(NatVerdict::Drop(NatDrop::NoPorts));
+        };
+        self.used.insert((t.proto, addr, port));
+        *self.used_per_addr.entry((t.proto, addr)).or_insert(0) += 1;
+        self.by_outside.insert((t.proto, addr, port), key);
+        self.mappings.insert(
+            key,
+            Mapping {
+                addr,
+                port,
+                refs: 1,
+                rule: rule_id,
+            },
+        );
+        Ok((addr, port, key))
     }
 
     /// After routing, for a packet not translated yet: source NAT if a rule
@@ -385,54 +557,16 @@ impl Nat {
         out_addr: Option<Ipv4Addr>,
         now: u64,
     ) -> NatVerdict {
-        let Some(ri) = self.rules.iter().position(|r| {
-            r.bridge == out_bridge
-                && !matches!(r.action, NatAction::Dnat { .. })
-                && r.src.is_none_or(|n| n.contains(t.src))
-        }) else {
+        let Some(ri) = self.snat_rule_for(t.src, Some(out_bridge)) else {
             return NatVerdict::Pass;
         };
         if self.live >= self.max {
             self.counters.table_full += 1;
             return NatVerdict::Drop(NatDrop::TableFull);
         }
-        let key = (t.proto, t.src, t.sport);
-        let (addr, port) = match self.mappings.get_mut(&key) {
-            // REQ-1: the same mapping for every destination.
-            Some(m) => {
-                m.refs += 1;
-                (m.addr, m.port)
-            }
-            None => {
-                let rule = &self.rules[ri];
-                let addr = match rule.action {
-                    NatAction::Snat { first, last } => {
-                        // Paired pooling: one inside host, one outside address.
-                        let span = u32::from(last).saturating_sub(u32::from(first)) + 1;
-                        let h = u32::from(t.src).wrapping_mul(0x9e37_79b1) >> 8;
-                        Ipv4Addr::from(u32::from(first) + h % span)
-                    }
-                    _ => match out_addr {
-                        Some(a) => a,
-                        None => return NatVerdict::Pass,
-                    },
-                };
-                let Some(port) = self.free_port(t.proto, addr, t.sport, rule.ports) else {
-                    self.counters.no_ports += 1;
-                    return NatVerdict::Drop(NatDrop::NoPorts);
-                };
-                self.used.insert((t.proto, addr, port));
-                *self.used_per_addr.entry((t.proto, addr)).or_insert(0) += 1;
-                self.mappings.insert(
-                    key,
-                    Mapping {
-                        addr,
-                        port,
-                        refs: 1,
-                    },
-                );
-                (addr, port)
-            }
+        let (addr, port, key) = match self.map(ri, t, out_addr) {
+            Ok(m) => m,
+            Err(v) => return v,
         };
         self.rules[ri].hits += 1;
         let rule_id = self.rules[ri].id;
@@ -443,7 +577,7 @@ impl Nat {
             dst: addr,
             dport: port,
         };
-        self.create(*t, reply, rule_id, Some(key), tcp_flags, now)
+        self.create(*t, reply, rule_id, Some(key), false, tcp_flags, now)
     }
 
     fn unuse(&mut self, proto: u8, addr: Ipv4Addr, port: u16) {
@@ -491,6 +625,7 @@ impl Nat {
         reply: Tuple,
         rule: u32,
         mapping: Option<(u8, Ipv4Addr, u16)>,
+        inbound: bool,
         tcp_flags: u8,
         now: u64,
     ) -> NatVerdict {
@@ -521,9 +656,14 @@ impl Nat {
             last_seen: now,
             created: now,
             mapping,
+            inbound,
             seen_reply: false,
             closing: false,
         });
+        if let Some(key) = mapping {
+            let remote = if inbound { orig.src } else { orig.dst };
+            *self.remotes.entry((key, remote)).or_insert(0) += 1;
+        }
         self.tuples.insert(orig, (id, false));
         self.tuples.insert(reply, (id, true));
         self.live += 1;
@@ -537,6 +677,7 @@ impl Nat {
             if m.refs == 0 {
                 let m = *m;
                 self.mappings.remove(&key);
+                self.by_outside.remove(&(key.0, m.addr, m.port));
                 self.unuse(key.0, m.addr, m.port);
             }
         }
@@ -630,7 +771,7 @@ mod tests {
         // The answer comes back translated to the inside host.
         let answer = t(PROTO_UDP, "198.51.100.53", 53, "203.0.113.1", 40000);
         assert_eq!(
-            nat.pre_routing(&answer, 0, 1, true, 1),
+            nat.pre_routing(&answer, 0, 1, true, &|_| None, 1),
             NatVerdict::Translate(a.inverse())
         );
         // Another inside host with the same port gets another outside port.
@@ -641,7 +782,10 @@ mod tests {
         }
         // Unsolicited: from a remote that was never contacted.
         let stranger = t(PROTO_UDP, "198.51.100.7", 53, "203.0.113.1", 40000);
-        assert_eq!(nat.pre_routing(&stranger, 0, 1, true, 1), NatVerdict::Pass);
+        assert_eq!(
+            nat.pre_routing(&stranger, 0, 1, true, &|_| None, 1),
+            NatVerdict::Pass
+        );
         assert_eq!(nat.len(), 3);
     }
 
@@ -661,12 +805,12 @@ mod tests {
         );
         let syn = t(PROTO_TCP, "198.51.100.7", 5555, "203.0.113.1", 8080);
         assert_eq!(
-            nat.pre_routing(&syn, 0x02, 1, true, 0),
+            nat.pre_routing(&syn, 0x02, 1, true, &|_| None, 0),
             NatVerdict::Translate(t(PROTO_TCP, "198.51.100.7", 5555, "192.168.15.1", 80))
         );
         let synack = t(PROTO_TCP, "192.168.15.1", 80, "198.51.100.7", 5555);
         assert_eq!(
-            nat.pre_routing(&synack, 0x12, 0, false, 1),
+            nat.pre_routing(&synack, 0x12, 0, false, &|_| None, 1),
             NatVerdict::Translate(syn.inverse())
         );
         nat.expire(1 + 239_000);

@@ -124,6 +124,8 @@ pub struct NatRuleInfo {
     /// Source NAT: the outside address range; destination NAT: the target.
     pub to: Option<String>,
     pub ports: Option<(u16, u16)>,
+    /// Source NAT: what may come in unsolicited (RFC 4787 REQ-8).
+    pub filtering: Option<String>,
     pub proto: Option<String>,
     pub dport: Option<u16>,
     pub hits: u64,

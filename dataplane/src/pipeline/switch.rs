@@ -9,7 +9,7 @@ use crate::emit::EmitTo;
 use crate::ip4::neigh::NeighState;
 use crate::ip4::{Ipv4Net, L3Out, Router, RouterError};
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, PortId};
-use crate::nat::{Nat, NatAction, Timeouts};
+use crate::nat::{Filtering, Nat, NatAction, Timeouts};
 use crate::port::{LinkState, Port};
 use crate::wire::{Mac, VNET_HDR_LEN};
 use crate::BATCH;
@@ -900,6 +900,7 @@ impl Switch {
         src: Option<Ipv4Net>,
         bridge: &str,
         ports: Option<(u16, u16)>,
+        filtering: Filtering,
     ) -> Result<u32, SwitchError> {
         let b = self.existing_bridge(bridge)?;
         let ports = ports.unwrap_or((1024, 65535));
@@ -916,7 +917,10 @@ impl Switch {
                 )));
             }
         }
-        let id = self.router.nat.add_rule(action.clone(), src, b, ports);
+        let id = self
+            .router
+            .nat
+            .add_rule_filtered(action.clone(), src, b, ports, filtering);
         log::info!("nat rule {id}: {action:?} src {src:?} bridge {bridge} ports {ports:?}");
         Ok(id)
     }
@@ -960,6 +964,7 @@ impl Switch {
                     bridge: self.bridge_name(r.bridge).to_string(),
                     to,
                     ports: (kind != "dnat").then_some(r.ports),
+                    filtering: (kind != "dnat").then(|| r.filtering.name().to_string()),
                     proto,
                     dport,
                     hits: r.hits,
