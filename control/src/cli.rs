@@ -404,10 +404,12 @@ fn parse_nat(command: &str, w: &mut Words) -> Result<(Request, Output), String> 
                             "address-and-port-dependent" | "apdf" => {
                                 Filtering::AddressAndPortDependent
                             }
-                            _ => return Err(format!(
+                            _ => {
+                                return Err(format!(
                                 "{ctx}: filtering is endpoint-independent, address-dependent or \
                                      address-and-port-dependent, not '{f}'"
-                            )),
+                            ))
+                            }
                         };
                     }
                     "dport" => {

@@ -113,7 +113,7 @@ pub struct Session {
     pub last_seen: u64,
     pub created: u64,
     /// The endpoint-independent mapping this session uses, if source NAT.
-    mapping: Option<(u8, Ipv4Addr, u16)>,
+    mapping: Option<MappingKey>,
     /// Started from outside on a mapping (filtering let it in).
     inbound: bool,
     seen_reply: bool,
@@ -138,6 +138,9 @@ pub struct NatCounters {
     pub table_full: u64,
     pub no_ports: u64,
 }
+
+/// An inside endpoint: (protocol, address, port).
+type MappingKey = (u8, Ipv4Addr, u16);
 
 #[derive(Debug, Clone, Copy)]
 struct Mapping {
@@ -179,15 +182,15 @@ pub struct Nat {
     free: Vec<u32>,
     /// Both tuples of every session -> (session, is the reply direction).
     tuples: HashMap<Tuple, (u32, bool), ahash::RandomState>,
-    mappings: HashMap<(u8, Ipv4Addr, u16), Mapping, ahash::RandomState>,
-    used: HashSet<(u8, Ipv4Addr, u16), ahash::RandomState>,
+    mappings: HashMap<MappingKey, Mapping, ahash::RandomState>,
+    used: HashSet<MappingKey, ahash::RandomState>,
     /// How many ports of each outside address are taken, per protocol, so a
     /// full address is known without searching it.
     used_per_addr: HashMap<(u8, Ipv4Addr), u32, ahash::RandomState>,
     /// Outside (proto, address, port) -> the mapping that owns it.
-    by_outside: HashMap<(u8, Ipv4Addr, u16), (u8, Ipv4Addr, u16), ahash::RandomState>,
+    by_outside: HashMap<MappingKey, MappingKey, ahash::RandomState>,
     /// (mapping, remote address) -> sessions, for address-dependent filtering.
-    remotes: HashMap<((u8, Ipv4Addr, u16), Ipv4Addr), u32, ahash::RandomState>,
+    remotes: HashMap<(MappingKey, Ipv4Addr), u32, ahash::RandomState>,
     max: usize,
     live: usize,
     pub timeouts: Timeouts,
@@ -453,7 +456,14 @@ impl Nat {
             dst: reply_to.0,
             dport: reply_to.1,
         };
-        self.create(*t, reply, rule_id, mapping, false, tcp_flags, now)
+        self.create(
+            *t,
+            reply,
+            rule_id,
+            mapping.map(|k| (k, false)),
+            tcp_flags,
+            now,
+        )
     }
 
     /// A first inbound packet to an outside address and port that is a
@@ -489,7 +499,7 @@ impl Nat {
             dst: t.src,
             dport: t.sport,
         };
-        self.create(*t, reply, rule, Some(key), true, tcp_flags, now)
+        self.create(*t, reply, rule, Some((key, true)), tcp_flags, now)
     }
 
     /// The first source NAT rule that covers `src` (leaving through
@@ -510,7 +520,7 @@ impl Nat {
         ri: usize,
         t: &Tuple,
         out_addr: Option<Ipv4Addr>,
-    ) -> Result<(Ipv4Addr, u16, (u8, Ipv4Addr, u16)), NatVerdict> {
+    ) -> Result<(Ipv4Addr, u16, MappingKey), NatVerdict> {
         let key = (t.proto, t.src, t.sport);
         if let Some(m) = self.mappings.get_mut(&key) {
             m.refs += 1;
@@ -577,7 +587,7 @@ impl Nat {
             dst: addr,
             dport: port,
         };
-        self.create(*t, reply, rule_id, Some(key), false, tcp_flags, now)
+        self.create(*t, reply, rule_id, Some((key, false)), tcp_flags, now)
     }
 
     fn unuse(&mut self, proto: u8, addr: Ipv4Addr, port: u16) {
@@ -624,11 +634,15 @@ impl Nat {
         orig: Tuple,
         reply: Tuple,
         rule: u32,
-        mapping: Option<(u8, Ipv4Addr, u16)>,
-        inbound: bool,
+        mapping: Option<(MappingKey, bool)>,
         tcp_flags: u8,
         now: u64,
     ) -> NatVerdict {
+        // The mapping it uses, and whether it came in on it from outside.
+        let (mapping, inbound) = match mapping {
+            Some((key, inbound)) => (Some(key), inbound),
+            None => (None, false),
+        };
         if self.live >= self.max || self.tuples.contains_key(&reply) {
             if let Some(key) = mapping {
                 self.release_mapping(key);
@@ -671,7 +685,7 @@ impl Nat {
         self.hit(id, false, tcp_flags, now)
     }
 
-    fn release_mapping(&mut self, key: (u8, Ipv4Addr, u16)) {
+    fn release_mapping(&mut self, key: MappingKey) {
         if let Some(m) = self.mappings.get_mut(&key) {
             m.refs -= 1;
             if m.refs == 0 {
