@@ -64,6 +64,10 @@ enum Cmd {
         /// EtherType: the frames a router forwards.
         #[arg(long)]
         udp: Option<String>,
+        /// With --udp: every frame a new flow (new ports), for NAT and
+        /// connection tracking.
+        #[arg(long)]
+        new_flows: bool,
     },
 }
 
@@ -74,6 +78,8 @@ enum Dut {
     Patchbay,
     KernelRouter,
     PatchbayRouter,
+    KernelNat,
+    PatchbayNat,
 }
 
 impl Dut {
@@ -83,11 +89,17 @@ impl Dut {
             Dut::Patchbay => "patchbay",
             Dut::KernelRouter => "kernel-router",
             Dut::PatchbayRouter => "patchbay-router",
+            Dut::KernelNat => "kernel-nat",
+            Dut::PatchbayNat => "patchbay-nat",
         }
     }
 
     fn routed(self) -> bool {
-        matches!(self, Dut::KernelRouter | Dut::PatchbayRouter)
+        !matches!(self, Dut::KernelBridge | Dut::Patchbay)
+    }
+
+    fn natted(self) -> bool {
+        matches!(self, Dut::KernelNat | Dut::PatchbayNat)
     }
 }
 
@@ -99,6 +111,7 @@ const FIGURES: &[(&str, &str)] = &[
     ("frames64_delivered_mpps", "64-byte frames delivered (Mpps)"),
     ("frames64_generated_mpps", "64-byte frames generated (Mpps)"),
     ("frames64_loss_pct", "64-byte frame loss (%)"),
+    ("new_flows_mps", "new flows per second, NAT (M/s)"),
     ("rtt_p50_us", "ping RTT p50 (us)"),
     ("rtt_p99_us", "ping RTT p99 (us)"),
     ("rtt_cpu1_p50_us", "ping RTT p50, ping on CPU 1 (us)"),
@@ -117,14 +130,16 @@ fn main() -> anyhow::Result<()> {
         secs,
         cpu,
         udp,
+        new_flows,
     }) = &args.cmd
     {
-        return generate(dev, dst, *secs, *cpu, udp.as_deref());
+        return generate(dev, dst, *secs, *cpu, udp.as_deref(), *new_flows);
     }
     let pair = match args.mode.as_str() {
         "bridge" => [Dut::KernelBridge, Dut::Patchbay],
         "router" => [Dut::KernelRouter, Dut::PatchbayRouter],
-        other => bail!("unknown mode '{other}' (bridge, router)"),
+        "nat" => [Dut::KernelNat, Dut::PatchbayNat],
+        other => bail!("unknown mode '{other}' (bridge, router, nat)"),
     };
     let duts: Vec<Dut> = match args.only.as_deref() {
         None => pair.to_vec(),
@@ -280,18 +295,45 @@ impl Topology {
                 sh(&mut dut.command(&["ip", "link", "set", "br0", "up"]))?;
                 None
             }
-            Dut::KernelRouter => {
+            Dut::KernelRouter | Dut::KernelNat => {
                 sh(&mut dut.command(&["ip", "addr", "add", "10.1.0.254/24", "dev", "in0"]))?;
                 sh(&mut dut.command(&["ip", "addr", "add", "10.2.0.254/24", "dev", "out0"]))?;
                 sh(&mut dut.command(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]))?;
+                if dut_kind.natted() {
+                    sh(&mut dut.command(&[
+                        "iptables",
+                        "-t",
+                        "nat",
+                        "-A",
+                        "POSTROUTING",
+                        "-s",
+                        "10.1.0.0/24",
+                        "-o",
+                        "out0",
+                        "-j",
+                        "MASQUERADE",
+                    ]))?;
+                }
                 None
             }
-            Dut::Patchbay | Dut::PatchbayRouter => {
+            Dut::Patchbay | Dut::PatchbayRouter | Dut::PatchbayNat => {
                 let mut lab_daemon = patchbay_tools::lab::start_daemon(
                     &dut,
                     bins,
                     &tag,
-                    &["--port", "in0", "--port", "out0", "--cpu", "1"],
+                    // The kernel's conntrack holds 262,144 entries here:
+                    // give patchbay's session table room for the
+                    // new-flows run too, so both measure rate, not size.
+                    &[
+                        "--port",
+                        "in0",
+                        "--port",
+                        "out0",
+                        "--cpu",
+                        "1",
+                        "--nat-max",
+                        "2000000",
+                    ],
                 );
                 if !lab_daemon.alive() {
                     bail!("patchbayd exited: {}", lab_daemon.log());
@@ -307,6 +349,17 @@ impl Topology {
                     pb(&["link", "set", "out0", "master", "br1"])?;
                     pb(&["addr", "add", "10.1.0.254/24", "dev", "br0"])?;
                     pb(&["addr", "add", "10.2.0.254/24", "dev", "br1"])?;
+                    if dut_kind.natted() {
+                        pb(&[
+                            "nat",
+                            "add",
+                            "masquerade",
+                            "src",
+                            "10.1.0.0/24",
+                            "out",
+                            "br1",
+                        ])?;
+                    }
                 }
                 Some(lab_daemon)
             }
@@ -401,11 +454,11 @@ impl Topology {
     }
 
     /// Returns (generated Mpps, delivered Mpps, loss %, CPU s per M frames).
-    fn frames64(&self, secs: u64) -> anyhow::Result<(f64, f64, f64, f64)> {
+    fn frames64(&self, secs: u64, new_flows: bool) -> anyhow::Result<(f64, f64, f64, f64)> {
         // Bridged: to the sink's MAC. Routed: to the router's MAC on gen's
         // side, as IPv4/UDP to the sink.
         let dst = match (self.kind, &self.daemon) {
-            (Dut::PatchbayRouter, Some(d)) => {
+            (Dut::PatchbayRouter | Dut::PatchbayNat, Some(d)) => {
                 let bins = Bins::beside_current_exe();
                 let out = sh(Command::new(&bins.patchbay)
                     .arg("--socket")
@@ -414,7 +467,7 @@ impl Topology {
                 let addrs: Value = serde_json::from_str(&out)?;
                 addrs[0]["mac"].as_str().context("router MAC")?.to_string()
             }
-            (Dut::KernelRouter, _) => {
+            (Dut::KernelRouter | Dut::KernelNat, _) => {
                 sh(&mut self.dut.command(&["cat", "/sys/class/net/in0/address"]))?
             }
             _ => sh(&mut self.sink.command(&["cat", "/sys/class/net/eth0/address"]))?,
@@ -423,7 +476,8 @@ impl Topology {
         let exe = std::env::current_exe()?;
         let rx0 = self.sink_rx_packets()?;
         let cpu0 = busy_cpu_secs()?;
-        let out = sh(&mut self.gen.command(&[
+        let secs_s = secs.to_string();
+        let mut gen_args = vec![
             exe.to_str().context("utf-8 path")?,
             "gen",
             "--dev",
@@ -431,12 +485,16 @@ impl Topology {
             "--dst",
             dst.trim(),
             "--secs",
-            &secs.to_string(),
+            &secs_s,
             "--cpu",
             "0",
             "--udp",
             if self.kind.routed() { &udp } else { "" },
-        ]))?;
+        ];
+        if new_flows {
+            gen_args.push("--new-flows");
+        }
+        let out = sh(&mut self.gen.command(&gen_args))?;
         // Let the last frames drain through the DUT.
         std::thread::sleep(Duration::from_millis(300));
         let cpu = busy_cpu_secs()? - cpu0;
@@ -508,11 +566,19 @@ fn measure(dut: Dut, bins: &Bins, secs: u64) -> anyhow::Result<Vec<(&'static str
         "{}: 64-byte frames, generator pinned to CPU 0",
         dut.name()
     ));
-    let (gen, delivered, loss, cpu) = topo.frames64(secs)?;
+    let (gen, delivered, loss, cpu) = topo.frames64(secs, false)?;
     figs.push(("frames64_generated_mpps", gen));
     figs.push(("frames64_delivered_mpps", delivered));
     figs.push(("frames64_loss_pct", loss));
     figs.push(("cpu_s_per_mframes", cpu));
+    if dut.natted() {
+        progress(&format!(
+            "{}: new flows (every frame a new UDP flow), 2 s",
+            dut.name()
+        ));
+        let (_, flows, _, _) = topo.frames64(2, true)?;
+        figs.push(("new_flows_mps", flows));
+    }
     progress(&format!(
         "{}: iperf3 TCP, 1 stream, offloads off",
         dut.name()
@@ -525,7 +591,14 @@ fn measure(dut: Dut, bins: &Bins, secs: u64) -> anyhow::Result<Vec<(&'static str
 /// The generator: 60-byte frames (64 on the wire with the FCS) of an
 /// experimental EtherType, from DEV to `dst`, in batches through the same
 /// AF_PACKET port code patchbay uses.
-fn generate(dev: &str, dst: &str, secs: u64, cpu: usize, udp: Option<&str>) -> anyhow::Result<()> {
+fn generate(
+    dev: &str,
+    dst: &str,
+    secs: u64,
+    cpu: usize,
+    udp: Option<&str>,
+    new_flows: bool,
+) -> anyhow::Result<()> {
     sys::pin_current_thread(cpu).context("pinning the generator")?;
     let dst: patchbay_dataplane::wire::Mac = dst.parse()?;
     let src: patchbay_dataplane::wire::Mac =
@@ -557,6 +630,23 @@ fn generate(dev: &str, dst: &str, secs: u64, cpu: usize, udp: Option<&str>) -> a
     let mut port = AfPacketPort::open(dev, &PortOptions { rx_ring_mib: 1 })?;
     let mut counters = PortCounters::default();
     let deadline = Instant::now() + Duration::from_secs(secs);
+    if new_flows {
+        // A batch of distinct frames, renumbered each round: 16 source ports
+        // (16 NAT mappings) times 65,535 destination ports, 1M flows.
+        let mut batch: Vec<Vec<u8>> = (0..BATCH).map(|_| frame.clone()).collect();
+        let mut flow: u32 = 0;
+        let udp_at = VNET_HDR_LEN + 14 + 20;
+        while Instant::now() < deadline {
+            for f in &mut batch {
+                flow = flow.wrapping_add(1);
+                let sport = 40000 + (flow & 15) as u16;
+                let dport = 1 + ((flow >> 4) % 65535) as u16;
+                f[udp_at..udp_at + 2].copy_from_slice(&sport.to_be_bytes());
+                f[udp_at + 2..udp_at + 4].copy_from_slice(&dport.to_be_bytes());
+            }
+            port.send(&mut batch.iter().map(Vec::as_slice), &mut counters);
+        }
+    }
     while Instant::now() < deadline {
         for _ in 0..64 {
             port.send(&mut std::iter::repeat_n(&frame[..], BATCH), &mut counters);
