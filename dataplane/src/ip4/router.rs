@@ -210,6 +210,8 @@ fn nat_drop(d: NatDrop) -> DropReason {
 /// The IPv4 router of a switch.
 pub struct Router {
     pub nat: Nat,
+    /// NAT drop counters already logged (table full, out of ports).
+    nat_logged: (u64, u64),
     ifaces: Vec<Option<RouterInterface>>,
     fib: Fib,
     next_hops: Vec<NextHop>,
@@ -228,6 +230,7 @@ impl Router {
         let seed = std::process::id().to_be_bytes();
         Router {
             nat: Nat::new(262_144),
+            nat_logged: (0, 0),
             ifaces: Vec::new(),
             fib: Fib::new(),
             next_hops: Vec::new(),
@@ -1045,6 +1048,23 @@ impl Router {
     /// Once a second: ARP retries and failures, ICMP rate budget.
     pub fn housekeeping(&mut self, now: u64) {
         self.nat.expire(now);
+        // Say why new flows are being refused, at most once a second.
+        let c = &self.nat.counters;
+        let (full, ports) = (c.table_full, c.no_ports);
+        if full > self.nat_logged.0 {
+            log::warn!(
+                "nat: {} new flows dropped: the session table is full ({} sessions; raise --nat-max)",
+                full - self.nat_logged.0,
+                self.nat.max()
+            );
+        }
+        if ports > self.nat_logged.1 {
+            log::warn!(
+                "nat: {} new flows dropped: no outside port left in the rule's range",
+                ports - self.nat_logged.1
+            );
+        }
+        self.nat_logged = (full, ports);
         self.icmp_budget = ICMP_PER_SECOND;
         let mut ask = Vec::new();
         let mut failed = std::mem::take(&mut self.scratch);

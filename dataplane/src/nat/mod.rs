@@ -196,6 +196,8 @@ pub struct Nat {
     pub timeouts: Timeouts,
     pub counters: NatCounters,
     cursor: u16,
+    /// Where the next expiry pass starts.
+    sweep: usize,
 }
 
 /// The result of the NAT stage for one packet.
@@ -227,6 +229,7 @@ impl Nat {
             timeouts: Timeouts::default(),
             counters: NatCounters::default(),
             cursor: 0,
+            sweep: 0,
         }
     }
 
@@ -358,9 +361,19 @@ impl Nat {
         u64::from(secs) * 1000
     }
 
-    /// Reclaims expired sessions.
+    /// Reclaims expired sessions, a slice of the table at a time.
     pub fn expire(&mut self, now: u64) {
-        for i in 0..self.sessions.len() {
+        // A slice of the table per call (once a second), so reclaiming never
+        // holds up forwarding for long: 65,536 slots take well under a
+        // millisecond, and a table of up to 2M sessions is swept within
+        // 32 s, small against the shortest timeout worth having.
+        const SLICE: usize = 1 << 16;
+        let len = self.sessions.len();
+        if self.sweep >= len {
+            self.sweep = 0;
+        }
+        let end = (self.sweep + SLICE).min(len);
+        for i in self.sweep..end {
             let expired = match &self.sessions[i] {
                 Some(s) => now.saturating_sub(s.last_seen) >= self.timeout_ms(s),
                 None => false,
@@ -370,6 +383,7 @@ impl Nat {
                 self.counters.sessions_expired += 1;
             }
         }
+        self.sweep = end;
     }
 
     /// RFC 5508: for an ICMP error quoting `inner` (a packet of a session,
