@@ -417,3 +417,51 @@ fn router_cli_errors_are_one_line() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn route_load_puts_many_routes_in_while_traffic_flows() {
+    let lab = two_subnets(&[]);
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    assert!(h1.ping_ok(&h2.ip, 1));
+    let file = std::env::temp_dir().join(format!("{}-routes.txt", lab.tag));
+    let mut text = String::from("# 100,000 /24s behind a gateway on br1\n\n");
+    for i in 0..100_000u32 {
+        let a = 0x0b00_0000 + (i << 8);
+        text.push_str(&format!(
+            "{}.{}.{}.0/24 via 10.2.0.254\n",
+            a >> 24,
+            (a >> 16) & 255,
+            (a >> 8) & 255
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    let stream = h1
+        .ns
+        .spawn(&["ping", "-c", "300", "-i", "0.005", "-W", "1", "-q", &h2.ip]);
+    let out = lab.cli_ok(&["route", "load", file.to_str().unwrap()]);
+    assert!(out.starts_with("loaded 100000 routes"), "{out}");
+    let ping = stream.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&ping.stdout).contains(" 0% packet loss"),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    assert_eq!(lab.cli_json(&["stats"])["routes"], 100_002);
+    assert!(lab
+        .cli_ok(&["route", "get", "11.1.134.7"])
+        .contains("via 10.2.0.254 dev br1"));
+    // A bad line is named, and nothing of its request is loaded.
+    std::fs::write(
+        &file,
+        "12.0.0.0/8 via 10.2.0.254\n12.1.0.0/33 via 10.2.0.254\n",
+    )
+    .unwrap();
+    let bad = lab.cli(&["route", "load", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("prefix length over 32"),
+        "{err}"
+    );
+    assert_eq!(lab.cli_json(&["stats"])["routes"], 100_002);
+    let _ = std::fs::remove_file(&file);
+}

@@ -143,6 +143,15 @@ pub enum Request {
     RouteDel {
         dst: Ipv4Net,
     },
+    /// Adds many routes: `text` holds one route a line, `PREFIX via GATEWAY
+    /// [dev BRIDGE]` or `PREFIX dev BRIDGE` (blank lines and `#` comments
+    /// are skipped); `first_line` numbers its first line in errors. All
+    /// lines are checked before any is added; result: `{"loaded": N}`.
+    RouteLoad {
+        text: String,
+        #[serde(default)]
+        first_line: u64,
+    },
     /// The decision for one address. Result: [`patchbay_dataplane::pipeline::RouteGet`].
     RouteGet {
         addr: Ipv4Addr,

@@ -36,6 +36,7 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   route add PREFIX dev BRIDGE                   directly connected
   route del PREFIX|default
   route get A.B.C.D                             the decision for one address, in words
+  route load FILE|-                             many routes, one 'PREFIX via GATEWAY' a line
   neigh show [dev BRIDGE]                       ARP cache: address, MAC, port, state, age
   neigh add A.B.C.D lladdr MAC dev BRIDGE       permanent entry
   neigh del A.B.C.D dev BRIDGE
@@ -56,14 +57,22 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
 /// How to print a result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    Links { only: Option<String> },
-    Addrs { dev: Option<String> },
+    Links {
+        only: Option<String>,
+    },
+    Addrs {
+        dev: Option<String>,
+    },
     Routes,
     RouteGet,
     Neighbors,
     NatRules,
     NatSessions,
     NatAdded,
+    /// `route load`: the file is sent in pieces by [`load_routes`].
+    RouteLoad {
+        path: String,
+    },
     Fdb,
     Stats,
     Flushed,
@@ -317,6 +326,17 @@ fn parse_route(command: &str, w: &mut Words) -> Result<(Request, Output), String
         "show" | "list" | "ls" => {
             no_more(w)?;
             Ok((Request::RouteShow { limit: None }, Output::Routes))
+        }
+        "load" => {
+            let path = w
+                .next()
+                .ok_or_else(|| format!("{ctx}: missing FILE (or - for stdin)"))?;
+            no_more(w)?;
+            let req = Request::RouteLoad {
+                text: String::new(),
+                first_line: 1,
+            };
+            Ok((req, Output::RouteLoad { path }))
         }
         "get" => {
             let a = addr(&ctx, w.next())?;
@@ -620,6 +640,34 @@ fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
     ))
 }
 
+/// Sends the routes of `path` (or stdin for `-`) in requests of at most
+/// 20,000 lines; returns what to print.
+pub fn load_routes(client: &mut crate::client::Client, path: &str) -> Result<String, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = if path == "-" {
+        std::io::stdin().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
+    };
+    read.map_err(|e| format!("route load: {path}: {e}"))?;
+    let start = std::time::Instant::now();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut loaded = 0;
+    for (k, chunk) in lines.chunks(20_000).enumerate() {
+        let req = Request::RouteLoad {
+            text: chunk.join("\n"),
+            first_line: (k * 20_000 + 1) as u64,
+        };
+        let result = client.call(req).map_err(|e| e.to_string())?;
+        loaded += result["loaded"].as_u64().unwrap_or(0);
+    }
+    Ok(format!(
+        "loaded {loaded} routes in {:.2} s\n",
+        start.elapsed().as_secs_f64()
+    ))
+}
+
 fn route_line(r: &RouteInfo) -> String {
     let dst = if r.dst.len == 0 {
         "default".to_string()
@@ -799,6 +847,7 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
                 let _ = writeln!(s, "{line}");
             }
         }
+        Output::RouteLoad { .. } => {}
         Output::NatAdded => {
             let _ = writeln!(s, "rule {}", result.as_u64().unwrap_or(0));
         }

@@ -10,12 +10,13 @@ use crate::api::{
     self, ApiError, ErrorCode, LinkKind, LinkShow, NatRuleSpec, Request, Response,
     MAX_REQUEST_BYTES,
 };
-use patchbay_dataplane::ip4::{FibError, RouterError};
+use patchbay_dataplane::ip4::{FibError, Ipv4Net, RouterError};
 use patchbay_dataplane::nat::{Filtering, NatAction};
 use patchbay_dataplane::pipeline::{EngineHandle, SwitchError};
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -202,6 +203,59 @@ fn serve_client(stream: UnixStream, engine: &EngineHandle, opts: &PortOptions) -
             }
         }
     }
+}
+
+/// A route of a `route load` text: (line number, prefix, gateway, bridge).
+type RouteLine = (u64, Ipv4Net, Option<Ipv4Addr>, Option<String>);
+
+/// Parses `route load` text, every line before any is used.
+fn parse_route_lines(text: &str, first_line: u64) -> Result<Vec<RouteLine>, ApiError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = first_line.max(1) + i as u64;
+        let words: Vec<&str> = raw
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        if words.is_empty() {
+            continue;
+        }
+        let bad = |why: String| ApiError::new(ErrorCode::BadRequest, format!("line {line}: {why}"));
+        let dst: Ipv4Net = words[0].parse().map_err(|e| bad(format!("{e}")))?;
+        let (mut via, mut dev) = (None, None);
+        let mut w = words[1..].iter();
+        while let Some(k) = w.next() {
+            match *k {
+                "via" => {
+                    let a = w
+                        .next()
+                        .ok_or_else(|| bad("'via' needs a gateway address".into()))?;
+                    via = Some(
+                        a.parse()
+                            .map_err(|_| bad(format!("'{a}' is not an IPv4 address")))?,
+                    );
+                }
+                "dev" => {
+                    let d = w
+                        .next()
+                        .ok_or_else(|| bad("'dev' needs a bridge name".into()))?;
+                    dev = Some(d.to_string());
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unexpected '{other}' (PREFIX via GATEWAY [dev BRIDGE])"
+                    )))
+                }
+            }
+        }
+        if via.is_none() && dev.is_none() {
+            return Err(bad("give 'via GATEWAY' or 'dev BRIDGE'".into()));
+        }
+        out.push((line, dst, via, dev));
+    }
+    Ok(out)
 }
 
 fn switch_error(e: SwitchError) -> ApiError {
@@ -451,6 +505,41 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             }
             on_switch!(|sw| sw.route_add(dst, via, dev.as_deref()));
             Ok(Value::Null)
+        }
+        Request::RouteLoad { text, first_line } => {
+            let routes = parse_route_lines(&text, first_line)?;
+            let total = routes.len();
+            // In chunks, so forwarding goes on between them.
+            let mut loaded = 0;
+            for chunk in routes.chunks(8192) {
+                let chunk = chunk.to_vec();
+                let base = loaded;
+                let n = engine
+                    .call(move |sw| {
+                        for (i, (line, dst, via, dev)) in chunk.iter().enumerate() {
+                            if let Err(e) = sw.route_add(*dst, *via, dev.as_deref()) {
+                                return Err((base + i, *line, e));
+                            }
+                        }
+                        Ok(chunk.len())
+                    })
+                    .map_err(|_| stopped())?;
+                match n {
+                    Ok(n) => loaded += n,
+                    Err((done, line, e)) => {
+                        let e = switch_error(e);
+                        return Err(ApiError::new(
+                            e.code,
+                            format!(
+                                "line {line}: {}; {done} of {total} routes were loaded before it",
+                                e.message
+                            ),
+                        ));
+                    }
+                }
+            }
+            log::info!("route load: {loaded} routes");
+            Ok(json!({ "loaded": loaded }))
         }
         Request::RouteDel { dst } => {
             on_switch!(|sw| sw.route_del(dst));

@@ -17,6 +17,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let cli::Output::RouteLoad { path } = &inv.output {
+        let done = Client::connect(&inv.socket)
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| cli::load_routes(&mut c, path));
+        return match done {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("patchbay: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = Client::connect(&inv.socket).and_then(|mut c| c.call(inv.request.clone()));
     let result = match result {
         Ok(r) => r,
