@@ -551,6 +551,14 @@ impl Switch {
                                 .iter()
                                 .filter(|&&q| q != rx)
                                 .for_each(|&q| enqueue(q));
+                            // Flooded back into its own bridge, the
+                            // destination may well be behind the ingress port.
+                            if out == b {
+                                match router.em.copy(slot.port.frame(i)) {
+                                    Some(c) => router.em.send(c, EmitTo::Port(rx)),
+                                    None => slot.counters.drop(DropReason::NoBuffer),
+                                }
+                            }
                         }
                     },
                     L3Out::Consumed => {}
