@@ -479,3 +479,31 @@ except socket.timeout:\n\
     let rules = lab.cli_ok(&["nat", "show"]);
     assert!(rules.contains("filtering endpoint-independent"), "{rules}");
 }
+
+#[test]
+fn path_mtu_discovery_works_through_nat() {
+    let lab = nat_lab(&[]);
+    // The outside link is smaller than both hosts think: patchbay's "frag
+    // needed" about already translated segments must reach h1 translated
+    // back, or the connection stalls.
+    lab.cli_ok(&["link", "set", "br1", "mtu", "1400"]);
+    outside(&lab).ns.check(&["iperf3", "-s", "-D", "-1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = lab
+        .host(1)
+        .ns
+        .check(&["iperf3", "-c", OUTSIDE, "-t", "2", "-J"]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["end"]["sum_received"]["bytes"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 10e6,
+        "{out}"
+    );
+    let cached = lab.host(1).ns.check(&["ip", "route", "get", OUTSIDE]);
+    assert!(
+        cached.contains("mtu 1400"),
+        "h1 learned the path MTU: {cached}"
+    );
+}

@@ -641,6 +641,17 @@ impl Router {
             }
         };
         let (ttl, total, df) = (ip.ttl(), ip.total_len(), ip.dont_frag());
+        // RFC 1812 5.3.7: never forward (or answer, or track) what comes
+        // from an address no host can have.
+        let src = ip.src();
+        if src.is_multicast()
+            || src.is_broadcast()
+            || src.is_loopback()
+            || src.is_unspecified()
+            || src.octets()[0] >= 240
+        {
+            return L3Out::Drop(DropReason::Ip4BadSource);
+        }
         // nat (pre-routing): packets of known sessions, and first packets to
         // published ports.
         let partial = frame[0] & F_NEEDS_CSUM != 0;
@@ -669,17 +680,7 @@ impl Router {
             }
         }
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
-        let (dst, src) = (ip.dst(), ip.src());
-        // RFC 1812 5.3.7: never forward (or answer) what comes from an
-        // address no host can have.
-        if src.is_multicast()
-            || src.is_broadcast()
-            || src.is_loopback()
-            || src.is_unspecified()
-            || src.octets()[0] >= 240
-        {
-            return L3Out::Drop(DropReason::Ip4BadSource);
-        }
+        let dst = ip.dst();
         if self.is_local(dst) {
             // With NAT on, TCP/UDP to a router address that matched no
             // session or published port is unsolicited: filtered.
@@ -1041,6 +1042,16 @@ impl Router {
             src,
         );
         self.em.set_len(i, L3 + total);
+        // About a packet NAT already rewrote: quote it as its sender sent it
+        // and address the sender (RFC 5508), as for errors from outside.
+        if self.nat.is_active() {
+            let buf = &mut self.em.frame_mut(i)[L3..];
+            if let Some((inner, at)) = parse_icmp_error(buf) {
+                if let Some(new_inner) = self.nat.error_translation(&inner) {
+                    rewrite_icmp_error(buf, at, &inner, &new_inner);
+                }
+            }
+        }
         self.em.send(i, to);
         self.counters.icmp_errors_sent += 1;
     }

@@ -195,7 +195,7 @@ pub struct Nat {
     live: usize,
     pub timeouts: Timeouts,
     pub counters: NatCounters,
-    cursor: u16,
+    cursor: u32,
     /// Where the next expiry pass starts.
     sweep: usize,
 }
@@ -506,12 +506,17 @@ impl Nat {
         if let Some(m) = self.mappings.get_mut(&key) {
             m.refs += 1;
         }
+        let dport = if t.proto == PROTO_ICMP {
+            key.2
+        } else {
+            t.sport
+        };
         let reply = Tuple {
             proto: t.proto,
             src: key.1,
             sport: key.2,
             dst: t.src,
-            dport: t.sport,
+            dport,
         };
         self.create(*t, reply, rule, Some((key, true)), tcp_flags, now)
     }
@@ -544,9 +549,9 @@ impl Nat {
         let addr = match rule.action {
             NatAction::Snat { first, last } => {
                 // Paired pooling: one inside host, one outside address.
-                let span = u32::from(last).saturating_sub(u32::from(first)) + 1;
-                let h = u32::from(t.src).wrapping_mul(0x9e37_79b1) >> 8;
-                Ipv4Addr::from(u32::from(first) + h % span)
+                let span = u64::from(u32::from(last).saturating_sub(u32::from(first))) + 1;
+                let h = u64::from(u32::from(t.src).wrapping_mul(0x9e37_79b1) >> 8);
+                Ipv4Addr::from((u64::from(u32::from(first)) + h % span) as u32)
             }
             _ => out_addr.ok_or(NatVerdict::Pass)?,
         };
@@ -594,10 +599,12 @@ impl Nat {
         };
         self.rules[ri].hits += 1;
         let rule_id = self.rules[ri].id;
+        // ICMP echo: both "ports" are the identifier, which is mapped too.
+        let sport = if t.proto == PROTO_ICMP { port } else { t.dport };
         let reply = Tuple {
             proto: t.proto,
             src: t.dst,
-            sport: t.dport,
+            sport,
             dst: addr,
             dport: port,
         };
@@ -634,8 +641,8 @@ impl Nat {
             return None;
         }
         for _ in 0..span {
-            self.cursor = self.cursor.wrapping_add(1);
-            let p = lo + (u32::from(self.cursor) % span) as u16;
+            self.cursor = (self.cursor + 1) % span;
+            let p = lo + self.cursor as u16;
             if !self.used.contains(&(proto, addr, p)) {
                 return Some(p);
             }
@@ -815,6 +822,46 @@ mod tests {
             NatVerdict::Pass
         );
         assert_eq!(nat.len(), 3);
+    }
+
+    #[test]
+    fn echo_identifiers_are_mapped_like_ports() {
+        let mut nat = masq();
+        let out = Some("203.0.113.1".parse().unwrap());
+        // Two inside hosts ping with the same identifier.
+        let a = t(PROTO_ICMP, "192.168.15.1", 77, "198.51.100.9", 77);
+        let b = t(PROTO_ICMP, "192.168.15.2", 77, "198.51.100.9", 77);
+        let NatVerdict::Translate(ta) = nat.post_routing(&a, 0, 1, out, 0) else {
+            panic!()
+        };
+        let NatVerdict::Translate(tb) = nat.post_routing(&b, 0, 1, out, 0) else {
+            panic!()
+        };
+        assert_ne!(ta.sport, tb.sport);
+        assert_eq!(tb.sport, tb.dport, "the echo id is both ports");
+        // The echo replies (identifier as mapped) find their way back.
+        let reply_b = t(
+            PROTO_ICMP,
+            "198.51.100.9",
+            tb.sport,
+            "203.0.113.1",
+            tb.sport,
+        );
+        assert_eq!(
+            nat.pre_routing(&reply_b, 0, 1, true, &|_| None, 1),
+            NatVerdict::Translate(b.inverse())
+        );
+        let reply_a = t(
+            PROTO_ICMP,
+            "198.51.100.9",
+            ta.sport,
+            "203.0.113.1",
+            ta.sport,
+        );
+        assert_eq!(
+            nat.pre_routing(&reply_a, 0, 1, true, &|_| None, 1),
+            NatVerdict::Translate(a.inverse())
+        );
     }
 
     #[test]

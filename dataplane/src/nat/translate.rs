@@ -137,6 +137,11 @@ pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
                 fix(l4, at, &addr_changes, partial);
                 if !partial {
                     fix(l4, at, &port_changes, false);
+                    // RFC 768: a computed zero is sent as all ones, since
+                    // zero means "no checksum".
+                    if from.proto == PROTO_UDP && l4[6..8] == [0, 0] {
+                        l4[6..8].copy_from_slice(&[0xff, 0xff]);
+                    }
                 }
             }
             l4[0..2].copy_from_slice(&to.sport.to_be_bytes());
