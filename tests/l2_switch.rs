@@ -3,7 +3,7 @@
 //!
 //! Needs root and the tools that `tools/test` installs.
 
-use patchbay_tools::{wait_for, Bins, Capture, Lab, Netns};
+use patchbay_tools::{iperf3_bytes, wait_for, Bins, Capture, Lab, Netns};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -70,13 +70,7 @@ fn ping_arping_and_iperf3_with_default_offloads() {
     let k = h1.ns.check(&["ethtool", "-k", "eth0"]);
     assert!(k.contains("tcp-segmentation-offload: on"), "{k}");
 
-    h2.ns.check(&["iperf3", "-s", "-D", "-1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let out = h1.ns.check(&["iperf3", "-c", &h2.ip, "-t", "2", "-J"]);
-    let report: Value = serde_json::from_str(&out).expect("iperf3 JSON");
-    let received = report["end"]["sum_received"]["bytes"]
-        .as_f64()
-        .unwrap_or(0.0);
+    let received = iperf3_bytes(&h1.ns, &h2.ns, &h2.ip, 2);
     assert!(received > 10e6, "iperf3 moved only {received} bytes");
 
     // GSO super-frames crossed patchbay whole: the average frame on h1's port
@@ -275,29 +269,11 @@ fn tap_port_carries_a_host_with_offloads() {
         "h1 cannot reach the TAP host"
     );
     assert!(h1.ping_ok("10.0.0.9", 3));
-    vm.check(&["iperf3", "-s", "-D", "-1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let out = h1.ns.check(&["iperf3", "-c", "10.0.0.9", "-t", "1", "-J"]);
-    let report: Value = serde_json::from_str(&out).expect("iperf3 JSON");
-    assert!(
-        report["end"]["sum_received"]["bytes"]
-            .as_f64()
-            .unwrap_or(0.0)
-            > 1e6,
-        "{out}"
-    );
+    let received = iperf3_bytes(&h1.ns, &vm, "10.0.0.9", 1);
+    assert!(received > 1e6, "iperf3 moved only {received} bytes");
     // And the other way, TAP host as the sender of GSO frames.
-    h1.ns.check(&["iperf3", "-s", "-D", "-1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let out = vm.check(&["iperf3", "-c", &h1.ip, "-t", "1", "-J"]);
-    let report: Value = serde_json::from_str(&out).expect("iperf3 JSON");
-    assert!(
-        report["end"]["sum_received"]["bytes"]
-            .as_f64()
-            .unwrap_or(0.0)
-            > 1e6,
-        "{out}"
-    );
+    let received = iperf3_bytes(&vm, &h1.ns, &h1.ip, 1);
+    assert!(received > 1e6, "iperf3 moved only {received} bytes");
     let links = lab.cli_json(&["link", "show"]);
     assert_eq!(port(&links, "tap0").expect("tap0")["kind"], "tap");
 }

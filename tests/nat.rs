@@ -5,8 +5,7 @@
 //!
 //! Needs root and the tools that `tools/test` installs.
 
-use patchbay_tools::{Bins, Capture, Lab};
-use serde_json::Value;
+use patchbay_tools::{iperf3_bytes, Bins, Capture, Lab};
 use std::time::Duration;
 
 fn bins() -> Bins {
@@ -135,20 +134,8 @@ fn inside_hosts_reach_the_outside_by_tcp_udp_and_ping_as_the_nat_address() {
     );
 
     // iperf3 with default offloads: GSO frames with partial checksums.
-    outside(&lab).ns.check(&["iperf3", "-s", "-D", "-1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let out = lab
-        .host(1)
-        .ns
-        .check(&["iperf3", "-c", OUTSIDE, "-t", "2", "-J"]);
-    let report: Value = serde_json::from_str(&out).unwrap();
-    assert!(
-        report["end"]["sum_received"]["bytes"]
-            .as_f64()
-            .unwrap_or(0.0)
-            > 10e6,
-        "{out}"
-    );
+    let received = iperf3_bytes(&lab.host(1).ns, &outside(&lab).ns, OUTSIDE, 2);
+    assert!(received > 10e6, "iperf3 moved only {received} bytes");
 
     let sessions = lab.cli_ok(&["nat", "sessions"]);
     assert!(sessions.contains("udp   192.168.15.1:40000"), "{sessions}");
@@ -487,20 +474,8 @@ fn path_mtu_discovery_works_through_nat() {
     // needed" about already translated segments must reach h1 translated
     // back, or the connection stalls.
     lab.cli_ok(&["link", "set", "br1", "mtu", "1400"]);
-    outside(&lab).ns.check(&["iperf3", "-s", "-D", "-1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let out = lab
-        .host(1)
-        .ns
-        .check(&["iperf3", "-c", OUTSIDE, "-t", "2", "-J"]);
-    let report: Value = serde_json::from_str(&out).unwrap();
-    assert!(
-        report["end"]["sum_received"]["bytes"]
-            .as_f64()
-            .unwrap_or(0.0)
-            > 10e6,
-        "{out}"
-    );
+    let received = iperf3_bytes(&lab.host(1).ns, &outside(&lab).ns, OUTSIDE, 2);
+    assert!(received > 10e6, "iperf3 moved only {received} bytes");
     let cached = lab.host(1).ns.check(&["ip", "route", "get", OUTSIDE]);
     assert!(
         cached.contains("mtu 1400"),

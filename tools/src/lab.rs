@@ -430,3 +430,16 @@ impl Drop for Capture {
         let _ = std::fs::remove_file(&self.file);
     }
 }
+
+/// Runs `secs` seconds of iperf3 TCP from `client` to a one-shot server
+/// started in `server` (reachable at `server_ip`); returns the bytes the
+/// server received.
+pub fn iperf3_bytes(client: &Netns, server: &Netns, server_ip: &str, secs: u32) -> f64 {
+    server.check(&["iperf3", "-s", "-D", "-1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = client.check(&["iperf3", "-c", server_ip, "-t", &secs.to_string(), "-J"]);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("iperf3 JSON");
+    report["end"]["sum_received"]["bytes"]
+        .as_f64()
+        .unwrap_or(0.0)
+}

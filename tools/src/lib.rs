@@ -9,4 +9,4 @@
 
 pub mod lab;
 
-pub use lab::{have, wait_for, Bins, Capture, Daemon, Host, Lab, Netns};
+pub use lab::{have, iperf3_bytes, wait_for, Bins, Capture, Daemon, Host, Lab, Netns};

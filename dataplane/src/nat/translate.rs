@@ -107,25 +107,41 @@ fn fix(buf: &mut [u8], at: usize, changes: &[(u16, u16)], partial: bool) {
     buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
-/// Rewrites the packet's tuple (from `parse_tuple`) to `to`.
-/// `partial`: the L4 checksum is left to the device (NEEDS_CSUM).
-pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
-    let hl = usize::from(l3[0] & 0x0f) * 4;
-    let (os, ns, od, nd) = (
-        words(from.src),
-        words(to.src),
-        words(from.dst),
-        words(to.dst),
-    );
-    let addr_changes = [
+/// The 16-bit words that change when an IPv4 header's (source,
+/// destination) go from `from` to `to`, as (old, new) pairs.
+fn changes(from: (Ipv4Addr, Ipv4Addr), to: (Ipv4Addr, Ipv4Addr)) -> [(u16, u16); 4] {
+    let (os, od, ns, nd) = (words(from.0), words(from.1), words(to.0), words(to.1));
+    [
         (os[0], ns[0]),
         (os[1], ns[1]),
         (od[0], nd[0]),
         (od[1], nd[1]),
-    ];
-    fix(l3, 10, &addr_changes, false);
-    l3[12..16].copy_from_slice(&to.src.octets());
-    l3[16..20].copy_from_slice(&to.dst.octets());
+    ]
+}
+
+/// Writes an IPv4 header's addresses and updates its checksum for them.
+fn set_addrs(ip: &mut [u8], changes: &[(u16, u16); 4], src: Ipv4Addr, dst: Ipv4Addr) {
+    fix(ip, 10, changes, false);
+    ip[12..16].copy_from_slice(&src.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
+}
+
+/// Writes the ports of a TCP/UDP header, or the identifier of an ICMP echo.
+fn set_ports(l4: &mut [u8], proto: u8, to: &Tuple) {
+    if proto == PROTO_ICMP {
+        l4[4..6].copy_from_slice(&to.sport.to_be_bytes());
+    } else {
+        l4[0..2].copy_from_slice(&to.sport.to_be_bytes());
+        l4[2..4].copy_from_slice(&to.dport.to_be_bytes());
+    }
+}
+
+/// Rewrites the packet's tuple (from `parse_tuple`) to `to`.
+/// `partial`: the L4 checksum is left to the device (NEEDS_CSUM).
+pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
+    let hl = usize::from(l3[0] & 0x0f) * 4;
+    let addr_changes = changes((from.src, from.dst), (to.src, to.dst));
+    set_addrs(l3, &addr_changes, to.src, to.dst);
     let l4 = &mut l3[hl..];
     let port_changes = [(from.sport, to.sport), (from.dport, to.dport)];
     match from.proto {
@@ -144,13 +160,12 @@ pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
                     }
                 }
             }
-            l4[0..2].copy_from_slice(&to.sport.to_be_bytes());
-            l4[2..4].copy_from_slice(&to.dport.to_be_bytes());
+            set_ports(l4, from.proto, to);
         }
         PROTO_ICMP => {
             // The identifier; ICMP sums no pseudo header.
             fix(l4, 2, &[(from.sport, to.sport)], false);
-            l4[4..6].copy_from_slice(&to.sport.to_be_bytes());
+            set_ports(l4, from.proto, to);
         }
         _ => {}
     }
@@ -200,38 +215,15 @@ pub fn parse_icmp_error(l3: &[u8]) -> Option<(Tuple, usize)> {
 pub fn rewrite_icmp_error(l3: &mut [u8], inner_at: usize, inner: &Tuple, new_inner: &Tuple) {
     let total = usize::from(u16::from_be_bytes([l3[2], l3[3]]));
     let hl = usize::from(l3[0] & 0x0f) * 4;
-    // The quoted packet: addresses, IP checksum, ports (UDP checksum if
-    // quoted); its TCP checksum is usually beyond the 8 quoted bytes.
+    // The quoted packet: addresses with its IP checksum, and ports. Its L4
+    // checksum is left as quoted (for TCP it is past the 8 bytes an error
+    // must quote anyway).
     {
         let q = &mut l3[inner_at..total];
         let qhl = usize::from(q[0] & 0x0f) * 4;
-        let (os, ns, od, nd) = (
-            words(inner.src),
-            words(new_inner.src),
-            words(inner.dst),
-            words(new_inner.dst),
-        );
-        fix(
-            q,
-            10,
-            &[
-                (os[0], ns[0]),
-                (os[1], ns[1]),
-                (od[0], nd[0]),
-                (od[1], nd[1]),
-            ],
-            false,
-        );
-        q[12..16].copy_from_slice(&new_inner.src.octets());
-        q[16..20].copy_from_slice(&new_inner.dst.octets());
-        let l4 = &mut q[qhl..];
-        match inner.proto {
-            PROTO_TCP | PROTO_UDP => {
-                l4[0..2].copy_from_slice(&new_inner.sport.to_be_bytes());
-                l4[2..4].copy_from_slice(&new_inner.dport.to_be_bytes());
-            }
-            _ => l4[4..6].copy_from_slice(&new_inner.sport.to_be_bytes()),
-        }
+        let c = changes((inner.src, inner.dst), (new_inner.src, new_inner.dst));
+        set_addrs(q, &c, new_inner.src, new_inner.dst);
+        set_ports(&mut q[qhl..], inner.proto, new_inner);
     }
     // The outer header: to the quoted packet's (new) source.
     let old_src = Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]);
@@ -242,25 +234,8 @@ pub fn rewrite_icmp_error(l3: &mut [u8], inner_at: usize, inner: &Tuple, new_inn
         old_src
     };
     let new_dst = new_inner.src;
-    let (os, ns, od, nd) = (
-        words(old_src),
-        words(new_src),
-        words(old_dst),
-        words(new_dst),
-    );
-    fix(
-        l3,
-        10,
-        &[
-            (os[0], ns[0]),
-            (os[1], ns[1]),
-            (od[0], nd[0]),
-            (od[1], nd[1]),
-        ],
-        false,
-    );
-    l3[12..16].copy_from_slice(&new_src.octets());
-    l3[16..20].copy_from_slice(&new_dst.octets());
+    let c = changes((old_src, old_dst), (new_src, new_dst));
+    set_addrs(l3, &c, new_src, new_dst);
     // The ICMP checksum covers the quote: recompute it (errors are small).
     let icmp = &mut l3[hl..total];
     icmp[2..4].fill(0);
