@@ -465,12 +465,7 @@ fn bad_cli_input_gets_one_line_errors_and_leaves_the_daemon_alone() {
             "1 to 15 characters",
         ),
     ] {
-        let out = lab.cli(args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        assert!(err.contains(want), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.starts_with("patchbay: "), "{err}");
+        lab.cli_fails(args, want);
     }
     assert!(lab.daemon.as_mut().unwrap().alive());
     assert!(lab.host(1).ping_ok(&lab.host(2).ip, 2));

@@ -87,6 +87,25 @@ fn serve(lab: &Lab, k: usize, script: &str, port: &str) {
     std::thread::sleep(Duration::from_millis(400));
 }
 
+/// h1 runs the "who are you" TCP server on port 80, published as
+/// 203.0.113.1:8080.
+fn publish_server(lab: &Lab) {
+    serve(lab, 1, TCP_WHO, "80");
+    lab.cli_ok(&[
+        "nat",
+        "add",
+        "dnat",
+        "proto",
+        "tcp",
+        "in",
+        "br1",
+        "dport",
+        "8080",
+        "to",
+        "192.168.15.1:80",
+    ]);
+}
+
 fn ask_udp(lab: &Lab, k: usize, lport: &str, dsts: &[&str]) -> Vec<String> {
     let mut args = vec!["python3", "-c", UDP_ASK, lport];
     args.extend_from_slice(dsts);
@@ -194,20 +213,7 @@ print(len(set(first)), first == again)\n";
 #[test]
 fn dnat_publishes_an_inside_server_and_unsolicited_traffic_is_dropped() {
     let lab = nat_lab(&[]);
-    serve(&lab, 1, TCP_WHO, "80");
-    lab.cli_ok(&[
-        "nat",
-        "add",
-        "dnat",
-        "proto",
-        "tcp",
-        "in",
-        "br1",
-        "dport",
-        "8080",
-        "to",
-        "192.168.15.1:80",
-    ]);
+    publish_server(&lab);
     let out = outside(&lab).ns.check(&[
         "python3",
         "-c",
@@ -342,11 +348,7 @@ fn nat_cli_errors_are_one_line() {
         (&["nat", "del", "99"], "no rule 99"),
         (&["nat", "frob"], "unknown command"),
     ] {
-        let out = lab.cli(args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        assert!(err.contains(want), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        lab.cli_fails(args, want);
     }
 }
 
@@ -378,20 +380,7 @@ except socket.timeout:\n\
 #[test]
 fn hairpin_an_inside_host_reaches_a_published_server_through_the_outside_address() {
     let lab = nat_lab(&[]);
-    serve(&lab, 1, TCP_WHO, "80");
-    lab.cli_ok(&[
-        "nat",
-        "add",
-        "dnat",
-        "proto",
-        "tcp",
-        "in",
-        "br1",
-        "dport",
-        "8080",
-        "to",
-        "192.168.15.1:80",
-    ]);
+    publish_server(&lab);
     // h2 is inside, on the same bridge as the server (RFC 4787 REQ-9).
     let out = lab.host(2).ns.check(&[
         "python3",

@@ -401,11 +401,7 @@ fn router_cli_errors_are_one_line() {
         ),
         (&["link", "set", "br0", "mtu", "20"], "MTU must be between"),
     ] {
-        let out = lab.cli(args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        assert!(err.contains(want), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        lab.cli_fails(args, want);
     }
 }
 

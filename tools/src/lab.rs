@@ -308,6 +308,17 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs the CLI, which must fail with one line on stderr, starting
+    /// "patchbay: " and containing `want`.
+    pub fn cli_fails(&self, args: &[&str], want: &str) {
+        let out = self.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("patchbay: "), "{args:?}: {err}");
+    }
+
     /// Runs the CLI with `-j` and parses the JSON.
     pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
         let mut a = vec!["-j"];

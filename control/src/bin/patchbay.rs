@@ -17,37 +17,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let cli::Output::RouteLoad { path } = &inv.output {
-        let done = Client::connect(&inv.socket)
-            .map_err(|e| e.to_string())
-            .and_then(|mut c| cli::load_routes(&mut c, path));
-        return match done {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("patchbay: {e}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let result = Client::connect(&inv.socket).and_then(|mut c| c.call(inv.request.clone()));
-    let result = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("patchbay: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if inv.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&result).expect("JSON values serialize")
-        );
-        return ExitCode::SUCCESS;
-    }
-    match cli::render(&inv.output, result) {
+    match run(&inv) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
@@ -57,4 +27,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Carries out a parsed command line; returns what to print.
+fn run(inv: &cli::Invocation) -> Result<String, String> {
+    let mut client = Client::connect(&inv.socket).map_err(|e| e.to_string())?;
+    if let cli::Output::RouteLoad { path } = &inv.output {
+        return cli::load_routes(&mut client, path);
+    }
+    let result = client
+        .call(inv.request.clone())
+        .map_err(|e| e.to_string())?;
+    if inv.json {
+        let text = serde_json::to_string_pretty(&result).expect("JSON values serialize");
+        return Ok(format!("{text}\n"));
+    }
+    cli::render(&inv.output, result)
 }
