@@ -25,8 +25,10 @@ use std::net::Ipv4Addr;
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
-/// Longest request line accepted, newline included.
-pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+/// Longest request line accepted, newline included: room for an `apply` of
+/// a config with some 300,000 routes (bigger tables go in by `route_load`,
+/// in pieces).
+pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 
 /// What kind of link `link_add` creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,11 +180,26 @@ pub enum Request {
     },
     /// The daemon's version and protocol version.
     Version,
+    /// Makes the daemon match a config file (TOML, see
+    /// [`crate::config`]): `text` is checked whole, compared with the
+    /// running state, and the difference applied in one step, or nothing is
+    /// changed. `file` names the text in errors (`lab.toml:12: ...`);
+    /// `dry_run` only checks and compares. Result: [`crate::apply::Summary`].
+    Apply {
+        text: String,
+        #[serde(default)]
+        file: Option<String>,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// The running configuration, as a config file that `apply` takes back
+    /// without a change. Result: `{"text": "..."}`.
+    Save,
 }
 
 /// A NAT rule as the API takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum NatRuleSpec {
     /// Source NAT of `src` (all if absent) leaving through bridge `out`, to
     /// the address of `out`'s router interface.

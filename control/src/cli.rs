@@ -47,6 +47,9 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   nat add dnat proto tcp|udp in BRIDGE dport PORT to ADDR:PORT
   nat show | nat del ID                         rules with hit counters
   nat sessions [flush]                          inside, outside, remote, state, age
+  apply FILE|- [check]                          make patchbayd match a config file, all or
+                                                nothing ('check': only say what would change)
+  save                                          the running config, in the same format
   stats                                         every counter, drops by reason
   version                                       versions of patchbay and patchbayd
 
@@ -73,6 +76,13 @@ pub enum Output {
     RouteLoad {
         path: String,
     },
+    /// `apply`: the client reads the file and sends it.
+    Apply {
+        path: String,
+        dry_run: bool,
+    },
+    Applied,
+    Saved,
     Fdb,
     Stats,
     Flushed,
@@ -241,6 +251,33 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             (Request::Stats, Output::Stats)
         }
         ("version", _) => (Request::Version, Output::Version),
+        ("apply", _) => {
+            let path = w
+                .words
+                .get(1)
+                .cloned()
+                .ok_or("apply: missing FILE (or - for stdin)")?;
+            let dry_run = match w.next().as_deref() {
+                None => false,
+                Some("check" | "--check" | "dry-run" | "--dry-run") => true,
+                Some(x) => return Err(w.unexpected(x)),
+            };
+            no_more(&mut w)?;
+            let req = Request::Apply {
+                text: String::new(),
+                file: Some(path.clone()),
+                dry_run,
+            };
+            (req, Output::Apply { path, dry_run })
+        }
+        ("save", _) => {
+            if w.words.len() > 1 {
+                return Err(format!(
+                    "save: unexpected '{command}' (it prints to stdout)"
+                ));
+            }
+            (Request::Save, Output::Saved)
+        }
         ("addr" | "address" | "a", _) => parse_addr(&command, &mut w)?,
         ("nat", _) => parse_nat(&command, &mut w)?,
         ("route" | "r", _) => parse_route(&command, &mut w)?,
@@ -640,6 +677,21 @@ fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
     ))
 }
 
+/// Reads a config file (or stdin for `-`) into an `apply` request.
+pub fn apply_request(path: &str, dry_run: bool) -> Result<Request, String> {
+    let text = if path == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| format!("apply: {path}: {e}"))?;
+    Ok(Request::Apply {
+        text,
+        file: Some(if path == "-" { "<stdin>" } else { path }.to_string()),
+        dry_run,
+    })
+}
+
 /// Sends the routes of `path` (or stdin for `-`) in requests of at most
 /// 20,000 lines; returns what to print.
 pub fn load_routes(client: &mut crate::client::Client, path: &str) -> Result<String, String> {
@@ -848,6 +900,13 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
             }
         }
         Output::RouteLoad { .. } => {}
+        Output::Apply { .. } | Output::Applied => {
+            let summary: crate::apply::Summary = decode(result)?;
+            let _ = writeln!(s, "{summary}");
+        }
+        Output::Saved => {
+            s.push_str(result["text"].as_str().unwrap_or(""));
+        }
         Output::NatAdded => {
             let _ = writeln!(s, "rule {}", result.as_u64().unwrap_or(0));
         }

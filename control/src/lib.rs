@@ -4,11 +4,15 @@
 //! - [`api`]: the request/response protocol on the control socket.
 //! - [`server`]: the socket server inside `patchbayd`.
 //! - [`client`]: a client for the socket, used by the `patchbay` CLI.
+//! - [`apply`]: a config file made the running state, all or nothing.
+//! - [`config`]: the TOML config file, checked whole.
 //! - [`cli`]: the iproute2-style command words and how results are printed.
 
 pub mod api;
+pub mod apply;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod server;
 
 /// Where `patchbayd` listens and `patchbay` connects unless `--socket` says

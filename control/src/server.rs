@@ -10,6 +10,8 @@ use crate::api::{
     self, ApiError, ErrorCode, LinkKind, LinkShow, NatRuleSpec, Request, Response,
     MAX_REQUEST_BYTES,
 };
+use crate::apply::{self, Summary};
+use crate::config;
 use patchbay_dataplane::ip4::{FibError, Ipv4Net, RouterError};
 use patchbay_dataplane::nat::{Filtering, NatAction};
 use patchbay_dataplane::pipeline::{EngineHandle, SwitchError};
@@ -21,7 +23,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Clients served at once; more are told to retry.
@@ -37,9 +39,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the socket at `path`, owner-only (0600). A stale socket file
-    /// left by a dead daemon is replaced; a live daemon's is not.
-    pub fn bind(path: &Path) -> anyhow::Result<Server> {
+    /// Binds the socket at `path`, owner-only (0600), or owner and `group`
+    /// (0660) if given. A stale socket file left by a dead daemon is
+    /// replaced; a live daemon's is not.
+    pub fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<Server> {
         use anyhow::Context;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -56,8 +59,14 @@ impl Server {
         }
         let listener =
             UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("chmod 0600 {}", path.display()))?;
+        let gid = group.map(group_id).transpose()?;
+        let mode = if gid.is_some() { 0o660 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("chmod {mode:o} {}", path.display()))?;
+        if let Some(gid) = gid {
+            std::os::unix::fs::chown(path, None, Some(gid))
+                .with_context(|| format!("chgrp {gid} {}", path.display()))?;
+        }
         Ok(Server {
             listener,
             path: path.to_path_buf(),
@@ -103,6 +112,23 @@ impl Server {
             }
         }
     }
+}
+
+/// A group's id: a number, or a name from /etc/group.
+fn group_id(group: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = group.parse() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    groups
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            Some((f.next()?, f.nth(1)?))
+        })
+        .find(|(name, _)| *name == group)
+        .and_then(|(_, gid)| gid.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("--socket-group: no group '{group}' in /etc/group"))
 }
 
 /// One of the [`MAX_CLIENTS`] places, given back on drop.
@@ -292,8 +318,53 @@ fn to_value<T: serde::Serialize>(v: T) -> Value {
     serde_json::to_value(v).expect("results serialize")
 }
 
+/// Held by every request that changes state, so that an `apply` compares
+/// and changes a state no other client changes meanwhile.
+static CHANGES: Mutex<()> = Mutex::new(());
+
+/// Whether a request only reads.
+fn reads_only(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Version
+            | Request::LinkShow
+            | Request::Stats
+            | Request::FdbShow { .. }
+            | Request::NatShow
+            | Request::NatSessions
+            | Request::AddrShow
+            | Request::RouteShow { .. }
+            | Request::RouteGet { .. }
+            | Request::NeighShow { .. }
+            | Request::Save
+            | Request::Apply { dry_run: true, .. }
+    )
+}
+
+/// Applies a config text to the running daemon (see [`crate::apply`]).
+pub fn apply_config(
+    engine: &EngineHandle,
+    opts: &PortOptions,
+    file: &str,
+    text: &str,
+    dry_run: bool,
+) -> Result<Summary, ApiError> {
+    let invalid = |e: apply::ApplyError| ApiError::new(ErrorCode::Invalid, e.to_string());
+    let want = config::parse(file, text).map_err(|e| invalid(e.into()))?;
+    let running = engine
+        .call(|sw| sw.running_state())
+        .map_err(|_| stopped())?;
+    apply::apply_parsed(file, &want, &running, opts, dry_run, |steps, ports| {
+        engine
+            .call(move |sw| apply::execute(sw, steps, ports))
+            .unwrap_or_else(|_| (Err("the forwarding engine has stopped".into()), Vec::new()))
+    })
+    .map_err(invalid)
+}
+
 /// Carries out one request.
 pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result<Value, ApiError> {
+    let _changing = (!reads_only(&req)).then(|| CHANGES.lock().unwrap_or_else(|e| e.into_inner()));
     // Runs a switch operation on the engine and maps its error.
     macro_rules! on_switch {
         (|$sw:ident| $body:expr) => {
@@ -303,6 +374,21 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
         };
     }
     match req {
+        Request::Apply {
+            text,
+            file,
+            dry_run,
+        } => {
+            let file = file.as_deref().unwrap_or("<apply>");
+            Ok(to_value(apply_config(engine, opts, file, &text, dry_run)?))
+        }
+        Request::Save => {
+            let state = engine
+                .call(|sw| sw.running_state())
+                .map_err(|_| stopped())?;
+            let rx_ring_mib = opts.rx_ring_mib as u32;
+            Ok(json!({ "text": config::to_toml(&state, rx_ring_mib) }))
+        }
         Request::Version => Ok(json!({
             "version": env!("CARGO_PKG_VERSION"),
             "protocol": api::PROTOCOL_VERSION,

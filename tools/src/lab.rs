@@ -327,8 +327,23 @@ impl Lab {
     }
 }
 
+/// Whether a daemon answers a `version` request on `socket`: it is past
+/// binding, chmod and starting its control thread.
+fn answers(socket: &std::path::Path) -> bool {
+    use std::io::{BufRead, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"{\"v\":1,\"op\":\"version\"}\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).is_ok() && line.contains("\"ok\":true")
+}
+
 /// Starts patchbayd in `ns` with `args` and a socket and log named after
-/// `tag`, and waits until its socket exists.
+/// `tag`, and waits until it answers on its socket.
 pub fn start_daemon(ns: &Netns, bins: &Bins, tag: &str, args: &[&str]) -> Daemon {
     let socket = std::env::temp_dir().join(format!("{tag}.sock"));
     let log = std::env::temp_dir().join(format!("{tag}.log"));
@@ -342,7 +357,7 @@ pub fn start_daemon(ns: &Netns, bins: &Bins, tag: &str, args: &[&str]) -> Daemon
         .expect("start patchbayd");
     let mut daemon = Daemon { child, socket, log };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !daemon.socket.exists() {
+    while !answers(&daemon.socket) {
         assert!(daemon.alive(), "patchbayd exited: {}", daemon.log());
         assert!(
             Instant::now() < deadline,

@@ -35,9 +35,11 @@ fn run(inv: &cli::Invocation) -> Result<String, String> {
     if let cli::Output::RouteLoad { path } = &inv.output {
         return cli::load_routes(&mut client, path);
     }
-    let result = client
-        .call(inv.request.clone())
-        .map_err(|e| e.to_string())?;
+    let request = match &inv.output {
+        cli::Output::Apply { path, dry_run } => cli::apply_request(path, *dry_run)?,
+        _ => inv.request.clone(),
+    };
+    let result = client.call(request).map_err(|e| e.to_string())?;
     if inv.json {
         let text = serde_json::to_string_pretty(&result).expect("JSON values serialize");
         return Ok(format!("{text}\n"));

@@ -3,8 +3,10 @@
 
 use anyhow::Context;
 use clap::Parser;
-use patchbay_control::server::Server;
-use patchbay_dataplane::pipeline::{Engine, SwitchConfig, DEFAULT_BRIDGE};
+use patchbay_control::api::Request;
+use patchbay_control::server::{self, Server};
+use patchbay_control::{apply, config};
+use patchbay_dataplane::pipeline::{Engine, EngineHandle, SwitchConfig, DEFAULT_BRIDGE};
 use patchbay_dataplane::port::{self, PortKind, PortOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +19,11 @@ use std::process::ExitCode;
     after_help = "Logging: RUST_LOG=debug|info|warn (default info)."
 )]
 struct Args {
+    /// A config file (TOML) with the whole lab: ports, bridges, addresses,
+    /// routes, neighbours, NAT rules, timeouts and table sizes. Re-read on
+    /// SIGHUP and applied like `patchbay apply`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ports", "taps", "fdb_max", "ageing_time", "arp_max", "arp_reachable_secs", "arp_stale_secs", "nat_max", "nat_tcp_established_secs", "nat_tcp_transitory_secs", "nat_udp_secs", "nat_icmp_secs", "rx_ring_mib"])]
+    config: Option<PathBuf>,
     /// An existing interface (veth end, NIC) to use as a port, via AF_PACKET.
     #[arg(long = "port", value_name = "IFNAME")]
     ports: Vec<String>,
@@ -26,6 +33,10 @@ struct Args {
     /// The control socket.
     #[arg(long, value_name = "PATH", default_value = patchbay_control::DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Let this group (name or number) use the control socket too (mode
+    /// 0660 instead of 0600).
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
     /// Most FDB entries (all bridges together); past it new MACs are flooded, not learned.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     fdb_max: usize,
@@ -71,6 +82,56 @@ struct Args {
     cpu: Option<usize>,
 }
 
+/// The limits and timeouts the flags give.
+fn switch_config(args: &Args) -> SwitchConfig {
+    SwitchConfig {
+        fdb_max: args.fdb_max,
+        ageing_time: args.ageing_time,
+        arp_max: args.arp_max as usize,
+        nat_max: args.nat_max as usize,
+        nat_timeouts: patchbay_dataplane::nat::Timeouts {
+            tcp_established: args.nat_tcp_established_secs,
+            tcp_transitory: args.nat_tcp_transitory_secs,
+            udp: args.nat_udp_secs,
+            icmp: args.nat_icmp_secs,
+        },
+        arp_reachable_secs: args.arp_reachable_secs,
+        arp_stale_secs: args.arp_stale_secs,
+        ..SwitchConfig::default()
+    }
+}
+
+/// SIGHUP: re-reads the config file and applies it as `patchbay apply`
+/// would; on an error nothing changes and the error is logged.
+fn reload(path: Option<&std::path::Path>, engine: &EngineHandle, opts: &PortOptions) {
+    let Some(path) = path else {
+        log::warn!("SIGHUP: patchbayd was started without --config; nothing to re-read");
+        return;
+    };
+    let file = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("SIGHUP: reading {file}: {e}; nothing changed");
+            return;
+        }
+    };
+    let request = Request::Apply {
+        text,
+        file: Some(file.clone()),
+        dry_run: false,
+    };
+    match server::handle(request, engine, opts) {
+        Ok(summary) => log::info!(
+            "SIGHUP: {file}: {}",
+            serde_json::from_value::<apply::Summary>(summary)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        ),
+        Err(e) => log::error!("SIGHUP: {}; nothing changed", e.message),
+    }
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run(Args::parse()) {
@@ -86,8 +147,24 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.fdb_max == 0 {
         anyhow::bail!("--fdb-max must be at least 1");
     }
-    let opts = PortOptions {
-        rx_ring_mib: args.rx_ring_mib as usize,
+    let (config, opts, lab) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file = path.display().to_string();
+            let lab = config::parse(&file, &text)?;
+            let opts = PortOptions {
+                rx_ring_mib: lab.rx_ring_mib as usize,
+            };
+            (lab.state.config.clone(), opts, Some((file, lab)))
+        }
+        None => (
+            switch_config(&args),
+            PortOptions {
+                rx_ring_mib: args.rx_ring_mib as usize,
+            },
+            None,
+        ),
     };
     // Open every port before anything else, so a typo fails fast and whole.
     let mut ports = Vec::new();
@@ -99,21 +176,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             ports.push(port::open(kind, name, &opts)?);
         }
     }
-    let config = SwitchConfig {
-        fdb_max: args.fdb_max,
-        ageing_time: args.ageing_time,
-        arp_max: args.arp_max as usize,
-        nat_max: args.nat_max as usize,
-        nat_timeouts: patchbay_dataplane::nat::Timeouts {
-            tcp_established: args.nat_tcp_established_secs,
-            tcp_transitory: args.nat_tcp_transitory_secs,
-            udp: args.nat_udp_secs,
-            icmp: args.nat_icmp_secs,
-        },
-        arp_reachable_secs: args.arp_reachable_secs,
-        arp_stale_secs: args.arp_stale_secs,
-        ..SwitchConfig::default()
-    };
     let (engine, handle) = Engine::new(config).context("starting the engine")?;
     let mut engine = engine.with_busy_poll(std::time::Duration::from_micros(args.busy_poll_us));
     for p in ports {
@@ -122,24 +184,38 @@ fn run(args: Args) -> anyhow::Result<()> {
             .add_port(p, Some(DEFAULT_BRIDGE))
             .map_err(|rejected| rejected.error)?;
     }
-    let server = Server::bind(&args.socket)?;
+    if let Some((file, lab)) = &lab {
+        let running = engine.switch().running_state();
+        let summary = apply::apply_parsed(file, lab, &running, &opts, false, |steps, ports| {
+            apply::execute(engine.switch(), steps, ports)
+        })?;
+        log::info!("config {file}: {summary}");
+    }
+    let server = Server::bind(&args.socket, args.socket_group.as_deref())?;
     log::info!("control socket {}", args.socket.display());
     server
-        .spawn(handle.clone(), opts)
+        .spawn(handle.clone(), opts.clone())
         .context("starting the control thread")?;
 
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ])
     .context("installing signal handlers")?;
     let stopper = handle.clone();
+    let config_path = args.config.clone();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == signal_hook::consts::SIGHUP {
+                    reload(config_path.as_deref(), &stopper, &opts);
+                    continue;
+                }
                 log::info!("signal {sig}: stopping");
                 let _ = stopper.stop();
+                break;
             }
         })?;
 

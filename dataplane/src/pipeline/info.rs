@@ -143,3 +143,50 @@ pub struct NatSessionInfo {
     /// Seconds since the last packet.
     pub age: u32,
 }
+
+/// What the control plane configured, without what was learned from the
+/// wire: the source of `patchbay save` and of the diff `patchbay apply`
+/// makes. Lists are in the order things were added.
+#[derive(Debug, Clone)]
+pub struct RunningState {
+    /// Table sizes and timeouts.
+    pub config: super::SwitchConfig,
+    pub bridges: Vec<BridgeState>,
+    pub ports: Vec<PortState>,
+    /// Static FDB entries: MAC and port.
+    pub fdb: Vec<(Mac, String)>,
+    /// Static routes (not the connected ones): prefix, gateway, bridge.
+    pub routes: Vec<(Ipv4Net, Option<Ipv4Addr>, String)>,
+    /// Permanent ARP entries: address, MAC, bridge.
+    pub neighbors: Vec<(Ipv4Addr, Mac, String)>,
+    pub nat: Vec<NatRuleState>,
+}
+
+/// A bridge's settings and its router interface, if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeState {
+    pub name: String,
+    pub ageing_time: u32,
+    /// The router interface's MTU; `None` without an address.
+    pub mtu: Option<u16>,
+    pub addrs: Vec<Ipv4Net>,
+}
+
+/// A port and the bridge it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortState {
+    pub name: String,
+    pub kind: PortKind,
+    pub master: Option<String>,
+}
+
+/// A NAT rule as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatRuleState {
+    pub id: u32,
+    pub action: crate::nat::NatAction,
+    pub src: Option<Ipv4Net>,
+    pub bridge: String,
+    pub ports: (u16, u16),
+    pub filtering: crate::nat::Filtering,
+}

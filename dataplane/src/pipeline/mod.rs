@@ -17,7 +17,7 @@ mod switch;
 
 pub use engine::{Engine, EngineHandle, EngineStopped, Job};
 pub use info::{
-    AddrInfo, BridgeInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, PortInfo, RouteGet,
-    RouteInfo, StatsInfo,
+    AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
+    NeighInfo, PortInfo, PortState, RouteGet, RouteInfo, RunningState, StatsInfo,
 };
 pub use switch::{Rejected, Switch, SwitchConfig, SwitchError, DEFAULT_BRIDGE, MAX_BRIDGES};

@@ -1,8 +1,8 @@
 //! The switch: ports, bridges, the FDB, and the forwarding of one batch.
 
 use super::info::{
-    AddrInfo, BridgeInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, PortInfo, RouteGet,
-    RouteInfo, StatsInfo,
+    AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
+    NeighInfo, PortInfo, PortState, RouteGet, RouteInfo, RunningState, StatsInfo,
 };
 use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
@@ -1094,6 +1094,115 @@ impl Switch {
             router_buffers_free: self.router.em.available(),
             l3: self.router.counters.clone(),
             uptime_secs: self.started.elapsed().as_secs(),
+        }
+    }
+
+    // ---- configuration as a whole -------------------------------------
+
+    /// Sets the timeouts: the FDB ageing time given to new bridges, the ARP
+    /// timers and the NAT timeouts (which apply to existing sessions too).
+    pub fn set_timeouts(
+        &mut self,
+        ageing_time: u32,
+        arp_reachable_secs: u32,
+        arp_stale_secs: u32,
+        nat: Timeouts,
+    ) -> Result<(), SwitchError> {
+        if !(1..=1_000_000).contains(&ageing_time) {
+            return Err(SwitchError::BadAgeing(ageing_time));
+        }
+        self.router.arp.set_timers(
+            u64::from(arp_reachable_secs) * 1000,
+            u64::from(arp_stale_secs) * 1000,
+        );
+        self.router.nat.timeouts = nat.clone();
+        self.config.ageing_time = ageing_time;
+        self.config.arp_reachable_secs = arp_reachable_secs;
+        self.config.arp_stale_secs = arp_stale_secs;
+        self.config.nat_timeouts = nat;
+        log::info!(
+            "timeouts: ageing_time {ageing_time}s, arp {arp_reachable_secs}s reachable \
+             {arp_stale_secs}s stale, nat {:?}",
+            self.config.nat_timeouts
+        );
+        Ok(())
+    }
+
+    /// What the control plane configured (see [`RunningState`]).
+    pub fn running_state(&self) -> RunningState {
+        let bridges = self
+            .bridges
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| Some((i as BridgeId, b.as_ref()?)))
+            .map(|(id, b)| {
+                let iface = self.router.iface(id);
+                BridgeState {
+                    name: b.name.clone(),
+                    ageing_time: b.ageing_time,
+                    mtu: iface.map(|i| i.mtu),
+                    addrs: iface.map(|i| i.addrs.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        let ports = self
+            .ports
+            .iter()
+            .flatten()
+            .map(|s| PortState {
+                name: s.port.name().to_string(),
+                kind: s.port.kind(),
+                master: s.bridge.map(|b| self.bridge_name(b).to_string()),
+            })
+            .collect();
+        let mut fdb: Vec<_> = self
+            .fdb
+            .entries()
+            .filter(|(_, _, e)| e.is_static)
+            .map(|(b, mac, e)| (b, mac, self.port_name(e.port).to_string()))
+            .collect();
+        fdb.sort_by_key(|(b, mac, _)| (*b, *mac));
+        let fib = self.router.fib();
+        let mut routes = Vec::with_capacity(fib.len());
+        for (prefix, len, nh_id) in fib.routes() {
+            let r = self.route_info(prefix, len, nh_id);
+            if r.proto == "static" {
+                routes.push((r.dst, r.via, r.dev));
+            }
+        }
+        let mut neighbors: Vec<_> = self
+            .router
+            .arp
+            .entries()
+            .filter(|(_, _, n)| n.state == NeighState::Permanent)
+            .map(|(b, ip, n)| (b, ip, n.mac))
+            .collect();
+        neighbors.sort_by_key(|(b, ip, _)| (*b, *ip));
+        let nat = self
+            .router
+            .nat
+            .rules()
+            .iter()
+            .map(|r| NatRuleState {
+                id: r.id,
+                action: r.action.clone(),
+                src: r.src,
+                bridge: self.bridge_name(r.bridge).to_string(),
+                ports: r.ports,
+                filtering: r.filtering,
+            })
+            .collect();
+        RunningState {
+            config: self.config.clone(),
+            bridges,
+            ports,
+            fdb: fdb.into_iter().map(|(_, mac, p)| (mac, p)).collect(),
+            routes,
+            neighbors: neighbors
+                .into_iter()
+                .map(|(b, ip, mac)| (ip, mac, self.bridge_name(b).to_string()))
+                .collect(),
+            nat,
         }
     }
 }

@@ -1,0 +1,708 @@
+//! `patchbay apply`: makes the daemon match a config file, all or nothing.
+//!
+//! The file is checked whole ([`config::parse`]) and compared with what the
+//! daemon reports of itself ([`Switch::running_state`]); the difference
+//! becomes a list of [`Step`]s. Ports to add are opened first, on the
+//! caller's thread; then the steps run as one job on the forwarding thread,
+//! between two batches, so no packet ever sees half an apply. Should a step
+//! fail anyway, the steps already taken are undone in reverse before the job
+//! ends. Only what the file changes is touched: FDB entries, ARP entries and
+//! NAT sessions learned from the wire stay unless the change removes what
+//! they depend on (a port, a bridge, an address, a NAT rule).
+
+use crate::config::{self, ConfigError, Parsed};
+use patchbay_dataplane::ip4::Ipv4Net;
+use patchbay_dataplane::pipeline::{
+    BridgeState, NatRuleState, PortState, RunningState, Switch, SwitchConfig,
+};
+use patchbay_dataplane::port::{self, Port, PortKind, PortOptions};
+use patchbay_dataplane::wire::Mac;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// How many things of one kind an apply adds, removes and changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+}
+
+impl Counts {
+    fn total(&self) -> usize {
+        self.added + self.removed + self.changed
+    }
+}
+
+/// What an apply did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Steps taken; 0 when the daemon already matched the file.
+    pub changes: usize,
+    pub bridges: Counts,
+    pub ports: Counts,
+    pub addresses: Counts,
+    pub fdb: Counts,
+    pub routes: Counts,
+    pub neighbors: Counts,
+    pub nat: Counts,
+    pub timeouts_changed: bool,
+    /// Nothing was changed: only checked and compared.
+    pub dry_run: bool,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.changes == 0 {
+            return write!(f, "no changes");
+        }
+        let verb = if self.dry_run { "would make" } else { "made" };
+        write!(f, "{verb} {} changes:", self.changes)?;
+        for (what, c) in [
+            ("bridges", self.bridges),
+            ("ports", self.ports),
+            ("addresses", self.addresses),
+            ("fdb", self.fdb),
+            ("routes", self.routes),
+            ("neighbors", self.neighbors),
+            ("nat", self.nat),
+        ] {
+            if c.total() > 0 {
+                write!(f, " {what} +{} -{} ~{};", c.added, c.removed, c.changed)?;
+            }
+        }
+        if self.timeouts_changed {
+            write!(f, " timeouts;")?;
+        }
+        Ok(())
+    }
+}
+
+/// One change to the running state. Each has an inverse, for undoing.
+#[derive(Debug, Clone)]
+pub enum Step {
+    NatDel(NatRuleState),
+    NatAdd(NatRuleState),
+    NeighDel(Ipv4Addr, Mac, String),
+    NeighAdd {
+        ip: Ipv4Addr,
+        mac: Mac,
+        dev: String,
+        old: Option<Mac>,
+    },
+    FdbDel(Mac, String),
+    FdbAdd(Mac, String),
+    RouteDel(Ipv4Net, Option<Ipv4Addr>, String),
+    RouteAdd {
+        dst: Ipv4Net,
+        via: Option<Ipv4Addr>,
+        dev: String,
+        old: Option<(Option<Ipv4Addr>, String)>,
+    },
+    PortDel(PortState),
+    PortAdd(PortState),
+    Master {
+        port: String,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    AddrDel(String, Ipv4Net),
+    AddrAdd(String, Ipv4Net),
+    BridgeDel(String, u32),
+    BridgeAdd(String, u32),
+    Ageing {
+        bridge: String,
+        from: u32,
+        to: u32,
+    },
+    Mtu {
+        bridge: String,
+        from: u16,
+        to: u16,
+    },
+    Timeouts {
+        from: Box<SwitchConfig>,
+        to: Box<SwitchConfig>,
+    },
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::NatDel(r) => write!(f, "nat rule {} del", r.id),
+            Step::NatAdd(r) => write!(f, "nat add {:?} on {}", r.action, r.bridge),
+            Step::NeighDel(ip, _, dev) => write!(f, "neigh del {ip} dev {dev}"),
+            Step::NeighAdd { ip, mac, dev, .. } => {
+                write!(f, "neigh add {ip} lladdr {mac} dev {dev}")
+            }
+            Step::FdbDel(mac, dev) => write!(f, "fdb del {mac} dev {dev}"),
+            Step::FdbAdd(mac, dev) => write!(f, "fdb add {mac} dev {dev}"),
+            Step::RouteDel(dst, ..) => write!(f, "route del {dst}"),
+            Step::RouteAdd { dst, via, dev, .. } => match via {
+                Some(via) => write!(f, "route add {dst} via {via} dev {dev}"),
+                None => write!(f, "route add {dst} dev {dev}"),
+            },
+            Step::PortDel(p) => write!(f, "link del {}", p.name),
+            Step::PortAdd(p) => write!(f, "link add {} type {}", p.name, p.kind.name()),
+            Step::Master { port, to, .. } => match to {
+                Some(b) => write!(f, "link set {port} master {b}"),
+                None => write!(f, "link set {port} nomaster"),
+            },
+            Step::AddrDel(dev, a) => write!(f, "addr del {a} dev {dev}"),
+            Step::AddrAdd(dev, a) => write!(f, "addr add {a} dev {dev}"),
+            Step::BridgeDel(name, _) => write!(f, "link del {name}"),
+            Step::BridgeAdd(name, _) => write!(f, "link add {name} type bridge"),
+            Step::Ageing { bridge, to, .. } => write!(f, "link set {bridge} ageing_time {to}"),
+            Step::Mtu { bridge, to, .. } => write!(f, "link set {bridge} mtu {to}"),
+            Step::Timeouts { .. } => write!(f, "timeouts"),
+        }
+    }
+}
+
+impl Step {
+    /// The step that takes this one back.
+    fn inverse(&self) -> Step {
+        match self.clone() {
+            Step::NatDel(r) => Step::NatAdd(r),
+            Step::NatAdd(r) => Step::NatDel(r),
+            Step::NeighDel(ip, mac, dev) => Step::NeighAdd {
+                ip,
+                mac,
+                dev,
+                old: None,
+            },
+            Step::NeighAdd { ip, mac, dev, old } => match old {
+                None => Step::NeighDel(ip, mac, dev),
+                Some(old) => Step::NeighAdd {
+                    ip,
+                    mac: old,
+                    dev,
+                    old: Some(mac),
+                },
+            },
+            Step::FdbDel(mac, dev) => Step::FdbAdd(mac, dev),
+            Step::FdbAdd(mac, dev) => Step::FdbDel(mac, dev),
+            Step::RouteDel(dst, via, dev) => Step::RouteAdd {
+                dst,
+                via,
+                dev,
+                old: None,
+            },
+            Step::RouteAdd { dst, via, dev, old } => match old {
+                None => Step::RouteDel(dst, via, dev),
+                Some((old_via, old_dev)) => Step::RouteAdd {
+                    dst,
+                    via: old_via,
+                    dev: old_dev,
+                    old: Some((via, dev)),
+                },
+            },
+            Step::PortDel(p) => Step::PortAdd(p),
+            Step::PortAdd(p) => Step::PortDel(p),
+            Step::Master { port, from, to } => Step::Master {
+                port,
+                from: to,
+                to: from,
+            },
+            Step::AddrDel(dev, a) => Step::AddrAdd(dev, a),
+            Step::AddrAdd(dev, a) => Step::AddrDel(dev, a),
+            Step::BridgeDel(name, ageing) => Step::BridgeAdd(name, ageing),
+            Step::BridgeAdd(name, ageing) => Step::BridgeDel(name, ageing),
+            Step::Ageing { bridge, from, to } => Step::Ageing {
+                bridge,
+                from: to,
+                to: from,
+            },
+            Step::Mtu { bridge, from, to } => Step::Mtu {
+                bridge,
+                from: to,
+                to: from,
+            },
+            Step::Timeouts { from, to } => Step::Timeouts { from: to, to: from },
+        }
+    }
+
+    /// Carries the step out. Ports to add are taken from `ports`, deleted
+    /// ones are put there. A NAT rule added gets its id written back, so
+    /// that the inverse can find it.
+    fn run(
+        &mut self,
+        sw: &mut Switch,
+        ports: &mut HashMap<String, Box<dyn Port>>,
+    ) -> Result<(), String> {
+        let r = match self {
+            Step::NatDel(r) => sw.nat_del(r.id),
+            Step::NatAdd(r) => sw
+                .nat_add(
+                    r.action.clone(),
+                    r.src,
+                    &r.bridge,
+                    Some(r.ports),
+                    r.filtering,
+                )
+                .map(|id| r.id = id),
+            Step::NeighDel(ip, _, dev) => sw.neigh_del(*ip, dev),
+            Step::NeighAdd { ip, mac, dev, .. } => sw.neigh_add(*ip, *mac, dev),
+            Step::FdbDel(mac, dev) => sw.fdb_del(*mac, dev),
+            Step::FdbAdd(mac, dev) => sw.fdb_add(*mac, dev),
+            Step::RouteDel(dst, ..) => sw.route_del(*dst),
+            Step::RouteAdd { dst, via, dev, .. } => sw.route_add(*dst, *via, Some(dev)),
+            Step::PortDel(p) => sw.del_port(&p.name).map(|port| {
+                ports.insert(p.name.clone(), port);
+            }),
+            Step::PortAdd(p) => {
+                let Some(port) = ports.remove(&p.name) else {
+                    return Err(format!("port {} was not opened", p.name));
+                };
+                match sw.add_port(port, p.master.as_deref()) {
+                    Ok(_) => Ok(()),
+                    Err(rejected) => {
+                        ports.insert(p.name.clone(), rejected.port);
+                        Err(rejected.error)
+                    }
+                }
+            }
+            Step::Master { port, to, .. } => sw.set_master(port, to.as_deref()),
+            Step::AddrDel(dev, a) => sw.addr_del(dev, *a),
+            Step::AddrAdd(dev, a) => sw.addr_add(dev, *a),
+            Step::BridgeDel(name, _) => sw.del_bridge(name),
+            Step::BridgeAdd(name, ageing) => sw
+                .add_bridge(name)
+                .and_then(|_| sw.set_ageing(name, *ageing)),
+            Step::Ageing { bridge, to, .. } => sw.set_ageing(bridge, *to),
+            Step::Mtu { bridge, to, .. } => sw.set_mtu(bridge, u32::from(*to)),
+            Step::Timeouts { to, .. } => sw.set_timeouts(
+                to.ageing_time,
+                to.arp_reachable_secs,
+                to.arp_stale_secs,
+                to.nat_timeouts.clone(),
+            ),
+        };
+        r.map_err(|e| e.to_string())
+    }
+}
+
+/// The difference between the running state and a file, as steps in an
+/// order that keeps every step valid: removals (NAT rules, entries, routes,
+/// ports, addresses, bridges) before additions (bridges, addresses, ports,
+/// routes, entries, NAT rules).
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub summary: Summary,
+}
+
+/// Compares a checked file with the running state. Table sizes are fixed at
+/// start: a file whose `[limits]` differ is refused.
+pub fn plan(
+    file: &str,
+    running: &RunningState,
+    running_rx_ring_mib: u32,
+    want: &Parsed,
+) -> Result<Plan, ConfigError> {
+    let (r, w) = (running, &want.state);
+    if let Some(line) = want.limits_line {
+        for (key, now, file_value) in [
+            ("fdb_max", r.config.fdb_max, w.config.fdb_max),
+            ("arp_max", r.config.arp_max, w.config.arp_max),
+            ("nat_max", r.config.nat_max, w.config.nat_max),
+            (
+                "rx_ring_mib",
+                running_rx_ring_mib as usize,
+                want.rx_ring_mib as usize,
+            ),
+        ] {
+            if now != file_value {
+                return Err(ConfigError {
+                    file: file.to_string(),
+                    line,
+                    message: format!(
+                        "limits.{key} = {file_value}, but the running daemon has {now}; table \
+                         sizes are set when patchbayd starts (restart it with --config)"
+                    ),
+                });
+            }
+        }
+    }
+    let mut p = Plan::default();
+    let s = &mut p.summary;
+    let mut removals = Vec::new();
+
+    // Ports: which go, which come, which change bridge.
+    let r_ports: HashMap<&str, &PortState> = r.ports.iter().map(|p| (p.name.as_str(), p)).collect();
+    let w_ports: HashMap<&str, &PortState> = w.ports.iter().map(|p| (p.name.as_str(), p)).collect();
+    let mut port_steps_del = Vec::new();
+    let mut port_steps_detach = Vec::new();
+    let mut port_steps_add = Vec::new();
+    let mut port_steps_attach = Vec::new();
+    // Ports whose FDB entries go with them (deleted, recreated, moved).
+    let mut unsettled: HashSet<&str> = HashSet::new();
+    for rp in &r.ports {
+        match w_ports.get(rp.name.as_str()) {
+            None => {
+                port_steps_del.push(Step::PortDel(rp.clone()));
+                unsettled.insert(&rp.name);
+                s.ports.removed += 1;
+            }
+            Some(wp) if wp.kind != rp.kind => {
+                port_steps_del.push(Step::PortDel(rp.clone()));
+                port_steps_add.push(Step::PortAdd((*wp).clone()));
+                unsettled.insert(&rp.name);
+                s.ports.changed += 1;
+            }
+            Some(wp) if wp.master != rp.master => {
+                if rp.master.is_some() {
+                    port_steps_detach.push(Step::Master {
+                        port: rp.name.clone(),
+                        from: rp.master.clone(),
+                        to: None,
+                    });
+                }
+                if wp.master.is_some() {
+                    port_steps_attach.push(Step::Master {
+                        port: rp.name.clone(),
+                        from: None,
+                        to: wp.master.clone(),
+                    });
+                }
+                unsettled.insert(&rp.name);
+                s.ports.changed += 1;
+            }
+            Some(_) => {}
+        }
+    }
+    for wp in &w.ports {
+        if !r_ports.contains_key(wp.name.as_str()) {
+            port_steps_add.push(Step::PortAdd(wp.clone()));
+            s.ports.added += 1;
+        }
+    }
+
+    // NAT rules: the common head stays (with its sessions); the rest of the
+    // running list goes and the rest of the file's comes, keeping order.
+    let same = |a: &NatRuleState, b: &NatRuleState| {
+        a.action == b.action
+            && a.src == b.src
+            && a.bridge == b.bridge
+            && a.ports == b.ports
+            && a.filtering == b.filtering
+    };
+    let head = r
+        .nat
+        .iter()
+        .zip(&w.nat)
+        .take_while(|(a, b)| same(a, b))
+        .count();
+    for rule in &r.nat[head..] {
+        removals.push(Step::NatDel(rule.clone()));
+        s.nat.removed += 1;
+    }
+    let mut nat_adds: Vec<Step> = w.nat[head..]
+        .iter()
+        .map(|rule| Step::NatAdd(rule.clone()))
+        .collect();
+    s.nat.added += nat_adds.len();
+
+    // Permanent neighbours.
+    let r_neigh: HashMap<(Ipv4Addr, &str), Mac> = r
+        .neighbors
+        .iter()
+        .map(|(ip, mac, dev)| ((*ip, dev.as_str()), *mac))
+        .collect();
+    let w_neigh: HashSet<(Ipv4Addr, &str)> = w
+        .neighbors
+        .iter()
+        .map(|(ip, _, dev)| (*ip, dev.as_str()))
+        .collect();
+    for (ip, mac, dev) in &r.neighbors {
+        if !w_neigh.contains(&(*ip, dev.as_str())) {
+            removals.push(Step::NeighDel(*ip, *mac, dev.clone()));
+            s.neighbors.removed += 1;
+        }
+    }
+    let mut neigh_adds = Vec::new();
+    for (ip, mac, dev) in &w.neighbors {
+        let old = r_neigh.get(&(*ip, dev.as_str())).copied();
+        if old == Some(*mac) {
+            continue;
+        }
+        if old.is_some() {
+            s.neighbors.changed += 1;
+        } else {
+            s.neighbors.added += 1;
+        }
+        neigh_adds.push(Step::NeighAdd {
+            ip: *ip,
+            mac: *mac,
+            dev: dev.clone(),
+            old,
+        });
+    }
+
+    // Static FDB entries.
+    let r_fdb: HashSet<(Mac, &str)> = r.fdb.iter().map(|(m, d)| (*m, d.as_str())).collect();
+    let w_fdb: HashSet<(Mac, &str)> = w.fdb.iter().map(|(m, d)| (*m, d.as_str())).collect();
+    for (mac, dev) in &r.fdb {
+        if !w_fdb.contains(&(*mac, dev.as_str())) || unsettled.contains(dev.as_str()) {
+            // Entries of a port that goes away go with it.
+            if !unsettled.contains(dev.as_str()) {
+                removals.push(Step::FdbDel(*mac, dev.clone()));
+            }
+            s.fdb.removed += 1;
+        }
+    }
+    let mut fdb_adds = Vec::new();
+    for (mac, dev) in &w.fdb {
+        if !r_fdb.contains(&(*mac, dev.as_str())) || unsettled.contains(dev.as_str()) {
+            fdb_adds.push(Step::FdbAdd(*mac, dev.clone()));
+            s.fdb.added += 1;
+        }
+    }
+
+    // Static routes.
+    let r_routes: HashMap<Ipv4Net, (Option<Ipv4Addr>, &str)> = r
+        .routes
+        .iter()
+        .map(|(dst, via, dev)| (*dst, (*via, dev.as_str())))
+        .collect();
+    let w_routes: HashSet<Ipv4Net> = w.routes.iter().map(|(dst, ..)| *dst).collect();
+    for (dst, via, dev) in &r.routes {
+        if !w_routes.contains(dst) {
+            removals.push(Step::RouteDel(*dst, *via, dev.clone()));
+            s.routes.removed += 1;
+        }
+    }
+    let (mut dev_routes, mut via_routes) = (Vec::new(), Vec::new());
+    for (dst, via, dev) in &w.routes {
+        let old = r_routes.get(dst);
+        if old == Some(&(*via, dev.as_str())) {
+            continue;
+        }
+        if old.is_some() {
+            s.routes.changed += 1;
+        } else {
+            s.routes.added += 1;
+        }
+        let step = Step::RouteAdd {
+            dst: *dst,
+            via: *via,
+            dev: dev.clone(),
+            old: old.map(|(v, d)| (*v, d.to_string())),
+        };
+        // Routes out of a bridge first: gateways may be reached through them.
+        if via.is_none() {
+            dev_routes.push(step);
+        } else {
+            via_routes.push(step);
+        }
+    }
+
+    // Bridges and their addresses.
+    let r_bridges: HashMap<&str, &BridgeState> =
+        r.bridges.iter().map(|b| (b.name.as_str(), b)).collect();
+    let w_bridges: HashMap<&str, &BridgeState> =
+        w.bridges.iter().map(|b| (b.name.as_str(), b)).collect();
+    let mut addr_dels = Vec::new();
+    let mut bridge_dels = Vec::new();
+    for rb in &r.bridges {
+        let keep: &[Ipv4Net] = w_bridges.get(rb.name.as_str()).map_or(&[], |w| &w.addrs);
+        for a in &rb.addrs {
+            if !keep.contains(a) {
+                addr_dels.push(Step::AddrDel(rb.name.clone(), *a));
+                s.addresses.removed += 1;
+            }
+        }
+        if !w_bridges.contains_key(rb.name.as_str()) {
+            bridge_dels.push(Step::BridgeDel(rb.name.clone(), rb.ageing_time));
+            s.bridges.removed += 1;
+        }
+    }
+    let mut bridge_adds = Vec::new();
+    let mut addr_adds = Vec::new();
+    for wb in &w.bridges {
+        let rb = r_bridges.get(wb.name.as_str());
+        match rb {
+            None => {
+                bridge_adds.push(Step::BridgeAdd(wb.name.clone(), wb.ageing_time));
+                s.bridges.added += 1;
+            }
+            Some(rb) if rb.ageing_time != wb.ageing_time => {
+                bridge_adds.push(Step::Ageing {
+                    bridge: wb.name.clone(),
+                    from: rb.ageing_time,
+                    to: wb.ageing_time,
+                });
+                s.bridges.changed += 1;
+            }
+            Some(_) => {}
+        }
+        let had: &[Ipv4Net] = rb.map_or(&[], |b| &b.addrs);
+        for a in &wb.addrs {
+            if !had.contains(a) {
+                addr_adds.push(Step::AddrAdd(wb.name.clone(), *a));
+                s.addresses.added += 1;
+            }
+        }
+        // The router interface goes with its last address, and comes back
+        // with the default MTU.
+        if let Some(to) = wb.mtu {
+            let kept = had.iter().any(|a| wb.addrs.contains(a));
+            let from = match rb.and_then(|b| b.mtu) {
+                Some(m) if kept => m,
+                _ => 1500,
+            };
+            if from != to {
+                addr_adds.push(Step::Mtu {
+                    bridge: wb.name.clone(),
+                    from,
+                    to,
+                });
+                s.bridges.changed += 1;
+            }
+        }
+    }
+
+    let timeouts_of = |c: &SwitchConfig| {
+        let t = &c.nat_timeouts;
+        (
+            c.ageing_time,
+            c.arp_reachable_secs,
+            c.arp_stale_secs,
+            t.tcp_established,
+            t.tcp_transitory,
+            t.udp,
+            t.icmp,
+        )
+    };
+    let mut timeouts = Vec::new();
+    if timeouts_of(&r.config) != timeouts_of(&w.config) {
+        timeouts.push(Step::Timeouts {
+            from: Box::new(r.config.clone()),
+            to: Box::new(w.config.clone()),
+        });
+        s.timeouts_changed = true;
+    }
+
+    let steps = &mut p.steps;
+    steps.extend(removals);
+    steps.extend(port_steps_del);
+    steps.extend(port_steps_detach);
+    steps.extend(addr_dels);
+    steps.extend(bridge_dels);
+    steps.extend(timeouts);
+    steps.extend(bridge_adds);
+    steps.extend(addr_adds);
+    steps.extend(port_steps_add);
+    steps.extend(port_steps_attach);
+    steps.extend(dev_routes);
+    steps.extend(via_routes);
+    steps.extend(neigh_adds);
+    steps.extend(fdb_adds);
+    steps.append(&mut nat_adds);
+    p.summary.changes = p.steps.len();
+    Ok(p)
+}
+
+/// Opens the ports a plan adds, on the calling thread (the kernel can be
+/// slow to set up a ring). All or none: on an error the ones opened are
+/// closed.
+pub fn open_ports(
+    file: &str,
+    plan: &Plan,
+    want: &Parsed,
+    opts: &PortOptions,
+) -> Result<HashMap<String, Box<dyn Port>>, ConfigError> {
+    let mut opened = HashMap::new();
+    for step in &plan.steps {
+        if let Step::PortAdd(p) = step {
+            let kind = match p.kind {
+                PortKind::Tap => PortKind::Tap,
+                _ => PortKind::Afpacket,
+            };
+            let port = port::open(kind, &p.name, opts).map_err(|e| ConfigError {
+                file: file.to_string(),
+                line: want.port_lines.get(&p.name).copied().unwrap_or(0),
+                message: format!("port {}: {e}", p.name),
+            })?;
+            opened.insert(p.name.clone(), port);
+        }
+    }
+    Ok(opened)
+}
+
+/// Carries out a plan on the switch, or none of it: on a failing step the
+/// steps taken are undone in reverse. Returns the ports to close (those
+/// deleted, or those opened for a plan that failed); close them off the
+/// forwarding thread.
+pub fn execute(
+    sw: &mut Switch,
+    steps: Vec<Step>,
+    mut ports: HashMap<String, Box<dyn Port>>,
+) -> (Result<(), String>, Vec<Box<dyn Port>>) {
+    let mut done: Vec<Step> = Vec::with_capacity(steps.len());
+    let mut failed = None;
+    for mut step in steps {
+        match step.run(sw, &mut ports) {
+            Ok(()) => done.push(step),
+            Err(e) => {
+                failed = Some(format!("{step}: {e}"));
+                break;
+            }
+        }
+    }
+    let result = match failed {
+        None => Ok(()),
+        Some(why) => {
+            for step in done.iter().rev() {
+                if let Err(e) = step.inverse().run(sw, &mut ports) {
+                    log::error!("apply: undoing '{step}' failed: {e}");
+                }
+            }
+            Err(why)
+        }
+    };
+    (result, ports.into_values().collect())
+}
+
+/// Parses, compares and (unless `dry_run`) applies a config text against a
+/// running state; the state comes from and the steps go to `on_switch`.
+pub fn apply_parsed(
+    file: &str,
+    want: &Parsed,
+    running: &RunningState,
+    opts: &PortOptions,
+    dry_run: bool,
+    on_switch: impl FnOnce(
+        Vec<Step>,
+        HashMap<String, Box<dyn Port>>,
+    ) -> (Result<(), String>, Vec<Box<dyn Port>>),
+) -> Result<Summary, ApplyError> {
+    let plan = plan(file, running, opts.rx_ring_mib as u32, want)?;
+    let mut summary = plan.summary.clone();
+    summary.dry_run = dry_run;
+    if dry_run || plan.steps.is_empty() {
+        return Ok(summary);
+    }
+    let opened = open_ports(file, &plan, want, opts)?;
+    let (result, to_close) = on_switch(plan.steps, opened);
+    drop(to_close);
+    result.map_err(|why| ApplyError::Failed(format!("{why}; nothing was changed")))?;
+    log::info!("apply {file}: {summary}");
+    Ok(summary)
+}
+
+/// Why an apply changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Parses a config text (see [`config::parse`]).
+pub fn parse(file: &str, text: &str) -> Result<Parsed, ConfigError> {
+    config::parse(file, text)
+}
