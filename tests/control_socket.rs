@@ -75,9 +75,9 @@ fn oversized_half_sent_and_slow_clients_do_not_block_others() {
     // A client that sends half a request and then nothing.
     let (mut slow, _slow_r) = connect(&lab);
     slow.write_all(b"{\"v\":1,\"op\":").unwrap();
-    // A client that sends 2 MiB without a newline.
+    // A client that sends more than the limit without a newline.
     let (mut big, mut big_r) = connect(&lab);
-    let chunk = vec![b'x'; 2 << 20];
+    let chunk = vec![b'x'; patchbay_control::api::MAX_REQUEST_BYTES + 4096];
     let _ = big.write_all(&chunk);
     let mut reply = String::new();
     big_r.read_line(&mut reply).expect("oversized reply");

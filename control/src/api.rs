@@ -26,9 +26,9 @@ use std::net::Ipv4Addr;
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest request line accepted, newline included: room for an `apply` of
-/// a config with some 300,000 routes (bigger tables go in by `route_load`,
-/// in pieces).
-pub const MAX_REQUEST_BYTES: usize = 16 << 20;
+/// a config with about a million routes (bigger tables go in by
+/// `route_load`, in pieces). Only root (or `--socket-group`) can connect.
+pub const MAX_REQUEST_BYTES: usize = 64 << 20;
 
 /// What kind of link `link_add` creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

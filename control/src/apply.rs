@@ -51,6 +51,10 @@ pub struct Summary {
     pub timeouts_changed: bool,
     /// Nothing was changed: only checked and compared.
     pub dry_run: bool,
+    /// How long the forwarding thread spent making the changes, in
+    /// microseconds: the pause packets saw (they wait in the rings).
+    #[serde(default)]
+    pub paused_us: u64,
 }
 
 impl fmt::Display for Summary {
@@ -75,6 +79,13 @@ impl fmt::Display for Summary {
         }
         if self.timeouts_changed {
             write!(f, " timeouts;")?;
+        }
+        if !self.dry_run {
+            write!(
+                f,
+                " forwarding paused {:.1} ms",
+                self.paused_us as f64 / 1000.0
+            )?;
         }
         Ok(())
     }
@@ -632,15 +643,25 @@ pub fn open_ports(
     Ok(opened)
 }
 
+/// What [`execute`] did.
+pub struct Outcome {
+    /// `Err` names the step that failed; then nothing was changed.
+    pub result: Result<(), String>,
+    /// Ports to close (those deleted, or those opened for a plan that
+    /// failed); close them off the forwarding thread.
+    pub ports: Vec<Box<dyn Port>>,
+    /// How long it took.
+    pub elapsed: std::time::Duration,
+}
+
 /// Carries out a plan on the switch, or none of it: on a failing step the
-/// steps taken are undone in reverse. Returns the ports to close (those
-/// deleted, or those opened for a plan that failed); close them off the
-/// forwarding thread.
+/// steps taken are undone in reverse.
 pub fn execute(
     sw: &mut Switch,
     steps: Vec<Step>,
     mut ports: HashMap<String, Box<dyn Port>>,
-) -> (Result<(), String>, Vec<Box<dyn Port>>) {
+) -> Outcome {
+    let start = std::time::Instant::now();
     let mut done: Vec<Step> = Vec::with_capacity(steps.len());
     let mut failed = None;
     for mut step in steps {
@@ -663,7 +684,11 @@ pub fn execute(
             Err(why)
         }
     };
-    (result, ports.into_values().collect())
+    Outcome {
+        result,
+        ports: ports.into_values().collect(),
+        elapsed: start.elapsed(),
+    }
 }
 
 /// Parses, compares and (unless `dry_run`) applies a config text against a
@@ -674,10 +699,7 @@ pub fn apply_parsed(
     running: &RunningState,
     opts: &PortOptions,
     dry_run: bool,
-    on_switch: impl FnOnce(
-        Vec<Step>,
-        HashMap<String, Box<dyn Port>>,
-    ) -> (Result<(), String>, Vec<Box<dyn Port>>),
+    on_switch: impl FnOnce(Vec<Step>, HashMap<String, Box<dyn Port>>) -> Outcome,
 ) -> Result<Summary, ApplyError> {
     let plan = plan(file, running, opts.rx_ring_mib as u32, want)?;
     let mut summary = plan.summary.clone();
@@ -686,9 +708,12 @@ pub fn apply_parsed(
         return Ok(summary);
     }
     let opened = open_ports(file, &plan, want, opts)?;
-    let (result, to_close) = on_switch(plan.steps, opened);
-    drop(to_close);
-    result.map_err(|why| ApplyError::Failed(format!("{why}; nothing was changed")))?;
+    let outcome = on_switch(plan.steps, opened);
+    drop(outcome.ports);
+    outcome
+        .result
+        .map_err(|why| ApplyError::Failed(format!("{why}; nothing was changed")))?;
+    summary.paused_us = outcome.elapsed.as_micros() as u64;
     log::info!("apply {file}: {summary}");
     Ok(summary)
 }

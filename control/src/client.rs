@@ -1,6 +1,6 @@
 //! A client for the control socket.
 
-use crate::api::{ApiError, Envelope, Request, Response, PROTOCOL_VERSION};
+use crate::api::{ApiError, Envelope, Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -22,6 +22,11 @@ pub enum ClientError {
     BadReply(String),
     #[error("{0}")]
     Api(ApiError),
+    #[error(
+        "the request is {0} bytes, over patchbayd's {MAX_REQUEST_BYTES}-byte limit (put big \
+         route tables in with 'patchbay route load')"
+    )]
+    TooBig(usize),
 }
 
 /// A connection to `patchbayd`.
@@ -52,6 +57,9 @@ impl Client {
         })
         .expect("requests serialize");
         line.push(b'\n');
+        if line.len() > MAX_REQUEST_BYTES {
+            return Err(ClientError::TooBig(line.len()));
+        }
         self.writer.write_all(&line)?;
         let mut reply = String::new();
         if self.reader.read_line(&mut reply)? == 0 {

@@ -357,7 +357,11 @@ pub fn apply_config(
     apply::apply_parsed(file, &want, &running, opts, dry_run, |steps, ports| {
         engine
             .call(move |sw| apply::execute(sw, steps, ports))
-            .unwrap_or_else(|_| (Err("the forwarding engine has stopped".into()), Vec::new()))
+            .unwrap_or_else(|_| apply::Outcome {
+                result: Err("the forwarding engine has stopped".into()),
+                ports: Vec::new(),
+                elapsed: Default::default(),
+            })
     })
     .map_err(invalid)
 }
