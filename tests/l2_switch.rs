@@ -86,7 +86,16 @@ fn ping_arping_and_iperf3_with_default_offloads() {
         "average frame {} bytes: offloads not carried",
         bytes / pkts
     );
-    assert_eq!(p1["drops"], 0, "{p1}");
+    // A starved daemon may overflow its ring (counted, and TCP recovers);
+    // nothing else may be dropped.
+    let other_drops: u64 = p1["drops_by_reason"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(reason, _)| *reason != "rx-ring-full")
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(other_drops, 0, "{p1}");
 }
 
 #[test]
@@ -169,6 +178,22 @@ fn broadcast_reaches_every_other_port_but_not_the_sender() {
 fn fdb_entries_age_out() {
     let lab = switched_lab(2, &["--ageing-time", "2"]);
     let (h1, h2) = (lab.host(1), lab.host(2));
+    // Permanent neighbours: no ARP probe later re-teaches h1's MAC.
+    for (a, b) in [(h1, h2), (h2, h1)] {
+        let (ip, mac) = (b.ip.as_str(), b.mac.as_str());
+        a.ns.check(&[
+            "ip",
+            "neigh",
+            "replace",
+            ip,
+            "lladdr",
+            mac,
+            "nud",
+            "permanent",
+            "dev",
+            "eth0",
+        ]);
+    }
     assert!(h1.ping_ok(&h2.ip, 2));
     assert!(fdb_macs(&lab).contains(&h1.mac));
     let text = lab.cli_ok(&["fdb", "show"]);
@@ -203,21 +228,29 @@ fn fdb_stays_bounded_under_a_mac_flood() {
         "import os, socket\n\
          s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
          s.bind(('eth0', 0))\n\
-         for _ in range(5000):\n\
-         \x20   s.send(b'\\xff' * 6 + bytes([2]) + os.urandom(5) + b'\\x88\\xb5' + bytes(46))\n",
+         import time\n\
+         for i in range(5000):\n\
+         \x20   s.send(b'\\xff' * 6 + bytes([2]) + os.urandom(5) + b'\\x88\\xb5' + bytes(46))\n\
+         \x20   if i % 200 == 199: time.sleep(0.005)\n",
     ]);
     assert!(
         flood.status.success(),
         "{}",
         String::from_utf8_lossy(&flood.stderr)
     );
+    // Paced so that even a slow machine takes most of them off the ring.
+    let refused = || {
+        let stats = lab.cli_json(&["stats"]);
+        bridge(&stats, "br0")["counters"]["learn_fdb_full"].as_u64() > Some(1000)
+    };
     let stats = lab.cli_json(&["stats"]);
+    assert!(
+        wait_for(Duration::from_secs(5), refused),
+        "{}",
+        lab.cli_json(&["stats"])
+    );
     assert!(stats["fdb_entries"].as_u64() <= Some(64), "{stats}");
     assert_eq!(stats["fdb_max"], 64);
-    assert!(
-        bridge(&stats, "br0")["counters"]["learn_fdb_full"].as_u64() > Some(1000),
-        "{stats}"
-    );
     assert!(fdb_macs(&lab).len() <= 64);
     // The stations learned before the flood still work, and so does the daemon.
     assert!(h1.ping_ok(&h2.ip, 3));
@@ -237,6 +270,8 @@ fn ports_are_added_and_deleted_while_traffic_flows() {
         .spawn(&["ping", "-c", "300", "-i", "0.01", "-W", "1", "-q", &h2.ip]);
     assert!(!h3.ping_ok(&h1.ip, 1), "p3 is not a port yet");
     lab.cli_ok(&["link", "add", "p3", "type", "afpacket"]);
+    // The failed ping left an unresolved ARP entry in h3's kernel.
+    h3.ns.check(&["ip", "neigh", "flush", "dev", "eth0"]);
     let links = lab.cli_json(&["link", "show"]);
     assert_eq!(port(&links, "p3").expect("p3 listed")["master"], "br0");
     assert!(h3.ping_ok(&h1.ip, 3), "h3 through the new port");

@@ -5,7 +5,7 @@
 //!
 //! Needs root and the tools that `tools/test` installs.
 
-use patchbay_tools::{iperf3_bytes, Bins, Capture, Lab};
+use patchbay_tools::{iperf3_bytes, wait_for, Bins, Capture, Lab};
 use std::time::Duration;
 
 fn bins() -> Bins {
@@ -84,7 +84,15 @@ fn nat_lab(extra: &[&str]) -> Lab {
 fn serve(lab: &Lab, k: usize, script: &str, port: &str) {
     let child = lab.host(k).ns.spawn(&["python3", "-c", script, port]);
     std::mem::forget(child); // killed with its namespace
-    std::thread::sleep(Duration::from_millis(400));
+    let ns = &lab.host(k).ns;
+    let filter = format!("sport = :{port}");
+    assert!(
+        wait_for(Duration::from_secs(10), || !ns
+            .check(&["ss", "-Hlntu", &filter])
+            .trim()
+            .is_empty()),
+        "the server on port {port} did not start"
+    );
 }
 
 /// h1 runs the "who are you" TCP server on port 80, published as
@@ -407,13 +415,18 @@ s.bind(('0.0.0.0', {lport}))\n\
 s.settimeout(3)\n\
 s.sendto(b'open', ('203.0.113.2', 7005))\n\
 s.recvfrom(100)\n\
+print('ready', flush=True)\n\
 try:\n\
 \x20   print(s.recvfrom(100)[0].decode())\n\
 except socket.timeout:\n\
 \x20   print('nothing')\n"
         );
         let mut child = lab.host(1).ns.spawn(&["python3", "-c", &listen]);
-        std::thread::sleep(Duration::from_millis(800));
+        // The mapping exists once the echo came back.
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut ready = String::new();
+        use std::io::BufRead;
+        let _ = stdout.read_line(&mut ready);
         lab.host(3).ns.check(&[
             "python3",
             "-c",
@@ -424,13 +437,8 @@ except socket.timeout:\n\
         let _ = child.wait();
         let mut out = String::new();
         use std::io::Read;
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        out
+        stdout.read_to_string(&mut out).unwrap();
+        ready + &out
     };
     assert!(
         probe(&lab, "43000").contains("nothing"),

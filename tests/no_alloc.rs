@@ -14,10 +14,31 @@ struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    /// Set on the thread under measurement only: the test harness's own
+    /// threads allocate whenever they like.
+    static MEASURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn count() {
+    if MEASURING.try_with(|m| m.get()).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs `f` with this thread's allocations counted; returns how many.
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    MEASURING.with(|m| m.set(true));
+    f();
+    MEASURING.with(|m| m.set(false));
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
 // SAFETY: forwards every call to the system allocator unchanged.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
@@ -26,7 +47,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -83,12 +104,12 @@ fn forwarding_a_batch_allocates_nothing() {
         assert_eq!(sw.process_rx(id1), BATCH);
     }
     let sent_before = h2.sent_count() + h3.sent_count();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
     const ROUNDS: u64 = 5_000;
-    for _ in 0..ROUNDS {
-        sw.process_rx(id1);
-    }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            sw.process_rx(id1);
+        }
+    });
     let sent = h2.sent_count() + h3.sent_count() - sent_before;
     assert_eq!(
         allocations, 0,
@@ -144,14 +165,14 @@ fn routing_a_batch_allocates_nothing() {
         assert_eq!(sw.process_rx(id1), BATCH);
     }
     let sent_before = h2.sent_count();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
     // The replayed frames are rewritten in place (TTL 255 - 1 each round),
     // so stay well above TTL 1.
     const ROUNDS: u64 = 200;
-    for _ in 0..ROUNDS {
-        sw.process_rx(id1);
-    }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            sw.process_rx(id1);
+        }
+    });
     assert_eq!(
         allocations, 0,
         "{allocations} allocations while routing {ROUNDS} batches"

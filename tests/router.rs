@@ -284,7 +284,29 @@ fn static_route_via_a_kernel_router() {
 
 #[test]
 fn arp_cache_entries_age() {
-    let lab = two_subnets(&["--arp-reachable-secs", "1", "--arp-stale-secs", "2"]);
+    let lab = two_subnets(&["--arp-reachable-secs", "2", "--arp-stale-secs", "2"]);
+    // h2 knows the router for good, so it never probes it and patchbay
+    // does not learn h2 again from the probe.
+    let router_mac = lab
+        .cli_json(&["addr", "show"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["dev"] == "br1")
+        .map(|a| a["mac"].as_str().unwrap().to_string())
+        .unwrap();
+    lab.host(2).ns.check(&[
+        "ip",
+        "neigh",
+        "replace",
+        "10.2.0.1",
+        "lladdr",
+        &router_mac,
+        "nud",
+        "permanent",
+        "dev",
+        "eth0",
+    ]);
     assert!(lab.host(1).ping_ok(&lab.host(2).ip, 1));
     let state = |ip: &str| {
         lab.cli_json(&["neigh", "show"])

@@ -279,9 +279,13 @@ impl Step {
             Step::AddrDel(dev, a) => sw.addr_del(dev, *a),
             Step::AddrAdd(dev, a) => sw.addr_add(dev, *a),
             Step::BridgeDel(name, _) => sw.del_bridge(name),
-            Step::BridgeAdd(name, ageing) => sw
-                .add_bridge(name)
-                .and_then(|_| sw.set_ageing(name, *ageing)),
+            Step::BridgeAdd(name, ageing) => sw.add_bridge(name).and_then(|_| {
+                if sw.config().ageing_time == *ageing {
+                    Ok(())
+                } else {
+                    sw.set_ageing(name, *ageing)
+                }
+            }),
             Step::Ageing { bridge, to, .. } => sw.set_ageing(bridge, *to),
             Step::Mtu { bridge, to, .. } => sw.set_mtu(bridge, u32::from(*to)),
             Step::Timeouts { to, .. } => sw.set_timeouts(
@@ -714,7 +718,10 @@ pub fn apply_parsed(
         .result
         .map_err(|why| ApplyError::Failed(format!("{why}; nothing was changed")))?;
     summary.paused_us = outcome.elapsed.as_micros() as u64;
-    log::info!("apply {file}: {summary}");
+    log::info!(
+        op = "apply", file, changes = summary.changes, paused_us = summary.paused_us;
+        "apply {file}: {summary}"
+    );
     Ok(summary)
 }
 

@@ -593,7 +593,9 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
                     "route_add needs via or dev",
                 ));
             }
-            on_switch!(|sw| sw.route_add(dst, via, dev.as_deref()));
+            let d = dev.clone();
+            on_switch!(|sw| sw.route_add(dst, via, d.as_deref()));
+            log::info!(op = "route_add", dst:% = dst, via:? = via, dev:? = dev; "route {dst} added");
             Ok(Value::Null)
         }
         Request::RouteLoad { text, first_line } => {
@@ -628,11 +630,12 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
                     }
                 }
             }
-            log::info!("route load: {loaded} routes");
+            log::info!(op = "route_load", routes = loaded; "route load: {loaded} routes");
             Ok(json!({ "loaded": loaded }))
         }
         Request::RouteDel { dst } => {
             on_switch!(|sw| sw.route_del(dst));
+            log::info!(op = "route_del", dst:% = dst; "route {dst} deleted");
             Ok(Value::Null)
         }
         Request::RouteGet { addr } => match engine

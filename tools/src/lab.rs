@@ -436,7 +436,19 @@ impl Capture {
 
     /// Stops the capture and returns tcpdump's one-line-per-packet reading of it.
     pub fn stop(mut self) -> Vec<String> {
-        std::thread::sleep(Duration::from_millis(200));
+        // Let frames in flight land: wait until the file stops growing
+        // (at least 200 ms, at most 2 s).
+        let size = |f: &PathBuf| std::fs::metadata(f).map_or(0, |m| m.len());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut last = size(&self.file);
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = size(&self.file);
+            if now == last || Instant::now() > deadline {
+                break;
+            }
+            last = now;
+        }
         // SAFETY: kill(2) of the tcpdump we started, by its PID.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let _ = self.child.wait();
@@ -457,12 +469,27 @@ impl Drop for Capture {
     }
 }
 
+/// Waits (up to 10 s) until something in `ns` listens on `proto` (tcp or
+/// udp) `port`.
+pub fn wait_listening(ns: &Netns, proto: &str, port: u16) {
+    let flag = if proto == "udp" { "-Hlnu" } else { "-Hlnt" };
+    let filter = format!("sport = :{port}");
+    let listening = wait_for(Duration::from_secs(10), || {
+        !ns.check(&["ss", flag, &filter]).trim().is_empty()
+    });
+    assert!(
+        listening,
+        "nothing listens on {proto} port {port} in {}",
+        ns.name
+    );
+}
+
 /// Runs `secs` seconds of iperf3 TCP from `client` to a one-shot server
 /// started in `server` (reachable at `server_ip`); returns the bytes the
 /// server received.
 pub fn iperf3_bytes(client: &Netns, server: &Netns, server_ip: &str, secs: u32) -> f64 {
     server.check(&["iperf3", "-s", "-D", "-1"]);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_listening(server, "tcp", 5201);
     let out = client.check(&["iperf3", "-c", server_ip, "-t", &secs.to_string(), "-J"]);
     let report: serde_json::Value = serde_json::from_str(&out).expect("iperf3 JSON");
     report["end"]["sum_received"]["bytes"]

@@ -9,4 +9,6 @@
 
 pub mod lab;
 
-pub use lab::{have, iperf3_bytes, wait_for, Bins, Capture, Daemon, Host, Lab, Netns};
+pub use lab::{
+    have, iperf3_bytes, wait_for, wait_listening, Bins, Capture, Daemon, Host, Lab, Netns,
+};

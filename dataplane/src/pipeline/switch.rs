@@ -274,7 +274,7 @@ impl Switch {
                 self.bridges.len() - 1
             }
         };
-        log::info!("bridge {name}: created");
+        log::info!(op = "bridge_add", bridge = name; "bridge {name}: created");
         Ok(id as BridgeId)
     }
 
@@ -292,7 +292,7 @@ impl Switch {
         self.fdb.retain(|b, _, _| b != id);
         self.router.forget_bridge(id);
         self.bridges[id as usize] = None;
-        log::info!("bridge {name}: deleted");
+        log::info!(op = "bridge_del", bridge = name; "bridge {name}: deleted");
         Ok(())
     }
 
@@ -306,7 +306,7 @@ impl Switch {
             .as_mut()
             .expect("exists")
             .ageing_time = secs;
-        log::info!("bridge {bridge}: ageing_time {secs}s");
+        log::info!(op = "bridge_set", bridge, ageing_time = secs; "bridge {bridge}: ageing_time {secs}s");
         Ok(())
     }
 
@@ -355,12 +355,13 @@ impl Switch {
 
     fn insert_port(&mut self, id: usize, bridge: Option<BridgeId>, port: Box<dyn Port>) -> PortId {
         let state = port.link_state();
+        let master = bridge.map_or("none", |b| self.bridge_name(b));
         log::info!(
-            "port {}: added ({}, {}, master {})",
+            op = "port_add", port = port.name(), kind = port.kind().name(), master;
+            "port {}: added ({}, {}, master {master})",
             port.name(),
             port.kind().name(),
             state.name(),
-            bridge.map_or("none", |b| self.bridge_name(b))
         );
         self.ports[id] = Some(PortSlot {
             port,
@@ -386,7 +387,7 @@ impl Switch {
         if let (Some(registry), Some(fd)) = (&self.registry, slot.port.raw_fd()) {
             let _ = registry.deregister(&mut SourceFd(&fd));
         }
-        log::info!("port {name}: deleted");
+        log::info!(op = "port_del", port = name; "port {name}: deleted");
         Ok(slot.port)
     }
 
@@ -417,7 +418,7 @@ impl Switch {
                 .members
                 .push(id);
         }
-        log::info!("port {port}: master {}", master.unwrap_or("none"));
+        log::info!(op = "port_set", port, master = master.unwrap_or("none"); "port {port}: master {}", master.unwrap_or("none"));
         Ok(())
     }
 
@@ -429,7 +430,7 @@ impl Switch {
             .and_then(|s| s.bridge)
             .ok_or_else(|| SwitchError::NoMaster(port.to_string()))?;
         self.fdb.add_static(bridge, mac, id)?;
-        log::info!("fdb: {mac} dev {port} static");
+        log::info!(op = "fdb_add", mac:% = mac, dev = port; "fdb: {mac} dev {port} static");
         Ok(())
     }
 
@@ -450,7 +451,7 @@ impl Switch {
                 mac,
                 bridge: self.bridge_name(bridge).to_string(),
             })?;
-        log::info!("fdb: {mac} deleted from {}", self.bridge_name(bridge));
+        log::info!(op = "fdb_del", mac:% = mac, bridge = self.bridge_name(bridge); "fdb: {mac} deleted from {}", self.bridge_name(bridge));
         Ok(())
     }
 
@@ -470,6 +471,7 @@ impl Switch {
             !(selected && (statics || !e.is_static))
         });
         log::info!(
+            op = "fdb_flush", link = link.unwrap_or("all"), removed = n;
             "fdb: flushed {n} entries of {}",
             link.unwrap_or("all bridges")
         );
@@ -735,14 +737,14 @@ impl Switch {
     pub fn addr_add(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
         self.router.addr_add(b, net)?;
-        log::info!("addr {net} dev {bridge}");
+        log::info!(op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
         Ok(())
     }
 
     pub fn addr_del(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
         self.router.addr_del(b, net)?;
-        log::info!("addr {net} dev {bridge}: deleted");
+        log::info!(op = "addr_del", addr:% = net, dev = bridge; "addr {net} dev {bridge}: deleted");
         Ok(())
     }
 
@@ -750,7 +752,7 @@ impl Switch {
     pub fn set_mtu(&mut self, bridge: &str, mtu: u32) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
         self.router.set_mtu(b, mtu)?;
-        log::info!("bridge {bridge}: mtu {mtu}");
+        log::info!(op = "bridge_set", bridge, mtu; "bridge {bridge}: mtu {mtu}");
         Ok(())
     }
 
@@ -763,13 +765,13 @@ impl Switch {
     ) -> Result<(), SwitchError> {
         let dev_id = dev.map(|d| self.existing_bridge(d)).transpose()?;
         self.router.route_add(dst, via, dev_id)?;
-        log::debug!("route {dst} via {via:?} dev {dev:?}");
+        log::debug!(op = "route_add", dst:% = dst, via:? = via, dev:? = dev; "route {dst} via {via:?} dev {dev:?}");
         Ok(())
     }
 
     pub fn route_del(&mut self, dst: Ipv4Net) -> Result<(), SwitchError> {
         self.router.route_del(dst)?;
-        log::debug!("route {dst}: deleted");
+        log::debug!(op = "route_del", dst:% = dst; "route {dst}: deleted");
         Ok(())
     }
 
@@ -857,21 +859,21 @@ impl Switch {
         let b = self.existing_bridge(dev)?;
         self.router.neigh_add(b, ip, mac)?;
         self.flush_emitted();
-        log::info!("neigh {ip} lladdr {mac} dev {dev} permanent");
+        log::info!(op = "neigh_add", ip:% = ip, mac:% = mac, dev; "neigh {ip} lladdr {mac} dev {dev} permanent");
         Ok(())
     }
 
     pub fn neigh_del(&mut self, ip: Ipv4Addr, dev: &str) -> Result<(), SwitchError> {
         let b = self.existing_bridge(dev)?;
         self.router.neigh_del(b, ip)?;
-        log::info!("neigh {ip} dev {dev}: deleted");
+        log::info!(op = "neigh_del", ip:% = ip, dev; "neigh {ip} dev {dev}: deleted");
         Ok(())
     }
 
     pub fn neigh_flush(&mut self, dev: Option<&str>) -> Result<usize, SwitchError> {
         let b = dev.map(|d| self.existing_bridge(d)).transpose()?;
         let n = self.router.neigh_flush(b);
-        log::info!("neigh: flushed {n} entries");
+        log::info!(op = "neigh_flush", removed = n; "neigh: flushed {n} entries");
         Ok(n)
     }
 
@@ -929,7 +931,7 @@ impl Switch {
             .router
             .nat
             .add_rule_filtered(action.clone(), src, b, ports, filtering);
-        log::info!("nat rule {id}: {action:?} src {src:?} bridge {bridge} ports {ports:?}");
+        log::info!(op = "nat_add", id, action:? = action, src:? = src, bridge; "nat rule {id}: {action:?} src {src:?} bridge {bridge} ports {ports:?}");
         Ok(id)
     }
 
@@ -937,7 +939,7 @@ impl Switch {
         if !self.router.nat.del_rule(id) {
             return Err(SwitchError::NoSuchNatRule(id));
         }
-        log::info!("nat rule {id}: deleted");
+        log::info!(op = "nat_del", id; "nat rule {id}: deleted");
         Ok(())
     }
 
@@ -1005,7 +1007,7 @@ impl Switch {
     /// Forgets every NAT session; returns how many.
     pub fn nat_flush(&mut self) -> usize {
         let n = self.router.nat.flush(|_| true);
-        log::info!("nat: flushed {n} sessions");
+        log::info!(op = "nat_flush", removed = n; "nat: flushed {n} sessions");
         n
     }
 
@@ -1099,6 +1101,11 @@ impl Switch {
 
     // ---- configuration as a whole -------------------------------------
 
+    /// The limits and current timeouts.
+    pub fn config(&self) -> &SwitchConfig {
+        &self.config
+    }
+
     /// Sets the timeouts: the FDB ageing time given to new bridges, the ARP
     /// timers and the NAT timeouts (which apply to existing sessions too).
     pub fn set_timeouts(
@@ -1121,6 +1128,7 @@ impl Switch {
         self.config.arp_stale_secs = arp_stale_secs;
         self.config.nat_timeouts = nat;
         log::info!(
+            op = "timeouts", ageing_time, arp_reachable_secs, arp_stale_secs;
             "timeouts: ageing_time {ageing_time}s, arp {arp_reachable_secs}s reachable \
              {arp_stale_secs}s stale, nat {:?}",
             self.config.nat_timeouts
