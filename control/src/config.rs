@@ -1081,3 +1081,14 @@ to_port = 80
         assert!(p.state.ports.is_empty() && p.state.routes.is_empty());
     }
 }
+
+#[cfg(test)]
+mod example {
+    #[test]
+    fn the_example_lab_parses() {
+        let text = include_str!("../../examples/gateway-lab.toml");
+        let p = super::parse("gateway-lab.toml", text).unwrap();
+        assert_eq!(p.state.ports.len(), 3);
+        assert_eq!(p.state.nat.len(), 2);
+    }
+}
