@@ -14,7 +14,7 @@ use crate::apply::{self, Summary};
 use crate::config;
 use patchbay_dataplane::ip4::{FibError, Ipv4Net, RouterError};
 use patchbay_dataplane::nat::{Filtering, NatAction};
-use patchbay_dataplane::pipeline::{EngineHandle, SwitchError};
+use patchbay_dataplane::pipeline::{EngineHandle, RunningSnapshot, Switch, SwitchError};
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Write};
@@ -341,6 +341,15 @@ fn reads_only(req: &Request) -> bool {
     )
 }
 
+/// Copies the running state on the forwarding thread (the pause is logged
+/// at debug level).
+fn snapshot(sw: &mut Switch) -> RunningSnapshot {
+    let start = Instant::now();
+    let snap = sw.running_snapshot();
+    log::debug!("running state copied in {:?}", start.elapsed());
+    snap
+}
+
 /// Applies a config text to the running daemon (see [`crate::apply`]).
 pub fn apply_config(
     engine: &EngineHandle,
@@ -351,9 +360,7 @@ pub fn apply_config(
 ) -> Result<Summary, ApiError> {
     let invalid = |e: apply::ApplyError| ApiError::new(ErrorCode::Invalid, e.to_string());
     let want = config::parse(file, text).map_err(|e| invalid(e.into()))?;
-    let running = engine
-        .call(|sw| sw.running_state())
-        .map_err(|_| stopped())?;
+    let running = engine.call(snapshot).map_err(|_| stopped())?.finish();
     apply::apply_parsed(file, &want, &running, opts, dry_run, |steps, ports| {
         engine
             .call(move |sw| apply::execute(sw, steps, ports))
@@ -387,9 +394,7 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             Ok(to_value(apply_config(engine, opts, file, &text, dry_run)?))
         }
         Request::Save => {
-            let state = engine
-                .call(|sw| sw.running_state())
-                .map_err(|_| stopped())?;
+            let state = engine.call(snapshot).map_err(|_| stopped())?.finish();
             let rx_ring_mib = opts.rx_ring_mib as u32;
             Ok(json!({ "text": config::to_toml(&state, rx_ring_mib) }))
         }

@@ -241,6 +241,12 @@ impl Fib {
     }
 
     /// Every route: (prefix, length, next hop), longest prefixes first.
+    /// A copy of the route list, cheap enough to take on the forwarding
+    /// thread (two memcpys per prefix length) and read elsewhere.
+    pub fn route_list(&self) -> RouteList {
+        RouteList(self.routes.clone())
+    }
+
     pub fn routes(&self) -> impl Iterator<Item = (Ipv4Addr, u8, u32)> + '_ {
         self.routes.iter().enumerate().rev().flat_map(|(len, set)| {
             set.iter()
@@ -408,5 +414,27 @@ mod tests {
                 .map(|r| r.2);
             assert_eq!(f.lookup(Ipv4Addr::from(a)), want, "{}", Ipv4Addr::from(a));
         }
+    }
+}
+
+/// The routes of a [`Fib`], copied out of it: (prefix, length, next hop).
+#[derive(Debug, Clone, Default)]
+pub struct RouteList(Vec<HashMap<u32, u32>>);
+
+impl RouteList {
+    /// Longest prefixes first.
+    pub fn iter(&self) -> impl Iterator<Item = (Ipv4Addr, u8, u32)> + '_ {
+        self.0.iter().enumerate().rev().flat_map(|(len, set)| {
+            set.iter()
+                .map(move |(&p, &nh)| (Ipv4Addr::from(p), len as u8, nh))
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.iter().map(HashMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

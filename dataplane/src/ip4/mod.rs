@@ -7,5 +7,5 @@ pub mod icmp;
 pub mod neigh;
 pub mod router;
 
-pub use fib::{Fib, FibError};
+pub use fib::{Fib, FibError, RouteList};
 pub use router::{Ipv4Net, L3Counters, L3Out, NextHop, Router, RouterError, RouterInterface};

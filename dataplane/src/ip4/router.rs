@@ -245,6 +245,19 @@ impl Router {
         }
     }
 
+    /// Every router interface, with its bridge.
+    pub fn ifaces(&self) -> impl Iterator<Item = (BridgeId, &RouterInterface)> {
+        self.ifaces
+            .iter()
+            .enumerate()
+            .filter_map(|(b, i)| Some((b as BridgeId, i.as_ref()?)))
+    }
+
+    /// Every next hop, by id.
+    pub fn next_hops(&self) -> &[NextHop] {
+        &self.next_hops
+    }
+
     pub fn fib(&self) -> &Fib {
         &self.fib
     }

@@ -20,4 +20,6 @@ pub use info::{
     AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
     NeighInfo, PortInfo, PortState, RouteGet, RouteInfo, RunningState, StatsInfo,
 };
-pub use switch::{Rejected, Switch, SwitchConfig, SwitchError, DEFAULT_BRIDGE, MAX_BRIDGES};
+pub use switch::{
+    Rejected, RunningSnapshot, Switch, SwitchConfig, SwitchError, DEFAULT_BRIDGE, MAX_BRIDGES,
+};
