@@ -738,3 +738,112 @@ pub enum ApplyError {
 pub fn parse(file: &str, text: &str) -> Result<Parsed, ConfigError> {
     config::parse(file, text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patchbay_dataplane::pipeline::SwitchConfig;
+
+    const BASE: &str = r#"
+[[bridge]]
+name = "lan"
+addresses = ["10.1.0.1/24"]
+
+[[bridge]]
+name = "other"
+addresses = ["10.3.0.1/24"]
+ageing_time = 60
+
+[[route]]
+dst = "10.9.0.0/16"
+via = "10.3.0.2"
+
+[[neigh]]
+ip = "10.3.0.2"
+mac = "02:00:00:00:03:02"
+dev = "other"
+
+[[nat]]
+kind = "masquerade"
+src = "10.1.0.0/24"
+out = "other"
+"#;
+
+    /// Applies `text` to `sw` the way the daemon does.
+    fn apply(sw: &mut Switch, text: &str) -> Result<Summary, ApplyError> {
+        let want = config::parse("t.toml", text)?;
+        let running = sw.running_state();
+        let opts = PortOptions::default();
+        apply_parsed("t.toml", &want, &running, &opts, false, |steps, ports| {
+            execute(sw, steps, ports)
+        })
+    }
+
+    /// The running state, NAT rule ids aside (a file has none).
+    fn state(sw: &Switch) -> String {
+        let mut s = sw.running_state();
+        s.nat.iter_mut().for_each(|r| r.id = 0);
+        format!("{s:?}")
+    }
+
+    #[test]
+    fn after_an_apply_the_switch_is_the_file() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        let s = apply(&mut sw, BASE).unwrap();
+        assert_eq!(s.routes.added, 1);
+        assert_eq!(s.bridges.added, 2);
+        let want = config::parse("t.toml", BASE).unwrap().state;
+        assert_eq!(state(&sw), format!("{want:?}"));
+        assert_eq!(apply(&mut sw, BASE).unwrap().changes, 0);
+        // Everything goes again with an empty file, but br0.
+        let s = apply(&mut sw, "").unwrap();
+        assert_eq!(
+            (s.bridges.removed, s.nat.removed, s.routes.removed),
+            (2, 1, 1)
+        );
+        let empty = config::parse("t.toml", "").unwrap().state;
+        assert_eq!(state(&sw), format!("{empty:?}"));
+    }
+
+    #[test]
+    fn a_step_that_fails_undoes_the_ones_before_it() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        apply(&mut sw, BASE).unwrap();
+        let before = state(&sw);
+        // Each gateway is on a connected subnet, so the file is fine; but
+        // once the /25 is in, 10.3.0.2 is reached through a gateway, which
+        // the router refuses for the second route.
+        let text = format!(
+            "{BASE}\n[[route]]\ndst = \"10.3.0.0/25\"\nvia = \"10.3.0.100\"\n\
+             [[route]]\ndst = \"10.50.0.0/16\"\nvia = \"10.3.0.2\"\n\
+             [[bridge]]\nname = \"new\"\n"
+        );
+        let text = text.replace("ageing_time = 60", "ageing_time = 90");
+        let err = apply(&mut sw, &text).unwrap_err().to_string();
+        assert!(
+            err.contains("route add 10.50.0.0/16") && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert_eq!(state(&sw), before, "undone");
+    }
+
+    #[test]
+    fn limits_are_not_changed_by_apply() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        let err = apply(&mut sw, "[limits]\nnat_max = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("t.toml:1:") && err.contains("restart"),
+            "{err}"
+        );
+        // Without [limits], the running ones are kept.
+        assert_eq!(
+            apply(&mut sw, "[timeouts]\nnat_udp_secs = 900\n")
+                .unwrap()
+                .changes,
+            1
+        );
+        assert_eq!(sw.config().nat_timeouts.udp, 900);
+    }
+}
