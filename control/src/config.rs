@@ -188,7 +188,9 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, ConfigError> {
         let at = e.span().map_or(0, |s| s.start);
         let line = lines.line(at);
         // Name the table the error is in, as the user wrote it.
-        let table = text[..at.min(text.len())]
+        let table = text
+            .get(..at)
+            .unwrap_or("")
             .lines()
             .rev()
             .map(str::trim)
@@ -202,7 +204,7 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, ConfigError> {
             .collect::<Vec<_>>()
             .join("; ");
         if message.is_empty() {
-            message = match text[at.min(text.len())..].chars().next() {
+            message = match text.get(at..).and_then(|t| t.chars().next()) {
                 Some(c) if c.is_control() && c != '\t' => {
                     format!("control character {c:?} (TOML allows only tabs)")
                 }
