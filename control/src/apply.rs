@@ -63,7 +63,8 @@ impl fmt::Display for Summary {
             return write!(f, "no changes");
         }
         let verb = if self.dry_run { "would make" } else { "made" };
-        write!(f, "{verb} {} changes:", self.changes)?;
+        let s = if self.changes == 1 { "" } else { "s" };
+        write!(f, "{verb} {} change{s}:", self.changes)?;
         for (what, c) in [
             ("bridges", self.bridges),
             ("ports", self.ports),
