@@ -195,6 +195,28 @@ pub enum Request {
     /// The running configuration, as a config file that `apply` takes back
     /// without a change. Result: `{"text": "..."}`.
     Save,
+    /// Arms a packet trace: the next `count` packets (default 50, at most
+    /// 10,000) in on `port` (any if absent) that match `filter` (tcpdump-like:
+    /// `arp or host 10.1.0.5`). A new trace forgets the last one.
+    TraceStart {
+        #[serde(default)]
+        count: Option<u32>,
+        #[serde(default)]
+        port: Option<String>,
+        #[serde(default)]
+        filter: Option<String>,
+    },
+    /// Disarms the trace; what it took stays readable.
+    TraceStop,
+    /// The traced packets. Result: `{"armed", "left", "packets": [{"number",
+    /// "at_us", "events": [Event], "lines": ["p1 rx ...", ...]}]}`.
+    TraceShow,
+    /// Runs a described packet in on `port` through the live tables, sending
+    /// nothing and learning nothing. Result: `{"events", "lines", "verdict"}`.
+    TracePacket {
+        port: String,
+        packet: patchbay_dataplane::trace::PacketSpec,
+    },
 }
 
 /// A NAT rule as the API takes it.

@@ -50,6 +50,13 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   apply FILE|- [check]                          make patchbayd match a config file, all or
                                                 nothing ('check': only say what would change)
   save                                          the running config, in the same format
+  trace start [count N] [port P] [filter EXPR]  trace the next N packets (default 50) stage by stage;
+                                                EXPR like 'arp or host 10.1.0.5' (arp ip icmp tcp udp
+                                                host src dst port 'ether host', not and or)
+  trace show | trace stop                       what each stage decided about each packet
+  trace packet in PORT src A dst B [proto udp|tcp|icmp|arp] [sport N] [dport N] [ttl N]
+               [len N] [smac MAC] [dmac MAC]    a made-up packet through the live tables:
+                                                nothing is sent, learned or created
   stats                                         every counter, drops by reason
   version                                       versions of patchbay and patchbayd
 
@@ -83,6 +90,8 @@ pub enum Output {
     },
     Applied,
     Saved,
+    Trace,
+    TracePacket,
     Fdb,
     Stats,
     Flushed,
@@ -270,6 +279,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             };
             (req, Output::Apply { path, dry_run })
         }
+        ("trace", _) => parse_trace(&command, &mut w)?,
         ("save", _) => {
             if w.words.len() > 1 {
                 return Err(format!(
@@ -294,7 +304,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         }
         (o, _) => {
             return Err(format!(
-                "unknown object '{o}' (try: link, fdb, stats, version)"
+                "unknown object '{o}' (try: link, fdb, addr, route, neigh, nat, trace, stats, apply, save, version)"
             ))
         }
     };
@@ -400,6 +410,111 @@ fn parse_route(command: &str, w: &mut Words) -> Result<(Request, Output), String
         }
         c => Err(format!(
             "route: unknown command '{c}' (try: show, get, add, del)"
+        )),
+    }
+}
+
+fn parse_trace(command: &str, w: &mut Words) -> Result<(Request, Output), String> {
+    let ctx = w.context.clone();
+    match command {
+        "show" | "list" | "ls" => {
+            no_more(w)?;
+            Ok((Request::TraceShow, Output::Trace))
+        }
+        "stop" | "off" => {
+            no_more(w)?;
+            Ok((Request::TraceStop, Output::Nothing))
+        }
+        "start" | "add" | "on" => {
+            let (mut count, mut port, mut filter) = (None, None, None);
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "count" => {
+                        let n = w.value("count", "a number of packets")?;
+                        count = Some(
+                            n.parse()
+                                .map_err(|_| format!("{ctx}: '{n}' is not a number of packets"))?,
+                        );
+                    }
+                    "port" | "dev" => port = Some(w.value(&x, "a port name")?),
+                    "filter" => {
+                        let mut words = Vec::new();
+                        while let Some(f) = w.next() {
+                            words.push(f);
+                        }
+                        if words.is_empty() {
+                            return Err(format!("{ctx}: 'filter' needs an expression"));
+                        }
+                        filter = Some(words.join(" "));
+                    }
+                    x => return Err(w.unexpected(x)),
+                }
+            }
+            Ok((
+                Request::TraceStart {
+                    count,
+                    port,
+                    filter,
+                },
+                Output::Nothing,
+            ))
+        }
+        "packet" => {
+            let mut port = None;
+            let mut spec = patchbay_dataplane::trace::PacketSpec {
+                src: Ipv4Addr::UNSPECIFIED,
+                dst: Ipv4Addr::UNSPECIFIED,
+                proto: None,
+                sport: None,
+                dport: None,
+                ttl: None,
+                len: None,
+                smac: None,
+                dmac: None,
+            };
+            let (mut src, mut dst) = (false, false);
+            let num = |k: &str, v: String| -> Result<u16, String> {
+                v.parse()
+                    .map_err(|_| format!("{ctx}: {k} '{v}' is not a number"))
+            };
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "in" | "port" | "dev" => port = Some(w.value(&x, "a port name")?),
+                    "src" => {
+                        spec.src = addr(&ctx, w.next())?;
+                        src = true;
+                    }
+                    "dst" => {
+                        spec.dst = addr(&ctx, w.next())?;
+                        dst = true;
+                    }
+                    "proto" => spec.proto = Some(w.value("proto", "udp, tcp, icmp or arp")?),
+                    "sport" => spec.sport = Some(num("sport", w.value("sport", "a port")?)?),
+                    "dport" => spec.dport = Some(num("dport", w.value("dport", "a port")?)?),
+                    "len" => spec.len = Some(num("len", w.value("len", "a length")?)?),
+                    "ttl" => {
+                        let v = w.value("ttl", "a TTL")?;
+                        spec.ttl = Some(
+                            v.parse()
+                                .map_err(|_| format!("{ctx}: ttl '{v}' is not 0 to 255"))?,
+                        );
+                    }
+                    "smac" => spec.smac = Some(mac(&ctx, w.next().as_deref())?),
+                    "dmac" => spec.dmac = Some(mac(&ctx, w.next().as_deref())?),
+                    x => return Err(w.unexpected(x)),
+                }
+            }
+            let port = port.ok_or_else(|| format!("{ctx}: missing 'in PORT'"))?;
+            if !src || !dst {
+                return Err(format!("{ctx}: give 'src ADDR' and 'dst ADDR'"));
+            }
+            Ok((
+                Request::TracePacket { port, packet: spec },
+                Output::TracePacket,
+            ))
+        }
+        c => Err(format!(
+            "trace: unknown command '{c}' (try: start, show, stop, packet)"
         )),
     }
 }
@@ -903,6 +1018,36 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
         Output::Apply { .. } | Output::Applied => {
             let summary: crate::apply::Summary = decode(result)?;
             let _ = writeln!(s, "{summary}");
+        }
+        Output::Trace => {
+            if let Some(packets) = result["packets"].as_array() {
+                for p in packets {
+                    let _ = writeln!(
+                        s,
+                        "packet {} at +{:.6} s",
+                        p["number"],
+                        p["at_us"].as_u64().unwrap_or(0) as f64 / 1e6
+                    );
+                    for l in p["lines"].as_array().into_iter().flatten() {
+                        let _ = writeln!(s, "  {}", l.as_str().unwrap_or(""));
+                    }
+                    if p["truncated"] == true {
+                        let _ = writeln!(s, "  ... (more stages than a trace keeps)");
+                    }
+                }
+            }
+            let left = result["left"].as_u64().unwrap_or(0);
+            if result["armed"] == true {
+                let _ = writeln!(s, "(tracing: {left} packets to go)");
+            } else if result["packets"].as_array().is_none_or(Vec::is_empty) {
+                let _ = writeln!(s, "no packets traced (start with 'patchbay trace start')");
+            }
+        }
+        Output::TracePacket => {
+            for l in result["lines"].as_array().into_iter().flatten() {
+                let _ = writeln!(s, "  {}", l.as_str().unwrap_or(""));
+            }
+            let _ = writeln!(s, "verdict: {}", result["verdict"].as_str().unwrap_or("?"));
         }
         Output::Saved => {
             s.push_str(result["text"].as_str().unwrap_or(""));

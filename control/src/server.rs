@@ -16,6 +16,7 @@ use patchbay_dataplane::ip4::{FibError, Ipv4Net, RouterError};
 use patchbay_dataplane::nat::{Filtering, NatAction};
 use patchbay_dataplane::pipeline::{EngineHandle, RunningSnapshot, Switch, SwitchError};
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
+use patchbay_dataplane::trace::{self, Described, Event, Filter};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
@@ -337,8 +338,58 @@ fn reads_only(req: &Request) -> bool {
             | Request::RouteGet { .. }
             | Request::NeighShow { .. }
             | Request::Save
+            | Request::TraceShow
+            | Request::TracePacket { .. }
             | Request::Apply { dry_run: true, .. }
     )
+}
+
+/// Port and bridge names by id, as [`Switch::names`] gives them.
+type Names = (Vec<Option<String>>, Vec<Option<String>>);
+
+fn name_of(names: &[Option<String>], id: usize) -> String {
+    names
+        .get(id)
+        .and_then(Option::as_deref)
+        .map_or_else(|| format!("#{id}"), str::to_string)
+}
+
+/// Trace events in words.
+fn describe(events: &[Event], names: &Names, dry: bool) -> Vec<String> {
+    let port = |p: u16| name_of(&names.0, usize::from(p));
+    let bridge = |b: u16| name_of(&names.1, usize::from(b));
+    events
+        .iter()
+        .map(|event| {
+            Described {
+                event,
+                port: &port,
+                bridge: &bridge,
+                dry,
+            }
+            .to_string()
+        })
+        .collect()
+}
+
+/// The outcome of a dry-run trace, in a line.
+fn verdict(events: &[Event], names: &Names) -> String {
+    let out: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Tx { port } => Some(name_of(&names.0, usize::from(*port))),
+            _ => None,
+        })
+        .collect();
+    let dropped = events.iter().find_map(|e| match e {
+        Event::Drop { reason } => Some(*reason),
+        _ => None,
+    });
+    match (dropped, out.is_empty()) {
+        (Some(r), _) => format!("dropped: {} ({})", r.name(), r.help()),
+        (None, false) => format!("would leave by {}", out.join(", ")),
+        (None, true) => "taken by the router (answered, or waiting for ARP)".to_string(),
+    }
 }
 
 /// Copies the running state on the forwarding thread (the pause is logged
@@ -397,6 +448,54 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             let state = engine.call(snapshot).map_err(|_| stopped())?.finish();
             let rx_ring_mib = opts.rx_ring_mib as u32;
             Ok(json!({ "text": config::to_toml(&state, rx_ring_mib) }))
+        }
+        Request::TraceStart {
+            count,
+            port,
+            filter,
+        } => {
+            let filter = Filter::parse(filter.as_deref().unwrap_or(""))
+                .map_err(|e| ApiError::new(ErrorCode::Invalid, e))?;
+            let count = count.unwrap_or(50);
+            if count == 0 || count > trace::MAX_PACKETS {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    format!("trace: count must be between 1 and {}", trace::MAX_PACKETS),
+                ));
+            }
+            on_switch!(|sw| sw.trace_start(count, port.as_deref(), filter));
+            Ok(Value::Null)
+        }
+        Request::TraceStop => {
+            engine.call(|sw| sw.trace_stop()).map_err(|_| stopped())?;
+            Ok(Value::Null)
+        }
+        Request::TraceShow => {
+            let ((armed, left, packets), names) = engine
+                .call(|sw| (sw.trace_read(), sw.names()))
+                .map_err(|_| stopped())?;
+            let packets: Vec<Value> = packets
+                .iter()
+                .map(|p| {
+                    json!({
+                        "number": p.number,
+                        "at_us": p.at_us,
+                        "events": p.events,
+                        "lines": describe(&p.events, &names, false),
+                        "truncated": p.truncated,
+                    })
+                })
+                .collect();
+            Ok(json!({ "armed": armed, "left": left, "packets": packets }))
+        }
+        Request::TracePacket { port, packet } => {
+            let (traced, names) = engine
+                .call(move |sw| (sw.trace_spec(&port, &packet), sw.names()))
+                .map_err(|_| stopped())?;
+            let traced = traced.map_err(switch_error)?;
+            let lines = describe(&traced.events, &names, true);
+            let verdict = verdict(&traced.events, &names);
+            Ok(json!({ "events": traced.events, "lines": lines, "verdict": verdict }))
         }
         Request::Version => Ok(json!({
             "version": env!("CARGO_PKG_VERSION"),

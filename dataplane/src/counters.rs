@@ -23,6 +23,32 @@ macro_rules! drop_reasons {
                     $(DropReason::$variant => $name,)*
                 }
             }
+
+            /// What it means, in a sentence.
+            pub fn help(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $doc,)*
+                }
+            }
+
+            /// The reason of a short name.
+            pub fn from_name(name: &str) -> Option<DropReason> {
+                DropReason::ALL.iter().copied().find(|r| r.name() == name)
+            }
+        }
+
+        impl Serialize for DropReason {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for DropReason {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DropReason, D::Error> {
+                let name = String::deserialize(d)?;
+                DropReason::from_name(&name)
+                    .ok_or_else(|| serde::de::Error::custom(format!("unknown drop reason '{name}'")))
+            }
         }
     };
 }

@@ -19,6 +19,7 @@ pub mod l2;
 pub mod nat;
 pub mod pipeline;
 pub mod port;
+pub mod trace;
 pub mod wire;
 
 /// Frames are received and processed in batches of at most this many.

@@ -15,8 +15,11 @@ use crate::counters::DropReason;
 use crate::emit::{EmitTo, Emitter, BUF_SIZE};
 use crate::l2::{BridgeId, PortId};
 use crate::nat::{
-    parse_icmp_error, parse_tuple, rewrite, rewrite_icmp_error, Nat, NatDrop, NatVerdict,
+    parse_icmp_error, parse_tuple, rewrite, rewrite_icmp_error, Nat, NatDrop, NatVerdict, Peek,
+    Tuple,
 };
+use crate::trace;
+use crate::trace::{ArpAction, Event, NextHopMac, Tracer};
 use crate::wire::arp::{ArpRepr, ARP_LEN, OP_REPLY, OP_REQUEST};
 use crate::wire::ipv4::{
     self, Ipv4Error, Ipv4Packet, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
@@ -223,6 +226,8 @@ pub struct Router {
     ident: u16,
     mac_seed: [u8; 3],
     scratch: Vec<u16>,
+    /// The packet trace (off unless armed); the switch's stages use it too.
+    pub trace: Tracer,
 }
 
 impl Router {
@@ -242,6 +247,7 @@ impl Router {
             ident: 0,
             mac_seed: [seed[1], seed[2], seed[3]],
             scratch: Vec::with_capacity(64),
+            trace: Tracer::default(),
         }
     }
 
@@ -541,7 +547,25 @@ impl Router {
         let for_us = iface.addrs.iter().any(|a| a.addr == arp.target_ip);
         let sender_on_link = !arp.sender_ip.is_unspecified()
             && iface.addrs.iter().any(|a| a.contains(arp.sender_ip));
-        if sender_on_link && !iface.addrs.iter().any(|a| a.addr == arp.sender_ip) {
+        let sender_is_ours = iface.addrs.iter().any(|a| a.addr == arp.sender_ip);
+        trace!(
+            self.trace,
+            Event::Arp {
+                request: arp.op == OP_REQUEST,
+                sender_ip: arp.sender_ip,
+                sender_mac: arp.sender_mac,
+                target_ip: arp.target_ip,
+                action: match (for_us, arp.op == OP_REQUEST) {
+                    (true, true) => ArpAction::ReplySent,
+                    (true, false) => ArpAction::Learned,
+                    (false, _) => ArpAction::NotForUs,
+                },
+            }
+        );
+        if self.trace.dry {
+            return None;
+        }
+        if sender_on_link && !sender_is_ours {
             // Learn only what is addressed to us (a request for our address,
             // or a reply); a gratuitous ARP refreshes an entry we already had.
             let create = for_us;
@@ -654,6 +678,16 @@ impl Router {
             }
         };
         let (ttl, total, df) = (ip.ttl(), ip.total_len(), ip.dont_frag());
+        trace!(
+            self.trace,
+            Event::Ip4 {
+                src: ip.src(),
+                dst: ip.dst(),
+                proto: ip.protocol(),
+                ttl,
+                len: total as u16,
+            }
+        );
         // RFC 1812 5.3.7: never forward (or answer, or track) what comes
         // from an address no host can have.
         let src = ip.src();
@@ -677,10 +711,24 @@ impl Router {
                     let iface = ifaces.get(usize::from(b))?.as_ref()?;
                     iface.addrs.first().map(|a| a.addr)
                 };
-                match self
-                    .nat
-                    .pre_routing(&t, flags, bridge, to_us, &addr_of, now)
-                {
+                let verdict = if self.trace.dry {
+                    dry_nat(
+                        &mut self.trace,
+                        self.nat.peek_pre(&t, bridge, to_us, &addr_of),
+                        &t,
+                        true,
+                    )
+                } else {
+                    let created = self.nat.counters.sessions_created;
+                    let v = self
+                        .nat
+                        .pre_routing(&t, flags, bridge, to_us, &addr_of, now);
+                    if self.trace.on {
+                        trace_nat(&mut self.trace, &self.nat, &v, &t, true, created);
+                    }
+                    v
+                };
+                match verdict {
                     NatVerdict::Translate(to) => rewrite(&mut frame[L3..], &t, &to, partial),
                     NatVerdict::Pass => nat_tuple = Some((t, flags)),
                     NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
@@ -726,6 +774,17 @@ impl Router {
             );
             return L3Out::Drop(DropReason::Ip4NoRoute);
         };
+        if self.trace.on {
+            if let Some((prefix, len, _)) = self.fib.matching_route(dst) {
+                self.trace.record(Event::Lookup {
+                    dst,
+                    prefix,
+                    len,
+                    via: nh.gateway,
+                    bridge: nh.bridge,
+                });
+            }
+        }
         let Some(out) = self.iface(nh.bridge) else {
             return L3Out::Drop(DropReason::Ip4NoRoute);
         };
@@ -755,7 +814,22 @@ impl Router {
             let out_addr = self
                 .iface(nh.bridge)
                 .and_then(|i| i.source_for(nh.gateway.unwrap_or(dst)));
-            match self.nat.post_routing(&t, flags, nh.bridge, out_addr, now) {
+            let verdict = if self.trace.dry {
+                dry_nat(
+                    &mut self.trace,
+                    self.nat.peek_post(&t, nh.bridge, out_addr),
+                    &t,
+                    false,
+                )
+            } else {
+                let created = self.nat.counters.sessions_created;
+                let v = self.nat.post_routing(&t, flags, nh.bridge, out_addr, now);
+                if self.trace.on {
+                    trace_nat(&mut self.trace, &self.nat, &v, &t, false, created);
+                }
+                v
+            };
+            match verdict {
                 NatVerdict::Translate(to) => rewrite(&mut frame[L3..], &t, &to, partial),
                 NatVerdict::Pass => {}
                 NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
@@ -765,7 +839,18 @@ impl Router {
             return self.fragment(frame, nh, out_mac, mtu, now);
         }
         let next_ip = nh.gateway.unwrap_or(dst);
-        let resolved = self.arp.resolve(nh.bridge, next_ip, now);
+        let resolved = if self.trace.dry {
+            match self.arp.get(nh.bridge, next_ip) {
+                Some(n) if !matches!(n.state, NeighState::Incomplete | NeighState::Failed) => {
+                    Resolve::Mac(n.mac)
+                }
+                Some(n) if n.state == NeighState::Failed => Resolve::Failed,
+                Some(_) => Resolve::Pending { ask: false },
+                None => Resolve::Pending { ask: true },
+            }
+        } else {
+            self.arp.resolve(nh.bridge, next_ip, now)
+        };
         match resolved {
             Resolve::Failed => {
                 // Before the rewrite: the error quotes what the sender sent
@@ -788,6 +873,22 @@ impl Router {
         frame[L2 + 6..L2 + 12].copy_from_slice(&out_mac.0);
         match resolved {
             Resolve::Mac(m) => {
+                trace!(
+                    self.trace,
+                    Event::Resolve {
+                        next_hop: next_ip,
+                        mac: NextHopMac::Known(m),
+                    }
+                );
+                trace!(
+                    self.trace,
+                    Event::Rewrite {
+                        ttl_from: ttl,
+                        ttl_to: ttl - 1,
+                        src_mac: out_mac,
+                        dst_mac: m,
+                    }
+                );
                 frame[L2..L2 + 6].copy_from_slice(&m.0);
                 self.counters.ip4_forwarded += 1;
                 L3Out::Forward {
@@ -796,6 +897,16 @@ impl Router {
                 }
             }
             Resolve::Pending { ask } => {
+                trace!(
+                    self.trace,
+                    Event::Resolve {
+                        next_hop: next_ip,
+                        mac: NextHopMac::Queued { asked: ask },
+                    }
+                );
+                if self.trace.dry {
+                    return L3Out::Consumed;
+                }
                 if ask {
                     self.ask(nh.bridge, next_ip);
                 }
@@ -850,8 +961,18 @@ impl Router {
             && !ip.more_frags()
             && ip.payload().len() >= 8
             && ip.payload()[0] == icmp::ECHO_REQUEST;
+        trace!(
+            self.trace,
+            Event::Local {
+                dst: ip.dst(),
+                echo_reply: is_echo,
+            }
+        );
         if !is_echo {
             return L3Out::Drop(DropReason::Ip4LocalUnsupported);
+        }
+        if self.trace.dry {
+            return L3Out::Consumed;
         }
         let Some(our_mac) = self.router_mac(bridge) else {
             return L3Out::Drop(DropReason::Ip4NoRoute);
@@ -913,6 +1034,16 @@ impl Router {
             return L3Out::Drop(DropReason::Ip4BadLength);
         }
         let more = ip.more_frags();
+        trace!(
+            self.trace,
+            Event::Fragmented {
+                count: payload.len().div_ceil(step) as u16,
+                mtu: mtu as u16,
+            }
+        );
+        if self.trace.dry {
+            return L3Out::Consumed;
+        }
         let next_ip = nh.gateway.unwrap_or(ip.dst());
         let resolved = self.arp.resolve(nh.bridge, next_ip, now);
         if let Resolve::Pending { ask: true } = resolved {
@@ -992,7 +1123,7 @@ impl Router {
         if quiet {
             return;
         }
-        if self.icmp_budget == 0 {
+        if self.icmp_budget == 0 && !self.trace.dry {
             self.counters.icmp_rate_limited += 1;
             return;
         }
@@ -1028,6 +1159,17 @@ impl Router {
         let (our_mac, Some(our_ip)) = (iface.mac, iface.source_for(src)) else {
             return;
         };
+        trace!(
+            self.trace,
+            Event::IcmpError {
+                kind: icmp_type,
+                code,
+                to: src,
+            }
+        );
+        if self.trace.dry {
+            return;
+        }
         let quote_len = ip.total_len().min(icmp::MAX_QUOTE);
         let Some(i) = self.em.alloc() else { return };
         self.icmp_budget -= 1;
@@ -1126,3 +1268,56 @@ impl Router {
 
 /// Largest frame that can be queued or made.
 pub const MAX_MADE_FRAME: usize = BUF_SIZE;
+
+/// Records what NAT did to a traced packet.
+#[cold]
+fn trace_nat(tr: &mut Tracer, nat: &Nat, v: &NatVerdict, t: &Tuple, pre: bool, created: u64) {
+    if let NatVerdict::Translate(to) = v {
+        let source = to.src != t.src || to.sport != t.sport;
+        let (from, to_ep) = if source {
+            ((t.src, t.sport), (to.src, to.sport))
+        } else {
+            ((t.dst, t.dport), (to.dst, to.dport))
+        };
+        tr.record(Event::Nat {
+            pre,
+            proto: t.proto,
+            from,
+            to: to_ep,
+            source,
+            rule: nat.rule_of(to).unwrap_or(0),
+            new_session: nat.counters.sessions_created > created,
+        });
+    }
+}
+
+/// A dry run's NAT stage: records what would happen and gives the verdict
+/// that lets the rest of the dry run go on.
+#[cold]
+fn dry_nat(tr: &mut Tracer, peek: Peek, t: &Tuple, pre: bool) -> NatVerdict {
+    let (to, rule, new_session) = match peek {
+        Peek::Pass => return NatVerdict::Pass,
+        Peek::Translate { to, rule } => (to, rule, false),
+        Peek::Create { rule, to: Some(to) } => (to, rule, true),
+        Peek::Create { rule, to: None } => {
+            tr.record(Event::NatWouldCreate { pre, rule });
+            return NatVerdict::Pass;
+        }
+    };
+    let source = to.src != t.src || to.sport != t.sport;
+    let (from, to_ep) = if source {
+        ((t.src, t.sport), (to.src, to.sport))
+    } else {
+        ((t.dst, t.dport), (to.dst, to.dport))
+    };
+    tr.record(Event::Nat {
+        pre,
+        proto: t.proto,
+        from,
+        to: to_ep,
+        source,
+        rule,
+        new_session,
+    });
+    NatVerdict::Translate(to)
+}

@@ -20,8 +20,10 @@ pub enum L2Decision {
 
 /// Learns the source of `eth` (an Ethernet frame that came in on `in_port`
 /// of `bridge`) and decides where it goes. `router_mac` is the MAC of the
-/// bridge's router interface, if it has one.
+/// bridge's router interface, if it has one. Without `learn` (a dry-run
+/// trace) the FDB is only read.
 #[inline]
+#[allow(clippy::too_many_arguments)] // each is one thing the stage reads or writes
 pub fn l2_forward(
     eth: &[u8],
     in_port: PortId,
@@ -30,6 +32,7 @@ pub fn l2_forward(
     now: u32,
     counters: &mut BridgeCounters,
     router_mac: Option<Mac>,
+    learn: bool,
 ) -> L2Decision {
     let Ok(frame) = EthernetFrame::new_checked(eth) else {
         return L2Decision::Drop(DropReason::Runt);
@@ -39,11 +42,13 @@ pub fn l2_forward(
     if !src.is_unicast() || Some(src) == router_mac {
         return L2Decision::Drop(DropReason::InvalidSrcMac);
     }
-    match fdb.learn(bridge, src, in_port, now) {
-        Learn::New => counters.learned += 1,
-        Learn::Moved => counters.moved += 1,
-        Learn::Full => counters.learn_fdb_full += 1,
-        Learn::Refreshed | Learn::Static => {}
+    if learn {
+        match fdb.learn(bridge, src, in_port, now) {
+            Learn::New => counters.learned += 1,
+            Learn::Moved => counters.moved += 1,
+            Learn::Full => counters.learn_fdb_full += 1,
+            Learn::Refreshed | Learn::Static => {}
+        }
     }
     let dst = frame.dst();
     if Some(dst) == router_mac {
@@ -92,17 +97,17 @@ mod tests {
         let mut c = BridgeCounters::default();
         // A -> B: B unknown, flood; A learned on port 1.
         assert_eq!(
-            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c, None),
+            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c, None, true),
             L2Decision::Flood
         );
         // B -> A: A known on 1.
         assert_eq!(
-            l2_forward(&frame(A, B), 2, 0, &mut fdb, 0, &mut c, None),
+            l2_forward(&frame(A, B), 2, 0, &mut fdb, 0, &mut c, None, true),
             L2Decision::Forward(1)
         );
         // A -> B now known on 2.
         assert_eq!(
-            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c, None),
+            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c, None, true),
             L2Decision::Forward(2)
         );
         assert_eq!(
@@ -115,8 +120,9 @@ mod tests {
     fn drops_bad_sources_reserved_groups_and_hairpins() {
         let mut fdb = Fdb::new(64);
         let mut c = BridgeCounters::default();
-        let d =
-            |f: &[u8], fdb: &mut Fdb, c: &mut BridgeCounters| l2_forward(f, 1, 0, fdb, 0, c, None);
+        let d = |f: &[u8], fdb: &mut Fdb, c: &mut BridgeCounters| {
+            l2_forward(f, 1, 0, fdb, 0, c, None, true)
+        };
         assert_eq!(
             d(&frame(B, "01:00:5e:00:00:01"), &mut fdb, &mut c),
             L2Decision::Drop(DropReason::InvalidSrcMac)

@@ -757,6 +757,121 @@ impl Nat {
     }
 }
 
+/// What NAT would do with a packet, found without changing anything (for a
+/// dry-run trace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// A packet of an existing session: rewritten to this, by this rule.
+    Translate {
+        to: Tuple,
+        rule: u32,
+    },
+    /// A new session would be made by this rule; the source would keep its
+    /// existing mapping `to` if it has one.
+    Create {
+        rule: u32,
+        to: Option<Tuple>,
+    },
+    Pass,
+}
+
+impl Nat {
+    /// The rule of the session a packet (before or after translation)
+    /// belongs to.
+    pub fn rule_of(&self, t: &Tuple) -> Option<u32> {
+        let &(id, _) = self
+            .tuples
+            .get(t)
+            .or_else(|| self.tuples.get(&t.inverse()))?;
+        Some(self.sessions[id as usize].as_ref()?.rule)
+    }
+
+    /// What [`Nat::pre_routing`] would do.
+    pub fn peek_pre(
+        &self,
+        t: &Tuple,
+        in_bridge: BridgeId,
+        to_us: bool,
+        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
+    ) -> Peek {
+        if let Some(&(id, is_reply)) = self.tuples.get(t) {
+            let Some(s) = self.sessions[id as usize].as_ref() else {
+                return Peek::Pass;
+            };
+            let to = if is_reply {
+                s.orig.inverse()
+            } else {
+                s.reply.inverse()
+            };
+            return Peek::Translate { to, rule: s.rule };
+        }
+        if !to_us {
+            return Peek::Pass;
+        }
+        let dnat = self.rules.iter().find(|r| {
+            matches!(r.action, NatAction::Dnat { proto, dport, .. } if proto == t.proto && dport == t.dport)
+                && (r.bridge == in_bridge || addr_of(r.bridge) == Some(t.dst))
+        });
+        if let Some(r) = dnat {
+            let NatAction::Dnat {
+                to_addr, to_port, ..
+            } = r.action
+            else {
+                unreachable!("a dnat rule")
+            };
+            let to = Tuple {
+                dst: to_addr,
+                dport: to_port,
+                ..*t
+            };
+            return Peek::Create {
+                rule: r.id,
+                to: Some(to),
+            };
+        }
+        match self
+            .by_outside
+            .get(&(t.proto, t.dst, t.dport))
+            .and_then(|k| self.mappings.get(k))
+        {
+            Some(m) => Peek::Create {
+                rule: m.rule,
+                to: None,
+            },
+            None => Peek::Pass,
+        }
+    }
+
+    /// What [`Nat::post_routing`] would do: the existing mapping of the
+    /// source, or the one a new mapping would get when its port can be kept
+    /// (RFC 4787 REQ-3); `None` when the port would be picked then.
+    pub fn peek_post(&self, t: &Tuple, out_bridge: BridgeId, out_addr: Option<Ipv4Addr>) -> Peek {
+        let Some(ri) = self.snat_rule_for(t.src, Some(out_bridge)) else {
+            return Peek::Pass;
+        };
+        let rule = &self.rules[ri];
+        let keeps_port = |addr: Ipv4Addr| {
+            let (lo, hi) = rule.ports;
+            (lo..=hi).contains(&t.sport) && !self.used.contains(&(t.proto, addr, t.sport))
+        };
+        let to = match self.mappings.get(&(t.proto, t.src, t.sport)) {
+            Some(m) => Some((m.addr, m.port)),
+            None => match rule.action {
+                NatAction::Masquerade => out_addr.filter(|&a| keeps_port(a)).map(|a| (a, t.sport)),
+                _ => None,
+            },
+        };
+        Peek::Create {
+            rule: rule.id,
+            to: to.map(|(addr, port)| Tuple {
+                src: addr,
+                sport: port,
+                ..*t
+            }),
+        }
+    }
+}
+
 /// Whether a protocol's packets can be tracked (ports or an echo id).
 pub fn trackable(proto: u8) -> bool {
     matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP)

@@ -11,6 +11,8 @@ use crate::ip4::{Ipv4Net, L3Out, Router, RouterError};
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, PortId};
 use crate::nat::{Filtering, Nat, NatAction, Timeouts};
 use crate::port::{LinkState, Port};
+use crate::trace;
+use crate::trace::{Event, Filter, L2Out, Learned, PacketSpec, TracedPacket, Tracer};
 use crate::wire::{Mac, VNET_HDR_LEN};
 use crate::BATCH;
 use mio::unix::SourceFd;
@@ -90,6 +92,8 @@ pub enum SwitchError {
     BadNat(String),
     #[error("nat: no rule {0} (see 'patchbay nat show')")]
     NoSuchNatRule(u32),
+    #[error("trace packet: {0}")]
+    BadFrame(String),
     #[error("port {name}: registering with the poller: {source}")]
     Poll {
         name: String,
@@ -512,16 +516,40 @@ impl Switch {
             let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
             slot.counters.rx_packets += 1;
             slot.counters.rx_bytes += eth.len() as u64;
+            if router.trace.armed {
+                router.trace.begin(rx, eth);
+            }
             let Some(b) = bridge else {
                 slot.counters.drop(DropReason::NoBridge);
+                trace!(
+                    router.trace,
+                    Event::Drop {
+                        reason: DropReason::NoBridge
+                    }
+                );
+                router.trace.end();
                 continue;
             };
             // Broadcast ARP (requests, announcements) is flooded and shown to
             // the router too; ARP to some other station is not its business.
             let is_arp = eth.len() >= 14 && eth[12..14] == [0x08, 0x06] && eth[..6] == [0xff; 6];
             let mut enqueue = |q: PortId| enqueue_tx(tx_queues, tx_touched, q, i);
+            let learned_before = router.trace.on.then(|| src_port(fdb, b, eth));
             let counters = &mut bridges[b as usize].as_mut().expect("checked").counters;
-            match l2_forward(eth, rx, b, fdb, now, counters, router_mac) {
+            let decision = l2_forward(eth, rx, b, fdb, now, counters, router_mac, true);
+            if let Some(before) = learned_before {
+                trace_l2(
+                    &mut router.trace,
+                    fdb,
+                    bridges,
+                    b,
+                    eth,
+                    rx,
+                    before,
+                    decision,
+                );
+            }
+            match decision {
                 L2Decision::Forward(q) => enqueue(q),
                 L2Decision::Flood => {
                     let members = &bridges[b as usize].as_ref().expect("checked").members;
@@ -538,7 +566,10 @@ impl Switch {
                 }
                 L2Decision::Router => match router.input(slot.port.frame_mut(i), rx, b, now_ms) {
                     L3Out::Forward { bridge: out, dst } => match fdb.lookup(out, dst) {
-                        Some(q) if q != rx => enqueue(q),
+                        Some(q) if q != rx => {
+                            trace!(router.trace, Event::Tx { port: q });
+                            enqueue(q)
+                        }
                         // Back out of the port it came in on: the frame is
                         // copied, since a port cannot send from its own batch.
                         Some(_) => match router.em.copy(slot.port.frame(i)) {
@@ -549,6 +580,9 @@ impl Switch {
                             let members = bridges[out as usize]
                                 .as_ref()
                                 .map_or(&[][..], |b| &b.members[..]);
+                            if router.trace.on {
+                                trace_flood(&mut router.trace, dst, members, rx);
+                            }
                             members
                                 .iter()
                                 .filter(|&&q| q != rx)
@@ -564,10 +598,17 @@ impl Switch {
                         }
                     },
                     L3Out::Consumed => {}
-                    L3Out::Drop(reason) => slot.counters.drop(reason),
+                    L3Out::Drop(reason) => {
+                        slot.counters.drop(reason);
+                        trace!(router.trace, Event::Drop { reason });
+                    }
                 },
-                L2Decision::Drop(reason) => slot.counters.drop(reason),
+                L2Decision::Drop(reason) => {
+                    slot.counters.drop(reason);
+                    trace!(router.trace, Event::Drop { reason });
+                }
             }
+            router.trace.end();
         }
         for &q in tx_touched.iter() {
             let queue = &mut tx_queues[q as usize];
@@ -1099,6 +1140,139 @@ impl Switch {
         }
     }
 
+    // ---- packet trace ---------------------------------------------------
+
+    /// Arms a trace of the next `count` packets in on `port` (any if
+    /// `None`) that match `filter`.
+    pub fn trace_start(
+        &mut self,
+        count: u32,
+        port: Option<&str>,
+        filter: Filter,
+    ) -> Result<(), SwitchError> {
+        let port = port.map(|p| self.existing_port(p)).transpose()?;
+        self.router.trace.start(count, port, filter);
+        log::info!(op = "trace_start", count; "trace: the next {count} packets");
+        Ok(())
+    }
+
+    pub fn trace_stop(&mut self) {
+        self.router.trace.stop();
+    }
+
+    /// The trace so far: whether it is armed, packets still to take, and a
+    /// copy of what it recorded (formatted elsewhere, with [`Switch::names`]).
+    pub fn trace_read(&self) -> (bool, u32, Vec<TracedPacket>) {
+        let t = &self.router.trace;
+        (t.armed, t.left(), t.packets().to_vec())
+    }
+
+    /// The names of ports and of bridges, by id (`None` for free slots).
+    pub fn names(&self) -> (Vec<Option<String>>, Vec<Option<String>>) {
+        (
+            self.ports
+                .iter()
+                .map(|p| p.as_ref().map(|s| s.port.name().to_string()))
+                .collect(),
+            self.bridges
+                .iter()
+                .map(|b| b.as_ref().map(|b| b.name.clone()))
+                .collect(),
+        )
+    }
+
+    /// Builds the packet `spec` describes (from the MAC the ARP cache has
+    /// for its source, to the router MAC of the port's bridge unless it says
+    /// otherwise) and runs it with [`Switch::trace_packet`].
+    pub fn trace_spec(
+        &mut self,
+        port: &str,
+        spec: &PacketSpec,
+    ) -> Result<TracedPacket, SwitchError> {
+        let rx = self.existing_port(port)?;
+        let bridge = self.ports[rx as usize].as_ref().and_then(|s| s.bridge);
+        let smac = bridge
+            .and_then(|b| self.router.arp.get(b, spec.src))
+            .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
+            .map_or(Mac([0x02, 0, 0, 0, 0, 0x01]), |n| n.mac);
+        let dmac = bridge
+            .and_then(|b| self.router.router_mac(b))
+            .unwrap_or(Mac::BROADCAST);
+        let mut frame = spec.build(smac, dmac).map_err(SwitchError::BadFrame)?;
+        self.trace_packet(port, &mut frame)
+    }
+
+    /// Runs `frame` (a virtio-net header and an Ethernet frame) as if it came
+    /// in on `port`, through the live tables, without sending it or changing
+    /// anything the switch learned; returns what each stage decided.
+    pub fn trace_packet(
+        &mut self,
+        port: &str,
+        frame: &mut [u8],
+    ) -> Result<TracedPacket, SwitchError> {
+        let rx = self.existing_port(port)?;
+        if frame.len() < VNET_HDR_LEN + 14 {
+            return Err(SwitchError::BadFrame(
+                "shorter than an Ethernet header".into(),
+            ));
+        }
+        let now = self.now();
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let Switch {
+            ports,
+            bridges,
+            fdb,
+            router,
+            ..
+        } = self;
+        let saved_counters = (router.counters.clone(), router.nat.counters.clone());
+        let saved_trace = router.trace.begin_dry();
+        router.trace.begin(rx, &frame[VNET_HDR_LEN..]);
+        let bridge = ports[rx as usize]
+            .as_ref()
+            .and_then(|s| s.bridge)
+            .filter(|&b| bridges[b as usize].is_some());
+        match bridge {
+            None => router.trace.record(Event::Drop {
+                reason: DropReason::NoBridge,
+            }),
+            Some(b) => {
+                let router_mac = router.router_mac(b);
+                let eth = &frame[VNET_HDR_LEN..];
+                let mut scratch = BridgeCounters::default();
+                let decision = l2_forward(eth, rx, b, fdb, now, &mut scratch, router_mac, false);
+                trace_l2(&mut router.trace, fdb, bridges, b, eth, rx, None, decision);
+                let is_arp = eth[12..14] == [0x08, 0x06] && eth[..6] == [0xff; 6];
+                match decision {
+                    L2Decision::Flood if is_arp && router_mac.is_some() => {
+                        if let Some(reason) = router.arp_input(eth, b, now_ms) {
+                            router.trace.record(Event::Drop { reason });
+                        }
+                    }
+                    L2Decision::Router => match router.input(frame, rx, b, now_ms) {
+                        L3Out::Forward { bridge: out, dst } => match fdb.lookup(out, dst) {
+                            Some(q) => router.trace.record(Event::Tx { port: q }),
+                            None => {
+                                let members = bridges[out as usize]
+                                    .as_ref()
+                                    .map_or(&[][..], |b| &b.members[..]);
+                                trace_flood(&mut router.trace, dst, members, rx);
+                            }
+                        },
+                        L3Out::Consumed => {}
+                        L3Out::Drop(reason) => router.trace.record(Event::Drop { reason }),
+                    },
+                    L2Decision::Drop(reason) => router.trace.record(Event::Drop { reason }),
+                    _ => {}
+                }
+            }
+        }
+        router.trace.end();
+        let packet = router.trace.end_dry(saved_trace);
+        (router.counters, router.nat.counters) = saved_counters;
+        Ok(packet)
+    }
+
     // ---- configuration as a whole -------------------------------------
 
     /// The limits and current timeouts.
@@ -1263,5 +1437,82 @@ impl RunningSnapshot {
         }
         self.state.routes = routes;
         self.state
+    }
+}
+
+/// The port `eth`'s source MAC is on now, for tracing what learning did.
+fn src_port(fdb: &Fdb, bridge: BridgeId, eth: &[u8]) -> Option<PortId> {
+    let src = Mac(eth.get(6..12)?.try_into().ok()?);
+    fdb.lookup(bridge, src)
+}
+
+/// Records the L2 stage of a traced frame: learning and where it goes.
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn trace_l2(
+    tr: &mut Tracer,
+    fdb: &Fdb,
+    bridges: &[Option<Bridge>],
+    bridge: BridgeId,
+    eth: &[u8],
+    rx: PortId,
+    before: Option<PortId>,
+    decision: L2Decision,
+) {
+    if eth.len() < 14 {
+        return;
+    }
+    let src = Mac(eth[6..12].try_into().expect("6 bytes"));
+    let dst = Mac(eth[..6].try_into().expect("6 bytes"));
+    if !matches!(
+        decision,
+        L2Decision::Drop(DropReason::InvalidSrcMac | DropReason::Runt)
+    ) {
+        let after = src_port(fdb, bridge, eth);
+        let learned = match (before, after) {
+            _ if tr.dry => Learned::NotLearned,
+            (None, Some(p)) if p == rx => Learned::New,
+            (Some(b), Some(a)) if b == rx && a == rx => Learned::Refreshed,
+            (Some(_), Some(a)) if a == rx => Learned::Moved,
+            (Some(_), Some(_)) => Learned::Static,
+            _ => Learned::TableFull,
+        };
+        tr.record(Event::Learn {
+            mac: src,
+            port: rx,
+            learned,
+        });
+    }
+    let members = bridges
+        .get(usize::from(bridge))
+        .and_then(Option::as_ref)
+        .map_or(&[][..], |b| &b.members[..]);
+    match decision {
+        L2Decision::Forward(q) => {
+            tr.record(Event::L2 {
+                dst,
+                out: L2Out::Port(q),
+            });
+            tr.record(Event::Tx { port: q });
+        }
+        L2Decision::Flood => trace_flood(tr, dst, members, rx),
+        L2Decision::Router => tr.record(Event::L2 {
+            dst,
+            out: L2Out::Router,
+        }),
+        L2Decision::Drop(_) => {}
+    }
+}
+
+/// Records a flood to every member but `rx`.
+#[cold]
+fn trace_flood(tr: &mut Tracer, dst: Mac, members: &[PortId], rx: PortId) {
+    let out: Vec<PortId> = members.iter().copied().filter(|&q| q != rx).collect();
+    tr.record(Event::L2 {
+        dst,
+        out: L2Out::Flood(out.len() as u16),
+    });
+    for q in out {
+        tr.record(Event::Tx { port: q });
     }
 }

@@ -1,0 +1,831 @@
+//! Packet trace: what each stage decided about a packet, as plain data.
+//!
+//! A trace is armed for a number of packets (on one port, matching a
+//! filter). Each stage that handles a traced packet records an [`Event`];
+//! nothing is formatted until someone reads the trace, and the buffer is
+//! bounded. When no trace is armed the cost is one predictable branch per
+//! packet, and one per stage on a flag that is false.
+//!
+//! The same events describe a hypothetical packet (`trace packet`), run
+//! through the live tables in dry mode: nothing is learned, sent or
+//! created, and the events say what would be.
+
+use crate::counters::DropReason;
+use crate::l2::{BridgeId, PortId};
+use crate::wire::Mac;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// Most packets one trace keeps.
+pub const MAX_PACKETS: u32 = 10_000;
+/// Most events kept for one packet.
+pub const MAX_EVENTS_PER_PACKET: usize = 24;
+
+/// What learning the source MAC did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Learned {
+    New,
+    Refreshed,
+    Moved,
+    Static,
+    TableFull,
+    /// Dry run: not learned.
+    NotLearned,
+}
+
+/// Where a frame goes after the L2 stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum L2Out {
+    Port(PortId),
+    /// Flooded to this many ports.
+    Flood(u16),
+    Router,
+}
+
+/// What the ARP stage did with an ARP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArpAction {
+    ReplySent,
+    Learned,
+    NotForUs,
+}
+
+/// How the next hop's MAC was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NextHopMac {
+    Known(Mac),
+    /// Queued until ARP answers; `asked`: a request went out now.
+    Queued {
+        asked: bool,
+    },
+}
+
+/// One stage's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "kebab-case")]
+pub enum Event {
+    /// A frame came in.
+    Rx {
+        port: PortId,
+        len: u32,
+        src: Mac,
+        dst: Mac,
+        ethertype: u16,
+    },
+    /// l2-learn: the source MAC.
+    Learn {
+        mac: Mac,
+        port: PortId,
+        learned: Learned,
+    },
+    /// l2-forward: where the destination MAC leads.
+    L2 { dst: Mac, out: L2Out },
+    /// arp-input.
+    Arp {
+        request: bool,
+        sender_ip: Ipv4Addr,
+        sender_mac: Mac,
+        target_ip: Ipv4Addr,
+        action: ArpAction,
+    },
+    /// ip4-input: the header as it came.
+    Ip4 {
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        proto: u8,
+        ttl: u8,
+        len: u16,
+    },
+    /// nat: a rewrite, before (`pre`) or after routing.
+    Nat {
+        pre: bool,
+        proto: u8,
+        from: (Ipv4Addr, u16),
+        to: (Ipv4Addr, u16),
+        /// The address that changed is the source.
+        source: bool,
+        rule: u32,
+        new_session: bool,
+    },
+    /// nat: a dry run's first packet, for which a session would be made.
+    NatWouldCreate { pre: bool, rule: u32 },
+    /// ip4-lookup: the route that matched.
+    Lookup {
+        dst: Ipv4Addr,
+        prefix: Ipv4Addr,
+        len: u8,
+        via: Option<Ipv4Addr>,
+        bridge: BridgeId,
+    },
+    /// ip4-local: a packet for the router itself.
+    Local { dst: Ipv4Addr, echo_reply: bool },
+    /// ip4-mtu: split into this many fragments.
+    Fragmented { count: u16, mtu: u16 },
+    /// icmp-error: an error sent back to the source.
+    IcmpError { kind: u8, code: u8, to: Ipv4Addr },
+    /// arp-resolve: the next hop's MAC.
+    Resolve { next_hop: Ipv4Addr, mac: NextHopMac },
+    /// ip4-rewrite.
+    Rewrite {
+        ttl_from: u8,
+        ttl_to: u8,
+        src_mac: Mac,
+        dst_mac: Mac,
+    },
+    /// The frame is sent out of a port (or would be, in a dry run).
+    Tx { port: PortId },
+    /// The packet goes no further.
+    Drop { reason: DropReason },
+}
+
+/// A traced packet: its number, when it came (microseconds since the trace
+/// started) and what happened to it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TracedPacket {
+    pub number: u32,
+    pub at_us: u64,
+    pub events: Vec<Event>,
+    /// Events that did not fit ([`MAX_EVENTS_PER_PACKET`]).
+    pub truncated: bool,
+}
+
+/// Which packets a trace takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Any of these alternatives, each all of its terms.
+    any: Vec<Vec<(bool, Term)>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Term {
+    Arp,
+    Ip,
+    Proto(u8),
+    Host(Ipv4Addr),
+    Src(Ipv4Addr),
+    Dst(Ipv4Addr),
+    Port(u16),
+    Ether(Mac),
+}
+
+impl Filter {
+    /// Parses a tcpdump-like expression: terms `arp`, `ip`, `icmp`, `tcp`,
+    /// `udp`, `host A`, `src A`, `dst A`, `port N`, `ether host MAC`, each
+    /// optionally after `not`, joined by `and` (or nothing) and `or`.
+    pub fn parse(text: &str) -> Result<Filter, String> {
+        let mut any = Vec::new();
+        let mut all = Vec::new();
+        let mut words = text.split_whitespace().peekable();
+        let mut negate = false;
+        while let Some(w) = words.next() {
+            let mut value = |what: &str| {
+                words
+                    .next()
+                    .ok_or_else(|| format!("filter: '{w}' needs {what}"))
+            };
+            let addr = |s: &str| {
+                s.parse::<Ipv4Addr>()
+                    .map_err(|_| format!("filter: '{s}' is not an IPv4 address"))
+            };
+            let term = match w {
+                "or" | "||" => {
+                    if all.is_empty() || negate {
+                        return Err("filter: 'or' needs a term on each side".into());
+                    }
+                    any.push(std::mem::take(&mut all));
+                    continue;
+                }
+                "and" | "&&" => continue,
+                "not" | "!" => {
+                    negate = !negate;
+                    continue;
+                }
+                "arp" => Term::Arp,
+                "ip" => Term::Ip,
+                "icmp" => Term::Proto(1),
+                "tcp" => Term::Proto(6),
+                "udp" => Term::Proto(17),
+                "host" => Term::Host(addr(value("an address")?)?),
+                "src" => Term::Src(addr(value("an address")?)?),
+                "dst" => Term::Dst(addr(value("an address")?)?),
+                "port" => {
+                    let p = value("a port number")?;
+                    Term::Port(
+                        p.parse()
+                            .map_err(|_| format!("filter: '{p}' is not a port number"))?,
+                    )
+                }
+                "ether" => {
+                    let h = value("'host MAC'")?;
+                    if h != "host" {
+                        return Err(format!("filter: 'ether {h}': try 'ether host MAC'"));
+                    }
+                    let m = value("a MAC")?;
+                    Term::Ether(m.parse().map_err(|e| format!("filter: {e}"))?)
+                }
+                other => {
+                    return Err(format!(
+                        "filter: unknown word '{other}' (arp, ip, icmp, tcp, udp, host A, src A, \
+                         dst A, port N, ether host MAC, not, and, or)"
+                    ))
+                }
+            };
+            all.push((negate, term));
+            negate = false;
+        }
+        if negate || (all.is_empty() && !any.is_empty()) {
+            return Err("filter: ends without a term".into());
+        }
+        if !all.is_empty() {
+            any.push(all);
+        }
+        Ok(Filter { any })
+    }
+
+    /// Whether an Ethernet frame matches (an empty filter takes all).
+    pub fn matches(&self, eth: &[u8]) -> bool {
+        self.any.is_empty()
+            || self
+                .any
+                .iter()
+                .any(|all| all.iter().all(|&(neg, t)| term_matches(t, eth) != neg))
+    }
+}
+
+fn term_matches(t: Term, eth: &[u8]) -> bool {
+    if eth.len() < 14 {
+        return false;
+    }
+    let ethertype = u16::from_be_bytes([eth[12], eth[13]]);
+    let ip = &eth[14..];
+    let is_ip = ethertype == 0x0800 && ip.len() >= 20;
+    let ip_at = |o: usize| Ipv4Addr::new(ip[o], ip[o + 1], ip[o + 2], ip[o + 3]);
+    // ARP sender and target addresses count as hosts too.
+    let arp_addrs = || (ethertype == 0x0806 && ip.len() >= 28).then(|| (ip_at(14), ip_at(24)));
+    let ports = || {
+        let hl = usize::from(ip[0] & 0x0f) * 4;
+        let p = ip[9];
+        (is_ip && (p == 6 || p == 17) && ip.len() >= hl + 4).then(|| {
+            (
+                u16::from_be_bytes([ip[hl], ip[hl + 1]]),
+                u16::from_be_bytes([ip[hl + 2], ip[hl + 3]]),
+            )
+        })
+    };
+    match t {
+        Term::Arp => ethertype == 0x0806,
+        Term::Ip => is_ip,
+        Term::Proto(p) => is_ip && ip[9] == p,
+        Term::Host(a) => {
+            (is_ip && (ip_at(12) == a || ip_at(16) == a))
+                || arp_addrs().is_some_and(|(s, d)| s == a || d == a)
+        }
+        Term::Src(a) => (is_ip && ip_at(12) == a) || arp_addrs().is_some_and(|(s, _)| s == a),
+        Term::Dst(a) => (is_ip && ip_at(16) == a) || arp_addrs().is_some_and(|(_, d)| d == a),
+        Term::Port(p) => ports().is_some_and(|(s, d)| s == p || d == p),
+        Term::Ether(m) => eth[..6] == m.0 || eth[6..12] == m.0,
+    }
+}
+
+/// The trace recorder, owned by the engine's thread.
+#[derive(Debug, Default)]
+pub struct Tracer {
+    /// A trace is armed: packets are checked against it.
+    pub armed: bool,
+    /// The packet being handled now is traced: stages record.
+    pub on: bool,
+    /// Dry run: stages must not learn, send or create anything.
+    pub dry: bool,
+    left: u32,
+    port: Option<PortId>,
+    filter: Filter,
+    started: Option<std::time::Instant>,
+    packets: Vec<TracedPacket>,
+    next_number: u32,
+}
+
+impl Tracer {
+    /// Arms a trace of the next `count` packets (at most [`MAX_PACKETS`])
+    /// that come in on `port` (any if `None`) and match `filter`. Forgets
+    /// the previous trace.
+    pub fn start(&mut self, count: u32, port: Option<PortId>, filter: Filter) {
+        let count = count.clamp(1, MAX_PACKETS);
+        *self = Tracer {
+            armed: true,
+            left: count,
+            port,
+            filter,
+            started: Some(std::time::Instant::now()),
+            packets: Vec::with_capacity(count as usize),
+            ..Tracer::default()
+        };
+    }
+
+    /// Disarms the trace; what it recorded stays readable.
+    pub fn stop(&mut self) {
+        self.armed = false;
+        self.on = false;
+    }
+
+    /// Packets still to take.
+    pub fn left(&self) -> u32 {
+        if self.armed {
+            self.left
+        } else {
+            0
+        }
+    }
+
+    /// The packets traced so far.
+    pub fn packets(&self) -> &[TracedPacket] {
+        &self.packets
+    }
+
+    /// A frame came in on `port`: trace it if it is wanted. Call only when
+    /// [`Tracer::armed`].
+    #[cold]
+    pub fn begin(&mut self, port: PortId, eth: &[u8]) {
+        if self.left == 0 || self.port.is_some_and(|p| p != port) || !self.filter.matches(eth) {
+            return;
+        }
+        self.left -= 1;
+        self.next_number += 1;
+        let at_us = self.started.map_or(0, |s| s.elapsed().as_micros() as u64);
+        self.packets.push(TracedPacket {
+            number: self.next_number,
+            at_us,
+            events: Vec::with_capacity(8),
+            truncated: false,
+        });
+        self.on = true;
+        if eth.len() >= 14 {
+            self.record(Event::Rx {
+                port,
+                len: eth.len() as u32,
+                dst: Mac(eth[..6].try_into().expect("6 bytes")),
+                src: Mac(eth[6..12].try_into().expect("6 bytes")),
+                ethertype: u16::from_be_bytes([eth[12], eth[13]]),
+            });
+        }
+    }
+
+    /// The traced packet is done with.
+    #[inline]
+    pub fn end(&mut self) {
+        if self.on {
+            self.on = false;
+            if self.left == 0 {
+                self.armed = false;
+            }
+        }
+    }
+
+    /// Records an event for the traced packet. Call only when [`Tracer::on`]
+    /// (see the [`trace!`](crate::trace!) macro).
+    #[cold]
+    pub fn record(&mut self, e: Event) {
+        if let Some(p) = self.packets.last_mut() {
+            if p.events.len() < MAX_EVENTS_PER_PACKET {
+                p.events.push(e);
+            } else {
+                p.truncated = true;
+            }
+        }
+    }
+
+    /// Sets up a dry run of one packet; returns the trace to put back with
+    /// [`Tracer::end_dry`].
+    pub fn begin_dry(&mut self) -> Tracer {
+        let saved = std::mem::take(self);
+        self.armed = true;
+        self.dry = true;
+        self.left = 1;
+        saved
+    }
+
+    /// Ends a dry run: the running trace is back, the dry packet returned.
+    pub fn end_dry(&mut self, saved: Tracer) -> TracedPacket {
+        let packet = self.packets.pop();
+        *self = saved;
+        packet.unwrap_or(TracedPacket {
+            number: 1,
+            at_us: 0,
+            events: Vec::new(),
+            truncated: false,
+        })
+    }
+}
+
+/// Records `$event` on `$tracer` if the packet at hand is traced; the event
+/// is not even built otherwise.
+#[macro_export]
+macro_rules! trace {
+    ($tracer:expr, $event:expr) => {
+        if $tracer.on {
+            $tracer.record($event);
+        }
+    };
+}
+
+/// A described packet for `trace packet`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacketSpec {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    /// `udp` (default), `tcp` (a SYN), `icmp` (an echo request) or `arp` (a
+    /// request for `dst` from `src`).
+    #[serde(default)]
+    pub proto: Option<String>,
+    #[serde(default)]
+    pub sport: Option<u16>,
+    #[serde(default)]
+    pub dport: Option<u16>,
+    #[serde(default)]
+    pub ttl: Option<u8>,
+    /// Total IPv4 length (default: headers and 32 bytes of payload).
+    #[serde(default)]
+    pub len: Option<u16>,
+    #[serde(default)]
+    pub smac: Option<Mac>,
+    #[serde(default)]
+    pub dmac: Option<Mac>,
+}
+
+impl PacketSpec {
+    /// The frame, behind a zeroed virtio-net header. `dmac` is used when the
+    /// spec has none.
+    pub fn build(&self, smac: Mac, dmac: Mac) -> Result<Vec<u8>, String> {
+        use crate::wire::VNET_HDR_LEN;
+        let smac = self.smac.unwrap_or(smac);
+        let proto = self.proto.as_deref().unwrap_or("udp");
+        let mut f = vec![0u8; VNET_HDR_LEN + 14];
+        f[VNET_HDR_LEN + 6..VNET_HDR_LEN + 12].copy_from_slice(&smac.0);
+        if proto == "arp" {
+            let dmac = self.dmac.unwrap_or(Mac::BROADCAST);
+            f[VNET_HDR_LEN..VNET_HDR_LEN + 6].copy_from_slice(&dmac.0);
+            f[VNET_HDR_LEN + 12..VNET_HDR_LEN + 14].copy_from_slice(&[0x08, 0x06]);
+            let arp = crate::wire::arp::ArpRepr {
+                op: crate::wire::arp::OP_REQUEST,
+                sender_mac: smac,
+                sender_ip: self.src,
+                target_mac: Mac::ZERO,
+                target_ip: self.dst,
+            };
+            let at = f.len();
+            f.resize(VNET_HDR_LEN + 60, 0);
+            arp.emit(&mut f[at..at + crate::wire::arp::ARP_LEN]);
+            return Ok(f);
+        }
+        let dmac = self.dmac.unwrap_or(dmac);
+        f[VNET_HDR_LEN..VNET_HDR_LEN + 6].copy_from_slice(&dmac.0);
+        f[VNET_HDR_LEN + 12..VNET_HDR_LEN + 14].copy_from_slice(&[0x08, 0x00]);
+        let (number, l4) = match proto {
+            "udp" => (17u8, 8usize),
+            "tcp" => (6, 20),
+            "icmp" => (1, 8),
+            p => return Err(format!("proto must be udp, tcp, icmp or arp, not '{p}'")),
+        };
+        let total = usize::from(self.len.unwrap_or((20 + l4 + 32) as u16));
+        if total < 20 + l4 || total > 9000 {
+            return Err(format!("len {total}: between {} and 9000", 20 + l4));
+        }
+        let at = f.len();
+        f.resize(at + total, 0);
+        crate::wire::ipv4::emit_header(
+            &mut f[at..],
+            total as u16,
+            1,
+            self.ttl.unwrap_or(64),
+            number,
+            self.src,
+            self.dst,
+        );
+        let l4b = &mut f[at + 20..];
+        let (sport, dport) = (self.sport.unwrap_or(40000), self.dport.unwrap_or(53));
+        match number {
+            17 => {
+                l4b[..2].copy_from_slice(&sport.to_be_bytes());
+                l4b[2..4].copy_from_slice(&dport.to_be_bytes());
+                l4b[4..6].copy_from_slice(&((total - 20) as u16).to_be_bytes());
+            }
+            6 => {
+                l4b[..2].copy_from_slice(&sport.to_be_bytes());
+                l4b[2..4].copy_from_slice(&dport.to_be_bytes());
+                l4b[12] = 5 << 4;
+                l4b[13] = 0x02; // SYN
+            }
+            _ => {
+                l4b[0] = 8; // echo request
+                l4b[4..6].copy_from_slice(&sport.to_be_bytes());
+                l4b[6..8].copy_from_slice(&1u16.to_be_bytes());
+                let c = crate::wire::checksum::checksum(&l4b[..total - 20]);
+                l4b[2..4].copy_from_slice(&c.to_be_bytes());
+            }
+        }
+        Ok(f)
+    }
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        p => format!("proto {p}"),
+    }
+}
+
+fn ethertype_name(t: u16) -> String {
+    match t {
+        0x0800 => "IPv4".into(),
+        0x0806 => "ARP".into(),
+        0x86dd => "IPv6".into(),
+        0x8100 => "802.1Q".into(),
+        t => format!("ethertype 0x{t:04x}"),
+    }
+}
+
+/// An event in words, with the names of ports and bridges.
+pub struct Described<'a> {
+    pub event: &'a Event,
+    pub port: &'a dyn Fn(PortId) -> String,
+    pub bridge: &'a dyn Fn(BridgeId) -> String,
+    /// A dry run: say "would".
+    pub dry: bool,
+}
+
+impl fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (port, bridge) = (self.port, self.bridge);
+        let would = |done: &'static str, dry: &'static str| if self.dry { dry } else { done };
+        match *self.event {
+            Event::Rx {
+                port: p,
+                len,
+                src,
+                dst,
+                ethertype,
+            } => write!(
+                f,
+                "{} rx {len}B {src} > {dst} {}",
+                port(p),
+                ethertype_name(ethertype)
+            ),
+            Event::Learn {
+                mac,
+                port: p,
+                learned,
+            } => {
+                let how = match learned {
+                    Learned::New => "new",
+                    Learned::Refreshed => "known, refreshed",
+                    Learned::Moved => "moved here from another port",
+                    Learned::Static => "static entry, left as it is",
+                    Learned::TableFull => "FDB full: not learned",
+                    Learned::NotLearned => "dry run: not learned",
+                };
+                write!(f, "l2-learn: {mac} on {} ({how})", port(p))
+            }
+            Event::L2 { dst, out } => match out {
+                L2Out::Port(p) => write!(f, "l2-forward: {dst} is on {}", port(p)),
+                L2Out::Flood(n) => {
+                    let why = if dst.is_multicast() {
+                        "broadcast/multicast"
+                    } else {
+                        "unknown unicast"
+                    };
+                    write!(f, "l2-forward: {dst} {why}: flood to {n} ports")
+                }
+                L2Out::Router => write!(f, "l2-forward: {dst} is the router: ip4/arp input"),
+            },
+            Event::Arp {
+                request,
+                sender_ip,
+                sender_mac,
+                target_ip,
+                action,
+            } => {
+                let what = if request {
+                    format!("who-has {target_ip} tell {sender_ip}")
+                } else {
+                    format!("reply {sender_ip} is-at {sender_mac}")
+                };
+                let action = match action {
+                    ArpAction::ReplySent => would("reply sent", "a reply would be sent"),
+                    ArpAction::Learned => would("sender learned", "sender would be learned"),
+                    ArpAction::NotForUs => "not for the router",
+                };
+                write!(f, "arp: {what} -> {action}")
+            }
+            Event::Ip4 {
+                src,
+                dst,
+                proto,
+                ttl,
+                len,
+            } => write!(
+                f,
+                "ip4-input: {src} > {dst} {} ttl {ttl} len {len}",
+                proto_name(proto)
+            ),
+            Event::Nat {
+                pre,
+                proto,
+                from,
+                to,
+                source,
+                rule,
+                new_session,
+            } => {
+                let stage = if pre {
+                    "nat (pre-routing)"
+                } else {
+                    "nat (post-routing)"
+                };
+                let which = if source { "source" } else { "destination" };
+                let session = if new_session {
+                    "new session"
+                } else {
+                    "session"
+                };
+                write!(
+                    f,
+                    "{stage}: {which} {}:{} -> {}:{} ({} {session}, rule {rule})",
+                    from.0,
+                    from.1,
+                    to.0,
+                    to.1,
+                    proto_name(proto)
+                )
+            }
+            Event::NatWouldCreate { pre, rule } => {
+                let stage = if pre {
+                    "nat (pre-routing)"
+                } else {
+                    "nat (post-routing)"
+                };
+                write!(
+                    f,
+                    "{stage}: no session yet: the first packet would make one by rule {rule}"
+                )
+            }
+            Event::Lookup {
+                dst,
+                prefix,
+                len,
+                via,
+                bridge: b,
+            } => match via {
+                Some(gw) => write!(
+                    f,
+                    "ip4-lookup: {dst} matches {prefix}/{len} via {gw} dev {}",
+                    bridge(b)
+                ),
+                None => write!(
+                    f,
+                    "ip4-lookup: {dst} matches {prefix}/{len} dev {}",
+                    bridge(b)
+                ),
+            },
+            Event::Local { dst, echo_reply } => {
+                if echo_reply {
+                    let sent = would("echo reply sent", "an echo reply would be sent");
+                    write!(f, "ip4-local: echo request to {dst} -> {sent}")
+                } else {
+                    write!(f, "ip4-local: for {dst}, which only answers pings")
+                }
+            }
+            Event::Fragmented { count, mtu } => {
+                write!(f, "ip4-mtu: over the MTU {mtu}: {count} fragments")
+            }
+            Event::IcmpError { kind, code, to } => {
+                let what = match (kind, code) {
+                    (11, _) => "time exceeded".to_string(),
+                    (3, 0) => "net unreachable".to_string(),
+                    (3, 1) => "host unreachable".to_string(),
+                    (3, 4) => "fragmentation needed".to_string(),
+                    (k, c) => format!("type {k} code {c}"),
+                };
+                write!(
+                    f,
+                    "icmp-error: {what} {} {to}",
+                    would("sent to", "would go to")
+                )
+            }
+            Event::Resolve { next_hop, mac } => match mac {
+                NextHopMac::Known(m) => write!(f, "arp-resolve: {next_hop} is at {m}"),
+                NextHopMac::Queued { asked } => {
+                    let ask = if asked {
+                        would(", who-has sent", ", who-has would be sent")
+                    } else {
+                        ""
+                    };
+                    write!(
+                        f,
+                        "arp-resolve: {next_hop} unknown: {}{ask}",
+                        would("packet queued", "packet would wait")
+                    )
+                }
+            },
+            Event::Rewrite {
+                ttl_from,
+                ttl_to,
+                src_mac,
+                dst_mac,
+            } => write!(
+                f,
+                "ip4-rewrite: ttl {ttl_from}->{ttl_to}, src mac {src_mac}, dst mac {dst_mac}"
+            ),
+            Event::Tx { port: p } => {
+                write!(
+                    f,
+                    "{} tx{}",
+                    port(p),
+                    if self.dry { " (dry run: not sent)" } else { "" }
+                )
+            }
+            Event::Drop { reason } => {
+                write!(f, "drop: {} ({})", reason.name(), reason.help())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(ethertype: u16, ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(ip);
+        f
+    }
+
+    fn udp(src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
+        let mut ip = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        ip.extend_from_slice(&[0x9c, 0x40]);
+        ip.extend_from_slice(&dport.to_be_bytes());
+        ip.extend_from_slice(&[0, 8, 0, 0]);
+        frame(0x0800, &ip)
+    }
+
+    #[test]
+    fn filters_like_tcpdump() {
+        let dns = udp([10, 1, 0, 5], [198, 51, 100, 53], 53);
+        let f = |s: &str| Filter::parse(s).unwrap();
+        assert!(f("").matches(&dns));
+        assert!(f("udp and port 53").matches(&dns));
+        assert!(f("arp or host 10.1.0.5").matches(&dns));
+        assert!(!f("arp or host 10.1.0.6").matches(&dns));
+        assert!(f("not tcp").matches(&dns));
+        assert!(f("src 10.1.0.5 dst 198.51.100.53").matches(&dns));
+        assert!(!f("dst 10.1.0.5").matches(&dns));
+        assert!(f("ether host 02:00:00:00:00:01").matches(&dns));
+        let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 1, 0, 5];
+        arp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 1, 0, 1]);
+        let arp = frame(0x0806, &arp);
+        assert!(f("arp").matches(&arp));
+        assert!(f("host 10.1.0.1").matches(&arp));
+        for bad in [
+            "host",
+            "host x",
+            "frob",
+            "or arp",
+            "arp or",
+            "not",
+            "port 70000",
+        ] {
+            assert!(Filter::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_trace_is_bounded_and_stops_itself() {
+        let mut t = Tracer::default();
+        t.start(2, None, Filter::parse("udp").unwrap());
+        let dns = udp([10, 1, 0, 5], [198, 51, 100, 53], 53);
+        for _ in 0..5 {
+            if t.armed {
+                t.begin(1, &dns);
+            }
+            for _ in 0..100 {
+                trace!(t, Event::Tx { port: 2 });
+            }
+            t.end();
+        }
+        assert!(!t.armed);
+        assert_eq!(t.packets().len(), 2);
+        assert_eq!(t.packets()[0].events.len(), MAX_EVENTS_PER_PACKET);
+        assert!(t.packets()[0].truncated);
+    }
+}
