@@ -511,7 +511,7 @@ impl Router {
 
     /// A frame to this bridge's router MAC, or a broadcast ARP frame, that
     /// came in on `in_port`.
-    pub fn input(
+    pub fn input<const T: bool>(
         &mut self,
         frame: &mut [u8],
         in_port: PortId,
@@ -522,11 +522,11 @@ impl Router {
             return L3Out::Drop(DropReason::Runt);
         }
         match u16::from_be_bytes([frame[L2 + 12], frame[L2 + 13]]) {
-            ETHERTYPE_ARP => match self.arp_input(&frame[L2..], bridge, now) {
+            ETHERTYPE_ARP => match self.arp_input::<T>(&frame[L2..], bridge, now) {
                 Some(r) => L3Out::Drop(r),
                 None => L3Out::Consumed,
             },
-            ETHERTYPE_IPV4 => self.ip4_input(frame, in_port, bridge, now),
+            ETHERTYPE_IPV4 => self.ip4_input::<T>(frame, in_port, bridge, now),
             _ => L3Out::Drop(DropReason::L3Unsupported),
         }
     }
@@ -534,7 +534,12 @@ impl Router {
     /// arp-input: answers requests for our addresses and learns from ARP
     /// that concerns us (RFC 826; RFC 5227 probes are answered too, so the
     /// prober sees the conflict). Returns the drop reason, if it is dropped.
-    pub fn arp_input(&mut self, eth: &[u8], bridge: BridgeId, now: u64) -> Option<DropReason> {
+    pub fn arp_input<const T: bool>(
+        &mut self,
+        eth: &[u8],
+        bridge: BridgeId,
+        now: u64,
+    ) -> Option<DropReason> {
         self.counters.arp_in += 1;
         let Ok(arp) = ArpRepr::parse(&eth[ETH..]) else {
             return Some(DropReason::ArpMalformed);
@@ -549,7 +554,7 @@ impl Router {
             && iface.addrs.iter().any(|a| a.contains(arp.sender_ip));
         let sender_is_ours = iface.addrs.iter().any(|a| a.addr == arp.sender_ip);
         trace!(
-            self.trace,
+            T; self.trace,
             Event::Arp {
                 request: arp.op == OP_REQUEST,
                 sender_ip: arp.sender_ip,
@@ -562,7 +567,7 @@ impl Router {
                 },
             }
         );
-        if self.trace.dry {
+        if T && self.trace.dry {
             return None;
         }
         if sender_on_link && !sender_is_ours {
@@ -658,7 +663,7 @@ impl Router {
     }
 
     /// ip4-input and what follows it.
-    fn ip4_input(
+    fn ip4_input<const T: bool>(
         &mut self,
         frame: &mut [u8],
         in_port: PortId,
@@ -679,7 +684,7 @@ impl Router {
         };
         let (ttl, total, df) = (ip.ttl(), ip.total_len(), ip.dont_frag());
         trace!(
-            self.trace,
+            T; self.trace,
             Event::Ip4 {
                 src: ip.src(),
                 dst: ip.dst(),
@@ -711,7 +716,7 @@ impl Router {
                     let iface = ifaces.get(usize::from(b))?.as_ref()?;
                     iface.addrs.first().map(|a| a.addr)
                 };
-                let verdict = if self.trace.dry {
+                let verdict = if T && self.trace.dry {
                     dry_nat(
                         &mut self.trace,
                         self.nat.peek_pre(&t, bridge, to_us, &addr_of),
@@ -723,7 +728,7 @@ impl Router {
                     let v = self
                         .nat
                         .pre_routing(&t, flags, bridge, to_us, &addr_of, now);
-                    if self.trace.on {
+                    if T && self.trace.on {
                         trace_nat(&mut self.trace, &self.nat, &v, &t, true, created);
                     }
                     v
@@ -748,7 +753,7 @@ impl Router {
             if nat_tuple.is_some_and(|(t, _)| t.proto != PROTO_ICMP) {
                 return L3Out::Drop(DropReason::NatFiltered);
             }
-            return self.local_input(frame, in_port, bridge);
+            return self.local_input::<T>(frame, in_port, bridge);
         }
         if dst.is_broadcast()
             || dst.is_multicast()
@@ -760,11 +765,11 @@ impl Router {
         }
         // RFC 1812 5.3.1: a packet that would leave with TTL 0 is dropped.
         if ttl <= 1 {
-            self.icmp_error(frame, Some(in_port), bridge, icmp::TIME_EXCEEDED, 0, 0);
+            self.icmp_error::<T>(frame, Some(in_port), bridge, icmp::TIME_EXCEEDED, 0, 0);
             return L3Out::Drop(DropReason::Ip4TtlExpired);
         }
         let Some(nh) = self.fib.lookup(dst).map(|id| self.next_hops[id as usize]) else {
-            self.icmp_error(
+            self.icmp_error::<T>(
                 frame,
                 Some(in_port),
                 bridge,
@@ -774,7 +779,7 @@ impl Router {
             );
             return L3Out::Drop(DropReason::Ip4NoRoute);
         };
-        if self.trace.on {
+        if T && self.trace.on {
             if let Some((prefix, len, _)) = self.fib.matching_route(dst) {
                 self.trace.record(Event::Lookup {
                     dst,
@@ -798,7 +803,7 @@ impl Router {
             total
         };
         if on_wire > mtu && (df || vnet.is_gso()) {
-            self.icmp_error(
+            self.icmp_error::<T>(
                 frame,
                 Some(in_port),
                 bridge,
@@ -814,7 +819,7 @@ impl Router {
             let out_addr = self
                 .iface(nh.bridge)
                 .and_then(|i| i.source_for(nh.gateway.unwrap_or(dst)));
-            let verdict = if self.trace.dry {
+            let verdict = if T && self.trace.dry {
                 dry_nat(
                     &mut self.trace,
                     self.nat.peek_post(&t, nh.bridge, out_addr),
@@ -824,7 +829,7 @@ impl Router {
             } else {
                 let created = self.nat.counters.sessions_created;
                 let v = self.nat.post_routing(&t, flags, nh.bridge, out_addr, now);
-                if self.trace.on {
+                if T && self.trace.on {
                     trace_nat(&mut self.trace, &self.nat, &v, &t, false, created);
                 }
                 v
@@ -836,10 +841,10 @@ impl Router {
             }
         }
         if on_wire > mtu {
-            return self.fragment(frame, nh, out_mac, mtu, now);
+            return self.fragment::<T>(frame, nh, out_mac, mtu, now);
         }
         let next_ip = nh.gateway.unwrap_or(dst);
-        let resolved = if self.trace.dry {
+        let resolved = if T && self.trace.dry {
             match self.arp.get(nh.bridge, next_ip) {
                 Some(n) if !matches!(n.state, NeighState::Incomplete | NeighState::Failed) => {
                     Resolve::Mac(n.mac)
@@ -855,7 +860,7 @@ impl Router {
             Resolve::Failed => {
                 // Before the rewrite: the error quotes what the sender sent
                 // and goes back to the sender's MAC.
-                self.icmp_error(
+                self.icmp_error::<T>(
                     frame,
                     Some(in_port),
                     bridge,
@@ -874,14 +879,14 @@ impl Router {
         match resolved {
             Resolve::Mac(m) => {
                 trace!(
-                    self.trace,
+                    T; self.trace,
                     Event::Resolve {
                         next_hop: next_ip,
                         mac: NextHopMac::Known(m),
                     }
                 );
                 trace!(
-                    self.trace,
+                    T; self.trace,
                     Event::Rewrite {
                         ttl_from: ttl,
                         ttl_to: ttl - 1,
@@ -898,13 +903,13 @@ impl Router {
             }
             Resolve::Pending { ask } => {
                 trace!(
-                    self.trace,
+                    T; self.trace,
                     Event::Resolve {
                         next_hop: next_ip,
                         mac: NextHopMac::Queued { asked: ask },
                     }
                 );
-                if self.trace.dry {
+                if T && self.trace.dry {
                     return L3Out::Consumed;
                 }
                 if ask {
@@ -952,7 +957,12 @@ impl Router {
     }
 
     /// ip4-local: the router answers pings to its addresses.
-    fn local_input(&mut self, frame: &[u8], in_port: PortId, bridge: BridgeId) -> L3Out {
+    fn local_input<const T: bool>(
+        &mut self,
+        frame: &[u8],
+        in_port: PortId,
+        bridge: BridgeId,
+    ) -> L3Out {
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
         let total = ip.total_len();
         let hl = ip.header_len();
@@ -962,7 +972,7 @@ impl Router {
             && ip.payload().len() >= 8
             && ip.payload()[0] == icmp::ECHO_REQUEST;
         trace!(
-            self.trace,
+            T; self.trace,
             Event::Local {
                 dst: ip.dst(),
                 echo_reply: is_echo,
@@ -971,7 +981,7 @@ impl Router {
         if !is_echo {
             return L3Out::Drop(DropReason::Ip4LocalUnsupported);
         }
-        if self.trace.dry {
+        if T && self.trace.dry {
             return L3Out::Consumed;
         }
         let Some(our_mac) = self.router_mac(bridge) else {
@@ -1000,7 +1010,7 @@ impl Router {
 
     /// Splits a packet with DF clear into fragments that fit `mtu`
     /// (RFC 791; RFC 1812 5.2.6), each sent or queued like a packet.
-    fn fragment(
+    fn fragment<const T: bool>(
         &mut self,
         frame: &mut [u8],
         nh: NextHop,
@@ -1035,13 +1045,13 @@ impl Router {
         }
         let more = ip.more_frags();
         trace!(
-            self.trace,
+            T; self.trace,
             Event::Fragmented {
                 count: payload.len().div_ceil(step) as u16,
                 mtu: mtu as u16,
             }
         );
-        if self.trace.dry {
+        if T && self.trace.dry {
             return L3Out::Consumed;
         }
         let next_ip = nh.gateway.unwrap_or(ip.dst());
@@ -1100,7 +1110,7 @@ impl Router {
     /// 4.3.2), sent back the way the frame came (`back` = its ingress port)
     /// or, without one, by a route lookup. Never about an ICMP error, a
     /// non-first fragment, or a broadcast; rate limited.
-    fn icmp_error(
+    fn icmp_error<const T: bool>(
         &mut self,
         frame: &[u8],
         back: Option<PortId>,
@@ -1123,7 +1133,7 @@ impl Router {
         if quiet {
             return;
         }
-        if self.icmp_budget == 0 && !self.trace.dry {
+        if self.icmp_budget == 0 && !(T && self.trace.dry) {
             self.counters.icmp_rate_limited += 1;
             return;
         }
@@ -1160,14 +1170,14 @@ impl Router {
             return;
         };
         trace!(
-            self.trace,
+            T; self.trace,
             Event::IcmpError {
                 kind: icmp_type,
                 code,
                 to: src,
             }
         );
-        if self.trace.dry {
+        if T && self.trace.dry {
             return;
         }
         let quote_len = ip.total_len().min(icmp::MAX_QUOTE);
@@ -1245,7 +1255,7 @@ impl Router {
             let frame = self.em.frame(i).to_vec();
             self.em.free(i);
             if frame.len() >= L3 + IPV4_MIN_HDR_LEN {
-                self.icmp_error(
+                self.icmp_error::<false>(
                     &frame,
                     None,
                     0,

@@ -22,7 +22,8 @@ pub enum L2Decision {
 /// of `bridge`) and decides where it goes. `router_mac` is the MAC of the
 /// bridge's router interface, if it has one. Without `learn` (a dry-run
 /// trace) the FDB is only read.
-#[inline]
+// Inlined into the switch's loop, where `learn` is a constant.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)] // each is one thing the stage reads or writes
 pub fn l2_forward(
     eth: &[u8],

@@ -488,6 +488,16 @@ impl Switch {
     /// This is the hot path: it allocates nothing, takes no lock, formats
     /// nothing.
     pub fn process_rx(&mut self, rx: PortId) -> usize {
+        // Compiled twice: the copy for when no trace is armed has no trace
+        // code in it at all.
+        if self.router.trace.armed {
+            self.process_rx_traced::<true>(rx)
+        } else {
+            self.process_rx_traced::<false>(rx)
+        }
+    }
+
+    fn process_rx_traced<const T: bool>(&mut self, rx: PortId) -> usize {
         let now = self.now();
         let now_ms = self.started.elapsed().as_millis() as u64;
         let Switch {
@@ -516,25 +526,26 @@ impl Switch {
             let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
             slot.counters.rx_packets += 1;
             slot.counters.rx_bytes += eth.len() as u64;
-            if router.trace.armed {
+            if T && router.trace.armed {
                 router.trace.begin(rx, eth);
             }
             let Some(b) = bridge else {
                 slot.counters.drop(DropReason::NoBridge);
-                trace!(
-                    router.trace,
+                trace!(T; router.trace,
                     Event::Drop {
                         reason: DropReason::NoBridge
                     }
                 );
-                router.trace.end();
+                if T {
+                    router.trace.end();
+                }
                 continue;
             };
             // Broadcast ARP (requests, announcements) is flooded and shown to
             // the router too; ARP to some other station is not its business.
             let is_arp = eth.len() >= 14 && eth[12..14] == [0x08, 0x06] && eth[..6] == [0xff; 6];
             let mut enqueue = |q: PortId| enqueue_tx(tx_queues, tx_touched, q, i);
-            let learned_before = router.trace.on.then(|| src_port(fdb, b, eth));
+            let learned_before = (T && router.trace.on).then(|| src_port(fdb, b, eth));
             let counters = &mut bridges[b as usize].as_mut().expect("checked").counters;
             let decision = l2_forward(eth, rx, b, fdb, now, counters, router_mac, true);
             if let Some(before) = learned_before {
@@ -559,56 +570,60 @@ impl Switch {
                         .for_each(|&q| enqueue(q));
                     // A broadcast ARP request may be for the router.
                     if is_arp && router_mac.is_some() {
-                        if let Some(reason) = router.arp_input(eth, b, now_ms) {
+                        if let Some(reason) = router.arp_input::<T>(eth, b, now_ms) {
                             slot.counters.drop(reason);
                         }
                     }
                 }
-                L2Decision::Router => match router.input(slot.port.frame_mut(i), rx, b, now_ms) {
-                    L3Out::Forward { bridge: out, dst } => match fdb.lookup(out, dst) {
-                        Some(q) if q != rx => {
-                            trace!(router.trace, Event::Tx { port: q });
-                            enqueue(q)
-                        }
-                        // Back out of the port it came in on: the frame is
-                        // copied, since a port cannot send from its own batch.
-                        Some(_) => match router.em.copy(slot.port.frame(i)) {
-                            Some(c) => router.em.send(c, EmitTo::Port(rx)),
-                            None => slot.counters.drop(DropReason::NoBuffer),
-                        },
-                        None => {
-                            let members = bridges[out as usize]
-                                .as_ref()
-                                .map_or(&[][..], |b| &b.members[..]);
-                            if router.trace.on {
-                                trace_flood(&mut router.trace, dst, members, rx);
+                L2Decision::Router => {
+                    match router.input::<T>(slot.port.frame_mut(i), rx, b, now_ms) {
+                        L3Out::Forward { bridge: out, dst } => match fdb.lookup(out, dst) {
+                            Some(q) if q != rx => {
+                                trace!(T; router.trace, Event::Tx { port: q });
+                                enqueue(q)
                             }
-                            members
-                                .iter()
-                                .filter(|&&q| q != rx)
-                                .for_each(|&q| enqueue(q));
-                            // Flooded back into its own bridge, the
-                            // destination may well be behind the ingress port.
-                            if out == b {
-                                match router.em.copy(slot.port.frame(i)) {
-                                    Some(c) => router.em.send(c, EmitTo::Port(rx)),
-                                    None => slot.counters.drop(DropReason::NoBuffer),
+                            // Back out of the port it came in on: the frame is
+                            // copied, since a port cannot send from its own batch.
+                            Some(_) => match router.em.copy(slot.port.frame(i)) {
+                                Some(c) => router.em.send(c, EmitTo::Port(rx)),
+                                None => slot.counters.drop(DropReason::NoBuffer),
+                            },
+                            None => {
+                                let members = bridges[out as usize]
+                                    .as_ref()
+                                    .map_or(&[][..], |b| &b.members[..]);
+                                if T && router.trace.on {
+                                    trace_flood(&mut router.trace, dst, members, rx);
+                                }
+                                members
+                                    .iter()
+                                    .filter(|&&q| q != rx)
+                                    .for_each(|&q| enqueue(q));
+                                // Flooded back into its own bridge, the
+                                // destination may well be behind the ingress port.
+                                if out == b {
+                                    match router.em.copy(slot.port.frame(i)) {
+                                        Some(c) => router.em.send(c, EmitTo::Port(rx)),
+                                        None => slot.counters.drop(DropReason::NoBuffer),
+                                    }
                                 }
                             }
+                        },
+                        L3Out::Consumed => {}
+                        L3Out::Drop(reason) => {
+                            slot.counters.drop(reason);
+                            trace!(T; router.trace, Event::Drop { reason });
                         }
-                    },
-                    L3Out::Consumed => {}
-                    L3Out::Drop(reason) => {
-                        slot.counters.drop(reason);
-                        trace!(router.trace, Event::Drop { reason });
                     }
-                },
+                }
                 L2Decision::Drop(reason) => {
                     slot.counters.drop(reason);
-                    trace!(router.trace, Event::Drop { reason });
+                    trace!(T; router.trace, Event::Drop { reason });
                 }
             }
-            router.trace.end();
+            if T {
+                router.trace.end();
+            }
         }
         for &q in tx_touched.iter() {
             let queue = &mut tx_queues[q as usize];
@@ -1245,11 +1260,11 @@ impl Switch {
                 let is_arp = eth[12..14] == [0x08, 0x06] && eth[..6] == [0xff; 6];
                 match decision {
                     L2Decision::Flood if is_arp && router_mac.is_some() => {
-                        if let Some(reason) = router.arp_input(eth, b, now_ms) {
+                        if let Some(reason) = router.arp_input::<true>(eth, b, now_ms) {
                             router.trace.record(Event::Drop { reason });
                         }
                     }
-                    L2Decision::Router => match router.input(frame, rx, b, now_ms) {
+                    L2Decision::Router => match router.input::<true>(frame, rx, b, now_ms) {
                         L3Out::Forward { bridge: out, dst } => match fdb.lookup(out, dst) {
                             Some(q) => router.trace.record(Event::Tx { port: q }),
                             None => {
