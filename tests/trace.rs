@@ -262,3 +262,84 @@ fn trace_commands_check_their_input() {
     let text = lab.cli_ok(&["trace", "show"]);
     assert!(text.contains("no packets traced"), "{text}");
 }
+
+/// tcpdump's reading of a pcap file: one line per frame, timestamps off.
+fn read_pcap(path: &str) -> Vec<String> {
+    let out = std::process::Command::new("tcpdump")
+        .args(["-n", "-e", "-r", path])
+        .output()
+        .expect("tcpdump");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_string())
+        .collect()
+}
+
+#[test]
+fn a_capture_shows_the_frames_the_peer_sent() {
+    let lab = gateway();
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    assert!(h1.ping_ok(&h2.ip, 1), "ARP settled");
+    let file = std::env::temp_dir().join(format!("{}-p1.pcap", lab.tag));
+    let path = file.to_str().unwrap().to_string();
+    let peer = patchbay_tools::Capture::start(&h1.ns, "eth0", "icmp");
+    let socket = lab.daemon.as_ref().unwrap().socket.clone();
+    let mut capture = std::process::Command::new(&lab.bins.patchbay)
+        .arg("--socket")
+        .arg(&socket)
+        .args([
+            "capture", "p1", "both", "-w", &path, "count", "6", "filter", "icmp",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("patchbay capture");
+    // The capture is running once the daemon lists it.
+    assert!(patchbay_tools::wait_for(
+        std::time::Duration::from_secs(5),
+        || {
+            lab.cli_json(&["stats"])["captures"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+        }
+    ));
+    assert!(h1.ping_ok(&h2.ip, 3));
+    let status = capture.wait().expect("capture ends at its count");
+    assert!(status.success());
+    let ours = read_pcap(&path);
+    let _ = std::fs::remove_file(&file);
+    let theirs: Vec<String> = peer
+        .stop()
+        .iter()
+        .map(|l| l.split_once(' ').map_or(l.as_str(), |(_, r)| r).to_string())
+        .collect();
+    assert_eq!(ours.len(), 6, "{ours:#?}");
+    // The requests as h1 sent them, and the replies as h1 got them.
+    assert_eq!(ours, theirs, "patchbay's capture of p1 and h1's own");
+    assert_eq!(
+        ours.iter().filter(|l| l.contains("echo request")).count(),
+        3
+    );
+    assert!(
+        ours.iter()
+            .any(|l| l.contains(&format!("{} > {}", h2.ip, h1.ip))),
+        "{ours:#?}"
+    );
+    // Capturing never dropped traffic, and the capture is gone.
+    assert_eq!(
+        lab.cli_json(&["stats"])["captures"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    lab.cli_fails(&["capture", "p1"], "give -w FILE");
+    lab.cli_fails(
+        &["capture", "nope", "-w", "/dev/null"],
+        "nope: no such port",
+    );
+}

@@ -211,6 +211,23 @@ pub enum Request {
     /// The traced packets. Result: `{"armed", "left", "packets": [{"number",
     /// "at_us", "events": [Event], "lines": ["p1 rx ...", ...]}]}`.
     TraceShow,
+    /// Captures frames of `port`: `dir` `rx`, `tx` or `both` (default),
+    /// `count` of them (default: until the client hangs up), matching
+    /// `filter`, cut to `snaplen` bytes (default 65535). The response line
+    /// `{"ok":true,"result":{"capture":ID,"format":"pcap"}}` is followed on
+    /// the same connection by a pcap stream (microsecond timestamps,
+    /// Ethernet), which ends with the capture.
+    Capture {
+        port: String,
+        #[serde(default)]
+        dir: Option<String>,
+        #[serde(default)]
+        count: Option<u64>,
+        #[serde(default)]
+        snaplen: Option<usize>,
+        #[serde(default)]
+        filter: Option<String>,
+    },
     /// Runs a described packet in on `port` through the live tables, sending
     /// nothing and learning nothing. Result: `{"events", "lines", "verdict"}`.
     TracePacket {

@@ -57,6 +57,9 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   trace packet in PORT src A dst B [proto udp|tcp|icmp|arp] [sport N] [dport N] [ttl N]
                [len N] [smac MAC] [dmac MAC]    a made-up packet through the live tables:
                                                 nothing is sent, learned or created
+  capture PORT [rx|tx|both] -w FILE|- [count N] [snaplen N] [filter EXPR]
+                                                pcap of a port's frames (-w - | tcpdump -r -);
+                                                a slow reader loses captures, never traffic
   stats                                         every counter, drops by reason
   version                                       versions of patchbay and patchbayd
 
@@ -92,6 +95,10 @@ pub enum Output {
     Saved,
     Trace,
     TracePacket,
+    /// `capture`: the pcap stream goes to `path` (`-` for stdout).
+    Capture {
+        path: String,
+    },
     Fdb,
     Stats,
     Flushed,
@@ -165,6 +172,15 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-j" | "--json" | "-json" => json = true,
+            // capture's output file.
+            "-w" if rest.first().is_some_and(|o| o == "capture") => {
+                rest.push("-w".to_string());
+                rest.push(
+                    it.next()
+                        .ok_or("-w needs a file (or - for stdout)")?
+                        .clone(),
+                );
+            }
             "-s" | "--socket" => {
                 socket = it.next().ok_or("--socket needs a path")?.into();
             }
@@ -280,6 +296,57 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             (req, Output::Apply { path, dry_run })
         }
         ("trace", _) => parse_trace(&command, &mut w)?,
+        ("capture", _) => {
+            let ctx = w.context.clone();
+            let port = w
+                .words
+                .get(1)
+                .cloned()
+                .ok_or("capture: missing PORT (capture PORT -w FILE)")?;
+            let (mut dir, mut path, mut count, mut snaplen, mut filter) =
+                (None, None, None, None, None);
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "rx" | "tx" | "both" | "in" | "out" => dir = Some(x),
+                    "-w" | "write" => path = Some(w.value("-w", "a file (or -)")?),
+                    "count" | "-c" => {
+                        let n = w.value("count", "a number of frames")?;
+                        count = Some(
+                            n.parse()
+                                .map_err(|_| format!("{ctx}: '{n}' is not a number of frames"))?,
+                        );
+                    }
+                    "snaplen" | "-s" => {
+                        let n = w.value("snaplen", "a number of bytes")?;
+                        snaplen = Some(
+                            n.parse()
+                                .map_err(|_| format!("{ctx}: '{n}' is not a number of bytes"))?,
+                        );
+                    }
+                    "filter" => {
+                        let mut words = Vec::new();
+                        while let Some(f) = w.next() {
+                            words.push(f);
+                        }
+                        filter = Some(words.join(" "));
+                    }
+                    x => return Err(w.unexpected(x)),
+                }
+            }
+            let path = path.ok_or_else(|| {
+                format!("{ctx}: give -w FILE, or -w - to pipe into 'tcpdump -r -'")
+            })?;
+            (
+                Request::Capture {
+                    port,
+                    dir,
+                    count,
+                    snaplen,
+                    filter,
+                },
+                Output::Capture { path },
+            )
+        }
         ("save", _) => {
             if w.words.len() > 1 {
                 return Err(format!(
@@ -792,6 +859,35 @@ fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
     ))
 }
 
+/// Sends a `capture` request and copies the pcap stream that follows to
+/// `path` (stdout for `-`) until the capture ends.
+pub fn capture(
+    mut client: crate::client::Client,
+    request: Request,
+    path: &str,
+) -> Result<String, String> {
+    use std::io::Write;
+    let ack = client.call(request).map_err(|e| e.to_string())?;
+    let mut out: Box<dyn Write> = if path == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(path).map_err(|e| format!("capture: {path}: {e}"))?)
+    };
+    let mut stream = client.into_stream().map_err(|e| e.to_string())?;
+    let copied = std::io::copy(&mut stream, &mut out);
+    let _ = out.flush();
+    match copied {
+        Ok(n) if path != "-" => Ok(format!(
+            "capture {}: {n} bytes written to {path}\n",
+            ack["capture"]
+        )),
+        Ok(_) => Ok(String::new()),
+        // The reader of stdout went away (tcpdump -c): a normal end.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(String::new()),
+        Err(e) => Err(format!("capture: {e}")),
+    }
+}
+
 /// Reads a config file (or stdin for `-`) into an `apply` request.
 pub fn apply_request(path: &str, dry_run: bool) -> Result<Request, String> {
     let text = if path == "-" {
@@ -1049,6 +1145,7 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
             }
             let _ = writeln!(s, "verdict: {}", result["verdict"].as_str().unwrap_or("?"));
         }
+        Output::Capture { .. } => {}
         Output::Saved => {
             s.push_str(result["text"].as_str().unwrap_or(""));
         }

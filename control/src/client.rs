@@ -49,6 +49,13 @@ impl Client {
         })
     }
 
+    /// The rest of the connection as a byte stream, without a read
+    /// timeout (after a `capture` request: the pcap stream).
+    pub fn into_stream(self) -> std::io::Result<BufReader<UnixStream>> {
+        self.reader.get_ref().set_read_timeout(None)?;
+        Ok(self.reader)
+    }
+
     /// Sends one request and waits for its result.
     pub fn call(&mut self, request: Request) -> Result<serde_json::Value, ClientError> {
         let mut line = serde_json::to_vec(&Envelope {

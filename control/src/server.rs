@@ -12,6 +12,7 @@ use crate::api::{
 };
 use crate::apply::{self, Summary};
 use crate::config;
+use patchbay_dataplane::capture;
 use patchbay_dataplane::ip4::{FibError, Ipv4Net, RouterError};
 use patchbay_dataplane::nat::{Filtering, NatAction};
 use patchbay_dataplane::pipeline::{EngineHandle, RunningSnapshot, Switch, SwitchError};
@@ -224,10 +225,133 @@ fn serve_client(stream: UnixStream, engine: &EngineHandle, opts: &PortOptions) -
                 write_response(&mut writer, Err(ApiError::new(ErrorCode::BadRequest, why)))?;
                 return Ok(());
             }
-            Line::Request => {
-                let result = api::parse_request(&line).and_then(|req| handle(req, engine, opts));
-                write_response(&mut writer, result)?;
+            Line::Request => match api::parse_request(&line) {
+                Ok(Request::Capture {
+                    port,
+                    dir,
+                    count,
+                    snaplen,
+                    filter,
+                }) => {
+                    let spec = CaptureSpec {
+                        port,
+                        dir,
+                        count,
+                        snaplen,
+                        filter,
+                    };
+                    // The connection carries the pcap stream to its end.
+                    return serve_capture(writer, reader, engine, spec);
+                }
+                parsed => {
+                    let result = parsed.and_then(|req| handle(req, engine, opts));
+                    write_response(&mut writer, result)?;
+                }
+            },
+        }
+    }
+}
+
+/// What a `capture` request asks for.
+struct CaptureSpec {
+    port: String,
+    dir: Option<String>,
+    count: Option<u64>,
+    snaplen: Option<usize>,
+    filter: Option<String>,
+}
+
+/// Streams a capture to the client as pcap, until its count is reached, the
+/// port goes or the client hangs up. A slow client only loses captured
+/// frames (counted), never traffic.
+fn serve_capture(
+    mut writer: UnixStream,
+    reader: BufReader<UnixStream>,
+    engine: &EngineHandle,
+    spec: CaptureSpec,
+) -> io::Result<()> {
+    let invalid = |m: String| ApiError::new(ErrorCode::Invalid, m);
+    let dirs = match spec.dir.as_deref().unwrap_or("both") {
+        "rx" | "in" => Ok((true, false)),
+        "tx" | "out" => Ok((false, true)),
+        "both" => Ok((true, true)),
+        d => Err(invalid(format!(
+            "capture: direction is rx, tx or both, not '{d}'"
+        ))),
+    };
+    let filter = Filter::parse(spec.filter.as_deref().unwrap_or("")).map_err(invalid);
+    let started = dirs.and_then(|dirs| {
+        let filter = filter?;
+        let snaplen = spec.snaplen.unwrap_or(capture::DEFAULT_SNAPLEN);
+        let (port, count) = (spec.port.clone(), spec.count);
+        engine
+            .call(move |sw| sw.capture_start(&port, dirs, filter, snaplen, count))
+            .map_err(|_| stopped())?
+            .map_err(switch_error)
+    });
+    let handle = match started {
+        Ok(h) => h,
+        Err(e) => return write_response(&mut writer, Err(e)),
+    };
+    let id = handle.id;
+    write_response(
+        &mut writer,
+        Ok(json!({ "capture": id, "format": "pcap", "snaplen": handle.snaplen })),
+    )?;
+    let result = stream_pcap(&mut writer, reader, &handle);
+    let _ = engine.call(move |sw| sw.capture_stop(id));
+    let counters = &handle.counters;
+    log::info!(
+        op = "capture_end", id, captured = counters.captured.load(Ordering::Relaxed),
+        dropped = counters.dropped.load(Ordering::Relaxed);
+        "capture {id} of {} ended", spec.port
+    );
+    result
+}
+
+fn stream_pcap(
+    writer: &mut UnixStream,
+    mut reader: BufReader<UnixStream>,
+    handle: &capture::TapHandle,
+) -> io::Result<()> {
+    use crossbeam_channel::RecvTimeoutError;
+    writer.write_all(&capture::pcap_header(handle.snaplen))?;
+    let mut out = Vec::with_capacity(64 * 1024);
+    // A client that hangs up while no frame comes is noticed here.
+    // (A read timeout, not O_NONBLOCK: that would make writes fail too.)
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(1)))?;
+    loop {
+        match handle.frames.recv_timeout(Duration::from_millis(500)) {
+            Ok(c) => {
+                capture::pcap_record(&c, &mut out);
+                let _ = handle.free.try_send(c.data);
+                // Take what else is waiting, then write it in one go.
+                while out.len() < 60 * 1024 {
+                    let Ok(c) = handle.frames.try_recv() else {
+                        break;
+                    };
+                    capture::pcap_record(&c, &mut out);
+                    let _ = handle.free.try_send(c.data);
+                }
+                writer.write_all(&out)?;
+                out.clear();
             }
+            Err(RecvTimeoutError::Timeout) => {
+                let mut byte = [0u8; 1];
+                match std::io::Read::read(reader.get_mut(), &mut byte) {
+                    Ok(0) => return Ok(()),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) => {}
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
     }
 }
@@ -340,6 +464,7 @@ fn reads_only(req: &Request) -> bool {
             | Request::Save
             | Request::TraceShow
             | Request::TracePacket { .. }
+            | Request::Capture { .. }
             | Request::Apply { dry_run: true, .. }
     )
 }
@@ -466,6 +591,10 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             on_switch!(|sw| sw.trace_start(count, port.as_deref(), filter));
             Ok(Value::Null)
         }
+        Request::Capture { .. } => Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "capture streams pcap on its own connection; send it as a socket request",
+        )),
         Request::TraceStop => {
             engine.call(|sw| sw.trace_stop()).map_err(|_| stopped())?;
             Ok(Value::Null)

@@ -12,6 +12,7 @@
 //!   [`pipeline::Engine`] loop that polls the ports and runs control jobs.
 //! - [`counters`]: per-port and per-bridge counters, drops by reason.
 
+pub mod capture;
 pub mod counters;
 pub mod emit;
 pub mod ip4;

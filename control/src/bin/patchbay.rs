@@ -35,6 +35,9 @@ fn run(inv: &cli::Invocation) -> Result<String, String> {
     if let cli::Output::RouteLoad { path } = &inv.output {
         return cli::load_routes(&mut client, path);
     }
+    if let cli::Output::Capture { path } = &inv.output {
+        return cli::capture(client, inv.request.clone(), path);
+    }
     let request = match &inv.output {
         cli::Output::Apply { path, dry_run } => cli::apply_request(path, *dry_run)?,
         _ => inv.request.clone(),

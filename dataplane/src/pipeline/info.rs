@@ -65,6 +65,9 @@ pub struct StatsInfo {
     pub router_buffers_free: usize,
     pub l3: L3Counters,
     pub uptime_secs: u64,
+    /// Packet captures under way.
+    #[serde(default)]
+    pub captures: Vec<crate::capture::TapInfo>,
 }
 
 /// A bridge's router interface.

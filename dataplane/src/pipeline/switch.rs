@@ -4,6 +4,7 @@ use super::info::{
     AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
     NeighInfo, PortInfo, PortState, RouteGet, RouteInfo, RunningState, StatsInfo,
 };
+use crate::capture::{tap, Tap, TapHandle, TapInfo};
 use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
 use crate::ip4::neigh::NeighState;
@@ -164,6 +165,9 @@ pub struct Switch {
     started: Instant,
     registry: Option<Registry>,
     pub(crate) stop: bool,
+    /// Packet captures under way.
+    captures: Vec<Tap>,
+    next_capture: u32,
 }
 
 impl Switch {
@@ -188,6 +192,8 @@ impl Switch {
             started: Instant::now(),
             registry,
             stop: false,
+            captures: Vec::new(),
+            next_capture: 1,
         };
         sw.add_bridge(DEFAULT_BRIDGE).expect("empty switch");
         sw
@@ -388,6 +394,8 @@ impl Switch {
         let id = self.existing_port(name)?;
         self.detach(id);
         let slot = self.ports[id as usize].take().expect("exists");
+        // Its captures end (their writers see the end of the frames).
+        self.captures.retain(|t| t.port != id);
         if let (Some(registry), Some(fd)) = (&self.registry, slot.port.raw_fd()) {
             let _ = registry.deregister(&mut SourceFd(&fd));
         }
@@ -488,9 +496,9 @@ impl Switch {
     /// This is the hot path: it allocates nothing, takes no lock, formats
     /// nothing.
     pub fn process_rx(&mut self, rx: PortId) -> usize {
-        // Compiled twice: the copy for when no trace is armed has no trace
-        // code in it at all.
-        if self.router.trace.armed {
+        // Compiled twice: the copy for when no trace is armed and no capture
+        // runs has no code for either at all.
+        if self.router.trace.armed || !self.captures.is_empty() {
             self.process_rx_traced::<true>(rx)
         } else {
             self.process_rx_traced::<false>(rx)
@@ -507,6 +515,7 @@ impl Switch {
             router,
             tx_queues,
             tx_touched,
+            captures,
             ..
         } = self;
         let Some(slot) = ports.get_mut(rx as usize).and_then(Option::as_mut) else {
@@ -526,8 +535,13 @@ impl Switch {
             let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
             slot.counters.rx_packets += 1;
             slot.counters.rx_bytes += eth.len() as u64;
-            if T && router.trace.armed {
-                router.trace.begin(rx, eth);
+            if T {
+                if router.trace.armed {
+                    router.trace.begin(rx, eth);
+                }
+                for tap in captures.iter_mut().filter(|t| t.rx && t.port == rx) {
+                    tap.offer(eth);
+                }
             }
             let Some(b) = bridge else {
                 slot.counters.drop(DropReason::NoBridge);
@@ -631,6 +645,13 @@ impl Switch {
                 ports.get_disjoint_mut([rx as usize, q as usize])
             {
                 let rx_port = &rx_slot.port;
+                if T {
+                    for tap in captures.iter_mut().filter(|t| t.tx && t.port == q) {
+                        for &i in queue.iter() {
+                            tap.offer(&rx_port.frame(i as usize)[VNET_HDR_LEN..]);
+                        }
+                    }
+                }
                 if tx_slot.state == LinkState::Gone {
                     tx_slot
                         .counters
@@ -647,6 +668,9 @@ impl Switch {
         tx_touched.clear();
         if let Some(slot) = ports[rx as usize].as_mut() {
             slot.port.release();
+        }
+        if T {
+            captures.retain(|t| !t.done);
         }
         self.flush_emitted();
         n
@@ -665,6 +689,7 @@ impl Switch {
             router,
             tx_queues,
             tx_touched,
+            captures,
             ..
         } = self;
         for (k, &(to, _)) in router.em.out.iter().enumerate() {
@@ -697,6 +722,11 @@ impl Switch {
         let em = &router.em;
         for &q in tx_touched.iter() {
             let queue = &mut tx_queues[q as usize];
+            for tap in captures.iter_mut().filter(|t| t.tx && t.port == q) {
+                for &k in queue.iter() {
+                    tap.offer(&em.frame(em.out[k as usize].1)[VNET_HDR_LEN..]);
+                }
+            }
             if let Some(slot) = ports[q as usize].as_mut() {
                 slot.port.send(
                     &mut queue.iter().map(|&k| em.frame(em.out[k as usize].1)),
@@ -1152,7 +1182,50 @@ impl Switch {
             router_buffers_free: self.router.em.available(),
             l3: self.router.counters.clone(),
             uptime_secs: self.started.elapsed().as_secs(),
+            captures: self.captures(),
         }
+    }
+
+    // ---- packet capture -------------------------------------------------
+
+    /// Starts capturing frames of `port` (in if `rx`, out if `tx`) that
+    /// match `filter`, cut to `snaplen`, `count` of them if given.
+    pub fn capture_start(
+        &mut self,
+        port: &str,
+        (rx, tx): (bool, bool),
+        filter: Filter,
+        snaplen: usize,
+        count: Option<u64>,
+    ) -> Result<TapHandle, SwitchError> {
+        let id = self.existing_port(port)?;
+        let n = self.next_capture;
+        self.next_capture += 1;
+        let (t, handle) = tap(n, id, (rx, tx), filter, snaplen, count);
+        self.captures.push(t);
+        log::info!(op = "capture_start", id = n, port; "capture {n} of {port} started");
+        Ok(handle)
+    }
+
+    /// Ends a capture (its writer sees the end of its frames).
+    pub fn capture_stop(&mut self, id: u32) {
+        self.captures.retain(|t| t.id != id);
+    }
+
+    /// The captures under way.
+    pub fn captures(&self) -> Vec<TapInfo> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.captures
+            .iter()
+            .map(|t| TapInfo {
+                id: t.id,
+                port: self.port_name(t.port).to_string(),
+                rx: t.rx,
+                tx: t.tx,
+                captured: t.counters.captured.load(Relaxed),
+                dropped: t.counters.dropped.load(Relaxed),
+            })
+            .collect()
     }
 
     // ---- packet trace ---------------------------------------------------
