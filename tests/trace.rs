@@ -343,3 +343,155 @@ fn a_capture_shows_the_frames_the_peer_sent() {
         "nope: no such port",
     );
 }
+
+/// A tmux session, killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    fn pane(&self) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn alive(&self) -> bool {
+        std::process::Command::new("tmux")
+            .args(["has-session", "-t", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn top_renders_in_a_terminal_and_quits_on_q() {
+    use patchbay_tools::wait_for;
+    use std::time::Duration;
+    let lab = gateway();
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    let socket = lab.daemon.as_ref().unwrap().socket.clone();
+    let cmd = format!(
+        "{} --socket {} top interval 0.5",
+        lab.bins.patchbay.display(),
+        socket.display()
+    );
+    let tmux = Tmux(format!("{}-top", lab.tag));
+    let started = std::process::Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &tmux.0,
+            "-x",
+            "140",
+            "-y",
+            "40",
+            &cmd,
+        ])
+        .status()
+        .expect("tmux");
+    assert!(started.success());
+    let stream = h1
+        .ns
+        .spawn(&["ping", "-c", "40", "-i", "0.05", "-q", &h2.ip]);
+    let shows = |pane: &str| {
+        [
+            "PORT",
+            "RX pkt/s",
+            "p1",
+            "p2",
+            "lan",
+            "wan",
+            "BRIDGE",
+            "tables: fdb",
+            "router/s",
+        ]
+        .iter()
+        .all(|w| pane.contains(w))
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || shows(&tmux.pane())),
+        "{}",
+        tmux.pane()
+    );
+    // While the pings flow, p1 shows a non-zero packet rate.
+    let p1_rate = || {
+        let pane = tmux.pane();
+        pane.lines()
+            .find(|l| l.starts_with("p1 "))
+            .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+            .is_some_and(|r| r != "0")
+    };
+    assert!(wait_for(Duration::from_secs(5), p1_rate), "{}", tmux.pane());
+    let _ = stream.wait_with_output();
+    std::process::Command::new("tmux")
+        .args(["send-keys", "-t", &tmux.0, "q"])
+        .status()
+        .expect("tmux");
+    assert!(
+        wait_for(Duration::from_secs(5), || !tmux.alive()),
+        "q did not quit"
+    );
+    // One frame without a terminal, for scripts.
+    let once = lab.cli_ok(&["top", "once", "interval", "0.2"]);
+    assert!(shows(&once), "{once}");
+}
+
+#[test]
+fn prometheus_metrics_and_per_stage_counters() {
+    let mut lab = Lab::new(bins(), 2);
+    lab.start_daemon(&[
+        "--port",
+        "p1",
+        "--port",
+        "p2",
+        "--metrics",
+        "127.0.0.1:9464",
+    ]);
+    assert!(lab.host(1).ping_ok(&lab.host(2).ip, 2));
+    let get = |path: &str| {
+        lab.sw.check(&[
+            "python3",
+            "-c",
+            &format!(
+                "import urllib.request, urllib.error\n\
+                 try:\n\
+                 \x20   print(urllib.request.urlopen('http://127.0.0.1:9464{path}', timeout=5).read().decode(), end='')\n\
+                 except urllib.error.HTTPError as e:\n\
+                 \x20   print('HTTP', e.code)\n"
+            ),
+        ])
+    };
+    let text = get("/metrics");
+    for want in [
+        "# TYPE patchbay_port_rx_packets_total counter",
+        "patchbay_port_rx_packets_total{port=\"p1\"}",
+        "patchbay_bridge_fdb_entries{bridge=\"br0\"} 2",
+        "patchbay_fdb_max 65536",
+        "patchbay_nat_sessions 0",
+        "patchbay_up 1",
+    ] {
+        assert!(text.contains(want), "{want} not in:\n{text}");
+    }
+    // Every sample line is NAME{LABELS} VALUE or NAME VALUE.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (_, value) = line.rsplit_once(' ').expect("name and value");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+    assert_eq!(get("/nope").trim(), "HTTP 404");
+    let stats = lab.cli_ok(&["stats"]);
+    assert!(
+        stats.contains("stage port:") && stats.contains("stage l2:"),
+        "{stats}"
+    );
+}

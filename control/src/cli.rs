@@ -60,6 +60,7 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   capture PORT [rx|tx|both] -w FILE|- [count N] [snaplen N] [filter EXPR]
                                                 pcap of a port's frames (-w - | tcpdump -r -);
                                                 a slow reader loses captures, never traffic
+  top [interval SECS] [once]                    live view: rates per port, bridges, tables; q quits
   stats                                         every counter, drops by reason
   version                                       versions of patchbay and patchbayd
 
@@ -95,6 +96,11 @@ pub enum Output {
     Saved,
     Trace,
     TracePacket,
+    /// `top`: the live view.
+    Top {
+        interval_ms: u64,
+        once: bool,
+    },
     /// `capture`: the pcap stream goes to `path` (`-` for stdout).
     Capture {
         path: String,
@@ -296,6 +302,32 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             (req, Output::Apply { path, dry_run })
         }
         ("trace", _) => parse_trace(&command, &mut w)?,
+        ("top", _) => {
+            let ctx = w.context.clone();
+            let (mut interval_secs, mut once) = (1.0, false);
+            w.at = 1;
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "interval" | "-d" => {
+                        let v = w.value("interval", "seconds")?;
+                        interval_secs = v
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|s| (0.1..=3600.0).contains(s))
+                            .ok_or_else(|| format!("{ctx}: interval '{v}': 0.1 to 3600 seconds"))?;
+                    }
+                    "once" | "-n1" => once = true,
+                    x => return Err(w.unexpected(x)),
+                }
+            }
+            (
+                Request::Stats,
+                Output::Top {
+                    interval_ms: (interval_secs * 1000.0) as u64,
+                    once,
+                },
+            )
+        }
         ("capture", _) => {
             let ctx = w.context.clone();
             let port = w
@@ -1145,7 +1177,7 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
             }
             let _ = writeln!(s, "verdict: {}", result["verdict"].as_str().unwrap_or("?"));
         }
-        Output::Capture { .. } => {}
+        Output::Capture { .. } | Output::Top { .. } => {}
         Output::Saved => {
             s.push_str(result["text"].as_str().unwrap_or(""));
         }
@@ -1248,6 +1280,25 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
                 l3.arp_replies_sent,
                 l3.arp_requests_sent
             );
+            for (stage, (n, drops)) in crate::metrics::stages(&st) {
+                let mut line = format!("stage {stage}: {n} packets");
+                for (reason, k) in drops {
+                    let _ = write!(line, ", drop {reason} {k}");
+                }
+                let _ = writeln!(s, "{line}");
+            }
+            for c in &st.captures {
+                let dir = match (c.rx, c.tx) {
+                    (true, true) => "both",
+                    (true, false) => "rx",
+                    _ => "tx",
+                };
+                let _ = writeln!(
+                    s,
+                    "capture {} of {} ({dir}): {} captured, {} missed (reader too slow)",
+                    c.id, c.port, c.captured, c.dropped
+                );
+            }
             for p in &st.ports {
                 let _ = writeln!(
                     s,

@@ -6,6 +6,8 @@
 //! - [`client`]: a client for the socket, used by the `patchbay` CLI.
 //! - [`apply`]: a config file made the running state, all or nothing.
 //! - [`config`]: the TOML config file, checked whole.
+//! - [`metrics`]: Prometheus text over HTTP, per-stage counters.
+//! - [`top`]: the live view.
 //! - [`cli`]: the iproute2-style command words and how results are printed.
 
 pub mod api;
@@ -13,7 +15,9 @@ pub mod apply;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod metrics;
 pub mod server;
+pub mod top;
 
 /// Where `patchbayd` listens and `patchbay` connects unless `--socket` says
 /// otherwise.

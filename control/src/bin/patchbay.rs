@@ -35,6 +35,11 @@ fn run(inv: &cli::Invocation) -> Result<String, String> {
     if let cli::Output::RouteLoad { path } = &inv.output {
         return cli::load_routes(&mut client, path);
     }
+    if let cli::Output::Top { interval_ms, once } = inv.output {
+        let interval = std::time::Duration::from_millis(interval_ms);
+        patchbay_control::top::run(&mut client, interval, once)?;
+        return Ok(String::new());
+    }
     if let cli::Output::Capture { path } = &inv.output {
         return cli::capture(client, inv.request.clone(), path);
     }

@@ -77,6 +77,10 @@ struct Args {
     /// raise ping RTT: measure with tools/bench before using it.
     #[arg(long, value_name = "USECS", default_value_t = 0)]
     busy_poll_us: u64,
+    /// Serve counters in the Prometheus text format at http://ADDR/metrics
+    /// (for example 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Pin the forwarding thread to this CPU.
     #[arg(long, value_name = "CPU")]
     cpu: Option<usize>,
@@ -190,6 +194,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             apply::execute(engine.switch(), steps, ports)
         })?;
         log::info!("config {file}: {summary}");
+    }
+    if let Some(addr) = args.metrics {
+        let at = patchbay_control::metrics::serve(addr, handle.clone())
+            .with_context(|| format!("--metrics {addr}"))?;
+        log::info!("metrics at http://{at}/metrics");
     }
     let server = Server::bind(&args.socket, args.socket_group.as_deref())?;
     log::info!("control socket {}", args.socket.display());
