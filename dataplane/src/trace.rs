@@ -130,6 +130,8 @@ pub enum Event {
     IcmpError { kind: u8, code: u8, to: Ipv4Addr },
     /// arp-resolve: the next hop's MAC.
     Resolve { next_hop: Ipv4Addr, mac: NextHopMac },
+    /// arp-input: packets that waited for this MAC are sent now.
+    Released { count: u16, mac: Mac },
     /// ip4-rewrite.
     Rewrite {
         ttl_from: u8,
@@ -607,7 +609,8 @@ impl fmt::Display for Described<'_> {
                     } else {
                         "unknown unicast"
                     };
-                    write!(f, "l2-forward: {dst} {why}: flood to {n} ports")
+                    let s = if n == 1 { "" } else { "s" };
+                    write!(f, "l2-forward: {dst} {why}: flood to {n} port{s}")
                 }
                 L2Out::Router => write!(f, "l2-forward: {dst} is the router: ip4/arp input"),
             },
@@ -740,6 +743,13 @@ impl fmt::Display for Described<'_> {
                     )
                 }
             },
+            Event::Released { count, mac } => {
+                let s = if count == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "arp-input: {count} packet{s} that waited for {mac} sent on"
+                )
+            }
             Event::Rewrite {
                 ttl_from,
                 ttl_to,

@@ -606,6 +606,15 @@ impl Router {
 
     /// Sends packets that waited for `mac`.
     fn release_waiting(&mut self, bridge: BridgeId, mac: Mac, waiting: &mut Vec<u16>) {
+        if !waiting.is_empty() {
+            trace!(
+                self.trace,
+                Event::Released {
+                    count: waiting.len() as u16,
+                    mac,
+                }
+            );
+        }
         for i in waiting.drain(..) {
             self.em.frame_mut(i)[L2..L2 + 6].copy_from_slice(&mac.0);
             self.em.send(
