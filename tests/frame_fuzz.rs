@@ -6,6 +6,7 @@
 use patchbay_dataplane::nat::{Filtering, NatAction};
 use patchbay_dataplane::pipeline::{Switch, SwitchConfig, DEFAULT_BRIDGE};
 use patchbay_dataplane::port::memory::{with_vnet_hdr, MemoryPort};
+use patchbay_dataplane::trace::Filter;
 use patchbay_dataplane::wire::ipv4::emit_header;
 use patchbay_dataplane::wire::Mac;
 use std::net::Ipv4Addr;
@@ -46,6 +47,7 @@ fn hostile_frames_never_panic_the_pipeline() {
     let inside = [2, 0, 0, 0, 1, 1];
     let outside = [2, 0, 0, 0, 2, 2];
     let mut sw = Switch::new(SwitchConfig::default(), None);
+    let mut captures = Vec::new();
     sw.add_bridge("br1").unwrap();
     let (p1, p2) = (MemoryPort::new("p1"), MemoryPort::new("p2"));
     let (h1, h2) = (p1.handle(), p2.handle());
@@ -181,6 +183,24 @@ fn hostile_frames_never_panic_the_pipeline() {
         }
         if round % 5_000 == 0 {
             sw.housekeeping();
+        }
+        // Every other stretch with a trace armed and a capture running, so
+        // their parsers see the hostile frames too.
+        if round % 10_000 == 0 {
+            let f = || Filter::parse("port 53 or host 10.1.0.2 or arp or not udp").unwrap();
+            sw.trace_start(3_000, None, f()).unwrap();
+            for (k, port) in ["p1", "p2"].iter().enumerate() {
+                // The writers are dropped at once: their taps end when they
+                // notice, as they must.
+                let tap = sw.capture_start(port, (true, true), f(), 96, None).unwrap();
+                if k == 0 {
+                    captures.push(tap);
+                }
+            }
+        }
+        if round % 10_000 == 5_000 {
+            sw.trace_stop();
+            captures.clear();
         }
     }
     // Still routing and translating afterwards.

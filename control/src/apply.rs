@@ -22,6 +22,10 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 
+/// Ports opened for an apply, or taken out of the switch by it, by name and
+/// kind.
+pub type OpenPorts = HashMap<(String, PortKind), Box<dyn Port>>;
+
 /// How many things of one kind an apply adds, removes and changes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
@@ -174,76 +178,10 @@ impl fmt::Display for Step {
 }
 
 impl Step {
-    /// The step that takes this one back.
-    fn inverse(&self) -> Step {
-        match self.clone() {
-            Step::NatDel(r) => Step::NatAdd(r),
-            Step::NatAdd(r) => Step::NatDel(r),
-            Step::NeighDel(ip, mac, dev) => Step::NeighAdd {
-                ip,
-                mac,
-                dev,
-                old: None,
-            },
-            Step::NeighAdd { ip, mac, dev, old } => match old {
-                None => Step::NeighDel(ip, mac, dev),
-                Some(old) => Step::NeighAdd {
-                    ip,
-                    mac: old,
-                    dev,
-                    old: Some(mac),
-                },
-            },
-            Step::FdbDel(mac, dev) => Step::FdbAdd(mac, dev),
-            Step::FdbAdd(mac, dev) => Step::FdbDel(mac, dev),
-            Step::RouteDel(dst, via, dev) => Step::RouteAdd {
-                dst,
-                via,
-                dev,
-                old: None,
-            },
-            Step::RouteAdd { dst, via, dev, old } => match old {
-                None => Step::RouteDel(dst, via, dev),
-                Some((old_via, old_dev)) => Step::RouteAdd {
-                    dst,
-                    via: old_via,
-                    dev: old_dev,
-                    old: Some((via, dev)),
-                },
-            },
-            Step::PortDel(p) => Step::PortAdd(p),
-            Step::PortAdd(p) => Step::PortDel(p),
-            Step::Master { port, from, to } => Step::Master {
-                port,
-                from: to,
-                to: from,
-            },
-            Step::AddrDel(dev, a) => Step::AddrAdd(dev, a),
-            Step::AddrAdd(dev, a) => Step::AddrDel(dev, a),
-            Step::BridgeDel(name, ageing) => Step::BridgeAdd(name, ageing),
-            Step::BridgeAdd(name, ageing) => Step::BridgeDel(name, ageing),
-            Step::Ageing { bridge, from, to } => Step::Ageing {
-                bridge,
-                from: to,
-                to: from,
-            },
-            Step::Mtu { bridge, from, to } => Step::Mtu {
-                bridge,
-                from: to,
-                to: from,
-            },
-            Step::Timeouts { from, to } => Step::Timeouts { from: to, to: from },
-        }
-    }
-
     /// Carries the step out. Ports to add are taken from `ports`, deleted
-    /// ones are put there. A NAT rule added gets its id written back, so
-    /// that the inverse can find it.
-    fn run(
-        &mut self,
-        sw: &mut Switch,
-        ports: &mut HashMap<String, Box<dyn Port>>,
-    ) -> Result<(), String> {
+    /// ones are put there (by name and kind: a port whose kind changes is
+    /// two ports).
+    fn run(&mut self, sw: &mut Switch, ports: &mut OpenPorts) -> Result<(), String> {
         let r = match self {
             Step::NatDel(r) => sw.nat_del(r.id),
             Step::NatAdd(r) => sw
@@ -262,16 +200,17 @@ impl Step {
             Step::RouteDel(dst, ..) => sw.route_del(*dst),
             Step::RouteAdd { dst, via, dev, .. } => sw.route_add(*dst, *via, Some(dev)),
             Step::PortDel(p) => sw.del_port(&p.name).map(|port| {
-                ports.insert(p.name.clone(), port);
+                ports.insert((p.name.clone(), port.kind()), port);
             }),
             Step::PortAdd(p) => {
-                let Some(port) = ports.remove(&p.name) else {
+                let Some(port) = ports.remove(&(p.name.clone(), p.kind)) else {
                     return Err(format!("port {} was not opened", p.name));
                 };
                 match sw.add_port(port, p.master.as_deref()) {
                     Ok(_) => Ok(()),
                     Err(rejected) => {
-                        ports.insert(p.name.clone(), rejected.port);
+                        let port = rejected.port;
+                        ports.insert((p.name.clone(), port.kind()), port);
                         Err(rejected.error)
                     }
                 }
@@ -520,8 +459,12 @@ pub fn plan(
         r.bridges.iter().map(|b| (b.name.as_str(), b)).collect();
     let w_bridges: HashMap<&str, &BridgeState> =
         w.bridges.iter().map(|b| (b.name.as_str(), b)).collect();
+    // For a bridge that stays, its new addresses go in before the old ones
+    // go: a router interface that lost its last address would take its
+    // routes, ARP entries and NAT rules with it.
     let mut addr_dels = Vec::new();
     let mut bridge_dels = Vec::new();
+    let mut early_addr_adds = Vec::new();
     for rb in &r.bridges {
         let keep: &[Ipv4Net] = w_bridges.get(rb.name.as_str()).map_or(&[], |w| &w.addrs);
         for a in &rb.addrs {
@@ -557,16 +500,20 @@ pub fn plan(
         let had: &[Ipv4Net] = rb.map_or(&[], |b| &b.addrs);
         for a in &wb.addrs {
             if !had.contains(a) {
-                addr_adds.push(Step::AddrAdd(wb.name.clone(), *a));
+                let step = Step::AddrAdd(wb.name.clone(), *a);
+                if rb.is_some() {
+                    early_addr_adds.push(step);
+                } else {
+                    addr_adds.push(step);
+                }
                 s.addresses.added += 1;
             }
         }
-        // The router interface goes with its last address, and comes back
-        // with the default MTU.
+        // A router interface that exists keeps its MTU (it never loses its
+        // last address on the way); a new one starts at the default.
         if let Some(to) = wb.mtu {
-            let kept = had.iter().any(|a| wb.addrs.contains(a));
             let from = match rb.and_then(|b| b.mtu) {
-                Some(m) if kept => m,
+                Some(m) if !wb.addrs.is_empty() => m,
                 _ => 1500,
             };
             if from != to {
@@ -605,6 +552,7 @@ pub fn plan(
     steps.extend(removals);
     steps.extend(port_steps_del);
     steps.extend(port_steps_detach);
+    steps.extend(early_addr_adds);
     steps.extend(addr_dels);
     steps.extend(bridge_dels);
     steps.extend(timeouts);
@@ -629,7 +577,7 @@ pub fn open_ports(
     plan: &Plan,
     want: &Parsed,
     opts: &PortOptions,
-) -> Result<HashMap<String, Box<dyn Port>>, ConfigError> {
+) -> Result<OpenPorts, ConfigError> {
     let mut opened = HashMap::new();
     for step in &plan.steps {
         if let Step::PortAdd(p) = step {
@@ -642,7 +590,7 @@ pub fn open_ports(
                 line: want.port_lines.get(&p.name).copied().unwrap_or(0),
                 message: format!("port {}: {e}", p.name),
             })?;
-            opened.insert(p.name.clone(), port);
+            opened.insert((p.name.clone(), port.kind()), port);
         }
     }
     Ok(opened)
@@ -659,32 +607,41 @@ pub struct Outcome {
     pub elapsed: std::time::Duration,
 }
 
-/// Carries out a plan on the switch, or none of it: on a failing step the
-/// steps taken are undone in reverse.
+/// Carries out a plan on the switch, or none of it: should a step fail,
+/// the switch is brought back to `before` (the state the plan was made
+/// from) by a plan from where it stands to there.
 pub fn execute(
     sw: &mut Switch,
     steps: Vec<Step>,
-    mut ports: HashMap<String, Box<dyn Port>>,
+    mut ports: OpenPorts,
+    before: &RunningState,
 ) -> Outcome {
     let start = std::time::Instant::now();
-    let mut done: Vec<Step> = Vec::with_capacity(steps.len());
     let mut failed = None;
     for mut step in steps {
-        match step.run(sw, &mut ports) {
-            Ok(()) => done.push(step),
-            Err(e) => {
-                failed = Some(format!("{step}: {e}"));
-                break;
-            }
+        if let Err(e) = step.run(sw, &mut ports) {
+            failed = Some(format!("{step}: {e}"));
+            break;
         }
     }
     let result = match failed {
         None => Ok(()),
         Some(why) => {
-            for step in done.iter().rev() {
-                if let Err(e) = step.inverse().run(sw, &mut ports) {
-                    log::error!("apply: undoing '{step}' failed: {e}");
+            let back = Parsed {
+                state: before.clone(),
+                rx_ring_mib: 0,
+                limits_line: None,
+                port_lines: HashMap::new(),
+            };
+            match plan("undo", &sw.running_state(), 0, &back) {
+                Ok(undo) => {
+                    for mut step in undo.steps {
+                        if let Err(e) = step.run(sw, &mut ports) {
+                            log::error!("apply: undoing, '{step}' failed: {e}");
+                        }
+                    }
                 }
+                Err(e) => log::error!("apply: cannot undo: {e}"),
             }
             Err(why)
         }
@@ -701,19 +658,19 @@ pub fn execute(
 pub fn apply_parsed(
     file: &str,
     want: &Parsed,
-    running: &RunningState,
+    running: RunningState,
     opts: &PortOptions,
     dry_run: bool,
-    on_switch: impl FnOnce(Vec<Step>, HashMap<String, Box<dyn Port>>) -> Outcome,
+    on_switch: impl FnOnce(Vec<Step>, OpenPorts, RunningState) -> Outcome,
 ) -> Result<Summary, ApplyError> {
-    let plan = plan(file, running, opts.rx_ring_mib as u32, want)?;
+    let plan = plan(file, &running, opts.rx_ring_mib as u32, want)?;
     let mut summary = plan.summary.clone();
     summary.dry_run = dry_run;
     if dry_run || plan.steps.is_empty() {
         return Ok(summary);
     }
     let opened = open_ports(file, &plan, want, opts)?;
-    let outcome = on_switch(plan.steps, opened);
+    let outcome = on_switch(plan.steps, opened, running);
     drop(outcome.ports);
     outcome
         .result
@@ -775,9 +732,14 @@ out = "other"
         let want = config::parse("t.toml", text)?;
         let running = sw.running_state();
         let opts = PortOptions::default();
-        apply_parsed("t.toml", &want, &running, &opts, false, |steps, ports| {
-            execute(sw, steps, ports)
-        })
+        apply_parsed(
+            "t.toml",
+            &want,
+            running,
+            &opts,
+            false,
+            |steps, ports, before| execute(sw, steps, ports, &before),
+        )
     }
 
     /// The running state, NAT rule ids aside (a file has none).
@@ -826,6 +788,24 @@ out = "other"
             "{err}"
         );
         assert_eq!(state(&sw), before, "undone");
+    }
+
+    #[test]
+    fn a_bridge_whose_addresses_are_replaced_keeps_its_routes_and_rules() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        apply(&mut sw, BASE).unwrap();
+        sw.set_mtu("other", 1400).unwrap();
+        let moved = BASE
+            .replace("10.3.0.1/24", "10.3.0.254/24")
+            .replace("ageing_time = 60", "ageing_time = 60\nmtu = 1400");
+        let s = apply(&mut sw, &moved).unwrap();
+        assert_eq!((s.addresses.added, s.addresses.removed), (1, 1));
+        let want = config::parse("t.toml", &moved).unwrap().state;
+        assert_eq!(
+            state(&sw),
+            format!("{want:?}"),
+            "routes, neighbours, NAT and MTU kept"
+        );
     }
 
     #[test]

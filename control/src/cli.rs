@@ -308,15 +308,15 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             w.at = 1;
             while let Some(x) = w.next() {
                 match x.as_str() {
-                    "interval" | "-d" => {
+                    "interval" => {
                         let v = w.value("interval", "seconds")?;
                         interval_secs = v
                             .parse::<f64>()
                             .ok()
-                            .filter(|s| (0.1..=3600.0).contains(s))
-                            .ok_or_else(|| format!("{ctx}: interval '{v}': 0.1 to 3600 seconds"))?;
+                            .filter(|s| (0.1..=5.0).contains(s))
+                            .ok_or_else(|| format!("{ctx}: interval '{v}': 0.1 to 5 seconds"))?;
                     }
-                    "once" | "-n1" => once = true,
+                    "once" => once = true,
                     x => return Err(w.unexpected(x)),
                 }
             }
@@ -341,14 +341,14 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 match x.as_str() {
                     "rx" | "tx" | "both" | "in" | "out" => dir = Some(x),
                     "-w" | "write" => path = Some(w.value("-w", "a file (or -)")?),
-                    "count" | "-c" => {
+                    "count" => {
                         let n = w.value("count", "a number of frames")?;
                         count = Some(
                             n.parse()
                                 .map_err(|_| format!("{ctx}: '{n}' is not a number of frames"))?,
                         );
                     }
-                    "snaplen" | "-s" => {
+                    "snaplen" => {
                         let n = w.value("snaplen", "a number of bytes")?;
                         snaplen = Some(
                             n.parse()

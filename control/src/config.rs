@@ -680,10 +680,10 @@ impl Checker<'_> {
             let span = r.span();
             let rule = nat_rule(r.get_ref())
                 .map_err(|(key, m)| self.key_err(&span, key, format!("nat: {m}")))?;
-            let needs_addr = !matches!(rule.action, NatAction::Snat { .. });
+            // Every NAT rule is about routed traffic: its bridge routes.
             match bridge(&rule.bridge) {
                 None => {
-                    let key = if needs_addr && matches!(rule.action, NatAction::Dnat { .. }) {
+                    let key = if matches!(rule.action, NatAction::Dnat { .. }) {
                         "in"
                     } else {
                         "out"
@@ -694,13 +694,13 @@ impl Checker<'_> {
                         format!("nat: no bridge '{}'", rule.bridge),
                     ));
                 }
-                Some(b) if needs_addr && b.addrs.is_empty() => {
+                Some(b) if b.addrs.is_empty() => {
                     return Err(self.err(
                         &span,
                         format!(
-                            "nat: bridge {} has no address to translate to or from; add one",
-                            b.name
-                        ),
+                        "nat: bridge {} has no address, so nothing is routed through it; add one",
+                        b.name
+                    ),
                     ))
                 }
                 Some(_) => {}

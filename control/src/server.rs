@@ -280,6 +280,10 @@ fn serve_capture(
         ))),
     };
     let filter = Filter::parse(spec.filter.as_deref().unwrap_or("")).map_err(invalid);
+    let dirs = match spec.count {
+        Some(0) => Err(invalid("capture: count must be at least 1".into())),
+        _ => dirs,
+    };
     let started = dirs.and_then(|dirs| {
         let filter = filter?;
         let snaplen = spec.snaplen.unwrap_or(capture::DEFAULT_SNAPLEN);
@@ -294,11 +298,12 @@ fn serve_capture(
         Err(e) => return write_response(&mut writer, Err(e)),
     };
     let id = handle.id;
-    write_response(
+    let result = write_response(
         &mut writer,
         Ok(json!({ "capture": id, "format": "pcap", "snaplen": handle.snaplen })),
-    )?;
-    let result = stream_pcap(&mut writer, reader, &handle);
+    )
+    .and_then(|()| stream_pcap(&mut writer, reader, &handle));
+    // However the stream ended, the capture ends with it.
     let _ = engine.call(move |sw| sw.capture_stop(id));
     let counters = &handle.counters;
     log::info!(
@@ -537,15 +542,22 @@ pub fn apply_config(
     let invalid = |e: apply::ApplyError| ApiError::new(ErrorCode::Invalid, e.to_string());
     let want = config::parse(file, text).map_err(|e| invalid(e.into()))?;
     let running = engine.call(snapshot).map_err(|_| stopped())?.finish();
-    apply::apply_parsed(file, &want, &running, opts, dry_run, |steps, ports| {
-        engine
-            .call(move |sw| apply::execute(sw, steps, ports))
-            .unwrap_or_else(|_| apply::Outcome {
-                result: Err("the forwarding engine has stopped".into()),
-                ports: Vec::new(),
-                elapsed: Default::default(),
-            })
-    })
+    apply::apply_parsed(
+        file,
+        &want,
+        running,
+        opts,
+        dry_run,
+        |steps, ports, before| {
+            engine
+                .call(move |sw| apply::execute(sw, steps, ports, &before))
+                .unwrap_or_else(|_| apply::Outcome {
+                    result: Err("the forwarding engine has stopped".into()),
+                    ports: Vec::new(),
+                    elapsed: Default::default(),
+                })
+        },
+    )
     .map_err(invalid)
 }
 

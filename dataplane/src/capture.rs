@@ -85,10 +85,12 @@ pub fn tap(
     count: Option<u64>,
 ) -> (Tap, TapHandle) {
     let snaplen = snaplen.clamp(64, 262_144);
+    let count = count.filter(|&n| n > 0);
     let (frames_tx, frames_rx) = bounded(POOL);
     let (free_tx, free_rx) = bounded(POOL);
     for _ in 0..POOL {
-        let _ = free_tx.send(Vec::with_capacity(snaplen.min(2048)));
+        // Full size now, so that copying a frame never allocates.
+        let _ = free_tx.send(Vec::with_capacity(snaplen));
     }
     let counters = Arc::new(TapCounters::default());
     (
@@ -122,9 +124,17 @@ impl Tap {
         if self.done || !self.filter.matches(eth) {
             return;
         }
-        let Ok(mut buf) = self.free.try_recv() else {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        let mut buf = match self.free.try_recv() {
+            Ok(buf) => buf,
+            Err(crossbeam_channel::TryRecvError::Empty) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            // The writer is gone.
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                self.done = true;
+                return;
+            }
         };
         buf.clear();
         buf.extend_from_slice(&eth[..eth.len().min(self.snaplen)]);

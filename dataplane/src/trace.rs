@@ -270,9 +270,12 @@ fn term_matches(t: Term, eth: &[u8]) -> bool {
     // ARP sender and target addresses count as hosts too.
     let arp_addrs = || (ethertype == 0x0806 && ip.len() >= 28).then(|| (ip_at(14), ip_at(24)));
     let ports = || {
+        if !is_ip {
+            return None;
+        }
         let hl = usize::from(ip[0] & 0x0f) * 4;
         let p = ip[9];
-        (is_ip && (p == 6 || p == 17) && ip.len() >= hl + 4).then(|| {
+        ((p == 6 || p == 17) && ip.len() >= hl + 4).then(|| {
             (
                 u16::from_be_bytes([ip[hl], ip[hl + 1]]),
                 u16::from_be_bytes([ip[hl + 2], ip[hl + 3]]),
@@ -823,6 +826,23 @@ mod tests {
             "port 70000",
         ] {
             assert!(Filter::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn short_and_odd_frames_match_nothing_and_never_panic() {
+        let f = Filter::parse("port 53 or host 10.0.0.1 or src 10.0.0.1 or dst 10.0.0.1 or arp or ip or udp or ether host 02:00:00:00:00:01").unwrap();
+        for len in 0..80 {
+            for ethertype in [0x0800u16, 0x0806, 0x86dd] {
+                let mut fr = vec![0u8; len];
+                if len >= 14 {
+                    fr[12..14].copy_from_slice(&ethertype.to_be_bytes());
+                }
+                if len > 14 {
+                    fr[14] = 0x4f; // header length 60: past the end
+                }
+                let _ = f.matches(&fr);
+            }
         }
     }
 

@@ -190,9 +190,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some((file, lab)) = &lab {
         let running = engine.switch().running_state();
-        let summary = apply::apply_parsed(file, lab, &running, &opts, false, |steps, ports| {
-            apply::execute(engine.switch(), steps, ports)
-        })?;
+        let summary =
+            apply::apply_parsed(file, lab, running, &opts, false, |steps, ports, before| {
+                apply::execute(engine.switch(), steps, ports, &before)
+            })?;
         log::info!("config {file}: {summary}");
     }
     if let Some(addr) = args.metrics {

@@ -829,16 +829,34 @@ impl Nat {
                 to: Some(to),
             };
         }
-        match self
-            .by_outside
-            .get(&(t.proto, t.dst, t.dport))
-            .and_then(|k| self.mappings.get(k))
-        {
-            Some(m) => Peek::Create {
-                rule: m.rule,
-                to: None,
-            },
-            None => Peek::Pass,
+        // An inbound first packet on a mapping, let in per its rule's
+        // filtering (as in `inbound_on_mapping`).
+        let Some(&key) = self.by_outside.get(&(t.proto, t.dst, t.dport)) else {
+            return Peek::Pass;
+        };
+        let Some(m) = self.mappings.get(&key) else {
+            return Peek::Pass;
+        };
+        let filtering = self
+            .rules
+            .iter()
+            .find(|r| r.id == m.rule)
+            .map(|r| r.filtering);
+        let allowed = match filtering {
+            Some(Filtering::EndpointIndependent) => true,
+            Some(Filtering::AddressDependent) => self.remotes.contains_key(&(key, t.src)),
+            _ => false,
+        };
+        if !allowed {
+            return Peek::Pass;
+        }
+        Peek::Create {
+            rule: m.rule,
+            to: Some(Tuple {
+                dst: key.1,
+                dport: key.2,
+                ..*t
+            }),
         }
     }
 

@@ -24,7 +24,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 /// The backend of a port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PortKind {
     Afpacket,
