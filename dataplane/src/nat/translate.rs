@@ -215,15 +215,33 @@ pub fn parse_icmp_error(l3: &[u8]) -> Option<(Tuple, usize)> {
 pub fn rewrite_icmp_error(l3: &mut [u8], inner_at: usize, inner: &Tuple, new_inner: &Tuple) {
     let total = usize::from(u16::from_be_bytes([l3[2], l3[3]]));
     let hl = usize::from(l3[0] & 0x0f) * 4;
-    // The quoted packet: addresses with its IP checksum, and ports. Its L4
-    // checksum is left as quoted (for TCP it is past the 8 bytes an error
-    // must quote anyway).
+    // The quoted packet: addresses with its IP checksum, ports, and its L4
+    // checksum when the quote holds it (UDP's always does; TCP's when more
+    // than the minimum 8 bytes are quoted, as Linux does), so the inside
+    // host sees the very packet it sent.
     {
         let q = &mut l3[inner_at..total];
         let qhl = usize::from(q[0] & 0x0f) * 4;
         let c = changes((inner.src, inner.dst), (new_inner.src, new_inner.dst));
         set_addrs(q, &c, new_inner.src, new_inner.dst);
-        set_ports(&mut q[qhl..], inner.proto, new_inner);
+        let l4 = &mut q[qhl..];
+        let ports = [(inner.sport, new_inner.sport), (inner.dport, new_inner.dport)];
+        match inner.proto {
+            PROTO_TCP | PROTO_UDP => {
+                let at = if inner.proto == PROTO_TCP { 16 } else { 6 };
+                let none = inner.proto == PROTO_UDP && l4[6..8] == [0, 0];
+                if l4.len() >= at + 2 && !none {
+                    fix(l4, at, &c, false);
+                    fix(l4, at, &ports, false);
+                    if inner.proto == PROTO_UDP && l4[6..8] == [0, 0] {
+                        l4[6..8].copy_from_slice(&[0xff, 0xff]);
+                    }
+                }
+            }
+            PROTO_ICMP => fix(l4, 2, &[(inner.sport, new_inner.sport)], false),
+            _ => {}
+        }
+        set_ports(l4, inner.proto, new_inner);
     }
     // The outer header: to the quoted packet's (new) source.
     let old_src = Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]);
@@ -268,6 +286,44 @@ mod tests {
             p[26..28].copy_from_slice(&c.to_be_bytes());
         }
         p
+    }
+
+    #[test]
+    fn an_icmp_error_about_a_translated_packet_quotes_the_original_exactly() {
+        let original = udp_packet(true);
+        let (inside, _) = parse_tuple(&original).unwrap();
+        let outside = Tuple {
+            src: "203.0.113.1".parse().unwrap(),
+            sport: 40000,
+            ..inside
+        };
+        let mut sent = original.clone();
+        rewrite(&mut sent, &inside, &outside, false);
+        assert_eq!(u16::from_be_bytes([sent[26], sent[27]]), l4_checksum(&sent));
+        // 10.0.1.1 answers "port unreachable", quoting what it got.
+        let mut err = vec![0u8; 20 + 8];
+        let total = 20 + 8 + sent.len();
+        emit_header(
+            &mut err,
+            total as u16,
+            9,
+            64,
+            PROTO_ICMP,
+            outside.dst,
+            outside.src,
+        );
+        err[20] = 3;
+        err[21] = 3;
+        err.extend_from_slice(&sent);
+        let c = checksum::checksum(&err[20..]);
+        err[22..24].copy_from_slice(&c.to_be_bytes());
+        let (quoted, at) = parse_icmp_error(&err).unwrap();
+        assert_eq!(quoted, outside);
+        rewrite_icmp_error(&mut err, at, &outside, &inside);
+        assert_eq!(&err[at..], &original[..], "the quote is the packet the host sent");
+        assert_eq!(checksum::checksum(&err[20..]), 0, "ICMP checksum");
+        assert_eq!(checksum::checksum(&err[..20]), 0, "IP checksum");
+        assert_eq!(Ipv4Addr::new(err[16], err[17], err[18], err[19]), inside.src);
     }
 
     /// The full checksum of the UDP/TCP segment with its pseudo header.
