@@ -479,3 +479,57 @@ fn path_mtu_discovery_works_through_nat() {
         "h1 learned the path MTU: {cached}"
     );
 }
+
+#[test]
+fn hairpin_onto_another_inside_hosts_mapping() {
+    let lab = nat_lab(&[]);
+    lab.cli_ok(&["nat", "del", "1"]);
+    lab.cli_ok(&[
+        "nat",
+        "add",
+        "masquerade",
+        "src",
+        "192.168.15.0/24",
+        "out",
+        "br1",
+        "filtering",
+        "endpoint-independent",
+    ]);
+    serve(&lab, 3, UDP_ECHO, "7005");
+    // h2 (a peer-to-peer client, say) talks to the outside from port 5000,
+    // which makes its mapping 203.0.113.1:5000, then echoes what comes.
+    let h2 = "import socket\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.bind(('0.0.0.0', 5000))\n\
+s.settimeout(5)\n\
+s.sendto(b'hello', ('203.0.113.2', 7005))\n\
+s.recvfrom(100)\n\
+print('mapped', flush=True)\n\
+d, a = s.recvfrom(100)\n\
+s.sendto(('%s:%d' % a).encode(), a)\n";
+    let mut peer = lab.host(2).ns.spawn(&["python3", "-c", h2]);
+    let mut stdout = std::io::BufReader::new(peer.stdout.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead;
+    let _ = stdout.read_line(&mut line);
+    assert_eq!(line.trim(), "mapped");
+    // h1 reaches h2 through the outside address and h2's mapping; h2 sees
+    // h1's outside endpoint, and h1 gets the answer from h2's.
+    let out = lab.host(1).ns.check(&[
+        "python3",
+        "-c",
+        "import socket\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.bind(('0.0.0.0', 6000))\n\
+s.settimeout(3)\n\
+s.sendto(b'hi', ('203.0.113.1', 5000))\n\
+d, a = s.recvfrom(100)\n\
+print(d.decode(), '%s:%d' % a)\n",
+    ]);
+    let _ = peer.wait();
+    assert_eq!(
+        out.trim(),
+        format!("{NAT_ADDR}:6000 {NAT_ADDR}:5000"),
+        "h2 saw h1 as the NAT address, h1 heard back from h2's mapping"
+    );
+}

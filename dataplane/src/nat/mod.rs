@@ -116,6 +116,9 @@ pub struct Session {
     mapping: Option<MappingKey>,
     /// Started from outside on a mapping (filtering let it in).
     inbound: bool,
+    /// Hairpinned from inside onto another host's mapping: the sender's
+    /// own mapping, which the session holds too.
+    sender_mapping: Option<MappingKey>,
     seen_reply: bool,
     closing: bool,
 }
@@ -347,6 +350,15 @@ impl Nat {
             }
             self.release_mapping(key);
         }
+        if let Some(key) = s.sender_mapping {
+            if let Some(n) = self.remotes.get_mut(&(key, s.orig.dst)) {
+                *n -= 1;
+                if *n == 0 {
+                    self.remotes.remove(&(key, s.orig.dst));
+                }
+            }
+            self.release_mapping(key);
+        }
         self.free.push(id);
         self.live -= 1;
     }
@@ -427,7 +439,7 @@ impl Nat {
         if let Some(ri) = dnat {
             return self.dnat(ri, t, tcp_flags, in_bridge, addr_of, now);
         }
-        self.inbound_on_mapping(t, tcp_flags, now)
+        self.inbound_on_mapping(t, tcp_flags, in_bridge, addr_of, now)
     }
 
     fn dnat(
@@ -481,44 +493,85 @@ impl Nat {
     }
 
     /// A first inbound packet to an outside address and port that is a
-    /// mapping: let in per the rule's filtering (RFC 4787 REQ-8).
-    fn inbound_on_mapping(&mut self, t: &Tuple, tcp_flags: u8, now: u64) -> NatVerdict {
+    /// mapping: let in per the rule's filtering (RFC 4787 REQ-8). One that
+    /// comes from inside (another inside host through the outside address,
+    /// REQ-9) is seen as coming from its own outside endpoint: its source
+    /// is translated too, so the answer comes back through the NAT.
+    fn inbound_on_mapping(
+        &mut self,
+        t: &Tuple,
+        tcp_flags: u8,
+        in_bridge: BridgeId,
+        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
+        now: u64,
+    ) -> NatVerdict {
         let Some(&key) = self.by_outside.get(&(t.proto, t.dst, t.dport)) else {
             return NatVerdict::Pass;
         };
         let Some(m) = self.mappings.get(&key) else {
             return NatVerdict::Pass;
         };
-        let filtering = self
-            .rules
-            .iter()
-            .find(|r| r.id == m.rule)
-            .map(|r| r.filtering);
+        let Some(rule) = self.rules.iter().find(|r| r.id == m.rule) else {
+            return NatVerdict::Pass;
+        };
+        let (filtering, out_bridge, rule_id) = (rule.filtering, rule.bridge, rule.id);
+        let hairpin = (in_bridge != out_bridge && t.proto != PROTO_ICMP)
+            .then(|| self.snat_rule_for(t.src, None))
+            .flatten();
+        // The remote as the mapping sees it.
+        let remote = match hairpin {
+            Some(si) => match self.mappings.get(&(t.proto, t.src, t.sport)) {
+                Some(own) => own.addr,
+                None => match addr_of(self.rules[si].bridge) {
+                    Some(a) => a,
+                    None => return NatVerdict::Pass,
+                },
+            },
+            None => t.src,
+        };
         let allowed = match filtering {
-            Some(Filtering::EndpointIndependent) => true,
-            Some(Filtering::AddressDependent) => self.remotes.contains_key(&(key, t.src)),
-            _ => false,
+            Filtering::EndpointIndependent => true,
+            Filtering::AddressDependent => self.remotes.contains_key(&(key, remote)),
+            Filtering::AddressAndPortDependent => false,
         };
         if !allowed {
             return NatVerdict::Pass;
         }
-        let rule = m.rule;
         if let Some(m) = self.mappings.get_mut(&key) {
             m.refs += 1;
         }
-        let dport = if t.proto == PROTO_ICMP {
-            key.2
-        } else {
-            t.sport
+        let (to, sender_mapping) = match hairpin {
+            Some(si) => match self.map(si, t, addr_of(self.rules[si].bridge)) {
+                Ok((addr, port, own)) => ((addr, port), Some(own)),
+                Err(v) => {
+                    self.release_mapping(key);
+                    return v;
+                }
+            },
+            // An echo's identifier is its "port" both ways.
+            None if t.proto == PROTO_ICMP => ((t.src, key.2), None),
+            None => ((t.src, t.sport), None),
         };
         let reply = Tuple {
             proto: t.proto,
             src: key.1,
             sport: key.2,
-            dst: t.src,
-            dport,
+            dst: to.0,
+            dport: to.1,
         };
-        self.create(*t, reply, rule, Some((key, true)), tcp_flags, now)
+        let verdict = self.create(*t, reply, rule_id, Some((key, true)), tcp_flags, now);
+        if let Some(own) = sender_mapping {
+            match (&verdict, self.tuples.get(t).copied()) {
+                (NatVerdict::Translate(_), Some((id, _))) => {
+                    if let Some(s) = self.sessions[id as usize].as_mut() {
+                        s.sender_mapping = Some(own);
+                    }
+                    *self.remotes.entry((own, t.dst)).or_insert(0) += 1;
+                }
+                _ => self.release_mapping(own),
+            }
+        }
+        verdict
     }
 
     /// The first source NAT rule that covers `src` (leaving through
@@ -692,6 +745,7 @@ impl Nat {
             created: now,
             mapping,
             inbound,
+            sender_mapping: None,
             seen_reply: false,
             closing: false,
         });
@@ -918,6 +972,46 @@ mod tests {
             (1024, 65535),
         );
         nat
+    }
+
+    #[test]
+    fn hairpin_onto_another_inside_hosts_mapping() {
+        let mut nat = Nat::new(1000);
+        nat.add_rule_filtered(
+            NatAction::Masquerade,
+            Some("192.168.15.0/24".parse().unwrap()),
+            1,
+            (1024, 65535),
+            Filtering::EndpointIndependent,
+        );
+        let out: Ipv4Addr = "203.0.113.1".parse().unwrap();
+        let addr_of = |b: BridgeId| (b == 1).then_some(out);
+        // B talks to the outside first: mapping 203.0.113.1:5000.
+        let b_out = t(PROTO_UDP, "192.168.15.2", 5000, "198.51.100.9", 53);
+        assert!(matches!(
+            nat.post_routing(&b_out, 0, 1, Some(out), 0),
+            NatVerdict::Translate(_)
+        ));
+        // A, on the inside bridge, sends to that outside endpoint.
+        let a = t(PROTO_UDP, "192.168.15.1", 6000, "203.0.113.1", 5000);
+        let NatVerdict::Translate(to) = nat.pre_routing(&a, 0, 0, true, &addr_of, 0) else {
+            panic!("hairpin refused");
+        };
+        assert_eq!((to.dst, to.dport), ("192.168.15.2".parse().unwrap(), 5000));
+        assert_eq!(
+            (to.src, to.sport),
+            (out, 6000),
+            "B sees A's outside endpoint"
+        );
+        // B's answer goes back to A, from B's outside endpoint.
+        let back = t(PROTO_UDP, "192.168.15.2", 5000, "203.0.113.1", 6000);
+        let NatVerdict::Translate(r) = nat.pre_routing(&back, 0, 0, true, &addr_of, 0) else {
+            panic!("the answer was not translated");
+        };
+        assert_eq!(r, t(PROTO_UDP, "203.0.113.1", 5000, "192.168.15.1", 6000));
+        // Both mappings go with the sessions.
+        nat.flush(|_| true);
+        assert!(nat.mappings.is_empty() && nat.by_outside.is_empty() && nat.remotes.is_empty());
     }
 
     #[test]

@@ -225,7 +225,10 @@ pub fn rewrite_icmp_error(l3: &mut [u8], inner_at: usize, inner: &Tuple, new_inn
         let c = changes((inner.src, inner.dst), (new_inner.src, new_inner.dst));
         set_addrs(q, &c, new_inner.src, new_inner.dst);
         let l4 = &mut q[qhl..];
-        let ports = [(inner.sport, new_inner.sport), (inner.dport, new_inner.dport)];
+        let ports = [
+            (inner.sport, new_inner.sport),
+            (inner.dport, new_inner.dport),
+        ];
         match inner.proto {
             PROTO_TCP | PROTO_UDP => {
                 let at = if inner.proto == PROTO_TCP { 16 } else { 6 };
@@ -320,10 +323,17 @@ mod tests {
         let (quoted, at) = parse_icmp_error(&err).unwrap();
         assert_eq!(quoted, outside);
         rewrite_icmp_error(&mut err, at, &outside, &inside);
-        assert_eq!(&err[at..], &original[..], "the quote is the packet the host sent");
+        assert_eq!(
+            &err[at..],
+            &original[..],
+            "the quote is the packet the host sent"
+        );
         assert_eq!(checksum::checksum(&err[20..]), 0, "ICMP checksum");
         assert_eq!(checksum::checksum(&err[..20]), 0, "IP checksum");
-        assert_eq!(Ipv4Addr::new(err[16], err[17], err[18], err[19]), inside.src);
+        assert_eq!(
+            Ipv4Addr::new(err[16], err[17], err[18], err[19]),
+            inside.src
+        );
     }
 
     /// The full checksum of the UDP/TCP segment with its pseudo header.
