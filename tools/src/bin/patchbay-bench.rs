@@ -46,6 +46,10 @@ struct Args {
     /// Measure only one side: `kernel` or `patchbay`.
     #[arg(long)]
     only: Option<String>,
+    /// An extra option for patchbayd (repeatable), e.g.
+    /// `--daemon-arg=--busy-poll-us=5000`.
+    #[arg(long = "daemon-arg", value_name = "ARG", allow_hyphen_values = true)]
+    daemon_args: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -158,7 +162,7 @@ fn main() -> anyhow::Result<()> {
     for run in 1..=args.runs {
         for &dut in &duts {
             progress(&format!("run {run}/{}: {}", args.runs, dut.name()));
-            let figures = measure(dut, &bins, args.secs)?;
+            let figures = measure(dut, &bins, args.secs, &args.daemon_args)?;
             for (k, v) in figures {
                 samples
                     .entry(dut.name())
@@ -260,7 +264,7 @@ fn sh(cmd: &mut Command) -> anyhow::Result<String> {
 }
 
 impl Topology {
-    fn new(dut_kind: Dut, bins: &Bins) -> anyhow::Result<Topology> {
+    fn new(dut_kind: Dut, bins: &Bins, extra: &[String]) -> anyhow::Result<Topology> {
         let tag = format!("pbb{}{}", std::process::id(), &dut_kind.name()[..1]);
         let (gen, dut, sink) = (
             Netns::new(&format!("{tag}-gen")),
@@ -333,7 +337,10 @@ impl Topology {
                         "1",
                         "--nat-max",
                         "2000000",
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(extra.iter().map(String::as_str))
+                    .collect::<Vec<_>>(),
                 );
                 if !lab_daemon.alive() {
                     bail!("patchbayd exited: {}", lab_daemon.log());
@@ -539,8 +546,13 @@ fn busy_cpu_secs() -> anyhow::Result<f64> {
     Ok(busy / hz)
 }
 
-fn measure(dut: Dut, bins: &Bins, secs: u64) -> anyhow::Result<Vec<(&'static str, f64)>> {
-    let topo = Topology::new(dut, bins)?;
+fn measure(
+    dut: Dut,
+    bins: &Bins,
+    secs: u64,
+    extra: &[String],
+) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let topo = Topology::new(dut, bins, extra)?;
     let mut figs = Vec::new();
     progress(&format!(
         "{}: iperf3 TCP, 1 stream, default offloads",
