@@ -920,7 +920,10 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             Ok(json!(n))
         }
         Request::FdbShow { link } => {
-            let rows = engine.call(|sw| sw.fdb()).map_err(|_| stopped())?;
+            let rows = engine
+                .call(|sw| sw.fdb_snapshot())
+                .map_err(|_| stopped())?
+                .finish();
             let rows: Vec<_> = match link {
                 Some(l) => rows
                     .into_iter()

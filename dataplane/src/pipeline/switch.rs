@@ -1151,6 +1151,18 @@ impl Switch {
             .collect()
     }
 
+    /// A copy of the FDB, quick to take here (plain entries, no names);
+    /// [`FdbSnapshot::finish`] sorts and names it elsewhere.
+    pub fn fdb_snapshot(&self) -> FdbSnapshot {
+        let (ports, bridges) = self.names();
+        FdbSnapshot {
+            entries: self.fdb.entries().collect(),
+            ports,
+            bridges,
+            now: self.now(),
+        }
+    }
+
     /// The FDB, sorted by bridge then MAC.
     pub fn fdb(&self) -> Vec<FdbRow> {
         let now = self.now();
@@ -1602,5 +1614,37 @@ fn trace_flood(tr: &mut Tracer, dst: Mac, members: &[PortId], rx: PortId) {
     });
     for q in out {
         tr.record(Event::Tx { port: q });
+    }
+}
+
+/// The FDB as copied on the forwarding thread.
+pub struct FdbSnapshot {
+    entries: Vec<(BridgeId, Mac, crate::l2::FdbEntry)>,
+    ports: Vec<Option<String>>,
+    bridges: Vec<Option<String>>,
+    now: u32,
+}
+
+impl FdbSnapshot {
+    /// The rows, sorted by bridge then MAC.
+    pub fn finish(mut self) -> Vec<FdbRow> {
+        self.entries.sort_unstable_by_key(|(b, m, _)| (*b, *m));
+        let name = |names: &[Option<String>], i: usize| {
+            names
+                .get(i)
+                .and_then(Option::as_deref)
+                .unwrap_or("?")
+                .to_string()
+        };
+        self.entries
+            .iter()
+            .map(|&(b, mac, e)| FdbRow {
+                mac,
+                port: name(&self.ports, usize::from(e.port)),
+                bridge: name(&self.bridges, usize::from(b)),
+                age: (!e.is_static).then(|| self.now.saturating_sub(e.last_seen)),
+                is_static: e.is_static,
+            })
+            .collect()
     }
 }
