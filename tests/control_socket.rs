@@ -7,14 +7,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+fn bins() -> Bins {
+    Bins {
+        patchbayd: env!("CARGO_BIN_EXE_patchbayd").into(),
+        patchbay: env!("CARGO_BIN_EXE_patchbay").into(),
+    }
+}
+
 fn lab() -> Lab {
-    let mut lab = Lab::new(
-        Bins {
-            patchbayd: env!("CARGO_BIN_EXE_patchbayd").into(),
-            patchbay: env!("CARGO_BIN_EXE_patchbay").into(),
-        },
-        1,
-    );
+    let mut lab = Lab::new(bins(), 1);
     lab.start_daemon(&["--port", "p1"]);
     lab
 }
@@ -41,6 +42,29 @@ fn socket_is_owner_only() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn socket_can_be_given_to_a_group() {
+    use std::os::unix::fs::MetadataExt;
+    let mut lab = Lab::new(bins(), 1);
+    // The group "adm" (or any other than root's) may use it: mode 0660.
+    let group = std::fs::read_to_string("/etc/group")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] != "0").then(|| (f[0].to_string(), f[2].parse::<u32>().ok()))
+        })
+        .and_then(|(name, gid)| Some((name, gid?)));
+    let Some((name, gid)) = group else {
+        return;
+    };
+    lab.start_daemon(&["--port", "p1", "--socket-group", &name]);
+    let meta = std::fs::metadata(&lab.daemon.as_ref().unwrap().socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), gid);
+    lab.cli_ok(&["link", "show"]);
 }
 
 #[test]
