@@ -142,8 +142,14 @@ pub struct NatCounters {
     pub no_ports: u64,
 }
 
-/// An inside endpoint: (protocol, address, port).
-type MappingKey = (u8, Ipv4Addr, u16);
+/// An endpoint: (protocol, address, port).
+type Endpoint = (u8, Ipv4Addr, u16);
+
+/// A mapping's inside endpoint and the rule it is under: (protocol, address,
+/// port, rule id). Endpoint-independent per rule: a host whose flows leave
+/// by two uplinks (two rules) has a mapping on each, with each uplink's
+/// address.
+type MappingKey = (u8, Ipv4Addr, u16, u32);
 
 #[derive(Debug, Clone, Copy)]
 struct Mapping {
@@ -186,12 +192,12 @@ pub struct Nat {
     /// Both tuples of every session -> (session, is the reply direction).
     tuples: HashMap<Tuple, (u32, bool), ahash::RandomState>,
     mappings: HashMap<MappingKey, Mapping, ahash::RandomState>,
-    used: HashSet<MappingKey, ahash::RandomState>,
+    used: HashSet<Endpoint, ahash::RandomState>,
     /// How many ports of each outside address are taken, per protocol, so a
     /// full address is known without searching it.
     used_per_addr: HashMap<(u8, Ipv4Addr), u32, ahash::RandomState>,
     /// Outside (proto, address, port) -> the mapping that owns it.
-    by_outside: HashMap<MappingKey, MappingKey, ahash::RandomState>,
+    by_outside: HashMap<Endpoint, MappingKey, ahash::RandomState>,
     /// (mapping, remote address) -> sessions, for address-dependent filtering.
     remotes: HashMap<(MappingKey, Ipv4Addr), u32, ahash::RandomState>,
     max: usize,
@@ -520,7 +526,10 @@ impl Nat {
             .flatten();
         // The remote as the mapping sees it.
         let remote = match hairpin {
-            Some(si) => match self.mappings.get(&(t.proto, t.src, t.sport)) {
+            Some(si) => match self
+                .mappings
+                .get(&(t.proto, t.src, t.sport, self.rules[si].id))
+            {
                 Some(own) => own.addr,
                 None => match addr_of(self.rules[si].bridge) {
                     Some(a) => a,
@@ -593,7 +602,7 @@ impl Nat {
         t: &Tuple,
         out_addr: Option<Ipv4Addr>,
     ) -> Result<(Ipv4Addr, u16, MappingKey), NatVerdict> {
-        let key = (t.proto, t.src, t.sport);
+        let key = (t.proto, t.src, t.sport, self.rules[ri].id);
         if let Some(m) = self.mappings.get_mut(&key) {
             m.refs += 1;
             return Ok((m.addr, m.port, key));
@@ -926,7 +935,7 @@ impl Nat {
             let (lo, hi) = rule.ports;
             (lo..=hi).contains(&t.sport) && !self.used.contains(&(t.proto, addr, t.sport))
         };
-        let to = match self.mappings.get(&(t.proto, t.src, t.sport)) {
+        let to = match self.mappings.get(&(t.proto, t.src, t.sport, rule.id)) {
             Some(m) => Some((m.addr, m.port)),
             None => match rule.action {
                 NatAction::Masquerade => out_addr.filter(|&a| keeps_port(a)).map(|a| (a, t.sport)),
@@ -972,6 +981,34 @@ mod tests {
             (1024, 65535),
         );
         nat
+    }
+
+    #[test]
+    fn each_uplink_maps_with_its_own_address() {
+        let mut nat = Nat::new(1000);
+        let inside = Some("192.168.15.0/24".parse().unwrap());
+        nat.add_rule(NatAction::Masquerade, inside, 1, (1024, 65535));
+        nat.add_rule(NatAction::Masquerade, inside, 2, (1024, 65535));
+        let (a, b): (Ipv4Addr, Ipv4Addr) = (
+            "203.0.113.1".parse().unwrap(),
+            "198.51.100.1".parse().unwrap(),
+        );
+        let via_a = t(PROTO_UDP, "192.168.15.1", 5000, "192.0.2.1", 53);
+        let via_b = t(PROTO_UDP, "192.168.15.1", 5000, "192.0.2.2", 53);
+        let NatVerdict::Translate(x) = nat.post_routing(&via_a, 0, 1, Some(a), 0) else {
+            panic!()
+        };
+        let NatVerdict::Translate(y) = nat.post_routing(&via_b, 0, 2, Some(b), 0) else {
+            panic!()
+        };
+        assert_eq!(
+            (x.src, y.src),
+            (a, b),
+            "the same inside endpoint, two uplinks"
+        );
+        assert_eq!((x.sport, y.sport), (5000, 5000));
+        nat.flush(|_| true);
+        assert!(nat.mappings.is_empty() && nat.used.is_empty());
     }
 
     #[test]
