@@ -1068,24 +1068,32 @@ impl Router {
         if let Resolve::Pending { ask: true } = resolved {
             self.ask(nh.bridge, next_ip);
         }
+        // Fragments after the first carry only the options marked "copied"
+        // (RFC 791 3.1): the header they get.
+        let (later, later_hl) = copied_options_header(&frame[L3..L3 + hl]);
         let mut off = 0;
         while off < payload.len() {
             let n = step.min(payload.len() - off);
             let Some(i) = self.em.alloc() else {
                 return L3Out::Drop(DropReason::NoBuffer);
             };
+            let (hdr, h) = if base + off == 0 {
+                (&frame[L3..L3 + hl], hl)
+            } else {
+                (&later[..later_hl], later_hl)
+            };
             let b = self.em.buf_mut(i);
             b[L2..L2 + 14].copy_from_slice(&frame[L2..L2 + 14]);
             b[L2 + 6..L2 + 12].copy_from_slice(&out_mac.0);
-            b[L3..L3 + hl].copy_from_slice(&frame[L3..L3 + hl]);
-            b[L3 + hl..L3 + hl + n].copy_from_slice(&payload[off..off + n]);
+            b[L3..L3 + h].copy_from_slice(hdr);
+            b[L3 + h..L3 + h + n].copy_from_slice(&payload[off..off + n]);
             let last = off + n == payload.len();
             let field = (((base + off) / 8) as u16) | if !last || more { 0x2000 } else { 0 };
-            b[L3 + 2..L3 + 4].copy_from_slice(&((hl + n) as u16).to_be_bytes());
+            b[L3 + 2..L3 + 4].copy_from_slice(&((h + n) as u16).to_be_bytes());
             b[L3 + 6..L3 + 8].copy_from_slice(&field.to_be_bytes());
             b[L3 + 8] -= 1;
-            Ipv4Packet::new_unchecked(&mut b[L3..L3 + hl]).fill_checksum();
-            self.em.set_len(i, L3 + hl + n);
+            Ipv4Packet::new_unchecked(&mut b[L3..L3 + h]).fill_checksum();
+            self.em.set_len(i, L3 + h + n);
             self.counters.fragments_made += 1;
             match resolved {
                 Resolve::Mac(m) => {
@@ -1339,4 +1347,58 @@ fn dry_nat(tr: &mut Tracer, peek: Peek, t: &Tuple, pre: bool) -> NatVerdict {
         new_session,
     });
     NatVerdict::Translate(to)
+}
+
+/// The header of a fragment after the first: `hdr` with only the options
+/// whose "copied" flag is set (padded to 32 bits), and its length.
+fn copied_options_header(hdr: &[u8]) -> ([u8; 60], usize) {
+    let mut out = [0u8; 60];
+    out[..IPV4_MIN_HDR_LEN].copy_from_slice(&hdr[..IPV4_MIN_HDR_LEN]);
+    let mut len = IPV4_MIN_HDR_LEN;
+    let opts = &hdr[IPV4_MIN_HDR_LEN..];
+    let mut k = 0;
+    while k < opts.len() {
+        match opts[k] {
+            0 => break,
+            1 => k += 1,
+            kind => {
+                let Some(&n) = opts.get(k + 1) else { break };
+                let n = usize::from(n);
+                if n < 2 || k + n > opts.len() {
+                    break;
+                }
+                if kind & 0x80 != 0 {
+                    out[len..len + n].copy_from_slice(&opts[k..k + n]);
+                    len += n;
+                }
+                k += n;
+            }
+        }
+    }
+    let len = (len + 3) & !3;
+    out[0] = 0x40 | (len / 4) as u8;
+    (out, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copied_options_header;
+
+    #[test]
+    fn later_fragments_keep_only_copied_options() {
+        let mut hdr = vec![
+            0x48u8, 0, 0, 60, 0, 1, 0x20, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        // Record route (7, not copied), a NOP, then a copied option (0x82).
+        hdr.extend_from_slice(&[7, 3, 4, 1, 0x82, 4, 0xaa, 0xbb]);
+        hdr.resize(32, 0);
+        let (out, len) = copied_options_header(&hdr);
+        assert_eq!(len, 24);
+        assert_eq!(out[0], 0x46);
+        assert_eq!(&out[20..24], &[0x82, 4, 0xaa, 0xbb]);
+        // A garbage length stops the walk, without a panic.
+        let mut bad = hdr.clone();
+        bad[21] = 200;
+        assert_eq!(copied_options_header(&bad).1, 20);
+    }
 }
