@@ -533,3 +533,33 @@ print(d.decode(), '%s:%d' % a)\n",
         "h2 saw h1 as the NAT address, h1 heard back from h2's mapping"
     );
 }
+
+#[test]
+fn fragmented_datagrams_cross_nat_both_ways() {
+    let lab = nat_lab(&[]);
+    // The outside host echoes whole datagrams: 3,000 bytes each way, so
+    // both hosts' kernels fragment them (MTU 1500).
+    let echo = "import socket\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.bind(('0.0.0.0', 7100))\n\
+while True:\n\
+\x20   d, a = s.recvfrom(65535)\n\
+\x20   s.sendto(d + ('|%s:%d' % a).encode(), a)\n";
+    serve(&lab, 3, echo, "7100");
+    let out = lab.host(1).ns.check(&[
+        "python3",
+        "-c",
+        "import socket\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.settimeout(3)\n\
+s.sendto(b'x' * 3000, ('203.0.113.2', 7100))\n\
+d, a = s.recvfrom(65535)\n\
+print(len(d.split(b'|')[0]), d.split(b'|')[1].decode())\n",
+    ]);
+    let (len, seen) = out.trim().split_once(' ').expect("an answer");
+    assert_eq!(len, "3000", "the whole datagram came back");
+    assert!(
+        seen.starts_with(&format!("{NAT_ADDR}:")),
+        "the server saw {seen}"
+    );
+}

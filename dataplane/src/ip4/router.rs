@@ -15,8 +15,8 @@ use crate::counters::DropReason;
 use crate::emit::{EmitTo, Emitter, BUF_SIZE};
 use crate::l2::{BridgeId, PortId};
 use crate::nat::{
-    parse_icmp_error, parse_tuple, rewrite, rewrite_icmp_error, Nat, NatDrop, NatVerdict, Peek,
-    Tuple,
+    parse_icmp_error, parse_tuple, rewrite, rewrite_addrs, rewrite_icmp_error, Nat, NatDrop,
+    NatVerdict, Peek, Tuple,
 };
 use crate::trace;
 use crate::trace::{ArpAction, Event, NextHopMac, Tracer};
@@ -692,6 +692,8 @@ impl Router {
             }
         };
         let (ttl, total, df) = (ip.ttl(), ip.total_len(), ip.dont_frag());
+        let (ident, more_frags, frag_at) = (ip.ident(), ip.more_frags(), ip.frag_offset());
+        let (ip_src, ip_dst, ip_proto) = (ip.src(), ip.dst(), ip.protocol());
         trace!(
             T; self.trace,
             Event::Ip4 {
@@ -743,9 +745,22 @@ impl Router {
                     v
                 };
                 match verdict {
-                    NatVerdict::Translate(to) => rewrite(&mut frame[L3..], &t, &to, partial),
+                    NatVerdict::Translate(to) => {
+                        rewrite(&mut frame[L3..], &t, &to, partial);
+                        if more_frags && !(T && self.trace.dry) {
+                            self.nat.note_fragmented(&t, &to, ident, now);
+                        }
+                    }
                     NatVerdict::Pass => nat_tuple = Some((t, flags)),
                     NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
+                }
+            } else if frag_at != 0 {
+                // A later fragment: the addresses its first one got.
+                let key = (ip_src, ip_dst, ip_proto, ident);
+                if !(T && self.trace.dry) {
+                    if let Some((s, d)) = self.nat.fragment(key, !more_frags) {
+                        rewrite_addrs(&mut frame[L3..], s, d);
+                    }
                 }
             } else if let Some((inner, at)) = parse_icmp_error(&frame[L3..]) {
                 // An error about a translated packet goes back translated.
@@ -844,7 +859,12 @@ impl Router {
                 v
             };
             match verdict {
-                NatVerdict::Translate(to) => rewrite(&mut frame[L3..], &t, &to, partial),
+                NatVerdict::Translate(to) => {
+                    rewrite(&mut frame[L3..], &t, &to, partial);
+                    if more_frags && !(T && self.trace.dry) {
+                        self.nat.note_fragmented(&t, &to, ident, now);
+                    }
+                }
                 NatVerdict::Pass => {}
                 NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
             }

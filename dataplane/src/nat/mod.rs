@@ -22,7 +22,9 @@ use crate::wire::ipv4::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-pub use translate::{parse_icmp_error, parse_tuple, rewrite, rewrite_icmp_error, Tuple};
+pub use translate::{
+    parse_icmp_error, parse_tuple, rewrite, rewrite_addrs, rewrite_icmp_error, Tuple,
+};
 
 /// Timeouts in seconds (RFC 5382 REQ-5: established TCP at least 2 h 4 min,
 /// transitory 4 min; RFC 4787 REQ-5: UDP at least 2 min, 5 min recommended).
@@ -145,6 +147,24 @@ pub struct NatCounters {
 /// An endpoint: (protocol, address, port).
 type Endpoint = (u8, Ipv4Addr, u16);
 
+/// A datagram, as its fragments name it: (source, destination, protocol,
+/// identification).
+type FragmentKey = (Ipv4Addr, Ipv4Addr, u8, u16);
+
+/// The addresses a datagram's later fragments get, until when (ms).
+#[derive(Debug, Clone, Copy)]
+struct FragmentRewrite {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    until: u64,
+}
+
+/// Fragmented datagrams in flight NAT remembers at most.
+pub const MAX_FRAGMENTED: usize = 4096;
+/// How long the later fragments of a datagram may take (RFC 4787 REQ-14
+/// asks for fragments to be translated; they come within milliseconds).
+const FRAGMENT_MS: u64 = 5_000;
+
 /// A mapping's inside endpoint and the rule it is under: (protocol, address,
 /// port, rule id). Endpoint-independent per rule: a host whose flows leave
 /// by two uplinks (two rules) has a mapping on each, with each uplink's
@@ -200,6 +220,9 @@ pub struct Nat {
     by_outside: HashMap<Endpoint, MappingKey, ahash::RandomState>,
     /// (mapping, remote address) -> sessions, for address-dependent filtering.
     remotes: HashMap<(MappingKey, Ipv4Addr), u32, ahash::RandomState>,
+    /// Datagrams whose first fragment was translated: how to rewrite the
+    /// addresses of the fragments that follow (they carry no ports).
+    fragments: HashMap<FragmentKey, FragmentRewrite, ahash::RandomState>,
     max: usize,
     live: usize,
     pub timeouts: Timeouts,
@@ -231,6 +254,7 @@ impl Nat {
             mappings: HashMap::with_capacity_and_hasher(0, hasher()),
             used: HashSet::with_capacity_and_hasher(0, hasher()),
             used_per_addr: HashMap::with_capacity_and_hasher(0, hasher()),
+            fragments: HashMap::with_capacity_and_hasher(0, hasher()),
             by_outside: HashMap::with_capacity_and_hasher(0, hasher()),
             remotes: HashMap::with_capacity_and_hasher(0, hasher()),
             max,
@@ -380,7 +404,40 @@ impl Nat {
     }
 
     /// Reclaims expired sessions, a slice of the table at a time.
+    /// The first fragment of a datagram (`id`) was translated from `from`
+    /// to `to`: its later fragments get the same addresses.
+    pub fn note_fragmented(&mut self, from: &Tuple, to: &Tuple, id: u16, now: u64) {
+        if self.fragments.len() >= MAX_FRAGMENTED {
+            self.fragments.retain(|_, f| f.until > now);
+            if self.fragments.len() >= MAX_FRAGMENTED {
+                return;
+            }
+        }
+        self.fragments.insert(
+            (from.src, from.dst, from.proto, id),
+            FragmentRewrite {
+                src: to.src,
+                dst: to.dst,
+                until: now + FRAGMENT_MS,
+            },
+        );
+    }
+
+    /// A later fragment: the (source, destination) it gets, if the first
+    /// fragment of its datagram was translated. `last`: the datagram is
+    /// complete after it.
+    pub fn fragment(&mut self, key: FragmentKey, last: bool) -> Option<(Ipv4Addr, Ipv4Addr)> {
+        let f = if last {
+            self.fragments.remove(&key)?
+        } else {
+            *self.fragments.get(&key)?
+        };
+        self.counters.translated += 1;
+        Some((f.src, f.dst))
+    }
+
     pub fn expire(&mut self, now: u64) {
+        self.fragments.retain(|_, f| f.until > now);
         // A slice of the table per call (once a second), so reclaiming never
         // holds up forwarding for long: 65,536 slots take well under a
         // millisecond, and a table of up to 2M sessions is swept within

@@ -136,6 +136,15 @@ fn set_ports(l4: &mut [u8], proto: u8, to: &Tuple) {
     }
 }
 
+/// Rewrites only the addresses of an IPv4 header (a later fragment, which
+/// carries no transport header).
+pub fn rewrite_addrs(l3: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    let old_src = Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]);
+    let old_dst = Ipv4Addr::new(l3[16], l3[17], l3[18], l3[19]);
+    let c = changes((old_src, old_dst), (src, dst));
+    set_addrs(l3, &c, src, dst);
+}
+
 /// Rewrites the packet's tuple (from `parse_tuple`) to `to`.
 /// `partial`: the L4 checksum is left to the device (NEEDS_CSUM).
 pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
