@@ -310,7 +310,8 @@ pub struct Tracer {
     port: Option<PortId>,
     filter: Filter,
     started: Option<std::time::Instant>,
-    packets: Vec<TracedPacket>,
+    /// Shared with readers: reading a trace copies pointers, not events.
+    packets: Vec<std::sync::Arc<TracedPacket>>,
     next_number: u32,
 }
 
@@ -346,8 +347,8 @@ impl Tracer {
         }
     }
 
-    /// The packets traced so far.
-    pub fn packets(&self) -> &[TracedPacket] {
+    /// The packets traced so far (cheap to clone: shared).
+    pub fn packets(&self) -> &[std::sync::Arc<TracedPacket>] {
         &self.packets
     }
 
@@ -361,12 +362,12 @@ impl Tracer {
         self.left -= 1;
         self.next_number += 1;
         let at_us = self.started.map_or(0, |s| s.elapsed().as_micros() as u64);
-        self.packets.push(TracedPacket {
+        self.packets.push(std::sync::Arc::new(TracedPacket {
             number: self.next_number,
             at_us,
             events: Vec::with_capacity(8),
             truncated: false,
-        });
+        }));
         self.on = true;
         if eth.len() >= 14 {
             self.record(Event::Rx {
@@ -394,7 +395,9 @@ impl Tracer {
     /// (see the [`trace!`](crate::trace!) macro).
     #[cold]
     pub fn record(&mut self, e: Event) {
-        if let Some(p) = self.packets.last_mut() {
+        // A packet is recorded within one batch and read between batches,
+        // so it is never shared while it grows; were it, it is copied.
+        if let Some(p) = self.packets.last_mut().map(std::sync::Arc::make_mut) {
             if p.events.len() < MAX_EVENTS_PER_PACKET {
                 p.events.push(e);
             } else {
@@ -415,7 +418,10 @@ impl Tracer {
 
     /// Ends a dry run: the running trace is back, the dry packet returned.
     pub fn end_dry(&mut self, saved: Tracer) -> TracedPacket {
-        let packet = self.packets.pop();
+        let packet = self
+            .packets
+            .pop()
+            .map(|p| std::sync::Arc::try_unwrap(p).unwrap_or_else(|p| (*p).clone()));
         *self = saved;
         packet.unwrap_or(TracedPacket {
             number: 1,

@@ -1260,9 +1260,11 @@ impl Switch {
         self.router.trace.stop();
     }
 
-    /// The trace so far: whether it is armed, packets still to take, and a
-    /// copy of what it recorded (formatted elsewhere, with [`Switch::names`]).
-    pub fn trace_read(&self) -> (bool, u32, Vec<TracedPacket>) {
+    /// The trace so far: whether it is armed, packets still to take, and
+    /// what it recorded (shared, not copied: reading a full trace takes
+    /// microseconds here; it is formatted elsewhere, with
+    /// [`Switch::names`]).
+    pub fn trace_read(&self) -> (bool, u32, Vec<std::sync::Arc<TracedPacket>>) {
         let t = &self.router.trace;
         (t.armed, t.left(), t.packets().to_vec())
     }
