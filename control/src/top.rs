@@ -154,7 +154,10 @@ pub fn run(client: &mut Client, interval: Duration, once: bool) -> Result<(), St
     if once {
         let first = stats(client)?;
         std::thread::sleep(interval);
-        print!("{}", render(&stats(client)?, Some(&first), secs));
+        let screen = render(&stats(client)?, Some(&first), secs);
+        let mut stdout = std::io::stdout().lock();
+        // A reader that went away (`| head`) is not an error.
+        let _ = stdout.write_all(screen.as_bytes());
         return Ok(());
     }
     let mut out = std::io::stdout();

@@ -2,13 +2,23 @@
 
 use patchbay_control::cli::{self, Parsed, USAGE};
 use patchbay_control::client::Client;
+use std::io::Write;
 use std::process::ExitCode;
+
+/// Writes to stdout; a reader that went away (`| head`, `tcpdump -c`) is
+/// not an error.
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let inv = match cli::parse(&args) {
         Ok(Parsed::Help) => {
-            print!("{USAGE}");
+            out(USAGE);
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Run(inv)) => inv,
@@ -19,7 +29,7 @@ fn main() -> ExitCode {
     };
     match run(&inv) {
         Ok(text) => {
-            print!("{text}");
+            out(&text);
             ExitCode::SUCCESS
         }
         Err(e) => {
