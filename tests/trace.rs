@@ -238,6 +238,30 @@ fn trace_packet_agrees_with_real_traffic() {
         arp["lines"].to_string().contains("a reply would be sent"),
         "{arp}"
     );
+    // A published port reached from inside: both addresses change.
+    lab.cli_ok(&[
+        "nat",
+        "add",
+        "dnat",
+        "proto",
+        "tcp",
+        "in",
+        "wan",
+        "dport",
+        "8080",
+        "to",
+        "10.1.0.2:80",
+    ]);
+    let hairpin = lab.cli_json(&[
+        "trace", "packet", "in", "p1", "src", "10.1.0.2", "dst", "10.2.0.1", "proto", "tcp",
+        "dport", "8080",
+    ]);
+    assert!(
+        hairpin["lines"].to_string().contains(
+            "destination 10.2.0.1:8080 -> 10.1.0.2:80, source 10.1.0.2:40000 -> 10.2.0.1:40000 (tcp new session"
+        ),
+        "{hairpin}"
+    );
 }
 
 #[test]

@@ -101,14 +101,12 @@ pub enum Event {
         ttl: u8,
         len: u16,
     },
-    /// nat: a rewrite, before (`pre`) or after routing.
+    /// nat: a rewrite, before (`pre`) or after routing: the packet's
+    /// addresses and ports before and after.
     Nat {
         pre: bool,
-        proto: u8,
-        from: (Ipv4Addr, u16),
-        to: (Ipv4Addr, u16),
-        /// The address that changed is the source.
-        source: bool,
+        from: crate::nat::Tuple,
+        to: crate::nat::Tuple,
         rule: u32,
         new_session: bool,
     },
@@ -655,10 +653,8 @@ impl fmt::Display for Described<'_> {
             ),
             Event::Nat {
                 pre,
-                proto,
                 from,
                 to,
-                source,
                 rule,
                 new_session,
             } => {
@@ -667,20 +663,33 @@ impl fmt::Display for Described<'_> {
                 } else {
                     "nat (post-routing)"
                 };
-                let which = if source { "source" } else { "destination" };
                 let session = if new_session {
                     "new session"
                 } else {
                     "session"
                 };
+                // An echo's identifier stands in both "ports": a new one is
+                // a change of the source only.
+                let dst_changed = to.dst != from.dst || (from.proto != 1 && to.dport != from.dport);
+                let src_changed = to.src != from.src || to.sport != from.sport;
+                let mut parts = Vec::new();
+                if dst_changed {
+                    parts.push(format!(
+                        "destination {}:{} -> {}:{}",
+                        from.dst, from.dport, to.dst, to.dport
+                    ));
+                }
+                if src_changed {
+                    parts.push(format!(
+                        "source {}:{} -> {}:{}",
+                        from.src, from.sport, to.src, to.sport
+                    ));
+                }
                 write!(
                     f,
-                    "{stage}: {which} {}:{} -> {}:{} ({} {session}, rule {rule})",
-                    from.0,
-                    from.1,
-                    to.0,
-                    to.1,
-                    proto_name(proto)
+                    "{stage}: {} ({} {session}, rule {rule})",
+                    parts.join(", "),
+                    proto_name(from.proto)
                 )
             }
             Event::NatWouldCreate { pre, rule } => {

@@ -1320,18 +1320,10 @@ pub const MAX_MADE_FRAME: usize = BUF_SIZE;
 #[cold]
 fn trace_nat(tr: &mut Tracer, nat: &Nat, v: &NatVerdict, t: &Tuple, pre: bool, created: u64) {
     if let NatVerdict::Translate(to) = v {
-        let source = to.src != t.src || to.sport != t.sport;
-        let (from, to_ep) = if source {
-            ((t.src, t.sport), (to.src, to.sport))
-        } else {
-            ((t.dst, t.dport), (to.dst, to.dport))
-        };
         tr.record(Event::Nat {
             pre,
-            proto: t.proto,
-            from,
-            to: to_ep,
-            source,
+            from: *t,
+            to: *to,
             rule: nat.rule_of(to).unwrap_or(0),
             new_session: nat.counters.sessions_created > created,
         });
@@ -1351,18 +1343,10 @@ fn dry_nat(tr: &mut Tracer, peek: Peek, t: &Tuple, pre: bool) -> NatVerdict {
             return NatVerdict::Pass;
         }
     };
-    let source = to.src != t.src || to.sport != t.sport;
-    let (from, to_ep) = if source {
-        ((t.src, t.sport), (to.src, to.sport))
-    } else {
-        ((t.dst, t.dport), (to.dst, to.dport))
-    };
     tr.record(Event::Nat {
         pre,
-        proto: t.proto,
-        from,
-        to: to_ep,
-        source,
+        from: *t,
+        to,
         rule,
         new_session,
     });

@@ -939,11 +939,26 @@ impl Nat {
             else {
                 unreachable!("a dnat rule")
             };
-            let to = Tuple {
+            let mut to = Tuple {
                 dst: to_addr,
                 dport: to_port,
                 ..*t
             };
+            // Hairpin: from inside, the source is translated too (to its
+            // mapping, or the rule's address with its port kept).
+            if in_bridge != r.bridge {
+                if let Some(si) = self.snat_rule_for(t.src, None) {
+                    let sr = &self.rules[si];
+                    let own = self.mappings.get(&(t.proto, t.src, t.sport, sr.id));
+                    if let Some((a, p)) = own
+                        .map(|m| (m.addr, m.port))
+                        .or_else(|| addr_of(sr.bridge).map(|a| (a, t.sport)))
+                    {
+                        to.src = a;
+                        to.sport = p;
+                    }
+                }
+            }
             return Peek::Create {
                 rule: r.id,
                 to: Some(to),
