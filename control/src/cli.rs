@@ -23,12 +23,12 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   link add NAME type bridge [ageing_time SECS]  add a bridge
   link set NAME master BRIDGE | nomaster        move a port to a bridge, or out
   link set NAME ageing_time SECS                FDB ageing time of a bridge
+  link set BRIDGE mtu BYTES                     MTU of routed packets (68-9000; needs an address)
   link del NAME                                 delete a port or a bridge
   fdb show [dev PORT | br BRIDGE]               learned and static MACs
   fdb add MAC dev PORT                          add a static entry
   fdb del MAC dev PORT | br BRIDGE              delete an entry
   fdb flush [dev PORT | br BRIDGE] [static]     forget learned entries (and static)
-  link set BRIDGE mtu BYTES                     MTU of routed packets on a bridge
   addr show [dev BRIDGE]                        router interfaces: MAC, MTU, addresses
   addr add|del A.B.C.D/LEN dev BRIDGE           router address (and connected route)
   route show                                    the routing table
@@ -36,7 +36,8 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   route add PREFIX dev BRIDGE                   directly connected
   route del PREFIX|default
   route get A.B.C.D                             the decision for one address, in words
-  route load FILE|-                             many routes, one 'PREFIX via GATEWAY' a line
+  route load FILE|-                             many routes: 'PREFIX via GATEWAY [dev BR]' or
+                                                'PREFIX dev BR' a line, # comments
   neigh show [dev BRIDGE]                       ARP cache: address, MAC, port, state, age
   neigh add A.B.C.D lladdr MAC dev BRIDGE       permanent entry
   neigh del A.B.C.D dev BRIDGE
@@ -403,7 +404,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         }
         (o, _) => {
             return Err(format!(
-                "unknown object '{o}' (try: link, fdb, addr, route, neigh, nat, trace, stats, apply, save, version)"
+                "unknown object '{o}' (try: link, fdb, addr, route, neigh, nat, trace, capture, top, stats, apply, save, version)"
             ))
         }
     };
@@ -1085,7 +1086,7 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
             if (routes.len() as u64) < total {
                 let _ = writeln!(
                     s,
-                    "... {} more (use -j with the socket API's limit)",
+                    "... {} more (showing the first 10,000; 'patchbay save' lists all)",
                     total - routes.len() as u64
                 );
             }
