@@ -395,6 +395,7 @@ fn no_packet_is_lost_while_100k_routes_an_address_and_nat_rules_change() {
 
     let file_b = File::new(&lab, "b.toml", &b);
     let out = lab.cli_ok(&["apply", file_b.path()]);
+    eprintln!("apply A->B: {}", out.trim());
     assert!(out.contains("routes +25000 -25000"), "{out}");
     lab.cli_ok(&["addr", "add", "10.30.0.1/24", "dev", "other"]);
     lab.cli_ok(&[
