@@ -45,18 +45,7 @@ impl Drop for File {
 /// gateway .1 of its subnet; no daemon yet.
 fn hosts() -> Lab {
     let mut lab = Lab::new(bins(), 0);
-    for k in 1..=3 {
-        lab.add_host(&format!("10.{k}.0.2/24"));
-        let h = lab.hosts.last().unwrap();
-        h.ns.check(&[
-            "ip",
-            "route",
-            "add",
-            "default",
-            "via",
-            &format!("10.{k}.0.1"),
-        ]);
-    }
+    lab.add_routed_hosts(3);
     lab
 }
 

@@ -81,6 +81,23 @@ fn nat_lab(extra: &[&str]) -> Lab {
     lab
 }
 
+/// Replaces the lab's masquerade rule by one with endpoint-independent
+/// filtering.
+fn endpoint_independent(lab: &Lab) {
+    lab.cli_ok(&["nat", "del", "1"]);
+    lab.cli_ok(&[
+        "nat",
+        "add",
+        "masquerade",
+        "src",
+        "192.168.15.0/24",
+        "out",
+        "br1",
+        "filtering",
+        "endpoint-independent",
+    ]);
+}
+
 fn serve(lab: &Lab, k: usize, script: &str, port: &str) {
     let child = lab.host(k).ns.spawn(&["python3", "-c", script, port]);
     std::mem::forget(child); // killed with its namespace
@@ -444,18 +461,7 @@ except socket.timeout:\n\
         probe(&lab, "43000").contains("nothing"),
         "default filtering let a stranger port in"
     );
-    lab.cli_ok(&["nat", "del", "1"]);
-    lab.cli_ok(&[
-        "nat",
-        "add",
-        "masquerade",
-        "src",
-        "192.168.15.0/24",
-        "out",
-        "br1",
-        "filtering",
-        "endpoint-independent",
-    ]);
+    endpoint_independent(&lab);
     assert!(
         probe(&lab, "43001").contains("stranger"),
         "endpoint-independent filtering kept it out"
@@ -483,18 +489,7 @@ fn path_mtu_discovery_works_through_nat() {
 #[test]
 fn hairpin_onto_another_inside_hosts_mapping() {
     let lab = nat_lab(&[]);
-    lab.cli_ok(&["nat", "del", "1"]);
-    lab.cli_ok(&[
-        "nat",
-        "add",
-        "masquerade",
-        "src",
-        "192.168.15.0/24",
-        "out",
-        "br1",
-        "filtering",
-        "endpoint-independent",
-    ]);
+    endpoint_independent(&lab);
     serve(&lab, 3, UDP_ECHO, "7005");
     // h2 (a peer-to-peer client, say) talks to the outside from port 5000,
     // which makes its mapping 203.0.113.1:5000, then echoes what comes.

@@ -19,18 +19,7 @@ fn bins() -> Bins {
 /// (10.2.0.1) where h2 10.2.0.2 is on p2.
 fn gateway() -> Lab {
     let mut lab = Lab::new(bins(), 0);
-    for k in 1..=2 {
-        lab.add_host(&format!("10.{k}.0.2/24"));
-        let h = lab.hosts.last().unwrap();
-        h.ns.check(&[
-            "ip",
-            "route",
-            "add",
-            "default",
-            "via",
-            &format!("10.{k}.0.1"),
-        ]);
-    }
+    lab.add_routed_hosts(2);
     lab.start_daemon(&["--port", "p1", "--port", "p2"]);
     for cmd in [
         "link add lan type bridge",

@@ -7,14 +7,12 @@
 //! here before the job is sent.
 
 use crate::api::{
-    self, ApiError, ErrorCode, LinkKind, LinkShow, NatRuleSpec, Request, Response,
-    MAX_REQUEST_BYTES,
+    self, ApiError, ErrorCode, LinkKind, LinkShow, Request, Response, MAX_REQUEST_BYTES,
 };
 use crate::apply::{self, Summary};
 use crate::config;
 use patchbay_dataplane::capture;
 use patchbay_dataplane::ip4::{FibError, Ipv4Net, RouterError};
-use patchbay_dataplane::nat::{Filtering, NatAction};
 use patchbay_dataplane::pipeline::{EngineHandle, RunningSnapshot, Switch, SwitchError};
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use patchbay_dataplane::trace::{self, Described, Event, Filter};
@@ -759,48 +757,11 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             engine.call(|sw| sw.nat_rules()).map_err(|_| stopped())?,
         )),
         Request::NatAdd { rule } => {
-            let (action, src, dev, ports, filtering) = match rule {
-                NatRuleSpec::Masquerade {
-                    src,
-                    out,
-                    ports,
-                    filtering,
-                } => (NatAction::Masquerade, src, out, ports, filtering),
-                NatRuleSpec::Snat {
-                    src,
-                    first,
-                    last,
-                    out,
-                    ports,
-                    filtering,
-                } => (NatAction::Snat { first, last }, src, out, ports, filtering),
-                NatRuleSpec::Dnat {
-                    proto,
-                    in_dev,
-                    dport,
-                    to_addr,
-                    to_port,
-                } => {
-                    let proto = match proto.as_str() {
-                        "tcp" => 6,
-                        "udp" => 17,
-                        p => {
-                            return Err(ApiError::new(
-                                ErrorCode::Invalid,
-                                format!("nat: dnat proto must be tcp or udp, not '{p}'"),
-                            ))
-                        }
-                    };
-                    let action = NatAction::Dnat {
-                        proto,
-                        dport,
-                        to_addr,
-                        to_port,
-                    };
-                    (action, None, in_dev, None, Filtering::default())
-                }
-            };
-            let id = on_switch!(|sw| sw.nat_add(action, src, &dev, ports, filtering));
+            // Checked as a config file's rules are.
+            let r = config::nat_rule(&rule)
+                .map_err(|(_, m)| ApiError::new(ErrorCode::Invalid, format!("nat: {m}")))?;
+            let id =
+                on_switch!(|sw| sw.nat_add(r.action, r.src, &r.bridge, Some(r.ports), r.filtering));
             Ok(json!(id))
         }
         Request::NatDel { id } => {

@@ -268,6 +268,23 @@ impl Lab {
         self.hosts.last().expect("just pushed")
     }
 
+    /// Adds `n` hosts, h{k} at 10.{k}.0.2/24 on port p{k}, each with the
+    /// default route via 10.{k}.0.1 (a router patchbay is to be).
+    pub fn add_routed_hosts(&mut self, n: usize) {
+        for k in 1..=n {
+            self.add_host(&format!("10.{k}.0.2/24"));
+            let h = self.hosts.last().expect("just added");
+            h.ns.check(&[
+                "ip",
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("10.{k}.0.1"),
+            ]);
+        }
+    }
+
     pub fn host(&self, k: usize) -> &Host {
         &self.hosts[k - 1]
     }

@@ -495,11 +495,7 @@ impl Nat {
         if !to_us {
             return NatVerdict::Pass;
         }
-        let dnat = self.rules.iter().position(|r| {
-            matches!(r.action, NatAction::Dnat { proto, dport, .. } if proto == t.proto && dport == t.dport)
-                && (r.bridge == in_bridge || addr_of(r.bridge) == Some(t.dst))
-        });
-        if let Some(ri) = dnat {
+        if let Some(ri) = self.dnat_rule_for(t, in_bridge, addr_of) {
             return self.dnat(ri, t, tcp_flags, in_bridge, addr_of, now);
         }
         self.inbound_on_mapping(t, tcp_flags, in_bridge, addr_of, now)
@@ -638,6 +634,20 @@ impl Nat {
             }
         }
         verdict
+    }
+
+    /// The destination NAT rule that publishes `t`'s destination port, on
+    /// the bridge it came in on or on the address it is sent to (hairpin).
+    fn dnat_rule_for(
+        &self,
+        t: &Tuple,
+        in_bridge: BridgeId,
+        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
+    ) -> Option<usize> {
+        self.rules.iter().position(|r| {
+            matches!(r.action, NatAction::Dnat { proto, dport, .. } if proto == t.proto && dport == t.dport)
+                && (r.bridge == in_bridge || addr_of(r.bridge) == Some(t.dst))
+        })
     }
 
     /// The first source NAT rule that covers `src` (leaving through
@@ -928,11 +938,10 @@ impl Nat {
         if !to_us {
             return Peek::Pass;
         }
-        let dnat = self.rules.iter().find(|r| {
-            matches!(r.action, NatAction::Dnat { proto, dport, .. } if proto == t.proto && dport == t.dport)
-                && (r.bridge == in_bridge || addr_of(r.bridge) == Some(t.dst))
-        });
-        if let Some(r) = dnat {
+        if let Some(r) = self
+            .dnat_rule_for(t, in_bridge, addr_of)
+            .map(|i| &self.rules[i])
+        {
             let NatAction::Dnat {
                 to_addr, to_port, ..
             } = r.action
