@@ -422,3 +422,34 @@ fn no_packet_is_lost_while_100k_routes_an_address_and_nat_rules_change() {
         .cli_ok(&["route", "get", "100.0.7.1"])
         .contains("via 10.3.0.2"));
 }
+
+#[test]
+fn apply_adds_and_removes_tap_ports() {
+    let mut lab = hosts();
+    let file = File::new(&lab, "lab.toml", &gateway_lab(""));
+    start(&mut lab, &file);
+    let tap = format!("t{}", std::process::id() % 100_000);
+    file.write(&gateway_lab(&format!(
+        "\n[[port]]\nname = \"{tap}\"\nkind = \"tap\"\nbridge = \"other\"\n"
+    )));
+    let out = lab.cli_ok(&["apply", file.path()]);
+    assert!(out.contains("ports +1 -0"), "{out}");
+    assert!(lab
+        .cli_ok(&["save"])
+        .contains(&format!("name = \"{tap}\"\nkind = \"tap\"")));
+    lab.sw.check(&["ip", "link", "show", &tap]);
+    // A port that cannot be opened: the whole apply is refused, naming it.
+    file.write(&gateway_lab(
+        "\n[[port]]\nname = \"nosuch9\"\nbridge = \"lan\"\n",
+    ));
+    let before = lab.cli_ok(&["save"]);
+    let out = lab.cli(&["apply", file.path()]);
+    assert!(!out.status.success());
+    assert_eq!(lab.cli_ok(&["save"]), before, "the tap is still there");
+    // Gone from the file, gone from the switch (and the device with it).
+    file.write(&gateway_lab(""));
+    let out = lab.cli_ok(&["apply", file.path()]);
+    assert!(out.contains("ports +0 -1"), "{out}");
+    assert!(!lab.cli_ok(&["link", "show"]).contains(&tap));
+    assert!(!lab.sw.run(&["ip", "link", "show", &tap]).status.success());
+}
