@@ -1163,20 +1163,10 @@ impl Switch {
         }
     }
 
-    /// The FDB, sorted by bridge then MAC.
+    /// The FDB, sorted by bridge then MAC (see [`Switch::fdb_snapshot`] to
+    /// do the sorting and naming off the forwarding thread).
     pub fn fdb(&self) -> Vec<FdbRow> {
-        let now = self.now();
-        let mut rows: Vec<_> = self.fdb.entries().collect();
-        rows.sort_by_key(|(b, m, _)| (*b, *m));
-        rows.into_iter()
-            .map(|(b, mac, e)| FdbRow {
-                mac,
-                port: self.port_name(e.port).to_string(),
-                bridge: self.bridge_name(b).to_string(),
-                age: (!e.is_static).then(|| now.saturating_sub(e.last_seen)),
-                is_static: e.is_static,
-            })
-            .collect()
+        self.fdb_snapshot().finish()
     }
 
     pub fn stats(&self) -> StatsInfo {
