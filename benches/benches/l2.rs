@@ -81,7 +81,7 @@ fn stage(c: &mut Criterion) {
     g.bench_function("known unicast, per batch of 64", |b| {
         b.iter(|| {
             for f in &frames {
-                black_box(l2_forward(f, 9, 0, &mut fdb, 1, &mut counters, None, true));
+                black_box(l2_forward(f, 9, 0, &mut fdb, 1, &mut counters, None, true).0);
             }
         })
     });

@@ -633,17 +633,29 @@ pub fn execute(
                 limits_line: None,
                 port_lines: HashMap::new(),
             };
+            let mut undo_failed = 0;
             match plan("undo", &sw.running_state(), 0, &back) {
                 Ok(undo) => {
                     for mut step in undo.steps {
                         if let Err(e) = step.run(sw, &mut ports) {
                             log::error!("apply: undoing, '{step}' failed: {e}");
+                            undo_failed += 1;
                         }
                     }
                 }
-                Err(e) => log::error!("apply: cannot undo: {e}"),
+                Err(e) => {
+                    log::error!("apply: cannot undo: {e}");
+                    undo_failed += 1;
+                }
             }
-            Err(why)
+            Err(if undo_failed == 0 {
+                format!("{why}; nothing was changed")
+            } else {
+                format!(
+                    "{why}; undoing it, {undo_failed} steps failed (see the log): the daemon \
+                     differs from the file and from before"
+                )
+            })
         }
     };
     Outcome {
@@ -672,9 +684,7 @@ pub fn apply_parsed(
     let opened = open_ports(file, &plan, want, opts)?;
     let outcome = on_switch(plan.steps, opened, running);
     drop(outcome.ports);
-    outcome
-        .result
-        .map_err(|why| ApplyError::Failed(format!("{why}; nothing was changed")))?;
+    outcome.result.map_err(ApplyError::Failed)?;
     summary.paused_us = outcome.elapsed.as_micros() as u64;
     log::info!(
         op = "apply", file, changes = summary.changes, paused_us = summary.paused_us;

@@ -8,15 +8,9 @@ use std::io::{BufRead, BufReader, Read as _, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-/// The stage a drop reason belongs to, by its name.
+/// The stage a drop reason (by its name) belongs to.
 pub fn stage_of(reason: &str) -> &'static str {
-    match reason.split('-').next().unwrap_or("") {
-        "ip4" => "ip4",
-        "arp" => "arp",
-        "nat" => "nat",
-        "rx" | "tx" | "no" => "port",
-        _ => "l2",
-    }
+    patchbay_dataplane::counters::DropReason::from_name(reason).map_or("port", |r| r.stage())
 }
 
 /// Per stage: packets handled and drops by reason.

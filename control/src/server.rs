@@ -285,17 +285,19 @@ fn serve_capture(
     let started = dirs.and_then(|dirs| {
         let filter = filter?;
         let snaplen = spec.snaplen.unwrap_or(capture::DEFAULT_SNAPLEN);
-        let (port, count) = (spec.port.clone(), spec.count);
-        engine
-            .call(move |sw| sw.capture_start(&port, dirs, filter, snaplen, count))
+        // The buffers are allocated here, not on the forwarding thread.
+        let (tap, handle) = capture::tap(dirs, filter, snaplen, spec.count);
+        let port = spec.port.clone();
+        let id = engine
+            .call(move |sw| sw.capture_attach(&port, tap))
             .map_err(|_| stopped())?
-            .map_err(switch_error)
+            .map_err(switch_error)?;
+        Ok((id, handle))
     });
-    let handle = match started {
+    let (id, handle) = match started {
         Ok(h) => h,
         Err(e) => return write_response(&mut writer, Err(e)),
     };
-    let id = handle.id;
     let result = write_response(
         &mut writer,
         Ok(json!({ "capture": id, "format": "pcap", "snaplen": handle.snaplen })),

@@ -65,7 +65,6 @@ pub struct Tap {
 
 /// The writer's end of a capture.
 pub struct TapHandle {
-    pub id: u32,
     /// Captured frames; disconnected when the capture ends.
     pub frames: Receiver<Captured>,
     /// Where written buffers go back.
@@ -74,11 +73,11 @@ pub struct TapHandle {
     pub snaplen: usize,
 }
 
-/// Makes a capture of `port` (`rx`, `tx` or both), of frames matching
-/// `filter`, cut to `snaplen`, ending after `count` frames if given.
+/// Makes a capture (`rx`, `tx` or both), of frames matching `filter`, cut
+/// to `snaplen`, ending after `count` frames if given; its buffers are
+/// allocated here, so make it off the forwarding thread and attach it to a
+/// port there (`Switch::capture_attach`).
 pub fn tap(
-    id: u32,
-    port: PortId,
     (rx, tx): (bool, bool),
     filter: Filter,
     snaplen: usize,
@@ -95,8 +94,8 @@ pub fn tap(
     let counters = Arc::new(TapCounters::default());
     (
         Tap {
-            id,
-            port,
+            id: 0,
+            port: 0,
             rx,
             tx,
             filter,
@@ -108,7 +107,6 @@ pub fn tap(
             done: false,
         },
         TapHandle {
-            id,
             frames: frames_rx,
             free: free_tx,
             counters,
@@ -191,7 +189,7 @@ mod tests {
 
     #[test]
     fn a_slow_writer_costs_captures_not_traffic() {
-        let (mut tap, handle) = tap(1, 0, (true, false), Filter::default(), 128, Some(1000));
+        let (mut tap, handle) = tap((true, false), Filter::default(), 128, Some(1000));
         let frame = vec![0xab; 200];
         // Nobody writes: the pool runs dry, then every offer is a drop.
         for _ in 0..POOL + 10 {
@@ -218,11 +216,11 @@ mod tests {
 
     #[test]
     fn a_capture_ends_at_its_count_or_when_its_writer_goes() {
-        let (mut tap, handle) = tap(1, 0, (true, true), Filter::default(), 1500, Some(2));
+        let (mut tap, handle) = tap((true, true), Filter::default(), 1500, Some(2));
         tap.offer(&[1; 60]);
         tap.offer(&[2; 60]);
         assert!(tap.done);
-        let (mut tap, handle2) = super::tap(2, 0, (true, true), Filter::default(), 1500, None);
+        let (mut tap, handle2) = super::tap((true, true), Filter::default(), 1500, None);
         drop(handle2);
         tap.offer(&[1; 60]);
         assert!(tap.done);

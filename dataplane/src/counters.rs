@@ -31,6 +31,20 @@ macro_rules! drop_reasons {
                 }
             }
 
+            /// The stage of the pipeline that drops for this reason: `port`,
+            /// `l2`, `arp`, `ip4` or `nat`.
+            pub fn stage(self) -> &'static str {
+                use DropReason::*;
+                match self {
+                    Runt | Truncated | NoVlanRoom | RxRingFull | RxError | TxBusy | TxDown
+                    | TxError => "port",
+                    InvalidSrcMac | ReservedGroup | SamePort | NoBridge => "l2",
+                    ArpMalformed | ArpQueueFull | ArpUnresolved | ArpTableFull => "arp",
+                    NatTableFull | NatNoPorts | NatFiltered => "nat",
+                    _ => "ip4",
+                }
+            }
+
             /// The reason of a short name.
             pub fn from_name(name: &str) -> Option<DropReason> {
                 DropReason::ALL.iter().copied().find(|r| r.name() == name)

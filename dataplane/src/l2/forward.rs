@@ -34,23 +34,38 @@ pub fn l2_forward(
     counters: &mut BridgeCounters,
     router_mac: Option<Mac>,
     learn: bool,
-) -> L2Decision {
+) -> (L2Decision, Option<Learn>) {
     let Ok(frame) = EthernetFrame::new_checked(eth) else {
-        return L2Decision::Drop(DropReason::Runt);
+        return (L2Decision::Drop(DropReason::Runt), None);
     };
     let src = frame.src();
     // The router's own MAC is never learned on a port.
     if !src.is_unicast() || Some(src) == router_mac {
-        return L2Decision::Drop(DropReason::InvalidSrcMac);
+        return (L2Decision::Drop(DropReason::InvalidSrcMac), None);
     }
-    if learn {
-        match fdb.learn(bridge, src, in_port, now) {
-            Learn::New => counters.learned += 1,
-            Learn::Moved => counters.moved += 1,
-            Learn::Full => counters.learn_fdb_full += 1,
-            Learn::Refreshed | Learn::Static => {}
-        }
+    let learned = learn.then(|| fdb.learn(bridge, src, in_port, now));
+    match learned {
+        Some(Learn::New) => counters.learned += 1,
+        Some(Learn::Moved) => counters.moved += 1,
+        Some(Learn::Full) => counters.learn_fdb_full += 1,
+        _ => {}
     }
+    (
+        decide(&frame, in_port, bridge, fdb, counters, router_mac),
+        learned,
+    )
+}
+
+/// Where a frame whose source was learned goes.
+#[inline(always)]
+fn decide(
+    frame: &EthernetFrame<&[u8]>,
+    in_port: PortId,
+    bridge: BridgeId,
+    fdb: &Fdb,
+    counters: &mut BridgeCounters,
+    router_mac: Option<Mac>,
+) -> L2Decision {
     let dst = frame.dst();
     if Some(dst) == router_mac {
         return L2Decision::Router;
@@ -98,17 +113,17 @@ mod tests {
         let mut c = BridgeCounters::default();
         // A -> B: B unknown, flood; A learned on port 1.
         assert_eq!(
-            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c, None, true),
+            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c, None, true).0,
             L2Decision::Flood
         );
         // B -> A: A known on 1.
         assert_eq!(
-            l2_forward(&frame(A, B), 2, 0, &mut fdb, 0, &mut c, None, true),
+            l2_forward(&frame(A, B), 2, 0, &mut fdb, 0, &mut c, None, true).0,
             L2Decision::Forward(1)
         );
         // A -> B now known on 2.
         assert_eq!(
-            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c, None, true),
+            l2_forward(&frame(B, A), 1, 0, &mut fdb, 0, &mut c, None, true).0,
             L2Decision::Forward(2)
         );
         assert_eq!(
@@ -122,7 +137,7 @@ mod tests {
         let mut fdb = Fdb::new(64);
         let mut c = BridgeCounters::default();
         let d = |f: &[u8], fdb: &mut Fdb, c: &mut BridgeCounters| {
-            l2_forward(f, 1, 0, fdb, 0, c, None, true)
+            l2_forward(f, 1, 0, fdb, 0, c, None, true).0
         };
         assert_eq!(
             d(&frame(B, "01:00:5e:00:00:01"), &mut fdb, &mut c),

@@ -403,15 +403,12 @@ impl Nat {
         u64::from(secs) * 1000
     }
 
-    /// Reclaims expired sessions, a slice of the table at a time.
     /// The first fragment of a datagram (`id`) was translated from `from`
-    /// to `to`: its later fragments get the same addresses.
+    /// to `to`: its later fragments get the same addresses. When the table
+    /// is full (it is pruned once a second), they pass untranslated.
     pub fn note_fragmented(&mut self, from: &Tuple, to: &Tuple, id: u16, now: u64) {
         if self.fragments.len() >= MAX_FRAGMENTED {
-            self.fragments.retain(|_, f| f.until > now);
-            if self.fragments.len() >= MAX_FRAGMENTED {
-                return;
-            }
+            return;
         }
         self.fragments.insert(
             (from.src, from.dst, from.proto, id),
@@ -436,6 +433,8 @@ impl Nat {
         Some((f.src, f.dst))
     }
 
+    /// Reclaims expired sessions, a slice of the table at a time, and
+    /// forgets fragmented datagrams past their time.
     pub fn expire(&mut self, now: u64) {
         self.fragments.retain(|_, f| f.until > now);
         // A slice of the table per call (once a second), so reclaiming never
@@ -516,14 +515,14 @@ impl Nat {
         else {
             unreachable!("a dnat rule")
         };
-        let (rule_id, published_on) = (self.rules[ri].id, self.rules[ri].bridge);
+        let rule_id = self.rules[ri].id;
         self.rules[ri].hits += 1;
         // Hairpin: an inside host reaching the published port through the
         // outside address also gets its source translated, so the server's
         // answer comes back through us rather than straight to it.
         let mut reply_to = (t.src, t.sport);
         let mut mapping = None;
-        if in_bridge != published_on {
+        if self.is_inside(in_bridge) {
             if let Some(si) = self.snat_rule_for(t.src, None) {
                 match self.map(si, t, addr_of(self.rules[si].bridge)) {
                     Ok((addr, port, key)) => {
@@ -573,8 +572,8 @@ impl Nat {
         let Some(rule) = self.rules.iter().find(|r| r.id == m.rule) else {
             return NatVerdict::Pass;
         };
-        let (filtering, out_bridge, rule_id) = (rule.filtering, rule.bridge, rule.id);
-        let hairpin = (in_bridge != out_bridge && t.proto != PROTO_ICMP)
+        let (filtering, rule_id) = (rule.filtering, rule.id);
+        let hairpin = (t.proto != PROTO_ICMP && self.is_inside(in_bridge))
             .then(|| self.snat_rule_for(t.src, None))
             .flatten();
         // The remote as the mapping sees it.
@@ -634,6 +633,15 @@ impl Nat {
             }
         }
         verdict
+    }
+
+    /// Whether `bridge` is an inside bridge: the egress of no source NAT
+    /// rule (so what comes in on it from a mapped address is hairpinned).
+    fn is_inside(&self, bridge: BridgeId) -> bool {
+        !self
+            .rules
+            .iter()
+            .any(|r| r.bridge == bridge && !matches!(r.action, NatAction::Dnat { .. }))
     }
 
     /// The destination NAT rule that publishes `t`'s destination port, on
@@ -955,7 +963,7 @@ impl Nat {
             };
             // Hairpin: from inside, the source is translated too (to its
             // mapping, or the rule's address with its port kept).
-            if in_bridge != r.bridge {
+            if self.is_inside(in_bridge) {
                 if let Some(si) = self.snat_rule_for(t.src, None) {
                     let sr = &self.rules[si];
                     let own = self.mappings.get(&(t.proto, t.src, t.sport, sr.id));

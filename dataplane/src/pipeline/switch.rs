@@ -9,7 +9,7 @@ use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
 use crate::ip4::neigh::NeighState;
 use crate::ip4::{Ipv4Net, L3Out, Router, RouterError};
-use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, PortId};
+use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, Learn, PortId};
 use crate::nat::{Filtering, Nat, NatAction, Timeouts};
 use crate::port::{LinkState, Port};
 use crate::trace;
@@ -559,20 +559,10 @@ impl Switch {
             // the router too; ARP to some other station is not its business.
             let is_arp = eth.len() >= 14 && eth[12..14] == [0x08, 0x06] && eth[..6] == [0xff; 6];
             let mut enqueue = |q: PortId| enqueue_tx(tx_queues, tx_touched, q, i);
-            let learned_before = (T && router.trace.on).then(|| src_port(fdb, b, eth));
             let counters = &mut bridges[b as usize].as_mut().expect("checked").counters;
-            let decision = l2_forward(eth, rx, b, fdb, now, counters, router_mac, true);
-            if let Some(before) = learned_before {
-                trace_l2(
-                    &mut router.trace,
-                    fdb,
-                    bridges,
-                    b,
-                    eth,
-                    rx,
-                    before,
-                    decision,
-                );
+            let (decision, learned) = l2_forward(eth, rx, b, fdb, now, counters, router_mac, true);
+            if T && router.trace.on {
+                trace_l2(&mut router.trace, bridges, b, eth, rx, learned, decision);
             }
             match decision {
                 L2Decision::Forward(q) => enqueue(q),
@@ -599,7 +589,10 @@ impl Switch {
                             // Back out of the port it came in on: the frame is
                             // copied, since a port cannot send from its own batch.
                             Some(_) => match router.em.copy(slot.port.frame(i)) {
-                                Some(c) => router.em.send(c, EmitTo::Port(rx)),
+                                Some(c) => {
+                                    trace!(T; router.trace, Event::Tx { port: rx });
+                                    router.em.send(c, EmitTo::Port(rx))
+                                }
                                 None => slot.counters.drop(DropReason::NoBuffer),
                             },
                             None => {
@@ -617,7 +610,10 @@ impl Switch {
                                 // destination may well be behind the ingress port.
                                 if out == b {
                                     match router.em.copy(slot.port.frame(i)) {
-                                        Some(c) => router.em.send(c, EmitTo::Port(rx)),
+                                        Some(c) => {
+                                            trace!(T; router.trace, Event::Tx { port: rx });
+                                            router.em.send(c, EmitTo::Port(rx))
+                                        }
                                         None => slot.counters.drop(DropReason::NoBuffer),
                                     }
                                 }
@@ -1191,22 +1187,32 @@ impl Switch {
     // ---- packet capture -------------------------------------------------
 
     /// Starts capturing frames of `port` (in if `rx`, out if `tx`) that
-    /// match `filter`, cut to `snaplen`, `count` of them if given.
+    /// match `filter`, cut to `snaplen`, `count` of them if given. The
+    /// capture's buffers are allocated here: on the forwarding thread, make
+    /// the tap elsewhere and [`Switch::capture_attach`] it.
     pub fn capture_start(
         &mut self,
         port: &str,
-        (rx, tx): (bool, bool),
+        dirs: (bool, bool),
         filter: Filter,
         snaplen: usize,
         count: Option<u64>,
     ) -> Result<TapHandle, SwitchError> {
-        let id = self.existing_port(port)?;
-        let n = self.next_capture;
-        self.next_capture += 1;
-        let (t, handle) = tap(n, id, (rx, tx), filter, snaplen, count);
-        self.captures.push(t);
-        log::info!(op = "capture_start", id = n, port; "capture {n} of {port} started");
+        let (t, handle) = tap(dirs, filter, snaplen, count);
+        self.capture_attach(port, t)?;
         Ok(handle)
+    }
+
+    /// Attaches a capture made by [`crate::capture::tap`] to `port`;
+    /// returns its id.
+    pub fn capture_attach(&mut self, port: &str, mut t: Tap) -> Result<u32, SwitchError> {
+        t.port = self.existing_port(port)?;
+        t.id = self.next_capture;
+        self.next_capture += 1;
+        let id = t.id;
+        self.captures.push(t);
+        log::info!(op = "capture_start", id, port; "capture {id} of {port} started");
+        Ok(id)
     }
 
     /// Ends a capture (its writer sees the end of its frames).
@@ -1332,8 +1338,9 @@ impl Switch {
                 let router_mac = router.router_mac(b);
                 let eth = &frame[VNET_HDR_LEN..];
                 let mut scratch = BridgeCounters::default();
-                let decision = l2_forward(eth, rx, b, fdb, now, &mut scratch, router_mac, false);
-                trace_l2(&mut router.trace, fdb, bridges, b, eth, rx, None, decision);
+                let (decision, learned) =
+                    l2_forward(eth, rx, b, fdb, now, &mut scratch, router_mac, false);
+                trace_l2(&mut router.trace, bridges, b, eth, rx, learned, decision);
                 let is_arp = eth[12..14] == [0x08, 0x06] && eth[..6] == [0xff; 6];
                 match decision {
                     L2Decision::Flood if is_arp && router_mac.is_some() => {
@@ -1532,23 +1539,16 @@ impl RunningSnapshot {
     }
 }
 
-/// The port `eth`'s source MAC is on now, for tracing what learning did.
-fn src_port(fdb: &Fdb, bridge: BridgeId, eth: &[u8]) -> Option<PortId> {
-    let src = Mac(eth.get(6..12)?.try_into().ok()?);
-    fdb.lookup(bridge, src)
-}
-
 /// Records the L2 stage of a traced frame: learning and where it goes.
 #[cold]
 #[allow(clippy::too_many_arguments)]
 fn trace_l2(
     tr: &mut Tracer,
-    fdb: &Fdb,
     bridges: &[Option<Bridge>],
     bridge: BridgeId,
     eth: &[u8],
     rx: PortId,
-    before: Option<PortId>,
+    learned: Option<Learn>,
     decision: L2Decision,
 ) {
     if eth.len() < 14 {
@@ -1560,14 +1560,13 @@ fn trace_l2(
         decision,
         L2Decision::Drop(DropReason::InvalidSrcMac | DropReason::Runt)
     ) {
-        let after = src_port(fdb, bridge, eth);
-        let learned = match (before, after) {
-            _ if tr.dry => Learned::NotLearned,
-            (None, Some(p)) if p == rx => Learned::New,
-            (Some(b), Some(a)) if b == rx && a == rx => Learned::Refreshed,
-            (Some(_), Some(a)) if a == rx => Learned::Moved,
-            (Some(_), Some(_)) => Learned::Static,
-            _ => Learned::TableFull,
+        let learned = match learned {
+            Some(Learn::New) => Learned::New,
+            Some(Learn::Refreshed) => Learned::Refreshed,
+            Some(Learn::Moved) => Learned::Moved,
+            Some(Learn::Static) => Learned::Static,
+            Some(Learn::Full) => Learned::TableFull,
+            None => Learned::NotLearned,
         };
         tr.record(Event::Learn {
             mac: src,
