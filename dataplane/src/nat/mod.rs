@@ -1101,6 +1101,38 @@ mod tests {
     }
 
     #[test]
+    fn a_packet_from_another_uplink_is_not_a_hairpin() {
+        let mut nat = Nat::new(1000);
+        for b in [1, 2] {
+            nat.add_rule_filtered(
+                NatAction::Masquerade,
+                None,
+                b,
+                (1024, 65535),
+                Filtering::EndpointIndependent,
+            );
+        }
+        let out1: Ipv4Addr = "203.0.113.1".parse().unwrap();
+        let addr_of = |b: BridgeId| (b == 1).then_some(out1);
+        let inside = t(PROTO_UDP, "192.168.15.2", 5000, "198.51.100.9", 53);
+        assert!(matches!(
+            nat.post_routing(&inside, 0, 1, Some(out1), 0),
+            NatVerdict::Translate(_)
+        ));
+        // A host out on the second uplink sends to the mapping on the first.
+        let stranger = t(PROTO_UDP, "192.0.2.7", 7000, "203.0.113.1", 5000);
+        let NatVerdict::Translate(to) = nat.pre_routing(&stranger, 0, 2, true, &addr_of, 0) else {
+            panic!("endpoint-independent filtering lets it in");
+        };
+        assert_eq!(
+            (to.src, to.sport),
+            (stranger.src, 7000),
+            "its source is left alone"
+        );
+        assert_eq!(to.dst, "192.168.15.2".parse::<Ipv4Addr>().unwrap());
+    }
+
+    #[test]
     fn hairpin_onto_another_inside_hosts_mapping() {
         let mut nat = Nat::new(1000);
         nat.add_rule_filtered(
