@@ -146,7 +146,9 @@ pub fn rewrite_addrs(l3: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
 }
 
 /// Rewrites the packet's tuple (from `parse_tuple`) to `to`.
-/// `partial`: the L4 checksum is left to the device (NEEDS_CSUM).
+/// `partial`: the L4 checksum is left to the device (NEEDS_CSUM). The
+/// packet may be a quote cut short after its ports (in an ICMP error): a
+/// checksum field it does not hold is left alone.
 pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
     let hl = usize::from(l3[0] & 0x0f) * 4;
     let addr_changes = changes((from.src, from.dst), (to.src, to.dst));
@@ -158,7 +160,7 @@ pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
             let at = if from.proto == PROTO_TCP { 16 } else { 6 };
             // RFC 768: a zero UDP checksum means none, and stays so.
             let none = from.proto == PROTO_UDP && l4[6..8] == [0, 0] && !partial;
-            if !none {
+            if !none && l4.len() >= at + 2 {
                 fix(l4, at, &addr_changes, partial);
                 if !partial {
                     fix(l4, at, &port_changes, false);
@@ -224,37 +226,9 @@ pub fn parse_icmp_error(l3: &[u8]) -> Option<(Tuple, usize)> {
 pub fn rewrite_icmp_error(l3: &mut [u8], inner_at: usize, inner: &Tuple, new_inner: &Tuple) {
     let total = usize::from(u16::from_be_bytes([l3[2], l3[3]]));
     let hl = usize::from(l3[0] & 0x0f) * 4;
-    // The quoted packet: addresses with its IP checksum, ports, and its L4
-    // checksum when the quote holds it (UDP's always does; TCP's when more
-    // than the minimum 8 bytes are quoted, as Linux does), so the inside
-    // host sees the very packet it sent.
-    {
-        let q = &mut l3[inner_at..total];
-        let qhl = usize::from(q[0] & 0x0f) * 4;
-        let c = changes((inner.src, inner.dst), (new_inner.src, new_inner.dst));
-        set_addrs(q, &c, new_inner.src, new_inner.dst);
-        let l4 = &mut q[qhl..];
-        let ports = [
-            (inner.sport, new_inner.sport),
-            (inner.dport, new_inner.dport),
-        ];
-        match inner.proto {
-            PROTO_TCP | PROTO_UDP => {
-                let at = if inner.proto == PROTO_TCP { 16 } else { 6 };
-                let none = inner.proto == PROTO_UDP && l4[6..8] == [0, 0];
-                if l4.len() >= at + 2 && !none {
-                    fix(l4, at, &c, false);
-                    fix(l4, at, &ports, false);
-                    if inner.proto == PROTO_UDP && l4[6..8] == [0, 0] {
-                        l4[6..8].copy_from_slice(&[0xff, 0xff]);
-                    }
-                }
-            }
-            PROTO_ICMP => fix(l4, 2, &[(inner.sport, new_inner.sport)], false),
-            _ => {}
-        }
-        set_ports(l4, inner.proto, new_inner);
-    }
+    // The quoted packet, as the packet it quotes would be rewritten: the
+    // inside host sees the very packet it sent.
+    rewrite(&mut l3[inner_at..total], inner, new_inner, false);
     // The outer header: to the quoted packet's (new) source.
     let old_src = Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]);
     let old_dst = Ipv4Addr::new(l3[16], l3[17], l3[18], l3[19]);
