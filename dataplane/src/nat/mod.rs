@@ -370,21 +370,16 @@ impl Nat {
         };
         self.tuples.remove(&s.orig);
         self.tuples.remove(&s.reply);
-        if let Some(key) = s.mapping {
-            let remote = if s.inbound { s.orig.src } else { s.orig.dst };
+        let held = s
+            .mapping
+            .map(|key| (key, if s.inbound { s.orig.src } else { s.orig.dst }))
+            .into_iter()
+            .chain(s.sender_mapping.map(|key| (key, s.orig.dst)));
+        for (key, remote) in held {
             if let Some(n) = self.remotes.get_mut(&(key, remote)) {
                 *n -= 1;
                 if *n == 0 {
                     self.remotes.remove(&(key, remote));
-                }
-            }
-            self.release_mapping(key);
-        }
-        if let Some(key) = s.sender_mapping {
-            if let Some(n) = self.remotes.get_mut(&(key, s.orig.dst)) {
-                *n -= 1;
-                if *n == 0 {
-                    self.remotes.remove(&(key, s.orig.dst));
                 }
             }
             self.release_mapping(key);
@@ -545,6 +540,7 @@ impl Nat {
             reply,
             rule_id,
             mapping.map(|k| (k, false)),
+            None,
             tcp_flags,
             now,
         )
@@ -620,19 +616,15 @@ impl Nat {
             dst: to.0,
             dport: to.1,
         };
-        let verdict = self.create(*t, reply, rule_id, Some((key, true)), tcp_flags, now);
-        if let Some(own) = sender_mapping {
-            match (&verdict, self.tuples.get(t).copied()) {
-                (NatVerdict::Translate(_), Some((id, _))) => {
-                    if let Some(s) = self.sessions[id as usize].as_mut() {
-                        s.sender_mapping = Some(own);
-                    }
-                    *self.remotes.entry((own, t.dst)).or_insert(0) += 1;
-                }
-                _ => self.release_mapping(own),
-            }
-        }
-        verdict
+        self.create(
+            *t,
+            reply,
+            rule_id,
+            Some((key, true)),
+            sender_mapping,
+            tcp_flags,
+            now,
+        )
     }
 
     /// Whether `bridge` is an inside bridge: the egress of no source NAT
@@ -745,7 +737,7 @@ impl Nat {
             dst: addr,
             dport: port,
         };
-        self.create(*t, reply, rule_id, Some((key, false)), tcp_flags, now)
+        self.create(*t, reply, rule_id, Some((key, false)), None, tcp_flags, now)
     }
 
     fn unuse(&mut self, proto: u8, addr: Ipv4Addr, port: u16) {
@@ -787,12 +779,17 @@ impl Nat {
         None
     }
 
+    /// Makes a session of `orig` and `reply`, holding `mapping` (and, came
+    /// it in on it from outside, so marked) and, for a hairpin, the
+    /// sender's own mapping too; on failure both are released.
+    #[allow(clippy::too_many_arguments)]
     fn create(
         &mut self,
         orig: Tuple,
         reply: Tuple,
         rule: u32,
         mapping: Option<(MappingKey, bool)>,
+        sender_mapping: Option<MappingKey>,
         tcp_flags: u8,
         now: u64,
     ) -> NatVerdict {
@@ -802,7 +799,7 @@ impl Nat {
             None => (None, false),
         };
         if self.live >= self.max || self.tuples.contains_key(&reply) {
-            if let Some(key) = mapping {
+            for key in mapping.into_iter().chain(sender_mapping) {
                 self.release_mapping(key);
             }
             self.counters.table_full += 1;
@@ -829,13 +826,16 @@ impl Nat {
             created: now,
             mapping,
             inbound,
-            sender_mapping: None,
+            sender_mapping,
             seen_reply: false,
             closing: false,
         });
         if let Some(key) = mapping {
             let remote = if inbound { orig.src } else { orig.dst };
             *self.remotes.entry((key, remote)).or_insert(0) += 1;
+        }
+        if let Some(key) = sender_mapping {
+            *self.remotes.entry((key, orig.dst)).or_insert(0) += 1;
         }
         self.tuples.insert(orig, (id, false));
         self.tuples.insert(reply, (id, true));
