@@ -69,7 +69,13 @@ fn nat_lab(extra: &[&str]) -> Lab {
     lab.cli_ok(&["link", "add", "br1", "type", "bridge"]);
     lab.cli_ok(&["link", "set", "p3", "master", "br1"]);
     lab.cli_ok(&["addr", "add", "203.0.113.1/24", "dev", "br1"]);
-    lab.cli_ok(&[
+    masquerade(&lab, &[]);
+    lab
+}
+
+/// Masquerades the inside subnet out of br1, with `extra` options.
+fn masquerade(lab: &Lab, extra: &[&str]) {
+    let mut args = vec![
         "nat",
         "add",
         "masquerade",
@@ -77,25 +83,16 @@ fn nat_lab(extra: &[&str]) -> Lab {
         "192.168.15.0/24",
         "out",
         "br1",
-    ]);
-    lab
+    ];
+    args.extend_from_slice(extra);
+    lab.cli_ok(&args);
 }
 
 /// Replaces the lab's masquerade rule by one with endpoint-independent
 /// filtering.
 fn endpoint_independent(lab: &Lab) {
     lab.cli_ok(&["nat", "del", "1"]);
-    lab.cli_ok(&[
-        "nat",
-        "add",
-        "masquerade",
-        "src",
-        "192.168.15.0/24",
-        "out",
-        "br1",
-        "filtering",
-        "endpoint-independent",
-    ]);
+    masquerade(lab, &["filtering", "endpoint-independent"]);
 }
 
 fn serve(lab: &Lab, k: usize, script: &str, port: &str) {

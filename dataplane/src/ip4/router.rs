@@ -746,10 +746,8 @@ impl Router {
                 };
                 match verdict {
                     NatVerdict::Translate(to) => {
-                        rewrite(&mut frame[L3..], &t, &to, partial);
-                        if more_frags && !(T && self.trace.dry) {
-                            self.nat.note_fragmented(&t, &to, ident, now);
-                        }
+                        let first_of = more_frags.then_some(ident);
+                        self.nat_apply::<T>(&mut frame[L3..], &t, &to, partial, first_of, now);
                     }
                     NatVerdict::Pass => nat_tuple = Some((t, flags)),
                     NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
@@ -860,10 +858,8 @@ impl Router {
             };
             match verdict {
                 NatVerdict::Translate(to) => {
-                    rewrite(&mut frame[L3..], &t, &to, partial);
-                    if more_frags && !(T && self.trace.dry) {
-                        self.nat.note_fragmented(&t, &to, ident, now);
-                    }
+                    let first_of = more_frags.then_some(ident);
+                    self.nat_apply::<T>(&mut frame[L3..], &t, &to, partial, first_of, now);
                 }
                 NatVerdict::Pass => {}
                 NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
@@ -960,6 +956,24 @@ impl Router {
                 }
             }
             Resolve::Failed | Resolve::Full => unreachable!("handled above"),
+        }
+    }
+
+    /// Writes NAT's new tuple into a packet (`l3`); for the first fragment
+    /// of datagram `first_of`, its later fragments will get the same
+    /// addresses (not in a dry run, which remembers nothing).
+    fn nat_apply<const T: bool>(
+        &mut self,
+        l3: &mut [u8],
+        from: &Tuple,
+        to: &Tuple,
+        partial: bool,
+        first_of: Option<u16>,
+        now: u64,
+    ) {
+        rewrite(l3, from, to, partial);
+        if let Some(ident) = first_of.filter(|_| !(T && self.trace.dry)) {
+            self.nat.note_fragmented(from, to, ident, now);
         }
     }
 
