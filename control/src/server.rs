@@ -13,7 +13,7 @@ use crate::apply::{self, Summary};
 use crate::config;
 use patchbay_dataplane::capture;
 use patchbay_dataplane::ip4::{FibError, Ipv4Net, RouterError};
-use patchbay_dataplane::pipeline::{EngineHandle, RunningSnapshot, Switch, SwitchError};
+use patchbay_dataplane::pipeline::{name_at, EngineHandle, RunningSnapshot, Switch, SwitchError};
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use patchbay_dataplane::trace::{self, Described, Event, Filter};
 use serde_json::{json, Value};
@@ -478,10 +478,7 @@ fn reads_only(req: &Request) -> bool {
 type Names = (Vec<Option<String>>, Vec<Option<String>>);
 
 fn name_of(names: &[Option<String>], id: usize) -> String {
-    names
-        .get(id)
-        .and_then(Option::as_deref)
-        .map_or_else(|| format!("#{id}"), str::to_string)
+    name_at(names, id).map_or_else(|| format!("#{id}"), str::to_string)
 }
 
 /// Trace events in words.

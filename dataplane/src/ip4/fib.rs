@@ -240,18 +240,15 @@ impl Fib {
         }
     }
 
-    /// Every route: (prefix, length, next hop), longest prefixes first.
     /// A copy of the route list, cheap enough to take on the forwarding
     /// thread (two memcpys per prefix length) and read elsewhere.
     pub fn route_list(&self) -> RouteList {
         RouteList(self.routes.clone())
     }
 
+    /// Every route (prefix, length, next hop), longest prefixes first.
     pub fn routes(&self) -> impl Iterator<Item = (Ipv4Addr, u8, u32)> + '_ {
-        self.routes.iter().enumerate().rev().flat_map(|(len, set)| {
-            set.iter()
-                .map(move |(&p, &nh)| (Ipv4Addr::from(p), len as u8, nh))
-        })
+        by_length(&self.routes)
     }
 
     /// Writes `new` into every entry of `p/len` that `replace` accepts.
@@ -424,10 +421,7 @@ pub struct RouteList(Vec<HashMap<u32, u32>>);
 impl RouteList {
     /// Longest prefixes first.
     pub fn iter(&self) -> impl Iterator<Item = (Ipv4Addr, u8, u32)> + '_ {
-        self.0.iter().enumerate().rev().flat_map(|(len, set)| {
-            set.iter()
-                .map(move |(&p, &nh)| (Ipv4Addr::from(p), len as u8, nh))
-        })
+        by_length(&self.0)
     }
 
     pub fn len(&self) -> usize {
@@ -437,4 +431,12 @@ impl RouteList {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The routes of per-length maps (index = prefix length), longest first.
+fn by_length(maps: &[HashMap<u32, u32>]) -> impl Iterator<Item = (Ipv4Addr, u8, u32)> + '_ {
+    maps.iter().enumerate().rev().flat_map(|(len, set)| {
+        set.iter()
+            .map(move |(&p, &nh)| (Ipv4Addr::from(p), len as u8, nh))
+    })
 }

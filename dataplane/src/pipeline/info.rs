@@ -193,3 +193,9 @@ pub struct NatRuleState {
     pub ports: (u16, u16),
     pub filtering: crate::nat::Filtering,
 }
+
+/// The name at `id` of a table of names by id (as [`super::Switch::names`]
+/// gives them), if that slot is taken.
+pub fn name_at(names: &[Option<String>], id: usize) -> Option<&str> {
+    names.get(id).and_then(Option::as_deref)
+}

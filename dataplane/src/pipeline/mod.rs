@@ -17,7 +17,7 @@ mod switch;
 
 pub use engine::{Engine, EngineHandle, EngineStopped, Job};
 pub use info::{
-    AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
+    name_at, AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
     NeighInfo, PortInfo, PortState, RouteGet, RouteInfo, RunningState, StatsInfo,
 };
 pub use switch::{

@@ -1,7 +1,7 @@
 //! The switch: ports, bridges, the FDB, and the forwarding of one batch.
 
 use super::info::{
-    AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
+    name_at, AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
     NeighInfo, PortInfo, PortState, RouteGet, RouteInfo, RunningState, StatsInfo,
 };
 use crate::capture::{tap, Tap, TapHandle, TapInfo};
@@ -1519,12 +1519,7 @@ pub struct RunningSnapshot {
 impl RunningSnapshot {
     /// The static routes (connected ones left out), named.
     pub fn finish(mut self) -> RunningState {
-        let name = |b: BridgeId| {
-            self.bridge_names
-                .get(usize::from(b))
-                .and_then(Option::as_deref)
-                .unwrap_or("?")
-        };
+        let name = |b: BridgeId| name_at(&self.bridge_names, usize::from(b)).unwrap_or("?");
         let mut routes = Vec::with_capacity(self.routes.len());
         for (prefix, len, nh_id) in self.routes.iter() {
             let nh = self.next_hops[nh_id as usize];
@@ -1620,13 +1615,8 @@ impl FdbSnapshot {
     /// The rows, sorted by bridge then MAC.
     pub fn finish(mut self) -> Vec<FdbRow> {
         self.entries.sort_unstable_by_key(|(b, m, _)| (*b, *m));
-        let name = |names: &[Option<String>], i: usize| {
-            names
-                .get(i)
-                .and_then(Option::as_deref)
-                .unwrap_or("?")
-                .to_string()
-        };
+        let name =
+            |names: &[Option<String>], i: usize| name_at(names, i).unwrap_or("?").to_string();
         self.entries
             .iter()
             .map(|&(b, mac, e)| FdbRow {
