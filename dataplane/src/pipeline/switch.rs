@@ -847,13 +847,13 @@ impl Switch {
     ) -> Result<(), SwitchError> {
         let dev_id = dev.map(|d| self.existing_bridge(d)).transpose()?;
         self.router.route_add(dst, via, dev_id)?;
-        log::debug!(op = "route_add", dst:% = dst, via:? = via, dev:? = dev; "route {dst} via {via:?} dev {dev:?}");
+        // Logged by whoever asked: once per request, or once per bulk load
+        // or apply (a million lines of log would help nobody).
         Ok(())
     }
 
     pub fn route_del(&mut self, dst: Ipv4Net) -> Result<(), SwitchError> {
         self.router.route_del(dst)?;
-        log::debug!(op = "route_del", dst:% = dst; "route {dst}: deleted");
         Ok(())
     }
 
