@@ -106,9 +106,18 @@ impl Engine {
         let mut next_tick = Instant::now() + TICK;
         let mut last_work: Option<Instant> = None;
         let mut rounds_since_poll = POLL_EVERY;
+        let mut rings_polled = true;
         loop {
             let now = Instant::now();
             let spinning = last_work.is_some_and(|t| now.duration_since(t) < self.busy_poll);
+            if spinning == rings_polled {
+                // Spinning peeks at the rings; sleeping needs their wake-ups.
+                self.switch.set_ring_polling(!spinning);
+                rings_polled = !spinning;
+            }
+            if spinning {
+                self.switch.mark_rx_pending(&mut ready);
+            }
             if !spinning || rounds_since_poll >= POLL_EVERY {
                 let timeout = if spinning || ready.contains(&true) {
                     Duration::ZERO
@@ -127,6 +136,8 @@ impl Engine {
                         while let Ok(job) = self.jobs.try_recv() {
                             job(&mut self.switch);
                         }
+                        // A job may have added a port (registered).
+                        self.switch.set_ring_polling(rings_polled);
                         continue;
                     }
                     let id = event.token().0;
@@ -143,7 +154,6 @@ impl Engine {
                 }
             } else {
                 rounds_since_poll += 1;
-                self.switch.mark_rx_pending(&mut ready);
             }
             for (id, is_ready) in ready.iter_mut().enumerate() {
                 if *is_ready {

@@ -141,6 +141,9 @@ struct PortSlot {
     counters: PortCounters,
     state: LinkState,
     link_down_events: u64,
+    /// Registered with the poller (a ring port is not, while the engine
+    /// spins: see [`Switch::set_ring_polling`]).
+    polled: bool,
 }
 
 struct Bridge {
@@ -373,12 +376,14 @@ impl Switch {
             port.kind().name(),
             state.name(),
         );
+        let polled = self.registry.is_some() && port.raw_fd().is_some();
         self.ports[id] = Some(PortSlot {
             port,
             bridge,
             counters: PortCounters::default(),
             state,
             link_down_events: 0,
+            polled,
         });
         if let Some(b) = bridge {
             let bridge = self.bridges[b as usize].as_mut().expect("exists");
@@ -396,7 +401,8 @@ impl Switch {
         let slot = self.ports[id as usize].take().expect("exists");
         // Its captures end (their writers see the end of the frames).
         self.captures.retain(|t| t.port != id);
-        if let (Some(registry), Some(fd)) = (&self.registry, slot.port.raw_fd()) {
+        if let (Some(registry), Some(fd), true) = (&self.registry, slot.port.raw_fd(), slot.polled)
+        {
             let _ = registry.deregister(&mut SourceFd(&fd));
         }
         log::info!(op = "port_del", port = name; "port {name}: deleted");
@@ -744,6 +750,38 @@ impl Switch {
                     ready.resize(id + 1, false);
                 }
                 ready[id] = true;
+            }
+        }
+    }
+
+    /// Registers ports whose receive ring can be peeked at with the poller
+    /// (`on`), or takes them off it while the engine spins.
+    ///
+    /// Every frame that arrives on a socket someone polls makes the kernel
+    /// run the poller's wake-up callback, on the sender's core, even when
+    /// nobody sleeps. A spinning engine peeks at the rings instead; off the
+    /// poller, a ring port costs its senders nothing more than the copy.
+    /// A link that goes down meanwhile is noticed by [`Switch::housekeeping`].
+    pub fn set_ring_polling(&mut self, on: bool) {
+        let Some(registry) = &self.registry else {
+            return;
+        };
+        for (id, slot) in self.ports.iter_mut().enumerate() {
+            let Some(slot) = slot.as_mut() else { continue };
+            let (Some(fd), Some(_)) = (slot.port.raw_fd(), slot.port.rx_pending()) else {
+                continue;
+            };
+            if slot.polled == on {
+                continue;
+            }
+            let done = if on {
+                registry.register(&mut SourceFd(&fd), Token(id), Interest::READABLE)
+            } else {
+                registry.deregister(&mut SourceFd(&fd))
+            };
+            match done {
+                Ok(()) => slot.polled = on,
+                Err(e) => log::error!("port {}: polling on={on}: {e}", slot.port.name()),
             }
         }
     }
