@@ -449,6 +449,57 @@ fn vlan_tagged_frames_keep_their_tag() {
 }
 
 #[test]
+fn frames_bigger_than_a_ring_slot_cross_whole() {
+    // Jumbo frames and big tagged frames do not fit a 2 KiB ring slot: the
+    // kernel queues them on the socket and patchbay reads them from there.
+    let lab = Lab::new(bins(), 2);
+    for (ns, dev) in [
+        (&lab.host(1).ns, "eth0"),
+        (&lab.host(2).ns, "eth0"),
+        (&lab.sw, "p1"),
+        (&lab.sw, "p2"),
+    ] {
+        ns.check(&["ip", "link", "set", dev, "mtu", "9000"]);
+    }
+    let mut lab = lab;
+    let args = lab.port_args();
+    lab.start_daemon(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let h2 = lab.host(2).ip.clone();
+    let ping = lab.host(1).ns.run(&[
+        "ping", "-c", "5", "-i", "0.2", "-W", "1", "-M", "do", "-s", "8000", &h2,
+    ]);
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    let cap = Capture::start(&lab.host(2).ns, "eth0", "vlan 10 and greater 4000");
+    let send = lab.host(1).ns.run(&[
+        "python3",
+        "-c",
+        "import socket\n\
+         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
+         s.bind(('eth0', 0))\n\
+         src = open('/sys/class/net/eth0/address').read().strip()\n\
+         for i in range(5):\n\
+         \x20   s.send(b'\\xff' * 6 + bytes.fromhex(src.replace(':', '')) + b'\\x81\\x00\\x00\\x0a\\x88\\xb5' + bytes([i]) * 5000)\n",
+    ]);
+    assert!(
+        send.status.success(),
+        "{}",
+        String::from_utf8_lossy(&send.stderr)
+    );
+    let seen = cap.stop();
+    assert_eq!(
+        seen.iter()
+            .filter(|l| l.contains("vlan 10") && l.contains("0x88b5") && l.contains("5018"))
+            .count(),
+        5,
+        "{seen:#?}"
+    );
+}
+
+#[test]
 fn missing_interface_is_a_clear_error() {
     let lab = Lab::new(bins(), 1);
     let out = lab.sw.run(&[

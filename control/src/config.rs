@@ -48,7 +48,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 /// The default receive ring of AF_PACKET ports, in MiB.
-pub const DEFAULT_RX_RING_MIB: u32 = 32;
+pub const DEFAULT_RX_RING_MIB: u32 = patchbay_dataplane::port::DEFAULT_RX_RING_MIB;
 /// The MTU of a router interface unless the file sets one.
 const DEFAULT_MTU: u16 = 1500;
 

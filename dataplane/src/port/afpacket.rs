@@ -4,10 +4,15 @@
 //! preceded by its virtio-net header (`PACKET_VNET_HDR`), into a slot and
 //! flips the slot's status to `TP_STATUS_USER`; patchbay forwards straight
 //! out of the slot and hands it back by writing `TP_STATUS_KERNEL`. Slots
-//! are sized for a 64 KiB GSO super-frame, so TCP with the default offloads
-//! of veth never has to be segmented in userspace. TPACKET_V3 packs small
-//! frames tighter, but wakes the reader only when a whole block is retired,
-//! which costs milliseconds of latency; V2 wakes per frame.
+//! are 2 KiB, room for a full-size Ethernet frame. A bigger frame (a GSO
+//! super-frame of up to 64 KiB from a TCP sender with the default offloads
+//! of veth, or a jumbo frame) is not copied into the ring: the kernel
+//! queues it on the socket (`PACKET_COPY_THRESH`), marks its truncated slot
+//! `TP_STATUS_COPY`, and patchbay reads it whole with one `recv` into a
+//! buffer of its own. So the copy of big frames is made on patchbay's core,
+//! not in the sender's, and small frames sit close together in the ring.
+//! TPACKET_V3 packs small frames tighter still, but wakes the reader only
+//! when a whole block is retired, which costs milliseconds of latency.
 //!
 //! Send: `sendmmsg` of whole batches with the virtio-net header in front, so
 //! the kernel segments GSO frames and fills partial checksums on the way out.
@@ -27,6 +32,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const PACKET_ADD_MEMBERSHIP: i32 = 1;
 const PACKET_MR_PROMISC: u16 = 1;
 const PACKET_RX_RING: i32 = 5;
+const PACKET_COPY_THRESH: i32 = 7;
 const PACKET_STATISTICS: i32 = 6;
 const PACKET_VERSION: i32 = 10;
 const PACKET_VNET_HDR: i32 = 15;
@@ -35,16 +41,23 @@ const PACKET_IGNORE_OUTGOING: i32 = 23;
 const TPACKET_V2: i32 = 1;
 const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
+const TP_STATUS_COPY: u32 = 1 << 1;
 const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
 const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 const PACKET_OUTGOING: u8 = 4;
 const ETH_P_ALL: u16 = 0x0003;
 const ETH_P_8021Q: u16 = 0x8100;
 
-/// Ring blocks are 1 MiB; each holds 15 slots of 69,904 bytes, room for a
-/// 64 KiB GSO frame plus the tpacket header, sockaddr_ll and virtio header.
+/// Ring blocks are 1 MiB of 512 slots of 2 KiB: the tpacket header,
+/// sockaddr_ll and virtio header, then up to 1,958 bytes of frame (a
+/// 1,500-byte MTU frame with a VLAN tag fits).
 const BLOCK_SIZE: u32 = 1 << 20;
-const FRAME_SIZE: u32 = 69_904;
+const FRAME_SIZE: u32 = 2048;
+/// Frames too big for a slot are read into buffers of this size: a 64 KiB
+/// GSO frame, its virtio header and room to put a VLAN tag back.
+const BIG_SIZE: usize = 65_536 + VNET_HDR_LEN + 4 + 64;
+/// How many such frames one batch may hold (1 MiB of buffers per port).
+const BIG_PER_BATCH: usize = 16;
 /// `TPACKET_ALIGN(sizeof(struct tpacket2_hdr))`: where sockaddr_ll starts.
 const SLL_OFFSET: usize = 32;
 /// End of the sockaddr_ll: nothing of ours may be written before this.
@@ -122,10 +135,24 @@ pub struct AfPacketPort {
     head: usize,
     /// Slots taken by the current batch (including ones skipped).
     taken: usize,
-    /// The current batch: (offset of the virtio header in the ring, length).
-    batch: Vec<(usize, usize)>,
+    /// The current batch: where each frame (its virtio header) starts and
+    /// its length.
+    batch: Vec<(Place, usize)>,
+    /// Buffers for the batch's frames too big for a ring slot.
+    big: Box<[u8]>,
+    /// Of which this many are in use.
+    bigs: usize,
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
+}
+
+/// Where a frame of the batch is.
+#[derive(Clone, Copy)]
+enum Place {
+    /// At this offset in the ring.
+    Ring(usize),
+    /// At this offset in [`AfPacketPort::big`].
+    Big(usize),
 }
 
 // SAFETY: the raw pointers (ring mapping, iovec/msghdr scratch) point into
@@ -192,6 +219,15 @@ impl AfPacketPort {
             len,
             frames: req.frame_nr as usize,
         };
+        // Frames bigger than a slot wait on the socket's queue, charged to
+        // its receive buffer: 16 times the ring (a small ring holds many
+        // small frames; a 64 KiB GSO frame is charged about 70 KiB).
+        setsockopt(&fd, libc::SOL_PACKET, PACKET_COPY_THRESH, &1i32)
+            .map_err(os("PACKET_COPY_THRESH"))?;
+        let rcvbuf = (u64::from(blocks) << 24).min(1 << 30) as i32;
+        if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+            let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
+        }
         // Best effort: older kernels lack these, and forwarding works without.
         let _ = setsockopt(&fd, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &1i32);
         let _ = setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32);
@@ -223,6 +259,8 @@ impl AfPacketPort {
             head: 0,
             taken: 0,
             batch: Vec::with_capacity(BATCH),
+            big: vec![0; BIG_SIZE * BIG_PER_BATCH].into_boxed_slice(),
+            bigs: 0,
             iovs,
             msgs,
         };
@@ -262,14 +300,14 @@ impl AfPacketPort {
         Ok(())
     }
 
-    /// Looks at one ready slot; returns the frame's (offset, length) in the
-    /// ring, or `None` if it is not to be forwarded.
+    /// Looks at one ready slot; returns where the frame is and its length,
+    /// or `None` if it is not to be forwarded.
     fn take_slot(
         &mut self,
         slot_index: usize,
         status: u32,
         counters: &mut PortCounters,
-    ) -> Option<(usize, usize)> {
+    ) -> Option<(Place, usize)> {
         let slot = self.ring.slot(slot_index);
         // SAFETY: the slot starts with a tpacket2_hdr (aligned: slots are
         // 16-byte aligned in a page-aligned mapping); it is ours while its
@@ -281,7 +319,29 @@ impl AfPacketPort {
         let bytes = unsafe {
             std::slice::from_raw_parts_mut(slot.add(SLL_OFFSET), FRAME_SIZE as usize - SLL_OFFSET)
         };
-        if bytes[10] == PACKET_OUTGOING {
+        let outgoing = bytes[10] == PACKET_OUTGOING;
+        let vlan = (status & TP_STATUS_VLAN_VALID != 0).then(|| {
+            let tpid = if status & TP_STATUS_VLAN_TPID_VALID != 0 && hdr.vlan_tpid != 0 {
+                hdr.vlan_tpid
+            } else {
+                ETH_P_8021Q
+            };
+            (tpid, hdr.vlan_tci)
+        });
+        if status & TP_STATUS_COPY != 0 {
+            // The whole frame waits on the socket's queue, in ring order.
+            let (start, len) = self.read_big(counters)?;
+            if outgoing {
+                return None;
+            }
+            let (start, len) = match vlan {
+                None => (start, len),
+                Some(tag) => put_vlan_back(&mut self.big, start, len, start - 4, tag, counters)?,
+            };
+            self.bigs += 1;
+            return Some((Place::Big(start), len));
+        }
+        if outgoing {
             return None;
         }
         let snaplen = hdr.snaplen as usize;
@@ -299,34 +359,77 @@ impl AfPacketPort {
             counters.drop(DropReason::Runt);
             return None;
         }
-        let mut start = mac - VNET_HDR_LEN;
-        let mut len = VNET_HDR_LEN + snaplen;
-        if status & TP_STATUS_VLAN_VALID != 0 {
-            // The VLAN tag was taken off by offload; put it back where it was.
-            if start < SLOT_HEADERS - SLL_OFFSET + 4 {
-                counters.drop(DropReason::NoVlanRoom);
-                return None;
+        let start = mac - VNET_HDR_LEN;
+        let len = VNET_HDR_LEN + snaplen;
+        let (start, len) = match vlan {
+            None => (start, len),
+            Some(tag) => {
+                put_vlan_back(bytes, start, len, SLOT_HEADERS - SLL_OFFSET, tag, counters)?
             }
-            let tpid = if status & TP_STATUS_VLAN_TPID_VALID != 0 && hdr.vlan_tpid != 0 {
-                hdr.vlan_tpid
-            } else {
-                ETH_P_8021Q
-            };
-            let tci = hdr.vlan_tci;
-            bytes.copy_within(start..mac + 12, start - 4);
-            start -= 4;
-            len += 4;
-            bytes[mac + 8..mac + 10].copy_from_slice(&tpid.to_be_bytes());
-            bytes[mac + 10..mac + 12].copy_from_slice(&tci.to_be_bytes());
-            if let Ok(mut vnet) = VnetHdr::new_checked(&mut bytes[start..start + VNET_HDR_LEN]) {
-                vnet.shift_offsets(4);
-            }
-        }
-        Some((
-            slot as usize - self.ring.base as usize + SLL_OFFSET + start,
-            len,
-        ))
+        };
+        let offset = slot as usize - self.ring.base as usize + SLL_OFFSET + start;
+        Some((Place::Ring(offset), len))
     }
+
+    /// Reads the next frame queued on the socket (one too big for a ring
+    /// slot) into the next free big buffer; returns its offset in
+    /// [`AfPacketPort::big`] and its length.
+    fn read_big(&mut self, counters: &mut PortCounters) -> Option<(usize, usize)> {
+        let base = self.bigs * BIG_SIZE;
+        // Four bytes in front: room to put a VLAN tag back.
+        let buf = &mut self.big[base + 4..base + BIG_SIZE];
+        // SAFETY: recv writes at most buf.len() bytes into buf. MSG_TRUNC
+        // makes it return the frame's whole length even if longer.
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            )
+        };
+        if n < 0 {
+            // The queue and the ring disagree: only if the socket was reset.
+            counters.drop(DropReason::RxError);
+            return None;
+        }
+        let len = n as usize;
+        if len > buf.len() {
+            counters.drop(DropReason::Truncated);
+            return None;
+        }
+        if len < VNET_HDR_LEN + 12 {
+            counters.drop(DropReason::Runt);
+            return None;
+        }
+        Some((base + 4, len))
+    }
+}
+
+/// Puts an offloaded VLAN tag back into the frame at `bytes[start..start +
+/// len]` (virtio header, then Ethernet), moving the header and MACs 4 bytes
+/// to the front; `floor` is the first byte that may be written. Returns the
+/// frame's new start and length.
+fn put_vlan_back(
+    bytes: &mut [u8],
+    start: usize,
+    len: usize,
+    floor: usize,
+    (tpid, tci): (u16, u16),
+    counters: &mut PortCounters,
+) -> Option<(usize, usize)> {
+    if start < floor + 4 {
+        counters.drop(DropReason::NoVlanRoom);
+        return None;
+    }
+    let mac = start + VNET_HDR_LEN;
+    bytes.copy_within(start..mac + 12, start - 4);
+    bytes[mac + 8..mac + 10].copy_from_slice(&tpid.to_be_bytes());
+    bytes[mac + 10..mac + 12].copy_from_slice(&tci.to_be_bytes());
+    if let Ok(mut vnet) = VnetHdr::new_checked(&mut bytes[start - 4..start - 4 + VNET_HDR_LEN]) {
+        vnet.shift_offsets(4);
+    }
+    Some((start - 4, len + 4))
 }
 
 /// The status word of a slot, shared with the kernel.
@@ -361,7 +464,9 @@ impl Port for AfPacketPort {
             // Acquire: the frame's bytes are read only after the status says
             // they are ours.
             let status = slot_status(self.ring.slot(index)).load(Ordering::Acquire);
-            if status & TP_STATUS_USER == 0 {
+            if status & TP_STATUS_USER == 0
+                || (status & TP_STATUS_COPY != 0 && self.bigs == BIG_PER_BATCH)
+            {
                 break;
             }
             self.taken += 1;
@@ -378,16 +483,24 @@ impl Port for AfPacketPort {
     }
 
     fn frame(&self, index: usize) -> &[u8] {
-        let (offset, len) = self.batch[index];
-        // SAFETY: the batch's slots are owned by us until release(), and
-        // (offset, len) was checked to lie inside its slot by take_slot.
-        unsafe { std::slice::from_raw_parts(self.ring.base.add(offset), len) }
+        match self.batch[index] {
+            // SAFETY: the batch's slots are owned by us until release(), and
+            // (offset, len) was checked to lie inside its slot by take_slot.
+            (Place::Ring(offset), len) => unsafe {
+                std::slice::from_raw_parts(self.ring.base.add(offset), len)
+            },
+            (Place::Big(offset), len) => &self.big[offset..offset + len],
+        }
     }
 
     fn frame_mut(&mut self, index: usize) -> &mut [u8] {
-        let (offset, len) = self.batch[index];
-        // SAFETY: as in frame(); &mut self makes this the only reference.
-        unsafe { std::slice::from_raw_parts_mut(self.ring.base.add(offset), len) }
+        match self.batch[index] {
+            // SAFETY: as in frame(); &mut self makes this the only reference.
+            (Place::Ring(offset), len) => unsafe {
+                std::slice::from_raw_parts_mut(self.ring.base.add(offset), len)
+            },
+            (Place::Big(offset), len) => &mut self.big[offset..offset + len],
+        }
     }
 
     fn release(&mut self) {
@@ -399,6 +512,7 @@ impl Port for AfPacketPort {
         }
         self.head = (self.head + self.taken) % self.ring.frames;
         self.taken = 0;
+        self.bigs = 0;
         self.batch.clear();
     }
 

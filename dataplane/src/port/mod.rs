@@ -151,15 +151,22 @@ pub fn open(kind: PortKind, name: &str, opts: &PortOptions) -> Result<Box<dyn Po
     })
 }
 
+/// The default size of an AF_PACKET port's receive ring, in MiB.
+pub const DEFAULT_RX_RING_MIB: u32 = 2;
+
 /// Tunables for opening ports.
 #[derive(Debug, Clone)]
 pub struct PortOptions {
-    /// Size of each AF_PACKET receive ring in MiB.
+    /// Size of each AF_PACKET receive ring in MiB: 512 slots of 2 KiB per
+    /// MiB, and 16 MiB per MiB of socket buffer for frames too big for a
+    /// slot.
     pub rx_ring_mib: usize,
 }
 
 impl Default for PortOptions {
     fn default() -> Self {
-        PortOptions { rx_ring_mib: 32 }
+        PortOptions {
+            rx_ring_mib: DEFAULT_RX_RING_MIB as usize,
+        }
     }
 }
