@@ -555,3 +555,59 @@ print(len(d.split(b'|')[0]), d.split(b'|')[1].decode())\n",
         "the server saw {seen}"
     );
 }
+
+/// Python that sends `payload` as UDP from `src:sport` to `dst:dport` in
+/// three IPv4 fragments, last one first (RFC 4787 REQ-14: a NAT must take
+/// fragments out of order). UDP checksum 0: none.
+const SEND_REVERSED: &str = "import socket, struct\n\
+def send_reversed(src, sport, dst, dport, payload, ident):\n\
+\x20   udp = struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload\n\
+\x20   r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n\
+\x20   pieces = [(o, udp[o:o + 1480]) for o in range(0, len(udp), 1480)]\n\
+\x20   for o, piece in reversed(pieces):\n\
+\x20       more = 0x2000 if o + len(piece) < len(udp) else 0\n\
+\x20       ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(piece), ident, more | (o // 8), 64, 17, 0,\n\
+\x20                        socket.inet_aton(src), socket.inet_aton(dst))\n\
+\x20       r.sendto(ip + piece, (dst, 0))\n";
+
+#[test]
+fn fragments_out_of_order_cross_nat_both_ways() {
+    let lab = nat_lab(&[]);
+    // The outside host answers each datagram with itself and the address it
+    // came from, fragmented last fragment first too.
+    let echo = format!(
+        "{SEND_REVERSED}\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.bind(('0.0.0.0', 7200))\n\
+n = 0\n\
+while True:\n\
+\x20   d, a = s.recvfrom(65535)\n\
+\x20   n += 1\n\
+\x20   send_reversed('{OUTSIDE}', 7200, a[0], a[1], d + ('|%s:%d' % a).encode(), 0x4000 + n)\n"
+    );
+    serve(&lab, 3, &echo, "7200");
+    let out = lab.host(1).ns.check(&[
+        "python3",
+        "-c",
+        &format!(
+            "{SEND_REVERSED}\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.bind(('0.0.0.0', 40000))\n\
+s.settimeout(3)\n\
+send_reversed('192.168.15.1', 40000, '{OUTSIDE}', 7200, b'y' * 3000, 0x1234)\n\
+d, a = s.recvfrom(65535)\n\
+print(len(d.split(b'|')[0]), d.split(b'|')[1].decode())\n"
+        ),
+    ]);
+    let (len, seen) = out.trim().split_once(' ').expect("an answer");
+    assert_eq!(len, "3000", "the whole datagram came back");
+    assert!(
+        seen.starts_with(&format!("{NAT_ADDR}:")),
+        "the server saw {seen}"
+    );
+    let st = lab.cli_json(&["stats"]);
+    assert!(
+        st["nat"]["fragments_held"].as_u64().unwrap_or(0) >= 4,
+        "two later fragments held each way: {st}"
+    );
+}

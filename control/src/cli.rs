@@ -1256,14 +1256,17 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
             );
             let _ = writeln!(
                 s,
-                "nat: {}/{} sessions; created {}, expired {}, translated {}, table full {}, out of ports {}",
+                "nat: {}/{} sessions; created {}, expired {}, translated {}, table full {}, out of ports {}, \
+                 fragments held {} (dropped {})",
                 st.nat_sessions,
                 st.nat_max,
                 st.nat.sessions_created,
                 st.nat.sessions_expired,
                 st.nat.translated,
                 st.nat.table_full,
-                st.nat.no_ports
+                st.nat.no_ports,
+                st.nat.fragments_held,
+                st.nat.fragments_dropped
             );
             let l3 = &st.l3;
             let _ = writeln!(

@@ -255,6 +255,16 @@ pub fn render(s: &StatsInfo) -> String {
             "New flows refused: no free port.",
             n.no_ports,
         ),
+        (
+            "nat_fragments_held_total",
+            "Later fragments held until their first fragment came.",
+            n.fragments_held,
+        ),
+        (
+            "nat_fragments_dropped_total",
+            "Held fragments dropped: their first fragment never came.",
+            n.fragments_dropped,
+        ),
     ] {
         family(&mut o, name, "counter", help);
         let _ = writeln!(o, "patchbay_{name} {v}");

@@ -71,6 +71,17 @@ impl Emitter {
         &mut self.bufs[usize::from(i)][..len]
     }
 
+    /// Takes buffer `i`'s memory out, so the frame in it can go through
+    /// the router (which owns the pool) again; [`Emitter::put_buf`] puts it
+    /// back. Moves a pointer; nothing is allocated.
+    pub fn take_buf(&mut self, i: u16) -> Box<[u8]> {
+        std::mem::take(&mut self.bufs[usize::from(i)])
+    }
+
+    pub fn put_buf(&mut self, i: u16, buf: Box<[u8]>) {
+        self.bufs[usize::from(i)] = buf;
+    }
+
     pub fn set_len(&mut self, i: u16, len: usize) {
         self.lens[usize::from(i)] = len.min(BUF_SIZE);
     }

@@ -15,8 +15,8 @@ use crate::counters::DropReason;
 use crate::emit::{EmitTo, Emitter, BUF_SIZE};
 use crate::l2::{BridgeId, PortId};
 use crate::nat::{
-    parse_icmp_error, parse_tuple, rewrite, rewrite_addrs, rewrite_icmp_error, Nat, NatDrop,
-    NatVerdict, Peek, Tuple,
+    parse_icmp_error, parse_tuple, rewrite, rewrite_addrs, rewrite_icmp_error, FragmentFate,
+    FragmentKey, Nat, NatDrop, NatVerdict, Peek, Tuple, FRAGMENT_MS,
 };
 use crate::trace;
 use crate::trace::{ArpAction, Event, NextHopMac, Tracer};
@@ -210,6 +210,21 @@ fn nat_drop(d: NatDrop) -> DropReason {
     }
 }
 
+/// A later fragment that came before the first fragment of its datagram,
+/// held (in a buffer of the pool) until the first one decides what NAT
+/// does to the datagram.
+#[derive(Debug, Clone, Copy)]
+struct HeldFragment {
+    key: FragmentKey,
+    buf: u16,
+    port: PortId,
+    bridge: BridgeId,
+    until: u64,
+}
+
+/// Fragments held at most, waiting for their first fragment.
+const MAX_HELD_FRAGMENTS: usize = 64;
+
 /// The IPv4 router of a switch.
 pub struct Router {
     pub nat: Nat,
@@ -226,6 +241,10 @@ pub struct Router {
     ident: u16,
     mac_seed: [u8; 3],
     scratch: Vec<u16>,
+    /// Fragments waiting for their first fragment, and room to take some
+    /// out (both of MAX_HELD_FRAGMENTS).
+    held: Vec<HeldFragment>,
+    releasing: Vec<HeldFragment>,
     /// The packet trace (off unless armed); the switch's stages use it too.
     pub trace: Tracer,
 }
@@ -247,6 +266,8 @@ impl Router {
             ident: 0,
             mac_seed: [seed[1], seed[2], seed[3]],
             scratch: Vec::with_capacity(64),
+            held: Vec::with_capacity(MAX_HELD_FRAGMENTS),
+            releasing: Vec::with_capacity(MAX_HELD_FRAGMENTS),
             trace: Tracer::default(),
         }
     }
@@ -386,6 +407,14 @@ impl Router {
         for (p, l) in gone {
             let _ = self.fib.remove(p, l);
         }
+        let em = &mut self.em;
+        self.held.retain(|h| {
+            let keep = h.bridge != bridge;
+            if !keep {
+                em.free(h.buf);
+            }
+            keep
+        });
         let mut dropped = std::mem::take(&mut self.scratch);
         self.arp.retain(|b, _, _| b != bridge, &mut dropped);
         for i in dropped.drain(..) {
@@ -693,6 +722,7 @@ impl Router {
         };
         let (ttl, total, df) = (ip.ttl(), ip.total_len(), ip.dont_frag());
         let (ident, more_frags, frag_at) = (ip.ident(), ip.more_frags(), ip.frag_offset());
+        let payload_len = ip.payload().len();
         let (ip_src, ip_dst, ip_proto) = (ip.src(), ip.dst(), ip.protocol());
         trace!(
             T; self.trace,
@@ -719,6 +749,7 @@ impl Router {
         // published ports.
         let partial = frame[0] & F_NEEDS_CSUM != 0;
         let mut nat_tuple = None;
+        let mut translated = false;
         if self.nat.is_active() {
             if let Some((t, flags)) = parse_tuple(&frame[L3..]) {
                 let to_us = self.is_local(t.dst);
@@ -748,6 +779,7 @@ impl Router {
                     NatVerdict::Translate(to) => {
                         let first_of = more_frags.then_some(ident);
                         self.nat_apply::<T>(&mut frame[L3..], &t, &to, partial, first_of, now);
+                        translated = true;
                     }
                     NatVerdict::Pass => nat_tuple = Some((t, flags)),
                     NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
@@ -756,8 +788,14 @@ impl Router {
                 // A later fragment: the addresses its first one got.
                 let key = (ip_src, ip_dst, ip_proto, ident);
                 if !(T && self.trace.dry) {
-                    if let Some((s, d)) = self.nat.fragment(key, !more_frags) {
-                        rewrite_addrs(&mut frame[L3..], s, d);
+                    let len = payload_len as u32;
+                    let end = (!more_frags).then_some(frag_at as u32 + len);
+                    match self.nat.fragment(key, len, end) {
+                        FragmentFate::Rewrite(s, d) => rewrite_addrs(&mut frame[L3..], s, d),
+                        FragmentFate::Pass => {}
+                        FragmentFate::Unknown => {
+                            return self.hold_fragment(frame, key, in_port, bridge, now)
+                        }
                     }
                 }
             } else if let Some((inner, at)) = parse_icmp_error(&frame[L3..]) {
@@ -860,9 +898,23 @@ impl Router {
                 NatVerdict::Translate(to) => {
                     let first_of = more_frags.then_some(ident);
                     self.nat_apply::<T>(&mut frame[L3..], &t, &to, partial, first_of, now);
+                    translated = true;
                 }
                 NatVerdict::Pass => {}
                 NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
+            }
+        }
+        // The first fragment of a datagram NAT leaves alone: its later
+        // fragments pass too (and those that came first go on now).
+        if more_frags
+            && frag_at == 0
+            && !translated
+            && self.nat.is_active()
+            && !(T && self.trace.dry)
+        {
+            let key = (ip_src, ip_dst, ip_proto, ident);
+            if self.nat.note_fragmented(key, None, payload_len as u32, now) {
+                self.release_fragments(key, now);
             }
         }
         if on_wire > mtu {
@@ -973,8 +1025,80 @@ impl Router {
     ) {
         rewrite(l3, from, to, partial);
         if let Some(ident) = first_of.filter(|_| !(T && self.trace.dry)) {
-            self.nat.note_fragmented(from, to, ident, now);
+            let key = (from.src, from.dst, from.proto, ident);
+            let len = Ipv4Packet::new_unchecked(&*l3).payload().len() as u32;
+            if self
+                .nat
+                .note_fragmented(key, Some((to.src, to.dst)), len, now)
+            {
+                self.release_fragments(key, now);
+            }
         }
+    }
+
+    /// Holds a later fragment whose first fragment has not come: NAT cannot
+    /// tell yet whether and how to translate it (RFC 4787 REQ-14).
+    fn hold_fragment(
+        &mut self,
+        frame: &[u8],
+        key: FragmentKey,
+        port: PortId,
+        bridge: BridgeId,
+        now: u64,
+    ) -> L3Out {
+        if self.held.len() >= MAX_HELD_FRAGMENTS {
+            return L3Out::Drop(DropReason::NatFragmentOrphan);
+        }
+        let Some(buf) = self.em.copy(frame) else {
+            return L3Out::Drop(DropReason::NoBuffer);
+        };
+        self.held.push(HeldFragment {
+            key,
+            buf,
+            port,
+            bridge,
+            until: now + FRAGMENT_MS,
+        });
+        self.nat.counters.fragments_held += 1;
+        L3Out::Consumed
+    }
+
+    /// The first fragment of datagram `key` came: the fragments held for it
+    /// go through the router again, now that NAT knows what they get.
+    fn release_fragments(&mut self, key: FragmentKey, now: u64) {
+        if !self.held.iter().any(|h| h.key == key) {
+            return;
+        }
+        let mut releasing = std::mem::take(&mut self.releasing);
+        self.held.retain(|h| {
+            let out = h.key == key;
+            if out {
+                releasing.push(*h);
+            }
+            !out
+        });
+        for h in releasing.drain(..) {
+            let len = self.em.frame(h.buf).len();
+            let mut buf = self.em.take_buf(h.buf);
+            let out = self.input::<false>(&mut buf[..len], h.port, h.bridge, now);
+            self.em.put_buf(h.buf, buf);
+            match out {
+                L3Out::Forward { bridge, dst } => {
+                    let to = EmitTo::Bridge {
+                        bridge,
+                        dst,
+                        except: None,
+                    };
+                    self.em.send(h.buf, to);
+                }
+                L3Out::Consumed => self.em.free(h.buf),
+                L3Out::Drop(_) => {
+                    self.em.free(h.buf);
+                    self.nat.counters.fragments_dropped += 1;
+                }
+            }
+        }
+        self.releasing = releasing;
     }
 
     /// Puts buffer `i` on the queue of an unresolved neighbour.
@@ -1275,6 +1399,16 @@ impl Router {
     /// Once a second: ARP retries and failures, ICMP rate budget.
     pub fn housekeeping(&mut self, now: u64) {
         self.nat.expire(now);
+        // Held fragments whose first fragment never came.
+        let (em, counters) = (&mut self.em, &mut self.nat.counters);
+        self.held.retain(|h| {
+            let keep = h.until > now;
+            if !keep {
+                em.free(h.buf);
+                counters.fragments_dropped += 1;
+            }
+            keep
+        });
         // Say why new flows are being refused, at most once a second.
         let c = &self.nat.counters;
         let (full, ports) = (c.table_full, c.no_ports);

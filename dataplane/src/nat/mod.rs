@@ -142,6 +142,13 @@ pub struct NatCounters {
     pub sessions_expired: u64,
     pub table_full: u64,
     pub no_ports: u64,
+    /// Later fragments that came before their first one and were held.
+    #[serde(default)]
+    pub fragments_held: u64,
+    /// Held fragments dropped: their first fragment never came (within
+    /// FRAGMENT_MS), or the router dropped them when they went on.
+    #[serde(default)]
+    pub fragments_dropped: u64,
 }
 
 /// An endpoint: (protocol, address, port).
@@ -149,21 +156,38 @@ type Endpoint = (u8, Ipv4Addr, u16);
 
 /// A datagram, as its fragments name it: (source, destination, protocol,
 /// identification).
-type FragmentKey = (Ipv4Addr, Ipv4Addr, u8, u16);
+pub type FragmentKey = (Ipv4Addr, Ipv4Addr, u8, u16);
 
-/// The addresses a datagram's later fragments get, until when (ms).
+/// What a fragmented datagram's later fragments get, until when (ms), and
+/// how much of the datagram has been seen.
 #[derive(Debug, Clone, Copy)]
 struct FragmentRewrite {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    /// The new (source, destination); `None`: they pass as they are.
+    to: Option<(Ipv4Addr, Ipv4Addr)>,
     until: u64,
+    /// Payload bytes seen so far.
+    seen: u32,
+    /// The datagram's payload length, once its last fragment came (0 before).
+    total: u32,
+}
+
+/// What NAT does to a later fragment (one without ports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FragmentFate {
+    /// Its datagram was translated: these addresses.
+    Rewrite(Ipv4Addr, Ipv4Addr),
+    /// Its datagram passed untranslated.
+    Pass,
+    /// Its first fragment has not come yet (RFC 4787 REQ-14: hold it).
+    Unknown,
 }
 
 /// Fragmented datagrams in flight NAT remembers at most.
 pub const MAX_FRAGMENTED: usize = 4096;
-/// How long the later fragments of a datagram may take (RFC 4787 REQ-14
-/// asks for fragments to be translated; they come within milliseconds).
-const FRAGMENT_MS: u64 = 5_000;
+/// How long the fragments of a datagram may take (RFC 4787 REQ-14 asks for
+/// fragments to be translated in and out of order; they come within
+/// milliseconds).
+pub const FRAGMENT_MS: u64 = 5_000;
 
 /// A mapping's inside endpoint and the rule it is under: (protocol, address,
 /// port, rule id). Endpoint-independent per rule: a host whose flows leave
@@ -398,34 +422,54 @@ impl Nat {
         u64::from(secs) * 1000
     }
 
-    /// The first fragment of a datagram (`id`) was translated from `from`
-    /// to `to`: its later fragments get the same addresses. When the table
-    /// is full (it is pruned once a second), they pass untranslated.
-    pub fn note_fragmented(&mut self, from: &Tuple, to: &Tuple, id: u16, now: u64) {
-        if self.fragments.len() >= MAX_FRAGMENTED {
-            return;
+    /// The first fragment of datagram `key`, `len` bytes of payload, was
+    /// translated to the addresses `to` (`None`: passed as it was): its
+    /// later fragments get the same. Returns false if the table is full (it
+    /// only holds datagrams in flight, which leave it once whole or after
+    /// [`FRAGMENT_MS`]).
+    pub fn note_fragmented(
+        &mut self,
+        key: FragmentKey,
+        to: Option<(Ipv4Addr, Ipv4Addr)>,
+        len: u32,
+        now: u64,
+    ) -> bool {
+        if self.fragments.len() >= MAX_FRAGMENTED && !self.fragments.contains_key(&key) {
+            return false;
         }
-        self.fragments.insert(
-            (from.src, from.dst, from.proto, id),
-            FragmentRewrite {
-                src: to.src,
-                dst: to.dst,
-                until: now + FRAGMENT_MS,
-            },
-        );
+        let f = self.fragments.entry(key).or_insert(FragmentRewrite {
+            to,
+            until: now + FRAGMENT_MS,
+            seen: 0,
+            total: 0,
+        });
+        f.to = to;
+        f.seen += len;
+        true
     }
 
-    /// A later fragment: the (source, destination) it gets, if the first
-    /// fragment of its datagram was translated. `last`: the datagram is
-    /// complete after it.
-    pub fn fragment(&mut self, key: FragmentKey, last: bool) -> Option<(Ipv4Addr, Ipv4Addr)> {
-        let f = if last {
-            self.fragments.remove(&key)?
-        } else {
-            *self.fragments.get(&key)?
+    /// A later fragment of datagram `key`, `len` bytes of payload, ending the
+    /// datagram at byte `end` if it is the last: what it gets. The datagram
+    /// is forgotten once all its bytes came, in whatever order.
+    pub fn fragment(&mut self, key: FragmentKey, len: u32, end: Option<u32>) -> FragmentFate {
+        let Some(f) = self.fragments.get_mut(&key) else {
+            return FragmentFate::Unknown;
         };
-        self.counters.translated += 1;
-        Some((f.src, f.dst))
+        f.seen += len;
+        if let Some(end) = end {
+            f.total = end;
+        }
+        let to = f.to;
+        if f.total != 0 && f.seen >= f.total {
+            self.fragments.remove(&key);
+        }
+        match to {
+            Some((src, dst)) => {
+                self.counters.translated += 1;
+                FragmentFate::Rewrite(src, dst)
+            }
+            None => FragmentFate::Pass,
+        }
     }
 
     /// Reclaims expired sessions, a slice of the table at a time, and
@@ -1070,6 +1114,27 @@ mod tests {
             (1024, 65535),
         );
         nat
+    }
+
+    #[test]
+    fn a_fragmented_datagram_is_remembered_until_all_its_bytes_came() {
+        let mut nat = masq();
+        let ip = |s: &str| -> Ipv4Addr { s.parse().unwrap() };
+        let key = (ip("192.168.15.1"), ip("192.0.2.1"), PROTO_UDP, 7);
+        let to = Some((ip("203.0.113.1"), ip("192.0.2.1")));
+        assert_eq!(nat.fragment(key, 1480, None), FragmentFate::Unknown);
+        assert!(nat.note_fragmented(key, to, 1480, 0));
+        let rewrite = FragmentFate::Rewrite(ip("203.0.113.1"), ip("192.0.2.1"));
+        // The last fragment before a middle one: both are translated.
+        assert_eq!(nat.fragment(key, 48, Some(4488)), rewrite);
+        assert_eq!(nat.fragment(key, 1480, None), rewrite);
+        assert_eq!(nat.fragment(key, 1480, None), rewrite);
+        // Whole: forgotten.
+        assert_eq!(nat.fragment(key, 1480, None), FragmentFate::Unknown);
+        // A datagram NAT left alone: its fragments pass.
+        let other = (ip("192.168.15.1"), ip("192.168.16.1"), PROTO_UDP, 8);
+        assert!(nat.note_fragmented(other, None, 1480, 0));
+        assert_eq!(nat.fragment(other, 8, Some(1488)), FragmentFate::Pass);
     }
 
     #[test]
