@@ -73,10 +73,10 @@ struct Args {
     #[arg(long, value_name = "MIB", default_value_t = patchbay_dataplane::port::DEFAULT_RX_RING_MIB, value_parser = clap::value_parser!(u32).range(1..=1024))]
     rx_ring_mib: u32,
     /// Keep polling without sleeping for this long after the last frame, in
-    /// microseconds (0: sleep as soon as the ports are drained). Spares
-    /// senders the kernel's per-frame wake-up of patchbayd (about +10% 64-byte
-    /// frame rate on a 2-core VM), but keeps a core busy and, in VMs, can
-    /// raise ping RTT: measure with tools/bench before using it.
+    /// microseconds (0: sleep as soon as the ports are drained). While
+    /// spinning, ring ports are off epoll, which spares senders the kernel's
+    /// per-frame wake-up work (64-byte frame rate +25% on a 2-core VM), but
+    /// it keeps a core busy: measure with tools/bench before using it.
     #[arg(long, value_name = "USECS", default_value_t = 0)]
     busy_poll_us: u64,
     /// Serve counters in the Prometheus text format at http://ADDR/metrics
