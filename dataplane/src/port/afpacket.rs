@@ -18,6 +18,11 @@
 //! the kernel segments GSO frames and fills partial checksums on the way out.
 //! `PACKET_QDISC_BYPASS` skips the qdisc, and `PACKET_IGNORE_OUTGOING` keeps
 //! frames sent out of this interface (by us or the host) from coming back.
+//! Frames are sent through a second socket that receives nothing and is not
+//! polled: when the receiver frees a sent frame, the kernel tells the
+//! sending socket's waiters there is room again, and a socket that is polled
+//! for reading always has one (the poller), so each freed frame would cost a
+//! wake-up call on the receiver's core.
 
 use super::sys::{self, setsockopt};
 use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, PortOptions};
@@ -129,6 +134,8 @@ impl Drop for Ring {
 pub struct AfPacketPort {
     name: String,
     fd: OwnedFd,
+    /// The socket frames are sent through (see the module's documentation).
+    tx_fd: OwnedFd,
     ifindex: u32,
     ring: Ring,
     /// First ring slot not yet handed back to the kernel.
@@ -165,19 +172,9 @@ impl AfPacketPort {
         let ifindex =
             sys::if_index(name).ok_or_else(|| PortError::NoSuchInterface(name.to_string()))?;
         // Protocol 0: nothing is received until bind(), after the ring exists.
-        // SAFETY: plain socket(2) call; the result is checked.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
-        if raw < 0 {
-            return Err(PortError::os(name, "AF_PACKET socket (are you root?)"));
-        }
-        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd =
+            packet_socket().map_err(|_| PortError::os(name, "AF_PACKET socket (are you root?)"))?;
+        let tx_fd = packet_socket().map_err(|_| PortError::os(name, "AF_PACKET socket"))?;
         let os = |what| {
             move |e: io::Error| PortError::Os {
                 name: name.to_string(),
@@ -229,12 +226,14 @@ impl AfPacketPort {
             let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
         }
         // Best effort: older kernels lack these, and forwarding works without.
-        let _ = setsockopt(&fd, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &1i32);
         let _ = setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32);
+        setsockopt(&tx_fd, libc::SOL_PACKET, PACKET_VNET_HDR, &1i32)
+            .map_err(os("PACKET_VNET_HDR"))?;
+        let _ = setsockopt(&tx_fd, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &1i32);
         // GSO frames stay charged to the socket until the peer consumes them.
         let sndbuf = 16i32 << 20;
-        if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
-            let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf);
+        if setsockopt(&tx_fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
+            let _ = setsockopt(&tx_fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf);
         }
 
         let iovs: Box<[libc::iovec]> = (0..BATCH)
@@ -254,6 +253,7 @@ impl AfPacketPort {
         let mut port = AfPacketPort {
             name: name.to_string(),
             fd,
+            tx_fd,
             ifindex,
             ring,
             head: 0,
@@ -271,24 +271,11 @@ impl AfPacketPort {
         Ok(port)
     }
 
-    /// Binds to `ifindex` for all protocols and turns on promiscuous mode.
+    /// Binds the receiving socket to `ifindex` for all protocols, the
+    /// sending one for none, and turns on promiscuous mode.
     fn bind(&mut self, ifindex: u32) -> io::Result<()> {
-        // SAFETY: sockaddr_ll is a plain C struct; all-zero is valid.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ETH_P_ALL.to_be();
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: `sll` is a valid sockaddr_ll of the size we pass.
-        let r = unsafe {
-            libc::bind(
-                self.fd.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        bind_packet_socket(&self.fd, ifindex, ETH_P_ALL)?;
+        bind_packet_socket(&self.tx_fd, ifindex, 0)?;
         let mreq = PacketMreq {
             ifindex: ifindex as i32,
             kind: PACKET_MR_PROMISC,
@@ -432,6 +419,45 @@ fn put_vlan_back(
     Some((start - 4, len + 4))
 }
 
+/// A new non-blocking AF_PACKET socket that receives nothing until bound.
+fn packet_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Binds an AF_PACKET socket to interface `ifindex`, receiving `protocol`
+/// (0: nothing).
+fn bind_packet_socket(fd: &OwnedFd, ifindex: u32, protocol: u16) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is a plain C struct; all-zero is valid.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = protocol.to_be();
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: `sll` is a valid sockaddr_ll of the size we pass.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The status word of a slot, shared with the kernel.
 fn slot_status(slot: *mut u8) -> &'static AtomicU32 {
     // SAFETY: `slot` points at the 4-byte aligned tp_status of a
@@ -543,7 +569,7 @@ impl Port for AfPacketPort {
                 // which point at frames borrowed for the whole call.
                 let r = unsafe {
                     libc::sendmmsg(
-                        self.fd.as_raw_fd(),
+                        self.tx_fd.as_raw_fd(),
                         self.msgs.as_mut_ptr().add(done),
                         (n - done) as u32,
                         libc::MSG_DONTWAIT,
@@ -583,6 +609,9 @@ impl Port for AfPacketPort {
     }
 
     fn refresh(&mut self) -> LinkState {
+        if let Some(err) = sys::take_socket_error(&self.tx_fd) {
+            log::debug!("port {}: send socket error {err}", self.name);
+        }
         if let Some(err) = sys::take_socket_error(&self.fd) {
             log::debug!("port {}: socket error {err}", self.name);
         }
