@@ -262,7 +262,7 @@ pub fn render(s: &StatsInfo) -> String {
         ),
         (
             "nat_fragments_dropped_total",
-            "Held fragments dropped: their first fragment never came.",
+            "Held fragments dropped: their first fragment never came, too many waited, or the router dropped them when they went on.",
             n.fragments_dropped,
         ),
     ] {

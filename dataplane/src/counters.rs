@@ -40,7 +40,7 @@ macro_rules! drop_reasons {
                     | TxError => "port",
                     InvalidSrcMac | ReservedGroup | SamePort | NoBridge => "l2",
                     ArpMalformed | ArpQueueFull | ArpUnresolved | ArpTableFull => "arp",
-                    NatTableFull | NatNoPorts | NatFiltered | NatFragmentOrphan => "nat",
+                    NatTableFull | NatNoPorts | NatFiltered => "nat",
                     _ => "ip4",
                 }
             }
@@ -95,7 +95,6 @@ drop_reasons! {
     NatTableFull => "nat-table-full", "A new NAT session did not fit in the session table.";
     NatNoPorts => "nat-no-ports", "No outside port left in the NAT rule's range.";
     NatFiltered => "nat-filtered", "Unsolicited: to a NAT address, with no session and no published port (RFC 4787 filtering).";
-    NatFragmentOrphan => "nat-fragment-orphan", "A later fragment whose first fragment had not come, with too many already waiting.";
     TxBusy => "tx-busy", "Egress device or socket buffer was full.";
     TxDown => "tx-down", "Egress interface is down or gone.";
     TxError => "tx-error", "Egress device refused the frame.";

@@ -1047,7 +1047,11 @@ impl Router {
         now: u64,
     ) -> L3Out {
         if self.held.len() >= MAX_HELD_FRAGMENTS {
-            return L3Out::Drop(DropReason::NatFragmentOrphan);
+            // The oldest goes: unsolicited fragments must not keep out the
+            // ones whose first fragment is on its way.
+            let oldest = self.held.remove(0);
+            self.em.free(oldest.buf);
+            self.nat.counters.fragments_dropped += 1;
         }
         let Some(buf) = self.em.copy(frame) else {
             return L3Out::Drop(DropReason::NoBuffer);
@@ -1080,6 +1084,8 @@ impl Router {
         for h in releasing.drain(..) {
             let len = self.em.frame(h.buf).len();
             let mut buf = self.em.take_buf(h.buf);
+            // Counted in when it came.
+            self.counters.ip4_in -= 1;
             let out = self.input::<false>(&mut buf[..len], h.port, h.bridge, now);
             self.em.put_buf(h.buf, buf);
             match out {

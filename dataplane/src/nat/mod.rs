@@ -146,7 +146,8 @@ pub struct NatCounters {
     #[serde(default)]
     pub fragments_held: u64,
     /// Held fragments dropped: their first fragment never came (within
-    /// FRAGMENT_MS), or the router dropped them when they went on.
+    /// FRAGMENT_MS), 64 newer ones were waiting, or the router dropped them
+    /// when they went on.
     #[serde(default)]
     pub fragments_dropped: u64,
 }
@@ -435,16 +436,22 @@ impl Nat {
         now: u64,
     ) -> bool {
         if self.fragments.len() >= MAX_FRAGMENTED && !self.fragments.contains_key(&key) {
-            return false;
+            self.fragments.retain(|_, f| f.until > now);
+            if self.fragments.len() >= MAX_FRAGMENTED {
+                return false;
+            }
         }
-        let f = self.fragments.entry(key).or_insert(FragmentRewrite {
-            to,
-            until: now + FRAGMENT_MS,
-            seen: 0,
-            total: 0,
-        });
-        f.to = to;
-        f.seen += len;
+        // A first fragment starts its datagram afresh (an identification
+        // used again after a lost fragment included).
+        self.fragments.insert(
+            key,
+            FragmentRewrite {
+                to,
+                until: now + FRAGMENT_MS,
+                seen: len,
+                total: 0,
+            },
+        );
         true
     }
 
@@ -455,7 +462,7 @@ impl Nat {
         let Some(f) = self.fragments.get_mut(&key) else {
             return FragmentFate::Unknown;
         };
-        f.seen += len;
+        f.seen = f.seen.saturating_add(len);
         if let Some(end) = end {
             f.total = end;
         }

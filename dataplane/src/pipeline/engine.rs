@@ -58,7 +58,8 @@ pub struct Engine {
 }
 
 /// While busy polling, epoll is asked only every this many rounds (for
-/// ports that cannot be peeked at, control jobs and errors).
+/// ports that cannot be peeked at and control jobs; ring ports are off
+/// epoll then, and housekeeping checks them).
 const POLL_EVERY: u32 = 64;
 
 impl Engine {
@@ -161,7 +162,10 @@ impl Engine {
                     if n > 0 {
                         last_work = Some(Instant::now());
                     }
-                    *is_ready = n == BATCH;
+                    // A port may stop a batch early (an AF_PACKET port has
+                    // buffers for 16 big frames per batch): if its ring
+                    // shows more, it stays ready.
+                    *is_ready = n == BATCH || self.switch.rx_pending(id as PortId);
                 }
             }
             if now >= next_tick {

@@ -741,6 +741,12 @@ impl Switch {
         router.sent();
     }
 
+    /// Whether port `id` shows a waiting frame without a system call.
+    pub fn rx_pending(&self, id: PortId) -> bool {
+        let slot = self.ports.get(usize::from(id)).and_then(Option::as_ref);
+        slot.and_then(|s| s.port.rx_pending()) == Some(true)
+    }
+
     /// Marks in `ready` the ports that show a waiting frame without a system
     /// call (see [`Port::rx_pending`]).
     pub fn mark_rx_pending(&self, ready: &mut Vec<bool>) {
@@ -761,7 +767,7 @@ impl Switch {
     /// run the poller's wake-up callback, on the sender's core, even when
     /// nobody sleeps. A spinning engine peeks at the rings instead; off the
     /// poller, a ring port costs its senders nothing more than the copy.
-    /// A link that goes down meanwhile is noticed by [`Switch::housekeeping`].
+    /// [`Switch::housekeeping`] refreshes such ports once a second instead.
     pub fn set_ring_polling(&mut self, on: bool) {
         let Some(registry) = &self.registry else {
             return;
@@ -845,7 +851,13 @@ impl Switch {
             };
             let dropped = slot.port.take_kernel_drops();
             slot.counters.drop_n(DropReason::RxRingFull, dropped);
-            if slot.state != LinkState::Up || slot.port.link_state() != LinkState::Up {
+            // A port off the poller (while the engine spins) hears of no
+            // error: it is refreshed every time, which also follows an
+            // interface deleted and made again within the second.
+            if !slot.polled
+                || slot.state != LinkState::Up
+                || slot.port.link_state() != LinkState::Up
+            {
                 self.refresh_port(id as PortId);
             }
         }

@@ -54,7 +54,7 @@ const ETH_P_ALL: u16 = 0x0003;
 const ETH_P_8021Q: u16 = 0x8100;
 
 /// Ring blocks are 1 MiB of 512 slots of 2 KiB: the tpacket header,
-/// sockaddr_ll and virtio header, then up to 1,958 bytes of frame (a
+/// sockaddr_ll and virtio header, then up to 1,972 bytes of frame (a
 /// 1,500-byte MTU frame with a VLAN tag fits).
 const BLOCK_SIZE: u32 = 1 << 20;
 const FRAME_SIZE: u32 = 2048;
@@ -223,6 +223,11 @@ impl AfPacketPort {
             .map_err(os("PACKET_COPY_THRESH"))?;
         let rcvbuf = (u64::from(blocks) << 24).min(1 << 30) as i32;
         if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+            log::warn!(
+                "port {name}: no CAP_NET_ADMIN for a {} MiB receive buffer; \
+                 GSO and jumbo frames may be dropped (counted as truncated)",
+                rcvbuf >> 20
+            );
             let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
         }
         // Best effort: older kernels lack these, and forwarding works without.
@@ -268,6 +273,8 @@ impl AfPacketPort {
         if let Err(e) = sys::set_if_up(name) {
             log::warn!("port {name}: could not set the interface up: {e}");
         }
+        // Bound while the interface was down, the socket holds an error.
+        let _ = sys::take_socket_error(&port.fd);
         Ok(port)
     }
 
@@ -316,8 +323,15 @@ impl AfPacketPort {
             (tpid, hdr.vlan_tci)
         });
         if status & TP_STATUS_COPY != 0 {
-            // The whole frame waits on the socket's queue, in ring order.
-            let (start, len) = self.read_big(counters)?;
+            // The whole frame waits on the socket's queue, in ring order; the
+            // slot holds its first bytes, to make sure.
+            let mac = (hdr.mac as usize).saturating_sub(SLL_OFFSET);
+            let seen = (hdr.snaplen as usize).min(64);
+            let Some(prefix) = bytes.get(mac..mac + seen) else {
+                counters.drop(DropReason::Runt);
+                return None;
+            };
+            let (start, len) = self.read_big(hdr.len as usize, prefix, counters)?;
             if outgoing {
                 return None;
             }
@@ -358,38 +372,62 @@ impl AfPacketPort {
         Some((Place::Ring(offset), len))
     }
 
-    /// Reads the next frame queued on the socket (one too big for a ring
-    /// slot) into the next free big buffer; returns its offset in
-    /// [`AfPacketPort::big`] and its length.
-    fn read_big(&mut self, counters: &mut PortCounters) -> Option<(usize, usize)> {
+    /// Reads the frame of a `TP_STATUS_COPY` slot from the socket's queue
+    /// into the next free big buffer; returns its offset in
+    /// [`AfPacketPort::big`] and its length (virtio header included).
+    ///
+    /// The kernel queues such a frame before it hands over its slot, so the
+    /// queue's head is this slot's frame, unless an earlier read failed and
+    /// left one behind. The frame must have the slot's length (`frame_len`)
+    /// and first bytes (`prefix`); older frames before it are dropped.
+    fn read_big(
+        &mut self,
+        frame_len: usize,
+        prefix: &[u8],
+        counters: &mut PortCounters,
+    ) -> Option<(usize, usize)> {
         let base = self.bigs * BIG_SIZE;
         // Four bytes in front: room to put a VLAN tag back.
         let buf = &mut self.big[base + 4..base + BIG_SIZE];
-        // SAFETY: recv writes at most buf.len() bytes into buf. MSG_TRUNC
-        // makes it return the frame's whole length even if longer.
-        let n = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-            )
-        };
-        if n < 0 {
-            // The queue and the ring disagree: only if the socket was reset.
-            counters.drop(DropReason::RxError);
-            return None;
+        for _ in 0..BATCH {
+            // SAFETY: recv writes at most buf.len() bytes into buf. MSG_TRUNC
+            // makes it return the frame's whole length even if longer.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                )
+            };
+            if n < 0 {
+                match io::Error::last_os_error().raw_os_error() {
+                    // A pending socket error (the link went down) comes
+                    // before the frames; it is gone now.
+                    Some(libc::EAGAIN) => break,
+                    _ => continue,
+                }
+            }
+            let len = n as usize;
+            let have = len.min(buf.len());
+            let frame = buf.get(VNET_HDR_LEN..have).unwrap_or(&[]);
+            if len != VNET_HDR_LEN + frame_len || !frame.starts_with(prefix) {
+                // An older frame, left behind by a failed read.
+                counters.drop(DropReason::RxError);
+                continue;
+            }
+            if len > buf.len() {
+                counters.drop(DropReason::Truncated);
+                return None;
+            }
+            if len < VNET_HDR_LEN + 12 {
+                counters.drop(DropReason::Runt);
+                return None;
+            }
+            return Some((base + 4, len));
         }
-        let len = n as usize;
-        if len > buf.len() {
-            counters.drop(DropReason::Truncated);
-            return None;
-        }
-        if len < VNET_HDR_LEN + 12 {
-            counters.drop(DropReason::Runt);
-            return None;
-        }
-        Some((base + 4, len))
+        counters.drop(DropReason::RxError);
+        None
     }
 }
 
