@@ -417,27 +417,33 @@ fn static_fdb_entries() {
     assert!(!text.contains(&format!("{mac} dev p2")), "{text}");
 }
 
+/// Sends `count` broadcast frames tagged VLAN 10 (EtherType 0x88b5, frame
+/// `i` filled with byte `i`, `len` bytes of payload) out of eth0 of `host`,
+/// as fast as it can.
+fn send_tagged_broadcasts(host: &Netns, count: usize, len: usize) {
+    let script = format!(
+        "import socket\n\
+         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
+         s.bind(('eth0', 0))\n\
+         src = open('/sys/class/net/eth0/address').read().strip()\n\
+         for i in range({count}):\n\
+         \x20   s.send(b'\\xff' * 6 + bytes.fromhex(src.replace(':', '')) + b'\\x81\\x00\\x00\\x0a\\x88\\xb5' + bytes([i]) * {len})\n"
+    );
+    let send = host.run(&["python3", "-c", &script]);
+    assert!(
+        send.status.success(),
+        "{}",
+        String::from_utf8_lossy(&send.stderr)
+    );
+}
+
 #[test]
 fn vlan_tagged_frames_keep_their_tag() {
     let lab = switched_lab(2, &[]);
     // The receiving veth strips the tag into packet metadata (VLAN offload);
     // patchbay must put it back before the frame goes out.
     let cap = Capture::start(&lab.host(2).ns, "eth0", "vlan 10");
-    let send = lab.host(1).ns.run(&[
-        "python3",
-        "-c",
-        "import socket\n\
-         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
-         s.bind(('eth0', 0))\n\
-         src = open('/sys/class/net/eth0/address').read().strip()\n\
-         for i in range(5):\n\
-         \x20   s.send(b'\\xff' * 6 + bytes.fromhex(src.replace(':', '')) + b'\\x81\\x00\\x00\\x0a\\x88\\xb5' + bytes([i]) * 46)\n",
-    ]);
-    assert!(
-        send.status.success(),
-        "{}",
-        String::from_utf8_lossy(&send.stderr)
-    );
+    send_tagged_broadcasts(&lab.host(1).ns, 5, 46);
     let seen = cap.stop();
     assert_eq!(
         seen.iter()
@@ -485,21 +491,7 @@ fn frames_bigger_than_a_ring_slot_cross_whole() {
     let cap = Capture::start(&lab.host(2).ns, "eth0", "vlan 10 and greater 4000");
     // 40 in one burst: more than one batch holds (16 big frames), and
     // nothing comes after them to wake patchbayd again.
-    let send = lab.host(1).ns.run(&[
-        "python3",
-        "-c",
-        "import socket\n\
-         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
-         s.bind(('eth0', 0))\n\
-         src = open('/sys/class/net/eth0/address').read().strip()\n\
-         for i in range(40):\n\
-         \x20   s.send(b'\\xff' * 6 + bytes.fromhex(src.replace(':', '')) + b'\\x81\\x00\\x00\\x0a\\x88\\xb5' + bytes([i]) * 5000)\n",
-    ]);
-    assert!(
-        send.status.success(),
-        "{}",
-        String::from_utf8_lossy(&send.stderr)
-    );
+    send_tagged_broadcasts(&lab.host(1).ns, 40, 5000);
     let all = wait_for(Duration::from_secs(3), || rx_packets(2) >= before + 40);
     assert!(
         all,
