@@ -602,6 +602,30 @@ impl Nat {
     /// comes from inside (another inside host through the outside address,
     /// REQ-9) is seen as coming from its own outside endpoint: its source
     /// is translated too, so the answer comes back through the NAT.
+    /// For a packet from an inside bridge that comes back in (hairpin): the
+    /// source rule that translates its sender, and the sender's outside
+    /// endpoint: its mapping under that rule, or, not mapped yet, the
+    /// rule's address with the port kept (`None` if the rule's bridge has
+    /// no address). `None` if the packet does not come from inside or no
+    /// rule translates its sender.
+    fn hairpin_sender(
+        &self,
+        t: &Tuple,
+        in_bridge: BridgeId,
+        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
+    ) -> Option<(usize, Option<(Ipv4Addr, u16)>)> {
+        if !self.is_inside(in_bridge) {
+            return None;
+        }
+        let si = self.snat_rule_for(t.src, None)?;
+        let rule = &self.rules[si];
+        let sender = match self.mappings.get(&(t.proto, t.src, t.sport, rule.id)) {
+            Some(m) => Some((m.addr, m.port)),
+            None => addr_of(rule.bridge).map(|a| (a, t.sport)),
+        };
+        Some((si, sender))
+    }
+
     fn inbound_on_mapping(
         &mut self,
         t: &Tuple,
@@ -620,21 +644,13 @@ impl Nat {
             return NatVerdict::Pass;
         };
         let (filtering, rule_id) = (rule.filtering, rule.id);
-        let hairpin = (t.proto != PROTO_ICMP && self.is_inside(in_bridge))
-            .then(|| self.snat_rule_for(t.src, None))
+        let hairpin = (t.proto != PROTO_ICMP)
+            .then(|| self.hairpin_sender(t, in_bridge, addr_of))
             .flatten();
         // The remote as the mapping sees it.
         let remote = match hairpin {
-            Some(si) => match self
-                .mappings
-                .get(&(t.proto, t.src, t.sport, self.rules[si].id))
-            {
-                Some(own) => own.addr,
-                None => match addr_of(self.rules[si].bridge) {
-                    Some(a) => a,
-                    None => return NatVerdict::Pass,
-                },
-            },
+            Some((_, Some((addr, _)))) => addr,
+            Some((_, None)) => return NatVerdict::Pass,
             None => t.src,
         };
         let allowed = match filtering {
@@ -649,7 +665,7 @@ impl Nat {
             m.refs += 1;
         }
         let (to, sender_mapping) = match hairpin {
-            Some(si) => match self.map(si, t, addr_of(self.rules[si].bridge)) {
+            Some((si, _)) => match self.map(si, t, addr_of(self.rules[si].bridge)) {
                 Ok((addr, port, own)) => ((addr, port), Some(own)),
                 Err(v) => {
                     self.release_mapping(key);
@@ -1014,18 +1030,9 @@ impl Nat {
             };
             // Hairpin: from inside, the source is translated too (to its
             // mapping, or the rule's address with its port kept).
-            if self.is_inside(in_bridge) {
-                if let Some(si) = self.snat_rule_for(t.src, None) {
-                    let sr = &self.rules[si];
-                    let own = self.mappings.get(&(t.proto, t.src, t.sport, sr.id));
-                    if let Some((a, p)) = own
-                        .map(|m| (m.addr, m.port))
-                        .or_else(|| addr_of(sr.bridge).map(|a| (a, t.sport)))
-                    {
-                        to.src = a;
-                        to.sport = p;
-                    }
-                }
+            if let Some((_, Some((addr, port)))) = self.hairpin_sender(t, in_bridge, addr_of) {
+                to.src = addr;
+                to.sport = port;
             }
             return Peek::Create {
                 rule: r.id,
@@ -1045,9 +1052,20 @@ impl Nat {
             .iter()
             .find(|r| r.id == m.rule)
             .map(|r| r.filtering);
+        // A hairpinning sender is seen (and filtered) by its own mapping.
+        let hairpin = (t.proto != PROTO_ICMP)
+            .then(|| self.hairpin_sender(t, in_bridge, addr_of))
+            .flatten();
+        let (src, sport) = match hairpin {
+            Some((_, Some(sender))) => sender,
+            Some((_, None)) => return Peek::Pass,
+            // An echo's identifier is its "port" both ways.
+            None if t.proto == PROTO_ICMP => (t.src, key.2),
+            None => (t.src, t.sport),
+        };
         let allowed = match filtering {
             Some(Filtering::EndpointIndependent) => true,
-            Some(Filtering::AddressDependent) => self.remotes.contains_key(&(key, t.src)),
+            Some(Filtering::AddressDependent) => self.remotes.contains_key(&(key, src)),
             _ => false,
         };
         if !allowed {
@@ -1056,9 +1074,11 @@ impl Nat {
         Peek::Create {
             rule: m.rule,
             to: Some(Tuple {
+                proto: t.proto,
+                src,
+                sport,
                 dst: key.1,
                 dport: key.2,
-                ..*t
             }),
         }
     }
@@ -1222,8 +1242,15 @@ mod tests {
             nat.post_routing(&b_out, 0, 1, Some(out), 0),
             NatVerdict::Translate(_)
         ));
-        // A, on the inside bridge, sends to that outside endpoint.
+        // A, on the inside bridge, sends to that outside endpoint; a dry
+        // run (trace packet) says what will happen.
         let a = t(PROTO_UDP, "192.168.15.1", 6000, "203.0.113.1", 5000);
+        let Peek::Create {
+            to: Some(peeked), ..
+        } = nat.peek_pre(&a, 0, true, &addr_of)
+        else {
+            panic!("the dry run refuses the hairpin");
+        };
         let NatVerdict::Translate(to) = nat.pre_routing(&a, 0, 0, true, &addr_of, 0) else {
             panic!("hairpin refused");
         };
@@ -1233,6 +1260,7 @@ mod tests {
             (out, 6000),
             "B sees A's outside endpoint"
         );
+        assert_eq!(peeked, to, "the dry run agrees");
         // B's answer goes back to A, from B's outside endpoint.
         let back = t(PROTO_UDP, "192.168.15.2", 5000, "203.0.113.1", 6000);
         let NatVerdict::Translate(r) = nat.pre_routing(&back, 0, 0, true, &addr_of, 0) else {
