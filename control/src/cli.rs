@@ -314,8 +314,10 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                         interval_secs = v
                             .parse::<f64>()
                             .ok()
-                            .filter(|s| (0.1..=5.0).contains(s))
-                            .ok_or_else(|| format!("{ctx}: interval '{v}': 0.1 to 5 seconds"))?;
+                            .filter(|s| (0.1..=3600.0).contains(s))
+                            .ok_or_else(|| {
+                                format!("{ctx}: interval '{v}': 0.1 to 3600 seconds")
+                            })?;
                     }
                     "once" => once = true,
                     x => return Err(w.unexpected(x)),

@@ -6,6 +6,7 @@ use crate::client::Client;
 use patchbay_dataplane::pipeline::StatsInfo;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A rate per second between two counter readings.
@@ -139,22 +140,25 @@ pub fn render(cur: &StatsInfo, prev: Option<&StatsInfo>, secs: f64) -> String {
     o
 }
 
-fn stats(client: &mut Client) -> Result<StatsInfo, String> {
+/// The counters, over a connection of their own: patchbayd closes
+/// connections that stay idle, and refreshes may be minutes apart.
+fn stats(socket: &Path) -> Result<StatsInfo, String> {
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
     let v = client.call(Request::Stats).map_err(|e| e.to_string())?;
     serde_json::from_value(v).map_err(|e| format!("unexpected reply from patchbayd: {e}"))
 }
 
 /// Runs the live view on the terminal until `q`, Esc or Ctrl-C; with
 /// `once`, prints one screen (rates over `interval`) and returns.
-pub fn run(client: &mut Client, interval: Duration, once: bool) -> Result<(), String> {
+pub fn run(socket: &Path, interval: Duration, once: bool) -> Result<(), String> {
     use crossterm::event::{self, Event, KeyCode, KeyModifiers};
     use crossterm::{cursor, execute, terminal};
     use std::io::Write;
     let secs = interval.as_secs_f64();
     if once {
-        let first = stats(client)?;
+        let first = stats(socket)?;
         std::thread::sleep(interval);
-        let screen = render(&stats(client)?, Some(&first), secs);
+        let screen = render(&stats(socket)?, Some(&first), secs);
         let mut stdout = std::io::stdout().lock();
         // A reader that went away (`| head`) is not an error.
         let _ = stdout.write_all(screen.as_bytes());
@@ -166,7 +170,7 @@ pub fn run(client: &mut Client, interval: Duration, once: bool) -> Result<(), St
     let result = (|| -> Result<(), String> {
         let mut prev: Option<(StatsInfo, Instant)> = None;
         loop {
-            let cur = stats(client)?;
+            let cur = stats(socket)?;
             let now = Instant::now();
             let dt = prev
                 .as_ref()

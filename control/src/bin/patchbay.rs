@@ -41,14 +41,14 @@ fn main() -> ExitCode {
 
 /// Carries out a parsed command line; returns what to print.
 fn run(inv: &cli::Invocation) -> Result<String, String> {
+    if let cli::Output::Top { interval_ms, once } = inv.output {
+        let interval = std::time::Duration::from_millis(interval_ms);
+        patchbay_control::top::run(&inv.socket, interval, once)?;
+        return Ok(String::new());
+    }
     let mut client = Client::connect(&inv.socket).map_err(|e| e.to_string())?;
     if let cli::Output::RouteLoad { path } = &inv.output {
         return cli::load_routes(&mut client, path);
-    }
-    if let cli::Output::Top { interval_ms, once } = inv.output {
-        let interval = std::time::Duration::from_millis(interval_ms);
-        patchbay_control::top::run(&mut client, interval, once)?;
-        return Ok(String::new());
     }
     if let cli::Output::Capture { path } = &inv.output {
         return cli::capture(client, inv.request.clone(), path);
