@@ -597,35 +597,40 @@ impl Nat {
         )
     }
 
-    /// A first inbound packet to an outside address and port that is a
-    /// mapping: let in per the rule's filtering (RFC 4787 REQ-8). One that
-    /// comes from inside (another inside host through the outside address,
-    /// REQ-9) is seen as coming from its own outside endpoint: its source
-    /// is translated too, so the answer comes back through the NAT.
     /// For a packet from an inside bridge that comes back in (hairpin): the
     /// source rule that translates its sender, and the sender's outside
-    /// endpoint: its mapping under that rule, or, not mapped yet, the
-    /// rule's address with the port kept (`None` if the rule's bridge has
-    /// no address). `None` if the packet does not come from inside or no
-    /// rule translates its sender.
+    /// endpoint: its mapping under that rule, or the one [`Nat::map`] would
+    /// make (the port `None` if none is free). The endpoint is `None` if
+    /// the rule needs its bridge's address and the bridge has none. `None`
+    /// if the packet does not come from inside or no rule translates its
+    /// sender.
+    #[allow(clippy::type_complexity)]
     fn hairpin_sender(
         &self,
         t: &Tuple,
         in_bridge: BridgeId,
         addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
-    ) -> Option<(usize, Option<(Ipv4Addr, u16)>)> {
+    ) -> Option<(usize, Option<(Ipv4Addr, Option<u16>)>)> {
         if !self.is_inside(in_bridge) {
             return None;
         }
         let si = self.snat_rule_for(t.src, None)?;
         let rule = &self.rules[si];
         let sender = match self.mappings.get(&(t.proto, t.src, t.sport, rule.id)) {
-            Some(m) => Some((m.addr, m.port)),
-            None => addr_of(rule.bridge).map(|a| (a, t.sport)),
+            Some(m) => Some((m.addr, Some(m.port))),
+            None => self.mapping_addr(si, t, addr_of(rule.bridge)).map(|a| {
+                let port = self.pick_port(t.proto, a, t.sport, rule.ports, self.cursor);
+                (a, port.map(|(p, _)| p))
+            }),
         };
         Some((si, sender))
     }
 
+    /// A first inbound packet to an outside address and port that is a
+    /// mapping: let in per the rule's filtering (RFC 4787 REQ-8). One that
+    /// comes from inside (another inside host through the outside address,
+    /// REQ-9) is seen as coming from its own outside endpoint: its source
+    /// is translated too, so the answer comes back through the NAT.
     fn inbound_on_mapping(
         &mut self,
         t: &Tuple,
@@ -730,6 +735,22 @@ impl Nat {
     /// The endpoint-independent mapping of `t`'s source under rule `ri`
     /// (made if new, REQ-1; its port preserved if free, REQ-3), referenced
     /// once more.
+    /// The outside address a new mapping of `t`'s source under rule `ri`
+    /// gets: from the rule's pool (paired: one inside host, one outside
+    /// address), or `out_addr`, the bridge's address, for a masquerade.
+    fn mapping_addr(&self, ri: usize, t: &Tuple, out_addr: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+        match self.rules[ri].action {
+            NatAction::Snat { first, last } => {
+                let span = u64::from(u32::from(last).saturating_sub(u32::from(first))) + 1;
+                let h = u64::from(u32::from(t.src).wrapping_mul(0x9e37_79b1) >> 8);
+                Some(Ipv4Addr::from(
+                    (u64::from(u32::from(first)) + h % span) as u32,
+                ))
+            }
+            _ => out_addr,
+        }
+    }
+
     fn map(
         &mut self,
         ri: usize,
@@ -741,17 +762,8 @@ impl Nat {
             m.refs += 1;
             return Ok((m.addr, m.port, key));
         }
-        let rule = &self.rules[ri];
-        let addr = match rule.action {
-            NatAction::Snat { first, last } => {
-                // Paired pooling: one inside host, one outside address.
-                let span = u64::from(u32::from(last).saturating_sub(u32::from(first))) + 1;
-                let h = u64::from(u32::from(t.src).wrapping_mul(0x9e37_79b1) >> 8);
-                Ipv4Addr::from((u64::from(u32::from(first)) + h % span) as u32)
-            }
-            _ => out_addr.ok_or(NatVerdict::Pass)?,
-        };
-        let (ports, rule_id) = (rule.ports, rule.id);
+        let addr = self.mapping_addr(ri, t, out_addr).ok_or(NatVerdict::Pass)?;
+        let (ports, rule_id) = (self.rules[ri].ports, self.rules[ri].id);
         let Some(port) = self.free_port(t.proto, addr, t.sport, ports) else {
             self.counters.no_ports += 1;
             return Err(NatVerdict::Drop(NatDrop::NoPorts));
@@ -825,10 +837,25 @@ impl Nat {
         proto: u8,
         addr: Ipv4Addr,
         want: u16,
-        (lo, hi): (u16, u16),
+        ports: (u16, u16),
     ) -> Option<u16> {
+        let (port, cursor) = self.pick_port(proto, addr, want, ports, self.cursor)?;
+        self.cursor = cursor;
+        Some(port)
+    }
+
+    /// The port [`Nat::free_port`] would take, searching from `cursor`, and
+    /// the cursor after it (a dry run takes it without moving the cursor).
+    fn pick_port(
+        &self,
+        proto: u8,
+        addr: Ipv4Addr,
+        want: u16,
+        (lo, hi): (u16, u16),
+        mut cursor: u32,
+    ) -> Option<(u16, u32)> {
         if (lo..=hi).contains(&want) && !self.used.contains(&(proto, addr, want)) {
-            return Some(want);
+            return Some((want, cursor));
         }
         let span = u32::from(hi - lo) + 1;
         // Full: fail at once rather than search every port (rules sharing an
@@ -837,10 +864,10 @@ impl Nat {
             return None;
         }
         for _ in 0..span {
-            self.cursor = (self.cursor + 1) % span;
-            let p = lo + self.cursor as u16;
+            cursor = (cursor + 1) % span;
+            let p = lo + cursor as u16;
             if !self.used.contains(&(proto, addr, p)) {
-                return Some(p);
+                return Some((p, cursor));
             }
         }
         None
@@ -971,8 +998,8 @@ pub enum Peek {
         to: Tuple,
         rule: u32,
     },
-    /// A new session would be made by this rule; the source would keep its
-    /// existing mapping `to` if it has one.
+    /// A new session would be made by this rule, the packet rewritten to
+    /// `to` (`None`: to a source port picked then).
     Create {
         rule: u32,
         to: Option<Tuple>,
@@ -1031,6 +1058,10 @@ impl Nat {
             // Hairpin: from inside, the source is translated too (to its
             // mapping, or the rule's address with its port kept).
             if let Some((_, Some((addr, port)))) = self.hairpin_sender(t, in_bridge, addr_of) {
+                let Some(port) = port else {
+                    // No port left: the real path drops it.
+                    return Peek::Pass;
+                };
                 to.src = addr;
                 to.sport = port;
             }
@@ -1057,8 +1088,8 @@ impl Nat {
             .then(|| self.hairpin_sender(t, in_bridge, addr_of))
             .flatten();
         let (src, sport) = match hairpin {
-            Some((_, Some(sender))) => sender,
-            Some((_, None)) => return Peek::Pass,
+            Some((_, Some((addr, Some(port))))) => (addr, port),
+            Some((_, _)) => return Peek::Pass,
             // An echo's identifier is its "port" both ways.
             None if t.proto == PROTO_ICMP => (t.src, key.2),
             None => (t.src, t.sport),
@@ -1091,16 +1122,12 @@ impl Nat {
             return Peek::Pass;
         };
         let rule = &self.rules[ri];
-        let keeps_port = |addr: Ipv4Addr| {
-            let (lo, hi) = rule.ports;
-            (lo..=hi).contains(&t.sport) && !self.used.contains(&(t.proto, addr, t.sport))
-        };
         let to = match self.mappings.get(&(t.proto, t.src, t.sport, rule.id)) {
             Some(m) => Some((m.addr, m.port)),
-            None => match rule.action {
-                NatAction::Masquerade => out_addr.filter(|&a| keeps_port(a)).map(|a| (a, t.sport)),
-                _ => None,
-            },
+            None => self.mapping_addr(ri, t, out_addr).and_then(|a| {
+                let port = self.pick_port(t.proto, a, t.sport, rule.ports, self.cursor);
+                port.map(|(p, _)| (a, p))
+            }),
         };
         Peek::Create {
             rule: rule.id,
@@ -1165,6 +1192,44 @@ mod tests {
     }
 
     #[test]
+    fn the_dry_run_of_a_hairpin_picks_the_port_and_address_the_real_one_does() {
+        // Masquerade: A's port 5000 is B's mapping already, so A's own
+        // mapping gets another port.
+        let (mut nat, out) = masq_with_b_mapped();
+        let addr_of = |b: BridgeId| (b == 1).then_some(out);
+        let a = t(PROTO_UDP, "192.168.15.1", 5000, "203.0.113.1", 5000);
+        let (peeked, to) = dry_then_real(&mut nat, &a, 0, &addr_of);
+        assert_ne!(to.sport, 5000);
+        assert_eq!(peeked, to);
+        // A pool: the sender's address comes from the pool, not the bridge.
+        let mut nat = Nat::new(1000);
+        nat.add_rule(
+            NatAction::Snat {
+                first: "198.51.100.10".parse().unwrap(),
+                last: "198.51.100.20".parse().unwrap(),
+            },
+            Some("192.168.15.0/24".parse().unwrap()),
+            1,
+            (1024, 65535),
+        );
+        nat.add_rule(
+            NatAction::Dnat {
+                proto: PROTO_TCP,
+                dport: 8080,
+                to_addr: "192.168.15.2".parse().unwrap(),
+                to_port: 80,
+            },
+            None,
+            1,
+            (1, 65535),
+        );
+        let a = t(PROTO_TCP, "192.168.15.1", 40000, "203.0.113.1", 8080);
+        let (peeked, to) = dry_then_real(&mut nat, &a, 0x02, &addr_of);
+        assert_eq!(peeked, to);
+        assert_ne!(to.src, out, "from the pool");
+    }
+
+    #[test]
     fn each_uplink_maps_with_its_own_address() {
         let mut nat = Nat::new(1000);
         let inside = Some("192.168.15.0/24".parse().unwrap());
@@ -1224,8 +1289,10 @@ mod tests {
         assert_eq!(to.dst, "192.168.15.2".parse::<Ipv4Addr>().unwrap());
     }
 
-    #[test]
-    fn hairpin_onto_another_inside_hosts_mapping() {
+    /// An endpoint-independent masquerade out of bridge 1 (returned: its
+    /// address) where B, 192.168.15.2:5000, already has the mapping
+    /// 203.0.113.1:5000.
+    fn masq_with_b_mapped() -> (Nat, Ipv4Addr) {
         let mut nat = Nat::new(1000);
         nat.add_rule_filtered(
             NatAction::Masquerade,
@@ -1235,25 +1302,42 @@ mod tests {
             Filtering::EndpointIndependent,
         );
         let out: Ipv4Addr = "203.0.113.1".parse().unwrap();
-        let addr_of = |b: BridgeId| (b == 1).then_some(out);
-        // B talks to the outside first: mapping 203.0.113.1:5000.
         let b_out = t(PROTO_UDP, "192.168.15.2", 5000, "198.51.100.9", 53);
         assert!(matches!(
             nat.post_routing(&b_out, 0, 1, Some(out), 0),
             NatVerdict::Translate(_)
         ));
-        // A, on the inside bridge, sends to that outside endpoint; a dry
-        // run (trace packet) says what will happen.
-        let a = t(PROTO_UDP, "192.168.15.1", 6000, "203.0.113.1", 5000);
+        (nat, out)
+    }
+
+    /// What the dry run (trace packet) says NAT does to `a`, a new flow
+    /// from inside (bridge 0) to a router address, then what it does.
+    fn dry_then_real(
+        nat: &mut Nat,
+        a: &Tuple,
+        tcp_flags: u8,
+        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
+    ) -> (Tuple, Tuple) {
         let Peek::Create {
             to: Some(peeked), ..
-        } = nat.peek_pre(&a, 0, true, &addr_of)
+        } = nat.peek_pre(a, 0, true, addr_of)
         else {
-            panic!("the dry run refuses the hairpin");
+            panic!("the dry run refuses {a:?}");
         };
-        let NatVerdict::Translate(to) = nat.pre_routing(&a, 0, 0, true, &addr_of, 0) else {
-            panic!("hairpin refused");
+        let NatVerdict::Translate(to) = nat.pre_routing(a, tcp_flags, 0, true, addr_of, 0) else {
+            panic!("{a:?} refused");
         };
+        (peeked, to)
+    }
+
+    #[test]
+    fn hairpin_onto_another_inside_hosts_mapping() {
+        let (mut nat, out) = masq_with_b_mapped();
+        let addr_of = |b: BridgeId| (b == 1).then_some(out);
+        // A, on the inside bridge, sends to B's outside endpoint; a dry run
+        // (trace packet) says what will happen.
+        let a = t(PROTO_UDP, "192.168.15.1", 6000, "203.0.113.1", 5000);
+        let (peeked, to) = dry_then_real(&mut nat, &a, 0, &addr_of);
         assert_eq!((to.dst, to.dport), ("192.168.15.2".parse().unwrap(), 5000));
         assert_eq!(
             (to.src, to.sport),
