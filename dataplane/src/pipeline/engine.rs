@@ -111,13 +111,17 @@ impl Engine {
         loop {
             let now = Instant::now();
             let spinning = last_work.is_some_and(|t| now.duration_since(t) < self.busy_poll);
-            if spinning == rings_polled {
-                // Spinning peeks at the rings; sleeping needs their wake-ups.
-                self.switch.set_ring_polling(!spinning);
-                rings_polled = !spinning;
-            }
+            // Spinning peeks at the rings; sleeping needs their wake-ups (and
+            // asking again each time retries a registration that failed).
             if spinning {
+                if rings_polled {
+                    self.switch.set_ring_polling(false);
+                    rings_polled = false;
+                }
                 self.switch.mark_rx_pending(&mut ready);
+            } else {
+                self.switch.set_ring_polling(true);
+                rings_polled = true;
             }
             if !spinning || rounds_since_poll >= POLL_EVERY {
                 let timeout = if spinning || ready.contains(&true) {
