@@ -152,6 +152,18 @@ pub struct NatCounters {
     pub fragments_dropped: u64,
 }
 
+/// The sender of a hairpinned packet, as NAT will translate it.
+struct HairpinSender {
+    /// The source rule (index) that translates it.
+    rule: usize,
+    /// Its outside address: its mapping's, or the one a new mapping would
+    /// get; `None` if the rule needs its bridge's address and it has none.
+    addr: Option<Ipv4Addr>,
+    /// Its outside port: its mapping's, or the one a new mapping would get;
+    /// `None` if none is free.
+    port: Option<u16>,
+}
+
 /// An endpoint: (protocol, address, port).
 type Endpoint = (u8, Ipv4Addr, u16);
 
@@ -598,32 +610,35 @@ impl Nat {
     }
 
     /// For a packet from an inside bridge that comes back in (hairpin): the
-    /// source rule that translates its sender, and the sender's outside
-    /// endpoint: its mapping under that rule, or the one [`Nat::map`] would
-    /// make (the port `None` if none is free). The endpoint is `None` if
-    /// the rule needs its bridge's address and the bridge has none. `None`
-    /// if the packet does not come from inside or no rule translates its
-    /// sender.
-    #[allow(clippy::type_complexity)]
+    /// source rule that translates its sender and the sender's outside
+    /// endpoint. `None` if the packet does not come from inside or no rule
+    /// translates its sender.
     fn hairpin_sender(
         &self,
         t: &Tuple,
         in_bridge: BridgeId,
         addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
-    ) -> Option<(usize, Option<(Ipv4Addr, Option<u16>)>)> {
+    ) -> Option<HairpinSender> {
         if !self.is_inside(in_bridge) {
             return None;
         }
         let si = self.snat_rule_for(t.src, None)?;
         let rule = &self.rules[si];
-        let sender = match self.mappings.get(&(t.proto, t.src, t.sport, rule.id)) {
-            Some(m) => Some((m.addr, Some(m.port))),
-            None => self.mapping_addr(si, t, addr_of(rule.bridge)).map(|a| {
-                let port = self.pick_port(t.proto, a, t.sport, rule.ports, self.cursor);
-                (a, port.map(|(p, _)| p))
-            }),
+        let (addr, port) = match self.mappings.get(&(t.proto, t.src, t.sport, rule.id)) {
+            Some(m) => (Some(m.addr), Some(m.port)),
+            None => match self.mapping_addr(si, t, addr_of(rule.bridge)) {
+                Some(a) => {
+                    let port = self.pick_port(t.proto, a, t.sport, rule.ports, self.cursor);
+                    (Some(a), port.map(|(p, _)| p))
+                }
+                None => (None, None),
+            },
         };
-        Some((si, sender))
+        Some(HairpinSender {
+            rule: si,
+            addr,
+            port,
+        })
     }
 
     /// A first inbound packet to an outside address and port that is a
@@ -654,8 +669,8 @@ impl Nat {
             .flatten();
         // The remote as the mapping sees it.
         let remote = match hairpin {
-            Some((_, Some((addr, _)))) => addr,
-            Some((_, None)) => return NatVerdict::Pass,
+            Some(HairpinSender { addr: Some(a), .. }) => a,
+            Some(_) => return NatVerdict::Pass,
             None => t.src,
         };
         let allowed = match filtering {
@@ -670,13 +685,15 @@ impl Nat {
             m.refs += 1;
         }
         let (to, sender_mapping) = match hairpin {
-            Some((si, _)) => match self.map(si, t, addr_of(self.rules[si].bridge)) {
-                Ok((addr, port, own)) => ((addr, port), Some(own)),
-                Err(v) => {
-                    self.release_mapping(key);
-                    return v;
+            Some(HairpinSender { rule: si, .. }) => {
+                match self.map(si, t, addr_of(self.rules[si].bridge)) {
+                    Ok((addr, port, own)) => ((addr, port), Some(own)),
+                    Err(v) => {
+                        self.release_mapping(key);
+                        return v;
+                    }
                 }
-            },
+            }
             // An echo's identifier is its "port" both ways.
             None if t.proto == PROTO_ICMP => ((t.src, key.2), None),
             None => ((t.src, t.sport), None),
@@ -1057,7 +1074,12 @@ impl Nat {
             };
             // Hairpin: from inside, the source is translated too (to its
             // mapping, or the rule's address with its port kept).
-            if let Some((_, Some((addr, port)))) = self.hairpin_sender(t, in_bridge, addr_of) {
+            if let Some(HairpinSender {
+                addr: Some(addr),
+                port,
+                ..
+            }) = self.hairpin_sender(t, in_bridge, addr_of)
+            {
                 let Some(port) = port else {
                     // No port left: the real path drops it.
                     return Peek::Pass;
@@ -1088,8 +1110,12 @@ impl Nat {
             .then(|| self.hairpin_sender(t, in_bridge, addr_of))
             .flatten();
         let (src, sport) = match hairpin {
-            Some((_, Some((addr, Some(port))))) => (addr, port),
-            Some((_, _)) => return Peek::Pass,
+            Some(HairpinSender {
+                addr: Some(a),
+                port: Some(p),
+                ..
+            }) => (a, p),
+            Some(_) => return Peek::Pass,
             // An echo's identifier is its "port" both ways.
             None if t.proto == PROTO_ICMP => (t.src, key.2),
             None => (t.src, t.sport),
