@@ -393,6 +393,22 @@ impl Router {
 
     /// Removes the router interface of a bridge, every route out of it and
     /// its neighbours.
+    /// A port left its bridge (or the switch): the fragments it brought that
+    /// are still held are dropped, so none is later taken for a frame of
+    /// another port that gets its id.
+    pub fn forget_port(&mut self, port: PortId) {
+        let em = &mut self.em;
+        let counters = &mut self.nat.counters;
+        self.held.retain(|h| {
+            let keep = h.port != port;
+            if !keep {
+                em.free(h.buf);
+                counters.fragments_dropped += 1;
+            }
+            keep
+        });
+    }
+
     pub fn forget_bridge(&mut self, bridge: BridgeId) {
         self.nat.forget_bridge(bridge);
         if let Some(slot) = self.ifaces.get_mut(usize::from(bridge)) {

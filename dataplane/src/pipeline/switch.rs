@@ -417,6 +417,7 @@ impl Switch {
                 bridge.members.retain(|&p| p != id);
             }
             self.fdb.retain(|_, _, e| e.port != id);
+            self.router.forget_port(id);
         }
     }
 
@@ -1677,5 +1678,64 @@ impl FdbSnapshot {
                 is_static: e.is_static,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::memory::{with_vnet_hdr, MemoryPort};
+
+    /// A later fragment (offset 8 bytes) of a UDP datagram from 10.1.0.2 to
+    /// 10.2.0.2, in a frame to `router`.
+    fn later_fragment(router: Mac) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&router.0);
+        f.extend_from_slice(&[2, 0, 0, 0, 1, 2]);
+        f.extend_from_slice(&[0x08, 0x00]);
+        let mut ip = vec![0u8; 48];
+        crate::wire::ipv4::emit_header(
+            &mut ip,
+            48,
+            7,
+            64,
+            17,
+            "10.1.0.2".parse().unwrap(),
+            "10.2.0.2".parse().unwrap(),
+        );
+        // Fragment offset 1 (8 bytes), last fragment; checksum again.
+        ip[6..8].copy_from_slice(&1u16.to_be_bytes());
+        ip[10..12].fill(0);
+        let sum = crate::wire::checksum::checksum(&ip[..20]);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        f.extend_from_slice(&ip);
+        with_vnet_hdr(&f)
+    }
+
+    #[test]
+    fn fragments_held_for_a_deleted_port_are_dropped() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        sw.add_bridge("wan").unwrap();
+        let p1 = MemoryPort::new("p1");
+        let h1 = p1.handle();
+        let id1 = sw.add_port(Box::new(p1), Some(DEFAULT_BRIDGE)).unwrap();
+        sw.addr_add(DEFAULT_BRIDGE, "10.1.0.1/24".parse().unwrap())
+            .unwrap();
+        sw.addr_add("wan", "10.2.0.1/24".parse().unwrap()).unwrap();
+        sw.nat_add(
+            NatAction::Masquerade,
+            Some("10.1.0.0/24".parse().unwrap()),
+            "wan",
+            None,
+            Filtering::default(),
+        )
+        .unwrap();
+        let router = sw.addrs()[0].mac;
+        h1.inject([later_fragment(router)]);
+        sw.process_rx(id1);
+        assert_eq!(sw.stats().nat.fragments_held, 1);
+        assert_eq!(sw.stats().nat.fragments_dropped, 0);
+        sw.del_port("p1").unwrap();
+        assert_eq!(sw.stats().nat.fragments_dropped, 1);
     }
 }
