@@ -114,10 +114,6 @@ impl Engine {
             // Spinning peeks at the rings; sleeping needs their wake-ups (and
             // asking again each time retries a registration that failed).
             if spinning {
-                if rings_polled {
-                    self.switch.set_ring_polling(false);
-                    rings_polled = false;
-                }
                 self.switch.mark_rx_pending(&mut ready);
             } else {
                 self.switch.set_ring_polling(true);
@@ -171,6 +167,12 @@ impl Engine {
                     // shows more, it stays ready.
                     *is_ready = n == BATCH || self.switch.rx_pending(id as PortId);
                 }
+            }
+            // Rings leave epoll once the frames that woke the engine are
+            // sent on: the two system calls are not in their way.
+            if spinning && rings_polled {
+                self.switch.set_ring_polling(false);
+                rings_polled = false;
             }
             if now >= next_tick {
                 self.switch.housekeeping();
