@@ -300,6 +300,22 @@ impl Router {
             .and_then(Option::as_ref)
     }
 
+    /// Every router address, with its bridge.
+    pub fn addrs(&self) -> impl Iterator<Item = (BridgeId, Ipv4Net)> + '_ {
+        self.ifaces.iter().enumerate().flat_map(|(b, i)| {
+            i.iter()
+                .flat_map(move |i| i.addrs.iter().map(move |&a| (b as BridgeId, a)))
+        })
+    }
+
+    /// Whether `ip` is one of the router's own addresses.
+    pub fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.ifaces
+            .iter()
+            .flatten()
+            .any(|i| i.addrs.iter().any(|a| a.addr == ip))
+    }
+
     /// The router MAC of a bridge, if it has a router interface.
     #[inline]
     pub fn router_mac(&self, bridge: BridgeId) -> Option<Mac> {
@@ -355,8 +371,9 @@ impl Router {
     }
 
     /// Removes an address and, unless another address keeps it, its
-    /// connected route. The interface goes with its last address.
-    pub fn addr_del(&mut self, bridge: BridgeId, net: Ipv4Net) -> Result<(), RouterError> {
+    /// connected route. The interface goes with its last address, and every
+    /// route out of it. Returns how many routes went.
+    pub fn addr_del(&mut self, bridge: BridgeId, net: Ipv4Net) -> Result<usize, RouterError> {
         let iface = self
             .ifaces
             .get_mut(usize::from(bridge))
@@ -373,6 +390,7 @@ impl Router {
             .iter()
             .any(|a| a.len == net.len && a.network() == net.network());
         let empty = iface.addrs.is_empty();
+        let mut gone = 0;
         if !still {
             let connected = self
                 .next_hop_ids
@@ -383,16 +401,15 @@ impl Router {
                 .copied();
             if connected.is_some() && self.fib.get(net.network(), net.len) == connected {
                 let _ = self.fib.remove(net.network(), net.len);
+                gone += 1;
             }
         }
         if empty {
-            self.forget_bridge(bridge);
+            gone += self.forget_interface(bridge);
         }
-        Ok(())
+        Ok(gone)
     }
 
-    /// Removes the router interface of a bridge, every route out of it and
-    /// its neighbours.
     /// A port left its bridge (or the switch): the fragments it brought that
     /// are still held are dropped, so none is later taken for a frame of
     /// another port that gets its id.
@@ -409,8 +426,13 @@ impl Router {
         });
     }
 
-    pub fn forget_bridge(&mut self, bridge: BridgeId) {
-        self.nat.forget_bridge(bridge);
+    /// Removes the router interface of a bridge, every route out of it, its
+    /// neighbours, and the NAT sessions of its rules (their outside address
+    /// is gone). The NAT rules stay, as iptables rules outlive an address;
+    /// [`Nat::forget_bridge`] removes them with the bridge.
+    /// Returns how many routes went.
+    pub fn forget_interface(&mut self, bridge: BridgeId) -> usize {
+        self.nat.flush_bridge_sessions(bridge);
         if let Some(slot) = self.ifaces.get_mut(usize::from(bridge)) {
             *slot = None;
         }
@@ -420,7 +442,7 @@ impl Router {
             .filter(|&(_, _, nh)| self.next_hops[nh as usize].bridge == bridge)
             .map(|(p, l, _)| (p, l))
             .collect();
-        for (p, l) in gone {
+        for &(p, l) in &gone {
             let _ = self.fib.remove(p, l);
         }
         let em = &mut self.em;
@@ -437,6 +459,7 @@ impl Router {
             self.em.free(i);
         }
         self.scratch = dropped;
+        gone.len()
     }
 
     pub fn set_mtu(&mut self, bridge: BridgeId, mtu: u32) -> Result<(), RouterError> {
@@ -545,14 +568,6 @@ impl Router {
     }
 
     // ---- data plane ----------------------------------------------------
-
-    /// Whether `ip` is one of the router's own addresses.
-    fn is_local(&self, ip: Ipv4Addr) -> bool {
-        self.ifaces
-            .iter()
-            .flatten()
-            .any(|i| i.addrs.iter().any(|a| a.addr == ip))
-    }
 
     /// A frame to this bridge's router MAC, or a broadcast ARP frame, that
     /// came in on `in_port`.

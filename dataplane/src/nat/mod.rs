@@ -372,16 +372,33 @@ impl Nat {
     }
 
     /// Removes the rules (and sessions) of a bridge that is going away.
-    pub fn forget_bridge(&mut self, bridge: BridgeId) {
+    /// Removes the rules of a bridge that is deleted; returns how many.
+    pub fn forget_bridge(&mut self, bridge: BridgeId) -> usize {
         let ids: Vec<u32> = self
             .rules
             .iter()
             .filter(|r| r.bridge == bridge)
             .map(|r| r.id)
             .collect();
-        for id in ids {
+        for &id in &ids {
             self.del_rule(id);
         }
+        ids.len()
+    }
+
+    /// Ends the sessions of a bridge's rules (its router address went);
+    /// returns how many.
+    pub fn flush_bridge_sessions(&mut self, bridge: BridgeId) -> usize {
+        let rules: Vec<u32> = self
+            .rules
+            .iter()
+            .filter(|r| r.bridge == bridge)
+            .map(|r| r.id)
+            .collect();
+        if rules.is_empty() {
+            return 0;
+        }
+        self.flush(|s| rules.contains(&s.rule))
     }
 
     /// Every live session.

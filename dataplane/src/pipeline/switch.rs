@@ -69,6 +69,16 @@ pub enum SwitchError {
     Exists(String),
     #[error("{0}: no such port")]
     NoSuchPort(String),
+    #[error("{0} is a bridge, not a port")]
+    IsBridge(String),
+    #[error("{0} is a port, not a bridge (its bridge is the one to name here)")]
+    IsPort(String),
+    #[error("{net}: subnet {subnet} is already on bridge {bridge} (one bridge per subnet)")]
+    SubnetElsewhere {
+        net: Ipv4Net,
+        subnet: Ipv4Net,
+        bridge: String,
+    },
     #[error("{0}: no such bridge (create it with 'patchbay link add {0} type bridge')")]
     NoSuchBridge(String),
     #[error("{0}: no such port or bridge")]
@@ -240,12 +250,18 @@ impl Switch {
 
     fn existing_port(&self, name: &str) -> Result<PortId, SwitchError> {
         self.port_id(name)
-            .ok_or_else(|| SwitchError::NoSuchPort(name.to_string()))
+            .ok_or_else(|| match self.bridge_id(name) {
+                Some(_) => SwitchError::IsBridge(name.to_string()),
+                None => SwitchError::NoSuchPort(name.to_string()),
+            })
     }
 
     fn existing_bridge(&self, name: &str) -> Result<BridgeId, SwitchError> {
         self.bridge_id(name)
-            .ok_or_else(|| SwitchError::NoSuchBridge(name.to_string()))
+            .ok_or_else(|| match self.port_id(name) {
+                Some(_) => SwitchError::IsPort(name.to_string()),
+                None => SwitchError::NoSuchBridge(name.to_string()),
+            })
     }
 
     /// Whether a port or bridge is called `name`.
@@ -303,9 +319,11 @@ impl Switch {
             }
         }
         self.fdb.retain(|b, _, _| b != id);
-        self.router.forget_bridge(id);
+        let routes = self.router.forget_interface(id);
+        let rules = self.router.nat.forget_bridge(id);
         self.bridges[id as usize] = None;
-        log::info!(op = "bridge_del", bridge = name; "bridge {name}: deleted");
+        log::info!(op = "bridge_del", bridge = name, routes, nat_rules = rules;
+            "bridge {name}: deleted, with {routes} route(s) and {rules} NAT rule(s)");
         Ok(())
     }
 
@@ -869,6 +887,23 @@ impl Switch {
     /// Adds an address to a bridge's router interface.
     pub fn addr_add(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
+        // Two bridges on one subnet would share (and, on deletion, lose)
+        // one connected route.
+        let subnet = Ipv4Net {
+            addr: net.network(),
+            len: net.len,
+        };
+        let elsewhere = self
+            .router
+            .addrs()
+            .find(|&(other, a)| other != b && a.len == net.len && a.network() == subnet.addr);
+        if let Some((other, _)) = elsewhere {
+            return Err(SwitchError::SubnetElsewhere {
+                net,
+                subnet,
+                bridge: self.bridge_name(other).to_string(),
+            });
+        }
         self.router.addr_add(b, net)?;
         log::info!(op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
         Ok(())
@@ -876,8 +911,10 @@ impl Switch {
 
     pub fn addr_del(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
-        self.router.addr_del(b, net)?;
-        log::info!(op = "addr_del", addr:% = net, dev = bridge; "addr {net} dev {bridge}: deleted");
+        // Its last address takes the bridge's routes with it.
+        let gone = self.router.addr_del(b, net)?;
+        log::info!(op = "addr_del", addr:% = net, dev = bridge, routes = gone;
+            "addr {net} dev {bridge}: deleted, with {gone} route(s)");
         Ok(())
     }
 
@@ -1710,6 +1747,53 @@ mod tests {
         ip[10..12].copy_from_slice(&sum.to_be_bytes());
         f.extend_from_slice(&ip);
         with_vnet_hdr(&f)
+    }
+
+    #[test]
+    fn a_subnet_lives_on_one_bridge_and_nat_rules_outlive_addresses() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        sw.add_bridge("wan").unwrap();
+        sw.addr_add("wan", "10.2.0.1/24".parse().unwrap()).unwrap();
+        let e = sw
+            .addr_add(DEFAULT_BRIDGE, "10.2.0.99/24".parse().unwrap())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "10.2.0.99/24: subnet 10.2.0.0/24 is already on bridge wan (one bridge per subnet)"
+        );
+        // Another address on the same bridge and subnet is fine.
+        sw.addr_add("wan", "10.2.0.2/24".parse().unwrap()).unwrap();
+        assert_eq!(
+            sw.route_get("10.2.0.7".parse().unwrap()).unwrap().route.dev,
+            "wan"
+        );
+        sw.nat_add(
+            NatAction::Masquerade,
+            None,
+            "wan",
+            None,
+            Filtering::default(),
+        )
+        .unwrap();
+        sw.addr_del("wan", "10.2.0.1/24".parse().unwrap()).unwrap();
+        sw.addr_del("wan", "10.2.0.2/24".parse().unwrap()).unwrap();
+        assert!(sw.route_get("10.2.0.7".parse().unwrap()).is_none());
+        assert_eq!(sw.nat_rules().len(), 1, "a rule waits for an address");
+        sw.del_bridge("wan").unwrap();
+        assert!(sw.nat_rules().is_empty(), "and goes with its bridge");
+        // A port named where a bridge is wanted, and the other way round.
+        sw.add_port(Box::new(MemoryPort::new("p1")), None).unwrap();
+        let e = sw
+            .addr_add("p1", "10.9.0.1/24".parse().unwrap())
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("p1 is a port, not a bridge"),
+            "{e}"
+        );
+        let e = sw
+            .set_master(DEFAULT_BRIDGE, Some(DEFAULT_BRIDGE))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "br0 is a bridge, not a port");
     }
 
     #[test]
