@@ -682,20 +682,13 @@ impl Checker<'_> {
                 .map_err(|(key, m)| self.key_err(&span, key, format!("nat: {m}")))?;
             // A rule may wait for its bridge's address (as the running
             // switch allows, so `save` then `apply` is a no-op).
-            match bridge(&rule.bridge) {
-                None => {
-                    let key = if matches!(rule.action, NatAction::Dnat { .. }) {
-                        "in"
-                    } else {
-                        "out"
-                    };
-                    return Err(self.key_err(
-                        &span,
-                        key,
-                        format!("nat: no bridge '{}'", rule.bridge),
-                    ));
-                }
-                Some(_) => {}
+            if bridge(&rule.bridge).is_none() {
+                let key = if matches!(rule.action, NatAction::Dnat { .. }) {
+                    "in"
+                } else {
+                    "out"
+                };
+                return Err(self.key_err(&span, key, format!("nat: no bridge '{}'", rule.bridge)));
             }
             nat.push(rule);
         }
