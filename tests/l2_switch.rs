@@ -545,6 +545,17 @@ fn bad_cli_input_gets_one_line_errors_and_leaves_the_daemon_alone() {
         ),
         (&["link", "del", "br0"], "cannot be deleted"),
         (&["link", "del", "nothing"], "no such port or bridge"),
+        (&["link", "show", "nothing"], "no such port or bridge"),
+        (&["-j", "link", "show", "nothing"], "no such port or bridge"),
+        (&["fdb", "show", "dev", "nothing"], "no such port or bridge"),
+        (
+            &["link", "set", "p1", "mtu", "1400"],
+            "p1 is a port, not a bridge",
+        ),
+        (
+            &["link", "set", "br0", "master", "br0"],
+            "br0 is a bridge, not a port",
+        ),
         (
             &["link", "set", "br0", "ageing_time", "0"],
             "ageing_time must be",
@@ -573,4 +584,8 @@ fn bad_cli_input_gets_one_line_errors_and_leaves_the_daemon_alone() {
     assert!(lab.host(1).ping_ok(&lab.host(2).ip, 2));
     let links = lab.cli_json(&["link", "show"]);
     assert_eq!(links["ports"].as_array().unwrap().len(), 2);
+    // A name filters the JSON as it does the table.
+    let links = lab.cli_json(&["link", "show", "p1"]);
+    assert_eq!(links["ports"].as_array().unwrap().len(), 1);
+    assert!(links["bridges"].as_array().unwrap().is_empty());
 }

@@ -46,8 +46,12 @@ pub enum LinkKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// Ports and bridges with their counters. Result: [`LinkShow`].
-    LinkShow,
+    /// Ports and bridges with their counters, or only the one called
+    /// `name`. Result: [`LinkShow`].
+    LinkShow {
+        #[serde(default)]
+        name: Option<String>,
+    },
     /// Adds a port (attached to `master` if given) or a bridge.
     LinkAdd {
         name: String,
@@ -116,8 +120,12 @@ pub enum Request {
     NatSessions,
     /// Forgets every NAT session. Result: the number removed.
     NatSessionsFlush,
-    /// Router interfaces. Result: a list of [`patchbay_dataplane::pipeline::AddrInfo`].
-    AddrShow,
+    /// Router interfaces, or only the one of bridge `dev`. Result: a list of
+    /// [`patchbay_dataplane::pipeline::AddrInfo`].
+    AddrShow {
+        #[serde(default)]
+        dev: Option<String>,
+    },
     /// Adds an address (with its connected route) to a bridge's router
     /// interface, which is created with a router MAC on first use.
     AddrAdd {

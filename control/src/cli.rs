@@ -72,12 +72,8 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
 /// How to print a result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    Links {
-        only: Option<String>,
-    },
-    Addrs {
-        dev: Option<String>,
-    },
+    Links,
+    Addrs,
     Routes,
     RouteGet,
     Neighbors,
@@ -161,8 +157,13 @@ impl Words {
 }
 
 fn number(ctx: &str, what: &str, s: &str) -> Result<u32, String> {
-    s.parse()
-        .map_err(|_| format!("{ctx}: {what} must be a whole number of seconds, not '{s}'"))
+    s.parse().map_err(|_| {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            format!("{ctx}: {what} {s} is too large")
+        } else {
+            format!("{ctx}: {what} must be a whole number of seconds, not '{s}'")
+        }
+    })
 }
 
 fn mac(ctx: &str, s: Option<&str>) -> Result<Mac, String> {
@@ -194,7 +195,11 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             "-h" | "--help" | "help" if rest.is_empty() => return Ok(Parsed::Help),
             "-V" | "--version" if rest.is_empty() => rest.push("version".to_string()),
             s if s.starts_with("--socket=") => socket = s["--socket=".len()..].into(),
-            s if s.starts_with('-') && s.len() > 1 => {
+            // A negative number is a (wrong) value, not an option.
+            s if s.starts_with('-')
+                && s.len() > 1
+                && !s[1..].starts_with(|c: char| c.is_ascii_digit()) =>
+            {
                 return Err(format!("unknown option '{s}' (see 'patchbay help')"))
             }
             _ => rest.push(a.clone()),
@@ -216,7 +221,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 Some(s) if s == "dev" => w.next(),
                 other => other,
             };
-            (Request::LinkShow, Output::Links { only })
+            (Request::LinkShow { name: only }, Output::Links)
         }
         ("link", "add") => parse_link_add(&mut w)?,
         ("link", "set") => parse_link_set(&mut w)?,
@@ -453,7 +458,7 @@ fn parse_addr(command: &str, w: &mut Words) -> Result<(Request, Output), String>
     match command {
         "show" | "list" | "ls" => {
             let dev = dev_arg(w)?;
-            Ok((Request::AddrShow, Output::Addrs { dev }))
+            Ok((Request::AddrShow { dev }, Output::Addrs))
         }
         "add" | "del" | "delete" => {
             let a = net(&ctx, w.next())?;
@@ -999,23 +1004,8 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
                 result["protocol"]
             );
         }
-        Output::Links { only } => {
-            let links: LinkShow = decode(result)?;
-            let ports: Vec<_> = links
-                .ports
-                .iter()
-                .filter(|p| only.as_ref().is_none_or(|o| *o == p.name))
-                .collect();
-            let bridges: Vec<_> = links
-                .bridges
-                .iter()
-                .filter(|b| only.as_ref().is_none_or(|o| *o == b.name))
-                .collect();
-            if let Some(o) = only {
-                if ports.is_empty() && bridges.is_empty() {
-                    return Err(format!("{o}: no such port or bridge"));
-                }
-            }
+        Output::Links => {
+            let LinkShow { ports, bridges } = decode(result)?;
             if !ports.is_empty() {
                 let _ = writeln!(
                     s,
@@ -1067,12 +1057,9 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
                 }
             }
         }
-        Output::Addrs { dev } => {
+        Output::Addrs => {
             let ifaces: Vec<AddrInfo> = decode(result)?;
-            for i in ifaces
-                .iter()
-                .filter(|i| dev.as_ref().is_none_or(|d| *d == i.dev))
-            {
+            for i in &ifaces {
                 let _ = writeln!(s, "{}: router mac {} mtu {}", i.dev, i.mac, i.mtu);
                 for a in &i.addrs {
                     let _ = writeln!(s, "    inet {a}");
@@ -1424,7 +1411,10 @@ mod tests {
             run("--socket /tmp/x.sock stats").unwrap().socket,
             PathBuf::from("/tmp/x.sock")
         );
-        assert_eq!(run("link").unwrap().request, Request::LinkShow);
+        assert_eq!(
+            run("link").unwrap().request,
+            Request::LinkShow { name: None }
+        );
     }
 
     #[test]

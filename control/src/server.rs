@@ -440,6 +440,10 @@ fn port_error(e: PortError) -> ApiError {
     ApiError::new(code, e.to_string())
 }
 
+fn no_such_bridge(name: &str) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("{name}: no such bridge"))
+}
+
 fn stopped() -> ApiError {
     ApiError::new(ErrorCode::Unavailable, "the forwarding engine has stopped")
 }
@@ -457,12 +461,12 @@ fn reads_only(req: &Request) -> bool {
     matches!(
         req,
         Request::Version
-            | Request::LinkShow
+            | Request::LinkShow { .. }
             | Request::Stats
             | Request::FdbShow { .. }
             | Request::NatShow
             | Request::NatSessions
-            | Request::AddrShow
+            | Request::AddrShow { .. }
             | Request::RouteShow { .. }
             | Request::RouteGet { .. }
             | Request::NeighShow { .. }
@@ -639,10 +643,20 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             "version": env!("CARGO_PKG_VERSION"),
             "protocol": api::PROTOCOL_VERSION,
         })),
-        Request::LinkShow => {
-            let (ports, bridges) = engine
+        Request::LinkShow { name } => {
+            let (mut ports, mut bridges) = engine
                 .call(|sw| (sw.ports(), sw.bridges()))
                 .map_err(|_| stopped())?;
+            if let Some(name) = name {
+                ports.retain(|p| p.name == name);
+                bridges.retain(|b| b.name == name);
+                if ports.is_empty() && bridges.is_empty() {
+                    return Err(ApiError::new(
+                        ErrorCode::NotFound,
+                        format!("{name}: no such port or bridge"),
+                    ));
+                }
+            }
             Ok(to_value(LinkShow { ports, bridges }))
         }
         Request::Stats => Ok(to_value(
@@ -773,9 +787,19 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
         Request::NatSessionsFlush => Ok(json!(engine
             .call(|sw| sw.nat_flush())
             .map_err(|_| stopped())?)),
-        Request::AddrShow => Ok(to_value(
-            engine.call(|sw| sw.addrs()).map_err(|_| stopped())?,
-        )),
+        Request::AddrShow { dev } => {
+            let d = dev.clone();
+            let (mut rows, known) = engine
+                .call(move |sw| (sw.addrs(), d.as_ref().is_none_or(|d| sw.has_bridge(d))))
+                .map_err(|_| stopped())?;
+            if let Some(d) = dev {
+                if !known {
+                    return Err(no_such_bridge(&d));
+                }
+                rows.retain(|r| r.dev == d);
+            }
+            Ok(to_value(rows))
+        }
         Request::AddrAdd { addr, dev } => {
             on_switch!(|sw| sw.addr_add(&dev, addr));
             Ok(Value::Null)
@@ -854,7 +878,13 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             )),
         },
         Request::NeighShow { dev } => {
-            let rows = engine.call(|sw| sw.neighbors()).map_err(|_| stopped())?;
+            let d = dev.clone();
+            let (rows, known) = engine
+                .call(move |sw| (sw.neighbors(), d.as_ref().is_none_or(|d| sw.has_bridge(d))))
+                .map_err(|_| stopped())?;
+            if let (Some(d), false) = (&dev, known) {
+                return Err(no_such_bridge(d));
+            }
             let rows: Vec<_> = rows
                 .into_iter()
                 .filter(|r| dev.as_ref().is_none_or(|d| *d == r.dev))
@@ -880,10 +910,17 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             Ok(json!(n))
         }
         Request::FdbShow { link } => {
-            let rows = engine
-                .call(|sw| sw.fdb_snapshot())
-                .map_err(|_| stopped())?
-                .finish();
+            let l = link.clone();
+            let (rows, known) = engine
+                .call(move |sw| (sw.fdb_snapshot(), l.as_ref().is_none_or(|l| sw.has_link(l))))
+                .map_err(|_| stopped())?;
+            if let (Some(l), false) = (&link, known) {
+                return Err(ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("{l}: no such port or bridge"),
+                ));
+            }
+            let rows = rows.finish();
             let rows: Vec<_> = match link {
                 Some(l) => rows
                     .into_iter()
