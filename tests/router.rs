@@ -422,9 +422,54 @@ fn router_cli_errors_are_one_line() {
             "no such neighbour",
         ),
         (&["link", "set", "br0", "mtu", "20"], "MTU must be between"),
+        (
+            &["route", "add", "10.9.0.0/16", "via", "10.2.0.1"],
+            "an address of the router itself",
+        ),
+        (
+            &["route", "add", "10.9.5.0/16", "via", "10.2.0.9"],
+            "host bits are set (the prefix is 10.9.0.0/16)",
+        ),
+        (
+            &[
+                "neigh",
+                "add",
+                "10.2.0.1",
+                "lladdr",
+                "02:00:00:00:00:09",
+                "dev",
+                "br1",
+            ],
+            "not a neighbour",
+        ),
+        (
+            &["addr", "add", "10.2.0.99/24", "dev", "br0"],
+            "already on bridge br1",
+        ),
     ] {
         lab.cli_fails(args, want);
     }
+    // Add does not overwrite (replace does), and del checks what it is told.
+    lab.cli_ok(&["route", "add", "10.9.0.0/16", "via", "10.2.0.9"]);
+    lab.cli_fails(
+        &["route", "add", "10.9.0.0/16", "via", "10.2.0.8"],
+        "a route exists (via 10.2.0.9 dev br1); use 'patchbay route replace'",
+    );
+    lab.cli_ok(&["route", "replace", "10.9.0.0/16", "via", "10.2.0.8"]);
+    lab.cli_fails(
+        &["route", "del", "10.9.0.0/16", "via", "10.2.0.9"],
+        "the route is via 10.2.0.8 dev br1, not what was given",
+    );
+    lab.cli_ok(&[
+        "route",
+        "del",
+        "10.9.0.0/16",
+        "via",
+        "10.2.0.8",
+        "dev",
+        "br1",
+    ]);
+    lab.cli_fails(&["route", "del", "10.9.0.0/16"], "no such route");
 }
 
 #[test]

@@ -143,15 +143,23 @@ pub enum Request {
         limit: Option<usize>,
     },
     /// Adds or replaces a route via a gateway and/or out of a bridge.
+    /// Adds a route; one for the same prefix is an error unless `replace`.
     RouteAdd {
         dst: Ipv4Net,
         #[serde(default)]
         via: Option<Ipv4Addr>,
         #[serde(default)]
         dev: Option<String>,
+        #[serde(default)]
+        replace: bool,
     },
+    /// Deletes the route for `dst`; with `via` or `dev`, only if it has them.
     RouteDel {
         dst: Ipv4Net,
+        #[serde(default)]
+        via: Option<Ipv4Addr>,
+        #[serde(default)]
+        dev: Option<String>,
     },
     /// Adds many routes: `text` holds one route a line, `PREFIX via GATEWAY
     /// [dev BRIDGE]` or `PREFIX dev BRIDGE` (blank lines and `#` comments

@@ -508,12 +508,19 @@ fn parse_route(command: &str, w: &mut Words) -> Result<(Request, Output), String
                 }
             }
             if command.starts_with("del") {
-                return Ok((Request::RouteDel { dst }, Output::Nothing));
+                return Ok((Request::RouteDel { dst, via, dev }, Output::Nothing));
             }
             if via.is_none() && dev.is_none() {
                 return Err(format!("{ctx}: give 'via GATEWAY' or 'dev BRIDGE'"));
             }
-            Ok((Request::RouteAdd { dst, via, dev }, Output::Nothing))
+            let replace = command == "replace";
+            let req = Request::RouteAdd {
+                dst,
+                via,
+                dev,
+                replace,
+            };
+            Ok((req, Output::Nothing))
         }
         c => Err(format!(
             "route: unknown command '{c}' (try: show, get, add, del)"
@@ -1376,7 +1383,8 @@ mod tests {
             Request::RouteAdd {
                 dst: "0.0.0.0/0".parse().unwrap(),
                 via: Some("10.2.0.254".parse().unwrap()),
-                dev: None
+                dev: None,
+                replace: false,
             }
         );
         assert_eq!(

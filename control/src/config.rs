@@ -373,6 +373,8 @@ impl Checker<'_> {
         // Bridges and their addresses.
         let mut bridges = Vec::new();
         let mut subnets: HashMap<Ipv4Net, String> = HashMap::new();
+        // The router's own addresses: never a gateway or a neighbour.
+        let mut local: HashSet<Ipv4Addr> = HashSet::new();
         for b in &f.bridges {
             let span = b.span();
             let b = b.get_ref();
@@ -419,6 +421,7 @@ impl Checker<'_> {
                         subnets.insert(subnet, b.name.clone());
                     }
                 }
+                local.insert(a.addr);
                 addrs.push(*a);
             }
             let mtu = match (b.mtu, addrs.is_empty()) {
@@ -580,6 +583,15 @@ impl Checker<'_> {
                         format!("route {dst}: give via = \"GATEWAY\" or dev = \"BRIDGE\""),
                     ))
                 }
+                (Some(gw), _) if local.contains(gw) => {
+                    return Err(self.key_err(
+                        &span,
+                        "via",
+                        format!(
+                            "route {dst} via {gw}: the gateway is an address of the router itself"
+                        ),
+                    ))
+                }
                 (_, Some(d)) if !routed(d) => {
                     return Err(self.key_err(
                         &span,
@@ -667,6 +679,16 @@ impl Checker<'_> {
                     &span,
                     "mac",
                     format!("neigh {}: a neighbour's MAC must be unicast", n.ip),
+                ));
+            }
+            if local.contains(&n.ip) {
+                return Err(self.key_err(
+                    &span,
+                    "ip",
+                    format!(
+                        "neigh {}: an address of the router itself, not a neighbour",
+                        n.ip
+                    ),
                 ));
             }
             if !neigh_seen.insert((n.ip, n.dev.clone())) {
@@ -1049,6 +1071,12 @@ to_port = 80
             "[[nat]]\nkind = \"masquerade\"\nout = \"br0\"\n"
         )
         .is_ok());
+
+        let e = err("[[bridge]]\nname = \"br0\"\naddresses = [\"10.0.1.1/24\"]\n[[route]]\ndst = \"10.9.0.0/16\"\nvia = \"10.0.1.1\"\n");
+        assert!(
+            e.starts_with("lab.toml:6:") && e.contains("address of the router itself"),
+            "{e}"
+        );
 
         let e = err("[[bridge]]\nname = \"a\"\naddresses = [\"10.0.1.1/24\"]\n[[bridge]]\nname = \"b\"\naddresses = [\"10.0.1.2/24\"]\n");
         assert!(

@@ -440,6 +440,14 @@ fn port_error(e: PortError) -> ApiError {
     ApiError::new(code, e.to_string())
 }
 
+/// `via GW dev BR` or `dev BR`.
+fn route_words(r: &patchbay_dataplane::pipeline::RouteInfo) -> String {
+    match r.via {
+        Some(v) => format!("via {v} dev {}", r.dev),
+        None => format!("dev {}", r.dev),
+    }
+}
+
 fn no_such_bridge(name: &str) -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("{name}: no such bridge"))
 }
@@ -815,7 +823,12 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
                 .map_err(|_| stopped())?;
             Ok(json!({ "total": total, "routes": routes }))
         }
-        Request::RouteAdd { dst, via, dev } => {
+        Request::RouteAdd {
+            dst,
+            via,
+            dev,
+            replace,
+        } => {
             if via.is_none() && dev.is_none() {
                 return Err(ApiError::new(
                     ErrorCode::BadRequest,
@@ -823,7 +836,22 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
                 ));
             }
             let d = dev.clone();
-            on_switch!(|sw| sw.route_add(dst, via, d.as_deref()));
+            let existed = on_switch!(|sw| {
+                match sw.route_exact(dst) {
+                    Some(r) if !replace => Ok(Some(r)),
+                    _ => sw.route_add(dst, via, d.as_deref()).map(|()| None),
+                }
+            });
+            if let Some(r) = existed {
+                return Err(ApiError::new(
+                    ErrorCode::Exists,
+                    format!(
+                        "{}: a route exists ({}); use 'patchbay route replace'",
+                        r.dst,
+                        route_words(&r)
+                    ),
+                ));
+            }
             log::info!(op = "route_add", dst:% = dst, via:? = via, dev:? = dev; "route {dst} added");
             Ok(Value::Null)
         }
@@ -862,8 +890,29 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             log::info!(op = "route_load", routes = loaded; "route load: {loaded} routes");
             Ok(json!({ "loaded": loaded }))
         }
-        Request::RouteDel { dst } => {
-            on_switch!(|sw| sw.route_del(dst));
+        Request::RouteDel { dst, via, dev } => {
+            let d = dev.clone();
+            let other = on_switch!(|sw| {
+                match sw.route_exact(dst) {
+                    Some(r)
+                        if via.is_some_and(|v| r.via != Some(v))
+                            || d.as_ref().is_some_and(|d| *d != r.dev) =>
+                    {
+                        Ok(Some(r))
+                    }
+                    _ => sw.route_del(dst).map(|()| None),
+                }
+            });
+            if let Some(r) = other {
+                return Err(ApiError::new(
+                    ErrorCode::NotFound,
+                    format!(
+                        "{}: the route is {}, not what was given",
+                        r.dst,
+                        route_words(&r)
+                    ),
+                ));
+            }
             log::info!(op = "route_del", dst:% = dst; "route {dst} deleted");
             Ok(Value::Null)
         }

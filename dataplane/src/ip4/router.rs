@@ -178,6 +178,12 @@ pub enum RouterError {
     BadAddr(Ipv4Net),
     #[error("gateway {0} is not on a connected subnet (add an address on its subnet first)")]
     GatewayUnreachable(Ipv4Addr),
+    #[error("gateway {0} is an address of the router itself")]
+    GatewayIsLocal(Ipv4Addr),
+    #[error("{0} is an address of the router itself, not a neighbour")]
+    NeighborIsLocal(Ipv4Addr),
+    #[error("{0}: host bits are set (the prefix is {1})")]
+    HostBits(Ipv4Net, Ipv4Net),
     #[error("the bridge has no router interface (add an address to it first)")]
     NoInterface,
     #[error("MTU must be between 68 and 9000, not {0}")]
@@ -483,7 +489,15 @@ impl Router {
         via: Option<Ipv4Addr>,
         dev: Option<BridgeId>,
     ) -> Result<(), RouterError> {
+        if dst.addr != dst.network() {
+            let prefix = Ipv4Net {
+                addr: dst.network(),
+                len: dst.len,
+            };
+            return Err(RouterError::HostBits(dst, prefix));
+        }
         let nh = match (via, dev) {
+            (Some(gw), _) if self.is_local(gw) => return Err(RouterError::GatewayIsLocal(gw)),
             (Some(gw), dev) => {
                 let bridge = match self.fib.lookup(gw).map(|id| self.next_hops[id as usize]) {
                     Some(NextHop {
@@ -527,6 +541,9 @@ impl Router {
     ) -> Result<(), RouterError> {
         if self.iface(bridge).is_none() {
             return Err(RouterError::NoInterface);
+        }
+        if self.is_local(ip) {
+            return Err(RouterError::NeighborIsLocal(ip));
         }
         let mut waiting = std::mem::take(&mut self.scratch);
         let ok = self.arp.add_permanent(bridge, ip, mac, &mut waiting);

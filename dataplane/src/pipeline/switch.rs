@@ -940,6 +940,13 @@ impl Switch {
         Ok(())
     }
 
+    /// The route for exactly `dst` (not the longest match), if there is one.
+    pub fn route_exact(&self, dst: Ipv4Net) -> Option<RouteInfo> {
+        let prefix = dst.network();
+        let nh = self.router.fib().get(prefix, dst.len)?;
+        Some(self.route_info(prefix, dst.len, nh))
+    }
+
     pub fn route_del(&mut self, dst: Ipv4Net) -> Result<(), SwitchError> {
         self.router.route_del(dst)?;
         Ok(())
