@@ -372,6 +372,31 @@ fn nat_cli_errors_are_one_line() {
     ] {
         lab.cli_fails(args, want);
     }
+    // One published port, one rule.
+    let dnat = [
+        "nat", "add", "dnat", "proto", "tcp", "in", "br1", "dport", "8080", "to",
+    ];
+    lab.cli_ok(&[&dnat[..], &["192.168.15.1:80"]].concat());
+    lab.cli_fails(
+        &[&dnat[..], &["192.168.15.2:80"]].concat(),
+        "tcp port 8080 on br1 is already published by rule",
+    );
+    // Host bits of a source prefix are dropped, as iptables does.
+    lab.cli_ok(&[
+        "nat",
+        "add",
+        "masquerade",
+        "src",
+        "192.168.15.5/24",
+        "out",
+        "br1",
+    ]);
+    let show = lab.cli_ok(&["nat", "show"]);
+    assert!(show.contains("masquerade src 192.168.15.0/24 "), "{show}");
+    assert!(
+        show.contains("dnat proto tcp in br1 dport 8080 to 192.168.15.1:80 hits 0"),
+        "{show}"
+    );
 }
 
 #[test]

@@ -1184,23 +1184,7 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
         Output::NatRules => {
             let rules: Vec<NatRuleInfo> = decode(result)?;
             for r in rules {
-                let mut line = format!("{}: {}", r.id, r.kind);
-                if let (Some(p), Some(d)) = (&r.proto, r.dport) {
-                    let _ = write!(line, " proto {p} in {} dport {d}", r.bridge);
-                }
-                if let Some(src) = r.src {
-                    let _ = write!(line, " src {src}");
-                }
-                if let Some(to) = &r.to {
-                    let _ = write!(line, " to {to}");
-                }
-                if let Some((lo, hi)) = r.ports {
-                    let _ = write!(line, " ports {lo}-{hi} out {}", r.bridge);
-                }
-                if let Some(f) = &r.filtering {
-                    let _ = write!(line, " filtering {f}");
-                }
-                let _ = writeln!(s, "{line}  hits {}", r.hits);
+                let _ = writeln!(s, "{}: {} hits {}", r.id, r.words(), r.hits);
             }
         }
         Output::NatSessions => {

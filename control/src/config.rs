@@ -406,10 +406,7 @@ impl Checker<'_> {
                         b.name
                     )));
                 }
-                let subnet = Ipv4Net {
-                    addr: a.network(),
-                    len: a.len,
-                };
+                let subnet = a.subnet();
                 match subnets.get(&subnet) {
                     Some(other) if *other != b.name => {
                         return Err(at(format!(
@@ -712,6 +709,20 @@ impl Checker<'_> {
                 };
                 return Err(self.key_err(&span, key, format!("nat: no bridge '{}'", rule.bridge)));
             }
+            if let NatAction::Dnat { proto, dport, .. } = rule.action {
+                let taken = nat.iter().any(|o: &NatRuleState| {
+                    o.bridge == rule.bridge
+                        && matches!(o.action, NatAction::Dnat { proto: p, dport: d, .. }
+                            if p == proto && d == dport)
+                });
+                if taken {
+                    return Err(self.key_err(
+                        &span,
+                        "dport",
+                        format!("nat: port {dport} on {} is published twice", rule.bridge),
+                    ));
+                }
+            }
             nat.push(rule);
         }
 
@@ -746,10 +757,11 @@ pub fn nat_rule(spec: &NatRuleSpec) -> Result<NatRuleState, (&'static str, Strin
             Ok(p)
         }
     };
-    let rule = |action, src, bridge: &str, ports, filtering| NatRuleState {
+    let rule = |action, src: Option<Ipv4Net>, bridge: &str, ports, filtering| NatRuleState {
         id: 0,
         action,
-        src,
+        // Host bits dropped, as the switch does.
+        src: src.map(|n| n.subnet()),
         bridge: bridge.to_string(),
         ports,
         filtering,

@@ -56,6 +56,13 @@ impl Ipv4Net {
     pub fn network(&self) -> Ipv4Addr {
         Ipv4Addr::from(mask(u32::from(self.addr), self.len))
     }
+    /// The subnet, host bits cleared: 192.168.15.5/24 -> 192.168.15.0/24.
+    pub fn subnet(&self) -> Ipv4Net {
+        Ipv4Net {
+            addr: self.network(),
+            len: self.len,
+        }
+    }
     /// The directed broadcast address (none for /31 and /32).
     pub fn broadcast(&self) -> Option<Ipv4Addr> {
         (self.len < 31).then(|| Ipv4Addr::from(u32::from(self.network()) | (u32::MAX >> self.len)))
@@ -490,11 +497,7 @@ impl Router {
         dev: Option<BridgeId>,
     ) -> Result<(), RouterError> {
         if dst.addr != dst.network() {
-            let prefix = Ipv4Net {
-                addr: dst.network(),
-                len: dst.len,
-            };
-            return Err(RouterError::HostBits(dst, prefix));
+            return Err(RouterError::HostBits(dst, dst.subnet()));
         }
         let nh = match (via, dev) {
             (Some(gw), _) if self.is_local(gw) => return Err(RouterError::GatewayIsLocal(gw)),

@@ -134,6 +134,30 @@ pub struct NatRuleInfo {
     pub hits: u64,
 }
 
+impl NatRuleInfo {
+    /// The rule as the words of `patchbay nat add` that make it.
+    pub fn words(&self) -> String {
+        use std::fmt::Write;
+        let mut w = self.kind.clone();
+        if let (Some(p), Some(d)) = (&self.proto, self.dport) {
+            let _ = write!(w, " proto {p} in {} dport {d}", self.bridge);
+        }
+        if let Some(src) = self.src {
+            let _ = write!(w, " src {src}");
+        }
+        if let Some(to) = &self.to {
+            let _ = write!(w, " to {to}");
+        }
+        if let Some((lo, hi)) = self.ports {
+            let _ = write!(w, " ports {lo}-{hi} out {}", self.bridge);
+        }
+        if let Some(f) = &self.filtering {
+            let _ = write!(w, " filtering {f}");
+        }
+        w
+    }
+}
+
 /// One NAT session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NatSessionInfo {

@@ -889,10 +889,7 @@ impl Switch {
         let b = self.existing_bridge(bridge)?;
         // Two bridges on one subnet would share (and, on deletion, lose)
         // one connected route.
-        let subnet = Ipv4Net {
-            addr: net.network(),
-            len: net.len,
-        };
+        let subnet = net.subnet();
         let elsewhere = self
             .router
             .addrs()
@@ -1090,6 +1087,24 @@ impl Switch {
         filtering: Filtering,
     ) -> Result<u32, SwitchError> {
         let b = self.existing_bridge(bridge)?;
+        // As iptables does: 192.168.15.5/24 is 192.168.15.0/24.
+        let src = src.map(|n| n.subnet());
+        if let NatAction::Dnat { proto, dport, .. } = action {
+            let taken = self.router.nat.rules().iter().find(|r| {
+                r.bridge == b
+                    && matches!(r.action, NatAction::Dnat { proto: p, dport: d, .. }
+                        if p == proto && d == dport)
+            });
+            if let Some(r) = taken {
+                return Err(SwitchError::BadNat(format!(
+                    "{} port {dport} on {bridge} is already published by rule {} \
+                     (delete it first: 'patchbay nat del {}')",
+                    proto_name(proto),
+                    r.id,
+                    r.id
+                )));
+            }
+        }
         let ports = ports.unwrap_or((1024, 65535));
         if ports.0 == 0 || ports.0 > ports.1 {
             return Err(SwitchError::BadNat(format!(
@@ -1108,7 +1123,13 @@ impl Switch {
             .router
             .nat
             .add_rule_filtered(action.clone(), src, b, ports, filtering);
-        log::info!(op = "nat_add", id, action:? = action, src:? = src, bridge; "nat rule {id}: {action:?} src {src:?} bridge {bridge} ports {ports:?}");
+        let words = self
+            .nat_rules()
+            .into_iter()
+            .find(|r| r.id == id)
+            .map(|r| r.words())
+            .unwrap_or_default();
+        log::info!(op = "nat_add", id, rule = words.as_str(); "nat rule {id}: {words}");
         Ok(id)
     }
 
