@@ -401,6 +401,9 @@ fn router_cli_errors_are_one_line() {
         ),
         (&["route", "del", "10.9.0.0/16"], "no such route"),
         (&["route", "get", "192.0.2.1"], "no route"),
+        (&["route", "get", "127.0.0.1"], "never forwarded"),
+        (&["route", "get", "224.0.0.5"], "never forwarded"),
+        (&["route", "get", "10.2.0.255"], "never forwarded"),
         (
             &["addr", "add", "10.1.0.1/24", "dev", "br0"],
             "already an address",
@@ -449,6 +452,8 @@ fn router_cli_errors_are_one_line() {
     ] {
         lab.cli_fails(args, want);
     }
+    let own = lab.cli_ok(&["route", "get", "10.2.0.1"]);
+    assert!(own.starts_with("local 10.2.0.1 dev br1"), "{own}");
     // Add does not overwrite (replace does), and del checks what it is told.
     lab.cli_ok(&["route", "add", "10.9.0.0/16", "via", "10.2.0.9"]);
     lab.cli_fails(

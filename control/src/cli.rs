@@ -1089,6 +1089,11 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
         }
         Output::RouteGet => {
             let g: RouteGet = decode(result)?;
+            if g.route.proto == "local" {
+                let _ = writeln!(s, "local {} dev {}", g.addr, g.route.dev);
+                let _ = writeln!(s, "    an address of the router: it answers pings itself");
+                return Ok(s);
+            }
             let mut line = format!("{}", g.addr);
             if let Some(v) = g.route.via {
                 let _ = write!(line, " via {v}");

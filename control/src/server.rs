@@ -917,11 +917,17 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             Ok(Value::Null)
         }
         Request::RouteGet { addr } => match engine
-            .call(move |sw| sw.route_get(addr))
+            .call(move |sw| (sw.route_get(addr), sw.never_forwarded(addr)))
             .map_err(|_| stopped())?
         {
-            Some(r) => Ok(to_value(r)),
-            None => Err(ApiError::new(
+            (Some(r), _) => Ok(to_value(r)),
+            (None, true) => Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!(
+                    "{addr}: never forwarded (a broadcast, multicast, loopback or 0.0.0.0/8 address)"
+                ),
+            )),
+            (None, false) => Err(ApiError::new(
                 ErrorCode::NotFound,
                 format!("{addr}: no route"),
             )),

@@ -86,7 +86,7 @@ drop_reasons! {
     Ip4BadLength => "ip4-bad-length", "IPv4 header or total length disagrees with the frame (RFC 1812 5.2.2).";
     Ip4BadChecksum => "ip4-bad-checksum", "IPv4 header checksum is wrong (RFC 1812 5.2.2).";
     Ip4BadSource => "ip4-bad-source", "Source address is multicast, broadcast or loopback (RFC 1812 5.3.7).";
-    Ip4NotForwarded => "ip4-not-forwarded", "To a broadcast or multicast address, which the router does not forward.";
+    Ip4NotForwarded => "ip4-not-forwarded", "To a broadcast, multicast, loopback or 0.0.0.0/8 address, which the router never forwards.";
     Ip4TtlExpired => "ip4-ttl-expired", "TTL would reach 0 (RFC 1812 5.3.1); time exceeded sent.";
     Ip4NoRoute => "ip4-no-route", "No route to the destination; unreachable sent.";
     Ip4FragNeeded => "ip4-frag-needed", "Larger than the egress MTU with DF set; fragmentation needed sent.";

@@ -321,6 +321,16 @@ impl Router {
         })
     }
 
+    /// Whether packets to `dst` are never forwarded (RFC 1812 5.3.5,
+    /// 5.3.7): broadcast, directed broadcast, multicast, loopback, 0/8.
+    pub fn never_forwarded(&self, dst: Ipv4Addr) -> bool {
+        dst.is_broadcast()
+            || dst.is_multicast()
+            || dst.is_loopback()
+            || dst.octets()[0] == 0
+            || self.is_directed_broadcast(dst)
+    }
+
     /// Whether `ip` is one of the router's own addresses.
     pub fn is_local(&self, ip: Ipv4Addr) -> bool {
         self.ifaces
@@ -866,12 +876,7 @@ impl Router {
             }
             return self.local_input::<T>(frame, in_port, bridge);
         }
-        if dst.is_broadcast()
-            || dst.is_multicast()
-            || dst.is_loopback()
-            || dst.octets()[0] == 0
-            || self.is_directed_broadcast(dst)
-        {
+        if self.never_forwarded(dst) {
             return L3Out::Drop(DropReason::Ip4NotForwarded);
         }
         // RFC 1812 5.3.1: a packet that would leave with TTL 0 is dropped.

@@ -977,8 +977,34 @@ impl Switch {
         (fib.len(), rows)
     }
 
+    /// Whether packets to `addr` are never forwarded (broadcast, multicast,
+    /// loopback, 0.0.0.0/8).
+    pub fn never_forwarded(&self, addr: Ipv4Addr) -> bool {
+        self.router.never_forwarded(addr)
+    }
+
     /// The routing decision for one address, in words.
     pub fn route_get(&self, addr: Ipv4Addr) -> Option<RouteGet> {
+        // The router's own address: answered, not routed (`ip route get`
+        // says "local" too).
+        if let Some((b, _)) = self.router.addrs().find(|&(_, a)| a.addr == addr) {
+            return Some(RouteGet {
+                addr,
+                route: RouteInfo {
+                    dst: Ipv4Net { addr, len: 32 },
+                    via: None,
+                    dev: self.bridge_name(b).to_string(),
+                    proto: "local".to_string(),
+                },
+                next_hop: addr,
+                src: Some(addr),
+                neighbor_mac: self.router.router_mac(b),
+                port: None,
+            });
+        }
+        if self.router.never_forwarded(addr) {
+            return None;
+        }
         let (p, l, nh_id) = self.router.fib().matching_route(addr)?;
         let route = self.route_info(p, l, nh_id);
         let nh = self.router.next_hop(nh_id);
