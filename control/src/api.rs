@@ -164,7 +164,9 @@ pub enum Request {
     /// Adds many routes: `text` holds one route a line, `PREFIX via GATEWAY
     /// [dev BRIDGE]` or `PREFIX dev BRIDGE` (blank lines and `#` comments
     /// are skipped); `first_line` numbers its first line in errors. All
-    /// lines are checked before any is added; result: `{"loaded": N}`.
+    /// lines are parsed before any is added; a route the switch refuses
+    /// stops the load, and the routes before it stay (the error says how
+    /// many). Result: `{"loaded": N}`.
     RouteLoad {
         text: String,
         #[serde(default)]

@@ -69,6 +69,7 @@ impl fmt::Display for Summary {
         let verb = if self.dry_run { "would make" } else { "made" };
         let s = if self.changes == 1 { "" } else { "s" };
         write!(f, "{verb} {} change{s}:", self.changes)?;
+        let mut parts = Vec::new();
         for (what, c) in [
             ("bridges", self.bridges),
             ("ports", self.ports),
@@ -79,20 +80,19 @@ impl fmt::Display for Summary {
             ("nat", self.nat),
         ] {
             if c.total() > 0 {
-                write!(f, " {what} +{} -{} ~{};", c.added, c.removed, c.changed)?;
+                parts.push(format!("{what} +{} -{} ~{}", c.added, c.removed, c.changed));
             }
         }
         if self.timeouts_changed {
-            write!(f, " timeouts;")?;
+            parts.push("timeouts".to_string());
         }
         if !self.dry_run {
-            write!(
-                f,
-                " forwarding paused {:.1} ms",
+            parts.push(format!(
+                "forwarding paused {:.1} ms",
                 self.paused_us as f64 / 1000.0
-            )?;
+            ));
         }
-        Ok(())
+        write!(f, " {}", parts.join("; "))
     }
 }
 
@@ -588,7 +588,8 @@ pub fn open_ports(
             let port = port::open(kind, &p.name, opts).map_err(|e| ConfigError {
                 file: file.to_string(),
                 line: want.port_lines.get(&p.name).copied().unwrap_or(0),
-                message: format!("port {}: {e}", p.name),
+                // The error names the port already.
+                message: e.to_string(),
             })?;
             opened.insert((p.name.clone(), port.kind()), port);
         }
@@ -696,7 +697,7 @@ pub fn apply_parsed(
 /// Why an apply changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{0}")]
     Failed(String),

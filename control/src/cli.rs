@@ -34,7 +34,8 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   route show                                    the routing table
   route add PREFIX|default via GATEWAY [dev BRIDGE]
   route add PREFIX dev BRIDGE                   directly connected
-  route del PREFIX|default
+  route replace ...                             as add, over the route for the same prefix
+  route del PREFIX|default [via GATEWAY] [dev BRIDGE]
   route get A.B.C.D                             the decision for one address, in words
   route load FILE|-                             many routes: 'PREFIX via GATEWAY [dev BR]' or
                                                 'PREFIX dev BR' a line, # comments
@@ -67,6 +68,7 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
 
   -s, --socket PATH   control socket of patchbayd (default /run/patchbay/patchbayd.sock)
   -j, --json          print results as JSON
+  -V, --version       this program's version (no daemon needed)
 ";
 
 /// How to print a result.
@@ -123,6 +125,8 @@ pub struct Invocation {
 pub enum Parsed {
     Run(Invocation),
     Help,
+    /// `-V`: this program's version, without asking the daemon.
+    Version,
 }
 
 struct Words {
@@ -166,6 +170,11 @@ fn number(ctx: &str, what: &str, s: &str) -> Result<u32, String> {
     })
 }
 
+/// `1 route`, `2 routes`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn mac(ctx: &str, s: Option<&str>) -> Result<Mac, String> {
     let s = s.ok_or_else(|| format!("{ctx}: missing MAC address"))?;
     s.parse().map_err(|e| format!("{ctx}: {e}"))
@@ -193,7 +202,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 socket = it.next().ok_or("--socket needs a path")?.into();
             }
             "-h" | "--help" | "help" if rest.is_empty() => return Ok(Parsed::Help),
-            "-V" | "--version" if rest.is_empty() => rest.push("version".to_string()),
+            "-V" | "--version" if rest.is_empty() => return Ok(Parsed::Version),
             s if s.starts_with("--socket=") => socket = s["--socket=".len()..].into(),
             // A negative number is a (wrong) value, not an option.
             s if s.starts_with('-')
@@ -969,11 +978,30 @@ pub fn load_routes(client: &mut crate::client::Client, path: &str) -> Result<Str
             text: chunk.join("\n"),
             first_line: (k * 20_000 + 1) as u64,
         };
-        let result = client.call(req).map_err(|e| e.to_string())?;
+        let result = client.call(req).map_err(|e| {
+            // `line N: why` -> `FILE:N: why`, as apply names its lines; the
+            // chunks before this one are in.
+            let e = e.to_string();
+            let e = match e.strip_prefix("line ") {
+                Some(rest) => format!("{path}:{rest}"),
+                None => format!("{path}: {e}"),
+            };
+            // The daemon counts the routes of this request only.
+            const BEFORE: &str = " (routes loaded before it: ";
+            let (why, here) = match e.rsplit_once(BEFORE) {
+                Some((why, n)) => (why, n.trim_end_matches(')').parse().unwrap_or(0)),
+                None => (e.as_str(), 0),
+            };
+            match loaded + here {
+                0 => why.to_string(),
+                n => format!("{why}{BEFORE}{n})"),
+            }
+        })?;
         loaded += result["loaded"].as_u64().unwrap_or(0);
     }
     Ok(format!(
-        "loaded {loaded} routes in {:.2} s\n",
+        "loaded {} in {:.2} s\n",
+        count(loaded, "route", "routes"),
         start.elapsed().as_secs_f64()
     ))
 }
@@ -1000,7 +1028,8 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
     match output {
         Output::Nothing => {}
         Output::Flushed => {
-            let _ = writeln!(s, "flushed {} entries", result.as_u64().unwrap_or(0));
+            let n = result.as_u64().unwrap_or(0);
+            let _ = writeln!(s, "flushed {}", count(n, "entry", "entries"));
         }
         Output::Version => {
             let _ = writeln!(
@@ -1194,6 +1223,9 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
         }
         Output::NatSessions => {
             let rows: Vec<NatSessionInfo> = decode(result)?;
+            if rows.is_empty() {
+                return Ok(s);
+            }
             let _ = writeln!(
                 s,
                 "{:<5} {:<22} {:<22} {:<22} {:<12} {:>5} {:>6}",
@@ -1310,11 +1342,11 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
                 let c = &b.counters;
                 let _ = writeln!(
                     s,
-                    "bridge {}: {} ports, fdb {} entries (ageing {}s); forwarded {}, flooded {} ({} unknown unicast), \
+                    "bridge {}: {}, fdb {} (ageing {}s); forwarded {}, flooded {} ({} unknown unicast), \
                      learned {}, moved {}, aged {}, not learned (fdb full) {}",
                     b.name,
-                    b.ports.len(),
-                    b.fdb_entries,
+                    count(b.ports.len() as u64, "port", "ports"),
+                    count(b.fdb_entries as u64, "entry", "entries"),
                     b.ageing_time,
                     c.forwarded,
                     c.flooded,
@@ -1339,6 +1371,7 @@ mod tests {
         match parse(&args)? {
             Parsed::Run(i) => Ok(i),
             Parsed::Help => Err("help".into()),
+            Parsed::Version => Err("version".into()),
         }
     }
 

@@ -434,7 +434,9 @@ fn switch_error(e: SwitchError) -> ApiError {
 fn port_error(e: PortError) -> ApiError {
     let code = match &e {
         PortError::NoSuchInterface(_) => ErrorCode::NotFound,
-        PortError::BadName(_) => ErrorCode::Invalid,
+        PortError::BadName(_) | PortError::NotEthernet(_) | PortError::NotTap(_) => {
+            ErrorCode::Invalid
+        }
         PortError::Os { .. } => ErrorCode::System,
     };
     ApiError::new(code, e.to_string())
@@ -653,7 +655,10 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
         })),
         Request::LinkShow { name } => {
             let (mut ports, mut bridges) = engine
-                .call(|sw| (sw.ports(), sw.bridges()))
+                .call(|sw| {
+                    sw.refresh_links();
+                    (sw.ports(), sw.bridges())
+                })
                 .map_err(|_| stopped())?;
             if let Some(name) = name {
                 ports.retain(|p| p.name == name);
@@ -857,7 +862,6 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
         }
         Request::RouteLoad { text, first_line } => {
             let routes = parse_route_lines(&text, first_line)?;
-            let total = routes.len();
             // In chunks, so forwarding goes on between them.
             let mut loaded = 0;
             for chunk in routes.chunks(8192) {
@@ -880,7 +884,7 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
                         return Err(ApiError::new(
                             e.code,
                             format!(
-                                "line {line}: {}; {done} of {total} routes were loaded before it",
+                                "line {line}: {} (routes loaded before it: {done})",
                                 e.message
                             ),
                         ));

@@ -87,9 +87,9 @@ drop_reasons! {
     Ip4BadChecksum => "ip4-bad-checksum", "IPv4 header checksum is wrong (RFC 1812 5.2.2).";
     Ip4BadSource => "ip4-bad-source", "Source address is multicast, broadcast or loopback (RFC 1812 5.3.7).";
     Ip4NotForwarded => "ip4-not-forwarded", "To a broadcast, multicast, loopback or 0.0.0.0/8 address, which the router never forwards.";
-    Ip4TtlExpired => "ip4-ttl-expired", "TTL would reach 0 (RFC 1812 5.3.1); time exceeded sent.";
-    Ip4NoRoute => "ip4-no-route", "No route to the destination; unreachable sent.";
-    Ip4FragNeeded => "ip4-frag-needed", "Larger than the egress MTU with DF set; fragmentation needed sent.";
+    Ip4TtlExpired => "ip4-ttl-expired", "TTL would reach 0 (RFC 1812 5.3.1); the sender gets an ICMP time exceeded.";
+    Ip4NoRoute => "ip4-no-route", "No route to the destination; the sender gets an ICMP net unreachable.";
+    Ip4FragNeeded => "ip4-frag-needed", "Larger than the egress MTU with DF set; the sender gets an ICMP fragmentation needed.";
     Ip4LocalUnsupported => "ip4-local-unsupported", "To a router address, but not an echo request.";
     NoBuffer => "no-buffer", "The pool of buffers for frames the router makes was empty.";
     NatTableFull => "nat-table-full", "A new NAT session did not fit in the session table.";

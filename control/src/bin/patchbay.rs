@@ -21,6 +21,10 @@ fn main() -> ExitCode {
             out(USAGE);
             return ExitCode::SUCCESS;
         }
+        Ok(Parsed::Version) => {
+            out(&format!("patchbay {}\n", env!("CARGO_PKG_VERSION")));
+            return ExitCode::SUCCESS;
+        }
         Ok(Parsed::Run(inv)) => inv,
         Err(e) => {
             eprintln!("patchbay: {e}");
@@ -57,7 +61,10 @@ fn run(inv: &cli::Invocation) -> Result<String, String> {
         cli::Output::Apply { path, dry_run } => cli::apply_request(path, *dry_run)?,
         _ => inv.request.clone(),
     };
-    let result = client.call(request).map_err(|e| e.to_string())?;
+    let mut result = client.call(request).map_err(|e| e.to_string())?;
+    if inv.output == cli::Output::Version {
+        result["client_version"] = env!("CARGO_PKG_VERSION").into();
+    }
     if inv.json {
         let text = serde_json::to_string_pretty(&result).expect("JSON values serialize");
         return Ok(format!("{text}\n"));

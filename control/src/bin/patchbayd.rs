@@ -11,11 +11,13 @@ use patchbay_dataplane::port::{self, PortKind, PortOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// A userspace L2 switch: every --port and --tap joins the bridge br0.
+/// The daemon's command line.
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about,
+    about = "patchbayd: a userspace switch, IPv4 router and NAT for Linux labs.\n\
+             Every --port and --tap joins the bridge br0; the `patchbay` command \
+             (or --config) sets up the rest.",
     after_help = "Logging: RUST_LOG=debug|info|warn (default info)."
 )]
 struct Args {
@@ -173,6 +175,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             None,
         ),
     };
+    // The socket first: a second patchbayd on it stops here, before it
+    // touches any interface.
+    let server = Server::bind(&args.socket, args.socket_group.as_deref())?;
+    log::info!("control socket {}", args.socket.display());
     // Open every port before anything else, so a typo fails fast and whole.
     let mut ports = Vec::new();
     for (kind, names) in [
@@ -204,8 +210,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("--metrics {addr}"))?;
         log::info!("metrics at http://{at}/metrics");
     }
-    let server = Server::bind(&args.socket, args.socket_group.as_deref())?;
-    log::info!("control socket {}", args.socket.display());
     server
         .spawn(handle.clone(), opts.clone())
         .context("starting the control thread")?;

@@ -974,7 +974,14 @@ impl Router {
             }
         }
         if on_wire > mtu {
-            return self.fragment::<T>(frame, nh, out_mac, mtu, now);
+            if !(T && self.trace.dry) {
+                return self.fragment::<T>(frame, nh, out_mac, mtu, now);
+            }
+            // A dry run follows the datagram on: its fragments go its way.
+            let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
+            let step = (mtu - ip.header_len()) & !7;
+            let count = ip.payload().len().div_ceil(step.max(8)) as u16;
+            trace!(T; self.trace, Event::Fragmented { count, mtu: mtu as u16 });
         }
         let next_ip = nh.gateway.unwrap_or(dst);
         let resolved = if T && self.trace.dry {
@@ -1280,9 +1287,6 @@ impl Router {
                 mtu: mtu as u16,
             }
         );
-        if T && self.trace.dry {
-            return L3Out::Consumed;
-        }
         let next_ip = nh.gateway.unwrap_or(ip.dst());
         let resolved = self.arp.resolve(nh.bridge, next_ip, now);
         if let Resolve::Pending { ask: true } = resolved {

@@ -843,6 +843,20 @@ impl Switch {
         }
     }
 
+    /// Brings the recorded link state of every port up to date (housekeeping
+    /// does it once a second): `link show` right after a port came up, or
+    /// went down, says so.
+    pub fn refresh_links(&mut self) {
+        for id in 0..self.ports.len() {
+            let stale = self.ports[id]
+                .as_ref()
+                .is_some_and(|s| s.state != LinkState::Up || s.port.link_state() != LinkState::Up);
+            if stale {
+                self.refresh_port(id as PortId);
+            }
+        }
+    }
+
     /// Once a second: ages the FDB, collects kernel drop counts, and looks
     /// again at ports that are not up.
     pub fn housekeeping(&mut self) {

@@ -171,6 +171,12 @@ impl AfPacketPort {
     pub fn open(name: &str, opts: &PortOptions) -> Result<AfPacketPort, PortError> {
         let ifindex =
             sys::if_index(name).ok_or_else(|| PortError::NoSuchInterface(name.to_string()))?;
+        // Frames are Ethernet: a loopback or point-to-point (L3) device
+        // carries none.
+        let flags = sys::if_flags(name).unwrap_or(0);
+        if flags & (libc::IFF_LOOPBACK | libc::IFF_POINTOPOINT) != 0 {
+            return Err(PortError::NotEthernet(name.to_string()));
+        }
         // Protocol 0: nothing is received until bind(), after the ring exists.
         let fd =
             packet_socket().map_err(|_| PortError::os(name, "AF_PACKET socket (are you root?)"))?;

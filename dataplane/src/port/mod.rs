@@ -70,6 +70,10 @@ pub enum PortError {
     NoSuchInterface(String),
     #[error("port {0}: interface name must be 1 to 15 characters without '/' or spaces")]
     BadName(String),
+    #[error("port {0}: a loopback or point-to-point interface, not Ethernet")]
+    NotEthernet(String),
+    #[error("port {0}: an interface of that name exists and is not a TAP device")]
+    NotTap(String),
     #[error("port {name}: {what}: {source}")]
     Os {
         name: String,
