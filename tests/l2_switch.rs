@@ -393,6 +393,12 @@ fn static_fdb_entries() {
     let lab = switched_lab(2, &[]);
     let mac = "02:aa:bb:cc:dd:01";
     lab.cli_ok(&["fdb", "add", mac, "dev", "p2"]);
+    // Adding it again is fine; on another port it takes 'replace'.
+    lab.cli_ok(&["fdb", "add", mac, "dev", "p2"]);
+    lab.cli_fails(
+        &["fdb", "add", mac, "dev", "p1"],
+        "a static entry on port p2; use 'patchbay fdb replace'",
+    );
     let text = lab.cli_ok(&["fdb", "show"]);
     assert!(
         text.contains(&format!("{mac} dev p2 master br0 static")),

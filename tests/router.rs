@@ -452,6 +452,23 @@ fn router_cli_errors_are_one_line() {
     ] {
         lab.cli_fails(args, want);
     }
+    let neigh = ["neigh", "add", "10.2.0.77", "lladdr"];
+    lab.cli_ok(&[&neigh[..], &["02:00:00:00:00:77", "dev", "br1"]].concat());
+    lab.cli_fails(
+        &[&neigh[..], &["02:00:00:00:00:78", "dev", "br1"]].concat(),
+        "a permanent entry is 02:00:00:00:00:77; use 'patchbay neigh replace'",
+    );
+    lab.cli_ok(&[
+        "neigh",
+        "replace",
+        "10.2.0.77",
+        "lladdr",
+        "02:00:00:00:00:78",
+        "dev",
+        "br1",
+    ]);
+    let own = lab.cli_ok(&["route", "get", "10.2.0.77"]);
+    assert!(own.contains("is 02:00:00:00:00:78"), "{own}");
     let own = lab.cli_ok(&["route", "get", "10.2.0.1"]);
     assert!(own.starts_with("local 10.2.0.1 dev br1"), "{own}");
     // Add does not overwrite (replace does), and del checks what it is told.

@@ -87,9 +87,12 @@ pub enum Request {
         link: Option<String>,
     },
     /// Adds a static entry: `mac` is on port `dev`.
+    /// A static entry on another port is an error unless `replace`.
     FdbAdd {
         mac: Mac,
         dev: String,
+        #[serde(default)]
+        replace: bool,
     },
     /// Deletes `mac` from the FDB of `dev` (a port or a bridge).
     FdbDel {
@@ -182,10 +185,13 @@ pub enum Request {
         dev: Option<String>,
     },
     /// Adds a permanent ARP entry.
+    /// A permanent entry with another MAC is an error unless `replace`.
     NeighAdd {
         ip: Ipv4Addr,
         mac: Mac,
         dev: String,
+        #[serde(default)]
+        replace: bool,
     },
     NeighDel {
         ip: Ipv4Addr,

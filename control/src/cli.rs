@@ -26,7 +26,7 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   link set BRIDGE mtu BYTES                     MTU of routed packets (68-9000; needs an address)
   link del NAME                                 delete a port or a bridge
   fdb show [dev PORT | br BRIDGE]               learned and static MACs
-  fdb add MAC dev PORT                          add a static entry
+  fdb add|replace MAC dev PORT                  add a static entry (replace: move one)
   fdb del MAC dev PORT | br BRIDGE              delete an entry
   fdb flush [dev PORT | br BRIDGE] [static]     forget learned entries (and static)
   addr show [dev BRIDGE]                        router interfaces: MAC, MTU, addresses
@@ -40,7 +40,7 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   route load FILE|-                             many routes: 'PREFIX via GATEWAY [dev BR]' or
                                                 'PREFIX dev BR' a line, # comments
   neigh show [dev BRIDGE]                       ARP cache: address, MAC, port, state, age
-  neigh add A.B.C.D lladdr MAC dev BRIDGE       permanent entry
+  neigh add|replace A.B.C.D lladdr MAC dev BRIDGE  permanent entry (replace: change one)
   neigh del A.B.C.D dev BRIDGE
   neigh flush [dev BRIDGE]                      forget learned entries
   nat add masquerade [src PREFIX] out BRIDGE [ports A-B] [filtering F]
@@ -262,7 +262,8 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
                 }
             }
             let dev = dev.ok_or_else(|| format!("{ctx}: missing 'dev PORT'"))?;
-            (Request::FdbAdd { mac, dev }, Output::Nothing)
+            let replace = command == "replace";
+            (Request::FdbAdd { mac, dev, replace }, Output::Nothing)
         }
         ("fdb", "del" | "delete") => {
             let ctx = w.context.clone();
@@ -800,7 +801,14 @@ fn parse_neigh(command: &str, w: &mut Words) -> Result<(Request, Output), String
                 return Ok((Request::NeighDel { ip, dev }, Output::Nothing));
             }
             let m = mac(&ctx, mac_s.as_deref())?;
-            Ok((Request::NeighAdd { ip, mac: m, dev }, Output::Nothing))
+            let replace = command == "replace";
+            let req = Request::NeighAdd {
+                ip,
+                mac: m,
+                dev,
+                replace,
+            };
+            Ok((req, Output::Nothing))
         }
         c => Err(format!(
             "neigh: unknown command '{c}' (try: show, add, del, flush)"
@@ -1423,7 +1431,8 @@ mod tests {
             Request::NeighAdd {
                 ip: "10.0.0.9".parse().unwrap(),
                 mac: "02:00:00:00:00:09".parse().unwrap(),
-                dev: "br0".into()
+                dev: "br0".into(),
+                replace: false,
             }
         );
         assert_eq!(
@@ -1434,7 +1443,8 @@ mod tests {
             run("fdb add 02:00:00:00:00:09 dev p1").unwrap().request,
             Request::FdbAdd {
                 mac: "02:00:00:00:00:09".parse().unwrap(),
-                dev: "p1".into()
+                dev: "p1".into(),
+                replace: false,
             }
         );
         assert_eq!(

@@ -950,14 +950,28 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
                 .collect();
             Ok(to_value(rows))
         }
-        Request::NeighAdd { ip, mac, dev } => {
+        Request::NeighAdd {
+            ip,
+            mac,
+            dev,
+            replace,
+        } => {
             if !mac.is_unicast() {
                 return Err(ApiError::new(
                     ErrorCode::Invalid,
                     format!("{mac}: a neighbour's MAC must be unicast"),
                 ));
             }
-            on_switch!(|sw| sw.neigh_add(ip, mac, &dev));
+            let other = on_switch!(|sw| sw.permanent_neighbor(ip, &dev).and_then(|m| match m {
+                Some(m) if m != mac && !replace => Ok(Some(m)),
+                _ => sw.neigh_add(ip, mac, &dev).map(|()| None),
+            }));
+            if let Some(m) = other {
+                return Err(ApiError::new(
+                    ErrorCode::Exists,
+                    format!("{ip}: a permanent entry is {m}; use 'patchbay neigh replace'"),
+                ));
+            }
             Ok(Value::Null)
         }
         Request::NeighDel { ip, dev } => {
@@ -989,14 +1003,23 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             };
             Ok(to_value(rows))
         }
-        Request::FdbAdd { mac, dev } => {
+        Request::FdbAdd { mac, dev, replace } => {
             if !mac.is_unicast() {
                 return Err(ApiError::new(
                     ErrorCode::Invalid,
                     format!("{mac}: static entries must be unicast MACs"),
                 ));
             }
-            on_switch!(|sw| sw.fdb_add(mac, &dev));
+            let other = on_switch!(|sw| sw.static_fdb_port(mac, &dev).and_then(|p| match p {
+                Some(p) if p != dev && !replace => Ok(Some(p)),
+                _ => sw.fdb_add(mac, &dev).map(|()| None),
+            }));
+            if let Some(p) = other {
+                return Err(ApiError::new(
+                    ErrorCode::Exists,
+                    format!("{mac}: a static entry on port {p}; use 'patchbay fdb replace'"),
+                ));
+            }
             Ok(Value::Null)
         }
         Request::FdbDel { mac, dev } => {

@@ -79,6 +79,11 @@ impl Fdb {
         self.max
     }
 
+    /// The entry of `mac` in `bridge`.
+    pub fn get(&self, bridge: BridgeId, mac: Mac) -> Option<&FdbEntry> {
+        self.map.get(&key(bridge, mac))
+    }
+
     /// The port `mac` was learned on in `bridge`.
     #[inline]
     pub fn lookup(&self, bridge: BridgeId, mac: Mac) -> Option<PortId> {

@@ -471,6 +471,19 @@ impl Switch {
         Ok(())
     }
 
+    /// The port of a static entry for `mac` in the bridge of `port`.
+    pub fn static_fdb_port(&self, mac: Mac, port: &str) -> Result<Option<String>, SwitchError> {
+        let id = self.existing_port(port)?;
+        let Some(bridge) = self.ports[id as usize].as_ref().and_then(|s| s.bridge) else {
+            return Err(SwitchError::NoMaster(port.to_string()));
+        };
+        Ok(self
+            .fdb
+            .get(bridge, mac)
+            .filter(|e| e.is_static)
+            .map(|e| self.port_name(e.port).to_string()))
+    }
+
     /// Removes `mac` from the FDB of the bridge named `link`, or of the
     /// bridge of the port named `link`.
     pub fn fdb_del(&mut self, mac: Mac, link: &str) -> Result<(), SwitchError> {
@@ -1066,6 +1079,17 @@ impl Switch {
                 })
             })
             .collect()
+    }
+
+    /// The MAC of a permanent ARP entry for `ip` on bridge `dev`.
+    pub fn permanent_neighbor(&self, ip: Ipv4Addr, dev: &str) -> Result<Option<Mac>, SwitchError> {
+        let b = self.existing_bridge(dev)?;
+        Ok(self
+            .router
+            .arp
+            .get(b, ip)
+            .filter(|n| n.state == NeighState::Permanent)
+            .map(|n| n.mac))
     }
 
     /// Adds a permanent ARP entry.
