@@ -29,6 +29,8 @@ use std::os::fd::RawFd;
 pub enum PortKind {
     Afpacket,
     Tap,
+    /// In-process, for tests: never read from a config or a request.
+    #[serde(skip_deserializing)]
     Memory,
 }
 
