@@ -534,8 +534,9 @@ fn route_load_puts_many_routes_in_while_traffic_flows() {
     .unwrap();
     let bad = lab.cli(&["route", "load", file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&bad.stderr);
+    let at = format!("{}:2: ", file.display());
     assert!(
-        err.contains("line 2") && err.contains("prefix length over 32"),
+        err.contains(&at) && err.contains("prefix length over 32"),
         "{err}"
     );
     assert_eq!(lab.cli_json(&["stats"])["routes"], 100_002);
