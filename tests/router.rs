@@ -478,6 +478,12 @@ fn router_cli_errors_are_one_line() {
         "a route exists (via 10.2.0.9 dev br1); use 'patchbay route replace'",
     );
     lab.cli_ok(&["route", "replace", "10.9.0.0/16", "via", "10.2.0.8"]);
+    // route show picks routes as iproute2 does.
+    let show = |args: &[&str]| lab.cli_ok(&[&["route", "show"][..], args].concat());
+    assert_eq!(show(&["10.9.0.0/16"]), "10.9.0.0/16 via 10.2.0.8 dev br1\n");
+    assert_eq!(show(&["root", "10.0.0.0/8"]).lines().count(), 3);
+    assert_eq!(show(&["dev", "br0"]), "10.1.0.0/24 dev br0 scope link\n");
+    lab.cli_fails(&["route", "show", "dev", "br7"], "br7: no such bridge");
     lab.cli_fails(
         &["route", "del", "10.9.0.0/16", "via", "10.2.0.9"],
         "the route is via 10.2.0.8 dev br1, not what was given",

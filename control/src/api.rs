@@ -139,14 +139,20 @@ pub enum Request {
         addr: Ipv4Net,
         dev: String,
     },
-    /// Routes, at most `limit` (default 10,000). Result: `{"total": N,
-    /// "routes": [RouteInfo]}`.
+    /// Routes, at most `limit` (default 10,000): those for exactly `dst`,
+    /// or (`root`) inside it, and out of bridge `dev`. Result: `{"total": N
+    /// (that match), "routes": [RouteInfo]}`.
     RouteShow {
         #[serde(default)]
         limit: Option<usize>,
+        #[serde(default)]
+        dst: Option<Ipv4Net>,
+        #[serde(default)]
+        root: bool,
+        #[serde(default)]
+        dev: Option<String>,
     },
-    /// Adds or replaces a route via a gateway and/or out of a bridge.
-    /// Adds a route; one for the same prefix is an error unless `replace`.
+    /// Adds a route via a gateway and/or out of a bridge; one for the same prefix is an error unless `replace`.
     RouteAdd {
         dst: Ipv4Net,
         #[serde(default)]

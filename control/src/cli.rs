@@ -31,7 +31,7 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   fdb flush [dev PORT | br BRIDGE] [static]     forget learned entries (and static)
   addr show [dev BRIDGE]                        router interfaces: MAC, MTU, addresses
   addr add|del A.B.C.D/LEN dev BRIDGE           router address (and connected route)
-  route show                                    the routing table
+  route show [[root] PREFIX] [dev BRIDGE]       the routing table (PREFIX: that route; root: inside it)
   route add PREFIX|default via GATEWAY [dev BRIDGE]
   route add PREFIX dev BRIDGE                   directly connected
   route replace ...                             as add, over the route for the same prefix
@@ -488,8 +488,27 @@ fn parse_route(command: &str, w: &mut Words) -> Result<(Request, Output), String
     let ctx = w.context.clone();
     match command {
         "show" | "list" | "ls" => {
-            no_more(w)?;
-            Ok((Request::RouteShow { limit: None }, Output::Routes))
+            // As iproute2: PREFIX is that route exactly, 'root PREFIX'
+            // every route inside it.
+            let (mut dst, mut root, mut dev) = (None, false, None);
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "dev" => dev = Some(w.value("dev", "a bridge name")?),
+                    "root" => {
+                        root = true;
+                        dst = Some(net(&ctx, w.next())?);
+                    }
+                    "exact" => dst = Some(net(&ctx, w.next())?),
+                    _ => dst = Some(net(&ctx, Some(x))?),
+                }
+            }
+            let req = Request::RouteShow {
+                limit: None,
+                dst,
+                root,
+                dev,
+            };
+            Ok((req, Output::Routes))
         }
         "load" => {
             let path = w

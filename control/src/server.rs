@@ -13,7 +13,9 @@ use crate::apply::{self, Summary};
 use crate::config;
 use patchbay_dataplane::capture;
 use patchbay_dataplane::ip4::{FibError, Ipv4Net, RouterError};
-use patchbay_dataplane::pipeline::{name_at, EngineHandle, RunningSnapshot, Switch, SwitchError};
+use patchbay_dataplane::pipeline::{
+    name_at, EngineHandle, RouteFilter, RunningSnapshot, Switch, SwitchError,
+};
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use patchbay_dataplane::trace::{self, Described, Event, Filter};
 use serde_json::{json, Value};
@@ -821,11 +823,15 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             on_switch!(|sw| sw.addr_del(&dev, addr));
             Ok(Value::Null)
         }
-        Request::RouteShow { limit } => {
+        Request::RouteShow {
+            limit,
+            dst,
+            root,
+            dev,
+        } => {
             let limit = limit.unwrap_or(10_000);
-            let (total, routes) = engine
-                .call(move |sw| sw.routes(limit))
-                .map_err(|_| stopped())?;
+            let filter = RouteFilter { dst, root, dev };
+            let (total, routes) = on_switch!(|sw| sw.routes_matching(limit, &filter));
             Ok(json!({ "total": total, "routes": routes }))
         }
         Request::RouteAdd {

@@ -79,6 +79,16 @@ pub struct AddrInfo {
     pub addrs: Vec<Ipv4Net>,
 }
 
+/// Which routes `route show` lists (all, by default).
+#[derive(Debug, Clone, Default)]
+pub struct RouteFilter {
+    /// Exactly this prefix, or (`root`) every prefix inside it.
+    pub dst: Option<Ipv4Net>,
+    pub root: bool,
+    /// Out of this bridge.
+    pub dev: Option<String>,
+}
+
 /// One route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RouteInfo {

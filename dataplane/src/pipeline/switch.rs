@@ -2,7 +2,7 @@
 
 use super::info::{
     name_at, AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
-    NeighInfo, PortInfo, PortState, RouteGet, RouteInfo, RunningState, StatsInfo,
+    NeighInfo, PortInfo, PortState, RouteFilter, RouteGet, RouteInfo, RunningState, StatsInfo,
 };
 use crate::capture::{tap, Tap, TapHandle, TapInfo};
 use crate::counters::{BridgeCounters, DropReason, PortCounters};
@@ -1002,6 +1002,43 @@ impl Switch {
             .map(|(p, l, nh)| self.route_info(p, l, nh))
             .collect();
         (fib.len(), rows)
+    }
+
+    /// The routes `filter` lets through, longest prefixes first; at most
+    /// `limit`, with how many match.
+    pub fn routes_matching(
+        &self,
+        limit: usize,
+        filter: &RouteFilter,
+    ) -> Result<(usize, Vec<RouteInfo>), SwitchError> {
+        let dev = filter
+            .dev
+            .as_deref()
+            .map(|d| self.existing_bridge(d))
+            .transpose()?;
+        if filter.dst.is_none() && dev.is_none() {
+            return Ok(self.routes(limit));
+        }
+        let fib = self.router.fib();
+        let mut total = 0;
+        let mut rows = Vec::new();
+        let wanted = |p: Ipv4Addr, l: u8, nh: u32| {
+            let in_dst = filter.dst.is_none_or(|d| {
+                if filter.root {
+                    l >= d.len && d.contains(p)
+                } else {
+                    l == d.len && p == d.network()
+                }
+            });
+            in_dst && dev.is_none_or(|b| self.router.next_hop(nh).bridge == b)
+        };
+        for (p, l, nh) in fib.routes().filter(|&(p, l, nh)| wanted(p, l, nh)) {
+            total += 1;
+            if rows.len() < limit {
+                rows.push(self.route_info(p, l, nh));
+            }
+        }
+        Ok((total, rows))
     }
 
     /// Whether packets to `addr` are never forwarded (broadcast, multicast,
