@@ -127,6 +127,31 @@ pub enum Parsed {
     Help,
     /// `-V`: this program's version, without asking the daemon.
     Version,
+    /// `OBJECT help`: the usage lines of one object.
+    HelpOn(String),
+}
+
+/// The lines of [`USAGE`] about `object` (all of it if none are).
+pub fn usage_of(object: &str) -> String {
+    let lines: Vec<&str> = USAGE.lines().collect();
+    let mut out = String::new();
+    let mut keep = false;
+    for l in &lines {
+        // An entry starts at two spaces and a word; its continuation lines
+        // are indented further.
+        if let Some(rest) = l.strip_prefix("  ").filter(|r| !r.starts_with(' ')) {
+            keep = rest.split_whitespace().next() == Some(object);
+        }
+        if keep {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    if out.is_empty() {
+        USAGE.to_string()
+    } else {
+        out
+    }
 }
 
 struct Words {
@@ -219,6 +244,10 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         .cloned()
         .ok_or("missing command (see 'patchbay help')")?;
     let command = rest.get(1).cloned().unwrap_or_else(|| "show".to_string());
+    // `patchbay link help`: the usage lines of that object.
+    if command == "help" {
+        return Ok(Parsed::HelpOn(object));
+    }
     let mut w = Words {
         words: rest,
         at: 2,
@@ -676,7 +705,7 @@ fn parse_nat(command: &str, w: &mut Words) -> Result<(Request, Output), String> 
             Ok((Request::NatShow, Output::NatRules))
         }
         "sessions" => match w.next().as_deref() {
-            None => Ok((Request::NatSessions, Output::NatSessions)),
+            None | Some("show" | "list" | "ls") => Ok((Request::NatSessions, Output::NatSessions)),
             Some("flush") => Ok((Request::NatSessionsFlush, Output::Flushed)),
             Some(x) => Err(w.unexpected(x)),
         },
@@ -1399,7 +1428,22 @@ mod tests {
             Parsed::Run(i) => Ok(i),
             Parsed::Help => Err("help".into()),
             Parsed::Version => Err("version".into()),
+            Parsed::HelpOn(o) => Err(format!("help {o}")),
         }
+    }
+
+    #[test]
+    fn help_on_one_object() {
+        assert_eq!(
+            parse(&["nat".into(), "help".into()]),
+            Ok(Parsed::HelpOn("nat".into()))
+        );
+        let nat = usage_of("nat");
+        assert!(nat
+            .lines()
+            .all(|l| l.trim_start().starts_with("nat") || l.starts_with("      ")));
+        assert!(nat.contains("nat add dnat"));
+        assert_eq!(usage_of("nosuch"), USAGE);
     }
 
     #[test]

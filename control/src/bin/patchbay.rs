@@ -21,6 +21,10 @@ fn main() -> ExitCode {
             out(USAGE);
             return ExitCode::SUCCESS;
         }
+        Ok(Parsed::HelpOn(object)) => {
+            out(&cli::usage_of(&object));
+            return ExitCode::SUCCESS;
+        }
         Ok(Parsed::Version) => {
             out(&format!("patchbay {}\n", env!("CARGO_PKG_VERSION")));
             return ExitCode::SUCCESS;
