@@ -20,7 +20,7 @@ use crate::ip4::Ipv4Net;
 use crate::l2::BridgeId;
 use crate::wire::ipv4::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 pub use translate::{
     parse_icmp_error, parse_tuple, rewrite, rewrite_addrs, rewrite_icmp_error, Tuple,
@@ -249,11 +249,11 @@ pub struct Nat {
     /// Both tuples of every session -> (session, is the reply direction).
     tuples: HashMap<Tuple, (u32, bool), ahash::RandomState>,
     mappings: HashMap<MappingKey, Mapping, ahash::RandomState>,
-    used: HashSet<Endpoint, ahash::RandomState>,
     /// How many ports of each outside address are taken, per protocol, so a
     /// full address is known without searching it.
     used_per_addr: HashMap<(u8, Ipv4Addr), u32, ahash::RandomState>,
-    /// Outside (proto, address, port) -> the mapping that owns it.
+    /// Outside (proto, address, port) -> the mapping that owns it: the
+    /// outside endpoints taken.
     by_outside: HashMap<Endpoint, MappingKey, ahash::RandomState>,
     /// (mapping, remote address) -> sessions, for address-dependent filtering.
     remotes: HashMap<(MappingKey, Ipv4Addr), u32, ahash::RandomState>,
@@ -289,7 +289,6 @@ impl Nat {
             free: Vec::new(),
             tuples: HashMap::with_capacity_and_hasher(0, hasher()),
             mappings: HashMap::with_capacity_and_hasher(0, hasher()),
-            used: HashSet::with_capacity_and_hasher(0, hasher()),
             used_per_addr: HashMap::with_capacity_and_hasher(0, hasher()),
             fragments: HashMap::with_capacity_and_hasher(0, hasher()),
             by_outside: HashMap::with_capacity_and_hasher(0, hasher()),
@@ -802,7 +801,6 @@ impl Nat {
             self.counters.no_ports += 1;
             return Err(NatVerdict::Drop(NatDrop::NoPorts));
         };
-        self.used.insert((t.proto, addr, port));
         *self.used_per_addr.entry((t.proto, addr)).or_insert(0) += 1;
         self.by_outside.insert((t.proto, addr, port), key);
         self.mappings.insert(
@@ -854,7 +852,7 @@ impl Nat {
     }
 
     fn unuse(&mut self, proto: u8, addr: Ipv4Addr, port: u16) {
-        if self.used.remove(&(proto, addr, port)) {
+        if self.by_outside.remove(&(proto, addr, port)).is_some() {
             if let Some(n) = self.used_per_addr.get_mut(&(proto, addr)) {
                 *n -= 1;
                 if *n == 0 {
@@ -888,7 +886,7 @@ impl Nat {
         (lo, hi): (u16, u16),
         mut cursor: u32,
     ) -> Option<(u16, u32)> {
-        if (lo..=hi).contains(&want) && !self.used.contains(&(proto, addr, want)) {
+        if (lo..=hi).contains(&want) && !self.by_outside.contains_key(&(proto, addr, want)) {
             return Some((want, cursor));
         }
         let span = u32::from(hi - lo) + 1;
@@ -900,7 +898,7 @@ impl Nat {
         for _ in 0..span {
             cursor = (cursor + 1) % span;
             let p = lo + cursor as u16;
-            if !self.used.contains(&(proto, addr, p)) {
+            if !self.by_outside.contains_key(&(proto, addr, p)) {
                 return Some((p, cursor));
             }
         }
@@ -958,11 +956,13 @@ impl Nat {
             seen_reply: false,
             closing: false,
         });
-        if let Some(key) = mapping {
+        // Remotes are counted for address-dependent filtering only: the
+        // other kinds never ask, and the table would cost every session.
+        if let Some(key) = mapping.filter(|k| self.address_dependent(k)) {
             let remote = if inbound { orig.src } else { orig.dst };
             *self.remotes.entry((key, remote)).or_insert(0) += 1;
         }
-        if let Some(key) = sender_mapping {
+        if let Some(key) = sender_mapping.filter(|k| self.address_dependent(k)) {
             *self.remotes.entry((key, orig.dst)).or_insert(0) += 1;
         }
         self.tuples.insert(orig, (id, false));
@@ -972,13 +972,19 @@ impl Nat {
         self.hit(id, false, tcp_flags, now)
     }
 
+    /// Whether the rule of mapping `key` filters by remote address.
+    fn address_dependent(&self, key: &MappingKey) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.id == key.3 && r.filtering == Filtering::AddressDependent)
+    }
+
     fn release_mapping(&mut self, key: MappingKey) {
         if let Some(m) = self.mappings.get_mut(&key) {
             m.refs -= 1;
             if m.refs == 0 {
                 let m = *m;
                 self.mappings.remove(&key);
-                self.by_outside.remove(&(key.0, m.addr, m.port));
                 self.unuse(key.0, m.addr, m.port);
             }
         }
@@ -1297,7 +1303,7 @@ mod tests {
         );
         assert_eq!((x.sport, y.sport), (5000, 5000));
         nat.flush(|_| true);
-        assert!(nat.mappings.is_empty() && nat.used.is_empty());
+        assert!(nat.mappings.is_empty() && nat.by_outside.is_empty());
     }
 
     #[test]
@@ -1434,6 +1440,41 @@ mod tests {
             NatVerdict::Pass
         );
         assert_eq!(nat.len(), 3);
+    }
+
+    #[test]
+    fn address_dependent_filtering_lets_in_any_port_of_a_contacted_address() {
+        let out = Some("203.0.113.1".parse().unwrap());
+        let mut nat = Nat::new(1000);
+        nat.add_rule_filtered(
+            NatAction::Masquerade,
+            None,
+            1,
+            (1024, 65535),
+            Filtering::AddressDependent,
+        );
+        let a = t(PROTO_UDP, "192.168.15.1", 40000, "198.51.100.53", 53);
+        assert!(matches!(
+            nat.post_routing(&a, 0, 1, out, 0),
+            NatVerdict::Translate(_)
+        ));
+        let other_port = t(PROTO_UDP, "198.51.100.53", 9999, "203.0.113.1", 40000);
+        assert!(matches!(
+            nat.pre_routing(&other_port, 0, 1, true, &|_| None, 1),
+            NatVerdict::Translate(_)
+        ));
+        let other_addr = t(PROTO_UDP, "198.51.100.54", 53, "203.0.113.1", 40000);
+        assert_eq!(
+            nat.pre_routing(&other_addr, 0, 1, true, &|_| None, 1),
+            NatVerdict::Pass
+        );
+        // The remotes go with the sessions.
+        nat.flush(|_| true);
+        assert!(nat.remotes.is_empty() && nat.mappings.is_empty() && nat.by_outside.is_empty());
+        // Other filterings keep no remotes at all.
+        let mut nat = masq();
+        nat.post_routing(&a, 0, 1, out, 0);
+        assert!(nat.remotes.is_empty());
     }
 
     #[test]
