@@ -478,6 +478,26 @@ fn router_cli_errors_are_one_line() {
         "a route exists (via 10.2.0.9 dev br1); use 'patchbay route replace'",
     );
     lab.cli_ok(&["route", "replace", "10.9.0.0/16", "via", "10.2.0.8"]);
+    for (args, want) in [
+        (
+            &["route", "add", "10.9.5.0/16", "via", "10.2.0.9"][..],
+            "host bits are set",
+        ),
+        (
+            &["route", "replace", "10.1.0.0/24", "via", "10.2.0.9"],
+            "the connected route of bridge br0's address",
+        ),
+        (
+            &["addr", "add", "10.2.0.8/24", "dev", "br1"],
+            "10.2.0.8 is the gateway of route 10.9.0.0/16",
+        ),
+        (
+            &["addr", "add", "10.2.0.77/24", "dev", "br1"],
+            "10.2.0.77 is a permanent neighbour",
+        ),
+    ] {
+        lab.cli_fails(args, want);
+    }
     // route show picks routes as iproute2 does.
     let show = |args: &[&str]| lab.cli_ok(&[&["route", "show"][..], args].concat());
     assert_eq!(show(&["10.9.0.0/16"]), "10.9.0.0/16 via 10.2.0.8 dev br1\n");

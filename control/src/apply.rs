@@ -461,7 +461,7 @@ pub fn plan(
         w.bridges.iter().map(|b| (b.name.as_str(), b)).collect();
     // For a bridge that stays, its new addresses go in before the old ones
     // go: a router interface that lost its last address would take its
-    // routes, ARP entries and NAT rules with it.
+    // routes and ARP entries with it (and end its NAT sessions).
     let mut addr_dels = Vec::new();
     let mut bridge_dels = Vec::new();
     let mut early_addr_adds = Vec::new();
@@ -480,6 +480,13 @@ pub fn plan(
     }
     let mut bridge_adds = Vec::new();
     let mut addr_adds = Vec::new();
+    // A subnet is on one bridge at a time: one that moves between bridges
+    // is added after it has left the other.
+    let r_subnets: HashMap<Ipv4Net, &str> = r
+        .bridges
+        .iter()
+        .flat_map(|b| b.addrs.iter().map(move |a| (a.subnet(), b.name.as_str())))
+        .collect();
     for wb in &w.bridges {
         let rb = r_bridges.get(wb.name.as_str());
         match rb {
@@ -501,7 +508,8 @@ pub fn plan(
         for a in &wb.addrs {
             if !had.contains(a) {
                 let step = Step::AddrAdd(wb.name.clone(), *a);
-                if rb.is_some() {
+                let moves = r_subnets.get(&a.subnet()).is_some_and(|&b| b != wb.name);
+                if rb.is_some() && !moves {
                     early_addr_adds.push(step);
                 } else {
                     addr_adds.push(step);
@@ -798,6 +806,30 @@ out = "other"
             err.contains("route add 10.50.0.0/16") && err.contains("nothing was changed"),
             "{err}"
         );
+        assert_eq!(state(&sw), before, "undone");
+    }
+
+    #[test]
+    fn a_subnet_moves_between_bridges_and_back_on_undo() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        let two = BASE.replace(r#"["10.1.0.1/24"]"#, r#"["10.1.0.1/24", "10.5.0.1/24"]"#);
+        apply(&mut sw, &two).unwrap();
+        let before = state(&sw);
+        // To another bridge that stays.
+        let moved = BASE.replace(r#"["10.3.0.1/24"]"#, r#"["10.3.0.1/24", "10.5.0.1/24"]"#);
+        apply(&mut sw, &moved).unwrap();
+        let want = config::parse("t.toml", &moved).unwrap().state;
+        assert_eq!(state(&sw), format!("{want:?}"));
+        // To a new bridge, in a file that fails later: undone, so the subnet
+        // goes back before the new bridge goes.
+        apply(&mut sw, &two).unwrap();
+        let text = format!(
+            "{BASE}\n[[bridge]]\nname = \"new\"\naddresses = [\"10.5.0.1/24\"]\n\
+             [[route]]\ndst = \"10.3.0.0/25\"\nvia = \"10.3.0.100\"\n\
+             [[route]]\ndst = \"10.50.0.0/16\"\nvia = \"10.3.0.2\"\n"
+        );
+        let err = apply(&mut sw, &text).unwrap_err().to_string();
+        assert!(err.contains("nothing was changed"), "{err}");
         assert_eq!(state(&sw), before, "undone");
     }
 

@@ -382,6 +382,12 @@ fn parse_route_lines(text: &str, first_line: u64) -> Result<Vec<RouteLine>, ApiE
         }
         let bad = |why: String| ApiError::new(ErrorCode::BadRequest, format!("line {line}: {why}"));
         let dst: Ipv4Net = words[0].parse().map_err(|e| bad(format!("{e}")))?;
+        if dst.addr != dst.network() {
+            return Err(bad(format!(
+                "{dst}: host bits are set (the prefix is {})",
+                dst.subnet()
+            )));
+        }
         let (mut via, mut dev) = (None, None);
         let mut w = words[1..].iter();
         while let Some(k) = w.next() {
@@ -427,7 +433,9 @@ fn switch_error(e: SwitchError) -> ApiError {
         SwitchError::NoSuchNatRule(_) => ErrorCode::NotFound,
         SwitchError::Router(RouterError::NoSuchAddr(_) | RouterError::NoSuchNeighbor(_))
         | SwitchError::Router(RouterError::Fib(FibError::NoSuchRoute(..))) => ErrorCode::NotFound,
-        SwitchError::Router(RouterError::AddrExists(_)) => ErrorCode::Exists,
+        SwitchError::Router(RouterError::AddrExists(_)) | SwitchError::SubnetElsewhere { .. } => {
+            ErrorCode::Exists
+        }
         _ => ErrorCode::Invalid,
     };
     ApiError::new(code, e.to_string())
@@ -848,11 +856,22 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             }
             let d = dev.clone();
             let existed = on_switch!(|sw| {
-                match sw.route_exact(dst) {
-                    Some(r) if !replace => Ok(Some(r)),
+                // Host bits are refused by route_add, whatever is there.
+                match sw.route_exact(dst).filter(|_| dst.addr == dst.network()) {
+                    Some(r) if !replace || r.proto == "connected" => Ok(Some(r)),
                     _ => sw.route_add(dst, via, d.as_deref()).map(|()| None),
                 }
             });
+            if let Some(r) = existed.as_ref().filter(|r| r.proto == "connected") {
+                return Err(ApiError::new(
+                    ErrorCode::Exists,
+                    format!(
+                        "{}: the connected route of bridge {}'s address; it comes and goes with \
+                         the address",
+                        r.dst, r.dev
+                    ),
+                ));
+            }
             if let Some(r) = existed {
                 return Err(ApiError::new(
                     ErrorCode::Exists,

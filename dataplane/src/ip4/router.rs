@@ -191,6 +191,12 @@ pub enum RouterError {
     NeighborIsLocal(Ipv4Addr),
     #[error("{0}: host bits are set (the prefix is {1})")]
     HostBits(Ipv4Net, Ipv4Net),
+    #[error("{0} is the gateway of route {1}; change that route first")]
+    AddrIsGateway(Ipv4Addr, Ipv4Net),
+    #[error("{0} is a permanent neighbour; delete it first ('patchbay neigh del')")]
+    AddrIsNeighbor(Ipv4Addr),
+    #[error("{0}: a static route for the subnet exists (via {1}); delete it first")]
+    SubnetRouted(Ipv4Net, Ipv4Addr),
     #[error("the bridge has no router interface (add an address to it first)")]
     NoInterface,
     #[error("MTU must be between 68 and 9000, not {0}")]
@@ -331,6 +337,18 @@ impl Router {
             || self.is_directed_broadcast(dst)
     }
 
+    /// A route whose gateway is `gw`, if any.
+    fn route_via(&self, gw: Ipv4Addr) -> Option<Ipv4Net> {
+        // Next hops outlive their routes: a quick look before the walk.
+        if !self.next_hops.iter().any(|nh| nh.gateway == Some(gw)) {
+            return None;
+        }
+        self.fib
+            .routes()
+            .find(|&(_, _, nh)| self.next_hops[nh as usize].gateway == Some(gw))
+            .map(|(addr, len, _)| Ipv4Net { addr, len })
+    }
+
     /// Whether `ip` is one of the router's own addresses.
     pub fn is_local(&self, ip: Ipv4Addr) -> bool {
         self.ifaces
@@ -362,6 +380,26 @@ impl Router {
     pub fn addr_add(&mut self, bridge: BridgeId, net: Ipv4Net) -> Result<(), RouterError> {
         if net.len < 31 && (Some(net.addr) == net.broadcast() || net.addr == net.network()) {
             return Err(RouterError::BadAddr(net));
+        }
+        // What the address would make wrong: a route through it, a
+        // neighbour entry for it, a static route its connected one would
+        // overwrite (config files refuse the same).
+        if let Some(dst) = self.route_via(net.addr) {
+            return Err(RouterError::AddrIsGateway(net.addr, dst));
+        }
+        if self
+            .arp
+            .entries()
+            .any(|(_, ip, n)| ip == net.addr && n.state == NeighState::Permanent)
+        {
+            return Err(RouterError::AddrIsNeighbor(net.addr));
+        }
+        if let Some(gw) = self
+            .fib
+            .get(net.network(), net.len)
+            .and_then(|nh| self.next_hops[nh as usize].gateway)
+        {
+            return Err(RouterError::SubnetRouted(net.subnet(), gw));
         }
         let b = usize::from(bridge);
         if self.ifaces.len() <= b {
@@ -408,6 +446,12 @@ impl Router {
             .position(|a| *a == net)
             .ok_or(RouterError::NoSuchAddr(net))?;
         iface.addrs.remove(at);
+        self.nat.flush_outside_addr(net.addr);
+        let iface = self
+            .ifaces
+            .get_mut(usize::from(bridge))
+            .and_then(Option::as_mut)
+            .expect("still there");
         let still = iface
             .addrs
             .iter()
@@ -469,10 +513,12 @@ impl Router {
             let _ = self.fib.remove(p, l);
         }
         let em = &mut self.em;
+        let counters = &mut self.nat.counters;
         self.held.retain(|h| {
             let keep = h.bridge != bridge;
             if !keep {
                 em.free(h.buf);
+                counters.fragments_dropped += 1;
             }
             keep
         });
@@ -541,6 +587,9 @@ impl Router {
     }
 
     pub fn route_del(&mut self, dst: Ipv4Net) -> Result<(), RouterError> {
+        if dst.addr != dst.network() {
+            return Err(RouterError::HostBits(dst, dst.subnet()));
+        }
         self.fib.remove(dst.network(), dst.len)?;
         Ok(())
     }

@@ -370,8 +370,8 @@ impl Nat {
         true
     }
 
-    /// Removes the rules (and sessions) of a bridge that is going away.
-    /// Removes the rules of a bridge that is deleted; returns how many.
+    /// Removes the rules (and their sessions) of a bridge that is deleted;
+    /// returns how many.
     pub fn forget_bridge(&mut self, bridge: BridgeId) -> usize {
         let ids: Vec<u32> = self
             .rules
@@ -383,6 +383,13 @@ impl Nat {
             self.del_rule(id);
         }
         ids.len()
+    }
+
+    /// Ends the sessions whose outside address is `addr` (an address of the
+    /// router that went, as Linux's MASQUERADE forgets its conntracks);
+    /// returns how many.
+    pub fn flush_outside_addr(&mut self, addr: Ipv4Addr) -> usize {
+        self.flush(|s| s.endpoints().1 .0 == addr)
     }
 
     /// Ends the sessions of a bridge's rules (its router address went);

@@ -71,7 +71,7 @@ pub enum SwitchError {
     NoSuchPort(String),
     #[error("{0} is a bridge, not a port")]
     IsBridge(String),
-    #[error("{0} is a port, not a bridge (its bridge is the one to name here)")]
+    #[error("{0} is a port, not a bridge")]
     IsPort(String),
     #[error("{net}: subnet {subnet} is already on bridge {bridge} (one bridge per subnet)")]
     SubnetElsewhere {

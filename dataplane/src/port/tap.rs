@@ -57,12 +57,16 @@ impl TapPort {
         req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
         // SAFETY: TUNSETIFF reads and updates `req`, which outlives the call.
         if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) } < 0 {
-            let err = PortError::os(name, "TUNSETIFF (create or attach the TAP device)");
+            let err = io::Error::last_os_error();
             // EINVAL for a name taken by a device of another kind.
-            if sys::if_index(name).is_some() {
+            if err.raw_os_error() == Some(libc::EINVAL) && sys::if_index(name).is_some() {
                 return Err(PortError::NotTap(name.to_string()));
             }
-            return Err(err);
+            return Err(PortError::Os {
+                name: name.to_string(),
+                what: "TUNSETIFF (create or attach the TAP device)",
+                source: err,
+            });
         }
         let hdr_len = VNET_HDR_LEN as libc::c_int;
         // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer.
