@@ -481,15 +481,20 @@ impl Router {
     /// are still held are dropped, so none is later taken for a frame of
     /// another port that gets its id.
     pub fn forget_port(&mut self, port: PortId) {
+        self.drop_held(|h| h.port == port);
+    }
+
+    /// Drops (and counts) the held fragments `gone` says yes to.
+    fn drop_held(&mut self, gone: impl Fn(&HeldFragment) -> bool) {
         let em = &mut self.em;
         let counters = &mut self.nat.counters;
         self.held.retain(|h| {
-            let keep = h.port != port;
-            if !keep {
+            if gone(h) {
                 em.free(h.buf);
                 counters.fragments_dropped += 1;
+                return false;
             }
-            keep
+            true
         });
     }
 
@@ -512,16 +517,7 @@ impl Router {
         for &(p, l) in &gone {
             let _ = self.fib.remove(p, l);
         }
-        let em = &mut self.em;
-        let counters = &mut self.nat.counters;
-        self.held.retain(|h| {
-            let keep = h.bridge != bridge;
-            if !keep {
-                em.free(h.buf);
-                counters.fragments_dropped += 1;
-            }
-            keep
-        });
+        self.drop_held(|h| h.bridge == bridge);
         let mut dropped = std::mem::take(&mut self.scratch);
         self.arp.retain(|b, _, _| b != bridge, &mut dropped);
         for i in dropped.drain(..) {

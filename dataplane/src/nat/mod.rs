@@ -373,16 +373,19 @@ impl Nat {
     /// Removes the rules (and their sessions) of a bridge that is deleted;
     /// returns how many.
     pub fn forget_bridge(&mut self, bridge: BridgeId) -> usize {
-        let ids: Vec<u32> = self
-            .rules
-            .iter()
-            .filter(|r| r.bridge == bridge)
-            .map(|r| r.id)
-            .collect();
+        let ids = self.rule_ids_of(bridge);
         for &id in &ids {
             self.del_rule(id);
         }
         ids.len()
+    }
+
+    fn rule_ids_of(&self, bridge: BridgeId) -> Vec<u32> {
+        self.rules
+            .iter()
+            .filter(|r| r.bridge == bridge)
+            .map(|r| r.id)
+            .collect()
     }
 
     /// Ends the sessions whose outside address is `addr` (an address of the
@@ -395,12 +398,7 @@ impl Nat {
     /// Ends the sessions of a bridge's rules (its router address went);
     /// returns how many.
     pub fn flush_bridge_sessions(&mut self, bridge: BridgeId) -> usize {
-        let rules: Vec<u32> = self
-            .rules
-            .iter()
-            .filter(|r| r.bridge == bridge)
-            .map(|r| r.id)
-            .collect();
+        let rules = self.rule_ids_of(bridge);
         if rules.is_empty() {
             return 0;
         }
