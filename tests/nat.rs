@@ -425,6 +425,22 @@ except socket.timeout:\n\
 }
 
 #[test]
+fn a_masqueraded_packet_to_a_neighbour_that_never_answers_gets_host_unreachable() {
+    let lab = nat_lab(&[]);
+    // Nobody has 203.0.113.99: ARP fails after its retries, and the error
+    // about the translated packet goes to the inside host that sent it.
+    let out = lab
+        .host(1)
+        .ns
+        .run(&["ping", "-c", "1", "-W", "8", "203.0.113.99"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("From 192.168.15.10") && text.contains("Destination Host Unreachable"),
+        "{text}"
+    );
+}
+
+#[test]
 fn hairpin_an_inside_host_reaches_a_published_server_through_the_outside_address() {
     let lab = nat_lab(&[]);
     publish_server(&lab);

@@ -1423,6 +1423,16 @@ impl Router {
             self.counters.icmp_rate_limited += 1;
             return;
         }
+        // About a packet NAT already rewrote: the error quotes it as its
+        // sender sent it and goes to that sender (RFC 5508), as errors from
+        // outside do.
+        let untranslated = if self.nat.is_active() && !(T && self.trace.dry) {
+            parse_tuple(&frame[L3..])
+                .and_then(|(t, _)| self.nat.error_translation(&t).map(|o| (t, o)))
+        } else {
+            None
+        };
+        let src = untranslated.map_or(src, |(_, o)| o.src);
         // Where the error goes: back out of the ingress port to the previous
         // hop, or along the route to the source.
         let (to, out_bridge, l2_to) = match back {
@@ -1493,14 +1503,10 @@ impl Router {
             src,
         );
         self.em.set_len(i, L3 + total);
-        // About a packet NAT already rewrote: quote it as its sender sent it
-        // and address the sender (RFC 5508), as for errors from outside.
-        if self.nat.is_active() {
+        if let Some((inner, new_inner)) = untranslated {
             let buf = &mut self.em.frame_mut(i)[L3..];
-            if let Some((inner, at)) = parse_icmp_error(buf) {
-                if let Some(new_inner) = self.nat.error_translation(&inner) {
-                    rewrite_icmp_error(buf, at, &inner, &new_inner);
-                }
+            if let Some((_, at)) = parse_icmp_error(buf) {
+                rewrite_icmp_error(buf, at, &inner, &new_inner);
             }
         }
         self.em.send(i, to);
