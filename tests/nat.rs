@@ -438,6 +438,7 @@ fn a_masqueraded_packet_to_a_neighbour_that_never_answers_gets_host_unreachable(
         text.contains("From 192.168.15.10") && text.contains("Destination Host Unreachable"),
         "{text}"
     );
+    assert_eq!(lab.cli_json(&["stats"])["l3"]["arp_failed"], 1);
 }
 
 #[test]

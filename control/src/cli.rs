@@ -1344,12 +1344,14 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
             let l3 = &st.l3;
             let _ = writeln!(
                 s,
-                "router: ip4 in {}, forwarded {}, local {}, queued for arp {}, fragments made {}, \
-                 icmp errors sent {} (rate limited {}); arp in {}, replies sent {}, requests sent {}",
+                "router: ip4 in {}, forwarded {}, local {}, queued for arp {} (dropped unanswered {}), \
+                 fragments made {}, icmp errors sent {} (rate limited {}); arp in {}, replies sent {}, \
+                 requests sent {}",
                 l3.ip4_in,
                 l3.ip4_forwarded,
                 l3.ip4_local,
                 l3.arp_queued,
+                l3.arp_failed,
                 l3.fragments_made,
                 l3.icmp_errors_sent,
                 l3.icmp_rate_limited,

@@ -207,6 +207,11 @@ pub fn render(s: &StatsInfo) -> String {
             "ARP requests sent.",
             l3.arp_requests_sent,
         ),
+        (
+            "arp_failed_drops_total",
+            "Packets dropped after waiting for an ARP answer that never came.",
+            l3.arp_failed,
+        ),
         ("ip4_in_total", "IPv4 packets to the router.", l3.ip4_in),
         (
             "ip4_forwarded_total",

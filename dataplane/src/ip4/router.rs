@@ -156,6 +156,10 @@ pub struct L3Counters {
     pub ip4_local: u64,
     pub ip4_forwarded: u64,
     pub arp_queued: u64,
+    /// Queued packets dropped: their next hop never answered ARP (each
+    /// gets a host unreachable, rate limits allowing).
+    #[serde(default)]
+    pub arp_failed: u64,
     pub fragments_made: u64,
     pub icmp_errors_sent: u64,
     pub icmp_rate_limited: u64,
@@ -1552,6 +1556,7 @@ impl Router {
         }
         // Packets that waited in vain: host unreachable to their senders.
         for i in failed.drain(..) {
+            self.counters.arp_failed += 1;
             // The error is made from the held frame before its buffer goes
             // back (it takes another buffer of its own).
             let frame = self.em.frame(i).to_vec();
