@@ -285,6 +285,32 @@ pub fn plan(
     let s = &mut p.summary;
     let mut removals = Vec::new();
 
+    // A subnet is on one bridge at a time: one that moves between bridges
+    // is added after it has left the other.
+    let r_subnets: HashMap<Ipv4Net, &str> = r
+        .bridges
+        .iter()
+        .flat_map(|b| b.addrs.iter().map(move |a| (a.subnet(), b.name.as_str())))
+        .collect();
+    let moves = |a: &Ipv4Net, to: &str| r_subnets.get(&a.subnet()).is_some_and(|&b| b != to);
+    // Bridges that stay but lose every address before they get their new
+    // ones (a swap of subnets): their router interface is made anew, so
+    // their routes, neighbours and MTU must be given again.
+    let reset: HashSet<&str> = r
+        .bridges
+        .iter()
+        .filter(|rb| {
+            let Some(wb) = w.bridges.iter().find(|wb| wb.name == rb.name) else {
+                return false;
+            };
+            !rb.addrs.is_empty()
+                && !wb.addrs.is_empty()
+                && rb.addrs.iter().all(|a| !wb.addrs.contains(a))
+                && wb.addrs.iter().all(|a| moves(a, &wb.name))
+        })
+        .map(|rb| rb.name.as_str())
+        .collect();
+
     // Ports: which go, which come, which change bridge.
     let r_ports: HashMap<&str, &PortState> = r.ports.iter().map(|p| (p.name.as_str(), p)).collect();
     let w_ports: HashMap<&str, &PortState> = w.ports.iter().map(|p| (p.name.as_str(), p)).collect();
@@ -379,7 +405,10 @@ pub fn plan(
     }
     let mut neigh_adds = Vec::new();
     for (ip, mac, dev) in &w.neighbors {
-        let old = r_neigh.get(&(*ip, dev.as_str())).copied();
+        let old = r_neigh
+            .get(&(*ip, dev.as_str()))
+            .copied()
+            .filter(|_| !reset.contains(dev.as_str()));
         if old == Some(*mac) {
             continue;
         }
@@ -431,7 +460,7 @@ pub fn plan(
     }
     let (mut dev_routes, mut via_routes) = (Vec::new(), Vec::new());
     for (dst, via, dev) in &w.routes {
-        let old = r_routes.get(dst);
+        let old = r_routes.get(dst).filter(|(_, d)| !reset.contains(d));
         if old == Some(&(*via, dev.as_str())) {
             continue;
         }
@@ -480,13 +509,6 @@ pub fn plan(
     }
     let mut bridge_adds = Vec::new();
     let mut addr_adds = Vec::new();
-    // A subnet is on one bridge at a time: one that moves between bridges
-    // is added after it has left the other.
-    let r_subnets: HashMap<Ipv4Net, &str> = r
-        .bridges
-        .iter()
-        .flat_map(|b| b.addrs.iter().map(move |a| (a.subnet(), b.name.as_str())))
-        .collect();
     for wb in &w.bridges {
         let rb = r_bridges.get(wb.name.as_str());
         match rb {
@@ -508,8 +530,7 @@ pub fn plan(
         for a in &wb.addrs {
             if !had.contains(a) {
                 let step = Step::AddrAdd(wb.name.clone(), *a);
-                let moves = r_subnets.get(&a.subnet()).is_some_and(|&b| b != wb.name);
-                if rb.is_some() && !moves {
+                if rb.is_some() && !moves(a, &wb.name) {
                     early_addr_adds.push(step);
                 } else {
                     addr_adds.push(step);
@@ -521,7 +542,7 @@ pub fn plan(
         // last address on the way); a new one starts at the default.
         if let Some(to) = wb.mtu {
             let from = match rb.and_then(|b| b.mtu) {
-                Some(m) if !wb.addrs.is_empty() => m,
+                Some(m) if !wb.addrs.is_empty() && !reset.contains(wb.name.as_str()) => m,
                 _ => 1500,
             };
             if from != to {
@@ -831,6 +852,28 @@ out = "other"
         let err = apply(&mut sw, &text).unwrap_err().to_string();
         assert!(err.contains("nothing was changed"), "{err}");
         assert_eq!(state(&sw), before, "undone");
+    }
+
+    #[test]
+    fn two_bridges_swap_subnets_in_one_apply() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        let base = BASE.replace("ageing_time = 60", "ageing_time = 60\nmtu = 1400");
+        apply(&mut sw, &base).unwrap();
+        // Each bridge loses its only address before it gets the other's:
+        // its routes, neighbours and MTU must come back.
+        let swapped = base
+            .replace("10.1.0.1/24", "SWAP")
+            .replace("10.3.0.1/24", "10.1.0.1/24")
+            .replace("SWAP", "10.3.0.1/24");
+        apply(&mut sw, &swapped).unwrap();
+        let want = config::parse("t.toml", &swapped).unwrap().state;
+        assert_eq!(state(&sw), format!("{want:?}"));
+        assert_eq!(apply(&mut sw, &swapped).unwrap().changes, 0, "converged");
+        // And back, with the MTU staying where it was.
+        apply(&mut sw, &base).unwrap();
+        let want = config::parse("t.toml", &base).unwrap().state;
+        assert_eq!(state(&sw), format!("{want:?}"));
+        assert_eq!(apply(&mut sw, &base).unwrap().changes, 0, "converged");
     }
 
     #[test]
