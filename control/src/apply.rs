@@ -361,8 +361,7 @@ pub fn plan(
         }
     }
 
-    // NAT rules: the common head stays (with its sessions); the rest of the
-    // running list goes and the rest of the file's comes, keeping order.
+    // NAT rules: those that stay keep their sessions; see nat_rules_kept.
     let same = |a: &NatRuleState, b: &NatRuleState| {
         a.action == b.action
             && a.src == b.src
@@ -370,19 +369,17 @@ pub fn plan(
             && a.ports == b.ports
             && a.filtering == b.filtering
     };
-    let head = r
-        .nat
-        .iter()
-        .zip(&w.nat)
-        .take_while(|(a, b)| same(a, b))
-        .count();
-    for rule in &r.nat[head..] {
+    let (kept_r, kept_w) = nat_rules_kept(&r.nat, &w.nat, same);
+    for (rule, _) in r.nat.iter().zip(&kept_r).filter(|(_, k)| !**k) {
         removals.push(Step::NatDel(rule.clone()));
         s.nat.removed += 1;
     }
-    let mut nat_adds: Vec<Step> = w.nat[head..]
+    let mut nat_adds: Vec<Step> = w
+        .nat
         .iter()
-        .map(|rule| Step::NatAdd(rule.clone()))
+        .zip(&kept_w)
+        .filter(|(_, k)| !**k)
+        .map(|(rule, _)| Step::NatAdd(rule.clone()))
         .collect();
     s.nat.added += nat_adds.len();
 
@@ -598,6 +595,55 @@ pub fn plan(
     Ok(p)
 }
 
+/// Which running NAT rules stay (with their sessions) and which rules of the
+/// file they are. New rules are appended, and among source NAT rules the
+/// first that matches wins: the rules that stay must be, in the file, the
+/// source NAT rules' head in their running order. Destination NAT rules
+/// never overlap (one per published port), so their order is free. When
+/// the file reorders source NAT rules, the common head stays and the rest
+/// is made again.
+fn nat_rules_kept(
+    r: &[NatRuleState],
+    w: &[NatRuleState],
+    same: impl Fn(&NatRuleState, &NatRuleState) -> bool,
+) -> (Vec<bool>, Vec<bool>) {
+    let mut kept_r = vec![false; r.len()];
+    let mut match_of_w: Vec<Option<usize>> = vec![None; w.len()];
+    for (i, a) in r.iter().enumerate() {
+        if let Some(j) = (0..w.len()).find(|&j| match_of_w[j].is_none() && same(a, &w[j])) {
+            match_of_w[j] = Some(i);
+            kept_r[i] = true;
+        }
+    }
+    let snat =
+        |x: &NatRuleState| !matches!(x.action, patchbay_dataplane::nat::NatAction::Dnat { .. });
+    let mut last = None;
+    let mut new_seen = false;
+    let ordered = w
+        .iter()
+        .zip(&match_of_w)
+        .filter(|(x, _)| snat(x))
+        .all(|(_, m)| match m {
+            Some(i) => {
+                let fine = !new_seen && last.is_none_or(|l| l < *i);
+                last = Some(*i);
+                fine
+            }
+            None => {
+                new_seen = true;
+                true
+            }
+        });
+    if ordered {
+        return (kept_r, match_of_w.iter().map(Option::is_some).collect());
+    }
+    let head = r.iter().zip(w).take_while(|(a, b)| same(a, b)).count();
+    (
+        (0..r.len()).map(|i| i < head).collect(),
+        (0..w.len()).map(|j| j < head).collect(),
+    )
+}
+
 /// Opens the ports a plan adds, on the calling thread (the kernel can be
 /// slow to set up a ring). All or none: on an error the ones opened are
 /// closed.
@@ -740,6 +786,7 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use patchbay_dataplane::nat::{Filtering, NatAction};
     use patchbay_dataplane::pipeline::SwitchConfig;
 
     const BASE: &str = r#"
@@ -852,6 +899,51 @@ out = "other"
         let err = apply(&mut sw, &text).unwrap_err().to_string();
         assert!(err.contains("nothing was changed"), "{err}");
         assert_eq!(state(&sw), before, "undone");
+    }
+
+    #[test]
+    fn nat_rules_that_stay_keep_their_place_and_sessions() {
+        let rule = |action: NatAction, f: Filtering| NatRuleState {
+            id: 0,
+            action,
+            src: None,
+            bridge: "wan".into(),
+            ports: (1024, 65535),
+            filtering: f,
+        };
+        let dnat = |port| NatAction::Dnat {
+            proto: 6,
+            dport: port,
+            to_addr: "10.1.0.2".parse().unwrap(),
+            to_port: 80,
+        };
+        let snat = |a: &str| NatAction::Snat {
+            first: a.parse().unwrap(),
+            last: a.parse().unwrap(),
+        };
+        let same = |a: &NatRuleState, b: &NatRuleState| a == b;
+        let (ei, apd) = (Filtering::EndpointIndependent, Filtering::default());
+        // The masquerade's filtering changes: the published port stays.
+        let r = [rule(NatAction::Masquerade, apd), rule(dnat(8080), apd)];
+        let w = [rule(NatAction::Masquerade, ei), rule(dnat(8080), apd)];
+        assert_eq!(
+            nat_rules_kept(&r, &w, same),
+            (vec![false, true], vec![false, true])
+        );
+        // A source NAT rule in front of one that stays: the order decides
+        // which matches, so the head is kept and the rest made again.
+        let r = [rule(snat("192.0.2.1"), apd), rule(snat("192.0.2.2"), apd)];
+        let w = [rule(snat("192.0.2.3"), apd), rule(snat("192.0.2.2"), apd)];
+        assert_eq!(
+            nat_rules_kept(&r, &w, same),
+            (vec![false, false], vec![false, false])
+        );
+        // Behind it, it may stay.
+        let w = [rule(snat("192.0.2.2"), apd), rule(snat("192.0.2.3"), apd)];
+        assert_eq!(
+            nat_rules_kept(&r, &w, same),
+            (vec![false, true], vec![true, false])
+        );
     }
 
     #[test]
