@@ -187,9 +187,14 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, ConfigError> {
     let parsed: File = toml::from_str(text).map_err(|e| {
         let at = e.span().map_or(0, |s| s.start);
         let line = lines.line(at);
-        // Name the table the error is in, as the user wrote it.
+        // Name the table the error is in, as the user wrote it (its header
+        // may be the line the error points at).
+        let line_end = text
+            .get(at..)
+            .and_then(|t| t.find('\n'))
+            .map_or(text.len(), |n| at + n);
         let table = text
-            .get(..at)
+            .get(..line_end)
             .unwrap_or("")
             .lines()
             .rev()
@@ -1076,6 +1081,10 @@ to_port = 80
             e.starts_with("lab.toml:4:") && e.contains("used twice"),
             "{e}"
         );
+
+        // A table's own header names it, not the table before.
+        let e = err("[[port]]\nname = \"p1\"\n\n[[route]]\nvia = \"10.0.0.1\"\n");
+        assert_eq!(e, "lab.toml:4: route: missing field `dst`");
 
         // A rule may wait for its bridge's address, as it may at run time.
         assert!(parse(
