@@ -425,6 +425,31 @@ except socket.timeout:\n\
 }
 
 #[test]
+fn the_gateway_refuses_tcp_inside_and_the_nat_address_stays_silent_outside() {
+    let lab = nat_lab(&[]);
+    // Nothing serves TCP on the router: from inside, the gateway answers as
+    // a host does (port unreachable: "connection refused"); from outside,
+    // the NAT address filters unsolicited packets without a word.
+    let connect = |ns: &patchbay_tools::lab::Netns, to: &str| {
+        let script = format!(
+            "import socket\n\
+s = socket.socket()\n\
+s.settimeout(2)\n\
+try:\n\
+\x20   s.connect(('{to}', 22))\n\
+\x20   print('open')\n\
+except ConnectionRefusedError:\n\
+\x20   print('refused')\n\
+except socket.timeout:\n\
+\x20   print('timeout')\n"
+        );
+        ns.check(&["python3", "-c", &script]).trim().to_string()
+    };
+    assert_eq!(connect(&lab.host(1).ns, "192.168.15.10"), "refused");
+    assert_eq!(connect(&lab.host(3).ns, "203.0.113.1"), "timeout");
+}
+
+#[test]
 fn a_masqueraded_packet_to_a_neighbour_that_never_answers_gets_host_unreachable() {
     let lab = nat_lab(&[]);
     // Nobody has 203.0.113.99: ARP fails after its retries, and the error

@@ -90,7 +90,7 @@ drop_reasons! {
     Ip4TtlExpired => "ip4-ttl-expired", "TTL would reach 0 (RFC 1812 5.3.1); the sender gets an ICMP time exceeded.";
     Ip4NoRoute => "ip4-no-route", "No route to the destination; the sender gets an ICMP net unreachable.";
     Ip4FragNeeded => "ip4-frag-needed", "Larger than the egress MTU with DF set; the sender gets an ICMP fragmentation needed.";
-    Ip4LocalUnsupported => "ip4-local-unsupported", "To a router address, but not an echo request.";
+    Ip4LocalUnsupported => "ip4-local-unsupported", "To a router address, but not an echo request: TCP and UDP get a port unreachable (so 'connection refused'), other protocols a protocol unreachable, as from a host.";
     NoBuffer => "no-buffer", "The pool of buffers for frames the router makes was empty.";
     NatTableFull => "nat-table-full", "A new NAT session did not fit in the session table.";
     NatNoPorts => "nat-no-ports", "No outside port left in the NAT rule's range.";

@@ -9,6 +9,8 @@ pub const TIME_EXCEEDED: u8 = 11;
 
 pub const CODE_NET_UNREACHABLE: u8 = 0;
 pub const CODE_HOST_UNREACHABLE: u8 = 1;
+pub const CODE_PROTOCOL_UNREACHABLE: u8 = 2;
+pub const CODE_PORT_UNREACHABLE: u8 = 3;
 pub const CODE_FRAG_NEEDED: u8 = 4;
 
 /// Whether an ICMP type is an error message (RFC 1812 4.3.2.7: no error is

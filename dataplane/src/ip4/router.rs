@@ -16,7 +16,7 @@ use crate::emit::{EmitTo, Emitter, BUF_SIZE};
 use crate::l2::{BridgeId, PortId};
 use crate::nat::{
     parse_icmp_error, parse_tuple, rewrite, rewrite_addrs, rewrite_icmp_error, FragmentFate,
-    FragmentKey, Nat, NatDrop, NatVerdict, Peek, Tuple, FRAGMENT_MS,
+    FragmentKey, Nat, NatAction, NatDrop, NatVerdict, Peek, Tuple, FRAGMENT_MS,
 };
 use crate::trace;
 use crate::trace::{ArpAction, Event, NextHopMac, Tracer};
@@ -351,6 +351,17 @@ impl Router {
             .routes()
             .find(|&(_, _, nh)| self.next_hops[nh as usize].gateway == Some(gw))
             .map(|(addr, len, _)| Ipv4Net { addr, len })
+    }
+
+    /// Whether `ip` is an outside address of NAT: a source NAT rule's (its
+    /// bridge's, or one of its pool) or a published port's.
+    fn is_nat_address(&self, ip: Ipv4Addr) -> bool {
+        self.nat.rules().iter().any(|r| match r.action {
+            NatAction::Snat { first, last } => (first..=last).contains(&ip),
+            NatAction::Masquerade | NatAction::Dnat { .. } => self
+                .iface(r.bridge)
+                .is_some_and(|i| i.addrs.iter().any(|a| a.addr == ip)),
+        })
     }
 
     /// Whether `ip` is one of the router's own addresses.
@@ -918,9 +929,9 @@ impl Router {
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
         let dst = ip.dst();
         if self.is_local(dst) {
-            // With NAT on, TCP/UDP to a router address that matched no
-            // session or published port is unsolicited: filtered.
-            if nat_tuple.is_some_and(|(t, _)| t.proto != PROTO_ICMP) {
+            // TCP/UDP to a NAT address that matched no session or published
+            // port is unsolicited: filtered, without a word (RFC 4787).
+            if nat_tuple.is_some_and(|(t, _)| t.proto != PROTO_ICMP) && self.is_nat_address(dst) {
                 return L3Out::Drop(DropReason::NatFiltered);
             }
             return self.local_input::<T>(frame, in_port, bridge);
@@ -1264,6 +1275,22 @@ impl Router {
             }
         );
         if !is_echo {
+            // As a host answers what it does not serve.
+            let code = match ip.protocol() {
+                PROTO_TCP | PROTO_UDP => Some(icmp::CODE_PORT_UNREACHABLE),
+                PROTO_ICMP => None,
+                _ => Some(icmp::CODE_PROTOCOL_UNREACHABLE),
+            };
+            if let Some(code) = code {
+                self.icmp_error::<T>(
+                    frame,
+                    Some(in_port),
+                    bridge,
+                    icmp::DEST_UNREACHABLE,
+                    code,
+                    0,
+                );
+            }
             return L3Out::Drop(DropReason::Ip4LocalUnsupported);
         }
         if T && self.trace.dry {
