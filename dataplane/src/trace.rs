@@ -170,23 +170,39 @@ enum Term {
     Src(Ipv4Addr),
     Dst(Ipv4Addr),
     Port(u16),
+    SrcPort(u16),
+    DstPort(u16),
     Ether(Mac),
+}
+
+/// The word after `w`, which needs `what`.
+fn value<'a>(
+    words: &mut std::iter::Peekable<std::str::SplitWhitespace<'a>>,
+    w: &str,
+    what: &str,
+) -> Result<&'a str, String> {
+    words
+        .next()
+        .ok_or_else(|| format!("filter: '{w}' needs {what}"))
 }
 
 impl Filter {
     /// Parses a tcpdump-like expression: terms `arp`, `ip`, `icmp`, `tcp`,
-    /// `udp`, `host A`, `src A`, `dst A`, `port N`, `ether host MAC`, each
-    /// optionally after `not`, joined by `and` (or nothing) and `or`.
+    /// `udp`, `host A`, `src [host] A`, `dst [host] A`, `[src|dst] port N`,
+    /// `ether host MAC`, each optionally after `not`, joined by `and` (or
+    /// nothing) and `or`.
     pub fn parse(text: &str) -> Result<Filter, String> {
         let mut any = Vec::new();
         let mut all = Vec::new();
         let mut words = text.split_whitespace().peekable();
         let mut negate = false;
+        // After an 'and': a term must follow.
+        let mut joined = false;
         while let Some(w) = words.next() {
-            let mut value = |what: &str| {
-                words
-                    .next()
-                    .ok_or_else(|| format!("filter: '{w}' needs {what}"))
+            let port = |p: Option<&str>| -> Result<u16, String> {
+                let p = p.ok_or_else(|| format!("filter: '{w} port' needs a port number"))?;
+                p.parse()
+                    .map_err(|_| format!("filter: '{p}' is not a port number"))
             };
             let addr = |s: &str| {
                 s.parse::<Ipv4Addr>()
@@ -194,13 +210,19 @@ impl Filter {
             };
             let term = match w {
                 "or" | "||" => {
-                    if all.is_empty() || negate {
+                    if all.is_empty() || negate || joined {
                         return Err("filter: 'or' needs a term on each side".into());
                     }
                     any.push(std::mem::take(&mut all));
                     continue;
                 }
-                "and" | "&&" => continue,
+                "and" | "&&" => {
+                    if all.is_empty() || negate || joined {
+                        return Err(format!("filter: '{w}' needs a term on each side"));
+                    }
+                    joined = true;
+                    continue;
+                }
                 "not" | "!" => {
                     negate = !negate;
                     continue;
@@ -210,35 +232,54 @@ impl Filter {
                 "icmp" => Term::Proto(1),
                 "tcp" => Term::Proto(6),
                 "udp" => Term::Proto(17),
-                "host" => Term::Host(addr(value("an address")?)?),
-                "src" => Term::Src(addr(value("an address")?)?),
-                "dst" => Term::Dst(addr(value("an address")?)?),
+                "host" => Term::Host(addr(value(&mut words, w, "an address")?)?),
+                "src" | "dst" if words.peek() == Some(&"port") => {
+                    words.next();
+                    let p = port(words.next())?;
+                    if w == "src" {
+                        Term::SrcPort(p)
+                    } else {
+                        Term::DstPort(p)
+                    }
+                }
+                "src" | "dst" => {
+                    if words.peek() == Some(&"host") {
+                        words.next();
+                    }
+                    let a = addr(value(&mut words, w, "an address")?)?;
+                    if w == "src" {
+                        Term::Src(a)
+                    } else {
+                        Term::Dst(a)
+                    }
+                }
                 "port" => {
-                    let p = value("a port number")?;
+                    let p = value(&mut words, w, "a port number")?;
                     Term::Port(
                         p.parse()
                             .map_err(|_| format!("filter: '{p}' is not a port number"))?,
                     )
                 }
                 "ether" => {
-                    let h = value("'host MAC'")?;
+                    let h = value(&mut words, w, "'host MAC'")?;
                     if h != "host" {
                         return Err(format!("filter: 'ether {h}': try 'ether host MAC'"));
                     }
-                    let m = value("a MAC")?;
+                    let m = value(&mut words, w, "a MAC")?;
                     Term::Ether(m.parse().map_err(|e| format!("filter: {e}"))?)
                 }
                 other => {
                     return Err(format!(
                         "filter: unknown word '{other}' (arp, ip, icmp, tcp, udp, host A, src A, \
-                         dst A, port N, ether host MAC, not, and, or)"
+                         dst A, [src|dst] port N, ether host MAC, not, and, or; no parentheses)"
                     ))
                 }
             };
             all.push((negate, term));
             negate = false;
+            joined = false;
         }
-        if negate || (all.is_empty() && !any.is_empty()) {
+        if negate || joined || (all.is_empty() && !any.is_empty()) {
             return Err("filter: ends without a term".into());
         }
         if !all.is_empty() {
@@ -291,6 +332,8 @@ fn term_matches(t: Term, eth: &[u8]) -> bool {
         Term::Src(a) => (is_ip && ip_at(12) == a) || arp_addrs().is_some_and(|(s, _)| s == a),
         Term::Dst(a) => (is_ip && ip_at(16) == a) || arp_addrs().is_some_and(|(_, d)| d == a),
         Term::Port(p) => ports().is_some_and(|(s, d)| s == p || d == p),
+        Term::SrcPort(p) => ports().is_some_and(|(s, _)| s == p),
+        Term::DstPort(p) => ports().is_some_and(|(_, d)| d == p),
         Term::Ether(m) => eth[..6] == m.0 || eth[6..12] == m.0,
     }
 }
@@ -826,6 +869,9 @@ mod tests {
         assert!(f("src 10.1.0.5 dst 198.51.100.53").matches(&dns));
         assert!(!f("dst 10.1.0.5").matches(&dns));
         assert!(f("ether host 02:00:00:00:00:01").matches(&dns));
+        assert!(f("udp and dst port 53").matches(&dns));
+        assert!(!f("src port 53").matches(&dns));
+        assert!(f("src host 10.1.0.5 && dst host 198.51.100.53").matches(&dns));
         let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 1, 0, 5];
         arp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 1, 0, 1]);
         let arp = frame(0x0806, &arp);
@@ -839,6 +885,12 @@ mod tests {
             "arp or",
             "not",
             "port 70000",
+            "tcp and",
+            "and",
+            "icmp and and udp",
+            "&&",
+            "tcp and or udp",
+            "src port",
         ] {
             assert!(Filter::parse(bad).is_err(), "{bad}");
         }
