@@ -454,6 +454,9 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             ))
         }
     };
+    if json && matches!(output, Output::Top { .. }) {
+        return Err("top: no JSON view; 'patchbay -j stats' has every counter".into());
+    }
     Ok(Parsed::Run(Invocation {
         socket,
         json,

@@ -286,7 +286,17 @@ fn serve_capture(
     };
     let started = dirs.and_then(|dirs| {
         let filter = filter?;
-        let snaplen = spec.snaplen.unwrap_or(capture::DEFAULT_SNAPLEN);
+        // As tcpdump: 0 is the whole frame.
+        let snaplen = match spec.snaplen {
+            None | Some(0) => capture::DEFAULT_SNAPLEN,
+            Some(n) if n < capture::MIN_SNAPLEN => {
+                return Err(invalid(format!(
+                    "snaplen {n}: at least {} bytes (0: the whole frame)",
+                    capture::MIN_SNAPLEN
+                )))
+            }
+            Some(n) => n,
+        };
         // The buffers are allocated here, not on the forwarding thread.
         let (tap, handle) = capture::tap(dirs, filter, snaplen, spec.count);
         let port = spec.port.clone();

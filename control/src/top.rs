@@ -33,12 +33,15 @@ fn si(v: f64) -> String {
 pub fn render(cur: &StatsInfo, prev: Option<&StatsInfo>, secs: f64) -> String {
     let mut o = String::new();
     let up = cur.uptime_secs;
+    // 0.5, 2, 3600: as given.
+    let every = format!("{secs:.1}");
     let _ = writeln!(
         o,
-        "patchbay top - up {}h{:02}m{:02}s - every {secs:.0} s - q quits",
+        "patchbay top - up {}h{:02}m{:02}s - every {} s - q quits",
         up / 3600,
         up / 60 % 60,
-        up % 60
+        up % 60,
+        every.trim_end_matches(".0")
     );
     let _ = writeln!(
         o,

@@ -18,6 +18,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const POOL: usize = 256;
 /// Longest slice of a frame kept, unless told.
 pub const DEFAULT_SNAPLEN: usize = 65_535;
+/// The shortest snap length: an Ethernet, IPv4 and TCP header with room.
+pub const MIN_SNAPLEN: usize = 64;
 
 /// A captured frame.
 pub struct Captured {
@@ -83,7 +85,7 @@ pub fn tap(
     snaplen: usize,
     count: Option<u64>,
 ) -> (Tap, TapHandle) {
-    let snaplen = snaplen.clamp(64, 262_144);
+    let snaplen = snaplen.clamp(MIN_SNAPLEN, 262_144);
     let count = count.filter(|&n| n > 0);
     let (frames_tx, frames_rx) = bounded(POOL);
     let (free_tx, free_rx) = bounded(POOL);
