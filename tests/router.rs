@@ -521,6 +521,30 @@ fn router_cli_errors_are_one_line() {
 }
 
 #[test]
+fn a_gateway_address_that_moves_to_another_bridge_is_announced() {
+    let lab = two_subnets(&[]);
+    let h1 = lab.host(1);
+    assert!(h1.ping_ok("10.1.0.1", 1), "h1 knows its gateway");
+    // The address moves to a new bridge, which has another router MAC:
+    // the gratuitous ARP tells h1 at once (its entry would stay reachable,
+    // at the old MAC, for tens of seconds).
+    lab.cli_ok(&["link", "add", "br9", "type", "bridge"]);
+    lab.cli_ok(&["addr", "del", "10.1.0.1/24", "dev", "br0"]);
+    lab.cli_ok(&["link", "set", "p1", "master", "br9"]);
+    lab.cli_ok(&["addr", "add", "10.1.0.1/24", "dev", "br9"]);
+    let mac = lab.cli_json(&["addr", "show", "dev", "br9"])[0]["mac"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(wait_for(Duration::from_secs(2), || {
+        h1.ns
+            .check(&["ip", "neigh", "show", "10.1.0.1"])
+            .contains(&mac)
+    }));
+    assert!(h1.ping_ok("10.1.0.1", 1));
+}
+
+#[test]
 fn route_load_puts_many_routes_in_while_traffic_flows() {
     let lab = two_subnets(&[]);
     let (h1, h2) = (lab.host(1), lab.host(2));

@@ -443,6 +443,7 @@ impl Router {
             gateway: None,
         });
         self.fib.insert(net.network(), net.len, nh)?;
+        self.announce(bridge, net.addr);
         Ok(())
     }
 
@@ -815,6 +816,25 @@ impl Router {
             sender_ip,
             target_mac: Mac::ZERO,
             target_ip: target,
+        };
+        if self.emit_arp(bridge, Mac::BROADCAST, &req) {
+            self.counters.arp_requests_sent += 1;
+        }
+    }
+
+    /// A gratuitous ARP (RFC 5227 announcement) for a new address: hosts
+    /// that knew the address at another MAC (it moved from another bridge,
+    /// or patchbayd restarted) learn the new one at once.
+    fn announce(&mut self, bridge: BridgeId, ip: Ipv4Addr) {
+        let Some(iface) = self.iface(bridge) else {
+            return;
+        };
+        let req = ArpRepr {
+            op: OP_REQUEST,
+            sender_mac: iface.mac,
+            sender_ip: ip,
+            target_mac: Mac::ZERO,
+            target_ip: ip,
         };
         if self.emit_arp(bridge, Mac::BROADCAST, &req) {
             self.counters.arp_requests_sent += 1;
