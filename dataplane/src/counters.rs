@@ -85,7 +85,7 @@ drop_reasons! {
     Ip4BadVersion => "ip4-bad-version", "IPv4 frame whose version field is not 4 (RFC 1812 5.2.2).";
     Ip4BadLength => "ip4-bad-length", "IPv4 header or total length disagrees with the frame (RFC 1812 5.2.2).";
     Ip4BadChecksum => "ip4-bad-checksum", "IPv4 header checksum is wrong (RFC 1812 5.2.2).";
-    Ip4BadSource => "ip4-bad-source", "Source address is multicast, broadcast or loopback (RFC 1812 5.3.7).";
+    Ip4BadSource => "ip4-bad-source", "Source address is multicast, broadcast, loopback, 0.0.0.0 or class E (RFC 1812 5.3.7).";
     Ip4NotForwarded => "ip4-not-forwarded", "To a broadcast, multicast, loopback or 0.0.0.0/8 address, which the router never forwards.";
     Ip4TtlExpired => "ip4-ttl-expired", "TTL would reach 0 (RFC 1812 5.3.1); the sender gets an ICMP time exceeded.";
     Ip4NoRoute => "ip4-no-route", "No route to the destination; the sender gets an ICMP net unreachable.";

@@ -711,6 +711,11 @@ impl fmt::Display for Described<'_> {
                 } else {
                     "session"
                 };
+                let dry = if new_session && self.dry {
+                    "; dry run: not created"
+                } else {
+                    ""
+                };
                 // An echo's identifier stands in both "ports": a new one is
                 // a change of the source only.
                 let dst_changed = to.dst != from.dst || (from.proto != 1 && to.dport != from.dport);
@@ -730,7 +735,7 @@ impl fmt::Display for Described<'_> {
                 }
                 write!(
                     f,
-                    "{stage}: {} ({} {session}, rule {rule})",
+                    "{stage}: {} ({} {session}, rule {rule}{dry})",
                     parts.join(", "),
                     proto_name(from.proto)
                 )
