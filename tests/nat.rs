@@ -416,11 +416,19 @@ except ConnectionRefusedError:\n\
 \x20   print('refused')\n\
 except socket.timeout:\n\
 \x20   print('timeout')\n";
+    lab.cli_ok(&["trace", "start", "count", "1", "filter", "icmp"]);
     let out = lab.host(1).ns.check(&["python3", "-c", script]);
     assert_eq!(
         out.trim(),
         "refused",
         "the ICMP error did not reach the inside host"
+    );
+    // The trace says what NAT did to it.
+    let trace = lab.cli_ok(&["trace", "show"]);
+    assert!(
+        trace
+            .contains("nat (pre-routing): ICMP error about a translated packet -> to 192.168.15.1"),
+        "{trace}"
     );
 }
 

@@ -65,6 +65,18 @@ pub enum NextHopMac {
     },
 }
 
+/// What NAT did to a packet that is not a session's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NatRelated {
+    /// An ICMP error about a translated packet, translated back.
+    IcmpError,
+    /// A later fragment, given its first fragment's addresses.
+    Fragment,
+    /// A later fragment that came first, held.
+    Held,
+}
+
 /// One stage's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "stage", rename_all = "kebab-case")]
@@ -112,6 +124,13 @@ pub enum Event {
     },
     /// nat: a dry run's first packet, for which a session would be made.
     NatWouldCreate { pre: bool, rule: u32 },
+    /// nat (pre-routing): a packet that is not a session's own, rewritten
+    /// or held for one: its addresses after.
+    NatRelated {
+        kind: NatRelated,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    },
     /// ip4-lookup: the route that matched.
     Lookup {
         dst: Ipv4Addr,
@@ -740,6 +759,22 @@ impl fmt::Display for Described<'_> {
                     proto_name(from.proto)
                 )
             }
+            Event::NatRelated { kind, src, dst } => match kind {
+                NatRelated::IcmpError => write!(
+                    f,
+                    "nat (pre-routing): ICMP error about a translated packet -> to {dst}, \
+                     quoting the packet as {dst} sent it (RFC 5508)"
+                ),
+                NatRelated::Fragment => write!(
+                    f,
+                    "nat (pre-routing): later fragment -> {src} > {dst}, as its first fragment"
+                ),
+                NatRelated::Held => write!(
+                    f,
+                    "nat (pre-routing): later fragment {src} > {dst} before its first: held \
+                     (at most 5 s) until that one says what NAT does"
+                ),
+            },
             Event::NatWouldCreate { pre, rule } => {
                 let stage = if pre {
                     "nat (pre-routing)"

@@ -19,7 +19,7 @@ use crate::nat::{
     FragmentKey, Nat, NatAction, NatDrop, NatVerdict, Peek, Tuple, FRAGMENT_MS,
 };
 use crate::trace;
-use crate::trace::{ArpAction, Event, NextHopMac, Tracer};
+use crate::trace::{ArpAction, Event, NatRelated, NextHopMac, Tracer};
 use crate::wire::arp::{ArpRepr, ARP_LEN, OP_REPLY, OP_REQUEST};
 use crate::wire::ipv4::{
     self, Ipv4Error, Ipv4Packet, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
@@ -932,10 +932,16 @@ impl Router {
                     let len = payload_len as u32;
                     let end = (!more_frags).then_some(frag_at as u32 + len);
                     match self.nat.fragment(key, len, end) {
-                        FragmentFate::Rewrite(s, d) => rewrite_addrs(&mut frame[L3..], s, d),
+                        FragmentFate::Rewrite(s, d) => {
+                            rewrite_addrs(&mut frame[L3..], s, d);
+                            let kind = NatRelated::Fragment;
+                            trace!(T; self.trace, Event::NatRelated { kind, src: s, dst: d });
+                        }
                         FragmentFate::Pass => {}
                         FragmentFate::Unknown => {
-                            return self.hold_fragment(frame, key, in_port, bridge, now)
+                            let (kind, src, dst) = (NatRelated::Held, ip_src, ip_dst);
+                            trace!(T; self.trace, Event::NatRelated { kind, src, dst });
+                            return self.hold_fragment(frame, key, in_port, bridge, now);
                         }
                     }
                 }
@@ -943,6 +949,8 @@ impl Router {
                 // An error about a translated packet goes back translated.
                 if let Some(new_inner) = self.nat.error_translation(&inner) {
                     rewrite_icmp_error(&mut frame[L3..], at, &inner, &new_inner);
+                    let (kind, src, dst) = (NatRelated::IcmpError, ip_src, new_inner.src);
+                    trace!(T; self.trace, Event::NatRelated { kind, src, dst });
                 }
             }
         }
