@@ -546,10 +546,20 @@ fn verdict(events: &[Event], names: &Names) -> String {
         Event::Drop { reason } => Some(*reason),
         _ => None,
     });
-    match (dropped, out.is_empty()) {
-        (Some(r), _) => format!("dropped: {} ({})", r.name(), r.help()),
-        (None, false) => format!("would leave by {}", out.join(", ")),
-        (None, true) => "taken by the router (answered, or waiting for ARP)".to_string(),
+    let routed = events.iter().any(|e| {
+        matches!(
+            e,
+            Event::L2 {
+                out: trace::L2Out::Router,
+                ..
+            }
+        )
+    });
+    match (dropped, out.is_empty(), routed) {
+        (Some(r), _, _) => format!("dropped: {} ({})", r.name(), r.help()),
+        (None, false, _) => format!("would leave by {}", out.join(", ")),
+        (None, true, true) => "taken by the router (answered, or waiting for ARP)".to_string(),
+        (None, true, false) => "goes nowhere: no other port of the bridge to take it".to_string(),
     }
 }
 

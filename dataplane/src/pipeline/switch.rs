@@ -1497,8 +1497,9 @@ impl Switch {
     }
 
     /// Builds the packet `spec` describes (from the MAC the ARP cache has
-    /// for its source, to the router MAC of the port's bridge unless it says
-    /// otherwise) and runs it with [`Switch::trace_packet`].
+    /// for its source, to the router MAC of the port's bridge, or to the
+    /// destination's own MAC when it is on the source's subnet and known,
+    /// unless it says otherwise) and runs it with [`Switch::trace_packet`].
     pub fn trace_spec(
         &mut self,
         port: &str,
@@ -1510,8 +1511,21 @@ impl Switch {
             .and_then(|b| self.router.arp.get(b, spec.src))
             .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
             .map_or(Mac([0x02, 0, 0, 0, 0, 0x01]), |n| n.mac);
+        // A host sends to an address on its own subnet directly (to the MAC
+        // the router's ARP cache has for it), anywhere else to the router.
+        let on_link = |b: BridgeId| {
+            self.router.iface(b).is_some_and(|i| {
+                i.addrs
+                    .iter()
+                    .any(|a| a.contains(spec.src) && a.contains(spec.dst))
+            })
+        };
         let dmac = bridge
-            .and_then(|b| self.router.router_mac(b))
+            .filter(|&b| on_link(b))
+            .and_then(|b| self.router.arp.get(b, spec.dst))
+            .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
+            .map(|n| n.mac)
+            .or_else(|| bridge.and_then(|b| self.router.router_mac(b)))
             .unwrap_or(Mac::BROADCAST);
         let mut frame = spec.build(smac, dmac).map_err(SwitchError::BadFrame)?;
         self.trace_packet(port, &mut frame)
