@@ -144,7 +144,14 @@ pub enum Event {
     /// ip4-mtu: split into this many fragments.
     Fragmented { count: u16, mtu: u16 },
     /// icmp-error: an error sent back to the source.
-    IcmpError { kind: u8, code: u8, to: Ipv4Addr },
+    IcmpError {
+        kind: u8,
+        code: u8,
+        to: Ipv4Addr,
+        /// Fragmentation needed: the next hop's MTU.
+        #[serde(default)]
+        mtu: u16,
+    },
     /// arp-resolve: the next hop's MAC.
     Resolve { next_hop: Ipv4Addr, mac: NextHopMac },
     /// arp-input: packets that waited for this MAC are sent now.
@@ -815,12 +822,17 @@ impl fmt::Display for Described<'_> {
             Event::Fragmented { count, mtu } => {
                 write!(f, "ip4-mtu: over the MTU {mtu}: {count} fragments")
             }
-            Event::IcmpError { kind, code, to } => {
+            Event::IcmpError {
+                kind,
+                code,
+                to,
+                mtu,
+            } => {
                 let what = match (kind, code) {
                     (11, _) => "time exceeded".to_string(),
                     (3, 0) => "net unreachable".to_string(),
                     (3, 1) => "host unreachable".to_string(),
-                    (3, 4) => "fragmentation needed".to_string(),
+                    (3, 4) => format!("fragmentation needed (mtu {mtu})"),
                     (k, c) => format!("type {k} code {c}"),
                 };
                 write!(

@@ -1530,6 +1530,7 @@ impl Router {
                 kind: icmp_type,
                 code,
                 to: src,
+                mtu,
             }
         );
         if T && self.trace.dry {
