@@ -47,6 +47,37 @@ impl Default for Timeouts {
     }
 }
 
+impl Timeouts {
+    /// The timeouts shorter than the RFCs ask, in words (a lab may want
+    /// them short; the log says so).
+    pub fn below_rfc(&self) -> Vec<String> {
+        [
+            (
+                "TCP established",
+                self.tcp_established,
+                7440,
+                "RFC 5382 REQ-5",
+            ),
+            ("TCP transitory", self.tcp_transitory, 240, "RFC 5382 REQ-5"),
+            ("UDP", self.udp, 120, "RFC 4787 REQ-5"),
+        ]
+        .into_iter()
+        .filter(|&(_, v, min, _)| v < min)
+        .map(|(what, v, min, rfc)| format!("NAT {what} timeout {v}s is under the {min}s of {rfc}"))
+        .collect()
+    }
+}
+
+impl std::fmt::Display for Timeouts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "tcp established {}s, tcp transitory {}s, udp {}s, icmp {}s",
+            self.tcp_established, self.tcp_transitory, self.udp, self.icmp
+        )
+    }
+}
+
 /// What a rule does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

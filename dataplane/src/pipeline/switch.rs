@@ -190,6 +190,9 @@ impl Switch {
         let mut router = Router::new(config.arp_max, config.router_buffers);
         router.nat = Nat::new(config.nat_max);
         router.nat.timeouts = config.nat_timeouts.clone();
+        for w in config.nat_timeouts.below_rfc() {
+            log::warn!("{w}");
+        }
         router.arp.set_timers(
             u64::from(config.arp_reachable_secs) * 1000,
             u64::from(config.arp_stale_secs) * 1000,
@@ -1634,9 +1637,12 @@ impl Switch {
         log::info!(
             op = "timeouts", ageing_time, arp_reachable_secs, arp_stale_secs;
             "timeouts: ageing_time {ageing_time}s, arp {arp_reachable_secs}s reachable \
-             {arp_stale_secs}s stale, nat {:?}",
+             {arp_stale_secs}s stale, nat {}",
             self.config.nat_timeouts
         );
+        for w in self.config.nat_timeouts.below_rfc() {
+            log::warn!("{w}");
+        }
         Ok(())
     }
 
