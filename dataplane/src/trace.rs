@@ -112,6 +112,9 @@ pub enum Event {
         proto: u8,
         ttl: u8,
         len: u16,
+        /// A fragment: its offset in bytes and whether more follow.
+        #[serde(default)]
+        frag: Option<(u16, bool)>,
     },
     /// nat: a rewrite, before (`pre`) or after routing: the packet's
     /// addresses and ports before and after.
@@ -715,11 +718,21 @@ impl fmt::Display for Described<'_> {
                 proto,
                 ttl,
                 len,
-            } => write!(
-                f,
-                "ip4-input: {src} > {dst} {} ttl {ttl} len {len}",
-                proto_name(proto)
-            ),
+                frag,
+            } => {
+                write!(
+                    f,
+                    "ip4-input: {src} > {dst} {} ttl {ttl} len {len}",
+                    proto_name(proto)
+                )?;
+                match frag {
+                    Some((off, more)) => {
+                        let more = if more { ", more follow" } else { ", the last" };
+                        write!(f, " (fragment at {off}{more})")
+                    }
+                    None => Ok(()),
+                }
+            }
             Event::Nat {
                 pre,
                 from,

@@ -873,6 +873,7 @@ impl Router {
                 proto: ip.protocol(),
                 ttl,
                 len: total as u16,
+                frag: (more_frags || frag_at != 0).then_some((frag_at as u16, more_frags)),
             }
         );
         // RFC 1812 5.3.7: never forward (or answer, or track) what comes
@@ -1393,6 +1394,15 @@ impl Router {
         );
         let next_ip = nh.gateway.unwrap_or(ip.dst());
         let resolved = self.arp.resolve(nh.bridge, next_ip, now);
+        let mac = match resolved {
+            Resolve::Mac(m) => Some(NextHopMac::Known(m)),
+            Resolve::Pending { ask } => Some(NextHopMac::Queued { asked: ask }),
+            Resolve::Failed | Resolve::Full => None,
+        };
+        if let Some(mac) = mac {
+            let next_hop = next_ip;
+            trace!(T; self.trace, Event::Resolve { next_hop, mac });
+        }
         if let Resolve::Pending { ask: true } = resolved {
             self.ask(nh.bridge, next_ip);
         }
