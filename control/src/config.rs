@@ -92,7 +92,10 @@ struct File {
     #[serde(default, rename = "neigh")]
     neighbors: Vec<Spanned<NeighCfg>>,
     #[serde(default, rename = "nat")]
-    nat: Vec<Spanned<NatRuleSpec>>,
+    /// Read as tables and turned into rules one by one: a rule's kind
+    /// decides its keys, and serde reads such a table without positions,
+    /// so [`Checker::value_err`] finds the line.
+    nat: Vec<Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -252,6 +255,46 @@ impl Checker<'_> {
             file: self.file.to_string(),
             line: self.lines.line(span.start),
             message,
+        }
+    }
+
+    /// An error serde gave without a position, about the table at `span`:
+    /// at the line of the key or value it names, if it names one.
+    fn value_err(&self, span: &Range<usize>, table: &str, message: &str) -> ConfigError {
+        let message = message
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let quoted = |open: &str, close: char| {
+            let from = message.find(open)? + open.len();
+            let len = message[from..].find(close)?;
+            Some(message[from..from + len].to_string())
+        };
+        let full = format!("{table}: {message}");
+        // "unknown field `ot`", "... in `kind`": a key.
+        if let Some(key) = quoted("field `", '`').or_else(|| quoted("in `", '`')) {
+            return self.key_err(span, &key, full);
+        }
+        // "invalid type: string \"8080\"", "integer `70000`": a value.
+        let value = quoted("\"", '"')
+            .map(|v| format!("\"{v}\""))
+            .or_else(|| quoted("`", '`'));
+        let body = &self.text[span.clone()];
+        let at = value.and_then(|v| {
+            let mut offset = 0;
+            body.split_inclusive('\n').find_map(|l| {
+                let here = offset;
+                offset += l.len();
+                let (_, rhs) = l.split_once('=')?;
+                rhs.contains(&v).then_some(here)
+            })
+        });
+        ConfigError {
+            file: self.file.to_string(),
+            line: self.lines.line(span.start + at.unwrap_or(0)),
+            message: full,
         }
     }
 
@@ -702,7 +745,10 @@ impl Checker<'_> {
         let mut nat = Vec::new();
         for r in &f.nat {
             let span = r.span();
-            let rule = nat_rule(r.get_ref())
+            let spec: NatRuleSpec = toml::Value::Table(r.get_ref().clone())
+                .try_into()
+                .map_err(|e: toml::de::Error| self.value_err(&span, "nat", e.message()))?;
+            let rule = nat_rule(&spec)
                 .map_err(|(key, m)| self.key_err(&span, key, format!("nat: {m}")))?;
             // A rule may wait for its bridge's address (as the running
             // switch allows, so `save` then `apply` is a no-op).
@@ -1081,6 +1127,16 @@ to_port = 80
             e.starts_with("lab.toml:4:") && e.contains("used twice"),
             "{e}"
         );
+
+        // A NAT rule's errors point at the key or value they are about.
+        let dnat = "[[bridge]]\nname = \"wan\"\naddresses = [\"10.2.0.1/24\"]\n[[nat]]\n\
+                    kind = \"dnat\"\nproto = \"tcp\"\nin = \"wan\"\ndport = 8080\n\
+                    to_addr = \"10.1.0.2\"\nto_port = 80\n";
+        assert!(parse("lab.toml", dnat).is_ok());
+        let e = err(&dnat.replace("dport = 8080", "dport = \"8080\""));
+        assert!(e.starts_with("lab.toml:8: nat: invalid type"), "{e}");
+        let e = err(&dnat.replace("in = ", "ni = "));
+        assert!(e.starts_with("lab.toml:7: nat: unknown field `ni`"), "{e}");
 
         // A table's own header names it, not the table before.
         let e = err("[[port]]\nname = \"p1\"\n\n[[route]]\nvia = \"10.0.0.1\"\n");
