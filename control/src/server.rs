@@ -668,7 +668,14 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
                     })
                 })
                 .collect();
-            Ok(json!({ "armed": armed, "left": left, "packets": packets }))
+            // Events name ports and bridges by id: the names, by id.
+            Ok(json!({
+                "armed": armed,
+                "left": left,
+                "packets": packets,
+                "port_names": names.0,
+                "bridge_names": names.1,
+            }))
         }
         Request::TracePacket { port, packet } => {
             let (traced, names) = engine
@@ -677,7 +684,13 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             let traced = traced.map_err(switch_error)?;
             let lines = describe(&traced.events, &names, true);
             let verdict = verdict(&traced.events, &names);
-            Ok(json!({ "events": traced.events, "lines": lines, "verdict": verdict }))
+            Ok(json!({
+                "events": traced.events,
+                "lines": lines,
+                "verdict": verdict,
+                "port_names": names.0,
+                "bridge_names": names.1,
+            }))
         }
         Request::Version => Ok(json!({
             "version": env!("CARGO_PKG_VERSION"),
