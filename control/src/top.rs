@@ -168,7 +168,9 @@ pub fn run(socket: &Path, interval: Duration, once: bool) -> Result<(), String> 
         return Ok(());
     }
     let mut out = std::io::stdout();
-    terminal::enable_raw_mode().map_err(|e| format!("top: the terminal: {e}"))?;
+    terminal::enable_raw_mode().map_err(|e| {
+        format!("top: needs a terminal ({e}); 'patchbay top once' prints one screen")
+    })?;
     let _ = execute!(out, terminal::EnterAlternateScreen, cursor::Hide);
     let result = (|| -> Result<(), String> {
         let mut prev: Option<(StatsInfo, Instant)> = None;
