@@ -455,13 +455,33 @@ pub fn plan(
             s.routes.removed += 1;
         }
     }
+    // Addresses the file adds: a route that changes and went through one
+    // of them is taken out first (the address would be refused while a
+    // route used it as gateway), and put back in its new form later.
+    let r_addrs: HashSet<Ipv4Addr> = r
+        .bridges
+        .iter()
+        .flat_map(|b| b.addrs.iter().map(|a| a.addr))
+        .collect();
+    let new_addrs: HashSet<Ipv4Addr> = w
+        .bridges
+        .iter()
+        .flat_map(|b| b.addrs.iter().map(|a| a.addr))
+        .filter(|a| !r_addrs.contains(a))
+        .collect();
     let (mut dev_routes, mut via_routes) = (Vec::new(), Vec::new());
     for (dst, via, dev) in &w.routes {
-        let old = r_routes.get(dst).filter(|(_, d)| !reset.contains(d));
+        let mut old = r_routes.get(dst).filter(|(_, d)| !reset.contains(d));
         if old == Some(&(*via, dev.as_str())) {
             continue;
         }
-        if old.is_some() {
+        if let Some((Some(gw), d)) =
+            old.filter(|(gw, _)| gw.is_some_and(|g| new_addrs.contains(&g)))
+        {
+            removals.push(Step::RouteDel(*dst, Some(*gw), d.to_string()));
+            s.routes.changed += 1;
+            old = None;
+        } else if old.is_some() {
             s.routes.changed += 1;
         } else {
             s.routes.added += 1;
@@ -899,6 +919,24 @@ out = "other"
         let err = apply(&mut sw, &text).unwrap_err().to_string();
         assert!(err.contains("nothing was changed"), "{err}");
         assert_eq!(state(&sw), before, "undone");
+    }
+
+    #[test]
+    fn a_gateway_becomes_an_address_while_its_route_changes() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        let one = "[[bridge]]\nname = \"wan\"\naddresses = [\"10.3.0.1/24\"]\n\
+                   [[route]]\ndst = \"10.9.0.0/16\"\nvia = \"10.3.0.2\"\n";
+        apply(&mut sw, one).unwrap();
+        let two = "[[bridge]]\nname = \"wan\"\naddresses = [\"10.3.0.1/24\", \"10.3.0.2/24\"]\n\
+                   [[route]]\ndst = \"10.9.0.0/16\"\nvia = \"10.3.0.3\"\n";
+        let s = apply(&mut sw, two).unwrap();
+        assert_eq!((s.routes.changed, s.addresses.added), (1, 1));
+        let want = config::parse("t.toml", two).unwrap().state;
+        assert_eq!(state(&sw), format!("{want:?}"));
+        // And back (the address goes before the route comes back through it).
+        apply(&mut sw, one).unwrap();
+        let want = config::parse("t.toml", one).unwrap().state;
+        assert_eq!(state(&sw), format!("{want:?}"));
     }
 
     #[test]
