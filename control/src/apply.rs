@@ -619,7 +619,9 @@ pub fn plan(
 /// file they are. New rules are appended, and among source NAT rules the
 /// first that matches wins: the rules that stay must be, in the file, the
 /// source NAT rules' head in their running order. Destination NAT rules
-/// never overlap (one per published port), so their order is free. When
+/// never overlap (a bridge publishes a port once, and the rule of the
+/// bridge a packet comes in on wins over a hairpin one), so their order is
+/// free. When
 /// the file reorders source NAT rules, the common head stays and the rest
 /// is made again.
 fn nat_rules_kept(

@@ -778,17 +778,24 @@ impl Nat {
     }
 
     /// The destination NAT rule that publishes `t`'s destination port, on
-    /// the bridge it came in on or on the address it is sent to (hairpin).
+    /// the bridge it came in on, else on the address it is sent to
+    /// (hairpin). A bridge publishes a port once, so the answer does not
+    /// depend on the rules' order.
     fn dnat_rule_for(
         &self,
         t: &Tuple,
         in_bridge: BridgeId,
         addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
     ) -> Option<usize> {
-        self.rules.iter().position(|r| {
-            matches!(r.action, NatAction::Dnat { proto, dport, .. } if proto == t.proto && dport == t.dport)
-                && (r.bridge == in_bridge || addr_of(r.bridge) == Some(t.dst))
-        })
+        let publishes = |r: &NatRule| matches!(r.action, NatAction::Dnat { proto, dport, .. } if proto == t.proto && dport == t.dport);
+        self.rules
+            .iter()
+            .position(|r| publishes(r) && r.bridge == in_bridge)
+            .or_else(|| {
+                self.rules
+                    .iter()
+                    .position(|r| publishes(r) && addr_of(r.bridge) == Some(t.dst))
+            })
     }
 
     /// The first source NAT rule that covers `src` (leaving through
@@ -1582,6 +1589,36 @@ mod tests {
         nat.expire(1 + 240_000);
         assert_eq!(nat.len(), 0);
         assert_eq!(nat.counters.sessions_expired, 1);
+    }
+
+    #[test]
+    fn the_rule_of_the_ingress_bridge_wins_whatever_the_order() {
+        let dnat = |to: &str| NatAction::Dnat {
+            proto: PROTO_TCP,
+            dport: 8080,
+            to_addr: to.parse().unwrap(),
+            to_port: 80,
+        };
+        let wan1: Ipv4Addr = "203.0.113.1".parse().unwrap();
+        let addr_of = |b: BridgeId| (b == 1).then_some(wan1);
+        for order in [[1, 2], [2, 1]] {
+            let mut nat = Nat::new(10);
+            for b in order {
+                let to = if b == 1 {
+                    "192.168.15.1"
+                } else {
+                    "192.168.15.2"
+                };
+                nat.add_rule(dnat(to), None, b, (0, 0));
+            }
+            // In on bridge 2, to bridge 1's address: bridge 2's rule.
+            let syn = t(PROTO_TCP, "198.51.100.7", 5555, "203.0.113.1", 8080);
+            assert_eq!(
+                nat.pre_routing(&syn, 0x02, 2, true, &addr_of, 0),
+                NatVerdict::Translate(t(PROTO_TCP, "198.51.100.7", 5555, "192.168.15.2", 80)),
+                "rules on bridges {order:?}"
+            );
+        }
     }
 
     #[test]
