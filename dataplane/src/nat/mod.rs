@@ -573,6 +573,14 @@ impl Nat {
     /// RFC 5508: for an ICMP error quoting `inner` (a packet of a session,
     /// as translated), the packet it should quote instead, or `None`.
     pub fn error_translation(&mut self, inner: &Tuple) -> Option<Tuple> {
+        let to = self.error_lookup(inner)?;
+        self.counters.translated += 1;
+        Some(to)
+    }
+
+    /// What [`Nat::error_translation`] would give, counting nothing (for
+    /// dry runs).
+    pub fn error_lookup(&self, inner: &Tuple) -> Option<Tuple> {
         let &(id, is_reply) = self.tuples.get(&inner.inverse())?;
         let s = self.sessions[id as usize].as_ref()?;
         let to = if is_reply {
@@ -580,7 +588,6 @@ impl Nat {
         } else {
             s.reply.inverse()
         };
-        self.counters.translated += 1;
         Some(to.inverse())
     }
 
