@@ -455,6 +455,25 @@ except socket.timeout:\n\
     };
     assert_eq!(connect(&lab.host(1).ns, "192.168.15.10"), "refused");
     assert_eq!(connect(&lab.host(3).ns, "203.0.113.1"), "timeout");
+    // Nor does a protocol NAT does not track (GRE) get a protocol
+    // unreachable from the NAT address: no ICMP comes back to h3.
+    let gre = "import socket\n\
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n\
+r.settimeout(1)\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)\n\
+s.sendto(bytes(8), ('203.0.113.1', 0))\n\
+try:\n\
+\x20   while True:\n\
+\x20       d, a = r.recvfrom(200)\n\
+\x20       if a[0] == '203.0.113.1':\n\
+\x20           print('icmp', d[20])\n\
+\x20           break\n\
+except socket.timeout:\n\
+\x20   print('silent')\n";
+    assert_eq!(
+        lab.host(3).ns.check(&["python3", "-c", gre]).trim(),
+        "silent"
+    );
 }
 
 #[test]

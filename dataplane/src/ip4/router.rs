@@ -948,7 +948,12 @@ impl Router {
                 }
             } else if let Some((inner, at)) = parse_icmp_error(&frame[L3..]) {
                 // An error about a translated packet goes back translated.
-                if let Some(new_inner) = self.nat.error_translation(&inner) {
+                let found = if T && self.trace.dry {
+                    self.nat.error_lookup(&inner)
+                } else {
+                    self.nat.error_translation(&inner)
+                };
+                if let Some(new_inner) = found {
                     rewrite_icmp_error(&mut frame[L3..], at, &inner, &new_inner);
                     let (kind, src, dst) = (NatRelated::IcmpError, ip_src, new_inner.src);
                     trace!(T; self.trace, Event::NatRelated { kind, src, dst });
@@ -958,9 +963,11 @@ impl Router {
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
         let dst = ip.dst();
         if self.is_local(dst) {
-            // TCP/UDP to a NAT address that matched no session or published
-            // port is unsolicited: filtered, without a word (RFC 4787).
-            if nat_tuple.is_some_and(|(t, _)| t.proto != PROTO_ICMP) && self.is_nat_address(dst) {
+            // Anything but ICMP to a NAT address that matched no session or
+            // published port is unsolicited: filtered, without a word (RFC
+            // 4787), be it TCP, UDP, a protocol NAT does not track or a
+            // packet too short to tell.
+            if ip.protocol() != PROTO_ICMP && self.is_nat_address(dst) {
                 return L3Out::Drop(DropReason::NatFiltered);
             }
             return self.local_input::<T>(frame, in_port, bridge);
@@ -1495,11 +1502,13 @@ impl Router {
         // About a packet NAT already rewrote: the error quotes it as its
         // sender sent it and goes to that sender (RFC 5508), as errors from
         // outside do.
-        let untranslated = if self.nat.is_active() && !(T && self.trace.dry) {
+        let untranslated = if !self.nat.is_active() {
+            None
+        } else if T && self.trace.dry {
+            parse_tuple(&frame[L3..]).and_then(|(t, _)| self.nat.error_lookup(&t).map(|o| (t, o)))
+        } else {
             parse_tuple(&frame[L3..])
                 .and_then(|(t, _)| self.nat.error_translation(&t).map(|o| (t, o)))
-        } else {
-            None
         };
         let src = untranslated.map_or(src, |(_, o)| o.src);
         // Where the error goes: back out of the ingress port to the previous
