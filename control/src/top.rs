@@ -33,15 +33,15 @@ fn si(v: f64) -> String {
 pub fn render(cur: &StatsInfo, prev: Option<&StatsInfo>, secs: f64) -> String {
     let mut o = String::new();
     let up = cur.uptime_secs;
-    // 0.5, 2, 3600: as given.
-    let every = format!("{secs:.1}");
+    // 0.25, 0.5, 2, 3600: as given (a measured 2.0013 shows as 2).
+    let every = format!("{secs:.2}");
     let _ = writeln!(
         o,
         "patchbay top - up {}h{:02}m{:02}s - every {} s - q quits",
         up / 3600,
         up / 60 % 60,
         up % 60,
-        every.trim_end_matches(".0")
+        every.trim_end_matches('0').trim_end_matches('.')
     );
     let _ = writeln!(
         o,
@@ -208,4 +208,24 @@ pub fn run(socket: &Path, interval: Duration, once: bool) -> Result<(), String> 
     let _ = execute!(out, cursor::Show, terminal::LeaveAlternateScreen);
     let _ = terminal::disable_raw_mode();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patchbay_dataplane::pipeline::{Switch, SwitchConfig};
+
+    #[test]
+    fn the_header_shows_the_interval_as_given() {
+        let s = Switch::new(SwitchConfig::default(), None).stats();
+        for (secs, shown) in [
+            (0.25, "0.25"),
+            (0.5, "0.5"),
+            (2.0013, "2"),
+            (3600.0, "3600"),
+        ] {
+            let screen = render(&s, None, secs);
+            assert!(screen.contains(&format!("every {shown} s")), "{screen}");
+        }
+    }
 }

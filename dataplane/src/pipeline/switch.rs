@@ -932,6 +932,8 @@ impl Switch {
             });
         }
         self.router.addr_add(b, net)?;
+        // Its gratuitous ARP goes out now, not at the next housekeeping.
+        self.flush_emitted();
         log::info!(op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
         Ok(())
     }
