@@ -1489,6 +1489,7 @@ impl Router {
             || src.is_broadcast()
             || src.is_multicast()
             || src.is_loopback()
+            || self.is_directed_broadcast(src)
             || (back.is_some() && l2_dst.is_multicast())
             || (ip.protocol() == PROTO_ICMP
                 && ip.payload().first().is_some_and(|&t| icmp::is_error(t)));
