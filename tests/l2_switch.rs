@@ -379,6 +379,46 @@ fn a_port_going_down_or_away_leaves_the_rest_forwarding() {
         port(&links, "p2").unwrap()["link_down_events"].as_u64() >= Some(1),
         "{links}"
     );
+    // An interface of the same name comes back (a new ifindex): the port
+    // follows it, small frames and big ones (two rings, made anew).
+    let h3 = lab.host(3);
+    let made = std::process::Command::new("ip")
+        .args([
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            &h3.ns.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "p3",
+            "netns",
+            &lab.sw.name,
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    h3.ns
+        .check(&["ip", "addr", "add", &format!("{}/24", h3.ip), "dev", "eth0"]);
+    h3.ns.check(&["ip", "link", "set", "eth0", "up"]);
+    lab.sw.check(&["ip", "link", "set", "p3", "up"]);
+    // h3 has a new MAC address.
+    h1.ns.check(&["ip", "neigh", "flush", "dev", "eth0"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || h1.ping_ok(&h3.ip, 1)),
+        "h1 -> h3 once p3 is back\n{}",
+        lab.cli_ok(&["link", "show"])
+    );
+    let big = h1.ns.run(&[
+        "ping", "-c", "2", "-i", "0.2", "-W", "1", "-s", "3000", &h3.ip,
+    ]);
+    assert!(
+        big.status.success(),
+        "{}",
+        String::from_utf8_lossy(&big.stdout)
+    );
     let daemon = lab.daemon.as_mut().unwrap();
     assert!(daemon.alive());
     assert!(

@@ -70,8 +70,8 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     nat_icmp_secs: u32,
     /// Receive ring of each AF_PACKET port, in MiB: 512 slots of 2 KiB per
-    /// MiB; frames too big for a slot (GSO, jumbo) wait on the socket, in up
-    /// to 16 times as much memory.
+    /// MiB, for frames up to 1,972 bytes. Bigger frames (GSO, jumbo) have a
+    /// ring of their own, 8 times as big (at most 64 MiB), of 68 KiB slots.
     #[arg(long, value_name = "MIB", default_value_t = patchbay_dataplane::port::DEFAULT_RX_RING_MIB, value_parser = clap::value_parser!(u32).range(1..=1024))]
     rx_ring_mib: u32,
     /// Keep polling without sleeping for this long after the last frame, in

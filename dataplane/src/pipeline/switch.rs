@@ -379,9 +379,8 @@ impl Switch {
             }
             None => return Err(SwitchError::TooManyPorts(name)),
         };
-        if let (Some(registry), Some(fd)) = (&self.registry, port.raw_fd()) {
-            registry
-                .register(&mut SourceFd(&fd), Token(id), Interest::READABLE)
+        if let Some(registry) = &self.registry {
+            poll_port(registry, port, id, true)
                 .map_err(|source| SwitchError::Poll { name, source })?;
         }
         Ok((id, bridge))
@@ -422,9 +421,8 @@ impl Switch {
         let slot = self.ports[id as usize].take().expect("exists");
         // Its captures end (their writers see the end of the frames).
         self.captures.retain(|t| t.port != id);
-        if let (Some(registry), Some(fd), true) = (&self.registry, slot.port.raw_fd(), slot.polled)
-        {
-            let _ = registry.deregister(&mut SourceFd(&fd));
+        if let (Some(registry), true) = (&self.registry, slot.polled) {
+            let _ = poll_port(registry, slot.port.as_ref(), id.into(), false);
         }
         log::info!(op = "port_del", port = name; "port {name}: deleted");
         Ok(slot.port)
@@ -809,18 +807,13 @@ impl Switch {
         };
         for (id, slot) in self.ports.iter_mut().enumerate() {
             let Some(slot) = slot.as_mut() else { continue };
-            let (Some(fd), Some(_)) = (slot.port.raw_fd(), slot.port.rx_pending()) else {
+            if slot.port.raw_fd().is_none() || slot.port.rx_pending().is_none() {
                 continue;
-            };
+            }
             if slot.polled == on {
                 continue;
             }
-            let done = if on {
-                registry.register(&mut SourceFd(&fd), Token(id), Interest::READABLE)
-            } else {
-                registry.deregister(&mut SourceFd(&fd))
-            };
-            match done {
+            match poll_port(registry, slot.port.as_ref(), id, on) {
                 Ok(()) => slot.polled = on,
                 Err(e) => log::error!("port {}: polling on={on}: {e}", slot.port.name()),
             }
@@ -837,7 +830,17 @@ impl Switch {
         let Some(slot) = self.ports.get_mut(id as usize).and_then(Option::as_mut) else {
             return;
         };
+        let fds = (slot.port.raw_fd(), slot.port.extra_fd());
         let state = slot.port.refresh();
+        // A port that made its sockets anew is polled on the new ones (the
+        // old ones left the poller when they were closed).
+        if let (Some(registry), true) = (&self.registry, slot.polled) {
+            if (slot.port.raw_fd(), slot.port.extra_fd()) != fds {
+                if let Err(e) = poll_port(registry, slot.port.as_ref(), id.into(), true) {
+                    log::error!("port {}: polling its new sockets: {e}", slot.port.name());
+                }
+            }
+        }
         if state == slot.state {
             return;
         }
@@ -1776,6 +1779,19 @@ impl RunningSnapshot {
 /// Records the L2 stage of a traced frame: learning and where it goes.
 #[cold]
 #[allow(clippy::too_many_arguments)]
+/// Registers a port's descriptors with the poller under its id (`on`), or
+/// takes them off.
+fn poll_port(registry: &Registry, port: &dyn Port, id: usize, on: bool) -> std::io::Result<()> {
+    for fd in [port.raw_fd(), port.extra_fd()].into_iter().flatten() {
+        if on {
+            registry.register(&mut SourceFd(&fd), Token(id), Interest::READABLE)?;
+        } else {
+            registry.deregister(&mut SourceFd(&fd))?;
+        }
+    }
+    Ok(())
+}
+
 fn trace_l2(
     tr: &mut Tracer,
     bridges: &[Option<Bridge>],

@@ -1,18 +1,24 @@
 //! A port on an existing interface through an AF_PACKET socket.
 //!
-//! Receive: a memory-mapped TPACKET_V2 ring. The kernel writes each frame,
+//! Receive: memory-mapped TPACKET_V2 rings. The kernel writes each frame,
 //! preceded by its virtio-net header (`PACKET_VNET_HDR`), into a slot and
 //! flips the slot's status to `TP_STATUS_USER`; patchbay forwards straight
-//! out of the slot and hands it back by writing `TP_STATUS_KERNEL`. Slots
-//! are 2 KiB, room for a full-size Ethernet frame. A bigger frame (a GSO
-//! super-frame of up to 64 KiB from a TCP sender with the default offloads
-//! of veth, or a jumbo frame) is not copied into the ring: the kernel
-//! queues it on the socket (`PACKET_COPY_THRESH`), marks its truncated slot
-//! `TP_STATUS_COPY`, and patchbay reads it whole with one `recv` into a
-//! buffer of its own. So the copy of big frames is made on patchbay's core,
-//! not in the sender's, and small frames sit close together in the ring.
-//! TPACKET_V3 packs small frames tighter still, but wakes the reader only
-//! when a whole block is retired, which costs milliseconds of latency.
+//! out of the slot and hands it back by writing `TP_STATUS_KERNEL`.
+//!
+//! Two sockets receive, each with its ring and a BPF filter on the frame's
+//! length: one for frames up to 1,972 bytes in 2 KiB slots (a full-size
+//! Ethernet frame with a VLAN tag fits), one for bigger frames in 68 KiB
+//! slots (a GSO super-frame of up to 64 KiB from a TCP sender with the
+//! default offloads of veth, or a jumbo frame). Small frames sit close
+//! together, and big ones are copied into their ring by the kernel on the
+//! sender's core, which leaves patchbay's core one copy per frame (the send)
+//! instead of two. The rings are read in the order the frames came, by the
+//! timestamp the kernel writes in each slot, so no flow is reordered. A
+//! frame too big even for a big slot is queued on its socket
+//! (`PACKET_COPY_THRESH`), its truncated slot marked `TP_STATUS_COPY`, and
+//! patchbay reads it whole with one `recv` into a buffer of its own.
+//! TPACKET_V3 would pack all frames into one ring, but it wakes the reader
+//! only when a whole block is retired, which costs milliseconds of latency.
 //!
 //! Send: `sendmmsg` of whole batches with the virtio-net header in front, so
 //! the kernel segments GSO frames and fills partial checksums on the way out.
@@ -43,6 +49,11 @@ const PACKET_VERSION: i32 = 10;
 const PACKET_VNET_HDR: i32 = 15;
 const PACKET_QDISC_BYPASS: i32 = 20;
 const PACKET_IGNORE_OUTGOING: i32 = 23;
+const PACKET_FANOUT: i32 = 18;
+const PACKET_FANOUT_DATA: i32 = 22;
+const PACKET_FANOUT_CBPF: u32 = 6;
+const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
 const TPACKET_V2: i32 = 1;
 const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
@@ -53,11 +64,27 @@ const PACKET_OUTGOING: u8 = 4;
 const ETH_P_ALL: u16 = 0x0003;
 const ETH_P_8021Q: u16 = 0x8100;
 
-/// Ring blocks are 1 MiB of 512 slots of 2 KiB: the tpacket header,
-/// sockaddr_ll and virtio header, then up to 1,972 bytes of frame (a
-/// 1,500-byte MTU frame with a VLAN tag fits).
+/// Ring blocks are 1 MiB (one allocation of the kernel's).
 const BLOCK_SIZE: u32 = 1 << 20;
+/// Slots of the small ring: the tpacket header, sockaddr_ll and virtio
+/// header, then up to [`SMALL_MAX`] bytes of frame.
 const FRAME_SIZE: u32 = 2048;
+/// The longest frame (Ethernet header on) the small ring takes: what fits
+/// in a slot after its headers (76 bytes).
+const SMALL_MAX: u32 = 1972;
+/// Slots of the big ring: 17 pages, room for a 64 KiB GSO frame with its
+/// Ethernet header, a VLAN tag and the slot's headers; 15 to a block.
+const BIG_FRAME_SIZE: u32 = 17 * 4096;
+/// The big ring has this many times the blocks of the small one (16 MiB,
+/// 240 slots, by default: a TCP sender's burst of 64 KiB frames), up to
+/// [`BIG_RING_MAX_BLOCKS`].
+const BIG_RING_FACTOR: u32 = 8;
+const BIG_RING_MAX_BLOCKS: u32 = 64;
+
+/// Blocks of the big ring for a small ring of `blocks`.
+fn big_blocks(blocks: u32) -> u32 {
+    (blocks * BIG_RING_FACTOR).min(BIG_RING_MAX_BLOCKS)
+}
 /// Frames too big for a slot are read into buffers of this size: a 64 KiB
 /// GSO frame, its virtio header and room to put a VLAN tag back.
 const BIG_SIZE: usize = 65_536 + VNET_HDR_LEN + 4 + 64;
@@ -105,82 +132,56 @@ struct TpacketStats {
     drops: u32,
 }
 
-/// The mmap'ed receive ring.
+/// A receiving socket and its mmap'ed ring.
 struct Ring {
+    fd: OwnedFd,
     base: *mut u8,
     len: usize,
     frames: usize,
+    frame_size: usize,
+    /// First slot not yet handed back to the kernel.
+    head: usize,
+    /// Slots taken by the current batch (including ones skipped).
+    taken: usize,
 }
 
 impl Ring {
     fn slot(&self, index: usize) -> *mut u8 {
-        let per_block = (BLOCK_SIZE / FRAME_SIZE) as usize;
+        let per_block = BLOCK_SIZE as usize / self.frame_size;
         let offset =
-            (index / per_block) * BLOCK_SIZE as usize + (index % per_block) * FRAME_SIZE as usize;
-        // SAFETY: index < frames, so offset + FRAME_SIZE is inside the mapping.
+            (index / per_block) * BLOCK_SIZE as usize + (index % per_block) * self.frame_size;
+        // SAFETY: index < frames, so offset + frame_size is inside the mapping.
         unsafe { self.base.add(offset) }
     }
-}
 
-impl Drop for Ring {
-    fn drop(&mut self) {
-        // SAFETY: base/len are exactly what mmap returned; nothing refers to
-        // the mapping once the port is dropped.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
-    }
-}
-
-/// A port on an existing interface (veth end, NIC) via AF_PACKET.
-pub struct AfPacketPort {
-    name: String,
-    fd: OwnedFd,
-    /// The socket frames are sent through (see the module's documentation).
-    tx_fd: OwnedFd,
-    ifindex: u32,
-    ring: Ring,
-    /// First ring slot not yet handed back to the kernel.
-    head: usize,
-    /// Slots taken by the current batch (including ones skipped).
-    taken: usize,
-    /// The current batch: where each frame (its virtio header) starts and
-    /// its length.
-    batch: Vec<(Place, usize)>,
-    /// Buffers for the batch's frames too big for a ring slot.
-    big: Box<[u8]>,
-    /// Of which this many are in use.
-    bigs: usize,
-    iovs: Box<[libc::iovec]>,
-    msgs: Box<[libc::mmsghdr]>,
-}
-
-/// Where a frame of the batch is.
-#[derive(Clone, Copy)]
-enum Place {
-    /// At this offset in the ring.
-    Ring(usize),
-    /// At this offset in [`AfPacketPort::big`].
-    Big(usize),
-}
-
-// SAFETY: the raw pointers (ring mapping, iovec/msghdr scratch) point into
-// memory owned by this port and are only used through &self/&mut self, so
-// moving the port to another thread is sound.
-unsafe impl Send for AfPacketPort {}
-
-impl AfPacketPort {
-    pub fn open(name: &str, opts: &PortOptions) -> Result<AfPacketPort, PortError> {
-        let ifindex =
-            sys::if_index(name).ok_or_else(|| PortError::NoSuchInterface(name.to_string()))?;
-        // Frames are Ethernet: a loopback or point-to-point (L3) device
-        // carries none.
-        let flags = sys::if_flags(name).unwrap_or(0);
-        if flags & (libc::IFF_LOOPBACK | libc::IFF_POINTOPOINT) != 0 {
-            return Err(PortError::NotEthernet(name.to_string()));
+    /// The status of the next slot to take, if the kernel has filled it
+    /// and the batch has not taken every slot yet. Acquire: the frame's
+    /// bytes are read only after the status says they are ours.
+    fn next_status(&self) -> Option<u32> {
+        if self.taken == self.frames {
+            return None;
         }
+        let index = (self.head + self.taken) % self.frames;
+        let status = slot_status(self.slot(index)).load(Ordering::Acquire);
+        (status & TP_STATUS_USER != 0).then_some(status)
+    }
+
+    /// When the kernel received the next slot's frame (seconds,
+    /// nanoseconds); call only once [`Ring::next_status`] said it is ours.
+    fn next_time(&self) -> (u32, u32) {
+        let slot = self.slot((self.head + self.taken) % self.frames);
+        // SAFETY: the slot starts with a tpacket2_hdr that is ours (its
+        // status is TP_STATUS_USER); copied out, as in take_slot.
+        let hdr = unsafe { std::ptr::read(slot as *const Tpacket2Hdr) };
+        (hdr.sec, hdr.nsec)
+    }
+
+    /// A receiving socket (bound later, by [`AfPacketPort::bind`]) with a
+    /// ring of `blocks` blocks of `frame_size` slots.
+    fn open(name: &str, frame_size: u32, blocks: u32) -> Result<Ring, PortError> {
         // Protocol 0: nothing is received until bind(), after the ring exists.
         let fd =
             packet_socket().map_err(|_| PortError::os(name, "AF_PACKET socket (are you root?)"))?;
-        let tx_fd = packet_socket().map_err(|_| PortError::os(name, "AF_PACKET socket"))?;
         let os = |what| {
             move |e: io::Error| PortError::Os {
                 name: name.to_string(),
@@ -188,16 +189,14 @@ impl AfPacketPort {
                 source: e,
             }
         };
-
         setsockopt(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, &1i32).map_err(os("PACKET_VNET_HDR"))?;
         setsockopt(&fd, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V2)
             .map_err(os("PACKET_VERSION"))?;
-        let blocks = opts.rx_ring_mib.clamp(1, 1024) as u32;
-        let per_block = BLOCK_SIZE / FRAME_SIZE;
+        let per_block = BLOCK_SIZE / frame_size;
         let req = TpacketReq {
             block_size: BLOCK_SIZE,
             block_nr: blocks,
-            frame_size: FRAME_SIZE,
+            frame_size,
             frame_nr: blocks * per_block,
         };
         setsockopt(&fd, libc::SOL_PACKET, PACKET_RX_RING, &req).map_err(os("PACKET_RX_RING"))?;
@@ -217,27 +216,107 @@ impl AfPacketPort {
         if base == libc::MAP_FAILED {
             return Err(PortError::os(name, "mmap of the receive ring"));
         }
-        let ring = Ring {
+        // Frames bigger than a slot (BIG TCP, say) wait on the socket's
+        // queue, charged to its receive buffer, as big as the ring.
+        setsockopt(&fd, libc::SOL_PACKET, PACKET_COPY_THRESH, &1i32)
+            .map_err(os("PACKET_COPY_THRESH"))?;
+        let rcvbuf = len.min(1 << 30) as i32;
+        if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+            let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
+        }
+        // Best effort: older kernels lack it, and forwarding works without.
+        let _ = setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32);
+        Ok(Ring {
+            fd,
             base: base.cast(),
             len,
             frames: req.frame_nr as usize,
-        };
-        // Frames bigger than a slot wait on the socket's queue, charged to
-        // its receive buffer: 16 times the ring (a small ring holds many
-        // small frames; a 64 KiB GSO frame is charged about 70 KiB).
-        setsockopt(&fd, libc::SOL_PACKET, PACKET_COPY_THRESH, &1i32)
-            .map_err(os("PACKET_COPY_THRESH"))?;
-        let rcvbuf = (u64::from(blocks) << 24).min(1 << 30) as i32;
-        if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
-            log::warn!(
-                "port {name}: no CAP_NET_ADMIN for a {} MiB receive buffer; \
-                 GSO and jumbo frames may be dropped (counted as truncated)",
-                rcvbuf >> 20
-            );
-            let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
+            frame_size: frame_size as usize,
+            head: 0,
+            taken: 0,
+        })
+    }
+
+    /// Hands the batch's slots back to the kernel.
+    fn release(&mut self) {
+        for i in 0..self.taken {
+            let slot = self.slot((self.head + i) % self.frames);
+            // Release: our reads (and the VLAN rewrite) of the frame happen
+            // before the kernel may reuse the slot.
+            slot_status(slot).store(TP_STATUS_KERNEL, Ordering::Release);
         }
-        // Best effort: older kernels lack these, and forwarding works without.
-        let _ = setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32);
+        self.head = (self.head + self.taken) % self.frames;
+        self.taken = 0;
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: base/len are exactly what mmap returned; nothing refers to
+        // the mapping once the port is dropped.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// A port on an existing interface (veth end, NIC) via AF_PACKET.
+pub struct AfPacketPort {
+    name: String,
+    /// The rings of frames up to [`SMALL_MAX`] bytes and of bigger ones.
+    rings: [Ring; 2],
+    /// The socket frames are sent through (see the module's documentation).
+    tx_fd: OwnedFd,
+    ifindex: u32,
+    /// Blocks of the small ring (see [`big_blocks`] for the big one).
+    blocks: u32,
+    /// The current batch: where each frame (its virtio header) starts and
+    /// its length.
+    batch: Vec<(Place, usize)>,
+    /// Buffers for the batch's frames too big for a ring slot.
+    big: Box<[u8]>,
+    /// Of which this many are in use.
+    bigs: usize,
+    iovs: Box<[libc::iovec]>,
+    msgs: Box<[libc::mmsghdr]>,
+}
+
+/// Where a frame of the batch is.
+#[derive(Clone, Copy)]
+enum Place {
+    /// In ring 0 or 1, at this offset of its mapping.
+    Ring(usize, usize),
+    /// At this offset in [`AfPacketPort::big`].
+    Big(usize),
+}
+
+// SAFETY: the raw pointers (ring mapping, iovec/msghdr scratch) point into
+// memory owned by this port and are only used through &self/&mut self, so
+// moving the port to another thread is sound.
+unsafe impl Send for AfPacketPort {}
+
+impl AfPacketPort {
+    pub fn open(name: &str, opts: &PortOptions) -> Result<AfPacketPort, PortError> {
+        let ifindex =
+            sys::if_index(name).ok_or_else(|| PortError::NoSuchInterface(name.to_string()))?;
+        // Frames are Ethernet: a loopback or point-to-point (L3) device
+        // carries none.
+        let flags = sys::if_flags(name).unwrap_or(0);
+        if flags & (libc::IFF_LOOPBACK | libc::IFF_POINTOPOINT) != 0 {
+            return Err(PortError::NotEthernet(name.to_string()));
+        }
+        let tx_fd =
+            packet_socket().map_err(|_| PortError::os(name, "AF_PACKET socket (are you root?)"))?;
+        let blocks = opts.rx_ring_mib.clamp(1, 1024) as u32;
+        let rings = [
+            Ring::open(name, FRAME_SIZE, blocks)?,
+            Ring::open(name, BIG_FRAME_SIZE, big_blocks(blocks))?,
+        ];
+        let os = |what| {
+            move |e: io::Error| PortError::Os {
+                name: name.to_string(),
+                what,
+                source: e,
+            }
+        };
         setsockopt(&tx_fd, libc::SOL_PACKET, PACKET_VNET_HDR, &1i32)
             .map_err(os("PACKET_VNET_HDR"))?;
         let _ = setsockopt(&tx_fd, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &1i32);
@@ -263,12 +342,10 @@ impl AfPacketPort {
             .collect();
         let mut port = AfPacketPort {
             name: name.to_string(),
-            fd,
+            rings,
             tx_fd,
             ifindex,
-            ring,
-            head: 0,
-            taken: 0,
+            blocks,
             batch: Vec::with_capacity(BATCH),
             big: vec![0; BIG_SIZE * BIG_PER_BATCH].into_boxed_slice(),
             bigs: 0,
@@ -279,15 +356,17 @@ impl AfPacketPort {
         if let Err(e) = sys::set_if_up(name) {
             log::warn!("port {name}: could not set the interface up: {e}");
         }
-        // Bound while the interface was down, the socket holds an error.
-        let _ = sys::take_socket_error(&port.fd);
+        // Bound while the interface was down, the sockets hold an error.
+        for ring in &port.rings {
+            let _ = sys::take_socket_error(&ring.fd);
+        }
         Ok(port)
     }
 
-    /// Binds the receiving socket to `ifindex` for all protocols, the
+    /// Binds the receiving sockets to `ifindex` for all protocols, the
     /// sending one for none, and turns on promiscuous mode.
     fn bind(&mut self, ifindex: u32) -> io::Result<()> {
-        bind_packet_socket(&self.fd, ifindex, ETH_P_ALL)?;
+        bind_rings(&self.rings, ifindex)?;
         bind_packet_socket(&self.tx_fd, ifindex, 0)?;
         let mreq = PacketMreq {
             ifindex: ifindex as i32,
@@ -295,7 +374,12 @@ impl AfPacketPort {
             alen: 0,
             address: [0; 8],
         };
-        setsockopt(&self.fd, libc::SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)?;
+        setsockopt(
+            &self.rings[0].fd,
+            libc::SOL_PACKET,
+            PACKET_ADD_MEMBERSHIP,
+            &mreq,
+        )?;
         self.ifindex = ifindex;
         Ok(())
     }
@@ -304,20 +388,22 @@ impl AfPacketPort {
     /// or `None` if it is not to be forwarded.
     fn take_slot(
         &mut self,
+        r: usize,
         slot_index: usize,
         status: u32,
         counters: &mut PortCounters,
     ) -> Option<(Place, usize)> {
-        let slot = self.ring.slot(slot_index);
+        let ring = &self.rings[r];
+        let (slot, frame_size) = (ring.slot(slot_index), ring.frame_size);
         // SAFETY: the slot starts with a tpacket2_hdr (aligned: slots are
         // 16-byte aligned in a page-aligned mapping); it is ours while its
         // status is TP_STATUS_USER. Copied out, so no reference to the
         // status word (which the kernel reads) outlives this line.
         let hdr = unsafe { std::ptr::read(slot as *const Tpacket2Hdr) };
-        // SAFETY: the slot is ours (see above) and FRAME_SIZE bytes long; the
+        // SAFETY: the slot is ours (see above) and frame_size bytes long; the
         // slice starts after the tpacket2_hdr, so it never overlaps the status.
         let bytes = unsafe {
-            std::slice::from_raw_parts_mut(slot.add(SLL_OFFSET), FRAME_SIZE as usize - SLL_OFFSET)
+            std::slice::from_raw_parts_mut(slot.add(SLL_OFFSET), frame_size - SLL_OFFSET)
         };
         let outgoing = bytes[10] == PACKET_OUTGOING;
         let vlan = (status & TP_STATUS_VLAN_VALID != 0).then(|| {
@@ -337,7 +423,8 @@ impl AfPacketPort {
                 counters.drop(DropReason::Runt);
                 return None;
             };
-            let (start, len) = self.read_big(hdr.len as usize, prefix, counters)?;
+            let fd = self.rings[r].fd.as_raw_fd();
+            let (start, len) = self.read_big(fd, hdr.len as usize, prefix, counters)?;
             if outgoing {
                 return None;
             }
@@ -374,8 +461,8 @@ impl AfPacketPort {
                 put_vlan_back(bytes, start, len, SLOT_HEADERS - SLL_OFFSET, tag, counters)?
             }
         };
-        let offset = slot as usize - self.ring.base as usize + SLL_OFFSET + start;
-        Some((Place::Ring(offset), len))
+        let offset = slot as usize - self.rings[r].base as usize + SLL_OFFSET + start;
+        Some((Place::Ring(r, offset), len))
     }
 
     /// Reads the frame of a `TP_STATUS_COPY` slot from the socket's queue
@@ -388,6 +475,7 @@ impl AfPacketPort {
     /// and first bytes (`prefix`); older frames before it are dropped.
     fn read_big(
         &mut self,
+        fd: RawFd,
         frame_len: usize,
         prefix: &[u8],
         counters: &mut PortCounters,
@@ -400,7 +488,7 @@ impl AfPacketPort {
             // makes it return the frame's whole length even if longer.
             let n = unsafe {
                 libc::recv(
-                    self.fd.as_raw_fd(),
+                    fd,
                     buf.as_mut_ptr().cast(),
                     buf.len(),
                     libc::MSG_DONTWAIT | libc::MSG_TRUNC,
@@ -463,6 +551,103 @@ fn put_vlan_back(
     Some((start - 4, len + 4))
 }
 
+/// Frames the kernel dropped on `ring`'s socket (full ring) since last asked.
+fn kernel_drops(ring: &Ring) -> u64 {
+    let mut stats = TpacketStats::default();
+    let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `stats`; reading
+    // PACKET_STATISTICS also resets the kernel's counters.
+    let r = unsafe {
+        libc::getsockopt(
+            ring.fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            PACKET_STATISTICS,
+            (&mut stats as *mut TpacketStats).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 {
+        u64::from(stats.drops)
+    } else {
+        0
+    }
+}
+
+/// Binds the two rings' sockets to `ifindex` in one fanout group whose
+/// classic BPF program sends each frame to ring 0 or 1 by its length
+/// (Ethernet header on, GSO frames whole), so that the kernel hands each
+/// frame to patchbay once. Ring 0 goes first and takes every frame (bigger
+/// ones through its queue) until ring 1 is in; ring 1 takes nothing until
+/// it is in the group, so no frame is seen twice on the way.
+fn bind_rings(rings: &[Ring; 2], ifindex: u32) -> io::Result<()> {
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let kind = PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+    bind_packet_socket(&rings[0].fd, ifindex, ETH_P_ALL)?;
+    setsockopt(
+        &rings[0].fd,
+        libc::SOL_PACKET,
+        PACKET_FANOUT,
+        &((kind | PACKET_FANOUT_FLAG_UNIQUEID) << 16),
+    )?;
+    let mut split = [
+        // Ring 1 for frames longer than SMALL_MAX, else ring 0 (the
+        // kernel takes the result modulo the members: 0 while alone).
+        op(libc::BPF_LD | libc::BPF_W | libc::BPF_LEN, 0, 0, 0),
+        op(libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K, 0, 1, SMALL_MAX),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 1),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+    ];
+    let split = libc::sock_fprog {
+        len: split.len() as u16,
+        filter: split.as_mut_ptr(),
+    };
+    setsockopt(&rings[0].fd, libc::SOL_PACKET, PACKET_FANOUT_DATA, &split)?;
+    let mut id = 0u32;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` (4) bytes into `id`.
+    let r = unsafe {
+        libc::getsockopt(
+            rings[0].fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            PACKET_FANOUT,
+            (&mut id as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut none = [op(libc::BPF_RET | libc::BPF_K, 0, 0, 0)];
+    let none = libc::sock_fprog {
+        len: 1,
+        filter: none.as_mut_ptr(),
+    };
+    setsockopt(
+        &rings[1].fd,
+        libc::SOL_SOCKET,
+        libc::SO_ATTACH_FILTER,
+        &none,
+    )?;
+    bind_packet_socket(&rings[1].fd, ifindex, ETH_P_ALL)?;
+    setsockopt(
+        &rings[1].fd,
+        libc::SOL_PACKET,
+        PACKET_FANOUT,
+        &((id & 0xffff) | (kind << 16)),
+    )?;
+    setsockopt(
+        &rings[1].fd,
+        libc::SOL_SOCKET,
+        libc::SO_DETACH_FILTER,
+        &0i32,
+    )
+}
+
 /// A new non-blocking AF_PACKET socket that receives nothing until bound.
 fn packet_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call; the result is checked.
@@ -520,27 +705,40 @@ impl Port for AfPacketPort {
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
-        Some(self.fd.as_raw_fd())
+        Some(self.rings[0].fd.as_raw_fd())
+    }
+
+    fn extra_fd(&self) -> Option<RawFd> {
+        Some(self.rings[1].fd.as_raw_fd())
     }
 
     fn recv(&mut self, max: usize, counters: &mut PortCounters) -> io::Result<usize> {
         debug_assert!(
-            self.batch.is_empty() && self.taken == 0,
+            self.batch.is_empty() && self.rings.iter().all(|r| r.taken == 0),
             "recv before release"
         );
         let max = max.min(BATCH);
-        while self.batch.len() < max && self.taken < self.ring.frames {
-            let index = (self.head + self.taken) % self.ring.frames;
-            // Acquire: the frame's bytes are read only after the status says
-            // they are ours.
-            let status = slot_status(self.ring.slot(index)).load(Ordering::Acquire);
-            if status & TP_STATUS_USER == 0
-                || (status & TP_STATUS_COPY != 0 && self.bigs == BIG_PER_BATCH)
-            {
+        while self.batch.len() < max {
+            // The frame that came first, of the two rings' next ones.
+            let (r, status) = match (self.rings[0].next_status(), self.rings[1].next_status()) {
+                (None, None) => break,
+                (Some(s), None) => (0, s),
+                (None, Some(s)) => (1, s),
+                (Some(s0), Some(s1)) => {
+                    if self.rings[1].next_time() < self.rings[0].next_time() {
+                        (1, s1)
+                    } else {
+                        (0, s0)
+                    }
+                }
+            };
+            if status & TP_STATUS_COPY != 0 && self.bigs == BIG_PER_BATCH {
                 break;
             }
-            self.taken += 1;
-            if let Some(frame) = self.take_slot(index, status, counters) {
+            let ring = &mut self.rings[r];
+            let index = (ring.head + ring.taken) % ring.frames;
+            ring.taken += 1;
+            if let Some(frame) = self.take_slot(r, index, status, counters) {
                 self.batch.push(frame);
             }
         }
@@ -548,16 +746,18 @@ impl Port for AfPacketPort {
     }
 
     fn rx_pending(&self) -> Option<bool> {
-        let status = slot_status(self.ring.slot(self.head)).load(Ordering::Relaxed);
-        Some(status & TP_STATUS_USER != 0)
+        Some(self.rings.iter().any(|r| {
+            let status = slot_status(r.slot(r.head)).load(Ordering::Relaxed);
+            status & TP_STATUS_USER != 0
+        }))
     }
 
     fn frame(&self, index: usize) -> &[u8] {
         match self.batch[index] {
             // SAFETY: the batch's slots are owned by us until release(), and
             // (offset, len) was checked to lie inside its slot by take_slot.
-            (Place::Ring(offset), len) => unsafe {
-                std::slice::from_raw_parts(self.ring.base.add(offset), len)
+            (Place::Ring(r, offset), len) => unsafe {
+                std::slice::from_raw_parts(self.rings[r].base.add(offset), len)
             },
             (Place::Big(offset), len) => &self.big[offset..offset + len],
         }
@@ -566,22 +766,17 @@ impl Port for AfPacketPort {
     fn frame_mut(&mut self, index: usize) -> &mut [u8] {
         match self.batch[index] {
             // SAFETY: as in frame(); &mut self makes this the only reference.
-            (Place::Ring(offset), len) => unsafe {
-                std::slice::from_raw_parts_mut(self.ring.base.add(offset), len)
+            (Place::Ring(r, offset), len) => unsafe {
+                std::slice::from_raw_parts_mut(self.rings[r].base.add(offset), len)
             },
             (Place::Big(offset), len) => &mut self.big[offset..offset + len],
         }
     }
 
     fn release(&mut self) {
-        for i in 0..self.taken {
-            let slot = self.ring.slot((self.head + i) % self.ring.frames);
-            // Release: our reads (and the VLAN rewrite) of the frame happen
-            // before the kernel may reuse the slot.
-            slot_status(slot).store(TP_STATUS_KERNEL, Ordering::Release);
+        for ring in &mut self.rings {
+            ring.release();
         }
-        self.head = (self.head + self.taken) % self.ring.frames;
-        self.taken = 0;
         self.bigs = 0;
         self.batch.clear();
     }
@@ -656,8 +851,10 @@ impl Port for AfPacketPort {
         if let Some(err) = sys::take_socket_error(&self.tx_fd) {
             log::debug!("port {}: send socket error {err}", self.name);
         }
-        if let Some(err) = sys::take_socket_error(&self.fd) {
-            log::debug!("port {}: socket error {err}", self.name);
+        for ring in &self.rings {
+            if let Some(err) = sys::take_socket_error(&ring.fd) {
+                log::debug!("port {}: socket error {err}", self.name);
+            }
         }
         let state = sys::link_state(&self.name);
         if state == LinkState::Gone {
@@ -671,7 +868,20 @@ impl Port for AfPacketPort {
             // new ifindex: follow it.
             if let Some(ifindex) = sys::if_index(&self.name) {
                 if ifindex != self.ifindex {
-                    match self.bind(ifindex) {
+                    // Sockets of a fanout group cannot be bound again: the
+                    // rings are made anew (their descriptors change).
+                    let rings = Ring::open(&self.name, FRAME_SIZE, self.blocks).and_then(|r0| {
+                        Ring::open(&self.name, BIG_FRAME_SIZE, big_blocks(self.blocks))
+                            .map(|r1| [r0, r1])
+                    });
+                    let bound = match rings {
+                        Ok(rings) => {
+                            self.rings = rings;
+                            self.bind(ifindex)
+                        }
+                        Err(e) => Err(io::Error::other(e.to_string())),
+                    };
+                    match bound {
                         Ok(()) => {
                             log::info!("port {}: interface is back (ifindex {ifindex})", self.name)
                         }
@@ -686,23 +896,6 @@ impl Port for AfPacketPort {
     }
 
     fn take_kernel_drops(&mut self) -> u64 {
-        let mut stats = TpacketStats::default();
-        let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `stats`; reading
-        // PACKET_STATISTICS also resets the kernel's counters.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_STATISTICS,
-                (&mut stats as *mut TpacketStats).cast(),
-                &mut len,
-            )
-        };
-        if r == 0 {
-            u64::from(stats.drops)
-        } else {
-            0
-        }
+        self.rings.iter().map(kernel_drops).sum()
     }
 }

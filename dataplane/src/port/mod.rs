@@ -114,6 +114,11 @@ pub trait Port: Send {
     fn kind(&self) -> PortKind;
     /// The descriptor to poll for readability, if the port has one.
     fn raw_fd(&self) -> Option<RawFd>;
+    /// A second descriptor to poll along with the first, if the port has
+    /// one (an AF_PACKET port's ring of big frames).
+    fn extra_fd(&self) -> Option<RawFd> {
+        None
+    }
     /// Makes up to `max` received frames readable; returns how many. Frames
     /// the port itself had to discard are counted in `counters`.
     fn recv(&mut self, max: usize, counters: &mut PortCounters) -> io::Result<usize>;
