@@ -5,15 +5,16 @@
 //! flips the slot's status to `TP_STATUS_USER`; patchbay forwards straight
 //! out of the slot and hands it back by writing `TP_STATUS_KERNEL`.
 //!
-//! Two sockets receive, each with its ring and a BPF filter on the frame's
-//! length: one for frames up to 1,972 bytes in 2 KiB slots (a full-size
-//! Ethernet frame with a VLAN tag fits), one for bigger frames in 68 KiB
-//! slots (a GSO super-frame of up to 64 KiB from a TCP sender with the
-//! default offloads of veth, or a jumbo frame). Small frames sit close
-//! together, and big ones are copied into their ring by the kernel on the
-//! sender's core, which leaves patchbay's core one copy per frame (the send)
-//! instead of two. The rings are read in the order the frames came, by the
-//! timestamp the kernel writes in each slot, so no flow is reordered. A
+//! Two sockets receive, each with its ring, in one fanout group whose BPF
+//! program hands each frame to one of them by its length: frames up to
+//! 1,972 bytes to 2 KiB slots (a full-size Ethernet frame with a VLAN tag
+//! fits), bigger ones to 68 KiB slots (a GSO super-frame of up to 64 KiB
+//! from a TCP sender with the default offloads of veth, or a jumbo frame).
+//! Small frames sit close together, and big ones are copied into their ring
+//! by the kernel on the sender's core, which leaves patchbay's core one copy
+//! per big frame (the send) instead of two. The rings are read in the order
+//! the frames came, by the timestamp the kernel writes in each slot, so no
+//! flow is reordered. A
 //! frame too big even for a big slot is queued on its socket
 //! (`PACKET_COPY_THRESH`), its truncated slot marked `TP_STATUS_COPY`, and
 //! patchbay reads it whole with one `recv` into a buffer of its own.
