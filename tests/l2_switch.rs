@@ -269,12 +269,22 @@ fn ports_are_added_and_deleted_while_traffic_flows() {
         .ns
         .spawn(&["ping", "-c", "300", "-i", "0.01", "-W", "1", "-q", &h2.ip]);
     assert!(!h3.ping_ok(&h1.ip, 1), "p3 is not a port yet");
+    // Down when it becomes a port: patchbay sets it up.
+    lab.sw.check(&["ip", "link", "set", "p3", "down"]);
     lab.cli_ok(&["link", "add", "p3", "type", "afpacket"]);
     // The failed ping left an unresolved ARP entry in h3's kernel.
     h3.ns.check(&["ip", "neigh", "flush", "dev", "eth0"]);
     let links = lab.cli_json(&["link", "show"]);
     assert_eq!(port(&links, "p3").expect("p3 listed")["master"], "br0");
     assert!(h3.ping_ok(&h1.ip, 3), "h3 through the new port");
+    let big = h3.ns.run(&[
+        "ping", "-c", "2", "-i", "0.2", "-W", "1", "-s", "3000", &h1.ip,
+    ]);
+    assert!(
+        big.status.success(),
+        "big frames through the new port: {}",
+        String::from_utf8_lossy(&big.stdout)
+    );
     lab.cli_ok(&["link", "del", "p3"]);
     assert!(port(&lab.cli_json(&["link", "show"]), "p3").is_none());
     assert!(!h3.ping_ok(&h1.ip, 1), "p3 is gone");
@@ -284,6 +294,8 @@ fn ports_are_added_and_deleted_while_traffic_flows() {
         text.contains(" 0% packet loss"),
         "stream lost packets: {text}"
     );
+    let log = lab.daemon.as_mut().unwrap().log();
+    assert!(!log.contains("share the ring"), "rings not split: {log}");
 }
 
 #[test]

@@ -837,7 +837,10 @@ impl Switch {
         if let (Some(registry), true) = (&self.registry, slot.polled) {
             if (slot.port.raw_fd(), slot.port.extra_fd()) != fds {
                 if let Err(e) = poll_port(registry, slot.port.as_ref(), id.into(), true) {
+                    // Refreshed once a second from now on, like a port off
+                    // the poller.
                     log::error!("port {}: polling its new sockets: {e}", slot.port.name());
+                    slot.polled = false;
                 }
             }
         }
@@ -1776,22 +1779,30 @@ impl RunningSnapshot {
     }
 }
 
+/// Registers a port's descriptors with the poller under its id (`on`), or
+/// takes them off: each of them, whatever happens to the other, and one
+/// that already is where it should be is no error.
+fn poll_port(registry: &Registry, port: &dyn Port, id: usize, on: bool) -> std::io::Result<()> {
+    let mut result = Ok(());
+    for fd in [port.raw_fd(), port.extra_fd()].into_iter().flatten() {
+        let done = if on {
+            registry.register(&mut SourceFd(&fd), Token(id), Interest::READABLE)
+        } else {
+            registry.deregister(&mut SourceFd(&fd))
+        };
+        match done {
+            Err(e) if on && e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if !on && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if result.is_ok() => result = Err(e),
+            _ => {}
+        }
+    }
+    result
+}
+
 /// Records the L2 stage of a traced frame: learning and where it goes.
 #[cold]
 #[allow(clippy::too_many_arguments)]
-/// Registers a port's descriptors with the poller under its id (`on`), or
-/// takes them off.
-fn poll_port(registry: &Registry, port: &dyn Port, id: usize, on: bool) -> std::io::Result<()> {
-    for fd in [port.raw_fd(), port.extra_fd()].into_iter().flatten() {
-        if on {
-            registry.register(&mut SourceFd(&fd), Token(id), Interest::READABLE)?;
-        } else {
-            registry.deregister(&mut SourceFd(&fd))?;
-        }
-    }
-    Ok(())
-}
-
 fn trace_l2(
     tr: &mut Tracer,
     bridges: &[Option<Bridge>],

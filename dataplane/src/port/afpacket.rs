@@ -155,6 +155,14 @@ impl Ring {
         unsafe { self.base.add(offset) }
     }
 
+    /// The status word of slot `index`, shared with the kernel.
+    fn status(&self, index: usize) -> &AtomicU32 {
+        // SAFETY: the slot starts with the 4-byte aligned tp_status of a
+        // tpacket2_hdr inside the mapping, which lives as long as `self`;
+        // the kernel and we only ever access it atomically.
+        unsafe { AtomicU32::from_ptr(self.slot(index).cast()) }
+    }
+
     /// The status of the next slot to take, if the kernel has filled it
     /// and the batch has not taken every slot yet. Acquire: the frame's
     /// bytes are read only after the status says they are ours.
@@ -163,18 +171,18 @@ impl Ring {
             return None;
         }
         let index = (self.head + self.taken) % self.frames;
-        let status = slot_status(self.slot(index)).load(Ordering::Acquire);
+        let status = self.status(index).load(Ordering::Acquire);
         (status & TP_STATUS_USER != 0).then_some(status)
     }
 
-    /// When the kernel received the next slot's frame (seconds,
-    /// nanoseconds); call only once [`Ring::next_status`] said it is ours.
-    fn next_time(&self) -> (u32, u32) {
+    /// When the kernel received the next slot's frame, in nanoseconds (of
+    /// the wall clock); call only once [`Ring::next_status`] said it is ours.
+    fn next_time(&self) -> u64 {
         let slot = self.slot((self.head + self.taken) % self.frames);
         // SAFETY: the slot starts with a tpacket2_hdr that is ours (its
         // status is TP_STATUS_USER); copied out, as in take_slot.
         let hdr = unsafe { std::ptr::read(slot as *const Tpacket2Hdr) };
-        (hdr.sec, hdr.nsec)
+        u64::from(hdr.sec) * 1_000_000_000 + u64::from(hdr.nsec)
     }
 
     /// A receiving socket (bound later, by [`AfPacketPort::bind`]) with a
@@ -217,17 +225,8 @@ impl Ring {
         if base == libc::MAP_FAILED {
             return Err(PortError::os(name, "mmap of the receive ring"));
         }
-        // Frames bigger than a slot (BIG TCP, say) wait on the socket's
-        // queue, charged to its receive buffer, as big as the ring.
-        setsockopt(&fd, libc::SOL_PACKET, PACKET_COPY_THRESH, &1i32)
-            .map_err(os("PACKET_COPY_THRESH"))?;
-        let rcvbuf = len.min(1 << 30) as i32;
-        if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
-            let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
-        }
-        // Best effort: older kernels lack it, and forwarding works without.
-        let _ = setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32);
-        Ok(Ring {
+        // Unmapped by Ring::drop from here on, error or not.
+        let ring = Ring {
             fd,
             base: base.cast(),
             len,
@@ -235,16 +234,27 @@ impl Ring {
             frame_size: frame_size as usize,
             head: 0,
             taken: 0,
-        })
+        };
+        // Frames bigger than a slot (BIG TCP, say) wait on the socket's
+        // queue, charged to its receive buffer, as big as the ring.
+        setsockopt(&ring.fd, libc::SOL_PACKET, PACKET_COPY_THRESH, &1i32)
+            .map_err(os("PACKET_COPY_THRESH"))?;
+        let rcvbuf = len.min(1 << 30) as i32;
+        if setsockopt(&ring.fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+            let _ = setsockopt(&ring.fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
+        }
+        // Best effort: older kernels lack it, and forwarding works without.
+        let _ = setsockopt(&ring.fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32);
+        Ok(ring)
     }
 
     /// Hands the batch's slots back to the kernel.
     fn release(&mut self) {
         for i in 0..self.taken {
-            let slot = self.slot((self.head + i) % self.frames);
             // Release: our reads (and the VLAN rewrite) of the frame happen
             // before the kernel may reuse the slot.
-            slot_status(slot).store(TP_STATUS_KERNEL, Ordering::Release);
+            self.status((self.head + i) % self.frames)
+                .store(TP_STATUS_KERNEL, Ordering::Release);
         }
         self.head = (self.head + self.taken) % self.frames;
         self.taken = 0;
@@ -269,6 +279,8 @@ pub struct AfPacketPort {
     ifindex: u32,
     /// Blocks of the small ring (see [`big_blocks`] for the big one).
     blocks: u32,
+    /// Which ring goes first when their frames' stamps cannot be compared.
+    turn: usize,
     /// The current batch: where each frame (its virtio header) starts and
     /// its length.
     batch: Vec<(Place, usize)>,
@@ -347,16 +359,19 @@ impl AfPacketPort {
             tx_fd,
             ifindex,
             blocks,
+            turn: 0,
             batch: Vec::with_capacity(BATCH),
             big: vec![0; BIG_SIZE * BIG_PER_BATCH].into_boxed_slice(),
             bigs: 0,
             iovs,
             msgs,
         };
-        port.bind(ifindex).map_err(os("bind"))?;
+        // Up before the rings join their fanout group, which only a socket
+        // bound to a running interface can.
         if let Err(e) = sys::set_if_up(name) {
             log::warn!("port {name}: could not set the interface up: {e}");
         }
+        port.bind(ifindex).map_err(os("bind"))?;
         // Bound while the interface was down, the sockets hold an error.
         for ring in &port.rings {
             let _ = sys::take_socket_error(&ring.fd);
@@ -367,7 +382,14 @@ impl AfPacketPort {
     /// Binds the receiving sockets to `ifindex` for all protocols, the
     /// sending one for none, and turns on promiscuous mode.
     fn bind(&mut self, ifindex: u32) -> io::Result<()> {
-        bind_rings(&self.rings, ifindex)?;
+        if let Err(e) = bind_rings(&self.rings, ifindex)? {
+            log::warn!(
+                "port {}: big frames share the ring of small ones, read out of the socket \
+                 on patchbay's core (a fanout group needs an interface that is up and \
+                 Linux 4.12 or later: {e})",
+                self.name
+            );
+        }
         bind_packet_socket(&self.tx_fd, ifindex, 0)?;
         let mreq = PacketMreq {
             ifindex: ifindex as i32,
@@ -575,39 +597,78 @@ fn kernel_drops(ring: &Ring) -> u64 {
 }
 
 /// Binds the two rings' sockets to `ifindex` in one fanout group whose
-/// classic BPF program sends each frame to ring 0 or 1 by its length
-/// (Ethernet header on, GSO frames whole), so that the kernel hands each
-/// frame to patchbay once. Ring 0 goes first and takes every frame (bigger
-/// ones through its queue) until ring 1 is in; ring 1 takes nothing until
-/// it is in the group, so no frame is seen twice on the way.
-fn bind_rings(rings: &[Ring; 2], ifindex: u32) -> io::Result<()> {
+/// classic BPF program sends each frame to ring 0 or 1 by its length, so
+/// that the kernel hands each frame to patchbay once. No frame is seen
+/// twice or lost on the way: ring 1 takes nothing (a socket filter) until
+/// it is in the group, and the group sends every frame to ring 0 (bigger
+/// ones through its queue) until the program is in.
+///
+/// The inner result says whether the rings are split; if they cannot be,
+/// ring 0 takes every frame alone and ring 1 is unhooked.
+fn bind_rings(rings: &[Ring; 2], ifindex: u32) -> io::Result<Result<(), io::Error>> {
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
         jt,
         jf,
         k,
     };
-    let kind = PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+    let mut none = [op(libc::BPF_RET | libc::BPF_K, 0, 0, 0)];
+    let none = libc::sock_fprog {
+        len: 1,
+        filter: none.as_mut_ptr(),
+    };
+    setsockopt(
+        &rings[1].fd,
+        libc::SOL_SOCKET,
+        libc::SO_ATTACH_FILTER,
+        &none,
+    )?;
     bind_packet_socket(&rings[0].fd, ifindex, ETH_P_ALL)?;
+    bind_packet_socket(&rings[1].fd, ifindex, ETH_P_ALL)?;
+    let split = join_fanout(rings);
+    if split.is_ok() {
+        setsockopt(
+            &rings[1].fd,
+            libc::SOL_SOCKET,
+            libc::SO_DETACH_FILTER,
+            &0i32,
+        )?;
+        // The fanout program runs before the kernel puts the Ethernet
+        // header back in front: its length is the frame's less 14 bytes.
+        let mut split = [
+            op(libc::BPF_LD | libc::BPF_W | libc::BPF_LEN, 0, 0, 0),
+            op(
+                libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K,
+                0,
+                1,
+                SMALL_MAX - 14,
+            ),
+            op(libc::BPF_RET | libc::BPF_K, 0, 0, 1),
+            op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+        ];
+        let split = libc::sock_fprog {
+            len: split.len() as u16,
+            filter: split.as_mut_ptr(),
+        };
+        if let Err(e) = setsockopt(&rings[0].fd, libc::SOL_PACKET, PACKET_FANOUT_DATA, &split) {
+            return Ok(Err(e));
+        }
+        return Ok(Ok(()));
+    }
+    bind_packet_socket(&rings[1].fd, ifindex, 0)?;
+    Ok(split)
+}
+
+/// Puts ring 0 and then ring 1 in a new fanout group (of the CBPF kind,
+/// which without a program sends every frame to its first member).
+fn join_fanout(rings: &[Ring; 2]) -> io::Result<()> {
+    let kind = PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
     setsockopt(
         &rings[0].fd,
         libc::SOL_PACKET,
         PACKET_FANOUT,
         &((kind | PACKET_FANOUT_FLAG_UNIQUEID) << 16),
     )?;
-    let mut split = [
-        // Ring 1 for frames longer than SMALL_MAX, else ring 0 (the
-        // kernel takes the result modulo the members: 0 while alone).
-        op(libc::BPF_LD | libc::BPF_W | libc::BPF_LEN, 0, 0, 0),
-        op(libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K, 0, 1, SMALL_MAX),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, 1),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
-    ];
-    let split = libc::sock_fprog {
-        len: split.len() as u16,
-        filter: split.as_mut_ptr(),
-    };
-    setsockopt(&rings[0].fd, libc::SOL_PACKET, PACKET_FANOUT_DATA, &split)?;
     let mut id = 0u32;
     let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` (4) bytes into `id`.
@@ -623,29 +684,11 @@ fn bind_rings(rings: &[Ring; 2], ifindex: u32) -> io::Result<()> {
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut none = [op(libc::BPF_RET | libc::BPF_K, 0, 0, 0)];
-    let none = libc::sock_fprog {
-        len: 1,
-        filter: none.as_mut_ptr(),
-    };
-    setsockopt(
-        &rings[1].fd,
-        libc::SOL_SOCKET,
-        libc::SO_ATTACH_FILTER,
-        &none,
-    )?;
-    bind_packet_socket(&rings[1].fd, ifindex, ETH_P_ALL)?;
     setsockopt(
         &rings[1].fd,
         libc::SOL_PACKET,
         PACKET_FANOUT,
         &((id & 0xffff) | (kind << 16)),
-    )?;
-    setsockopt(
-        &rings[1].fd,
-        libc::SOL_SOCKET,
-        libc::SO_DETACH_FILTER,
-        &0i32,
     )
 }
 
@@ -688,14 +731,6 @@ fn bind_packet_socket(fd: &OwnedFd, ifindex: u32, protocol: u16) -> io::Result<(
     Ok(())
 }
 
-/// The status word of a slot, shared with the kernel.
-fn slot_status(slot: *mut u8) -> &'static AtomicU32 {
-    // SAFETY: `slot` points at the 4-byte aligned tp_status of a
-    // tpacket2_hdr inside the ring, which lives as long as the port; the
-    // kernel and we only ever access it atomically.
-    unsafe { AtomicU32::from_ptr(slot.cast()) }
-}
-
 impl Port for AfPacketPort {
     fn name(&self) -> &str {
         &self.name
@@ -726,7 +761,16 @@ impl Port for AfPacketPort {
                 (Some(s), None) => (0, s),
                 (None, Some(s)) => (1, s),
                 (Some(s0), Some(s1)) => {
-                    if self.rings[1].next_time() < self.rings[0].next_time() {
+                    let (t0, t1) = (self.rings[0].next_time(), self.rings[1].next_time());
+                    // Stamps a second apart or more are not an order (the
+                    // clock was set back): turns, so neither ring starves.
+                    let first = if t0.abs_diff(t1) >= 1_000_000_000 {
+                        self.turn ^= 1;
+                        self.turn
+                    } else {
+                        usize::from(t1 < t0)
+                    };
+                    if first == 1 {
                         (1, s1)
                     } else {
                         (0, s0)
@@ -748,7 +792,7 @@ impl Port for AfPacketPort {
 
     fn rx_pending(&self) -> Option<bool> {
         Some(self.rings.iter().any(|r| {
-            let status = slot_status(r.slot(r.head)).load(Ordering::Relaxed);
+            let status = r.status(r.head).load(Ordering::Relaxed);
             status & TP_STATUS_USER != 0
         }))
     }
@@ -864,11 +908,13 @@ impl Port for AfPacketPort {
             // ifindex, as after a round trip through another namespace) must
             // be bound again.
             self.ifindex = 0;
-        } else {
+        } else if state == LinkState::Up {
             // An interface deleted and created again under the same name has a
-            // new ifindex: follow it.
+            // new ifindex: follow it, once it is up (only then can the rings
+            // join a fanout group; this is asked again every second until).
             if let Some(ifindex) = sys::if_index(&self.name) {
                 if ifindex != self.ifindex {
+                    debug_assert!(self.batch.is_empty(), "refresh during a batch");
                     // Sockets of a fanout group cannot be bound again: the
                     // rings are made anew (their descriptors change).
                     let rings = Ring::open(&self.name, FRAME_SIZE, self.blocks).and_then(|r0| {
