@@ -840,6 +840,7 @@ impl Switch {
                     // Refreshed once a second from now on, like a port off
                     // the poller.
                     log::error!("port {}: polling its new sockets: {e}", slot.port.name());
+                    let _ = poll_port(registry, slot.port.as_ref(), id.into(), false);
                     slot.polled = false;
                 }
             }

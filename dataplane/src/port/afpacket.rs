@@ -159,7 +159,9 @@ impl Ring {
     fn status(&self, index: usize) -> &AtomicU32 {
         // SAFETY: the slot starts with the 4-byte aligned tp_status of a
         // tpacket2_hdr inside the mapping, which lives as long as `self`;
-        // the kernel and we only ever access it atomically.
+        // the word is only ever accessed atomically while the kernel owns
+        // the slot (a slot that is ours may also be read whole, as in
+        // take_slot).
         unsafe { AtomicU32::from_ptr(self.slot(index).cast()) }
     }
 
@@ -372,7 +374,8 @@ impl AfPacketPort {
             log::warn!("port {name}: could not set the interface up: {e}");
         }
         port.bind(ifindex).map_err(os("bind"))?;
-        // Bound while the interface was down, the sockets hold an error.
+        // Bound while the interface was still down (it would not come up),
+        // the sockets hold an error.
         for ring in &port.rings {
             let _ = sys::take_socket_error(&ring.fd);
         }
@@ -599,12 +602,15 @@ fn kernel_drops(ring: &Ring) -> u64 {
 /// Binds the two rings' sockets to `ifindex` in one fanout group whose
 /// classic BPF program sends each frame to ring 0 or 1 by its length, so
 /// that the kernel hands each frame to patchbay once. No frame is seen
-/// twice or lost on the way: ring 1 takes nothing (a socket filter) until
-/// it is in the group, and the group sends every frame to ring 0 (bigger
-/// ones through its queue) until the program is in.
+/// twice on the way: ring 1 takes nothing (a socket filter) until it is in
+/// the group, and the group sends every frame to ring 0 (bigger ones
+/// through its queue) until the program is in. (A frame may be missed in
+/// the instant ring 0's own hook gives way to the group's, as with any
+/// socket that joins a fanout group.)
 ///
 /// The inner result says whether the rings are split; if they cannot be,
-/// ring 0 takes every frame alone and ring 1 is unhooked.
+/// ring 0 takes every frame (ring 1 is unhooked, or a member the group
+/// sends nothing to).
 fn bind_rings(rings: &[Ring; 2], ifindex: u32) -> io::Result<Result<(), io::Error>> {
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
@@ -933,7 +939,9 @@ impl Port for AfPacketPort {
                             log::info!("port {}: interface is back (ifindex {ifindex})", self.name)
                         }
                         Err(e) => {
-                            log::warn!("port {}: re-binding to ifindex {ifindex}: {e}", self.name)
+                            log::warn!("port {}: re-binding to ifindex {ifindex}: {e}", self.name);
+                            // Not up for patchbay: asked again next second.
+                            return LinkState::Down;
                         }
                     }
                 }
