@@ -258,6 +258,19 @@ fn fdb_stays_bounded_under_a_mac_flood() {
     assert!(h2.ping_ok(&h1.ip, 2));
 }
 
+/// Two pings of 3,000 bytes (frames too big for the small ring) from
+/// `from` to `to` come back.
+fn big_pings_pass(from: &patchbay_tools::lab::Host, to: &str) {
+    let out = from
+        .ns
+        .run(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "-s", "3000", to]);
+    assert!(
+        out.status.success(),
+        "big pings to {to}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn ports_are_added_and_deleted_while_traffic_flows() {
     let mut lab = Lab::new(bins(), 3);
@@ -277,14 +290,7 @@ fn ports_are_added_and_deleted_while_traffic_flows() {
     let links = lab.cli_json(&["link", "show"]);
     assert_eq!(port(&links, "p3").expect("p3 listed")["master"], "br0");
     assert!(h3.ping_ok(&h1.ip, 3), "h3 through the new port");
-    let big = h3.ns.run(&[
-        "ping", "-c", "2", "-i", "0.2", "-W", "1", "-s", "3000", &h1.ip,
-    ]);
-    assert!(
-        big.status.success(),
-        "big frames through the new port: {}",
-        String::from_utf8_lossy(&big.stdout)
-    );
+    big_pings_pass(h3, &h1.ip);
     lab.cli_ok(&["link", "del", "p3"]);
     assert!(port(&lab.cli_json(&["link", "show"]), "p3").is_none());
     assert!(!h3.ping_ok(&h1.ip, 1), "p3 is gone");
@@ -423,14 +429,7 @@ fn a_port_going_down_or_away_leaves_the_rest_forwarding() {
         "h1 -> h3 once p3 is back\n{}",
         lab.cli_ok(&["link", "show"])
     );
-    let big = h1.ns.run(&[
-        "ping", "-c", "2", "-i", "0.2", "-W", "1", "-s", "3000", &h3.ip,
-    ]);
-    assert!(
-        big.status.success(),
-        "{}",
-        String::from_utf8_lossy(&big.stdout)
-    );
+    big_pings_pass(h1, &h3.ip);
     let daemon = lab.daemon.as_mut().unwrap();
     assert!(daemon.alive());
     assert!(
