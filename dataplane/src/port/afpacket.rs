@@ -623,6 +623,38 @@ fn bind_rings(rings: &[Ring; 2], ifindex: u32) -> io::Result<Result<(), io::Erro
         len: 1,
         filter: none.as_mut_ptr(),
     };
+    // A kernel older than 6.2 ignores the group's IGNORE_OUTGOING flag, and
+    // in a group a socket's own PACKET_IGNORE_OUTGOING is not asked: there,
+    // a socket filter keeps patchbay's own sends out of its rings.
+    let mut incoming = [
+        op(
+            libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
+            0,
+            0,
+            (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32,
+        ),
+        op(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            1,
+            u32::from(PACKET_OUTGOING),
+        ),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
+    ];
+    let incoming = libc::sock_fprog {
+        len: incoming.len() as u16,
+        filter: incoming.as_mut_ptr(),
+    };
+    let filter_outgoing = sys::kernel_version() < (6, 2);
+    if filter_outgoing {
+        setsockopt(
+            &rings[0].fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &incoming,
+        )?;
+    }
     setsockopt(
         &rings[1].fd,
         libc::SOL_SOCKET,
@@ -633,12 +665,21 @@ fn bind_rings(rings: &[Ring; 2], ifindex: u32) -> io::Result<Result<(), io::Erro
     bind_packet_socket(&rings[1].fd, ifindex, ETH_P_ALL)?;
     let split = join_fanout(rings);
     if split.is_ok() {
-        setsockopt(
-            &rings[1].fd,
-            libc::SOL_SOCKET,
-            libc::SO_DETACH_FILTER,
-            &0i32,
-        )?;
+        if filter_outgoing {
+            setsockopt(
+                &rings[1].fd,
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                &incoming,
+            )?;
+        } else {
+            setsockopt(
+                &rings[1].fd,
+                libc::SOL_SOCKET,
+                libc::SO_DETACH_FILTER,
+                &0i32,
+            )?;
+        }
         // The fanout program runs before the kernel puts the Ethernet
         // header back in front: its length is the frame's less 14 bytes.
         let mut split = [

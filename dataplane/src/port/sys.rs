@@ -151,3 +151,44 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The running kernel's version (major, minor), from uname(2); (0, 0) if it
+/// cannot be told.
+pub fn kernel_version() -> (u32, u32) {
+    // SAFETY: utsname is a plain C struct of byte arrays; all-zero is valid.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname writes into the struct we own and pass by pointer.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return (0, 0);
+    }
+    let release: String = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8 as char)
+        .collect();
+    parse_kernel_version(&release)
+}
+
+/// "6.1.0-18-amd64" -> (6, 1); (0, 0) for what is not a version.
+fn parse_kernel_version(release: &str) -> (u32, u32) {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next().and_then(|p| p.parse().ok());
+    let minor = parts.next().and_then(|p| p.parse().ok());
+    match (major, minor) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (0, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kernel_versions() {
+        use super::parse_kernel_version as v;
+        assert_eq!(v("6.18.44-fc-v1272"), (6, 18));
+        assert_eq!(v("5.15.0-91-generic"), (5, 15));
+        assert_eq!(v("6.1"), (6, 1));
+        assert_eq!(v("weird"), (0, 0));
+    }
+}
