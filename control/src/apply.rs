@@ -408,11 +408,10 @@ pub fn plan(
             continue;
         }
         // Given again to a remade interface, as it was: no change to count.
-        if was == Some(*mac) {
-        } else if was.is_some() {
-            s.neighbors.changed += 1;
-        } else {
-            s.neighbors.added += 1;
+        match was {
+            Some(m) if m == *mac => {}
+            Some(_) => s.neighbors.changed += 1,
+            None => s.neighbors.added += 1,
         }
         neigh_adds.push(Step::NeighAdd {
             ip: *ip,

@@ -364,6 +364,16 @@ impl Router {
         })
     }
 
+    /// How an ICMP error quoting `inner` is translated back, if NAT made
+    /// `inner`; a dry run only looks (and counts nothing).
+    fn nat_error_translation<const T: bool>(&mut self, inner: &Tuple) -> Option<Tuple> {
+        if T && self.trace.dry {
+            self.nat.error_lookup(inner)
+        } else {
+            self.nat.error_translation(inner)
+        }
+    }
+
     /// Whether `ip` is one of the router's own addresses.
     pub fn is_local(&self, ip: Ipv4Addr) -> bool {
         self.ifaces
@@ -948,12 +958,7 @@ impl Router {
                 }
             } else if let Some((inner, at)) = parse_icmp_error(&frame[L3..]) {
                 // An error about a translated packet goes back translated.
-                let found = if T && self.trace.dry {
-                    self.nat.error_lookup(&inner)
-                } else {
-                    self.nat.error_translation(&inner)
-                };
-                if let Some(new_inner) = found {
+                if let Some(new_inner) = self.nat_error_translation::<T>(&inner) {
                     rewrite_icmp_error(&mut frame[L3..], at, &inner, &new_inner);
                     let (kind, src, dst) = (NatRelated::IcmpError, ip_src, new_inner.src);
                     trace!(T; self.trace, Event::NatRelated { kind, src, dst });
@@ -1503,13 +1508,11 @@ impl Router {
         // About a packet NAT already rewrote: the error quotes it as its
         // sender sent it and goes to that sender (RFC 5508), as errors from
         // outside do.
-        let untranslated = if !self.nat.is_active() {
-            None
-        } else if T && self.trace.dry {
-            parse_tuple(&frame[L3..]).and_then(|(t, _)| self.nat.error_lookup(&t).map(|o| (t, o)))
-        } else {
+        let untranslated = if self.nat.is_active() {
             parse_tuple(&frame[L3..])
-                .and_then(|(t, _)| self.nat.error_translation(&t).map(|o| (t, o)))
+                .and_then(|(t, _)| self.nat_error_translation::<T>(&t).map(|o| (t, o)))
+        } else {
+            None
         };
         let src = untranslated.map_or(src, |(_, o)| o.src);
         // Where the error goes: back out of the ingress port to the previous

@@ -82,9 +82,15 @@ const BIG_FRAME_SIZE: u32 = 17 * 4096;
 const BIG_RING_FACTOR: u32 = 8;
 const BIG_RING_MAX_BLOCKS: u32 = 64;
 
-/// Blocks of the big ring for a small ring of `blocks`.
-fn big_blocks(blocks: u32) -> u32 {
-    (blocks * BIG_RING_FACTOR).min(BIG_RING_MAX_BLOCKS)
+/// A port's two rings, for frames up to [`SMALL_MAX`] bytes in `blocks`
+/// blocks and for bigger ones in [`BIG_RING_FACTOR`] times as many (at
+/// most [`BIG_RING_MAX_BLOCKS`]); bound later, by [`bind_rings`].
+fn open_rings(name: &str, blocks: u32) -> Result<[Ring; 2], PortError> {
+    let big_blocks = (blocks * BIG_RING_FACTOR).min(BIG_RING_MAX_BLOCKS);
+    Ok([
+        Ring::open(name, FRAME_SIZE, blocks)?,
+        Ring::open(name, BIG_FRAME_SIZE, big_blocks)?,
+    ])
 }
 /// Frames too big for a slot are read into buffers of this size: a 64 KiB
 /// GSO frame, its virtio header and room to put a VLAN tag back.
@@ -279,7 +285,7 @@ pub struct AfPacketPort {
     /// The socket frames are sent through (see the module's documentation).
     tx_fd: OwnedFd,
     ifindex: u32,
-    /// Blocks of the small ring (see [`big_blocks`] for the big one).
+    /// Blocks of the small ring (see [`open_rings`]).
     blocks: u32,
     /// Which ring goes first when their frames' stamps cannot be compared.
     turn: usize,
@@ -321,10 +327,7 @@ impl AfPacketPort {
         let tx_fd =
             packet_socket().map_err(|_| PortError::os(name, "AF_PACKET socket (are you root?)"))?;
         let blocks = opts.rx_ring_mib.clamp(1, 1024) as u32;
-        let rings = [
-            Ring::open(name, FRAME_SIZE, blocks)?,
-            Ring::open(name, BIG_FRAME_SIZE, big_blocks(blocks))?,
-        ];
+        let rings = open_rings(name, blocks)?;
         let os = |what| {
             move |e: io::Error| PortError::Os {
                 name: name.to_string(),
@@ -612,98 +615,75 @@ fn kernel_drops(ring: &Ring) -> u64 {
 /// ring 0 takes every frame (ring 1 is unhooked, or a member the group
 /// sends nothing to).
 fn bind_rings(rings: &[Ring; 2], ifindex: u32) -> io::Result<Result<(), io::Error>> {
-    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+    use libc::{BPF_ABS, BPF_B, BPF_JEQ, BPF_JGT, BPF_JMP, BPF_K, BPF_LD, BPF_LEN, BPF_RET, BPF_W};
+    let mut none = [bpf(BPF_RET | BPF_K, 0, 0, 0)];
+    // A kernel older than 6.2 ignores the group's IGNORE_OUTGOING flag, and
+    // in a group a socket's own PACKET_IGNORE_OUTGOING is not asked: there,
+    // a socket filter keeps patchbay's own sends out of its rings.
+    let pkttype = (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32;
+    let mut incoming = [
+        bpf(BPF_LD | BPF_B | BPF_ABS, 0, 0, pkttype),
+        bpf(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, u32::from(PACKET_OUTGOING)),
+        bpf(BPF_RET | BPF_K, 0, 0, 0),
+        bpf(BPF_RET | BPF_K, 0, 0, u32::MAX),
+    ];
+    let (socket, filter) = (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER);
+    let filter_outgoing = sys::kernel_version() < (6, 2);
+    if filter_outgoing {
+        set_program(&rings[0].fd, socket, filter, &mut incoming)?;
+    }
+    set_program(&rings[1].fd, socket, filter, &mut none)?;
+    bind_packet_socket(&rings[0].fd, ifindex, ETH_P_ALL)?;
+    bind_packet_socket(&rings[1].fd, ifindex, ETH_P_ALL)?;
+    let split = join_fanout(rings);
+    if split.is_err() {
+        bind_packet_socket(&rings[1].fd, ifindex, 0)?;
+        return Ok(split);
+    }
+    if filter_outgoing {
+        set_program(&rings[1].fd, socket, filter, &mut incoming)?;
+    } else {
+        setsockopt(&rings[1].fd, socket, libc::SO_DETACH_FILTER, &0i32)?;
+    }
+    // The fanout program runs before the kernel puts the Ethernet header
+    // back in front: its length is the frame's less 14 bytes.
+    let mut by_length = [
+        bpf(BPF_LD | BPF_W | BPF_LEN, 0, 0, 0),
+        bpf(BPF_JMP | BPF_JGT | BPF_K, 0, 1, SMALL_MAX - 14),
+        bpf(BPF_RET | BPF_K, 0, 0, 1),
+        bpf(BPF_RET | BPF_K, 0, 0, 0),
+    ];
+    Ok(set_program(
+        &rings[0].fd,
+        libc::SOL_PACKET,
+        PACKET_FANOUT_DATA,
+        &mut by_length,
+    ))
+}
+
+/// One classic BPF instruction.
+fn bpf(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
         code: code as u16,
         jt,
         jf,
         k,
-    };
-    let mut none = [op(libc::BPF_RET | libc::BPF_K, 0, 0, 0)];
-    let none = libc::sock_fprog {
-        len: 1,
-        filter: none.as_mut_ptr(),
-    };
-    // A kernel older than 6.2 ignores the group's IGNORE_OUTGOING flag, and
-    // in a group a socket's own PACKET_IGNORE_OUTGOING is not asked: there,
-    // a socket filter keeps patchbay's own sends out of its rings.
-    let mut incoming = [
-        op(
-            libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
-            0,
-            0,
-            (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32,
-        ),
-        op(
-            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-            0,
-            1,
-            u32::from(PACKET_OUTGOING),
-        ),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
-    ];
-    let incoming = libc::sock_fprog {
-        len: incoming.len() as u16,
-        filter: incoming.as_mut_ptr(),
-    };
-    let filter_outgoing = sys::kernel_version() < (6, 2);
-    if filter_outgoing {
-        setsockopt(
-            &rings[0].fd,
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            &incoming,
-        )?;
     }
-    setsockopt(
-        &rings[1].fd,
-        libc::SOL_SOCKET,
-        libc::SO_ATTACH_FILTER,
-        &none,
-    )?;
-    bind_packet_socket(&rings[0].fd, ifindex, ETH_P_ALL)?;
-    bind_packet_socket(&rings[1].fd, ifindex, ETH_P_ALL)?;
-    let split = join_fanout(rings);
-    if split.is_ok() {
-        if filter_outgoing {
-            setsockopt(
-                &rings[1].fd,
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                &incoming,
-            )?;
-        } else {
-            setsockopt(
-                &rings[1].fd,
-                libc::SOL_SOCKET,
-                libc::SO_DETACH_FILTER,
-                &0i32,
-            )?;
-        }
-        // The fanout program runs before the kernel puts the Ethernet
-        // header back in front: its length is the frame's less 14 bytes.
-        let mut split = [
-            op(libc::BPF_LD | libc::BPF_W | libc::BPF_LEN, 0, 0, 0),
-            op(
-                libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K,
-                0,
-                1,
-                SMALL_MAX - 14,
-            ),
-            op(libc::BPF_RET | libc::BPF_K, 0, 0, 1),
-            op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
-        ];
-        let split = libc::sock_fprog {
-            len: split.len() as u16,
-            filter: split.as_mut_ptr(),
-        };
-        if let Err(e) = setsockopt(&rings[0].fd, libc::SOL_PACKET, PACKET_FANOUT_DATA, &split) {
-            return Ok(Err(e));
-        }
-        return Ok(Ok(()));
-    }
-    bind_packet_socket(&rings[1].fd, ifindex, 0)?;
-    Ok(split)
+}
+
+/// Gives `fd` a classic BPF program through socket option `opt` (a socket
+/// filter, or a fanout group's program); the kernel copies it.
+fn set_program(
+    fd: &OwnedFd,
+    level: i32,
+    opt: i32,
+    program: &mut [libc::sock_filter],
+) -> io::Result<()> {
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    setsockopt(fd, level, opt, &fprog)
 }
 
 /// Puts ring 0 and then ring 1 in a new fanout group (of the CBPF kind,
@@ -964,11 +944,7 @@ impl Port for AfPacketPort {
                     debug_assert!(self.batch.is_empty(), "refresh during a batch");
                     // Sockets of a fanout group cannot be bound again: the
                     // rings are made anew (their descriptors change).
-                    let rings = Ring::open(&self.name, FRAME_SIZE, self.blocks).and_then(|r0| {
-                        Ring::open(&self.name, BIG_FRAME_SIZE, big_blocks(self.blocks))
-                            .map(|r1| [r0, r1])
-                    });
-                    let bound = match rings {
+                    let bound = match open_rings(&self.name, self.blocks) {
                         Ok(rings) => {
                             self.rings = rings;
                             self.bind(ifindex)
