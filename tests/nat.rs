@@ -705,3 +705,168 @@ print(len(d.split(b'|')[0]), d.split(b'|')[1].decode())\n"
         "two later fragments held each way: {st}"
     );
 }
+
+/// Python that sends raw IPv4 packets: `send(src, dst, proto, payload,
+/// ident=1, frag=0)` (the kernel fills in the header checksum) and
+/// `csum(bytes)`, the Internet checksum.
+const RAW_IP: &str = "import socket, struct, sys, time\n\
+def csum(b):\n\
+\x20   if len(b) % 2: b += b'\\0'\n\
+\x20   s = sum(struct.unpack('!%dH' % (len(b) // 2), b))\n\
+\x20   while s >> 16: s = (s & 0xffff) + (s >> 16)\n\
+\x20   return ~s & 0xffff\n\
+def send(src, dst, proto, payload, ident=1, frag=0):\n\
+\x20   ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0,\n\
+\x20                    socket.inet_aton(src), socket.inet_aton(dst))\n\
+\x20   r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n\
+\x20   r.sendto(ip + payload, (dst, 0))\n";
+
+/// The lines of a capture that carry an inside address.
+fn leaks(seen: &[String]) -> Vec<&String> {
+    seen.iter().filter(|l| l.contains("192.168.15.")).collect()
+}
+
+#[test]
+fn protocols_without_ports_and_icmp_queries_leave_as_the_nat_address() {
+    let lab = nat_lab(&[]);
+    let cap = Capture::start(&outside(&lab).ns, "eth0", "ip");
+    let back = Capture::start(&lab.host(1).ns, "eth0", "icmp");
+    // GRE, SCTP, an experimental protocol, and an ICMP timestamp request
+    // (the outside kernel answers it).
+    let script = format!(
+        "{RAW_IP}\
+src, dst = '192.168.15.1', '{OUTSIDE}'\n\
+send(src, dst, 47, struct.pack('!HH', 0, 0x0800) + b'x' * 24)\n\
+send(src, dst, 132, struct.pack('!HHII', 5000, 5001, 7, 0) + b'y' * 16)\n\
+send(src, dst, 253, b'z' * 32)\n\
+ts = struct.pack('!BBHHHIII', 13, 0, 0, 0x4242, 1, 1000, 0, 0)\n\
+ts = ts[:2] + struct.pack('!H', csum(ts)) + ts[4:]\n\
+send(src, dst, 1, ts)\n\
+time.sleep(0.5)\n"
+    );
+    lab.host(1).ns.check(&["python3", "-c", &script]);
+    let seen = cap.stop();
+    assert!(leaks(&seen).is_empty(), "inside address leaked: {seen:?}");
+    for what in ["GREv0", "sctp", "ip-proto-253", "time stamp query"] {
+        assert!(
+            seen.iter()
+                .any(|l| l.contains(&format!(": {NAT_ADDR}")) && l.contains(what)),
+            "{what} did not leave as {NAT_ADDR}: {seen:?}"
+        );
+    }
+    let back = back.stop();
+    assert!(
+        back.iter()
+            .any(|l| l.contains(&format!("{OUTSIDE} > 192.168.15.1"))
+                && l.contains("time stamp reply")),
+        "the timestamp reply came back translated: {back:?}"
+    );
+    let sessions = lab.cli_ok(&["nat", "sessions"]);
+    assert!(sessions.contains("gre"), "{sessions}");
+}
+
+#[test]
+fn first_fragments_too_short_for_their_ports_never_leak() {
+    let lab = nat_lab(&[]);
+    let cap = Capture::start(&outside(&lab).ns, "eth0", "ip");
+    // A TCP first fragment with 8 bytes of its header (RFC 1858's tiny
+    // fragment), then the rest; a UDP first fragment that holds the UDP
+    // header alone, then the payload; an IP first fragment with no payload.
+    let script = format!(
+        "{RAW_IP}\
+src, dst = '192.168.15.1', '{OUTSIDE}'\n\
+tcp = struct.pack('!HHIIBBHHH', 40001, 80, 1, 0, 0x50, 0x02, 1024, 0, 0) + b'a' * 8\n\
+send(src, dst, 6, tcp[:8], ident=0x501, frag=0x2000)\n\
+send(src, dst, 6, tcp[8:], ident=0x501, frag=1)\n\
+udp = struct.pack('!HHHH', 40002, 53, 8 + 16, 0) + b'b' * 16\n\
+send(src, dst, 17, udp[:8], ident=0x502, frag=0x2000)\n\
+send(src, dst, 17, udp[8:], ident=0x502, frag=1)\n\
+send(src, dst, 17, b'', ident=0x503, frag=0x2000)\n\
+send(src, dst, 17, udp, ident=0x503, frag=0)\n\
+time.sleep(0.5)\n"
+    );
+    lab.host(1).ns.check(&["python3", "-c", &script]);
+    let seen = cap.stop();
+    assert!(leaks(&seen).is_empty(), "inside address leaked: {seen:?}");
+    let links = lab.cli_json(&["link", "show"]);
+    let p1 = &links["ports"][0];
+    assert!(
+        p1["drops_by_reason"]["nat-untranslatable"].as_u64() >= Some(1),
+        "the tiny TCP fragment is dropped and counted: {p1}"
+    );
+}
+
+#[test]
+fn answers_to_a_connection_opened_from_outside_are_not_masqueraded() {
+    let lab = nat_lab(&[]);
+    // The outside host reaches the inside subnet by its router (a routed
+    // inside network, as a lab's transit link would have).
+    outside(&lab)
+        .ns
+        .check(&["ip", "route", "add", "192.168.15.0/24", "via", NAT_ADDR]);
+    serve(&lab, 1, TCP_WHO, "80");
+    let out = outside(&lab).ns.check(&[
+        "python3",
+        "-c",
+        "import socket; s = socket.create_connection(('192.168.15.1', 80), timeout=3); print(s.recv(100).decode())",
+    ]);
+    assert!(
+        out.trim().starts_with(&format!("{OUTSIDE}:")),
+        "the server sees the real client: {out}"
+    );
+    serve(&lab, 1, UDP_ECHO, "7300");
+    let saw = ask_udp(&lab, 3, "43000", &["192.168.15.1:7300"]);
+    assert_eq!(saw, vec![format!("{OUTSIDE}:43000")]);
+    // And an inside host's own connections are still masqueraded.
+    serve(&lab, 3, UDP_ECHO, "7301");
+    let saw = ask_udp(&lab, 2, "43001", &["203.0.113.2:7301"]);
+    assert_eq!(saw, vec![format!("{NAT_ADDR}:43001")]);
+}
+
+#[test]
+fn outside_ports_picked_on_a_collision_or_for_low_ports_are_random() {
+    let lab = nat_lab(&[]);
+    serve(&lab, 3, UDP_ECHO, "7400");
+    // Inside ports 600..615 are outside the rule's range (1024-65535).
+    let script = "import socket\n\
+seen = []\n\
+for p in range(600, 616):\n\
+\x20   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+\x20   s.bind(('0.0.0.0', p))\n\
+\x20   s.settimeout(3)\n\
+\x20   s.sendto(b'x', ('203.0.113.2', 7400))\n\
+\x20   seen.append(int(s.recvfrom(100)[0].decode().split(':')[1]))\n\
+print(' '.join(map(str, seen)))\n";
+    let out = lab.host(1).ns.check(&["python3", "-c", script]);
+    let ports: Vec<u32> = out.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(ports.len(), 16, "{out}");
+    assert!(
+        ports.iter().all(|p| (1024..=65535).contains(p)),
+        "{ports:?}"
+    );
+    let steps = ports
+        .windows(2)
+        .filter(|w| w[1].abs_diff(w[0]) <= 16)
+        .count();
+    assert!(steps <= 2, "outside ports are predictable: {ports:?}");
+}
+
+#[test]
+fn sessions_expire_while_new_flows_keep_arriving() {
+    // A 2 s UDP timeout, a table of 600, and 150 new flows a second for
+    // 8 s: 1,200 flows in all, about 300-450 alive at once.
+    let lab = nat_lab(&["--nat-udp-secs", "2", "--nat-max", "600"]);
+    let script = "import socket, time\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+start = time.time()\n\
+for i in range(1200):\n\
+\x20   s.sendto(b'x', ('203.0.113.2', 10000 + i))\n\
+\x20   time.sleep(max(0, start + (i + 1) / 150 - time.time()))\n";
+    lab.host(1).ns.check(&["python3", "-c", script]);
+    let stats = lab.cli_json(&["stats"]);
+    let nat = &stats["nat"];
+    assert_eq!(nat["table_full"].as_u64(), Some(0), "{nat}");
+    assert!(nat["sessions_created"].as_u64() >= Some(1200), "{nat}");
+    assert!(nat["sessions_expired"].as_u64() >= Some(600), "{nat}");
+    assert!(stats["nat_sessions"].as_u64() <= Some(600), "{stats}");
+}

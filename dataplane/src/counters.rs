@@ -40,7 +40,7 @@ macro_rules! drop_reasons {
                     | TxError => "port",
                     InvalidSrcMac | ReservedGroup | SamePort | NoBridge => "l2",
                     ArpMalformed | ArpQueueFull | ArpUnresolved | ArpTableFull => "arp",
-                    NatTableFull | NatNoPorts | NatFiltered => "nat",
+                    NatTableFull | NatNoPorts | NatFiltered | NatConflict | NatUntranslatable => "nat",
                     _ => "ip4",
                 }
             }
@@ -95,6 +95,8 @@ drop_reasons! {
     NatTableFull => "nat-table-full", "A new NAT session did not fit in the session table.";
     NatNoPorts => "nat-no-ports", "No outside port left in the NAT rule's range.";
     NatFiltered => "nat-filtered", "Unsolicited: to a NAT address, with no session and no published port (RFC 4787 filtering).";
+    NatConflict => "nat-conflict", "Its translation would be another session's: for a protocol without ports, another inside host already talks to that remote by it.";
+    NatUntranslatable => "nat-untranslatable", "Covered by a source NAT rule, but NAT cannot translate it: ICMP that is neither a query nor an error about a session, or a first fragment too short for its ports (RFC 1858); dropped so no inside address leaks.";
     TxBusy => "tx-busy", "Egress device or socket buffer was full.";
     TxDown => "tx-down", "Egress interface is down or gone.";
     TxError => "tx-error", "Egress device refused the frame.";

@@ -621,12 +621,7 @@ impl PacketSpec {
 }
 
 fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        p => format!("proto {p}"),
-    }
+    crate::wire::ipv4::protocol_name(p).into_owned()
 }
 
 fn ethertype_name(t: u16) -> String {

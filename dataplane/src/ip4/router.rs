@@ -230,6 +230,7 @@ fn nat_drop(d: NatDrop) -> DropReason {
     match d {
         NatDrop::TableFull => DropReason::NatTableFull,
         NatDrop::NoPorts => DropReason::NatNoPorts,
+        NatDrop::Conflict => DropReason::NatConflict,
     }
 }
 
@@ -945,6 +946,7 @@ impl Router {
                     match self.nat.fragment(key, len, end) {
                         FragmentFate::Rewrite(s, d) => {
                             rewrite_addrs(&mut frame[L3..], s, d);
+                            translated = true;
                             let kind = NatRelated::Fragment;
                             trace!(T; self.trace, Event::NatRelated { kind, src: s, dst: d });
                         }
@@ -960,6 +962,7 @@ impl Router {
                 // An error about a translated packet goes back translated.
                 if let Some(new_inner) = self.nat_error_translation::<T>(&inner) {
                     rewrite_icmp_error(&mut frame[L3..], at, &inner, &new_inner);
+                    translated = true;
                     let (kind, src, dst) = (NatRelated::IcmpError, ip_src, new_inner.src);
                     trace!(T; self.trace, Event::NatRelated { kind, src, dst });
                 }
@@ -1060,6 +1063,17 @@ impl Router {
                 NatVerdict::Pass => {}
                 NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
             }
+        }
+        // What a source NAT rule covers leaves translated or not at all: an
+        // inside address never leaks, whatever NAT could not make out (an
+        // ICMP message that is neither a query nor an error about a session,
+        // a first fragment too short for its ports).
+        if !translated
+            && nat_tuple.is_none()
+            && self.nat.is_active()
+            && self.nat.must_translate(ip_src, nh.bridge)
+        {
+            return L3Out::Drop(DropReason::NatUntranslatable);
         }
         // The first fragment of a datagram NAT leaves alone: its later
         // fragments pass too (and those that came first go on now).

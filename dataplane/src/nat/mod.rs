@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 pub use translate::{
-    parse_icmp_error, parse_tuple, rewrite, rewrite_addrs, rewrite_icmp_error, Tuple,
+    has_ports, parse_icmp_error, parse_tuple, rewrite, rewrite_addrs, rewrite_icmp_error, Tuple,
 };
 
 /// Timeouts in seconds (RFC 5382 REQ-5: established TCP at least 2 h 4 min,
@@ -163,6 +163,9 @@ pub enum NatDrop {
     TableFull,
     /// No free outside port in the rule's range.
     NoPorts,
+    /// The translation would be another session's: for a protocol without
+    /// ports, another inside host already talks to that remote by it.
+    Conflict,
 }
 
 /// Counters of the NAT stage.
@@ -173,6 +176,9 @@ pub struct NatCounters {
     pub sessions_expired: u64,
     pub table_full: u64,
     pub no_ports: u64,
+    /// New flows whose translation clashed with another session's.
+    #[serde(default)]
+    pub conflicts: u64,
     /// Later fragments that came before their first one and were held.
     #[serde(default)]
     pub fragments_held: u64,
@@ -295,9 +301,42 @@ pub struct Nat {
     live: usize,
     pub timeouts: Timeouts,
     pub counters: NatCounters,
-    cursor: u32,
-    /// Where the next expiry pass starts.
+    /// The state of the generator of outside ports (xorshift64*, seeded
+    /// at random): RFC 6056 asks that they not be guessable.
+    rng: u64,
+    /// Where the expiry sweep goes on.
     sweep: usize,
+}
+
+/// Session slots the expiry sweep visits per call of [`Nat::expire`] (once
+/// a second): a table of up to this many is swept whole every second, and
+/// a bigger one in a few seconds, well under a millisecond each time.
+const SWEEP_SLICE: usize = 1 << 16;
+/// Slots swept per new session, so that the sweep keeps pace with any rate
+/// of new flows, whatever the table's size: a session outlives its timeout
+/// by at most a quarter of a table's worth of new flows, so a table of 4/3
+/// of (new flows a second x timeout) never fills with the dead.
+const SWEEP_PER_NEW: usize = 4;
+/// Slots swept for a new session when the table is full, before it is
+/// refused: a full table of expired sessions still takes new flows.
+const SWEEP_WHEN_FULL: usize = 256;
+
+/// One step of xorshift64* (Vigna): a fast generator, good enough to make
+/// ports unpredictable from outside, not a cryptographic one.
+fn next_random(state: u64) -> (u64, u64) {
+    let mut x = state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    (x, x.wrapping_mul(0x2545_f491_4f6c_dd1d))
+}
+
+/// A random seed from the hasher keys std draws from the OS.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x5eed);
+    h.finish() | 1
 }
 
 /// The result of the NAT stage for one packet.
@@ -328,7 +367,7 @@ impl Nat {
             live: 0,
             timeouts: Timeouts::default(),
             counters: NatCounters::default(),
-            cursor: 0,
+            rng: random_seed(),
             sweep: 0,
         }
     }
@@ -547,17 +586,21 @@ impl Nat {
     /// forgets fragmented datagrams past their time.
     pub fn expire(&mut self, now: u64) {
         self.fragments.retain(|_, f| f.until > now);
-        // A slice of the table per call (once a second), so reclaiming never
-        // holds up forwarding for long: 65,536 slots take well under a
-        // millisecond, and a table of up to 2M sessions is swept within
-        // 32 s, small against the shortest timeout worth having.
-        const SLICE: usize = 1 << 16;
+        self.sweep_some(now, SWEEP_SLICE);
+    }
+
+    /// Visits `n` slots of the session table (at most all of them), going
+    /// on where the last visit stopped and wrapping at the end, and removes
+    /// the expired sessions found. Returns how many.
+    fn sweep_some(&mut self, now: u64, n: usize) -> usize {
         let len = self.sessions.len();
-        if self.sweep >= len {
-            self.sweep = 0;
-        }
-        let end = (self.sweep + SLICE).min(len);
-        for i in self.sweep..end {
+        let mut removed = 0;
+        for _ in 0..n.min(len) {
+            if self.sweep >= len {
+                self.sweep = 0;
+            }
+            let i = self.sweep;
+            self.sweep += 1;
             let expired = match &self.sessions[i] {
                 Some(s) => now.saturating_sub(s.last_seen) >= self.timeout_ms(s),
                 None => false,
@@ -565,9 +608,19 @@ impl Nat {
             if expired {
                 self.remove(i as u32);
                 self.counters.sessions_expired += 1;
+                removed += 1;
             }
         }
-        self.sweep = end;
+        removed
+    }
+
+    /// Whether a new session fits: when the table is full, a few slots are
+    /// swept first, so expired sessions make room at once.
+    fn room(&mut self, now: u64) -> bool {
+        if self.live >= self.max {
+            self.sweep_some(now, SWEEP_WHEN_FULL);
+        }
+        self.live < self.max
     }
 
     /// RFC 5508: for an ICMP error quoting `inner` (a packet of a session,
@@ -609,12 +662,36 @@ impl Nat {
             return self.hit(id, is_reply, tcp_flags, now);
         }
         if !to_us {
-            return NatVerdict::Pass;
+            return self.track_from_outside(t, tcp_flags, in_bridge, now);
         }
         if let Some(ri) = self.dnat_rule_for(t, in_bridge, addr_of) {
             return self.dnat(ri, t, tcp_flags, in_bridge, addr_of, now);
         }
         self.inbound_on_mapping(t, tcp_flags, in_bridge, addr_of, now)
+    }
+
+    /// A first packet from outside (in by the egress bridge of a source NAT
+    /// rule) straight to an inside host that rule covers, a routed inside
+    /// network: tracked untranslated, so that its answers, which match the
+    /// session, are not masqueraded on their way out. Linux's MASQUERADE
+    /// rewrites only connections it saw start inside (their conntrack is
+    /// made by the first packet, whichever side sends it).
+    fn track_from_outside(
+        &mut self,
+        t: &Tuple,
+        tcp_flags: u8,
+        in_bridge: BridgeId,
+        now: u64,
+    ) -> NatVerdict {
+        let covers = |r: &NatRule| {
+            !matches!(r.action, NatAction::Dnat { .. })
+                && r.bridge == in_bridge
+                && r.src.is_none_or(|n| n.contains(t.dst))
+        };
+        let Some(rule) = self.rules.iter().find(|r| covers(r)).map(|r| r.id) else {
+            return NatVerdict::Pass;
+        };
+        self.create(*t, t.inverse(), rule, None, None, tcp_flags, now)
     }
 
     fn dnat(
@@ -687,7 +764,7 @@ impl Nat {
             Some(m) => (Some(m.addr), Some(m.port)),
             None => match self.mapping_addr(si, t, addr_of(rule.bridge)) {
                 Some(a) => {
-                    let port = self.pick_port(t.proto, a, t.sport, rule.ports, self.cursor);
+                    let port = self.pick_port(t.proto, a, t.sport, rule.ports, self.rng);
                     (Some(a), port.map(|(p, _)| p))
                 }
                 None => (None, None),
@@ -847,12 +924,27 @@ impl Nat {
         }
         let addr = self.mapping_addr(ri, t, out_addr).ok_or(NatVerdict::Pass)?;
         let (ports, rule_id) = (self.rules[ri].ports, self.rules[ri].id);
-        let Some(port) = self.free_port(t.proto, addr, t.sport, ports) else {
-            self.counters.no_ports += 1;
-            return Err(NatVerdict::Drop(NatDrop::NoPorts));
-        };
-        *self.used_per_addr.entry((t.proto, addr)).or_insert(0) += 1;
-        self.by_outside.insert((t.proto, addr, port), key);
+        if has_ports(t.proto) {
+            let Some(port) = self.free_port(t.proto, addr, t.sport, ports) else {
+                self.counters.no_ports += 1;
+                return Err(NatVerdict::Drop(NatDrop::NoPorts));
+            };
+            *self.used_per_addr.entry((t.proto, addr)).or_insert(0) += 1;
+            self.by_outside.insert((t.proto, addr, port), key);
+            self.mappings.insert(
+                key,
+                Mapping {
+                    addr,
+                    port,
+                    refs: 1,
+                    rule: rule_id,
+                },
+            );
+            return Ok((addr, port, key));
+        }
+        // A protocol without ports maps the address alone: inside hosts
+        // share it, and only their sessions (by remote) tell them apart.
+        let port = 0;
         self.mappings.insert(
             key,
             Mapping {
@@ -863,6 +955,12 @@ impl Nat {
             },
         );
         Ok((addr, port, key))
+    }
+
+    /// Whether a source NAT rule of `out_bridge` covers `src`: a packet from
+    /// it that leaves by that bridge must be translated, or dropped.
+    pub fn must_translate(&self, src: Ipv4Addr, out_bridge: BridgeId) -> bool {
+        self.snat_rule_for(src, Some(out_bridge)).is_some()
     }
 
     /// After routing, for a packet not translated yet: source NAT if a rule
@@ -879,7 +977,7 @@ impl Nat {
         let Some(ri) = self.snat_rule_for(t.src, Some(out_bridge)) else {
             return NatVerdict::Pass;
         };
-        if self.live >= self.max {
+        if !self.room(now) {
             self.counters.table_full += 1;
             return NatVerdict::Drop(NatDrop::TableFull);
         }
@@ -912,8 +1010,8 @@ impl Nat {
         }
     }
 
-    /// The inside port if free (REQ-3, port preservation), else the next
-    /// free one of the range.
+    /// The inside port if free (REQ-3, port preservation), else one picked
+    /// at random.
     fn free_port(
         &mut self,
         proto: u8,
@@ -921,23 +1019,26 @@ impl Nat {
         want: u16,
         ports: (u16, u16),
     ) -> Option<u16> {
-        let (port, cursor) = self.pick_port(proto, addr, want, ports, self.cursor)?;
-        self.cursor = cursor;
+        let (port, rng) = self.pick_port(proto, addr, want, ports, self.rng)?;
+        self.rng = rng;
         Some(port)
     }
 
-    /// The port [`Nat::free_port`] would take, searching from `cursor`, and
-    /// the cursor after it (a dry run takes it without moving the cursor).
+    /// The port [`Nat::free_port`] would take with the generator in state
+    /// `rng`, and the generator's state after it (a dry run takes the port
+    /// without moving the generator on). A port that must change is drawn
+    /// at random from the range, the next free one after it taken if it is
+    /// in use (RFC 6056 3.3.1), so outside ports cannot be guessed.
     fn pick_port(
         &self,
         proto: u8,
         addr: Ipv4Addr,
         want: u16,
         (lo, hi): (u16, u16),
-        mut cursor: u32,
-    ) -> Option<(u16, u32)> {
+        rng: u64,
+    ) -> Option<(u16, u64)> {
         if (lo..=hi).contains(&want) && !self.by_outside.contains_key(&(proto, addr, want)) {
-            return Some((want, cursor));
+            return Some((want, rng));
         }
         let span = u32::from(hi - lo) + 1;
         // Full: fail at once rather than search every port (rules sharing an
@@ -945,14 +1046,12 @@ impl Nat {
         if self.used_per_addr.get(&(proto, addr)).copied().unwrap_or(0) >= span {
             return None;
         }
-        for _ in 0..span {
-            cursor = (cursor + 1) % span;
-            let p = lo + cursor as u16;
-            if !self.by_outside.contains_key(&(proto, addr, p)) {
-                return Some((p, cursor));
-            }
-        }
-        None
+        let (rng, r) = next_random(rng);
+        let start = (r >> 32) as u32 % span;
+        (0..span)
+            .map(|i| lo + ((start + i) % span) as u16)
+            .find(|&p| !self.by_outside.contains_key(&(proto, addr, p)))
+            .map(|p| (p, rng))
     }
 
     /// Makes a session of `orig` and `reply`, holding `mapping` (and, came
@@ -974,12 +1073,23 @@ impl Nat {
             Some((key, inbound)) => (Some(key), inbound),
             None => (None, false),
         };
-        if self.live >= self.max || self.tuples.contains_key(&reply) {
+        // The sweep moves on with every new session, so expiry keeps pace
+        // with new flows however fast they come.
+        self.sweep_some(now, SWEEP_PER_NEW);
+        let refused = if !self.room(now) {
+            self.counters.table_full += 1;
+            Some(NatDrop::TableFull)
+        } else if self.tuples.contains_key(&reply) || self.tuples.contains_key(&orig) {
+            self.counters.conflicts += 1;
+            Some(NatDrop::Conflict)
+        } else {
+            None
+        };
+        if let Some(why) = refused {
             for key in mapping.into_iter().chain(sender_mapping) {
                 self.release_mapping(key);
             }
-            self.counters.table_full += 1;
-            return NatVerdict::Drop(NatDrop::TableFull);
+            return NatVerdict::Drop(why);
         }
         let id = match self.free.pop() {
             Some(id) => id,
@@ -1069,12 +1179,15 @@ impl Nat {
                 s.state = ConnState::Established;
             }
         }
-        self.counters.translated += 1;
-        let to = if is_reply {
-            s.orig.inverse()
+        let (own, to) = if is_reply {
+            (s.reply, s.orig.inverse())
         } else {
-            s.reply.inverse()
+            (s.orig, s.reply.inverse())
         };
+        // A session tracked untranslated rewrites nothing.
+        if to != own {
+            self.counters.translated += 1;
+        }
         NatVerdict::Translate(to)
     }
 }
@@ -1224,7 +1337,7 @@ impl Nat {
         let to = match self.mappings.get(&(t.proto, t.src, t.sport, rule.id)) {
             Some(m) => Some((m.addr, m.port)),
             None => self.mapping_addr(ri, t, out_addr).and_then(|a| {
-                let port = self.pick_port(t.proto, a, t.sport, rule.ports, self.cursor);
+                let port = self.pick_port(t.proto, a, t.sport, rule.ports, self.rng);
                 port.map(|(p, _)| (a, p))
             }),
         };
@@ -1237,11 +1350,6 @@ impl Nat {
             }),
         }
     }
-}
-
-/// Whether a protocol's packets can be tracked (ports or an echo id).
-pub fn trackable(proto: u8) -> bool {
-    matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP)
 }
 
 #[cfg(test)]
@@ -1653,5 +1761,129 @@ mod tests {
             nat.post_routing(&a3, 0, 1, out, 0),
             NatVerdict::Drop(NatDrop::TableFull)
         );
+    }
+
+    /// Runs `secs` seconds of `rate` new UDP flows a second through `nat`
+    /// (expiry once a second, as the switch calls it); returns the most
+    /// sessions alive at once.
+    fn new_flows(nat: &mut Nat, rate: u64, secs: u64) -> usize {
+        let out = Some("203.0.113.1".parse().unwrap());
+        let mut peak = 0;
+        for i in 0..rate * secs {
+            let now = i * 1000 / rate;
+            if i % rate == 0 {
+                nat.expire(now);
+            }
+            let port = 1024 + (i % 60_000) as u16;
+            let dst = Ipv4Addr::from(0xc633_6400 + (i / 60_000) as u32);
+            let f = Tuple {
+                proto: PROTO_UDP,
+                src: "192.168.15.1".parse().unwrap(),
+                sport: 40000,
+                dst,
+                dport: port,
+            };
+            let v = nat.post_routing(&f, 0, 1, out, now);
+            assert!(matches!(v, NatVerdict::Translate(_)), "flow {i}: {v:?}");
+            peak = peak.max(nat.len());
+        }
+        peak
+    }
+
+    #[test]
+    fn expiry_keeps_pace_with_new_flows() {
+        // The soak that found sessions never expiring while new flows came:
+        // a 5 s timeout and 200 new flows a second, for 10 minutes.
+        let mut nat = masq();
+        nat.max = 262_144;
+        nat.timeouts.udp = 5;
+        let peak = new_flows(&mut nat, 200, 600);
+        assert!(peak <= 200 * 7, "{peak} sessions alive at once");
+        assert!(nat.counters.sessions_expired >= 200 * 590);
+        // A table of 2,000 with about 1,000 flows alive takes every flow.
+        let mut nat = masq();
+        nat.max = 2000;
+        nat.timeouts.udp = 5;
+        new_flows(&mut nat, 200, 120);
+        assert_eq!(nat.counters.table_full, 0);
+    }
+
+    #[test]
+    fn a_full_table_of_expired_sessions_takes_new_flows_at_once() {
+        // 50,000 new flows a second with a 1 s timeout and a table of
+        // 70,000: each new flow sweeps SWEEP_PER_NEW slots, so the dead
+        // linger for at most a quarter of a table's worth of new flows, and
+        // the table never fills with them, even between the once-a-second
+        // sweeps.
+        let mut nat = masq();
+        nat.max = 70_000;
+        nat.timeouts.udp = 1;
+        new_flows(&mut nat, 50_000, 5);
+        assert_eq!(nat.counters.table_full, 0);
+    }
+
+    #[test]
+    fn protocols_without_ports_map_the_address_alone() {
+        let mut nat = masq();
+        let out = Some("203.0.113.1".parse().unwrap());
+        let gre = |src: &str, dst: &str| t(47, src, 0, dst, 0);
+        let a = gre("192.168.15.1", "198.51.100.1");
+        let NatVerdict::Translate(to) = nat.post_routing(&a, 0, 1, out, 0) else {
+            panic!("GRE is translated")
+        };
+        assert_eq!(to, gre("203.0.113.1", "198.51.100.1"));
+        // The answer comes back to the inside host.
+        let back = gre("198.51.100.1", "203.0.113.1");
+        let v = nat.pre_routing(&back, 0, 1, true, &|_| out, 1);
+        assert_eq!(v, NatVerdict::Translate(a.inverse()));
+        // Another inside host to another remote shares the address...
+        let b = gre("192.168.15.2", "198.51.100.2");
+        assert!(matches!(
+            nat.post_routing(&b, 0, 1, out, 2),
+            NatVerdict::Translate(_)
+        ));
+        // ...but not a remote the first one talks to: its answers could not
+        // be told apart.
+        let c = gre("192.168.15.2", "198.51.100.1");
+        assert_eq!(
+            nat.post_routing(&c, 0, 1, out, 3),
+            NatVerdict::Drop(NatDrop::Conflict)
+        );
+    }
+
+    #[test]
+    fn outside_ports_that_must_change_are_not_sequential() {
+        let mut nat = masq();
+        let out = Some("203.0.113.1".parse().unwrap());
+        let ports: Vec<u16> = (600..616)
+            .map(|p| {
+                let f = t(PROTO_UDP, "192.168.15.1", p, "198.51.100.1", 53);
+                match nat.post_routing(&f, 0, 1, out, 0) {
+                    NatVerdict::Translate(to) => to.sport,
+                    v => panic!("{v:?}"),
+                }
+            })
+            .collect();
+        let close = ports.windows(2).filter(|w| w[0].abs_diff(w[1]) <= 16);
+        assert!(close.count() <= 2, "{ports:?}");
+    }
+
+    #[test]
+    fn a_flow_opened_from_outside_to_a_routed_inside_host_is_tracked_untranslated() {
+        let mut nat = masq();
+        let out = Some("203.0.113.1".parse().unwrap());
+        // The SYN comes in by the outside bridge (1) to an inside host.
+        let syn = t(PROTO_TCP, "198.51.100.7", 5555, "192.168.15.3", 80);
+        assert_eq!(
+            nat.pre_routing(&syn, 0x02, 1, false, &|_| out, 0),
+            NatVerdict::Translate(syn)
+        );
+        // The SYN-ACK belongs to that session: left alone, not masqueraded.
+        let syn_ack = syn.inverse();
+        assert_eq!(
+            nat.pre_routing(&syn_ack, 0x12, 0, false, &|_| out, 1),
+            NatVerdict::Translate(syn_ack)
+        );
+        assert_eq!(nat.counters.translated, 0);
     }
 }

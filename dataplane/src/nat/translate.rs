@@ -8,7 +8,7 @@
 //! ports itself.
 
 use crate::wire::checksum;
-use crate::wire::ipv4::{Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::ipv4::{protocol_name, Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -38,41 +38,61 @@ impl Tuple {
 
 impl fmt::Display for Tuple {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = match self.proto {
-            PROTO_TCP => "tcp",
-            PROTO_UDP => "udp",
-            PROTO_ICMP => "icmp",
-            _ => "?",
-        };
-        write!(
-            f,
-            "{p} {}:{} -> {}:{}",
-            self.src, self.sport, self.dst, self.dport
-        )
+        let p = protocol_name(self.proto);
+        if has_ports(self.proto) {
+            write!(
+                f,
+                "{p} {}:{} -> {}:{}",
+                self.src, self.sport, self.dst, self.dport
+            )
+        } else {
+            write!(f, "{p} {} -> {}", self.src, self.dst)
+        }
     }
 }
 
-const ICMP_ECHO_REPLY: u8 = 0;
-const ICMP_ECHO_REQUEST: u8 = 8;
+/// Whether an ICMP type is a query whose identifier NAT maps like a port:
+/// echo, timestamp, information and address mask, requests and replies
+/// (RFC 792, 950), as conntrack tracks them.
+fn is_icmp_query(icmp_type: u8) -> bool {
+    matches!(icmp_type, 0 | 8 | 13..=18)
+}
+
+/// Whether NAT tracks `proto` by ports (TCP, UDP) or an identifier (ICMP
+/// queries). Any other protocol is tracked by its addresses alone, as
+/// conntrack's generic tracker does: a 3-tuple session whose ports are 0.
+pub fn has_ports(proto: u8) -> bool {
+    matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP)
+}
+
+/// The ports of a transport header `l4` of protocol `proto` (for an ICMP
+/// query both are its identifier; other protocols have none: 0, 0), its TCP
+/// flags, or `None` if `l4` is too short to hold them or is ICMP that is
+/// not a query.
+fn ports_of(proto: u8, l4: &[u8], need_whole: bool) -> Option<(u16, u16, u8)> {
+    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    // A whole header is needed to rewrite a packet (its checksum included);
+    // the ports alone name the packet an ICMP error quotes.
+    let (tcp_len, udp_len) = if need_whole { (20, 8) } else { (8, 8) };
+    Some(match proto {
+        PROTO_TCP if l4.len() >= tcp_len => (port(0), port(2), l4.get(13).copied().unwrap_or(0)),
+        PROTO_UDP if l4.len() >= udp_len => (port(0), port(2), 0),
+        PROTO_ICMP if l4.len() >= 8 && is_icmp_query(l4[0]) => (port(4), port(4), 0),
+        PROTO_TCP | PROTO_UDP | PROTO_ICMP => return None,
+        _ => (0, 0, 0),
+    })
+}
 
 /// The tuple of an (already validated) IPv4 packet, and its TCP flags;
-/// `None` for what NAT cannot track: other protocols, non-first fragments,
-/// ICMP other than echo, headers cut short.
+/// `None` for what NAT cannot track: non-first fragments, ICMP other than
+/// a query (errors have [`parse_icmp_error`]), and first fragments too short
+/// to hold their TCP or UDP header (RFC 1858's tiny fragments).
 pub fn parse_tuple(l3: &[u8]) -> Option<(Tuple, u8)> {
     let ip = Ipv4Packet::new_unchecked(l3);
     if ip.frag_offset() != 0 {
         return None;
     }
-    let l4 = ip.payload();
-    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
-    let (sport, dport, flags) = match ip.protocol() {
-        PROTO_TCP if l4.len() >= 20 => (port(0), port(2), l4[13]),
-        PROTO_UDP if l4.len() >= 8 => (port(0), port(2), 0),
-        PROTO_ICMP if l4.len() >= 8 && matches!(l4[0], ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY) => {
-            (port(4), port(4), 0)
-        }
-        _ => return None,
-    };
+    let (sport, dport, flags) = ports_of(ip.protocol(), ip.payload(), true)?;
     let t = Tuple {
         proto: ip.protocol(),
         src: ip.src(),
@@ -201,13 +221,7 @@ pub fn parse_icmp_error(l3: &[u8]) -> Option<(Tuple, usize)> {
     if inner[0] >> 4 != 4 || ihl < 20 || inner.len() < ihl + 8 {
         return None;
     }
-    let l4 = &inner[ihl..];
-    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
-    let (sport, dport) = match inner[9] {
-        PROTO_TCP | PROTO_UDP => (port(0), port(2)),
-        PROTO_ICMP if matches!(l4[0], ICMP_ECHO_REQUEST | ICMP_ECHO_REPLY) => (port(4), port(4)),
-        _ => return None,
-    };
+    let (sport, dport, _) = ports_of(inner[9], &inner[ihl..], false)?;
     let addr = |at: usize| Ipv4Addr::new(inner[at], inner[at + 1], inner[at + 2], inner[at + 3]);
     let t = Tuple {
         proto: inner[9],

@@ -112,14 +112,9 @@ pub enum SwitchError {
     },
 }
 
-/// The name of an IP protocol NAT tracks.
-fn proto_name(p: u8) -> &'static str {
-    match p {
-        6 => "tcp",
-        17 => "udp",
-        1 => "icmp",
-        _ => "?",
-    }
+/// The name of an IP protocol, as the control plane shows it.
+fn proto_name(p: u8) -> std::borrow::Cow<'static, str> {
+    crate::wire::ipv4::protocol_name(p)
 }
 
 /// Puts frame `index` on egress port `q`'s queue, noting the port as
@@ -1302,11 +1297,17 @@ impl Switch {
             .sessions()
             .map(|s| {
                 let (i, o, r) = s.endpoints();
+                // A protocol without ports is tracked by address alone.
+                let ports = crate::nat::translate::has_ports(s.orig.proto);
+                let endpoint = |(a, p): (Ipv4Addr, u16)| match ports {
+                    true => format!("{a}:{p}"),
+                    false => a.to_string(),
+                };
                 NatSessionInfo {
                     proto: proto_name(s.orig.proto).to_string(),
-                    inside: format!("{}:{}", i.0, i.1),
-                    outside: format!("{}:{}", o.0, o.1),
-                    remote: format!("{}:{}", r.0, r.1),
+                    inside: endpoint(i),
+                    outside: endpoint(o),
+                    remote: endpoint(r),
                     state: s.state,
                     rule: s.rule,
                     age: (now.saturating_sub(s.last_seen) / 1000) as u32,

@@ -9,6 +9,37 @@ pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 
+/// The keyword of an IP protocol number in IANA's registry, as iproute2
+/// and tcpdump print it; `None` for the numbers without one here.
+pub fn protocol_keyword(proto: u8) -> Option<&'static str> {
+    Some(match proto {
+        PROTO_ICMP => "icmp",
+        2 => "igmp",
+        4 => "ipip",
+        PROTO_TCP => "tcp",
+        PROTO_UDP => "udp",
+        41 => "ipv6",
+        47 => "gre",
+        50 => "esp",
+        51 => "ah",
+        58 => "ipv6-icmp",
+        89 => "ospf",
+        103 => "pim",
+        112 => "vrrp",
+        132 => "sctp",
+        136 => "udplite",
+        _ => return None,
+    })
+}
+
+/// An IP protocol number in words: its keyword, else "proto N".
+pub fn protocol_name(proto: u8) -> std::borrow::Cow<'static, str> {
+    match protocol_keyword(proto) {
+        Some(k) => k.into(),
+        None => format!("proto {proto}").into(),
+    }
+}
+
 /// Why a buffer is not a well-formed IPv4 packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Ipv4Error {
