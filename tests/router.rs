@@ -592,3 +592,77 @@ fn route_load_puts_many_routes_in_while_traffic_flows() {
     assert_eq!(lab.cli_json(&["stats"])["routes"], 100_002);
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn packets_waiting_for_arp_keep_the_newest() {
+    let lab = two_subnets(&[]);
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    // h2 does not answer ARP at first: what h1 sends waits in patchbay.
+    h2.ns
+        .check(&["sysctl", "-qw", "net.ipv4.conf.eth0.arp_ignore=8"]);
+    let recv = "import socket\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)\n\
+s.bind(('0.0.0.0', 7500))\n\
+s.settimeout(6)\n\
+got = []\n\
+try:\n\
+\x20   while True: got.append(int(s.recv(100)))\n\
+except socket.timeout: pass\n\
+print(len(got), max(got) if got else -1)\n";
+    let receiver = h2
+        .ns
+        .command(&["python3", "-c", recv])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    patchbay_tools::wait_listening(&h2.ns, "udp", 7500);
+    h1.ns.check(&[
+        "python3",
+        "-c",
+        "import socket\n\
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+for i in range(300): s.sendto(str(i).encode(), ('10.2.0.2', 7500))\n",
+    ]);
+    // Then h2 answers the router's next request (a second later).
+    h2.ns
+        .check(&["sysctl", "-qw", "net.ipv4.conf.eth0.arp_ignore=0"]);
+    let out = receiver.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    let (n, last) = out.trim().split_once(' ').expect("a count");
+    let n: usize = n.parse().unwrap();
+    assert!(n >= 100, "only {n} of 300 waiting packets delivered");
+    assert_eq!(last, "299", "the newest packet is kept");
+    let st = lab.cli_json(&["stats"]);
+    assert!(
+        st["l3"]["arp_queue_overflow"].as_u64() >= Some(1),
+        "{}",
+        st["l3"]
+    );
+}
+
+#[test]
+fn a_neighbour_that_changes_its_mac_silently_is_found_again() {
+    // Reachable for 1 s, then stale: in use, a delay of 5 s, then unicast
+    // probes to the old MAC (3, a second apart), then a broadcast.
+    let lab = two_subnets(&["--arp-reachable-secs", "1"]);
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    assert!(h1.ping_ok(&h2.ip, 1));
+    h2.ns
+        .check(&["ip", "link", "set", "eth0", "address", "02:42:ac:11:00:99"]);
+    let found = wait_for(Duration::from_secs(20), || h1.ping_ok(&h2.ip, 1));
+    assert!(found, "h2 unreachable at its new MAC");
+    let neigh = lab.cli_json(&["neigh", "show"]);
+    let entry = neigh
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["ip"] == "10.2.0.2")
+        .cloned();
+    assert!(
+        entry
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("02:42:ac:11:00:99")),
+        "{entry:?}"
+    );
+}

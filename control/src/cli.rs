@@ -1347,7 +1347,8 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
             let l3 = &st.l3;
             let _ = writeln!(
                 s,
-                "router: ip4 in {}, forwarded {}, local {}, queued for arp {} (dropped unanswered {}), \
+                "router: ip4 in {}, forwarded {}, local {}, queued for arp {} (dropped unanswered {}, \
+                 overflowed {}), \
                  fragments made {}, icmp errors sent {} (rate limited {}); arp in {}, replies sent {}, \
                  requests sent {}",
                 l3.ip4_in,
@@ -1355,6 +1356,7 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
                 l3.ip4_local,
                 l3.arp_queued,
                 l3.arp_failed,
+                l3.arp_queue_overflow,
                 l3.fragments_made,
                 l3.icmp_errors_sent,
                 l3.icmp_rate_limited,

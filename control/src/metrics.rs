@@ -225,6 +225,11 @@ pub fn render(s: &StatsInfo) -> String {
         ),
         ("arp_queued_total", "Packets queued for ARP.", l3.arp_queued),
         (
+            "arp_queue_overflow_total",
+            "Packets waiting for ARP dropped to make room for newer ones.",
+            l3.arp_queue_overflow,
+        ),
+        (
             "fragments_made_total",
             "IPv4 fragments made.",
             l3.fragments_made,

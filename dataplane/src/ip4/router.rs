@@ -10,7 +10,7 @@
 
 use super::fib::{mask, Fib, FibError};
 use super::icmp;
-use super::neigh::{ArpCache, NeighState, Resolve, MAX_PENDING};
+use super::neigh::{ArpCache, Ask, NeighState, Resolve};
 use crate::counters::DropReason;
 use crate::emit::{EmitTo, Emitter, BUF_SIZE};
 use crate::l2::{BridgeId, PortId};
@@ -161,6 +161,9 @@ pub struct L3Counters {
     #[serde(default)]
     pub arp_failed: u64,
     pub fragments_made: u64,
+    /// Packets waiting for ARP that made room for newer ones.
+    #[serde(default)]
+    pub arp_queue_overflow: u64,
     pub icmp_errors_sent: u64,
     pub icmp_rate_limited: u64,
 }
@@ -283,7 +286,7 @@ impl Router {
             fib: Fib::new(),
             next_hops: Vec::new(),
             next_hop_ids: HashMap::new(),
-            arp: ArpCache::new(arp_max),
+            arp: ArpCache::new(arp_max, buffers),
             em: Emitter::new(buffers),
             counters: L3Counters::default(),
             icmp_budget: ICMP_PER_SECOND,
@@ -815,6 +818,16 @@ impl Router {
 
     /// Broadcasts a request for `target` on `bridge`.
     fn ask(&mut self, bridge: BridgeId, target: Ipv4Addr) {
+        self.request(bridge, target, Mac::BROADCAST);
+    }
+
+    /// Asks `target` at the MAC it had, unicast (RFC 4861 7.3.3 PROBE).
+    fn probe(&mut self, bridge: BridgeId, target: Ipv4Addr, mac: Mac) {
+        self.request(bridge, target, mac);
+    }
+
+    /// Sends a request for `target` to `to`.
+    fn request(&mut self, bridge: BridgeId, target: Ipv4Addr, to: Mac) {
         let Some(iface) = self.iface(bridge) else {
             return;
         };
@@ -828,7 +841,7 @@ impl Router {
             target_mac: Mac::ZERO,
             target_ip: target,
         };
-        if self.emit_arp(bridge, Mac::BROADCAST, &req) {
+        if self.emit_arp(bridge, to, &req) {
             self.counters.arp_requests_sent += 1;
         }
     }
@@ -1100,14 +1113,7 @@ impl Router {
         }
         let next_ip = nh.gateway.unwrap_or(dst);
         let resolved = if T && self.trace.dry {
-            match self.arp.get(nh.bridge, next_ip) {
-                Some(n) if !matches!(n.state, NeighState::Incomplete | NeighState::Failed) => {
-                    Resolve::Mac(n.mac)
-                }
-                Some(n) if n.state == NeighState::Failed => Resolve::Failed,
-                Some(_) => Resolve::Pending { ask: false },
-                None => Resolve::Pending { ask: true },
-            }
+            self.arp.peek(nh.bridge, next_ip)
         } else {
             self.arp.resolve(nh.bridge, next_ip, now)
         };
@@ -1171,9 +1177,14 @@ impl Router {
                     self.ask(nh.bridge, next_ip);
                 }
                 // Packets waiting for ARP may hold at most half the pool, so
-                // replies, requests and ICMP always find a buffer.
+                // replies, requests and ICMP always find a buffer: past it,
+                // this neighbour's oldest packet makes room for the newest.
                 if self.em.available() <= self.em.capacity() / 2 {
-                    return L3Out::Drop(DropReason::ArpQueueFull);
+                    let Some(old) = self.arp.unqueue_oldest(nh.bridge, next_ip) else {
+                        return L3Out::Drop(DropReason::ArpQueueFull);
+                    };
+                    self.em.free(old);
+                    self.counters.arp_queue_overflow += 1;
                 }
                 let Some(i) = self.em.copy(&frame[..L3 + total]) else {
                     return L3Out::Drop(DropReason::NoBuffer);
@@ -1285,15 +1296,17 @@ impl Router {
         self.releasing = releasing;
     }
 
-    /// Puts buffer `i` on the queue of an unresolved neighbour.
+    /// Puts buffer `i` on the queue of an unresolved neighbour; a full
+    /// queue lets its oldest packet go (RFC 1122 2.3.2.2: keep the latest).
     fn enqueue(&mut self, bridge: BridgeId, ip: Ipv4Addr, i: u16) -> bool {
-        match self.arp.get_mut(bridge, ip) {
-            Some(n) if usize::from(n.n_pending) < MAX_PENDING => {
-                n.pending[usize::from(n.n_pending)] = i;
-                n.n_pending += 1;
+        match self.arp.queue(bridge, ip, i) {
+            Ok(None) => true,
+            Ok(Some(oldest)) => {
+                self.em.free(oldest);
+                self.counters.arp_queue_overflow += 1;
                 true
             }
-            _ => {
+            Err(i) => {
                 self.em.free(i);
                 false
             }
@@ -1544,7 +1557,7 @@ impl Router {
                 let Some(n) = self.arp.get(nh.bridge, nh.gateway.unwrap_or(src)) else {
                     return;
                 };
-                if n.state == NeighState::Incomplete || n.state == NeighState::Failed {
+                if !n.state.has_mac() {
                     return;
                 }
                 let to = EmitTo::Bridge {
@@ -1644,8 +1657,11 @@ impl Router {
         let mut ask = Vec::new();
         let mut failed = std::mem::take(&mut self.scratch);
         self.arp.tick(now, &mut ask, &mut failed);
-        for (bridge, ip) in ask {
-            self.ask(bridge, ip);
+        for Ask { bridge, ip, mac } in ask {
+            match mac {
+                Some(mac) => self.probe(bridge, ip, mac),
+                None => self.ask(bridge, ip),
+            }
         }
         // Packets that waited in vain: host unreachable to their senders.
         for i in failed.drain(..) {

@@ -122,7 +122,7 @@ pub struct NeighInfo {
     /// Seconds since the last confirmation; `None` for permanent entries.
     pub age: Option<u32>,
     /// Packets waiting for the answer.
-    pub queued: u8,
+    pub queued: u16,
 }
 
 /// One NAT rule, in words and numbers.
