@@ -666,3 +666,47 @@ fn a_neighbour_that_changes_its_mac_silently_is_found_again() {
         "{entry:?}"
     );
 }
+
+#[test]
+fn icmp_errors_are_rate_limited_per_sender_and_marked_internetwork_control() {
+    let lab = two_subnets(&[]);
+    let h1 = lab.host(1);
+    // 100 datagrams with TTL 1 in a burst: the kernel router answers about
+    // 7 (a burst of 6, then one a second); each error has precedence 6
+    // (TOS 0xc0) and an identification of its own.
+    let script = "import socket, struct, time\n\
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n\
+r.settimeout(0.2)\n\
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+u.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)\n\
+for i in range(100): u.sendto(b'x', ('10.2.0.2', 33434))\n\
+errs = []\n\
+end = time.time() + 1.5\n\
+while time.time() < end:\n\
+\x20   try: p = r.recv(2048)\n\
+\x20   except socket.timeout: continue\n\
+\x20   if p[20] == 11: errs.append((p[1], struct.unpack('!H', p[4:6])[0]))\n\
+print(len(errs), ','.join(sorted({'%#x' % t for t, _ in errs})), len({i for _, i in errs}))\n";
+    let out = h1.ns.check(&["python3", "-c", script]);
+    let f: Vec<&str> = out.split_whitespace().collect();
+    let n: usize = f[0].parse().unwrap();
+    assert!(
+        (1..=8).contains(&n),
+        "{n} time-exceeded errors to one sender: {out}"
+    );
+    assert_eq!(f[1], "0xc0", "precedence 6: {out}");
+    assert_eq!(f[2], f[0], "each error has its own IP id: {out}");
+    let st = lab.cli_json(&["stats"]);
+    assert!(
+        st["l3"]["icmp_rate_limited"].as_u64() >= Some(90),
+        "{}",
+        st["l3"]
+    );
+    // Another sender is not shut out by the first one's flood.
+    assert!(lab
+        .host(2)
+        .ns
+        .run(&["traceroute", "-n", "-q", "1", "-m", "2", "10.1.0.2"])
+        .status
+        .success());
+}

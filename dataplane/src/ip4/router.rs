@@ -265,7 +265,13 @@ pub struct Router {
     pub em: Emitter,
     pub counters: L3Counters,
     icmp_budget: u32,
+    /// ICMP error buckets per destination.
+    icmp_limiter: icmp::ErrorLimiter,
+    /// The identification of the next packet the router makes (started at
+    /// random, RFC 6274 3.5.3 asks that it not be predictable).
     ident: u16,
+    /// The switch clock (ms) of the packet being handled.
+    now: u64,
     mac_seed: [u8; 3],
     scratch: Vec<u16>,
     /// Fragments waiting for their first fragment, and room to take some
@@ -279,6 +285,12 @@ pub struct Router {
 impl Router {
     pub fn new(arp_max: usize, buffers: usize) -> Router {
         let seed = std::process::id().to_be_bytes();
+        let random = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(0x1d);
+            h.finish()
+        };
         Router {
             nat: Nat::new(262_144),
             nat_logged: (0, 0),
@@ -290,7 +302,9 @@ impl Router {
             em: Emitter::new(buffers),
             counters: L3Counters::default(),
             icmp_budget: ICMP_PER_SECOND,
-            ident: 0,
+            icmp_limiter: icmp::ErrorLimiter::new(random as u32),
+            ident: (random >> 32) as u16,
+            now: 0,
             mac_seed: [seed[1], seed[2], seed[3]],
             scratch: Vec::with_capacity(64),
             held: Vec::with_capacity(MAX_HELD_FRAGMENTS),
@@ -683,6 +697,7 @@ impl Router {
         bridge: BridgeId,
         now: u64,
     ) -> L3Out {
+        self.now = now;
         if frame.len() < L3 {
             return L3Out::Drop(DropReason::Runt);
         }
@@ -1371,6 +1386,8 @@ impl Router {
         let Some(i) = self.em.copy(&frame[..L3 + total]) else {
             return L3Out::Drop(DropReason::NoBuffer);
         };
+        self.ident = self.ident.wrapping_add(1);
+        let ident = self.ident;
         let b = self.em.frame_mut(i);
         b[..VNET_HDR_LEN].fill(0);
         b.copy_within(L2 + 6..L2 + 12, L2);
@@ -1380,7 +1397,10 @@ impl Router {
             ipb[8] = 64;
             ipb[12..16].copy_from_slice(&dst.octets());
             ipb[16..20].copy_from_slice(&src.octets());
-            Ipv4Packet::new_unchecked(&mut *ipb).fill_checksum();
+            // The reply's own identification, not the request's; its type
+            // of service is the request's (RFC 1812 4.3.3.6 lets it be).
+            let tos = ipb[1];
+            Ipv4Packet::new_unchecked(&mut *ipb).set_tos_and_ident(tos, ident);
             icmp::echo_to_reply(&mut ipb[hl..total]);
         }
         self.em.send(i, EmitTo::Port(in_port));
@@ -1528,7 +1548,12 @@ impl Router {
         if quiet {
             return;
         }
-        if self.icmp_budget == 0 && !(T && self.trace.dry) {
+        // Path MTU discovery must not starve: "fragmentation needed" is
+        // held to the global budget only, as in Linux.
+        let pmtu = icmp_type == icmp::DEST_UNREACHABLE && code == icmp::CODE_FRAG_NEEDED;
+        if !(T && self.trace.dry)
+            && (self.icmp_budget == 0 || !pmtu && !self.icmp_limiter.allow(src, self.now))
+        {
             self.counters.icmp_rate_limited += 1;
             return;
         }
@@ -1612,6 +1637,8 @@ impl Router {
             our_ip,
             src,
         );
+        Ipv4Packet::new_unchecked(&mut b[L3..])
+            .set_tos_and_ident(icmp::TOS_INTERNETWORK_CONTROL, ident);
         self.em.set_len(i, L3 + total);
         if let Some((inner, new_inner)) = untranslated {
             let buf = &mut self.em.frame_mut(i)[L3..];
@@ -1625,6 +1652,7 @@ impl Router {
 
     /// Once a second: ARP retries and failures, ICMP rate budget.
     pub fn housekeeping(&mut self, now: u64) {
+        self.now = now;
         self.nat.expire(now);
         // Held fragments whose first fragment never came.
         let (em, counters) = (&mut self.em, &mut self.nat.counters);

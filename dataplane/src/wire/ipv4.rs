@@ -167,6 +167,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.m()[10..12].copy_from_slice(&c.to_be_bytes());
     }
 
+    /// Sets the type-of-service byte (DSCP and ECN) and the identification,
+    /// and recomputes the checksum.
+    pub fn set_tos_and_ident(&mut self, tos: u8, ident: u16) {
+        self.m()[1] = tos;
+        self.m()[4..6].copy_from_slice(&ident.to_be_bytes());
+        self.fill_checksum();
+    }
+
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (h, t) = (self.header_len(), self.total_len());
         &mut self.m()[h..t]
