@@ -710,3 +710,138 @@ print(len(errs), ','.join(sorted({'%#x' % t for t, _ in errs})), len({i for _, i
         .status
         .success());
 }
+
+/// Python that sends one raw IPv4 packet: `send(src, dst, proto, payload,
+/// options=b'')` (the kernel fills in the header checksum).
+const RAW_IP: &str = "import socket, struct, sys, time\n\
+def send(src, dst, proto, payload, options=b''):\n\
+\x20   hl = 20 + len(options)\n\
+\x20   ip = struct.pack('!BBHHHBBH4s4s', 0x40 | (hl // 4), 0, hl + len(payload), 7, 0, 64, proto, 0,\n\
+\x20                    socket.inet_aton(src), socket.inet_aton(dst)) + options\n\
+\x20   r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n\
+\x20   r.sendto(ip + payload, (dst, 0))\n";
+
+/// UDP to port 9999 of h1 from h2 with source `src`; whether h1 got it.
+fn spoofed_reaches_h1(lab: &Lab, src: &str) -> bool {
+    let cap = patchbay_tools::Capture::start(&lab.host(1).ns, "eth0", "udp port 9999");
+    let script = format!(
+        "{RAW_IP}send('{src}', '10.1.0.2', 17, struct.pack('!HHHH', 5000, 9999, 12, 0) + b'spof')\n"
+    );
+    lab.host(2).ns.check(&["python3", "-c", &script]);
+    !cap.stop().is_empty()
+}
+
+#[test]
+fn spoofed_sources_are_dropped_and_rp_filter_is_per_bridge() {
+    let lab = two_subnets(&[]);
+    // From br1: the router's own address, and an address of br0's subnet.
+    assert!(!spoofed_reaches_h1(&lab, "10.1.0.1"));
+    assert!(!spoofed_reaches_h1(&lab, "10.1.0.77"));
+    let d = drops(&lab, "p2");
+    assert_eq!(d["ip4-own-source"].as_u64(), Some(1), "{d}");
+    assert_eq!(d["ip4-rp-filter"].as_u64(), Some(1), "{d}");
+    // Loose: some route leads back to 10.1.0.77 (br0's): let through; an
+    // address with no route at all is not.
+    lab.cli_ok(&["link", "set", "br1", "rp_filter", "loose"]);
+    assert!(spoofed_reaches_h1(&lab, "10.1.0.77"));
+    assert!(!spoofed_reaches_h1(&lab, "192.0.2.9"));
+    lab.cli_ok(&["link", "set", "br1", "rp_filter", "off"]);
+    assert!(spoofed_reaches_h1(&lab, "192.0.2.9"));
+    // Our own address never passes, whatever the filter.
+    assert!(!spoofed_reaches_h1(&lab, "10.2.0.1"));
+    let addrs = lab.cli_ok(&["addr", "show", "dev", "br1"]);
+    assert!(addrs.contains("rp_filter off"), "{addrs}");
+    lab.cli_fails(
+        &["link", "set", "br1", "rp_filter", "sometimes"],
+        "rp_filter must be strict, loose or off",
+    );
+    // save carries it, and applying the saved file changes nothing.
+    let saved = lab.cli_ok(&["save"]);
+    assert!(saved.contains("rp_filter = \"off\""), "{saved}");
+    let file = std::env::temp_dir().join(format!("{}-rp.toml", lab.tag));
+    std::fs::write(&file, &saved).unwrap();
+    let out = lab.cli_ok(&["apply", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    assert!(!out.contains("rp_filter"), "{out}");
+    // Normal traffic is unaffected.
+    assert!(lab.host(1).ping_ok("10.2.0.2", 1));
+}
+
+#[test]
+fn ip_options_source_routes_dropped_bad_ones_answered_record_route_filled() {
+    let lab = two_subnets(&[]);
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    assert!(h1.ping_ok(&h2.ip, 1));
+    // Record Route: the router writes its address each way (RFC 791).
+    let rr = stdout(&h1.ns.run(&["ping", "-c", "1", "-R", "-W", "2", &h2.ip]));
+    assert!(
+        rr.contains("10.2.0.1") && rr.contains("10.1.0.1"),
+        "record route: {rr}"
+    );
+    // Timestamps: one from the router too.
+    let ts = stdout(
+        &h1.ns
+            .run(&["ping", "-c", "1", "-T", "tsandaddr", "-W", "2", &h2.ip]),
+    );
+    assert!(ts.contains("10.2.0.1"), "timestamp: {ts}");
+    // A loose source route is dropped; a malformed option gets a parameter
+    // problem pointing at it.
+    let cap = patchbay_tools::Capture::start(&h2.ns, "eth0", "udp port 9999");
+    let script = format!(
+        "{RAW_IP}\
+udp = struct.pack('!HHHH', 5000, 9999, 12, 0) + b'srcr'\n\
+send('10.1.0.2', '10.2.0.2', 17, udp, bytes([131, 7, 4, 10, 2, 0, 2, 1]))\n\
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n\
+r.settimeout(2)\n\
+send('10.1.0.2', '10.2.0.2', 17, udp, bytes([1, 99, 9, 0]))\n\
+while True:\n\
+\x20   p = r.recv(2048)\n\
+\x20   if p[20] == 12: print('problem', p[24]); break\n"
+    );
+    let out = h1.ns.check(&["python3", "-c", &script]);
+    assert_eq!(out.trim(), "problem 22", "pointer at the bad length byte");
+    assert!(cap.stop().is_empty(), "source-routed packet forwarded");
+    let d = drops(&lab, "p1");
+    assert_eq!(d["ip4-source-route"].as_u64(), Some(1), "{d}");
+    assert_eq!(d["ip4-bad-option"].as_u64(), Some(1), "{d}");
+}
+
+#[test]
+fn a_host_that_could_reach_the_next_hop_straight_gets_a_redirect() {
+    // h1 and a kernel router h2 (10.1.0.3, with 10.9.0.1 behind it) share
+    // br0; patchbay routes 10.9.0.0/24 via h2, back out of br0.
+    let lab = lab(
+        &[("10.1.0.2/24", "10.1.0.1"), ("10.1.0.3/24", "10.1.0.1")],
+        &[],
+    );
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    h2.ns
+        .check(&["ip", "addr", "add", "10.9.0.1/24", "dev", "lo"]);
+    h2.ns.check(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    lab.cli_ok(&["addr", "add", "10.1.0.1/24", "dev", "br0"]);
+    lab.cli_ok(&["route", "add", "10.9.0.0/24", "via", "10.1.0.3"]);
+    let cap = patchbay_tools::Capture::start(&h1.ns, "eth0", "icmp[0] == 5");
+    // Linux takes a redirect once it knows the new gateway's MAC: the
+    // first one makes it ask, a later one is taken.
+    assert!(h1.ping_ok("10.9.0.1", 3), "forwarded all the same");
+    let seen = cap.stop();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("redirect 10.9.0.1 to host 10.1.0.3")),
+        "{seen:?}"
+    );
+    let route = h1.ns.check(&["ip", "route", "get", "10.9.0.1"]);
+    assert!(
+        route.contains("via 10.1.0.3"),
+        "h1 took the redirect: {route}"
+    );
+    // Turned off per bridge.
+    lab.cli_ok(&["link", "set", "br0", "redirects", "off"]);
+    h1.ns.check(&["ip", "route", "flush", "cache"]);
+    let cap = patchbay_tools::Capture::start(&h1.ns, "eth0", "icmp[0] == 5");
+    h1.ns.check(&["ip", "route", "del", "default"]);
+    h1.ns
+        .check(&["ip", "route", "add", "10.9.0.0/24", "via", "10.1.0.1"]);
+    assert!(h1.ping_ok("10.9.0.1", 1));
+    assert!(cap.stop().is_empty(), "no redirect when off");
+}

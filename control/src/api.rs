@@ -16,7 +16,7 @@
 //! [`MAX_REQUEST_BYTES`] long and must arrive within
 //! [`REQUEST_TIMEOUT`](crate::server::REQUEST_TIMEOUT) of the previous one.
 
-use patchbay_dataplane::ip4::Ipv4Net;
+use patchbay_dataplane::ip4::{Ipv4Net, RpFilter};
 use patchbay_dataplane::nat::Filtering;
 use patchbay_dataplane::pipeline::{BridgeInfo, PortInfo};
 use patchbay_dataplane::wire::Mac;
@@ -75,6 +75,12 @@ pub enum Request {
         /// Bridges with a router interface: the MTU of routed packets.
         #[serde(default)]
         mtu: Option<u32>,
+        /// Bridges with a router interface: reverse-path filtering.
+        #[serde(default)]
+        rp_filter: Option<RpFilter>,
+        /// Bridges with a router interface: whether to send ICMP redirects.
+        #[serde(default)]
+        redirects: Option<bool>,
     },
     /// Deletes a port or a bridge.
     LinkDel {

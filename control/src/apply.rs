@@ -11,7 +11,7 @@
 //! they depend on (a port, a bridge, an address, a NAT rule).
 
 use crate::config::{self, ConfigError, Parsed};
-use patchbay_dataplane::ip4::Ipv4Net;
+use patchbay_dataplane::ip4::{Ipv4Net, RpFilter};
 use patchbay_dataplane::pipeline::{
     BridgeState, NatRuleState, PortState, RunningState, Switch, SwitchConfig,
 };
@@ -138,6 +138,11 @@ pub enum Step {
         from: u16,
         to: u16,
     },
+    Policy {
+        bridge: String,
+        rp_filter: RpFilter,
+        redirects: bool,
+    },
     Timeouts {
         from: Box<SwitchConfig>,
         to: Box<SwitchConfig>,
@@ -172,6 +177,15 @@ impl fmt::Display for Step {
             Step::BridgeAdd(name, _) => write!(f, "link add {name} type bridge"),
             Step::Ageing { bridge, to, .. } => write!(f, "link set {bridge} ageing_time {to}"),
             Step::Mtu { bridge, to, .. } => write!(f, "link set {bridge} mtu {to}"),
+            Step::Policy {
+                bridge,
+                rp_filter,
+                redirects,
+            } => write!(
+                f,
+                "link set {bridge} rp_filter {rp_filter} redirects {}",
+                if *redirects { "on" } else { "off" }
+            ),
             Step::Timeouts { .. } => write!(f, "timeouts"),
         }
     }
@@ -228,6 +242,11 @@ impl Step {
             }),
             Step::Ageing { bridge, to, .. } => sw.set_ageing(bridge, *to),
             Step::Mtu { bridge, to, .. } => sw.set_mtu(bridge, u32::from(*to)),
+            Step::Policy {
+                bridge,
+                rp_filter,
+                redirects,
+            } => sw.set_policy(bridge, Some(*rp_filter), Some(*redirects)),
             Step::Timeouts { to, .. } => sw.set_timeouts(
                 to.ageing_time,
                 to.arp_reachable_secs,
@@ -569,6 +588,22 @@ pub fn plan(
                     bridge: wb.name.clone(),
                     from,
                     to,
+                });
+                s.bridges.changed += 1;
+            }
+        }
+        // So do its reverse-path filter and redirects.
+        if let (Some(rp_filter), Some(redirects)) = (wb.rp_filter, wb.redirects) {
+            let kept = !wb.addrs.is_empty() && !reset.contains(wb.name.as_str());
+            let from = match rb.map(|b| (b.rp_filter, b.redirects)) {
+                Some((Some(rp), Some(r))) if kept => (rp, r),
+                _ => (RpFilter::default(), true),
+            };
+            if from != (rp_filter, redirects) {
+                addr_adds.push(Step::Policy {
+                    bridge: wb.name.clone(),
+                    rp_filter,
+                    redirects,
                 });
                 s.bridges.changed += 1;
             }

@@ -2,7 +2,7 @@
 //! and the result printed for people (or as JSON with `-j`).
 
 use crate::api::{LinkKind, LinkShow, NatRuleSpec, Request};
-use patchbay_dataplane::ip4::Ipv4Net;
+use patchbay_dataplane::ip4::{Ipv4Net, RpFilter};
 use patchbay_dataplane::nat::Filtering;
 use patchbay_dataplane::pipeline::{
     AddrInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, RouteGet, RouteInfo, StatsInfo,
@@ -24,6 +24,8 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   link set NAME master BRIDGE | nomaster        move a port to a bridge, or out
   link set NAME ageing_time SECS                FDB ageing time of a bridge
   link set BRIDGE mtu BYTES                     MTU of routed packets (68-9000; needs an address)
+  link set BRIDGE rp_filter strict|loose|off    reverse-path filter of what comes in (default strict)
+  link set BRIDGE redirects on|off              send ICMP redirects (default on)
   link del NAME                                 delete a port or a bridge
   fdb show [dev PORT | br BRIDGE]               learned and static MACs
   fdb add|replace MAC dev PORT                  add a static entry (replace: move one)
@@ -926,6 +928,7 @@ fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
     let ctx = w.context.clone();
     let name = w.name("link name")?;
     let (mut master, mut nomaster, mut ageing_time, mut mtu) = (None, false, None, None);
+    let (mut rp_filter, mut redirects) = (None, None);
     while let Some(x) = w.next() {
         match x.as_str() {
             "master" => master = Some(w.value("master", "a bridge name")?),
@@ -936,6 +939,18 @@ fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
                     v.parse()
                         .map_err(|_| format!("{ctx}: mtu must be a number of bytes, not '{v}'"))?,
                 );
+            }
+            "rp_filter" => {
+                let v = w.value("rp_filter", "strict, loose or off")?;
+                rp_filter = Some(v.parse::<RpFilter>().map_err(|e| format!("{ctx}: {e}"))?);
+            }
+            "redirects" => {
+                let v = w.value("redirects", "on or off")?;
+                redirects = Some(match v.as_str() {
+                    "on" | "1" => true,
+                    "off" | "0" => false,
+                    _ => return Err(format!("{ctx}: redirects must be on or off, not '{v}'")),
+                });
             }
             "ageing_time" => {
                 ageing_time = Some(number(
@@ -954,9 +969,16 @@ fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
             x => return Err(w.unexpected(x)),
         }
     }
-    if master.is_none() && !nomaster && ageing_time.is_none() && mtu.is_none() {
+    if master.is_none()
+        && !nomaster
+        && ageing_time.is_none()
+        && mtu.is_none()
+        && rp_filter.is_none()
+        && redirects.is_none()
+    {
         return Err(format!(
-            "{ctx}: nothing to change (master BRIDGE, nomaster, ageing_time SECS or mtu BYTES)"
+            "{ctx}: nothing to change (master BRIDGE, nomaster, ageing_time SECS, mtu BYTES, \
+             rp_filter strict|loose|off or redirects on|off)"
         ));
     }
     if nomaster && master.is_some() {
@@ -969,6 +991,8 @@ fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
             nomaster,
             ageing_time,
             mtu,
+            rp_filter,
+            redirects,
         },
         Output::Nothing,
     ))
@@ -1155,7 +1179,15 @@ pub fn render(output: &Output, mut result: Value) -> Result<String, String> {
         Output::Addrs => {
             let ifaces: Vec<AddrInfo> = decode(result)?;
             for i in &ifaces {
-                let _ = writeln!(s, "{}: router mac {} mtu {}", i.dev, i.mac, i.mtu);
+                let _ = writeln!(
+                    s,
+                    "{}: router mac {} mtu {} rp_filter {} redirects {}",
+                    i.dev,
+                    i.mac,
+                    i.mtu,
+                    i.rp_filter,
+                    if i.redirects { "on" } else { "off" }
+                );
                 for a in &i.addrs {
                     let _ = writeln!(s, "    inet {a}");
                 }
@@ -1475,7 +1507,9 @@ mod tests {
                 master: Some("br1".into()),
                 nomaster: false,
                 ageing_time: None,
-                mtu: None
+                mtu: None,
+                rp_filter: None,
+                redirects: None,
             }
         );
         assert_eq!(

@@ -33,7 +33,7 @@
 //! empty.
 
 use crate::api::NatRuleSpec;
-use patchbay_dataplane::ip4::Ipv4Net;
+use patchbay_dataplane::ip4::{Ipv4Net, RpFilter};
 use patchbay_dataplane::nat::{Filtering, NatAction, Timeouts};
 use patchbay_dataplane::pipeline::{
     BridgeState, NatRuleState, PortState, RunningState, SwitchConfig, DEFAULT_BRIDGE,
@@ -125,6 +125,8 @@ struct BridgeCfg {
     name: String,
     ageing_time: Option<u32>,
     mtu: Option<u32>,
+    rp_filter: Option<RpFilter>,
+    redirects: Option<bool>,
     #[serde(default)]
     addresses: Vec<Ipv4Net>,
 }
@@ -491,10 +493,30 @@ impl Checker<'_> {
                 (m, false) => Some(m.map_or(DEFAULT_MTU, |m| m as u16)),
                 (None, true) => None,
             };
+            // Like the MTU, these are the router interface's.
+            for (key, given) in [
+                ("rp_filter", b.rp_filter.is_some()),
+                ("redirects", b.redirects.is_some()),
+            ] {
+                if given && addrs.is_empty() {
+                    return Err(self.key_err(
+                        &span,
+                        key,
+                        format!(
+                            "bridge {}: {key} is the router interface's; give the bridge an \
+                             address, or drop the {key}",
+                            b.name
+                        ),
+                    ));
+                }
+            }
+            let routed = !addrs.is_empty();
             bridges.push(BridgeState {
                 name: b.name.clone(),
                 ageing_time,
                 mtu,
+                rp_filter: routed.then(|| b.rp_filter.unwrap_or_default()),
+                redirects: routed.then(|| b.redirects.unwrap_or(true)),
                 addrs,
             });
         }
@@ -506,6 +528,8 @@ impl Checker<'_> {
                     name: DEFAULT_BRIDGE.to_string(),
                     ageing_time: config.ageing_time,
                     mtu: None,
+                    rp_filter: None,
+                    redirects: None,
                     addrs: Vec::new(),
                 },
             );
@@ -920,6 +944,12 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
         if let Some(mtu) = b.mtu {
             let _ = writeln!(out, "mtu = {mtu}");
         }
+        if let Some(rp) = b.rp_filter.filter(|rp| *rp != RpFilter::default()) {
+            let _ = writeln!(out, "rp_filter = \"{rp}\"");
+        }
+        if b.redirects == Some(false) {
+            let _ = writeln!(out, "redirects = false");
+        }
     }
     for p in &state.ports {
         let kind = if p.kind == PortKind::Tap {
@@ -1103,6 +1133,14 @@ to_port = 80
             e.starts_with("lab.toml:3:") && e.contains("no bridge 'lan'"),
             "{e}"
         );
+
+        let e = err("[[bridge]]\nname = \"lan\"\nrp_filter = \"loose\"\n");
+        assert!(
+            e.starts_with("lab.toml:3:") && e.contains("rp_filter is the router interface's"),
+            "{e}"
+        );
+        let e = err("[[bridge]]\nname = \"lan\"\naddresses = [\"10.0.1.1/24\"]\nrp_filter = \"sometimes\"\n");
+        assert!(e.starts_with("lab.toml:4:") && e.contains("`loose`"), "{e}");
 
         let e = err("[[bridge]]\nname = \"lan\"\nmtu = 1400\n");
         assert!(

@@ -778,11 +778,19 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
             nomaster,
             ageing_time,
             mtu,
+            rp_filter,
+            redirects,
         } => {
-            if master.is_none() && !nomaster && ageing_time.is_none() && mtu.is_none() {
+            if master.is_none()
+                && !nomaster
+                && ageing_time.is_none()
+                && mtu.is_none()
+                && rp_filter.is_none()
+                && redirects.is_none()
+            {
                 return Err(ApiError::new(
                     ErrorCode::BadRequest,
-                    "link_set needs master, nomaster, ageing_time or mtu",
+                    "link_set needs master, nomaster, ageing_time, mtu, rp_filter or redirects",
                 ));
             }
             if master.is_some() && nomaster {
@@ -801,6 +809,9 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
                 }
                 if let (Ok(()), Some(mtu)) = (&r, mtu) {
                     r = sw.set_mtu(&name, mtu);
+                }
+                if r.is_ok() && (rp_filter.is_some() || redirects.is_some()) {
+                    r = sw.set_policy(&name, rp_filter, redirects);
                 }
                 r
             });

@@ -86,6 +86,10 @@ drop_reasons! {
     Ip4BadLength => "ip4-bad-length", "IPv4 header or total length disagrees with the frame (RFC 1812 5.2.2).";
     Ip4BadChecksum => "ip4-bad-checksum", "IPv4 header checksum is wrong (RFC 1812 5.2.2).";
     Ip4BadSource => "ip4-bad-source", "Source address is multicast, broadcast, loopback, 0.0.0.0 or class E (RFC 1812 5.3.7).";
+    Ip4OwnSource => "ip4-own-source", "Source address is one of the router's own: a spoof, wherever it comes in.";
+    Ip4RpFilter => "ip4-rp-filter", "Fails the reverse-path check of the bridge it came in on (strict: the route back to the source leaves by another bridge; loose: there is none; RFC 3704).";
+    Ip4SourceRoute => "ip4-source-route", "Carries a loose or strict source route option (dropped, as RFC 7126 4.3 advises and Linux does).";
+    Ip4BadOption => "ip4-bad-option", "A malformed IP option; the sender gets a parameter problem (RFC 1812 5.2.5).";
     Ip4NotForwarded => "ip4-not-forwarded", "To a broadcast, multicast, loopback or 0.0.0.0/8 address, which the router never forwards.";
     Ip4TtlExpired => "ip4-ttl-expired", "TTL would reach 0 (RFC 1812 5.3.1); the sender gets an ICMP time exceeded.";
     Ip4NoRoute => "ip4-no-route", "No route to the destination; the sender gets an ICMP net unreachable.";
@@ -104,13 +108,25 @@ drop_reasons! {
 
 /// Per-port counters. Bytes are Ethernet bytes (a GSO super-frame counts as
 /// one packet of its full length).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PortCounters {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub drops: [u64; DropReason::COUNT],
+}
+
+impl Default for PortCounters {
+    fn default() -> Self {
+        PortCounters {
+            rx_packets: 0,
+            rx_bytes: 0,
+            tx_packets: 0,
+            tx_bytes: 0,
+            drops: [0; DropReason::COUNT],
+        }
+    }
 }
 
 impl PortCounters {

@@ -154,6 +154,10 @@ pub enum Event {
         /// Fragmentation needed: the next hop's MTU.
         #[serde(default)]
         mtu: u16,
+        /// The 4 bytes after the checksum: a redirect's gateway, a parameter
+        /// problem's pointer (first byte), the MTU (last two).
+        #[serde(default)]
+        rest: u32,
     },
     /// arp-resolve: the next hop's MAC.
     Resolve { next_hop: Ipv4Addr, mac: NextHopMac },
@@ -835,12 +839,15 @@ impl fmt::Display for Described<'_> {
                 code,
                 to,
                 mtu,
+                rest,
             } => {
                 let what = match (kind, code) {
                     (11, _) => "time exceeded".to_string(),
                     (3, 0) => "net unreachable".to_string(),
                     (3, 1) => "host unreachable".to_string(),
                     (3, 4) => format!("fragmentation needed (mtu {mtu})"),
+                    (5, _) => format!("redirect: use gateway {}", Ipv4Addr::from(rest)),
+                    (12, _) => format!("parameter problem at byte {}", rest >> 24),
                     (k, c) => format!("type {k} code {c}"),
                 };
                 write!(

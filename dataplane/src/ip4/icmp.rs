@@ -6,13 +6,18 @@ use std::net::Ipv4Addr;
 pub const ECHO_REPLY: u8 = 0;
 pub const DEST_UNREACHABLE: u8 = 3;
 pub const ECHO_REQUEST: u8 = 8;
+pub const REDIRECT: u8 = 5;
 pub const TIME_EXCEEDED: u8 = 11;
+pub const PARAMETER_PROBLEM: u8 = 12;
 
 pub const CODE_NET_UNREACHABLE: u8 = 0;
 pub const CODE_HOST_UNREACHABLE: u8 = 1;
 pub const CODE_PROTOCOL_UNREACHABLE: u8 = 2;
 pub const CODE_PORT_UNREACHABLE: u8 = 3;
 pub const CODE_FRAG_NEEDED: u8 = 4;
+/// Redirect datagrams for the host (RFC 1812 5.2.7.2: routers send only
+/// host redirects).
+pub const CODE_REDIRECT_HOST: u8 = 1;
 
 /// The type of service of the errors a router makes: precedence 6,
 /// internetwork control (RFC 1812 4.3.2.5).
@@ -73,15 +78,16 @@ pub fn is_error(icmp_type: u8) -> bool {
 /// as much as fits in 576 bytes.
 pub const MAX_QUOTE: usize = 576 - 20 - 8;
 
-/// Writes an ICMP error (type, code, the next-hop MTU for "fragmentation
-/// needed", then `quote`) into `out`; returns its length.
-pub fn emit_error(out: &mut [u8], icmp_type: u8, code: u8, mtu: u16, quote: &[u8]) -> usize {
+/// Writes an ICMP error (type, code, the 4 bytes after the checksum: the
+/// next-hop MTU of "fragmentation needed", a redirect's gateway, a
+/// parameter problem's pointer; then `quote`) into `out`; returns its
+/// length.
+pub fn emit_error(out: &mut [u8], icmp_type: u8, code: u8, rest: u32, quote: &[u8]) -> usize {
     let len = 8 + quote.len();
     out[0] = icmp_type;
     out[1] = code;
     out[2..4].fill(0);
-    out[4..6].fill(0);
-    out[6..8].copy_from_slice(&mtu.to_be_bytes());
+    out[4..8].copy_from_slice(&rest.to_be_bytes());
     out[8..len].copy_from_slice(quote);
     let c = checksum::checksum(&out[..len]);
     out[2..4].copy_from_slice(&c.to_be_bytes());

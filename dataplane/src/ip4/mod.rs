@@ -6,6 +6,8 @@ pub mod fib;
 pub mod icmp;
 pub mod neigh;
 pub mod router;
+pub mod rpf;
 
 pub use fib::{Fib, FibError, RouteList};
 pub use router::{Ipv4Net, L3Counters, L3Out, NextHop, Router, RouterError, RouterInterface};
+pub use rpf::RpFilter;

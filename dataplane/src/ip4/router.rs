@@ -11,6 +11,7 @@
 use super::fib::{mask, Fib, FibError};
 use super::icmp;
 use super::neigh::{ArpCache, Ask, NeighState, Resolve};
+use super::rpf::RpFilter;
 use crate::counters::DropReason;
 use crate::emit::{EmitTo, Emitter, BUF_SIZE};
 use crate::l2::{BridgeId, PortId};
@@ -24,6 +25,7 @@ use crate::wire::arp::{ArpRepr, ARP_LEN, OP_REPLY, OP_REQUEST};
 use crate::wire::ipv4::{
     self, Ipv4Error, Ipv4Packet, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
 };
+use crate::wire::ipv4_options::{self, BadOption};
 use crate::wire::vnet::{VnetHdr, F_NEEDS_CSUM};
 use crate::wire::{checksum, Mac, VNET_HDR_LEN};
 use serde::{Deserialize, Serialize};
@@ -119,12 +121,17 @@ impl<'de> Deserialize<'de> for Ipv4Net {
 }
 
 /// A bridge's router interface: the MAC frames use to reach the router, its
-/// addresses, and the MTU of the bridge.
+/// addresses, the MTU of the bridge, and how it treats what comes in.
 #[derive(Debug, Clone)]
 pub struct RouterInterface {
     pub mac: Mac,
     pub addrs: Vec<Ipv4Net>,
     pub mtu: u16,
+    /// Reverse-path filtering of what comes in on it.
+    pub rp_filter: RpFilter,
+    /// Whether it sends ICMP redirects (RFC 1812 5.2.7.2; Linux's
+    /// `send_redirects`, on by default).
+    pub redirects: bool,
 }
 
 impl RouterInterface {
@@ -461,6 +468,8 @@ impl Router {
             ]),
             addrs: Vec::new(),
             mtu: DEFAULT_MTU,
+            rp_filter: RpFilter::default(),
+            redirects: true,
         });
         if iface.addrs.contains(&net) {
             return Err(RouterError::AddrExists(net));
@@ -569,6 +578,28 @@ impl Router {
         }
         self.scratch = dropped;
         gone.len()
+    }
+
+    /// Sets a router interface's reverse-path filtering and whether it
+    /// sends redirects (each if given).
+    pub fn set_policy(
+        &mut self,
+        bridge: BridgeId,
+        rp_filter: Option<RpFilter>,
+        redirects: Option<bool>,
+    ) -> Result<(), RouterError> {
+        let iface = self
+            .ifaces
+            .get_mut(usize::from(bridge))
+            .and_then(Option::as_mut)
+            .ok_or(RouterError::NoInterface)?;
+        if let Some(rp) = rp_filter {
+            iface.rp_filter = rp;
+        }
+        if let Some(r) = redirects {
+            iface.redirects = r;
+        }
+        Ok(())
     }
 
     pub fn set_mtu(&mut self, bridge: BridgeId, mtu: u32) -> Result<(), RouterError> {
@@ -926,6 +957,40 @@ impl Router {
         {
             return L3Out::Drop(DropReason::Ip4BadSource);
         }
+        // Our own address as a source is a spoof wherever it comes from.
+        if self.is_local(src) {
+            return L3Out::Drop(DropReason::Ip4OwnSource);
+        }
+        let Some(in_iface) = self.iface(bridge) else {
+            return L3Out::Drop(DropReason::Ip4NoRoute);
+        };
+        let (rp_filter, redirects) = (in_iface.rp_filter, in_iface.redirects);
+        if rp_filter != RpFilter::Off {
+            let back = self
+                .fib
+                .lookup(src)
+                .map(|id| self.next_hops[id as usize].bridge);
+            if !rp_filter.passes(back, bridge) {
+                return L3Out::Drop(DropReason::Ip4RpFilter);
+            }
+        }
+        // RFC 1812 5.2.4: options are checked; a malformed one is answered
+        // with a parameter problem. Source-routed packets are dropped (RFC
+        // 7126 4.3, and Linux with accept_source_route 0).
+        let options = if ip.header_len() > IPV4_MIN_HDR_LEN {
+            match ipv4_options::parse(ip.header()) {
+                Ok(o) if o.source_routed => return L3Out::Drop(DropReason::Ip4SourceRoute),
+                Ok(o) => Some(o),
+                Err(BadOption(at)) => {
+                    let pointer = u32::from(at) << 24;
+                    let problem = icmp::PARAMETER_PROBLEM;
+                    self.icmp_error::<T>(frame, Some(in_port), bridge, problem, 0, pointer);
+                    return L3Out::Drop(DropReason::Ip4BadOption);
+                }
+            }
+        } else {
+            None
+        };
         // nat (pre-routing): packets of known sessions, and first packets to
         // published ports.
         let partial = frame[0] & F_NEEDS_CSUM != 0;
@@ -1057,7 +1122,7 @@ impl Router {
                 bridge,
                 icmp::DEST_UNREACHABLE,
                 icmp::CODE_FRAG_NEEDED,
-                mtu as u16,
+                mtu as u32,
             );
             return L3Out::Drop(DropReason::Ip4FragNeeded);
         }
@@ -1148,6 +1213,35 @@ impl Router {
             }
             Resolve::Full => return L3Out::Drop(DropReason::ArpTableFull),
             Resolve::Mac(_) | Resolve::Pending { .. } => {}
+        }
+        // RFC 1812 5.2.7.2: a packet that leaves by the bridge it came in
+        // on, from a sender on that bridge's subnet, could have gone to the
+        // next hop straight: tell the sender (and forward it all the same).
+        if nh.bridge == bridge
+            && redirects
+            && !translated
+            && self
+                .iface(bridge)
+                .is_some_and(|i| i.addrs.iter().any(|a| a.contains(ip_src)))
+        {
+            let gateway = u32::from(next_ip);
+            let (redirect, host) = (icmp::REDIRECT, icmp::CODE_REDIRECT_HOST);
+            self.icmp_error::<T>(frame, Some(in_port), bridge, redirect, host, gateway);
+        }
+        // Record Route and Timestamp get this hop's address (RFC 791).
+        if let Some(o) = options.filter(|o| o.record_route.is_some() || o.timestamp.is_some()) {
+            let hop = self.iface(nh.bridge).and_then(|i| i.source_for(next_ip));
+            if let Some(hop) = hop.filter(|_| !(T && self.trace.dry)) {
+                let mut ip = Ipv4Packet::new_unchecked(&mut frame[L3..]);
+                let header = ip.header_mut();
+                if let Some(at) = o.record_route {
+                    ipv4_options::record_route(header, at, hop);
+                }
+                if let Some(at) = o.timestamp {
+                    ipv4_options::timestamp(header, at, hop, ms_since_midnight_ut());
+                }
+                ip.fill_checksum();
+            }
         }
         // ip4-rewrite.
         Ipv4Packet::new_unchecked(&mut frame[L3..]).decrement_ttl();
@@ -1531,7 +1625,7 @@ impl Router {
         bridge: BridgeId,
         icmp_type: u8,
         code: u8,
-        mtu: u16,
+        rest: u32,
     ) {
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
         let src = ip.src();
@@ -1605,7 +1699,8 @@ impl Router {
                 kind: icmp_type,
                 code,
                 to: src,
-                mtu,
+                mtu: rest as u16,
+                rest,
             }
         );
         if T && self.trace.dry {
@@ -1624,7 +1719,7 @@ impl Router {
             &mut b[L3 + IPV4_MIN_HDR_LEN..],
             icmp_type,
             code,
-            mtu,
+            rest,
             &frame[L3..L3 + quote_len],
         );
         let total = IPV4_MIN_HDR_LEN + icmp_len;
@@ -1718,6 +1813,14 @@ impl Router {
             self.em.free(i);
         }
     }
+}
+
+/// Milliseconds since midnight UT, as IP timestamps carry them (RFC 791).
+fn ms_since_midnight_ut() -> u32 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (now.as_millis() % 86_400_000) as u32
 }
 
 /// Largest frame that can be queued or made.

@@ -3,7 +3,7 @@
 
 use crate::counters::BridgeCounters;
 use crate::ip4::neigh::NeighState;
-use crate::ip4::{Ipv4Net, L3Counters};
+use crate::ip4::{Ipv4Net, L3Counters, RpFilter};
 use crate::port::{LinkState, PortKind};
 use crate::wire::Mac;
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,15 @@ pub struct AddrInfo {
     pub dev: String,
     pub mac: Mac,
     pub mtu: u16,
+    #[serde(default)]
+    pub rp_filter: RpFilter,
+    #[serde(default = "yes")]
+    pub redirects: bool,
     pub addrs: Vec<Ipv4Net>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Which routes `route show` lists (all, by default).
@@ -206,6 +214,10 @@ pub struct BridgeState {
     pub ageing_time: u32,
     /// The router interface's MTU; `None` without an address.
     pub mtu: Option<u16>,
+    /// The router interface's reverse-path filtering and redirects; `None`
+    /// without an address.
+    pub rp_filter: Option<RpFilter>,
+    pub redirects: Option<bool>,
     pub addrs: Vec<Ipv4Net>,
 }
 

@@ -8,7 +8,7 @@ use crate::capture::{tap, Tap, TapHandle, TapInfo};
 use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
 use crate::ip4::neigh::NeighState;
-use crate::ip4::{Ipv4Net, L3Out, Router, RouterError};
+use crate::ip4::{Ipv4Net, L3Out, Router, RouterError, RpFilter};
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, Learn, PortId};
 use crate::nat::{Filtering, Nat, NatAction, Timeouts};
 use crate::port::{LinkState, Port};
@@ -957,6 +957,25 @@ impl Switch {
         Ok(())
     }
 
+    /// Sets a bridge's router interface's reverse-path filtering and
+    /// whether it sends redirects (each if given).
+    pub fn set_policy(
+        &mut self,
+        bridge: &str,
+        rp_filter: Option<RpFilter>,
+        redirects: Option<bool>,
+    ) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        self.router.set_policy(b, rp_filter, redirects)?;
+        if let Some(rp) = rp_filter {
+            log::info!(op = "bridge_set", bridge, rp_filter:% = rp; "bridge {bridge}: rp_filter {rp}");
+        }
+        if let Some(r) = redirects {
+            log::info!(op = "bridge_set", bridge, redirects = r; "bridge {bridge}: redirects {}", if r { "on" } else { "off" });
+        }
+        Ok(())
+    }
+
     /// Adds a route via a gateway, or out of a bridge.
     pub fn route_add(
         &mut self,
@@ -1119,6 +1138,8 @@ impl Switch {
                     dev: br.name.clone(),
                     mac: i.mac,
                     mtu: i.mtu,
+                    rp_filter: i.rp_filter,
+                    redirects: i.redirects,
                     addrs: i.addrs.clone(),
                 })
             })
@@ -1678,6 +1699,8 @@ impl Switch {
                     name: b.name.clone(),
                     ageing_time: b.ageing_time,
                     mtu: iface.map(|i| i.mtu),
+                    rp_filter: iface.map(|i| i.rp_filter),
+                    redirects: iface.map(|i| i.redirects),
                     addrs: iface.map(|i| i.addrs.clone()).unwrap_or_default(),
                 }
             })

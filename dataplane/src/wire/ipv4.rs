@@ -175,6 +175,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.fill_checksum();
     }
 
+    /// The header, options included, to write into (the caller fixes the
+    /// checksum).
+    pub fn header_mut(&mut self) -> &mut [u8] {
+        let h = self.header_len();
+        &mut self.m()[..h]
+    }
+
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (h, t) = (self.header_len(), self.total_len());
         &mut self.m()[h..t]
