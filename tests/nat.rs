@@ -870,3 +870,13 @@ for i in range(1200):\n\
     assert!(nat["sessions_expired"].as_u64() >= Some(600), "{nat}");
     assert!(stats["nat_sessions"].as_u64() <= Some(600), "{stats}");
 }
+
+#[test]
+fn a_fragmented_ping_to_the_nat_address_is_answered() {
+    let lab = nat_lab(&[]);
+    let out = outside(&lab)
+        .ns
+        .run(&["ping", "-c", "2", "-s", "2000", "-W", "2", NAT_ADDR]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2008 bytes from 203.0.113.1"), "{text}");
+}

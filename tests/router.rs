@@ -845,3 +845,45 @@ fn a_host_that_could_reach_the_next_hop_straight_gets_a_redirect() {
     assert!(h1.ping_ok("10.9.0.1", 1));
     assert!(cap.stop().is_empty(), "no redirect when off");
 }
+
+#[test]
+fn fragmented_pings_to_the_router_are_reassembled_and_answered() {
+    let lab = two_subnets(&[]);
+    let h1 = lab.host(1);
+    // 600 bytes of echo in 3 fragments, last one first.
+    let script = format!(
+        "{RAW_IP}\
+def csum(b):\n\
+\x20   s = sum(struct.unpack('!%dH' % (len(b) // 2), b))\n\
+\x20   while s >> 16: s = (s & 0xffff) + (s >> 16)\n\
+\x20   return ~s & 0xffff\n\
+echo = struct.pack('!BBHHH', 8, 0, 0, 0x77, 1) + bytes(range(256)) * 2 + bytes(80)\n\
+echo = echo[:2] + struct.pack('!H', csum(echo)) + echo[4:]\n\
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n\
+r.settimeout(2)\n\
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n\
+for off in (400, 0, 200):\n\
+\x20   piece = echo[off:off + 200]\n\
+\x20   more = 0x2000 if off + 200 < len(echo) else 0\n\
+\x20   ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(piece), 0x99, more | off // 8, 64, 1, 0,\n\
+\x20                    socket.inet_aton('10.1.0.2'), socket.inet_aton('10.1.0.1'))\n\
+\x20   raw.sendto(ip + piece, ('10.1.0.1', 0))\n\
+while True:\n\
+\x20   p = r.recv(4096)\n\
+\x20   if p[20] == 0: print(len(p) - 20, p[28:] == echo[8:]); break\n"
+    );
+    let out = h1.ns.check(&["python3", "-c", &script]);
+    assert_eq!(out.trim(), "600 True", "the whole echo came back");
+    // A 3,000-byte ping: the kernel fragments it, patchbay puts it together
+    // and fragments its answer.
+    let big = h1
+        .ns
+        .run(&["ping", "-c", "2", "-s", "3000", "-W", "2", "10.1.0.1"]);
+    assert!(
+        stdout(&big).contains("3008 bytes from 10.1.0.1"),
+        "{}",
+        stdout(&big)
+    );
+    let st = lab.cli_json(&["stats"]);
+    assert!(st["l3"]["reassembled"].as_u64() >= Some(3), "{}", st["l3"]);
+}

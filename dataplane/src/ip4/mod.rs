@@ -5,6 +5,7 @@
 pub mod fib;
 pub mod icmp;
 pub mod neigh;
+pub mod reassembly;
 pub mod router;
 pub mod rpf;
 

@@ -11,6 +11,7 @@
 use super::fib::{mask, Fib, FibError};
 use super::icmp;
 use super::neigh::{ArpCache, Ask, NeighState, Resolve};
+use super::reassembly::{Added, Reassembly};
 use super::rpf::RpFilter;
 use crate::counters::DropReason;
 use crate::emit::{EmitTo, Emitter, BUF_SIZE};
@@ -168,6 +169,12 @@ pub struct L3Counters {
     #[serde(default)]
     pub arp_failed: u64,
     pub fragments_made: u64,
+    /// Datagrams to the router put together from fragments, and those given
+    /// up (their fragments did not all come in time).
+    #[serde(default)]
+    pub reassembled: u64,
+    #[serde(default)]
+    pub reassembly_timeouts: u64,
     /// Packets waiting for ARP that made room for newer ones.
     #[serde(default)]
     pub arp_queue_overflow: u64,
@@ -272,6 +279,8 @@ pub struct Router {
     pub em: Emitter,
     pub counters: L3Counters,
     icmp_budget: u32,
+    /// Datagrams to the router being put together.
+    reassembly: Reassembly,
     /// ICMP error buckets per destination.
     icmp_limiter: icmp::ErrorLimiter,
     /// The identification of the next packet the router makes (started at
@@ -310,6 +319,7 @@ impl Router {
             counters: L3Counters::default(),
             icmp_budget: ICMP_PER_SECOND,
             icmp_limiter: icmp::ErrorLimiter::new(random as u32),
+            reassembly: Reassembly::default(),
             ident: (random >> 32) as u16,
             now: 0,
             mac_seed: [seed[1], seed[2], seed[3]],
@@ -1071,7 +1081,10 @@ impl Router {
             if ip.protocol() != PROTO_ICMP && self.is_nat_address(dst) {
                 return L3Out::Drop(DropReason::NatFiltered);
             }
-            return self.local_input::<T>(frame, in_port, bridge);
+            if more_frags || frag_at != 0 {
+                return self.reassemble::<T>(frame, in_port, bridge, now);
+            }
+            return self.local_input::<T>(frame, in_port, bridge, now);
         }
         if self.never_forwarded(dst) {
             return L3Out::Drop(DropReason::Ip4NotForwarded);
@@ -1429,12 +1442,54 @@ impl Router {
             .any(|i| i.addrs.iter().any(|a| a.broadcast() == Some(ip)))
     }
 
+    /// ip4-reassemble: a fragment addressed to the router is held until
+    /// its datagram is whole, which then goes to ip4-local.
+    fn reassemble<const T: bool>(
+        &mut self,
+        frame: &[u8],
+        in_port: PortId,
+        bridge: BridgeId,
+        now: u64,
+    ) -> L3Out {
+        let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
+        if T && self.trace.dry {
+            return L3Out::Consumed;
+        }
+        // A first fragment tells NAT that its datagram is not translated,
+        // so later fragments it held come back here.
+        if ip.frag_offset() == 0 && self.nat.is_active() {
+            let key = (ip.src(), ip.dst(), ip.protocol(), ip.ident());
+            let len = ip.payload().len() as u32;
+            if self.nat.note_fragmented(key, None, len, now) {
+                self.release_fragments(key, now);
+            }
+        }
+        let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
+        let at = match self.reassembly.add(&ip, now) {
+            Added::Held => return L3Out::Consumed,
+            Added::Dropped => return L3Out::Drop(DropReason::Ip4Reassembly),
+            Added::Complete(at) => at,
+        };
+        self.counters.reassembled += 1;
+        let Some(i) = self.em.alloc() else {
+            return L3Out::Drop(DropReason::NoBuffer);
+        };
+        let mut buf = self.em.take_buf(i);
+        buf[..L3].copy_from_slice(&frame[..L3]);
+        let len = L3 + self.reassembly.take(at, &mut buf[L3..]);
+        let out = self.local_input::<T>(&buf[..len], in_port, bridge, now);
+        self.em.put_buf(i, buf);
+        self.em.free(i);
+        out
+    }
+
     /// ip4-local: the router answers pings to its addresses.
     fn local_input<const T: bool>(
         &mut self,
         frame: &[u8],
         in_port: PortId,
         bridge: BridgeId,
+        now: u64,
     ) -> L3Out {
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
         let total = ip.total_len();
@@ -1497,8 +1552,27 @@ impl Router {
             Ipv4Packet::new_unchecked(&mut *ipb).set_tos_and_ident(tos, ident);
             icmp::echo_to_reply(&mut ipb[hl..total]);
         }
-        self.em.send(i, EmitTo::Port(in_port));
         self.counters.ip4_local += 1;
+        // A reply bigger than the bridge's MTU (a reassembled request) goes
+        // in fragments, as a host's would.
+        let mtu = self
+            .iface(bridge)
+            .map_or(usize::from(DEFAULT_MTU), |i| usize::from(i.mtu));
+        if total > mtu {
+            let nh = self.fib.lookup(src).map(|id| self.next_hops[id as usize]);
+            let mut buf = self.em.take_buf(i);
+            let out = match nh {
+                Some(nh) => self.fragment::<T>(&mut buf[..L3 + total], nh, our_mac, mtu, now),
+                None => L3Out::Drop(DropReason::Ip4NoRoute),
+            };
+            self.em.put_buf(i, buf);
+            self.em.free(i);
+            return match out {
+                L3Out::Drop(r) => L3Out::Drop(r),
+                _ => L3Out::Consumed,
+            };
+        }
+        self.em.send(i, EmitTo::Port(in_port));
         L3Out::Consumed
     }
 
@@ -1748,6 +1822,8 @@ impl Router {
     /// Once a second: ARP retries and failures, ICMP rate budget.
     pub fn housekeeping(&mut self, now: u64) {
         self.now = now;
+        self.reassembly.expire(now);
+        self.counters.reassembly_timeouts = self.reassembly.timed_out;
         self.nat.expire(now);
         // Held fragments whose first fragment never came.
         let (em, counters) = (&mut self.em, &mut self.nat.counters);
