@@ -880,3 +880,39 @@ fn a_fragmented_ping_to_the_nat_address_is_answered() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("2008 bytes from 203.0.113.1"), "{text}");
 }
+
+#[test]
+fn nat_traffic_resumes_within_a_second_of_a_crash_and_restart() {
+    let mut lab = nat_lab(&[]);
+    // The running lab as a config file, and patchbayd started from it.
+    let file = std::env::temp_dir().join(format!("{}-restart.toml", lab.tag));
+    std::fs::write(&file, lab.cli_ok(&["save"])).unwrap();
+    let config = file.to_str().unwrap().to_string();
+    lab.daemon.as_mut().unwrap().stop();
+    lab.start_daemon(&["--config", &config]);
+    assert!(lab.host(1).ping_ok(OUTSIDE, 2));
+    // h1 pings every 20 ms for 6 s; patchbayd is killed after 1.5 s and
+    // started again from the same file.
+    let ping = lab
+        .host(1)
+        .ns
+        .command(&["ping", "-i", "0.02", "-w", "6", "-q", OUTSIDE])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.daemon.as_mut().unwrap().kill();
+    lab.start_daemon(&["--config", &config]);
+    let out = ping.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let count = |what: &str| -> u32 {
+        let at = text.find(what).unwrap_or_else(|| panic!("{what}: {text}"));
+        let n = text[..at].trim_end().rsplit([' ', '\n']).next().unwrap();
+        n.parse().unwrap()
+    };
+    let (sent, got) = (count(" packets transmitted"), count(" received"));
+    let outage_ms = (sent - got) * 20;
+    println!("outage after SIGKILL and restart: {outage_ms} ms ({sent} sent, {got} received)");
+    assert!(outage_ms < 1000, "{outage_ms} ms without NAT: {text}");
+}

@@ -181,6 +181,12 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Kills it at once (SIGKILL), as a crash would end it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops it and returns its exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         if let Ok(Some(status)) = self.child.try_wait() {

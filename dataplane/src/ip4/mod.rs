@@ -7,6 +7,7 @@ pub mod icmp;
 pub mod neigh;
 pub mod reassembly;
 pub mod router;
+pub mod router_mac;
 pub mod rpf;
 
 pub use fib::{Fib, FibError, RouteList};

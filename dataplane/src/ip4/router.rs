@@ -288,7 +288,6 @@ pub struct Router {
     ident: u16,
     /// The switch clock (ms) of the packet being handled.
     now: u64,
-    mac_seed: [u8; 3],
     scratch: Vec<u16>,
     /// Fragments waiting for their first fragment, and room to take some
     /// out (both of MAX_HELD_FRAGMENTS).
@@ -300,7 +299,6 @@ pub struct Router {
 
 impl Router {
     pub fn new(arp_max: usize, buffers: usize) -> Router {
-        let seed = std::process::id().to_be_bytes();
         let random = {
             use std::hash::{BuildHasher, Hasher};
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -322,7 +320,6 @@ impl Router {
             reassembly: Reassembly::default(),
             ident: (random >> 32) as u16,
             now: 0,
-            mac_seed: [seed[1], seed[2], seed[3]],
             scratch: Vec::with_capacity(64),
             held: Vec::with_capacity(MAX_HELD_FRAGMENTS),
             releasing: Vec::with_capacity(MAX_HELD_FRAGMENTS),
@@ -437,7 +434,13 @@ impl Router {
 
     /// Adds an address to a bridge's router interface (created with a router
     /// MAC if the bridge had none), with its connected route.
-    pub fn addr_add(&mut self, bridge: BridgeId, net: Ipv4Net) -> Result<(), RouterError> {
+    /// A new interface gets `mac` (see [`super::router_mac`]).
+    pub fn addr_add(
+        &mut self,
+        bridge: BridgeId,
+        net: Ipv4Net,
+        mac: Mac,
+    ) -> Result<(), RouterError> {
         if net.len < 31 && (Some(net.addr) == net.broadcast() || net.addr == net.network()) {
             return Err(RouterError::BadAddr(net));
         }
@@ -465,17 +468,8 @@ impl Router {
         if self.ifaces.len() <= b {
             self.ifaces.resize(b + 1, None);
         }
-        let seed = self.mac_seed;
         let iface = self.ifaces[b].get_or_insert_with(|| RouterInterface {
-            // Locally administered, unicast, unique per process and bridge.
-            mac: Mac([
-                0x02,
-                seed[0],
-                seed[1],
-                seed[2],
-                (bridge >> 8) as u8,
-                bridge as u8,
-            ]),
+            mac,
             addrs: Vec::new(),
             mtu: DEFAULT_MTU,
             rp_filter: RpFilter::default(),
@@ -899,6 +893,18 @@ impl Router {
         };
         if self.emit_arp(bridge, to, &req) {
             self.counters.arp_requests_sent += 1;
+        }
+    }
+
+    /// Announces every address of a bridge's router interface (a port of it
+    /// came up: hosts behind it may have known another MAC, or none).
+    pub fn announce_all(&mut self, bridge: BridgeId) {
+        let addrs: Vec<Ipv4Addr> = match self.iface(bridge) {
+            Some(i) => i.addrs.iter().map(|a| a.addr).collect(),
+            None => return,
+        };
+        for ip in addrs {
+            self.announce(bridge, ip);
         }
     }
 

@@ -8,7 +8,7 @@ use crate::capture::{tap, Tap, TapHandle, TapInfo};
 use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
 use crate::ip4::neigh::NeighState;
-use crate::ip4::{Ipv4Net, L3Out, Router, RouterError, RpFilter};
+use crate::ip4::{router_mac, Ipv4Net, L3Out, Router, RouterError, RpFilter};
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, Learn, PortId};
 use crate::nat::{Filtering, Nat, NatAction, Timeouts};
 use crate::port::{LinkState, Port};
@@ -170,6 +170,8 @@ pub struct Switch {
     /// Egress ports with a non-empty queue, in first-use order.
     tx_touched: Vec<PortId>,
     config: SwitchConfig,
+    /// What router MACs are made from (the machine and namespace).
+    mac_seed: u64,
     started: Instant,
     registry: Option<Registry>,
     pub(crate) stop: bool,
@@ -200,6 +202,7 @@ impl Switch {
             tx_queues: Vec::new(),
             tx_touched: Vec::with_capacity(64),
             config,
+            mac_seed: router_mac::namespace_seed(),
             started: Instant::now(),
             registry,
             stop: false,
@@ -401,10 +404,19 @@ impl Switch {
             polled,
         });
         if let Some(b) = bridge {
-            let bridge = self.bridges[b as usize].as_mut().expect("exists");
-            bridge.members.push(id as PortId);
+            let members = &mut self.bridges[b as usize].as_mut().expect("exists").members;
+            members.push(id as PortId);
+            if state == LinkState::Up {
+                self.announce_router(b);
+            }
         }
         id as PortId
+    }
+
+    /// Gratuitous ARP for every router address of bridge `b`, sent now.
+    fn announce_router(&mut self, b: BridgeId) {
+        self.router.announce_all(b);
+        self.flush_emitted();
     }
 
     /// Removes a port and forgets what was learned on it. The port is handed
@@ -450,6 +462,9 @@ impl Switch {
                 .expect("exists")
                 .members
                 .push(id);
+            if self.ports[id as usize].as_ref().expect("exists").state == LinkState::Up {
+                self.announce_router(b);
+            }
         }
         log::info!(op = "port_set", port, master = master.unwrap_or("none"); "port {port}: master {}", master.unwrap_or("none"));
         Ok(())
@@ -858,6 +873,11 @@ impl Switch {
             self.fdb.retain(|_, _, e| e.is_static || e.port != id);
         } else {
             log::info!("port {}: link {}", slot.port.name(), state.name());
+            // Hosts behind a port that comes up hear of the router's
+            // addresses at once (a restarted patchbayd, a link back).
+            if let (LinkState::Up, Some(b)) = (state, slot.bridge) {
+                self.announce_router(b);
+            }
         }
     }
 
@@ -933,7 +953,8 @@ impl Switch {
                 bridge: self.bridge_name(other).to_string(),
             });
         }
-        self.router.addr_add(b, net)?;
+        let mac = router_mac::for_bridge(self.mac_seed, bridge);
+        self.router.addr_add(b, net, mac)?;
         // Its gratuitous ARP goes out now, not at the next housekeeping.
         self.flush_emitted();
         log::info!(op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
