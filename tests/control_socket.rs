@@ -143,3 +143,75 @@ fn many_clients_at_once() {
         t.join().unwrap();
     }
 }
+
+/// Runs patchbayd in `lab`'s switch namespace with `args`, for at most 5 s;
+/// returns its exit status (`None`: still running, so stopped) and stderr.
+fn run_daemon(lab: &Lab, args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
+    use std::io::Read;
+    let mut all = vec![lab.bins.patchbayd.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut child = lab.sw.spawn(&all);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    (status, err)
+}
+
+#[test]
+fn a_socket_path_that_is_not_a_socket_is_refused_and_left_alone() {
+    let lab = Lab::new(bins(), 1);
+    let path = std::env::temp_dir().join(format!("{}-notes.txt", lab.tag));
+    std::fs::write(&path, "not a socket\n").unwrap();
+    let (status, err) = run_daemon(&lab, &["--socket", path.to_str().unwrap(), "--port", "p1"]);
+    let content = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}: {err}");
+    assert!(
+        err.contains(path.to_str().unwrap()) && err.contains("not a socket"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(content.ok().as_deref(), Some("not a socket\n"), "{err}");
+}
+
+#[test]
+fn a_stale_socket_is_replaced() {
+    let mut lab = Lab::new(bins(), 1);
+    // A socket file nobody listens on, as a daemon that was killed leaves.
+    let stale = std::env::temp_dir().join(format!("{}.sock", lab.tag));
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(UnixStream::connect(&stale).is_err());
+    lab.start_daemon(&["--port", "p1"]);
+    lab.cli_ok(&["link", "show"]);
+}
+
+#[test]
+fn patchbayd_removes_its_socket_at_exit_but_nothing_else() {
+    let mut lab = Lab::new(bins(), 1);
+    let socket = lab.start_daemon(&["--port", "p1"]).socket.clone();
+    let mut daemon = lab.daemon.take().unwrap();
+    assert!(daemon.stop().is_some_and(|s| s.success()));
+    assert!(!socket.exists(), "its own socket goes with it");
+    drop(daemon);
+
+    // Its socket was replaced meanwhile (by hand, or by another daemon):
+    // what is there now is not patchbayd's to remove.
+    lab.start_daemon(&["--port", "p1"]);
+    std::fs::remove_file(&socket).unwrap();
+    std::fs::write(&socket, "someone else's\n").unwrap();
+    let daemon = lab.daemon.as_mut().unwrap();
+    assert!(daemon.stop().is_some_and(|s| s.success()));
+    let content = std::fs::read_to_string(&socket);
+    assert_eq!(content.ok().as_deref(), Some("someone else's\n"));
+}

@@ -34,33 +34,76 @@ pub const MAX_CLIENTS: usize = 32;
 /// previous request, and a response must be taken within it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A bound control socket. The socket file is removed on drop.
+/// A bound control socket.
 pub struct Server {
     listener: UnixListener,
+    file: SocketFile,
+}
+
+/// The socket file a [`Server`] bound. Removed on drop, but only while the
+/// path still names that file: one put there since (by hand, or by a
+/// daemon started after ours lost its socket) is not ours to remove.
+pub struct SocketFile {
     path: PathBuf,
+    /// Device and inode of the socket that was bound.
+    id: (u64, u64),
+}
+
+impl SocketFile {
+    fn id(meta: &std::fs::Metadata) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        (meta.dev(), meta.ino())
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| SocketFile::id(&m) == self.id);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl Server {
     /// Binds the socket at `path`, owner-only (0600), or owner and `group`
-    /// (0660) if given. A stale socket file left by a dead daemon is
-    /// replaced; a live daemon's is not.
+    /// (0660) if given. A socket file nobody answers on (left by a dead
+    /// daemon) is replaced; a live daemon's is not, and neither is anything
+    /// that is not a socket.
     pub fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<Server> {
         use anyhow::Context;
+        use std::os::unix::fs::FileTypeExt;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                anyhow::bail!(
-                    "{}: another patchbayd is listening there; stop it or pick another --socket",
-                    path.display()
-                );
-            }
-            std::fs::remove_file(path)
-                .with_context(|| format!("removing stale socket {}", path.display()))?;
+        // The file itself, not what a symbolic link points to: a link is
+        // not a socket either.
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("--socket {}", path.display())),
+            Ok(meta) if !meta.file_type().is_socket() => anyhow::bail!(
+                "--socket {}: exists and is not a socket; patchbayd replaces only a socket \
+                 nobody listens on: move the file away or pick another --socket",
+                path.display()
+            ),
+            Ok(_) if UnixStream::connect(path).is_ok() => anyhow::bail!(
+                "--socket {}: another patchbayd is listening there; stop it or pick another \
+                 --socket",
+                path.display()
+            ),
+            Ok(_) => std::fs::remove_file(path)
+                .with_context(|| format!("removing stale socket {}", path.display()))?,
         }
         let listener =
             UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+        let meta = std::fs::symlink_metadata(path)
+            .with_context(|| format!("binding {}", path.display()))?;
+        // From here on, an error removes the socket again.
+        let file = SocketFile {
+            path: path.to_path_buf(),
+            id: SocketFile::id(&meta),
+        };
         let gid = group.map(group_id).transpose()?;
         let mode = if gid.is_some() { 0o660 } else { 0o600 };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -69,49 +112,49 @@ impl Server {
             std::os::unix::fs::chown(path, None, Some(gid))
                 .with_context(|| format!("chgrp {gid} {}", path.display()))?;
         }
-        Ok(Server {
-            listener,
-            path: path.to_path_buf(),
-        })
+        Ok(Server { listener, file })
     }
 
     /// Serves clients on a background thread until the process exits.
-    pub fn spawn(self, engine: EngineHandle, opts: PortOptions) -> io::Result<()> {
+    /// The socket file is handed back: dropping it removes it.
+    pub fn spawn(self, engine: EngineHandle, opts: PortOptions) -> io::Result<SocketFile> {
+        let Server { listener, file } = self;
         std::thread::Builder::new()
             .name("control".into())
-            .spawn(move || self.serve(engine, opts))
-            .map(|_| ())
+            .spawn(move || serve(listener, engine, opts))?;
+        Ok(file)
     }
+}
 
-    fn serve(self, engine: EngineHandle, opts: PortOptions) {
-        let clients = Arc::new(AtomicUsize::new(0));
-        for stream in self.listener.incoming() {
-            let mut stream = match stream {
-                Ok(s) => s,
-                Err(e) => {
-                    log::warn!("control: accept: {e}");
-                    continue;
-                }
-            };
-            let Some(slot) = ClientSlot::take(&clients) else {
-                let busy = ApiError::new(ErrorCode::Unavailable, "too many clients; try again");
-                let _ = write_response(&mut stream, Err(busy));
+/// Accepts clients, each served on a thread of its own.
+fn serve(listener: UnixListener, engine: EngineHandle, opts: PortOptions) {
+    let clients = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        let mut stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("control: accept: {e}");
                 continue;
-            };
-            let (engine, opts) = (engine.clone(), opts.clone());
-            // The slot is given back when the closure is dropped: after the
-            // client is served, if the thread panics, or if it never starts.
-            let spawned = std::thread::Builder::new()
-                .name("client".into())
-                .spawn(move || {
-                    let _slot = slot;
-                    if let Err(e) = serve_client(stream, &engine, &opts) {
-                        log::debug!("control: client: {e}");
-                    }
-                });
-            if let Err(e) = spawned {
-                log::warn!("control: cannot start a client thread: {e}");
             }
+        };
+        let Some(slot) = ClientSlot::take(&clients) else {
+            let busy = ApiError::new(ErrorCode::Unavailable, "too many clients; try again");
+            let _ = write_response(&mut stream, Err(busy));
+            continue;
+        };
+        let (engine, opts) = (engine.clone(), opts.clone());
+        // The slot is given back when the closure is dropped: after the
+        // client is served, if the thread panics, or if it never starts.
+        let spawned = std::thread::Builder::new()
+            .name("client".into())
+            .spawn(move || {
+                let _slot = slot;
+                if let Err(e) = serve_client(stream, &engine, &opts) {
+                    log::debug!("control: client: {e}");
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("control: cannot start a client thread: {e}");
         }
     }
 }
@@ -147,12 +190,6 @@ impl ClientSlot {
 impl Drop for ClientSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

@@ -210,7 +210,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("--metrics {addr}"))?;
         log::info!("metrics at http://{at}/metrics");
     }
-    server
+    // Removed when dropped, on the way out, if still ours.
+    let _socket = server
         .spawn(handle.clone(), opts.clone())
         .context("starting the control thread")?;
 
@@ -249,7 +250,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     let _switch = forwarding
         .join()
         .map_err(|_| anyhow::anyhow!("the forwarding thread panicked"))?;
-    let _ = std::fs::remove_file(&args.socket);
     log::info!("stopped");
     Ok(())
 }
