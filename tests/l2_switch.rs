@@ -399,29 +399,9 @@ fn a_port_going_down_or_away_leaves_the_rest_forwarding() {
     );
     // An interface of the same name comes back (a new ifindex): the port
     // follows it, small frames and big ones (two rings, made anew).
-    let h3 = lab.host(3);
-    let made = std::process::Command::new("ip")
-        .args([
-            "link",
-            "add",
-            "eth0",
-            "netns",
-            &h3.ns.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "p3",
-            "netns",
-            &lab.sw.name,
-        ])
-        .status()
-        .unwrap();
-    assert!(made.success());
-    h3.ns
-        .check(&["ip", "addr", "add", &format!("{}/24", h3.ip), "dev", "eth0"]);
-    h3.ns.check(&["ip", "link", "set", "eth0", "up"]);
+    lab.rewire_host(3);
     lab.sw.check(&["ip", "link", "set", "p3", "up"]);
+    let (h1, h3) = (lab.host(1), lab.host(3));
     // h3 has a new MAC address.
     h1.ns.check(&["ip", "neigh", "flush", "dev", "eth0"]);
     assert!(
@@ -437,6 +417,37 @@ fn a_port_going_down_or_away_leaves_the_rest_forwarding() {
         "{}",
         daemon.log()
     );
+}
+
+#[test]
+fn a_port_whose_interface_is_made_again_is_brought_up() {
+    let mut lab = switched_lab(2, &[]);
+    assert!(lab.host(1).ping_ok(&lab.host(2).ip, 1));
+    let state =
+        |lab: &Lab, p: &str| port(&lab.cli_json(&["link", "show"]), p).map(|p| p["state"].clone());
+    lab.sw.check(&["ip", "link", "del", "p2"]);
+    assert!(wait_for(Duration::from_secs(5), || state(&lab, "p2")
+        == Some("gone".into())));
+    // Made again with the same name, the host's end up and addressed, and
+    // nobody sets p2 up: patchbayd does, as it does at start.
+    lab.rewire_host(2);
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    // h2 has a new MAC address.
+    h1.ns.check(&["ip", "neigh", "flush", "dev", "eth0"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || h1.ping_ok(&h2.ip, 1)),
+        "h1 -> h2 once p2 is back\n{}\n{}",
+        lab.sw.check(&["ip", "link", "show", "p2"]),
+        lab.cli_ok(&["link", "show"])
+    );
+    assert!(h2.ping_ok(&h1.ip, 3));
+    big_pings_pass(h1, &h2.ip);
+    assert_eq!(state(&lab, "p2"), Some("up".into()));
+    // Set down by hand, the same interface stays down.
+    lab.sw.check(&["ip", "link", "set", "p2", "down"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(state(&lab, "p2"), Some("down".into()));
+    assert!(!lab.sw.check(&["ip", "link", "show", "p2"]).contains(",UP"));
 }
 
 #[test]

@@ -111,6 +111,8 @@ pub struct Host {
     pub port: String,
     /// Its IPv4 address (without prefix length).
     pub ip: String,
+    /// The same with its prefix length, as given to [`Lab::add_host`].
+    pub cidr: String,
     pub mac: String,
 }
 
@@ -248,6 +250,22 @@ impl Lab {
         let k = self.hosts.len() + 1;
         let ns = Netns::new(&format!("{}-h{k}", self.tag));
         let port = format!("p{k}");
+        let mac = self.wire(&ns, &port, addr);
+        self.sw.check(&["ip", "link", "set", &port, "up"]);
+        let ip = addr.split('/').next().unwrap_or(addr).to_string();
+        self.hosts.push(Host {
+            ns,
+            port,
+            ip,
+            cidr: addr.to_string(),
+            mac,
+        });
+        self.hosts.last().expect("just pushed")
+    }
+
+    /// A veth pair from `eth0` in `ns`, up with `addr` (CIDR), to `port`
+    /// in the switch namespace, left down; returns eth0's MAC.
+    fn wire(&self, ns: &Netns, port: &str, addr: &str) -> String {
         check(Command::new("ip").args([
             "link",
             "add",
@@ -258,20 +276,25 @@ impl Lab {
             "veth",
             "peer",
             "name",
-            &port,
+            port,
             "netns",
             &self.sw.name,
         ]));
         ns.check(&["ip", "addr", "add", addr, "dev", "eth0"]);
         ns.check(&["ip", "link", "set", "eth0", "up"]);
-        self.sw.check(&["ip", "link", "set", &port, "up"]);
-        let mac = ns
-            .check(&["cat", "/sys/class/net/eth0/address"])
+        ns.check(&["cat", "/sys/class/net/eth0/address"])
             .trim()
-            .to_string();
-        let ip = addr.split('/').next().unwrap_or(addr).to_string();
-        self.hosts.push(Host { ns, port, ip, mac });
-        self.hosts.last().expect("just pushed")
+            .to_string()
+    }
+
+    /// Makes host `k`'s veth pair again, after its port's interface was
+    /// deleted (which takes the host's end with it): the same names and
+    /// address, the host's end up, the port's left down as the kernel
+    /// makes it. The host's MAC is new.
+    pub fn rewire_host(&mut self, k: usize) {
+        let h = &self.hosts[k - 1];
+        let mac = self.wire(&h.ns, &h.port, &h.cidr);
+        self.hosts[k - 1].mac = mac;
     }
 
     /// Adds `n` hosts, h{k} at 10.{k}.0.2/24 on port p{k}, each with the

@@ -928,43 +928,53 @@ impl Port for AfPacketPort {
                 log::debug!("port {}: socket error {err}", self.name);
             }
         }
-        let state = sys::link_state(&self.name);
+        let mut state = sys::link_state(&self.name);
         if state == LinkState::Gone {
             // The kernel unhooked the socket when the interface went away; an
             // interface of this name that comes back (even with the same
             // ifindex, as after a round trip through another namespace) must
             // be bound again.
             self.ifindex = 0;
-        } else if state == LinkState::Up {
-            // An interface deleted and created again under the same name has a
-            // new ifindex: follow it, once it is up (only then can the rings
-            // join a fanout group; this is asked again every second until).
-            if let Some(ifindex) = sys::if_index(&self.name) {
-                if ifindex != self.ifindex {
-                    debug_assert!(self.batch.is_empty(), "refresh during a batch");
-                    // Sockets of a fanout group cannot be bound again: the
-                    // rings are made anew (their descriptors change).
-                    let bound = match open_rings(&self.name, self.blocks) {
-                        Ok(rings) => {
-                            self.rings = rings;
-                            self.bind(ifindex)
-                        }
-                        Err(e) => Err(io::Error::other(e.to_string())),
-                    };
-                    match bound {
-                        Ok(()) => {
-                            log::info!("port {}: interface is back (ifindex {ifindex})", self.name)
-                        }
-                        Err(e) => {
-                            log::warn!("port {}: re-binding to ifindex {ifindex}: {e}", self.name);
-                            // Not up for patchbay: asked again next second.
-                            return LinkState::Down;
-                        }
-                    }
-                }
+            return state;
+        }
+        // An interface deleted and created again under the same name has a
+        // new ifindex. It is a new interface, so it is set up as open() sets
+        // up a new port's (one an operator set down keeps its ifindex, and
+        // stays down); once it is up, the rings follow it (only then can
+        // they join a fanout group). Until then this is asked every second.
+        let Some(ifindex) = sys::if_index(&self.name).filter(|&i| i != self.ifindex) else {
+            return state;
+        };
+        if state != LinkState::Up {
+            if let Err(e) = sys::set_if_up(&self.name) {
+                log::debug!("port {}: setting the interface up: {e}", self.name);
+            }
+            state = sys::link_state(&self.name);
+            if state != LinkState::Up {
+                return state;
             }
         }
-        state
+        debug_assert!(self.batch.is_empty(), "refresh during a batch");
+        // Sockets of a fanout group cannot be bound again: the rings are
+        // made anew (their descriptors change).
+        let bound = match open_rings(&self.name, self.blocks) {
+            Ok(rings) => {
+                self.rings = rings;
+                self.bind(ifindex)
+            }
+            Err(e) => Err(io::Error::other(e.to_string())),
+        };
+        match bound {
+            Ok(()) => {
+                log::info!("port {}: interface is back (ifindex {ifindex})", self.name);
+                state
+            }
+            Err(e) => {
+                log::warn!("port {}: re-binding to ifindex {ifindex}: {e}", self.name);
+                // Not up for patchbay: asked again next second.
+                LinkState::Down
+            }
+        }
     }
 
     fn take_kernel_drops(&mut self) -> u64 {
