@@ -215,3 +215,100 @@ fn patchbayd_removes_its_socket_at_exit_but_nothing_else() {
     let content = std::fs::read_to_string(&socket);
     assert_eq!(content.ok().as_deref(), Some("someone else's\n"));
 }
+
+/// Connections that connect and say nothing.
+fn idle_clients(socket: &std::path::Path, n: usize) -> Vec<UnixStream> {
+    (0..n)
+        .map(|_| UnixStream::connect(socket).expect("connect"))
+        .collect()
+}
+
+/// How long a `link show` takes; it must succeed.
+fn link_show_time(lab: &Lab) -> Duration {
+    let start = Instant::now();
+    lab.cli_ok(&["link", "show"]);
+    start.elapsed()
+}
+
+#[test]
+fn idle_and_stalled_clients_do_not_lock_others_out() {
+    let lab = lab();
+    let socket = lab.daemon.as_ref().unwrap().socket.clone();
+    let _idle = idle_clients(&socket, 64);
+    // And a few that send half a request and stall.
+    let _stalled: Vec<UnixStream> = (0..4)
+        .map(|_| {
+            let mut s = UnixStream::connect(&socket).unwrap();
+            s.write_all(b"{\"v\":1,\"op\":").unwrap();
+            s
+        })
+        .collect();
+    for _ in 0..3 {
+        let took = link_show_time(&lab);
+        assert!(took < Duration::from_secs(2), "link show took {took:?}");
+    }
+}
+
+#[test]
+fn at_the_limit_the_longest_idle_client_makes_room() {
+    use patchbay_control::api::Request;
+    use patchbay_control::client::Client;
+    use patchbay_control::server::MAX_CLIENTS;
+    let lab = lab();
+    let socket = lab.daemon.as_ref().unwrap().socket.clone();
+    // A capture streams on its connection, never idle, however long.
+    let (mut cap, mut cap_r) = connect(&lab);
+    let reply = ask(
+        &mut cap,
+        &mut cap_r,
+        b"{\"v\":1,\"op\":\"capture\",\"port\":\"p1\",\"count\":1}\n",
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    // A library client that asked once and then waits: the longest idle.
+    let mut client = Client::connect(&socket).unwrap();
+    client.call(Request::Version).unwrap();
+    let (mut first, mut first_r) = connect(&lab);
+    assert_eq!(
+        ask(&mut first, &mut first_r, b"{\"v\":1,\"op\":\"version\"}\n")["ok"],
+        true
+    );
+    let _idle = idle_clients(&socket, MAX_CLIENTS);
+    let took = link_show_time(&lab);
+    assert!(took < Duration::from_secs(2), "link show took {took:?}");
+    // The client made room: its library connects again, unseen.
+    let v = client
+        .call(Request::Version)
+        .expect("version after its connection was closed");
+    assert_eq!(v["protocol"], 1);
+    // A raw client is told why its connection closed.
+    let mut notice = String::new();
+    first_r.read_line(&mut notice).unwrap();
+    let notice: serde_json::Value = serde_json::from_str(&notice).expect("JSON notice");
+    assert_eq!(notice["error"]["code"], "idle", "{notice}");
+    // The capture still streams: a frame on p1 reaches it.
+    lab.host(1).ping("10.0.0.99", 1);
+    let mut header = [0u8; 24];
+    std::io::Read::read_exact(&mut cap_r, &mut header).expect("pcap header");
+    let mut record = [0u8; 16];
+    std::io::Read::read_exact(&mut cap_r, &mut record).expect("a captured frame");
+}
+
+#[test]
+fn an_idle_connection_is_closed_and_the_client_library_connects_again() {
+    use patchbay_control::api::Request;
+    use patchbay_control::client::Client;
+    use patchbay_control::server::IDLE_TIMEOUT;
+    let lab = lab();
+    let socket = lab.daemon.as_ref().unwrap().socket.clone();
+    let mut client = Client::connect(&socket).unwrap();
+    client.call(Request::Version).unwrap();
+    let (_w, mut r) = connect(&lab);
+    std::thread::sleep(IDLE_TIMEOUT + Duration::from_millis(500));
+    let mut notice = String::new();
+    r.read_line(&mut notice).unwrap();
+    assert!(notice.contains("\"idle\""), "{notice}");
+    assert_eq!(r.read_line(&mut notice).unwrap(), 0, "then closed");
+    client
+        .call(Request::Version)
+        .expect("version on a new connection");
+}

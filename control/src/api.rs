@@ -342,8 +342,13 @@ pub enum ErrorCode {
     Invalid,
     /// The operating system refused (permissions, no such interface, ...).
     System,
-    /// The data plane is not running.
+    /// The data plane is not running, or every place for a client is at
+    /// work.
     Unavailable,
+    /// Not an answer: the connection waited for a request too long, or its
+    /// place went to a new client. It is closed, and nothing sent on it was
+    /// read: connect again and send the request there.
+    Idle,
 }
 
 /// An error as a structured value.

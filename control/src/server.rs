@@ -4,13 +4,19 @@
 //! most [`MAX_CLIENTS`] at once), so a slow or stuck client never holds up
 //! another, and none of them ever holds up the data plane: requests become
 //! short jobs on the engine, and slow work (opening a port's ring) is done
-//! here before the job is sent.
+//! here before the job is sent. A connection that waits for its next
+//! request is closed after [`IDLE_TIMEOUT`], or sooner when its place is
+//! needed by a new client (see [`clients`]); it is told so first, and
+//! [`crate::client::Client`] connects again by itself.
+
+mod clients;
 
 use crate::api::{
     self, ApiError, ErrorCode, LinkKind, LinkShow, Request, Response, MAX_REQUEST_BYTES,
 };
 use crate::apply::{self, Summary};
 use crate::config;
+use clients::{Clients, Place};
 use patchbay_dataplane::capture;
 use patchbay_dataplane::ip4::{FibError, Ipv4Net, RouterError};
 use patchbay_dataplane::pipeline::{
@@ -24,14 +30,18 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Clients served at once; more are told to retry.
-pub const MAX_CLIENTS: usize = 32;
-/// A request must arrive whole within this time of the connection or of the
-/// previous request, and a response must be taken within it.
+/// Connections served at once. At the limit, the one idle longest is closed
+/// to make room for a new one; only when all are at work is a new one told
+/// to retry.
+pub const MAX_CLIENTS: usize = 256;
+/// How long a connection may wait for its next request (or its first).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A request must arrive whole within this time of its first byte, and a
+/// response must be taken within it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound control socket.
@@ -128,30 +138,36 @@ impl Server {
 
 /// Accepts clients, each served on a thread of its own.
 fn serve(listener: UnixListener, engine: EngineHandle, opts: PortOptions) {
-    let clients = Arc::new(AtomicUsize::new(0));
+    let clients = Clients::new(MAX_CLIENTS);
     for stream in listener.incoming() {
-        let mut stream = match stream {
-            Ok(s) => s,
+        let stream = match stream {
+            Ok(s) => Arc::new(s),
             Err(e) => {
                 log::warn!("control: accept: {e}");
+                // Out of descriptors, say: give the clients time to go.
+                std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
-        let Some(slot) = ClientSlot::take(&clients) else {
-            let busy = ApiError::new(ErrorCode::Unavailable, "too many clients; try again");
-            let _ = write_response(&mut stream, Err(busy));
+        let Some(place) = clients.admit(&stream) else {
+            let busy = ApiError::new(
+                ErrorCode::Unavailable,
+                format!("{MAX_CLIENTS} clients are at work; try again"),
+            );
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+            let _ = write_response(&stream, Err(busy));
             continue;
         };
         let (engine, opts) = (engine.clone(), opts.clone());
-        // The slot is given back when the closure is dropped: after the
+        // The place is given back when the closure is dropped: after the
         // client is served, if the thread panics, or if it never starts.
         let spawned = std::thread::Builder::new()
             .name("client".into())
             .spawn(move || {
-                let _slot = slot;
-                if let Err(e) = serve_client(stream, &engine, &opts) {
+                if let Err(e) = serve_client(&stream, &place, &engine, &opts) {
                     log::debug!("control: client: {e}");
                 }
+                drop(place);
             });
         if let Err(e) = spawned {
             log::warn!("control: cannot start a client thread: {e}");
@@ -176,24 +192,7 @@ fn group_id(group: &str) -> anyhow::Result<u32> {
         .ok_or_else(|| anyhow::anyhow!("--socket-group: no group '{group}' in /etc/group"))
 }
 
-/// One of the [`MAX_CLIENTS`] places, given back on drop.
-struct ClientSlot(Arc<AtomicUsize>);
-
-impl ClientSlot {
-    fn take(count: &Arc<AtomicUsize>) -> Option<ClientSlot> {
-        let taken = count.fetch_add(1, Ordering::SeqCst);
-        let slot = ClientSlot(count.clone());
-        (taken < MAX_CLIENTS).then_some(slot)
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-fn write_response(stream: &mut UnixStream, r: Result<Value, ApiError>) -> io::Result<()> {
+fn write_response(mut stream: &UnixStream, r: Result<Value, ApiError>) -> io::Result<()> {
     let mut line = serde_json::to_vec(&Response::from(r)).expect("responses serialize");
     line.push(b'\n');
     stream.write_all(&line)
@@ -211,7 +210,7 @@ enum Line {
 /// Reads one request line into `line`, which must arrive whole before
 /// `deadline` however the client spreads its bytes.
 fn read_line(
-    reader: &mut BufReader<UnixStream>,
+    reader: &mut BufReader<&UnixStream>,
     line: &mut Vec<u8>,
     deadline: Instant,
 ) -> io::Result<Line> {
@@ -250,16 +249,71 @@ fn read_line(
     }
 }
 
-fn serve_client(stream: UnixStream, engine: &EngineHandle, opts: &PortOptions) -> io::Result<()> {
+/// What waiting for the next request gave.
+enum Wait {
+    /// Its first bytes are here.
+    Request,
+    /// The client hung up.
+    HungUp,
+    /// The connection is to be closed, for this reason.
+    Closed(String),
+}
+
+/// Waits, idle, for the first byte of the next request.
+fn wait_for_request(reader: &mut BufReader<&UnixStream>, place: &Place) -> io::Result<Wait> {
+    place.idle();
+    reader.get_ref().set_read_timeout(Some(IDLE_TIMEOUT))?;
+    let waited = reader.fill_buf().map(|b| !b.is_empty());
+    // Whatever came, it is not served on a connection whose place was
+    // given to a newcomer meanwhile: its client is told to connect again.
+    if !place.busy() {
+        return Ok(Wait::Closed(format!(
+            "closed while idle to make room for a new client (at most {MAX_CLIENTS}); nothing \
+             sent on it was read: connect again"
+        )));
+    }
+    match waited {
+        Ok(true) => Ok(Wait::Request),
+        Ok(false) => Ok(Wait::HungUp),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(Wait::Closed(format!(
+                "closed after {} s idle; connect again",
+                IDLE_TIMEOUT.as_secs()
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn serve_client(
+    stream: &UnixStream,
+    place: &Place,
+    engine: &EngineHandle,
+    opts: &PortOptions,
+) -> io::Result<()> {
     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-    let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
+        // Requests sent back to back are read without waiting.
+        if reader.buffer().is_empty() {
+            match wait_for_request(&mut reader, place)? {
+                Wait::Request => {}
+                Wait::HungUp => return Ok(()),
+                Wait::Closed(why) => {
+                    return write_response(stream, Err(ApiError::new(ErrorCode::Idle, why)));
+                }
+            }
+        }
         match read_line(&mut reader, &mut line, Instant::now() + REQUEST_TIMEOUT)? {
             Line::Closed => return Ok(()),
             Line::Bad(why) => {
-                write_response(&mut writer, Err(ApiError::new(ErrorCode::BadRequest, why)))?;
+                write_response(stream, Err(ApiError::new(ErrorCode::BadRequest, why)))?;
                 return Ok(());
             }
             Line::Request => match api::parse_request(&line) {
@@ -277,12 +331,13 @@ fn serve_client(stream: UnixStream, engine: &EngineHandle, opts: &PortOptions) -
                         snaplen,
                         filter,
                     };
-                    // The connection carries the pcap stream to its end.
-                    return serve_capture(writer, reader, engine, spec);
+                    // The connection carries the pcap stream to its end,
+                    // at work (never idle) all along.
+                    return serve_capture(reader, engine, spec);
                 }
                 parsed => {
                     let result = parsed.and_then(|req| handle(req, engine, opts));
-                    write_response(&mut writer, result)?;
+                    write_response(stream, result)?;
                 }
             },
         }
@@ -302,11 +357,11 @@ struct CaptureSpec {
 /// port goes or the client hangs up. A slow client only loses captured
 /// frames (counted), never traffic.
 fn serve_capture(
-    mut writer: UnixStream,
-    reader: BufReader<UnixStream>,
+    reader: BufReader<&UnixStream>,
     engine: &EngineHandle,
     spec: CaptureSpec,
 ) -> io::Result<()> {
+    let writer = *reader.get_ref();
     let invalid = |m: String| ApiError::new(ErrorCode::Invalid, m);
     let dirs = match spec.dir.as_deref().unwrap_or("both") {
         "rx" | "in" => Ok((true, false)),
@@ -345,13 +400,13 @@ fn serve_capture(
     });
     let (id, handle) = match started {
         Ok(h) => h,
-        Err(e) => return write_response(&mut writer, Err(e)),
+        Err(e) => return write_response(writer, Err(e)),
     };
     let result = write_response(
-        &mut writer,
+        writer,
         Ok(json!({ "capture": id, "format": "pcap", "snaplen": handle.snaplen })),
     )
-    .and_then(|()| stream_pcap(&mut writer, reader, &handle));
+    .and_then(|()| stream_pcap(writer, reader, &handle));
     // However the stream ended, the capture ends with it.
     let _ = engine.call(move |sw| sw.capture_stop(id));
     let counters = &handle.counters;
@@ -364,8 +419,8 @@ fn serve_capture(
 }
 
 fn stream_pcap(
-    writer: &mut UnixStream,
-    mut reader: BufReader<UnixStream>,
+    mut writer: &UnixStream,
+    mut reader: BufReader<&UnixStream>,
     handle: &capture::TapHandle,
 ) -> io::Result<()> {
     use crossbeam_channel::RecvTimeoutError;
