@@ -456,3 +456,71 @@ fn apply_adds_and_removes_tap_ports() {
     assert!(!lab.cli_ok(&["link", "show"]).contains(&tap));
     assert!(!lab.sw.run(&["ip", "link", "show", &tap]).status.success());
 }
+
+#[test]
+fn check_refuses_what_apply_refuses_and_touches_nothing() {
+    let mut lab = hosts();
+    let file = File::new(&lab, "lab.toml", &gateway_lab(""));
+    start(&mut lab, &file);
+    // A veth pair in the switch's namespace that is no port: its ends are
+    // down, and one of them is named as a TAP port below.
+    lab.sw.check(&[
+        "ip", "link", "add", "spare0", "type", "veth", "peer", "name", "spare1",
+    ]);
+    let before = lab.cli_ok(&["save"]);
+    let links = lab.cli_json(&["link", "show"]);
+    let cases = [
+        (
+            "\n[[port]]\nname = \"nosuch0\"\nbridge = \"lan\"\n",
+            "port nosuch0: no such interface in this network namespace",
+        ),
+        (
+            "\n[[port]]\nname = \"lo\"\nbridge = \"lan\"\n",
+            "port lo: a loopback or point-to-point interface, not Ethernet",
+        ),
+        (
+            "\n[[port]]\nname = \"spare1\"\nkind = \"tap\"\n",
+            "port spare1: an interface of that name exists and is not a TAP device",
+        ),
+        // Each gateway is on a connected subnet, so the file is fine; but
+        // once the /25 is in, 10.3.0.2 is reached through a gateway, which
+        // the router refuses for the second route.
+        (
+            "\n[[route]]\ndst = \"10.3.0.0/25\"\nvia = \"10.3.0.100\"\n\
+             [[route]]\ndst = \"10.50.0.0/16\"\nvia = \"10.3.0.2\"\n",
+            "route add 10.50.0.0/16",
+        ),
+    ];
+    for (extra, want) in cases {
+        file.write(&gateway_lab(extra));
+        let check = lab.cli(&["apply", file.path(), "check"]);
+        let check_err = String::from_utf8_lossy(&check.stderr).into_owned();
+        assert!(!check.status.success(), "check passed: {extra}");
+        assert!(check_err.contains(want), "want '{want}' in: {check_err}");
+        assert_eq!(lab.cli_ok(&["save"]), before, "check changed: {check_err}");
+        let apply = lab.cli(&["apply", file.path()]);
+        assert!(!apply.status.success(), "apply passed: {extra}");
+        assert_eq!(
+            String::from_utf8_lossy(&apply.stderr),
+            check_err,
+            "apply and check differ"
+        );
+        assert_eq!(lab.cli_ok(&["save"]), before, "apply changed: {check_err}");
+    }
+    assert_eq!(lab.cli_json(&["link", "show"])["ports"], links["ports"]);
+
+    // A file that is fine: check says what apply would do, opens nothing
+    // and leaves the interface as it was (down); apply then does it.
+    file.write(&gateway_lab(
+        "\n[[port]]\nname = \"spare0\"\nbridge = \"lan\"\n",
+    ));
+    let out = lab.cli_ok(&["apply", file.path(), "check"]);
+    assert_eq!(out.trim(), "would make 1 change: ports +1 -0 ~0", "{out}");
+    assert_eq!(lab.cli_ok(&["save"]), before);
+    // Its flags, as <BROADCAST,MULTICAST,UP,...>.
+    let spare0 = || lab.sw.check(&["ip", "link", "show", "spare0"]);
+    assert!(!spare0().contains(",UP"), "{}", spare0());
+    let out = lab.cli_ok(&["apply", file.path()]);
+    assert!(out.starts_with("made 1 change: ports +1 -0 ~0"), "{out}");
+    assert!(spare0().contains(",UP"), "{}", spare0());
+}

@@ -9,12 +9,19 @@
 //! ends. Only what the file changes is touched: FDB entries, ARP entries and
 //! NAT sessions learned from the wire stay unless the change removes what
 //! they depend on (a port, a bridge, an address, a NAT rule).
+//!
+//! A dry run (`patchbay apply FILE check`) is the same plan, then the same
+//! commit on a model of the running switch ([`Switch::model`]) instead of
+//! the switch itself, its new ports checked as opening them would check
+//! them but not opened: it refuses what the apply would refuse, with the
+//! same error, and changes nothing.
 
 use crate::config::{self, ConfigError, Parsed};
 use patchbay_dataplane::ip4::{Ipv4Net, RpFilter};
 use patchbay_dataplane::pipeline::{
     BridgeState, NatRuleState, PortState, RunningState, Switch, SwitchConfig,
 };
+use patchbay_dataplane::port::memory::MemoryPort;
 use patchbay_dataplane::port::{self, Port, PortKind, PortOptions};
 use patchbay_dataplane::wire::Mac;
 use serde::{Deserialize, Serialize};
@@ -703,14 +710,15 @@ fn nat_rules_kept(
     )
 }
 
-/// Opens the ports a plan adds, on the calling thread (the kernel can be
-/// slow to set up a ring). All or none: on an error the ones opened are
-/// closed.
+/// Opens the ports a plan adds with `open` ([`port::open`], or for a dry
+/// run [`port::check`] and a stand-in), on the calling thread (the kernel
+/// can be slow to set up a ring). All or none: on an error the ones opened
+/// are closed.
 pub fn open_ports(
     file: &str,
     plan: &Plan,
     want: &Parsed,
-    opts: &PortOptions,
+    open: impl Fn(PortKind, &str) -> Result<Box<dyn Port>, port::PortError>,
 ) -> Result<OpenPorts, ConfigError> {
     let mut opened = HashMap::new();
     for step in &plan.steps {
@@ -719,7 +727,7 @@ pub fn open_ports(
                 PortKind::Tap => PortKind::Tap,
                 _ => PortKind::Afpacket,
             };
-            let port = port::open(kind, &p.name, opts).map_err(|e| ConfigError {
+            let port = open(kind, &p.name).map_err(|e| ConfigError {
                 file: file.to_string(),
                 line: want.port_lines.get(&p.name).copied().unwrap_or(0),
                 // The error names the port already.
@@ -800,8 +808,15 @@ pub fn execute(
     }
 }
 
-/// Parses, compares and (unless `dry_run`) applies a config text against a
-/// running state; the state comes from and the steps go to `on_switch`.
+/// Compares a checked config with a running state and (unless `dry_run`)
+/// applies it: the steps go to `on_switch`, which runs them on the running
+/// switch.
+///
+/// A dry run decides the same way without changing anything: the ports
+/// the plan adds are checked as opening them checks them (but are not
+/// opened), and the steps run with the same code on a model of the running
+/// switch ([`Switch::model`]), so a file is refused by `check` for what
+/// `apply` would refuse it, with the same error.
 pub fn apply_parsed(
     file: &str,
     want: &Parsed,
@@ -813,10 +828,23 @@ pub fn apply_parsed(
     let plan = plan(file, &running, opts.rx_ring_mib as u32, want)?;
     let mut summary = plan.summary.clone();
     summary.dry_run = dry_run;
-    if dry_run || plan.steps.is_empty() {
+    if plan.steps.is_empty() {
         return Ok(summary);
     }
-    let opened = open_ports(file, &plan, want, opts)?;
+    if dry_run {
+        let stand_ins = open_ports(file, &plan, want, |kind, name| {
+            port::check(kind, name)?;
+            Ok(Box::new(MemoryPort::stand_in(name, kind)))
+        })?;
+        let mut model = Switch::model(&running).map_err(|e| {
+            ApplyError::Failed(format!("cannot model the running switch to check on: {e}"))
+        })?;
+        execute(&mut model, plan.steps, stand_ins, &running)
+            .result
+            .map_err(ApplyError::Failed)?;
+        return Ok(summary);
+    }
+    let opened = open_ports(file, &plan, want, |kind, name| port::open(kind, name, opts))?;
     let outcome = on_switch(plan.steps, opened, running);
     drop(outcome.ports);
     outcome.result.map_err(ApplyError::Failed)?;
@@ -888,6 +916,21 @@ out = "other"
         )
     }
 
+    /// Checks `text` against `sw` the way the daemon does (`apply FILE
+    /// check`): nothing may reach the switch.
+    fn check(sw: &Switch, text: &str) -> Result<Summary, ApplyError> {
+        let want = config::parse("t.toml", text)?;
+        let opts = PortOptions::default();
+        apply_parsed(
+            "t.toml",
+            &want,
+            sw.running_state(),
+            &opts,
+            true,
+            |_, _, _| unreachable!("a check changes nothing"),
+        )
+    }
+
     /// The running state, NAT rule ids aside (a file has none).
     fn state(sw: &Switch) -> String {
         let mut s = sw.running_state();
@@ -941,6 +984,32 @@ out = "other"
             "{err}"
         );
         assert_eq!(state(&sw), before, "undone");
+    }
+
+    #[test]
+    fn a_check_refuses_what_apply_refuses_with_the_same_error() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        apply(&mut sw, BASE).unwrap();
+        let before = state(&sw);
+        // The router refuses the second route once the first is in (see
+        // above); a port that is not there cannot be opened.
+        let route = format!(
+            "{BASE}\n[[route]]\ndst = \"10.3.0.0/25\"\nvia = \"10.3.0.100\"\n\
+             [[route]]\ndst = \"10.50.0.0/16\"\nvia = \"10.3.0.2\"\n"
+        );
+        let port = format!("{BASE}\n[[port]]\nname = \"nosuch0\"\n");
+        for text in [route, port] {
+            let checked = check(&sw, &text).unwrap_err().to_string();
+            assert_eq!(state(&sw), before, "checked: {checked}");
+            let applied = apply(&mut sw, &text).unwrap_err().to_string();
+            assert_eq!(checked, applied);
+            assert_eq!(state(&sw), before, "applied: {applied}");
+        }
+        // What apply would do, it says, and does not do it.
+        let more = format!("{BASE}\n[[bridge]]\nname = \"new\"\n");
+        let s = check(&sw, &more).unwrap();
+        assert!(s.dry_run && s.bridges.added == 1, "{s}");
+        assert_eq!(state(&sw), before);
     }
 
     #[test]

@@ -656,6 +656,12 @@ impl Router {
             }
             (None, None) => return Err(RouterError::NoInterface),
         };
+        self.insert_route(dst, nh)
+    }
+
+    /// Puts a route in the table as it is, unchecked: for a model of a
+    /// running router, whose routes were checked when they were added.
+    pub(crate) fn insert_route(&mut self, dst: Ipv4Net, nh: NextHop) -> Result<(), RouterError> {
         let id = self.next_hop_id(nh);
         self.fib.insert(dst.network(), dst.len, id)?;
         Ok(())

@@ -392,6 +392,12 @@ impl Nat {
         &self.rules
     }
 
+    /// Numbers the next rule added `id`, or more if that was given: a
+    /// model of a running switch gives its rules their ids.
+    pub(crate) fn number_next_rule(&mut self, id: u32) {
+        self.next_rule = self.next_rule.max(id);
+    }
+
     /// Adds a rule at the end; returns its id.
     pub fn add_rule_filtered(
         &mut self,

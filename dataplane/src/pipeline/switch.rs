@@ -8,9 +8,10 @@ use crate::capture::{tap, Tap, TapHandle, TapInfo};
 use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
 use crate::ip4::neigh::NeighState;
-use crate::ip4::{router_mac, Ipv4Net, L3Out, Router, RouterError, RpFilter};
+use crate::ip4::{router_mac, Ipv4Net, L3Out, NextHop, Router, RouterError, RpFilter};
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, Learn, PortId};
 use crate::nat::{Filtering, Nat, NatAction, Timeouts};
+use crate::port::memory::MemoryPort;
 use crate::port::{LinkState, Port};
 use crate::trace;
 use crate::trace::{Event, Filter, L2Out, Learned, PacketSpec, TracedPacket, Tracer};
@@ -25,6 +26,18 @@ use std::time::Instant;
 pub const DEFAULT_BRIDGE: &str = "br0";
 /// Most bridges in one switch.
 pub const MAX_BRIDGES: usize = 4096;
+
+/// Logs a change to the switch at info level; a model's (see
+/// [`Switch::model`]) changes nothing that runs, so it logs at debug level.
+macro_rules! log_change {
+    ($sw:expr, $($arg:tt)+) => {
+        if $sw.is_model {
+            log::debug!($($arg)+)
+        } else {
+            log::info!($($arg)+)
+        }
+    };
+}
 
 /// Limits and defaults.
 #[derive(Debug, Clone)]
@@ -178,18 +191,24 @@ pub struct Switch {
     /// Packet captures under way.
     captures: Vec<Tap>,
     next_capture: u32,
+    /// A model of a running switch (see [`Switch::model`]).
+    is_model: bool,
 }
 
 impl Switch {
     /// A switch with the default bridge and no ports. With a `registry`,
     /// ports are registered for polling as they are added.
     pub fn new(config: SwitchConfig, registry: Option<Registry>) -> Switch {
-        let mut router = Router::new(config.arp_max, config.router_buffers);
-        router.nat = Nat::new(config.nat_max);
-        router.nat.timeouts = config.nat_timeouts.clone();
         for w in config.nat_timeouts.below_rfc() {
             log::warn!("{w}");
         }
+        Switch::build(config, registry, false)
+    }
+
+    fn build(config: SwitchConfig, registry: Option<Registry>, is_model: bool) -> Switch {
+        let mut router = Router::new(config.arp_max, config.router_buffers);
+        router.nat = Nat::new(config.nat_max);
+        router.nat.timeouts = config.nat_timeouts.clone();
         router.arp.set_timers(
             u64::from(config.arp_reachable_secs) * 1000,
             u64::from(config.arp_stale_secs) * 1000,
@@ -208,6 +227,7 @@ impl Switch {
             stop: false,
             captures: Vec::new(),
             next_capture: 1,
+            is_model,
         };
         sw.add_bridge(DEFAULT_BRIDGE).expect("empty switch");
         sw
@@ -304,7 +324,7 @@ impl Switch {
                 self.bridges.len() - 1
             }
         };
-        log::info!(op = "bridge_add", bridge = name; "bridge {name}: created");
+        log_change!(self, op = "bridge_add", bridge = name; "bridge {name}: created");
         Ok(id as BridgeId)
     }
 
@@ -323,7 +343,7 @@ impl Switch {
         let routes = self.router.forget_interface(id);
         let rules = self.router.nat.forget_bridge(id);
         self.bridges[id as usize] = None;
-        log::info!(op = "bridge_del", bridge = name, routes, nat_rules = rules;
+        log_change!(self, op = "bridge_del", bridge = name, routes, nat_rules = rules;
             "bridge {name}: deleted, with {routes} route(s) and {rules} NAT rule(s)");
         Ok(())
     }
@@ -338,7 +358,7 @@ impl Switch {
             .as_mut()
             .expect("exists")
             .ageing_time = secs;
-        log::info!(op = "bridge_set", bridge, ageing_time = secs; "bridge {bridge}: ageing_time {secs}s");
+        log_change!(self, op = "bridge_set", bridge, ageing_time = secs; "bridge {bridge}: ageing_time {secs}s");
         Ok(())
     }
 
@@ -387,7 +407,8 @@ impl Switch {
     fn insert_port(&mut self, id: usize, bridge: Option<BridgeId>, port: Box<dyn Port>) -> PortId {
         let state = port.link_state();
         let master = bridge.map_or("none", |b| self.bridge_name(b));
-        log::info!(
+        log_change!(
+            self,
             op = "port_add", port = port.name(), kind = port.kind().name(), master;
             "port {}: added ({}, {}, master {master})",
             port.name(),
@@ -431,7 +452,7 @@ impl Switch {
         if let (Some(registry), true) = (&self.registry, slot.polled) {
             let _ = poll_port(registry, slot.port.as_ref(), id.into(), false);
         }
-        log::info!(op = "port_del", port = name; "port {name}: deleted");
+        log_change!(self, op = "port_del", port = name; "port {name}: deleted");
         Ok(slot.port)
     }
 
@@ -466,7 +487,7 @@ impl Switch {
                 self.announce_router(b);
             }
         }
-        log::info!(op = "port_set", port, master = master.unwrap_or("none"); "port {port}: master {}", master.unwrap_or("none"));
+        log_change!(self, op = "port_set", port, master = master.unwrap_or("none"); "port {port}: master {}", master.unwrap_or("none"));
         Ok(())
     }
 
@@ -478,7 +499,7 @@ impl Switch {
             .and_then(|s| s.bridge)
             .ok_or_else(|| SwitchError::NoMaster(port.to_string()))?;
         self.fdb.add_static(bridge, mac, id)?;
-        log::info!(op = "fdb_add", mac:% = mac, dev = port; "fdb: {mac} dev {port} static");
+        log_change!(self, op = "fdb_add", mac:% = mac, dev = port; "fdb: {mac} dev {port} static");
         Ok(())
     }
 
@@ -512,7 +533,7 @@ impl Switch {
                 mac,
                 bridge: self.bridge_name(bridge).to_string(),
             })?;
-        log::info!(op = "fdb_del", mac:% = mac, bridge = self.bridge_name(bridge); "fdb: {mac} deleted from {}", self.bridge_name(bridge));
+        log_change!(self, op = "fdb_del", mac:% = mac, bridge = self.bridge_name(bridge); "fdb: {mac} deleted from {}", self.bridge_name(bridge));
         Ok(())
     }
 
@@ -531,7 +552,8 @@ impl Switch {
             let selected = port.is_none_or(|p| e.port == p) && bridge.is_none_or(|x| b == x);
             !(selected && (statics || !e.is_static))
         });
-        log::info!(
+        log_change!(
+            self,
             op = "fdb_flush", link = link.unwrap_or("all"), removed = n;
             "fdb: flushed {n} entries of {}",
             link.unwrap_or("all bridges")
@@ -957,7 +979,7 @@ impl Switch {
         self.router.addr_add(b, net, mac)?;
         // Its gratuitous ARP goes out now, not at the next housekeeping.
         self.flush_emitted();
-        log::info!(op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
+        log_change!(self, op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
         Ok(())
     }
 
@@ -965,7 +987,7 @@ impl Switch {
         let b = self.existing_bridge(bridge)?;
         // Its last address takes the bridge's routes with it.
         let gone = self.router.addr_del(b, net)?;
-        log::info!(op = "addr_del", addr:% = net, dev = bridge, routes = gone;
+        log_change!(self, op = "addr_del", addr:% = net, dev = bridge, routes = gone;
             "addr {net} dev {bridge}: deleted, with {gone} route(s)");
         Ok(())
     }
@@ -974,7 +996,7 @@ impl Switch {
     pub fn set_mtu(&mut self, bridge: &str, mtu: u32) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
         self.router.set_mtu(b, mtu)?;
-        log::info!(op = "bridge_set", bridge, mtu; "bridge {bridge}: mtu {mtu}");
+        log_change!(self, op = "bridge_set", bridge, mtu; "bridge {bridge}: mtu {mtu}");
         Ok(())
     }
 
@@ -989,10 +1011,10 @@ impl Switch {
         let b = self.existing_bridge(bridge)?;
         self.router.set_policy(b, rp_filter, redirects)?;
         if let Some(rp) = rp_filter {
-            log::info!(op = "bridge_set", bridge, rp_filter:% = rp; "bridge {bridge}: rp_filter {rp}");
+            log_change!(self, op = "bridge_set", bridge, rp_filter:% = rp; "bridge {bridge}: rp_filter {rp}");
         }
         if let Some(r) = redirects {
-            log::info!(op = "bridge_set", bridge, redirects = r; "bridge {bridge}: redirects {}", if r { "on" } else { "off" });
+            log_change!(self, op = "bridge_set", bridge, redirects = r; "bridge {bridge}: redirects {}", if r { "on" } else { "off" });
         }
         Ok(())
     }
@@ -1183,21 +1205,21 @@ impl Switch {
         let b = self.existing_bridge(dev)?;
         self.router.neigh_add(b, ip, mac)?;
         self.flush_emitted();
-        log::info!(op = "neigh_add", ip:% = ip, mac:% = mac, dev; "neigh {ip} lladdr {mac} dev {dev} permanent");
+        log_change!(self, op = "neigh_add", ip:% = ip, mac:% = mac, dev; "neigh {ip} lladdr {mac} dev {dev} permanent");
         Ok(())
     }
 
     pub fn neigh_del(&mut self, ip: Ipv4Addr, dev: &str) -> Result<(), SwitchError> {
         let b = self.existing_bridge(dev)?;
         self.router.neigh_del(b, ip)?;
-        log::info!(op = "neigh_del", ip:% = ip, dev; "neigh {ip} dev {dev}: deleted");
+        log_change!(self, op = "neigh_del", ip:% = ip, dev; "neigh {ip} dev {dev}: deleted");
         Ok(())
     }
 
     pub fn neigh_flush(&mut self, dev: Option<&str>) -> Result<usize, SwitchError> {
         let b = dev.map(|d| self.existing_bridge(d)).transpose()?;
         let n = self.router.neigh_flush(b);
-        log::info!(op = "neigh_flush", removed = n; "neigh: flushed {n} entries");
+        log_change!(self, op = "neigh_flush", removed = n; "neigh: flushed {n} entries");
         Ok(n)
     }
 
@@ -1279,7 +1301,7 @@ impl Switch {
             .find(|r| r.id == id)
             .map(|r| r.words())
             .unwrap_or_default();
-        log::info!(op = "nat_add", id, rule = words.as_str(); "nat rule {id}: {words}");
+        log_change!(self, op = "nat_add", id, rule = words.as_str(); "nat rule {id}: {words}");
         Ok(id)
     }
 
@@ -1287,7 +1309,7 @@ impl Switch {
         if !self.router.nat.del_rule(id) {
             return Err(SwitchError::NoSuchNatRule(id));
         }
-        log::info!(op = "nat_del", id; "nat rule {id}: deleted");
+        log_change!(self, op = "nat_del", id; "nat rule {id}: deleted");
         Ok(())
     }
 
@@ -1361,7 +1383,7 @@ impl Switch {
     /// Forgets every NAT session; returns how many.
     pub fn nat_flush(&mut self) -> usize {
         let n = self.router.nat.flush(|_| true);
-        log::info!(op = "nat_flush", removed = n; "nat: flushed {n} sessions");
+        log_change!(self, op = "nat_flush", removed = n; "nat: flushed {n} sessions");
         n
     }
 
@@ -1686,16 +1708,78 @@ impl Switch {
         self.config.arp_reachable_secs = arp_reachable_secs;
         self.config.arp_stale_secs = arp_stale_secs;
         self.config.nat_timeouts = nat;
-        log::info!(
+        log_change!(
+            self,
             op = "timeouts", ageing_time, arp_reachable_secs, arp_stale_secs;
             "timeouts: ageing_time {ageing_time}s, arp {arp_reachable_secs}s reachable \
              {arp_stale_secs}s stale, nat {}",
             self.config.nat_timeouts
         );
-        for w in self.config.nat_timeouts.below_rfc() {
-            log::warn!("{w}");
+        if !self.is_model {
+            for w in self.config.nat_timeouts.below_rfc() {
+                log::warn!("{w}");
+            }
         }
         Ok(())
+    }
+
+    /// A switch configured as `state` says, with stand-ins for its ports
+    /// and no poller: a model on which to try changes with the running
+    /// switch's own code and checks, without touching it (`patchbay apply
+    /// FILE check` runs its plan here). NAT rules keep their ids; routes
+    /// are taken as they are (each was checked when added, perhaps in an
+    /// order that no longer shows). What was learned from the wire (FDB,
+    /// ARP and NAT sessions) is not in it, so a table that only those fill
+    /// is not full here. Its changes are logged at debug level.
+    pub fn model(state: &RunningState) -> Result<Switch, SwitchError> {
+        let mut sw = Switch::build(state.config.clone(), None, true);
+        for b in &state.bridges {
+            if !sw.has_bridge(&b.name) {
+                sw.add_bridge(&b.name)?;
+            }
+            if b.ageing_time != sw.config.ageing_time {
+                sw.set_ageing(&b.name, b.ageing_time)?;
+            }
+            for a in &b.addrs {
+                sw.addr_add(&b.name, *a)?;
+            }
+            if let Some(mtu) = b.mtu {
+                sw.set_mtu(&b.name, mtu.into())?;
+            }
+            if b.rp_filter.is_some() || b.redirects.is_some() {
+                sw.set_policy(&b.name, b.rp_filter, b.redirects)?;
+            }
+        }
+        for p in &state.ports {
+            let port = Box::new(MemoryPort::stand_in(&p.name, p.kind));
+            sw.add_port(port, p.master.as_deref())
+                .map_err(|rejected| rejected.error)?;
+        }
+        for (mac, port) in &state.fdb {
+            sw.fdb_add(*mac, port)?;
+        }
+        for (dst, gateway, dev) in &state.routes {
+            let bridge = sw.existing_bridge(dev)?;
+            let next_hop = NextHop {
+                bridge,
+                gateway: *gateway,
+            };
+            sw.router.insert_route(*dst, next_hop)?;
+        }
+        for (ip, mac, dev) in &state.neighbors {
+            sw.neigh_add(*ip, *mac, dev)?;
+        }
+        for r in &state.nat {
+            sw.router.nat.number_next_rule(r.id);
+            sw.nat_add(
+                r.action.clone(),
+                r.src,
+                &r.bridge,
+                Some(r.ports),
+                r.filtering,
+            )?;
+        }
+        Ok(sw)
     }
 
     /// What the control plane configured (see [`RunningState`]). With big
@@ -2045,5 +2129,70 @@ mod tests {
         assert_eq!(sw.stats().nat.fragments_dropped, 0);
         sw.del_port("p1").unwrap();
         assert_eq!(sw.stats().nat.fragments_dropped, 1);
+    }
+
+    /// A running state with its routes in one order (the FIB's is not).
+    fn sorted(mut s: RunningState) -> String {
+        s.routes.sort();
+        format!("{s:?}")
+    }
+
+    #[test]
+    fn a_model_has_the_running_state_and_its_checks() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        sw.add_bridge("wan").unwrap();
+        sw.set_ageing("wan", 60).unwrap();
+        sw.add_port(Box::new(MemoryPort::new("p1")), Some(DEFAULT_BRIDGE))
+            .unwrap();
+        sw.add_port(Box::new(MemoryPort::new("p2")), None).unwrap();
+        sw.addr_add(DEFAULT_BRIDGE, "10.1.0.1/24".parse().unwrap())
+            .unwrap();
+        sw.addr_add("wan", "10.3.0.1/24".parse().unwrap()).unwrap();
+        sw.set_mtu("wan", 1400).unwrap();
+        sw.fdb_add("02:00:00:00:00:09".parse().unwrap(), "p1")
+            .unwrap();
+        sw.neigh_add(
+            "10.3.0.9".parse().unwrap(),
+            "02:00:00:00:03:09".parse().unwrap(),
+            "wan",
+        )
+        .unwrap();
+        // A route through 10.3.0.2, then one that makes 10.3.0.2 reached
+        // through a gateway: the router would refuse the first now.
+        let via = |a: &str| Some(a.parse().unwrap());
+        sw.route_add("10.50.0.0/16".parse().unwrap(), via("10.3.0.2"), None)
+            .unwrap();
+        sw.route_add("10.3.0.0/25".parse().unwrap(), via("10.3.0.100"), None)
+            .unwrap();
+        sw.route_add("10.60.0.0/16".parse().unwrap(), None, Some("wan"))
+            .unwrap();
+        // NAT rule ids with a gap.
+        for _ in 0..3 {
+            sw.nat_add(
+                NatAction::Masquerade,
+                None,
+                "wan",
+                None,
+                Filtering::default(),
+            )
+            .unwrap();
+        }
+        sw.nat_del(2).unwrap();
+
+        let running = sw.running_state();
+        let mut model = Switch::model(&running).unwrap();
+        assert_eq!(sorted(model.running_state()), sorted(running.clone()));
+        // The same checks: a route the running router refuses is refused.
+        let e = model
+            .route_add("10.70.0.0/16".parse().unwrap(), via("10.3.0.2"), None)
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            SwitchError::Router(RouterError::GatewayUnreachable(_))
+        ));
+        // And a change to the model is not the running switch's.
+        model.nat_del(3).unwrap();
+        model.del_port("p1").unwrap();
+        assert_eq!(sorted(sw.running_state()), sorted(running));
     }
 }

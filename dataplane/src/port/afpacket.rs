@@ -315,7 +315,10 @@ enum Place {
 unsafe impl Send for AfPacketPort {}
 
 impl AfPacketPort {
-    pub fn open(name: &str, opts: &PortOptions) -> Result<AfPacketPort, PortError> {
+    /// What [`AfPacketPort::open`] can tell without touching anything: the
+    /// interface exists in this network namespace and carries Ethernet.
+    /// Returns its ifindex.
+    pub fn check(name: &str) -> Result<u32, PortError> {
         let ifindex =
             sys::if_index(name).ok_or_else(|| PortError::NoSuchInterface(name.to_string()))?;
         // Frames are Ethernet: a loopback or point-to-point (L3) device
@@ -324,6 +327,11 @@ impl AfPacketPort {
         if flags & (libc::IFF_LOOPBACK | libc::IFF_POINTOPOINT) != 0 {
             return Err(PortError::NotEthernet(name.to_string()));
         }
+        Ok(ifindex)
+    }
+
+    pub fn open(name: &str, opts: &PortOptions) -> Result<AfPacketPort, PortError> {
+        let ifindex = Self::check(name)?;
         let tx_fd =
             packet_socket().map_err(|_| PortError::os(name, "AF_PACKET socket (are you root?)"))?;
         let blocks = opts.rx_ring_mib.clamp(1, 1024) as u32;

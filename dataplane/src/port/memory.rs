@@ -50,6 +50,8 @@ impl MemoryHandle {
 /// A port backed by memory.
 pub struct MemoryPort {
     name: String,
+    /// [`PortKind::Memory`], or the kind of the port it stands in for.
+    kind: PortKind,
     shared: MemoryHandle,
     batch: Vec<Vec<u8>>,
     /// The frames to replay as given; each `recv` copies them into `batch`
@@ -59,8 +61,15 @@ pub struct MemoryPort {
 
 impl MemoryPort {
     pub fn new(name: &str) -> MemoryPort {
+        MemoryPort::stand_in(name, PortKind::Memory)
+    }
+
+    /// A memory port that says it is of `kind`: a stand-in for a real port
+    /// in a model of the switch ([`crate::pipeline::Switch::model`]).
+    pub fn stand_in(name: &str, kind: PortKind) -> MemoryPort {
         MemoryPort {
             name: name.to_string(),
+            kind,
             shared: MemoryHandle::default(),
             batch: Vec::with_capacity(crate::BATCH),
             replay: None,
@@ -84,7 +93,7 @@ impl Port for MemoryPort {
         &self.name
     }
     fn kind(&self) -> PortKind {
-        PortKind::Memory
+        self.kind
     }
     fn raw_fd(&self) -> Option<RawFd> {
         None

@@ -152,6 +152,19 @@ pub trait Port: Send {
     }
 }
 
+/// Checks that a port of `kind` could be opened on the interface `name`,
+/// as [`open`] checks it first, without opening or changing anything: the
+/// errors are [`open`]'s. What only opening tells (memory for the rings, a
+/// TAP device attached elsewhere) is not checked.
+pub fn check(kind: PortKind, name: &str) -> Result<(), PortError> {
+    sys::check_ifname(name)?;
+    match kind {
+        PortKind::Afpacket => afpacket::AfPacketPort::check(name).map(drop),
+        PortKind::Tap => tap::TapPort::check(name),
+        PortKind::Memory => Ok(()),
+    }
+}
+
 /// Opens a port of `kind` on the interface `name`.
 pub fn open(kind: PortKind, name: &str, opts: &PortOptions) -> Result<Box<dyn Port>, PortError> {
     sys::check_ifname(name)?;

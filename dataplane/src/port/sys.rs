@@ -67,6 +67,48 @@ pub fn if_flags(name: &str) -> io::Result<i32> {
     Ok(i32::from(unsafe { req.ifr_ifru.ifru_flags }))
 }
 
+/// `struct ethtool_drvinfo` of <linux/ethtool.h>.
+#[repr(C)]
+struct EthtoolDrvinfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
+}
+
+const ETHTOOL_GDRVINFO: u32 = 3;
+
+/// The interface's driver and bus, as `ethtool -i NAME` shows them: a
+/// TAP device is ("tun", "tap"), a veth ("veth", "").
+pub fn driver_info(name: &str) -> io::Result<(String, String)> {
+    let sock = control_socket()?;
+    // SAFETY: a plain C struct for which all-zero bytes are valid.
+    let mut info: EthtoolDrvinfo = unsafe { std::mem::zeroed() };
+    info.cmd = ETHTOOL_GDRVINFO;
+    let mut req = ifreq(name);
+    req.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
+    // SAFETY: SIOCETHTOOL reads ifr_name and the command `info` starts
+    // with, and writes at most size_of::<EthtoolDrvinfo>() bytes into it;
+    // `req` and `info` live for the whole call.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut req) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let text = |b: &[u8]| {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        String::from_utf8_lossy(&b[..end]).into_owned()
+    };
+    Ok((text(&info.driver), text(&info.bus_info)))
+}
+
 /// Sets IFF_UP on the interface, as `ip link set NAME up` does.
 pub fn set_if_up(name: &str) -> io::Result<()> {
     let flags = if_flags(name)?;

@@ -40,7 +40,21 @@ pub struct TapPort {
 }
 
 impl TapPort {
+    /// What [`TapPort::open`] can tell without touching anything: an
+    /// interface of that name, if there is one, must be a TAP device (it
+    /// is attached to; one that is not there is made).
+    pub fn check(name: &str) -> Result<(), PortError> {
+        if sys::if_index(name).is_none() {
+            return Ok(());
+        }
+        match sys::driver_info(name) {
+            Ok((driver, bus)) if driver == "tun" && bus == "tap" => Ok(()),
+            _ => Err(PortError::NotTap(name.to_string())),
+        }
+    }
+
     pub fn open(name: &str) -> Result<TapPort, PortError> {
+        Self::check(name)?;
         // SAFETY: open(2) of a constant path; the result is checked.
         let raw = unsafe {
             libc::open(
@@ -58,7 +72,8 @@ impl TapPort {
         // SAFETY: TUNSETIFF reads and updates `req`, which outlives the call.
         if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) } < 0 {
             let err = io::Error::last_os_error();
-            // EINVAL for a name taken by a device of another kind.
+            // EINVAL for a name taken by a device of another kind (made
+            // since the check).
             if err.raw_os_error() == Some(libc::EINVAL) && sys::if_index(name).is_some() {
                 return Err(PortError::NotTap(name.to_string()));
             }
