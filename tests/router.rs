@@ -702,13 +702,29 @@ print(len(errs), ','.join(sorted({'%#x' % t for t, _ in errs})), len({i for _, i
         "{}",
         st["l3"]
     );
-    // Another sender is not shut out by the first one's flood.
-    assert!(lab
+    // Another sender is not shut out by the first one's flood: h2's
+    // traceroute, during a flood from h1, hears from the router.
+    let flood = h1
+        .ns
+        .command(&[
+            "python3",
+            "-c",
+            "import socket, time\n\
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+u.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)\n\
+end = time.time() + 2\n\
+while time.time() < end: u.sendto(b'x', ('10.2.0.2', 33434))\n",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let tr = lab
         .host(2)
         .ns
-        .run(&["traceroute", "-n", "-q", "1", "-m", "2", "10.1.0.2"])
-        .status
-        .success());
+        .run(&["traceroute", "-n", "-q", "1", "-m", "1", "10.1.0.2"]);
+    let mut flood = flood;
+    let _ = flood.wait();
+    assert!(stdout(&tr).contains(" 10.2.0.1 "), "{}", stdout(&tr));
 }
 
 /// Python that sends one raw IPv4 packet: `send(src, dst, proto, payload,
@@ -848,7 +864,7 @@ fn a_host_that_could_reach_the_next_hop_straight_gets_a_redirect() {
 
 #[test]
 fn fragmented_pings_to_the_router_are_reassembled_and_answered() {
-    let lab = two_subnets(&[]);
+    let mut lab = two_subnets(&[]);
     let h1 = lab.host(1);
     // 600 bytes of echo in 3 fragments, last one first.
     let script = format!(
@@ -886,4 +902,15 @@ while True:\n\
     );
     let st = lab.cli_json(&["stats"]);
     assert!(st["l3"]["reassembled"].as_u64() >= Some(3), "{}", st["l3"]);
+    // Past what a buffer holds: dropped and counted, the router unharmed.
+    let huge = h1
+        .ns
+        .run(&["ping", "-c", "1", "-s", "8990", "-W", "1", "10.1.0.1"]);
+    assert!(!huge.status.success());
+    assert!(drops(&lab, "p1")["ip4-reassembly"].as_u64() >= Some(1));
+    assert!(
+        lab.host(1).ping_ok("10.1.0.1", 1),
+        "the router still answers"
+    );
+    assert!(lab.daemon.as_mut().unwrap().alive());
 }

@@ -90,7 +90,7 @@ drop_reasons! {
     Ip4RpFilter => "ip4-rp-filter", "Fails the reverse-path check of the bridge it came in on (strict: the route back to the source leaves by another bridge; loose: there is none; RFC 3704).";
     Ip4SourceRoute => "ip4-source-route", "Carries a loose or strict source route option (dropped, as RFC 7126 4.3 advises and Linux does).";
     Ip4BadOption => "ip4-bad-option", "A malformed IP option; the sender gets a parameter problem (RFC 1812 5.2.5).";
-    Ip4Reassembly => "ip4-reassembly", "A fragment of a datagram to the router that cannot be put together: malformed, overlapping another (its whole datagram goes), or over 9,000 bytes in all.";
+    Ip4Reassembly => "ip4-reassembly", "A fragment of a datagram to the router that cannot be put together: malformed, overlapping another (its whole datagram goes), or longer than a buffer of the router's pool (9,004 bytes).";
     Ip4NotForwarded => "ip4-not-forwarded", "To a broadcast, multicast, loopback or 0.0.0.0/8 address, which the router never forwards.";
     Ip4TtlExpired => "ip4-ttl-expired", "TTL would reach 0 (RFC 1812 5.3.1); the sender gets an ICMP time exceeded.";
     Ip4NoRoute => "ip4-no-route", "No route to the destination; the sender gets an ICMP net unreachable.";

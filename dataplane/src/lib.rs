@@ -20,6 +20,7 @@ pub mod l2;
 pub mod nat;
 pub mod pipeline;
 pub mod port;
+pub mod random;
 pub mod trace;
 pub mod wire;
 

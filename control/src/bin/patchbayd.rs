@@ -191,6 +191,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let (engine, handle) = Engine::new(config).context("starting the engine")?;
     let mut engine = engine.with_busy_poll(std::time::Duration::from_micros(args.busy_poll_us));
+    // Router MACs stay the same across restarts on the same socket.
+    engine.switch().set_instance(&args.socket.to_string_lossy());
     for p in ports {
         engine
             .switch()

@@ -12,8 +12,12 @@ use std::net::Ipv4Addr;
 
 /// Datagrams put together at once; a new one takes the place of the oldest.
 pub const MAX_DATAGRAMS: usize = 8;
-/// The largest payload put back together (a jumbo ping fits).
-pub const MAX_PAYLOAD: usize = 9000;
+/// The largest datagram put back together, header included: what a buffer
+/// of the router's pool holds after its virtio-net and Ethernet headers (a
+/// jumbo ping fits).
+pub const MAX_DATAGRAM: usize = crate::emit::BUF_SIZE - crate::wire::VNET_HDR_LEN - 14;
+/// The largest payload: what is left after the longest header.
+pub const MAX_PAYLOAD: usize = MAX_DATAGRAM - 60;
 /// How long the fragments of a datagram may take to come (RFC 1122
 /// 3.3.2 suggests 60 to 120 s; fragments on a lab's links come within
 /// milliseconds, and a short time frees a slot taken by a lost fragment).
@@ -65,7 +69,11 @@ impl Slot {
     }
 
     fn complete(&self) -> bool {
-        self.total != 0 && self.header_len != 0 && self.blocks * 8 >= self.total
+        self.total != 0 && self.header_len != 0 && self.blocks == self.total.div_ceil(8)
+    }
+
+    fn has(&self, block: usize) -> bool {
+        self.have[block / 64] & (1 << (block % 64)) != 0
     }
 }
 
@@ -125,12 +133,12 @@ impl Reassembly {
         let bad = (more && data.len() % 8 != 0)
             || data.is_empty()
             || end > MAX_PAYLOAD
-            || (s.total != 0 && (end > s.total || (!more && end != s.total)));
+            || (s.total != 0 && (end > s.total || (!more && end != s.total)))
+            // The last fragment: nothing may have come past its end.
+            || (!more && (end.div_ceil(8)..BLOCKS).any(|b| s.has(b)));
+        // Checked only once the range is known to be inside the bitmap.
         let blocks = off / 8..end.div_ceil(8);
-        let overlaps = blocks
-            .clone()
-            .any(|b| s.have[b / 64] & (1 << (b % 64)) != 0);
-        if bad || overlaps {
+        if bad || blocks.clone().any(|b| s.has(b)) {
             s.reset(None, 0);
             return Added::Dropped;
         }
@@ -157,10 +165,16 @@ impl Reassembly {
 
     /// Writes the whole datagram of slot `at` into `out` (header with its
     /// total length, no fragment bits, a new checksum) and frees the slot;
-    /// returns its length.
+    /// returns its length: 0 (the datagram dropped) if it is longer than
+    /// `out`, which holds [`MAX_DATAGRAM`] (a long header with a long
+    /// payload).
     pub fn take(&mut self, at: usize, out: &mut [u8]) -> usize {
         let s = &mut self.slots[at];
         let (h, total) = (s.header_len, s.header_len + s.total);
+        if total > out.len() {
+            s.reset(None, 0);
+            return 0;
+        }
         out[..h].copy_from_slice(&s.header[..h]);
         out[h..total].copy_from_slice(&s.payload[..s.total]);
         out[2..4].copy_from_slice(&(total as u16).to_be_bytes());
@@ -236,6 +250,21 @@ mod tests {
             add(&mut r, &fragment(&payload, 0, 204, 3), 0),
             Added::Dropped
         );
+        // Offsets past the bitmap, the longest datagram, and holes.
+        let far = vec![0u8; 9300];
+        assert_eq!(add(&mut r, &fragment(&far, 9216, 8, 4), 0), Added::Dropped);
+        let big = vec![1u8; MAX_PAYLOAD];
+        add(&mut r, &fragment(&big, 0, 8000, 5), 0);
+        let Added::Complete(at) = add(&mut r, &fragment(&big, 8000, MAX_PAYLOAD - 8000, 5), 0)
+        else {
+            panic!("the longest payload")
+        };
+        let mut out = vec![0u8; MAX_DATAGRAM];
+        assert_eq!(r.take(at, &mut out), 20 + MAX_PAYLOAD);
+        let holes = vec![2u8; 2000];
+        assert_eq!(add(&mut r, &fragment(&holes, 1000, 800, 7), 0), Added::Held);
+        let last = fragment(&holes[..1000], 992, 8, 7);
+        assert_eq!(add(&mut r, &last, 0), Added::Dropped, "data past the end");
         for ident in 10..30 {
             add(&mut r, &fragment(&payload, 0, 200, ident), 0);
         }

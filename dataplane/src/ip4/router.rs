@@ -20,6 +20,7 @@ use crate::nat::{
     parse_icmp_error, parse_tuple, rewrite, rewrite_addrs, rewrite_icmp_error, FragmentFate,
     FragmentKey, Nat, NatAction, NatDrop, NatVerdict, Peek, Tuple, FRAGMENT_MS,
 };
+use crate::random::Random;
 use crate::trace;
 use crate::trace::{ArpAction, Event, NatRelated, NextHopMac, Tracer};
 use crate::wire::arp::{ArpRepr, ARP_LEN, OP_REPLY, OP_REQUEST};
@@ -281,11 +282,12 @@ pub struct Router {
     icmp_budget: u32,
     /// Datagrams to the router being put together.
     reassembly: Reassembly,
-    /// ICMP error buckets per destination.
+    /// ICMP error buckets per destination, and redirect buckets.
     icmp_limiter: icmp::ErrorLimiter,
-    /// The identification of the next packet the router makes (started at
-    /// random, RFC 6274 3.5.3 asks that it not be predictable).
-    ident: u16,
+    redirect_limiter: icmp::ErrorLimiter,
+    /// The identifications of the packets the router makes: random, since
+    /// RFC 7739 asks that they not be predictable.
+    random: Random,
     /// The switch clock (ms) of the packet being handled.
     now: u64,
     scratch: Vec<u16>,
@@ -299,12 +301,7 @@ pub struct Router {
 
 impl Router {
     pub fn new(arp_max: usize, buffers: usize) -> Router {
-        let random = {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u32(0x1d);
-            h.finish()
-        };
+        let mut random = Random::seeded();
         Router {
             nat: Nat::new(262_144),
             nat_logged: (0, 0),
@@ -312,13 +309,14 @@ impl Router {
             fib: Fib::new(),
             next_hops: Vec::new(),
             next_hop_ids: HashMap::new(),
-            arp: ArpCache::new(arp_max, buffers),
+            arp: ArpCache::new(arp_max, buffers.clamp(1, usize::from(u16::MAX))),
             em: Emitter::new(buffers),
             counters: L3Counters::default(),
             icmp_budget: ICMP_PER_SECOND,
-            icmp_limiter: icmp::ErrorLimiter::new(random as u32),
+            icmp_limiter: icmp::ErrorLimiter::new(random.next_u64() as u32),
+            redirect_limiter: icmp::ErrorLimiter::new(random.next_u64() as u32),
             reassembly: Reassembly::default(),
-            ident: (random >> 32) as u16,
+            random,
             now: 0,
             scratch: Vec::with_capacity(64),
             held: Vec::with_capacity(MAX_HELD_FRAGMENTS),
@@ -1170,7 +1168,14 @@ impl Router {
                 if T && self.trace.on {
                     trace_nat(&mut self.trace, &self.nat, &v, &t, false, created);
                 }
-                v
+                match v {
+                    // Not translated: tracked as it is, if it comes from
+                    // outside to a routed inside host.
+                    NatVerdict::Pass => self
+                        .nat
+                        .track_untranslated(&t, flags, bridge, nh.bridge, now),
+                    v => v,
+                }
             };
             match verdict {
                 NatVerdict::Translate(to) => {
@@ -1186,9 +1191,11 @@ impl Router {
         // inside address never leaks, whatever NAT could not make out (an
         // ICMP message that is neither a query nor an error about a session,
         // a first fragment too short for its ports).
+        // (A dry run does not look up later fragments: it cannot tell.)
         if !translated
             && nat_tuple.is_none()
             && self.nat.is_active()
+            && !(T && self.trace.dry && frag_at != 0)
             && self.nat.must_translate(ip_src, nh.bridge)
         {
             return L3Out::Drop(DropReason::NatUntranslatable);
@@ -1206,9 +1213,27 @@ impl Router {
                 self.release_fragments(key, now);
             }
         }
+        // Record Route and Timestamp get this hop's address (RFC 791),
+        // before the datagram is cut into fragments (the first keeps them).
+        if let Some(o) = options.filter(|o| o.record_route.is_some() || o.timestamp.is_some()) {
+            let hop = self
+                .iface(nh.bridge)
+                .and_then(|i| i.source_for(nh.gateway.unwrap_or(dst)));
+            if let Some(hop) = hop.filter(|_| !(T && self.trace.dry)) {
+                let mut ip = Ipv4Packet::new_unchecked(&mut frame[L3..]);
+                let header = ip.header_mut();
+                if let Some(at) = o.record_route {
+                    ipv4_options::record_route(header, at, hop);
+                }
+                if let Some(at) = o.timestamp {
+                    ipv4_options::timestamp(header, at, hop, ms_since_midnight_ut());
+                }
+                ip.fill_checksum();
+            }
+        }
         if on_wire > mtu {
             if !(T && self.trace.dry) {
-                return self.fragment::<T>(frame, nh, out_mac, mtu, now);
+                return self.fragment::<T>(frame, nh, out_mac, mtu, true, now);
             }
             // A dry run follows the datagram on: its fragments go its way.
             let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
@@ -1252,21 +1277,6 @@ impl Router {
             let gateway = u32::from(next_ip);
             let (redirect, host) = (icmp::REDIRECT, icmp::CODE_REDIRECT_HOST);
             self.icmp_error::<T>(frame, Some(in_port), bridge, redirect, host, gateway);
-        }
-        // Record Route and Timestamp get this hop's address (RFC 791).
-        if let Some(o) = options.filter(|o| o.record_route.is_some() || o.timestamp.is_some()) {
-            let hop = self.iface(nh.bridge).and_then(|i| i.source_for(next_ip));
-            if let Some(hop) = hop.filter(|_| !(T && self.trace.dry)) {
-                let mut ip = Ipv4Packet::new_unchecked(&mut frame[L3..]);
-                let header = ip.header_mut();
-                if let Some(at) = o.record_route {
-                    ipv4_options::record_route(header, at, hop);
-                }
-                if let Some(at) = o.timestamp {
-                    ipv4_options::timestamp(header, at, hop, ms_since_midnight_ut());
-                }
-                ip.fill_checksum();
-            }
         }
         // ip4-rewrite.
         Ipv4Packet::new_unchecked(&mut frame[L3..]).decrement_ttl();
@@ -1488,8 +1498,11 @@ impl Router {
         };
         let mut buf = self.em.take_buf(i);
         buf[..L3].copy_from_slice(&frame[..L3]);
-        let len = L3 + self.reassembly.take(at, &mut buf[L3..]);
-        let out = self.local_input::<T>(&buf[..len], in_port, bridge, now);
+        let n = self.reassembly.take(at, &mut buf[L3..]);
+        let out = match n {
+            0 => L3Out::Drop(DropReason::Ip4Reassembly),
+            n => self.local_input::<T>(&buf[..L3 + n], in_port, bridge, now),
+        };
         self.em.put_buf(i, buf);
         self.em.free(i);
         out
@@ -1547,8 +1560,7 @@ impl Router {
         let Some(i) = self.em.copy(&frame[..L3 + total]) else {
             return L3Out::Drop(DropReason::NoBuffer);
         };
-        self.ident = self.ident.wrapping_add(1);
-        let ident = self.ident;
+        let ident = self.random.next_u64() as u16;
         let b = self.em.frame_mut(i);
         b[..VNET_HDR_LEN].fill(0);
         b.copy_within(L2 + 6..L2 + 12, L2);
@@ -1566,15 +1578,19 @@ impl Router {
         }
         self.counters.ip4_local += 1;
         // A reply bigger than the bridge's MTU (a reassembled request) goes
-        // in fragments, as a host's would.
+        // in fragments, as a host's would, by the route to the sender.
         let mtu = self
             .iface(bridge)
             .map_or(usize::from(DEFAULT_MTU), |i| usize::from(i.mtu));
         if total > mtu {
             let nh = self.fib.lookup(src).map(|id| self.next_hops[id as usize]);
+            let out = nh.and_then(|nh| Some((nh, self.iface(nh.bridge)?)));
+            let out = out.map(|(nh, i)| (nh, i.mac, usize::from(i.mtu)));
             let mut buf = self.em.take_buf(i);
-            let out = match nh {
-                Some(nh) => self.fragment::<T>(&mut buf[..L3 + total], nh, our_mac, mtu, now),
+            let out = match out {
+                Some((nh, mac, mtu)) => {
+                    self.fragment::<T>(&mut buf[..L3 + total], nh, mac, mtu, false, now)
+                }
                 None => L3Out::Drop(DropReason::Ip4NoRoute),
             };
             self.em.put_buf(i, buf);
@@ -1596,6 +1612,7 @@ impl Router {
         nh: NextHop,
         out_mac: Mac,
         mtu: usize,
+        forwarded: bool,
         now: u64,
     ) -> L3Out {
         // A checksum left to the device must be done now: the device will
@@ -1668,7 +1685,9 @@ impl Router {
             let field = (((base + off) / 8) as u16) | if !last || more { 0x2000 } else { 0 };
             b[L3 + 2..L3 + 4].copy_from_slice(&((h + n) as u16).to_be_bytes());
             b[L3 + 6..L3 + 8].copy_from_slice(&field.to_be_bytes());
-            b[L3 + 8] -= 1;
+            if forwarded {
+                b[L3 + 8] -= 1;
+            }
             Ipv4Packet::new_unchecked(&mut b[L3..L3 + h]).fill_checksum();
             self.em.set_len(i, L3 + h + n);
             self.counters.fragments_made += 1;
@@ -1696,7 +1715,9 @@ impl Router {
             }
             off += n;
         }
-        self.counters.ip4_forwarded += 1;
+        if forwarded {
+            self.counters.ip4_forwarded += 1;
+        }
         L3Out::Consumed
     }
 
@@ -1723,17 +1744,17 @@ impl Router {
             || src.is_loopback()
             || self.is_directed_broadcast(src)
             || (back.is_some() && l2_dst.is_multicast())
+            // RFC 1812 4.3.2.7: nor about a datagram to a broadcast or
+            // multicast address.
+            || ip.dst().is_broadcast()
+            || ip.dst().is_multicast()
+            || self.is_directed_broadcast(ip.dst())
             || (ip.protocol() == PROTO_ICMP
                 && ip.payload().first().is_some_and(|&t| icmp::is_error(t)));
         if quiet {
             return;
         }
-        // Path MTU discovery must not starve: "fragmentation needed" is
-        // held to the global budget only, as in Linux.
-        let pmtu = icmp_type == icmp::DEST_UNREACHABLE && code == icmp::CODE_FRAG_NEEDED;
-        if !(T && self.trace.dry)
-            && (self.icmp_budget == 0 || !pmtu && !self.icmp_limiter.allow(src, self.now))
-        {
+        if self.icmp_budget == 0 && !(T && self.trace.dry) {
             self.counters.icmp_rate_limited += 1;
             return;
         }
@@ -1792,11 +1813,22 @@ impl Router {
         if T && self.trace.dry {
             return;
         }
+        // Per destination, once the error is sure to go: path MTU discovery
+        // must not starve, so "fragmentation needed" is held to the global
+        // budget only, as in Linux; redirects have buckets of their own.
+        let pmtu = icmp_type == icmp::DEST_UNREACHABLE && code == icmp::CODE_FRAG_NEEDED;
+        let limiter = match icmp_type {
+            icmp::REDIRECT => &mut self.redirect_limiter,
+            _ => &mut self.icmp_limiter,
+        };
+        if !pmtu && !limiter.allow(src, self.now) {
+            self.counters.icmp_rate_limited += 1;
+            return;
+        }
         let quote_len = ip.total_len().min(icmp::MAX_QUOTE);
         let Some(i) = self.em.alloc() else { return };
         self.icmp_budget -= 1;
-        self.ident = self.ident.wrapping_add(1);
-        let ident = self.ident;
+        let ident = self.random.next_u64() as u16;
         let b = self.em.buf_mut(i);
         b[L2..L2 + 6].copy_from_slice(&l2_to.0);
         b[L2 + 6..L2 + 12].copy_from_slice(&our_mac.0);

@@ -15,13 +15,18 @@ fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
     })
 }
 
-/// A seed for this machine and network namespace: the machine id (systemd's
-/// /etc/machine-id, where there is one) and the namespace's inode, which
-/// stays as long as the namespace does.
-pub fn namespace_seed() -> u64 {
+/// A seed for this machine, network namespace and daemon: the machine id
+/// (systemd's /etc/machine-id, where there is one), the host name, the
+/// namespace's inode, which stays as long as the namespace does, and
+/// `instance`, which tells apart two patchbayd in one namespace (their
+/// control sockets' paths).
+pub fn seed(instance: &str) -> u64 {
     let machine = std::fs::read("/etc/machine-id").unwrap_or_default();
+    let host = std::fs::read("/proc/sys/kernel/hostname").unwrap_or_default();
     let netns = std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino());
-    fnv1a(fnv1a(0xcbf2_9ce4_8422_2325, &machine), &netns.to_le_bytes())
+    let h = fnv1a(0xcbf2_9ce4_8422_2325, &machine);
+    let h = fnv1a(fnv1a(h, &host), &netns.to_le_bytes());
+    fnv1a(h, instance.as_bytes())
 }
 
 /// The router MAC of bridge `name` under `seed`: locally administered,
@@ -37,8 +42,9 @@ mod tests {
 
     #[test]
     fn stable_per_name_and_seed_locally_administered_unicast() {
-        let seed = namespace_seed();
-        assert_eq!(seed, namespace_seed());
+        let seed = seed("/run/patchbay/patchbayd.sock");
+        assert_eq!(seed, super::seed("/run/patchbay/patchbayd.sock"));
+        assert_ne!(seed, super::seed("/tmp/other.sock"));
         let (a, b) = (for_bridge(seed, "br0"), for_bridge(seed, "br1"));
         assert_eq!(a, for_bridge(seed, "br0"));
         assert_ne!(a, b);

@@ -18,6 +18,7 @@ pub mod translate;
 
 use crate::ip4::Ipv4Net;
 use crate::l2::BridgeId;
+use crate::random::Random;
 use crate::wire::ipv4::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -179,6 +180,9 @@ pub struct NatCounters {
     /// New flows whose translation clashed with another session's.
     #[serde(default)]
     pub conflicts: u64,
+    /// Unanswered sessions ended to make room in a full table.
+    #[serde(default)]
+    pub early_drops: u64,
     /// Later fragments that came before their first one and were held.
     #[serde(default)]
     pub fragments_held: u64,
@@ -301,12 +305,15 @@ pub struct Nat {
     live: usize,
     pub timeouts: Timeouts,
     pub counters: NatCounters,
-    /// The state of the generator of outside ports (xorshift64*, seeded
-    /// at random): RFC 6056 asks that they not be guessable.
-    rng: u64,
+    /// The generator of outside ports: RFC 6056 asks that they not be
+    /// guessable.
+    rng: Random,
     /// Where the expiry sweep goes on.
     sweep: usize,
 }
+
+/// The TCP SYN flag.
+const TCP_SYN: u8 = 0x02;
 
 /// Session slots the expiry sweep visits per call of [`Nat::expire`] (once
 /// a second): a table of up to this many is swept whole every second, and
@@ -320,24 +327,6 @@ const SWEEP_PER_NEW: usize = 4;
 /// Slots swept for a new session when the table is full, before it is
 /// refused: a full table of expired sessions still takes new flows.
 const SWEEP_WHEN_FULL: usize = 256;
-
-/// One step of xorshift64* (Vigna): a fast generator, good enough to make
-/// ports unpredictable from outside, not a cryptographic one.
-fn next_random(state: u64) -> (u64, u64) {
-    let mut x = state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    (x, x.wrapping_mul(0x2545_f491_4f6c_dd1d))
-}
-
-/// A random seed from the hasher keys std draws from the OS.
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0x5eed);
-    h.finish() | 1
-}
 
 /// The result of the NAT stage for one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,7 +356,7 @@ impl Nat {
             live: 0,
             timeouts: Timeouts::default(),
             counters: NatCounters::default(),
-            rng: random_seed(),
+            rng: Random::seeded(),
             sweep: 0,
         }
     }
@@ -626,7 +615,26 @@ impl Nat {
         if self.live >= self.max {
             self.sweep_some(now, SWEEP_WHEN_FULL);
         }
+        if self.live >= self.max {
+            self.early_drop();
+        }
         self.live < self.max
+    }
+
+    /// Ends one session that never saw an answer, among the next
+    /// [`SWEEP_WHEN_FULL`] slots, to make room for a new one: as Linux's
+    /// conntrack drops an unanswered entry when full, so a flood of
+    /// made-up flows cannot lock out real ones.
+    fn early_drop(&mut self) {
+        let len = self.sessions.len();
+        for k in 0..SWEEP_WHEN_FULL.min(len) {
+            let i = (self.sweep + k) % len;
+            if self.sessions[i].as_ref().is_some_and(|s| !s.seen_reply) {
+                self.remove(i as u32);
+                self.counters.early_drops += 1;
+                return;
+            }
+        }
     }
 
     /// RFC 5508: for an ICMP error quoting `inner` (a packet of a session,
@@ -668,7 +676,7 @@ impl Nat {
             return self.hit(id, is_reply, tcp_flags, now);
         }
         if !to_us {
-            return self.track_from_outside(t, tcp_flags, in_bridge, now);
+            return NatVerdict::Pass;
         }
         if let Some(ri) = self.dnat_rule_for(t, in_bridge, addr_of) {
             return self.dnat(ri, t, tcp_flags, in_bridge, addr_of, now);
@@ -676,25 +684,32 @@ impl Nat {
         self.inbound_on_mapping(t, tcp_flags, in_bridge, addr_of, now)
     }
 
-    /// A first packet from outside (in by the egress bridge of a source NAT
-    /// rule) straight to an inside host that rule covers, a routed inside
-    /// network: tracked untranslated, so that its answers, which match the
+    /// After routing, for a packet that no source NAT rule translates: a
+    /// first packet from outside (in by the egress bridge of a source NAT
+    /// rule) to an inside host that rule covers, a routed inside network,
+    /// is tracked untranslated, so that its answers, which match the
     /// session, are not masqueraded on their way out. Linux's MASQUERADE
     /// rewrites only connections it saw start inside (their conntrack is
     /// made by the first packet, whichever side sends it).
-    fn track_from_outside(
+    pub fn track_untranslated(
         &mut self,
         t: &Tuple,
         tcp_flags: u8,
         in_bridge: BridgeId,
+        out_bridge: BridgeId,
         now: u64,
     ) -> NatVerdict {
-        let covers = |r: &NatRule| {
-            !matches!(r.action, NatAction::Dnat { .. })
-                && r.bridge == in_bridge
-                && r.src.is_none_or(|n| n.contains(t.dst))
-        };
-        let Some(rule) = self.rules.iter().find(|r| covers(r)).map(|r| r.id) else {
+        if in_bridge == out_bridge || !self.must_translate(t.dst, in_bridge) {
+            return NatVerdict::Pass;
+        }
+        // A TCP segment that opens nothing (no SYN) starts no session.
+        if t.proto == PROTO_TCP && tcp_flags & TCP_SYN == 0 {
+            return NatVerdict::Pass;
+        }
+        let rule = self
+            .snat_rule_for(t.dst, Some(in_bridge))
+            .map(|i| self.rules[i].id);
+        let Some(rule) = rule else {
             return NatVerdict::Pass;
         };
         self.create(*t, t.inverse(), rule, None, None, tcp_flags, now)
@@ -770,7 +785,7 @@ impl Nat {
             Some(m) => (Some(m.addr), Some(m.port)),
             None => match self.mapping_addr(si, t, addr_of(rule.bridge)) {
                 Some(a) => {
-                    let port = self.pick_port(t.proto, a, t.sport, rule.ports, self.rng);
+                    let port = self.pick_port(t.proto, a, t.sport, rule.ports, &self.rng);
                     (Some(a), port.map(|(p, _)| p))
                 }
                 None => (None, None),
@@ -1025,7 +1040,7 @@ impl Nat {
         want: u16,
         ports: (u16, u16),
     ) -> Option<u16> {
-        let (port, rng) = self.pick_port(proto, addr, want, ports, self.rng)?;
+        let (port, rng) = self.pick_port(proto, addr, want, ports, &self.rng)?;
         self.rng = rng;
         Some(port)
     }
@@ -1041,10 +1056,10 @@ impl Nat {
         addr: Ipv4Addr,
         want: u16,
         (lo, hi): (u16, u16),
-        rng: u64,
-    ) -> Option<(u16, u64)> {
+        rng: &Random,
+    ) -> Option<(u16, Random)> {
         if (lo..=hi).contains(&want) && !self.by_outside.contains_key(&(proto, addr, want)) {
-            return Some((want, rng));
+            return Some((want, rng.clone()));
         }
         let span = u32::from(hi - lo) + 1;
         // Full: fail at once rather than search every port (rules sharing an
@@ -1052,8 +1067,8 @@ impl Nat {
         if self.used_per_addr.get(&(proto, addr)).copied().unwrap_or(0) >= span {
             return None;
         }
-        let (rng, r) = next_random(rng);
-        let start = (r >> 32) as u32 % span;
+        let mut rng = rng.clone();
+        let start = (rng.next_u64() >> 32) as u32 % span;
         (0..span)
             .map(|i| lo + ((start + i) % span) as u16)
             .find(|&p| !self.by_outside.contains_key(&(proto, addr, p)))
@@ -1159,6 +1174,19 @@ impl Nat {
     /// A packet of session `id`: refresh it, follow TCP, and say what the
     /// packet becomes.
     fn hit(&mut self, id: u32, is_reply: bool, tcp_flags: u8, now: u64) -> NatVerdict {
+        let s = self.sessions[id as usize]
+            .as_ref()
+            .expect("tuple points at a live session");
+        // An inside host that opens a connection (a bare SYN) which happens
+        // to be the reverse of one an outside host opened to it, untranslated,
+        // is not answering it: that session goes, and the new connection
+        // is source NATed, so no outside host can plant a session that
+        // lets an inside address out.
+        let untranslated = s.mapping.is_none() && s.orig == s.reply.inverse();
+        if untranslated && is_reply && s.orig.proto == PROTO_TCP && tcp_flags & 0x12 == TCP_SYN {
+            self.remove(id);
+            return NatVerdict::Pass;
+        }
         let s = self.sessions[id as usize]
             .as_mut()
             .expect("tuple points at a live session");
@@ -1343,7 +1371,10 @@ impl Nat {
         let to = match self.mappings.get(&(t.proto, t.src, t.sport, rule.id)) {
             Some(m) => Some((m.addr, m.port)),
             None => self.mapping_addr(ri, t, out_addr).and_then(|a| {
-                let port = self.pick_port(t.proto, a, t.sport, rule.ports, self.rng);
+                if !has_ports(t.proto) {
+                    return Some((a, 0));
+                }
+                let port = self.pick_port(t.proto, a, t.sport, rule.ports, &self.rng);
                 port.map(|(p, _)| (a, p))
             }),
         };
@@ -1762,11 +1793,25 @@ mod tests {
             nat.post_routing(&a2, 0, 1, out, 0),
             NatVerdict::Translate(_)
         ));
+        // Full of answered sessions: a new flow is refused.
+        for s in [&a, &a2] {
+            let back = t(PROTO_UDP, &s.dst.to_string(), 9, "203.0.113.1", 2000);
+            let v = nat.pre_routing(&back, 0, 1, true, &|_| out, 0);
+            assert!(matches!(v, NatVerdict::Translate(_)), "{v:?}");
+        }
         let a3 = t(PROTO_UDP, "10.0.0.1", 1, "198.51.100.3", 9);
         assert_eq!(
             nat.post_routing(&a3, 0, 1, out, 0),
             NatVerdict::Drop(NatDrop::TableFull)
         );
+        // Full of unanswered ones: the new flow takes one's place.
+        let mut nat = Nat::new(2);
+        nat.add_rule(NatAction::Masquerade, None, 1, (2000, 2100));
+        for s in [&a, &a2, &a3] {
+            let v = nat.post_routing(s, 0, 1, out, 0);
+            assert!(matches!(v, NatVerdict::Translate(_)), "{v:?}");
+        }
+        assert_eq!(nat.counters.early_drops, 1);
     }
 
     /// Runs `secs` seconds of `rate` new UDP flows a second through `nat`
@@ -1878,10 +1923,12 @@ mod tests {
     fn a_flow_opened_from_outside_to_a_routed_inside_host_is_tracked_untranslated() {
         let mut nat = masq();
         let out = Some("203.0.113.1".parse().unwrap());
-        // The SYN comes in by the outside bridge (1) to an inside host.
+        // The SYN comes in by the outside bridge (1) and leaves by the
+        // inside one (0) to an inside host: no rule translates it.
         let syn = t(PROTO_TCP, "198.51.100.7", 5555, "192.168.15.3", 80);
+        assert_eq!(nat.post_routing(&syn, 0x02, 0, out, 0), NatVerdict::Pass);
         assert_eq!(
-            nat.pre_routing(&syn, 0x02, 1, false, &|_| out, 0),
+            nat.track_untranslated(&syn, 0x02, 1, 0, 0),
             NatVerdict::Translate(syn)
         );
         // The SYN-ACK belongs to that session: left alone, not masqueraded.
@@ -1891,5 +1938,24 @@ mod tests {
             NatVerdict::Translate(syn_ack)
         );
         assert_eq!(nat.counters.translated, 0);
+        // A segment that opens nothing starts no session.
+        let ack = t(PROTO_TCP, "198.51.100.7", 5556, "192.168.15.3", 80);
+        assert_eq!(
+            nat.track_untranslated(&ack, 0x10, 1, 0, 2),
+            NatVerdict::Pass
+        );
+        // An outside host cannot plant a session for an inside host's own
+        // connection: a bare SYN from inside that matches one is NATed.
+        let planted = t(PROTO_TCP, "8.8.8.8", 53, "192.168.15.4", 40000);
+        nat.track_untranslated(&planted, 0x02, 1, 0, 3);
+        let own = planted.inverse();
+        assert_eq!(
+            nat.pre_routing(&own, 0x02, 0, false, &|_| out, 4),
+            NatVerdict::Pass
+        );
+        let NatVerdict::Translate(to) = nat.post_routing(&own, 0x02, 1, out, 4) else {
+            panic!("source NAT")
+        };
+        assert_eq!(to.src, "203.0.113.1".parse::<Ipv4Addr>().unwrap());
     }
 }

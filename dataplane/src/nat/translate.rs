@@ -51,6 +51,9 @@ impl fmt::Display for Tuple {
     }
 }
 
+const PROTO_DCCP: u8 = 33;
+const PROTO_UDPLITE: u8 = 136;
+
 /// Whether an ICMP type is a query whose identifier NAT maps like a port:
 /// echo, timestamp, information and address mask, requests and replies
 /// (RFC 792, 950), as conntrack tracks them.
@@ -79,6 +82,10 @@ fn ports_of(proto: u8, l4: &[u8], need_whole: bool) -> Option<(u16, u16, u8)> {
         PROTO_UDP if l4.len() >= udp_len => (port(0), port(2), 0),
         PROTO_ICMP if l4.len() >= 8 && is_icmp_query(l4[0]) => (port(4), port(4), 0),
         PROTO_TCP | PROTO_UDP | PROTO_ICMP => return None,
+        // Their checksums cover a pseudo header with the addresses, which
+        // an address-only translation would leave wrong: not tracked (and
+        // so dropped rather than sent out untranslated).
+        PROTO_DCCP | PROTO_UDPLITE => return None,
         _ => (0, 0, 0),
     })
 }

@@ -221,7 +221,7 @@ impl Switch {
             tx_queues: Vec::new(),
             tx_touched: Vec::with_capacity(64),
             config,
-            mac_seed: router_mac::namespace_seed(),
+            mac_seed: router_mac::seed(""),
             started: Instant::now(),
             registry,
             stop: false,
@@ -432,6 +432,13 @@ impl Switch {
             }
         }
         id as PortId
+    }
+
+    /// Names this switch among the daemons of its namespace (its control
+    /// socket's path), which the router MACs of bridges given an address
+    /// from now on are made from: set it before any address.
+    pub fn set_instance(&mut self, instance: &str) {
+        self.mac_seed = router_mac::seed(instance);
     }
 
     /// Gratuitous ARP for every router address of bridge `b`, sent now.
