@@ -1,0 +1,152 @@
+//! `link` requests: ports and bridges, and `stats`.
+
+use super::*;
+
+/// Carries out a request of this object (the dispatcher sends it here).
+pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
+    match req {
+        Request::LinkShow { name } => {
+            let (mut ports, mut bridges) = cx
+                .engine
+                .call(|sw| {
+                    sw.refresh_links();
+                    (sw.ports(), sw.bridges())
+                })
+                .map_err(|_| stopped())?;
+            if let Some(name) = name {
+                ports.retain(|p| p.name == name);
+                bridges.retain(|b| b.name == name);
+                if ports.is_empty() && bridges.is_empty() {
+                    return Err(ApiError::new(
+                        ErrorCode::NotFound,
+                        format!("{name}: no such port or bridge"),
+                    ));
+                }
+            }
+            Ok(to_value(LinkShow { ports, bridges }))
+        }
+        Request::Stats => Ok(to_value(
+            cx.engine.call(|sw| sw.stats()).map_err(|_| stopped())?,
+        )),
+        Request::LinkAdd {
+            name,
+            kind: LinkKind::Bridge,
+            master,
+            ageing_time,
+        } => {
+            if master.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "a bridge cannot have a master",
+                ));
+            }
+            port::sys::check_ifname(&name).map_err(port_error)?;
+            cx.on_switch(move |sw| {
+                sw.add_bridge(&name).and_then(|_| match ageing_time {
+                    Some(secs) => sw.set_ageing(&name, secs).inspect_err(|_| {
+                        let _ = sw.del_bridge(&name);
+                    }),
+                    None => Ok(()),
+                })
+            })?;
+            Ok(Value::Null)
+        }
+        Request::LinkAdd {
+            name,
+            kind,
+            master,
+            ageing_time,
+        } => {
+            if ageing_time.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::Invalid,
+                    "ageing_time is a bridge setting",
+                ));
+            }
+            let kind = if kind == LinkKind::Tap {
+                PortKind::Tap
+            } else {
+                PortKind::Afpacket
+            };
+            // Cheap checks first, so a doomed request does not open anything.
+            let taken = name.clone();
+            if cx
+                .engine
+                .call(move |sw| sw.has_link(&taken))
+                .map_err(|_| stopped())?
+            {
+                return Err(switch_error(SwitchError::Exists(name)));
+            }
+            let port = port::open(kind, &name, cx.opts).map_err(port_error)?;
+            let added = cx
+                .engine
+                .call(move |sw| sw.add_port(port, master.as_deref()).map(drop))
+                .map_err(|_| stopped())?;
+            // A rejected port is closed here, on this thread.
+            added.map_err(|rejected| switch_error(rejected.error))?;
+            Ok(Value::Null)
+        }
+        Request::LinkSet {
+            name,
+            master,
+            nomaster,
+            ageing_time,
+            mtu,
+            rp_filter,
+            redirects,
+        } => {
+            if master.is_none()
+                && !nomaster
+                && ageing_time.is_none()
+                && mtu.is_none()
+                && rp_filter.is_none()
+                && redirects.is_none()
+            {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    "link_set needs master, nomaster, ageing_time, mtu, rp_filter or redirects",
+                ));
+            }
+            if master.is_some() && nomaster {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    "give master or nomaster, not both",
+                ));
+            }
+            cx.on_switch(move |sw| {
+                let mut r = Ok(());
+                if master.is_some() || nomaster {
+                    r = sw.set_master(&name, master.as_deref());
+                }
+                if let (Ok(()), Some(secs)) = (&r, ageing_time) {
+                    r = sw.set_ageing(&name, secs);
+                }
+                if let (Ok(()), Some(mtu)) = (&r, mtu) {
+                    r = sw.set_mtu(&name, mtu);
+                }
+                if r.is_ok() && (rp_filter.is_some() || redirects.is_some()) {
+                    r = sw.set_policy(&name, rp_filter, redirects);
+                }
+                r
+            })?;
+            Ok(Value::Null)
+        }
+        Request::LinkDel { name } => {
+            let removed = cx.on_switch(move |sw| {
+                if sw.has_bridge(&name) {
+                    sw.del_bridge(&name).map(|()| None)
+                } else {
+                    sw.del_port(&name).map(Some).map_err(|e| match e {
+                        SwitchError::NoSuchPort(n) => SwitchError::NoSuchLink(n),
+                        e => e,
+                    })
+                }
+            })?;
+            // Closing the port waits on the kernel: do it here, not on the
+            // forwarding thread.
+            drop(removed);
+            Ok(Value::Null)
+        }
+        other => Err(misrouted(&other)),
+    }
+}
