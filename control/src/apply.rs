@@ -307,68 +307,150 @@ pub fn plan(
             }
         }
     }
-    let mut p = Plan::default();
-    let s = &mut p.summary;
-    let mut removals = Vec::new();
+    // One diff per table, each putting its steps in their phases.
+    let d = Diff::new(r, w);
+    let (mut ph, mut summary) = (Phases::default(), Summary::default());
+    let s = &mut summary;
+    let unsettled = diff_ports(&d, &mut ph, s);
+    diff_nat(&d, &mut ph, s);
+    diff_neighbors(&d, &mut ph, s);
+    diff_fdb(&d, &mut ph, s, &unsettled);
+    diff_routes(&d, &mut ph, s);
+    diff_bridges(&d, &mut ph, s);
+    diff_timeouts(&d, &mut ph, s);
+    let steps = ph.into_steps();
+    summary.changes = steps.len();
+    Ok(Plan { steps, summary })
+}
 
-    // A subnet is on one bridge at a time: one that moves between bridges
-    // is added after it has left the other.
-    let r_subnets: HashMap<Ipv4Net, &str> = r
-        .bridges
-        .iter()
-        .flat_map(|b| b.addrs.iter().map(move |a| (a.subnet(), b.name.as_str())))
-        .collect();
-    let moves = |a: &Ipv4Net, to: &str| r_subnets.get(&a.subnet()).is_some_and(|&b| b != to);
-    // Bridges that stay but lose every address before they get their new
-    // ones (a swap of subnets): their router interface is made anew, so
-    // their routes, neighbours and MTU must be given again.
-    let reset: HashSet<&str> = r
-        .bridges
-        .iter()
-        .filter(|rb| {
-            let Some(wb) = w.bridges.iter().find(|wb| wb.name == rb.name) else {
-                return false;
-            };
-            !rb.addrs.is_empty()
-                && !wb.addrs.is_empty()
-                && rb.addrs.iter().all(|a| !wb.addrs.contains(a))
-                && wb.addrs.iter().all(|a| moves(a, &wb.name))
-        })
-        .map(|rb| rb.name.as_str())
-        .collect();
+/// The two states a plan compares, and what several tables' diffs need.
+struct Diff<'a> {
+    r: &'a RunningState,
+    w: &'a RunningState,
+    /// Each running subnet's bridge: a subnet is on one bridge at a time,
+    /// and one that moves between bridges is added after it has left the
+    /// other.
+    r_subnets: HashMap<Ipv4Net, &'a str>,
+    /// Bridges that stay but lose every address before they get their new
+    /// ones (a swap of subnets): their router interface is made anew, so
+    /// their routes, neighbours, MTU and policy must be given again.
+    reset: HashSet<&'a str>,
+}
 
-    // Ports: which go, which come, which change bridge.
+impl<'a> Diff<'a> {
+    fn new(r: &'a RunningState, w: &'a RunningState) -> Diff<'a> {
+        let r_subnets: HashMap<Ipv4Net, &str> = r
+            .bridges
+            .iter()
+            .flat_map(|b| b.addrs.iter().map(move |a| (a.subnet(), b.name.as_str())))
+            .collect();
+        let moves = |a: &Ipv4Net, to: &str| r_subnets.get(&a.subnet()).is_some_and(|&b| b != to);
+        let reset: HashSet<&str> = r
+            .bridges
+            .iter()
+            .filter(|rb| {
+                let Some(wb) = w.bridges.iter().find(|wb| wb.name == rb.name) else {
+                    return false;
+                };
+                !rb.addrs.is_empty()
+                    && !wb.addrs.is_empty()
+                    && rb.addrs.iter().all(|a| !wb.addrs.contains(a))
+                    && wb.addrs.iter().all(|a| moves(a, &wb.name))
+            })
+            .map(|rb| rb.name.as_str())
+            .collect();
+        Diff {
+            r,
+            w,
+            r_subnets,
+            reset,
+        }
+    }
+
+    /// Whether address `a` of bridge `to` is on a subnet another bridge has.
+    fn moves(&self, a: &Ipv4Net, to: &str) -> bool {
+        self.r_subnets.get(&a.subnet()).is_some_and(|&b| b != to)
+    }
+}
+
+/// A plan's steps by phase: removals (NAT rules, entries, routes, ports,
+/// addresses, bridges) before additions (bridges, addresses, ports, routes,
+/// entries, NAT rules), so that every step is valid when it runs.
+#[derive(Default)]
+struct Phases {
+    removals: Vec<Step>,
+    port_dels: Vec<Step>,
+    port_detaches: Vec<Step>,
+    early_addr_adds: Vec<Step>,
+    addr_dels: Vec<Step>,
+    bridge_dels: Vec<Step>,
+    timeouts: Vec<Step>,
+    bridge_adds: Vec<Step>,
+    addr_adds: Vec<Step>,
+    port_adds: Vec<Step>,
+    port_attaches: Vec<Step>,
+    dev_routes: Vec<Step>,
+    via_routes: Vec<Step>,
+    neigh_adds: Vec<Step>,
+    fdb_adds: Vec<Step>,
+    nat_adds: Vec<Step>,
+}
+
+impl Phases {
+    fn into_steps(self) -> Vec<Step> {
+        [
+            self.removals,
+            self.port_dels,
+            self.port_detaches,
+            self.early_addr_adds,
+            self.addr_dels,
+            self.bridge_dels,
+            self.timeouts,
+            self.bridge_adds,
+            self.addr_adds,
+            self.port_adds,
+            self.port_attaches,
+            self.dev_routes,
+            self.via_routes,
+            self.neigh_adds,
+            self.fdb_adds,
+            self.nat_adds,
+        ]
+        .concat()
+    }
+}
+
+/// Ports: which go, which come, which change bridge. Returns the ports whose
+/// FDB entries go with them (deleted, made anew, moved).
+fn diff_ports<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) -> HashSet<&'a str> {
+    let (r, w) = (d.r, d.w);
     let r_ports: HashMap<&str, &PortState> = r.ports.iter().map(|p| (p.name.as_str(), p)).collect();
     let w_ports: HashMap<&str, &PortState> = w.ports.iter().map(|p| (p.name.as_str(), p)).collect();
-    let mut port_steps_del = Vec::new();
-    let mut port_steps_detach = Vec::new();
-    let mut port_steps_add = Vec::new();
-    let mut port_steps_attach = Vec::new();
     // Ports whose FDB entries go with them (deleted, recreated, moved).
-    let mut unsettled: HashSet<&str> = HashSet::new();
+    let mut unsettled: HashSet<&'a str> = HashSet::new();
     for rp in &r.ports {
         match w_ports.get(rp.name.as_str()) {
             None => {
-                port_steps_del.push(Step::PortDel(rp.clone()));
+                ph.port_dels.push(Step::PortDel(rp.clone()));
                 unsettled.insert(&rp.name);
                 s.ports.removed += 1;
             }
             Some(wp) if wp.kind != rp.kind => {
-                port_steps_del.push(Step::PortDel(rp.clone()));
-                port_steps_add.push(Step::PortAdd((*wp).clone()));
+                ph.port_dels.push(Step::PortDel(rp.clone()));
+                ph.port_adds.push(Step::PortAdd((*wp).clone()));
                 unsettled.insert(&rp.name);
                 s.ports.changed += 1;
             }
             Some(wp) if wp.master != rp.master => {
                 if rp.master.is_some() {
-                    port_steps_detach.push(Step::Master {
+                    ph.port_detaches.push(Step::Master {
                         port: rp.name.clone(),
                         from: rp.master.clone(),
                         to: None,
                     });
                 }
                 if wp.master.is_some() {
-                    port_steps_attach.push(Step::Master {
+                    ph.port_attaches.push(Step::Master {
                         port: rp.name.clone(),
                         from: None,
                         to: wp.master.clone(),
@@ -382,12 +464,16 @@ pub fn plan(
     }
     for wp in &w.ports {
         if !r_ports.contains_key(wp.name.as_str()) {
-            port_steps_add.push(Step::PortAdd(wp.clone()));
+            ph.port_adds.push(Step::PortAdd(wp.clone()));
             s.ports.added += 1;
         }
     }
+    unsettled
+}
 
-    // NAT rules: those that stay keep their sessions; see nat_rules_kept.
+/// NAT rules: those that stay keep their sessions (see [`nat_rules_kept`]).
+fn diff_nat<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
+    let (r, w) = (d.r, d.w);
     let same = |a: &NatRuleState, b: &NatRuleState| {
         a.action == b.action
             && a.src == b.src
@@ -397,19 +483,23 @@ pub fn plan(
     };
     let (kept_r, kept_w) = nat_rules_kept(&r.nat, &w.nat, same);
     for (rule, _) in r.nat.iter().zip(&kept_r).filter(|(_, k)| !**k) {
-        removals.push(Step::NatDel(rule.clone()));
+        ph.removals.push(Step::NatDel(rule.clone()));
         s.nat.removed += 1;
     }
-    let mut nat_adds: Vec<Step> = w
+    ph.nat_adds = w
         .nat
         .iter()
         .zip(&kept_w)
         .filter(|(_, k)| !**k)
         .map(|(rule, _)| Step::NatAdd(rule.clone()))
         .collect();
-    s.nat.added += nat_adds.len();
+    s.nat.added += ph.nat_adds.len();
+}
 
-    // Permanent neighbours.
+/// Permanent neighbours.
+fn diff_neighbors<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
+    let (r, w) = (d.r, d.w);
+    let reset = &d.reset;
     let r_neigh: HashMap<(Ipv4Addr, &str), Mac> = r
         .neighbors
         .iter()
@@ -422,11 +512,10 @@ pub fn plan(
         .collect();
     for (ip, mac, dev) in &r.neighbors {
         if !w_neigh.contains(&(*ip, dev.as_str())) {
-            removals.push(Step::NeighDel(*ip, *mac, dev.clone()));
+            ph.removals.push(Step::NeighDel(*ip, *mac, dev.clone()));
             s.neighbors.removed += 1;
         }
     }
-    let mut neigh_adds = Vec::new();
     for (ip, mac, dev) in &w.neighbors {
         let was = r_neigh.get(&(*ip, dev.as_str())).copied();
         let old = was.filter(|_| !reset.contains(dev.as_str()));
@@ -439,35 +528,41 @@ pub fn plan(
             Some(_) => s.neighbors.changed += 1,
             None => s.neighbors.added += 1,
         }
-        neigh_adds.push(Step::NeighAdd {
+        ph.neigh_adds.push(Step::NeighAdd {
             ip: *ip,
             mac: *mac,
             dev: dev.clone(),
             old,
         });
     }
+}
 
-    // Static FDB entries.
+/// Static FDB entries; those of `unsettled` ports are given again.
+fn diff_fdb<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary, unsettled: &HashSet<&'a str>) {
+    let (r, w) = (d.r, d.w);
     let r_fdb: HashSet<(Mac, &str)> = r.fdb.iter().map(|(m, d)| (*m, d.as_str())).collect();
     let w_fdb: HashSet<(Mac, &str)> = w.fdb.iter().map(|(m, d)| (*m, d.as_str())).collect();
     for (mac, dev) in &r.fdb {
         if !w_fdb.contains(&(*mac, dev.as_str())) || unsettled.contains(dev.as_str()) {
             // Entries of a port that goes away go with it.
             if !unsettled.contains(dev.as_str()) {
-                removals.push(Step::FdbDel(*mac, dev.clone()));
+                ph.removals.push(Step::FdbDel(*mac, dev.clone()));
             }
             s.fdb.removed += 1;
         }
     }
-    let mut fdb_adds = Vec::new();
     for (mac, dev) in &w.fdb {
         if !r_fdb.contains(&(*mac, dev.as_str())) || unsettled.contains(dev.as_str()) {
-            fdb_adds.push(Step::FdbAdd(*mac, dev.clone()));
+            ph.fdb_adds.push(Step::FdbAdd(*mac, dev.clone()));
             s.fdb.added += 1;
         }
     }
+}
 
-    // Static routes.
+/// Static routes: routes out of a bridge before routes via a gateway.
+fn diff_routes<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
+    let (r, w) = (d.r, d.w);
+    let reset = &d.reset;
     let r_routes: HashMap<Ipv4Net, (Option<Ipv4Addr>, &str)> = r
         .routes
         .iter()
@@ -476,7 +571,7 @@ pub fn plan(
     let w_routes: HashSet<Ipv4Net> = w.routes.iter().map(|(dst, ..)| *dst).collect();
     for (dst, via, dev) in &r.routes {
         if !w_routes.contains(dst) {
-            removals.push(Step::RouteDel(*dst, *via, dev.clone()));
+            ph.removals.push(Step::RouteDel(*dst, *via, dev.clone()));
             s.routes.removed += 1;
         }
     }
@@ -494,7 +589,6 @@ pub fn plan(
         .flat_map(|b| b.addrs.iter().map(|a| a.addr))
         .filter(|a| !r_addrs.contains(a))
         .collect();
-    let (mut dev_routes, mut via_routes) = (Vec::new(), Vec::new());
     for (dst, via, dev) in &w.routes {
         let was = r_routes.get(dst);
         let mut old = was.filter(|(_, d)| !reset.contains(d));
@@ -504,7 +598,8 @@ pub fn plan(
         if let Some((Some(gw), d)) =
             old.filter(|(gw, _)| gw.is_some_and(|g| new_addrs.contains(&g)))
         {
-            removals.push(Step::RouteDel(*dst, Some(*gw), d.to_string()));
+            ph.removals
+                .push(Step::RouteDel(*dst, Some(*gw), d.to_string()));
             s.routes.changed += 1;
             old = None;
         } else if was == Some(&(*via, dev.as_str())) {
@@ -522,13 +617,18 @@ pub fn plan(
         };
         // Routes out of a bridge first: gateways may be reached through them.
         if via.is_none() {
-            dev_routes.push(step);
+            ph.dev_routes.push(step);
         } else {
-            via_routes.push(step);
+            ph.via_routes.push(step);
         }
     }
+}
 
-    // Bridges and their addresses.
+/// Bridges, their addresses, and their router interfaces' settings.
+fn diff_bridges<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
+    let (r, w) = (d.r, d.w);
+    let reset = &d.reset;
+    let moves = |a: &Ipv4Net, to: &str| d.moves(a, to);
     let r_bridges: HashMap<&str, &BridgeState> =
         r.bridges.iter().map(|b| (b.name.as_str(), b)).collect();
     let w_bridges: HashMap<&str, &BridgeState> =
@@ -536,33 +636,30 @@ pub fn plan(
     // For a bridge that stays, its new addresses go in before the old ones
     // go: a router interface that lost its last address would take its
     // routes and ARP entries with it (and end its NAT sessions).
-    let mut addr_dels = Vec::new();
-    let mut bridge_dels = Vec::new();
-    let mut early_addr_adds = Vec::new();
     for rb in &r.bridges {
         let keep: &[Ipv4Net] = w_bridges.get(rb.name.as_str()).map_or(&[], |w| &w.addrs);
         for a in &rb.addrs {
             if !keep.contains(a) {
-                addr_dels.push(Step::AddrDel(rb.name.clone(), *a));
+                ph.addr_dels.push(Step::AddrDel(rb.name.clone(), *a));
                 s.addresses.removed += 1;
             }
         }
         if !w_bridges.contains_key(rb.name.as_str()) {
-            bridge_dels.push(Step::BridgeDel(rb.name.clone(), rb.ageing_time));
+            ph.bridge_dels
+                .push(Step::BridgeDel(rb.name.clone(), rb.ageing_time));
             s.bridges.removed += 1;
         }
     }
-    let mut bridge_adds = Vec::new();
-    let mut addr_adds = Vec::new();
     for wb in &w.bridges {
         let rb = r_bridges.get(wb.name.as_str());
         match rb {
             None => {
-                bridge_adds.push(Step::BridgeAdd(wb.name.clone(), wb.ageing_time));
+                ph.bridge_adds
+                    .push(Step::BridgeAdd(wb.name.clone(), wb.ageing_time));
                 s.bridges.added += 1;
             }
             Some(rb) if rb.ageing_time != wb.ageing_time => {
-                bridge_adds.push(Step::Ageing {
+                ph.bridge_adds.push(Step::Ageing {
                     bridge: wb.name.clone(),
                     from: rb.ageing_time,
                     to: wb.ageing_time,
@@ -576,9 +673,9 @@ pub fn plan(
             if !had.contains(a) {
                 let step = Step::AddrAdd(wb.name.clone(), *a);
                 if rb.is_some() && !moves(a, &wb.name) {
-                    early_addr_adds.push(step);
+                    ph.early_addr_adds.push(step);
                 } else {
-                    addr_adds.push(step);
+                    ph.addr_adds.push(step);
                 }
                 s.addresses.added += 1;
             }
@@ -591,7 +688,7 @@ pub fn plan(
                 _ => 1500,
             };
             if from != to {
-                addr_adds.push(Step::Mtu {
+                ph.addr_adds.push(Step::Mtu {
                     bridge: wb.name.clone(),
                     from,
                     to,
@@ -607,7 +704,7 @@ pub fn plan(
                 _ => (RpFilter::default(), true),
             };
             if from != (rp_filter, redirects) {
-                addr_adds.push(Step::Policy {
+                ph.addr_adds.push(Step::Policy {
                     bridge: wb.name.clone(),
                     rp_filter,
                     redirects,
@@ -616,7 +713,11 @@ pub fn plan(
             }
         }
     }
+}
 
+/// Timeouts (table sizes are fixed at start).
+fn diff_timeouts<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
+    let (r, w) = (d.r, d.w);
     let timeouts_of = |c: &SwitchConfig| {
         let t = &c.nat_timeouts;
         (
@@ -629,34 +730,13 @@ pub fn plan(
             t.icmp,
         )
     };
-    let mut timeouts = Vec::new();
     if timeouts_of(&r.config) != timeouts_of(&w.config) {
-        timeouts.push(Step::Timeouts {
+        ph.timeouts.push(Step::Timeouts {
             from: Box::new(r.config.clone()),
             to: Box::new(w.config.clone()),
         });
         s.timeouts_changed = true;
     }
-
-    let steps = &mut p.steps;
-    steps.extend(removals);
-    steps.extend(port_steps_del);
-    steps.extend(port_steps_detach);
-    steps.extend(early_addr_adds);
-    steps.extend(addr_dels);
-    steps.extend(bridge_dels);
-    steps.extend(timeouts);
-    steps.extend(bridge_adds);
-    steps.extend(addr_adds);
-    steps.extend(port_steps_add);
-    steps.extend(port_steps_attach);
-    steps.extend(dev_routes);
-    steps.extend(via_routes);
-    steps.extend(neigh_adds);
-    steps.extend(fdb_adds);
-    steps.append(&mut nat_adds);
-    p.summary.changes = p.steps.len();
-    Ok(p)
 }
 
 /// Which running NAT rules stay (with their sessions) and which rules of the
