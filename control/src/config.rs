@@ -251,6 +251,15 @@ struct Checker<'a> {
     names: HashSet<String>,
 }
 
+/// The checked bridges, and what the other tables are checked against.
+struct Bridges {
+    list: Vec<BridgeState>,
+    /// Each connected subnet's bridge.
+    subnets: HashMap<Ipv4Net, String>,
+    /// The router's own addresses: never a gateway or a neighbour.
+    local: HashSet<Ipv4Addr>,
+}
+
 impl Checker<'_> {
     fn err(&self, span: &Range<usize>, message: String) -> ConfigError {
         ConfigError {
@@ -340,9 +349,35 @@ impl Checker<'_> {
     }
 
     fn check(mut self, f: File) -> Result<Parsed, ConfigError> {
-        let mut config = SwitchConfig::default();
-        let mut rx_ring_mib = DEFAULT_RX_RING_MIB;
         let limits_line = f.limits.as_ref().map(|l| self.lines.line(l.span().start));
+        let mut config = SwitchConfig::default();
+        let rx_ring_mib = self.limits(&f, &mut config)?;
+        self.timeouts(&f, &mut config)?;
+        let bridges = self.bridges(&f, &config)?;
+        let (ports, port_lines) = self.ports(&f, &bridges)?;
+        let fdb = self.fdb(&f, &ports)?;
+        let routes = self.routes(&f, &bridges)?;
+        let neighbors = self.neighbors(&f, &bridges)?;
+        let nat = self.nat(&f, &bridges)?;
+        Ok(Parsed {
+            state: RunningState {
+                config,
+                bridges: bridges.list,
+                ports,
+                fdb,
+                routes,
+                neighbors,
+                nat,
+            },
+            rx_ring_mib,
+            limits_line,
+            port_lines,
+        })
+    }
+
+    /// `[limits]`: table sizes and the receive ring; returns the ring's MiB.
+    fn limits(&self, f: &File, config: &mut SwitchConfig) -> Result<u32, ConfigError> {
+        let mut rx_ring_mib = DEFAULT_RX_RING_MIB;
         if let Some(l) = &f.limits {
             let span = l.span();
             let l = l.get_ref();
@@ -371,6 +406,11 @@ impl Checker<'_> {
                 ));
             }
         }
+        Ok(rx_ring_mib)
+    }
+
+    /// `[timeouts]`: FDB ageing, ARP and NAT timers.
+    fn timeouts(&self, f: &File, config: &mut SwitchConfig) -> Result<(), ConfigError> {
         if let Some(t) = &f.timeouts {
             let span = t.span();
             let t = t.get_ref();
@@ -420,7 +460,11 @@ impl Checker<'_> {
             };
         }
 
-        // Bridges and their addresses.
+        Ok(())
+    }
+
+    /// `[[bridge]]`s and their addresses (`br0` is always there).
+    fn bridges(&mut self, f: &File, config: &SwitchConfig) -> Result<Bridges, ConfigError> {
         let mut bridges = Vec::new();
         let mut subnets: HashMap<Ipv4Net, String> = HashMap::new();
         // The router's own addresses: never a gateway or a neighbour.
@@ -534,9 +578,20 @@ impl Checker<'_> {
                 },
             );
         }
-        let bridge = |name: &str| bridges.iter().find(|b| b.name == name);
+        Ok(Bridges {
+            list: bridges,
+            subnets,
+            local,
+        })
+    }
 
-        // Ports.
+    /// `[[port]]`s, and the line of each.
+    fn ports(
+        &mut self,
+        f: &File,
+        bridges: &Bridges,
+    ) -> Result<(Vec<PortState>, HashMap<String, usize>), ConfigError> {
+        let bridge = |name: &str| bridges.list.iter().find(|b| b.name == name);
         let mut ports = Vec::new();
         let mut port_lines = HashMap::new();
         for p in &f.ports {
@@ -570,6 +625,11 @@ impl Checker<'_> {
             });
         }
 
+        Ok((ports, port_lines))
+    }
+
+    /// `[[fdb]]`: static entries, on ports that are on a bridge.
+    fn fdb(&self, f: &File, ports: &[PortState]) -> Result<Vec<(Mac, String)>, ConfigError> {
         let mut fdb = Vec::new();
         let mut fdb_seen = HashSet::new();
         for e in &f.fdb {
@@ -610,8 +670,19 @@ impl Checker<'_> {
             fdb.push((e.mac, e.dev.clone()));
         }
 
-        // Routes: the gateway of each must be on a connected subnet or a
-        // route straight out of a bridge, as the router will check.
+        Ok(fdb)
+    }
+
+    /// `[[route]]`s: the gateway of each must be on a connected subnet or
+    /// a route straight out of a bridge, as the router will check.
+    #[allow(clippy::type_complexity)]
+    fn routes(
+        &self,
+        f: &File,
+        bridges: &Bridges,
+    ) -> Result<Vec<(Ipv4Net, Option<Ipv4Addr>, String)>, ConfigError> {
+        let (subnets, local) = (&bridges.subnets, &bridges.local);
+        let bridge = |name: &str| bridges.list.iter().find(|b| b.name == name);
         let routed = |dev: &str| bridge(dev).is_some_and(|b| !b.addrs.is_empty());
         let mut onlink: HashMap<(u32, u8), String> = subnets
             .iter()
@@ -728,6 +799,18 @@ impl Checker<'_> {
             routes.push((r.dst, r.via, dev));
         }
 
+        Ok(routes)
+    }
+
+    /// `[[neighbor]]`s: permanent ARP entries.
+    fn neighbors(
+        &self,
+        f: &File,
+        bridges: &Bridges,
+    ) -> Result<Vec<(Ipv4Addr, Mac, String)>, ConfigError> {
+        let local = &bridges.local;
+        let bridge = |name: &str| bridges.list.iter().find(|b| b.name == name);
+        let routed = |dev: &str| bridge(dev).is_some_and(|b| !b.addrs.is_empty());
         let mut neighbors = Vec::new();
         let mut neigh_seen = HashSet::new();
         for n in &f.neighbors {
@@ -766,6 +849,12 @@ impl Checker<'_> {
             neighbors.push((n.ip, n.mac, n.dev.clone()));
         }
 
+        Ok(neighbors)
+    }
+
+    /// `[[nat]]` rules.
+    fn nat(&self, f: &File, bridges: &Bridges) -> Result<Vec<NatRuleState>, ConfigError> {
+        let bridge = |name: &str| bridges.list.iter().find(|b| b.name == name);
         let mut nat = Vec::new();
         for r in &f.nat {
             let span = r.span();
@@ -801,20 +890,7 @@ impl Checker<'_> {
             nat.push(rule);
         }
 
-        Ok(Parsed {
-            state: RunningState {
-                config,
-                bridges,
-                ports,
-                fdb,
-                routes,
-                neighbors,
-                nat,
-            },
-            rx_ring_mib,
-            limits_line,
-            port_lines,
-        })
+        Ok(nat)
     }
 }
 
