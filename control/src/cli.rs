@@ -256,23 +256,80 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         context: format!("{object} {command}"),
     };
     let (request, output) = match (object.as_str(), command.as_str()) {
-        ("link", "show" | "list" | "ls") => {
+        ("link", _) => parse_link(&command, &mut w)?,
+        ("fdb", _) => parse_fdb(&command, &mut w)?,
+        ("stats" | "statistics", _) => {
+            if w.words.len() > 1 && command != "show" {
+                return Err(format!("stats: unexpected '{command}'"));
+            }
+            (Request::Stats, Output::Stats)
+        }
+        ("version", _) => (Request::Version, Output::Version),
+        ("apply", _) => parse_apply(&mut w)?,
+        ("trace", _) => parse_trace(&command, &mut w)?,
+        ("top", _) => parse_top(&mut w)?,
+        ("capture", _) => parse_capture(&mut w)?,
+        ("save", _) => {
+            if w.words.len() > 1 {
+                return Err(format!(
+                    "save: unexpected '{command}' (it prints to stdout)"
+                ));
+            }
+            (Request::Save, Output::Saved)
+        }
+        ("addr" | "address" | "a", _) => parse_addr(&command, &mut w)?,
+        ("nat", _) => parse_nat(&command, &mut w)?,
+        ("route" | "r", _) => parse_route(&command, &mut w)?,
+        ("neigh" | "neighbor" | "neighbour" | "n", _) => parse_neigh(&command, &mut w)?,
+        (o, _) => {
+            return Err(format!(
+                "unknown object '{o}' (try: link, fdb, addr, route, neigh, nat, trace, capture, top, stats, apply, save, version)"
+            ))
+        }
+
+    };
+    if json && matches!(output, Output::Top { .. }) {
+        return Err("top: no JSON view; 'patchbay -j stats' has every counter".into());
+    }
+    Ok(Parsed::Run(Invocation {
+        socket,
+        json,
+        request,
+        output,
+    }))
+}
+
+/// `link show|add|set|del`.
+fn parse_link(command: &str, w: &mut Words) -> Result<(Request, Output), String> {
+    Ok(match command {
+        "show" | "list" | "ls" => {
             let only = match w.next() {
                 Some(s) if s == "dev" => w.next(),
                 other => other,
             };
             (Request::LinkShow { name: only }, Output::Links)
         }
-        ("link", "add") => parse_link_add(&mut w)?,
-        ("link", "set") => parse_link_set(&mut w)?,
-        ("link", "del" | "delete") => {
+        "add" => return parse_link_add(w),
+        "set" => return parse_link_set(w),
+        "del" | "delete" => {
             let name = w.name("link name")?;
             if let Some(x) = w.next() {
                 return Err(w.unexpected(&x));
             }
             (Request::LinkDel { name }, Output::Nothing)
         }
-        ("fdb", "show" | "list" | "ls") => {
+        c => {
+            return Err(format!(
+                "link: unknown command '{c}' (try: show, add, set, del)"
+            ))
+        }
+    })
+}
+
+/// `fdb show|add|replace|del|flush`.
+fn parse_fdb(command: &str, w: &mut Words) -> Result<(Request, Output), String> {
+    Ok(match command {
+        "show" | "list" | "ls" => {
             let link = match w.next().as_deref() {
                 None => None,
                 Some("dev" | "br") => Some(w.value("dev", "a port or bridge name")?),
@@ -280,7 +337,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             };
             (Request::FdbShow { link }, Output::Fdb)
         }
-        ("fdb", "add" | "append" | "replace") => {
+        "add" | "append" | "replace" => {
             let ctx = w.context.clone();
             let mac = mac(&ctx, w.next().as_deref())?;
             let mut dev = None;
@@ -296,7 +353,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             let replace = command == "replace";
             (Request::FdbAdd { mac, dev, replace }, Output::Nothing)
         }
-        ("fdb", "del" | "delete") => {
+        "del" | "delete" => {
             let ctx = w.context.clone();
             let mac = mac(&ctx, w.next().as_deref())?;
             let mut dev = None;
@@ -310,7 +367,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             let dev = dev.ok_or_else(|| format!("{ctx}: missing 'dev PORT' or 'br BRIDGE'"))?;
             (Request::FdbDel { mac, dev }, Output::Nothing)
         }
-        ("fdb", "flush") => {
+        "flush" => {
             let (mut link, mut statics) = (None, false);
             while let Some(x) = w.next() {
                 match x.as_str() {
@@ -322,149 +379,112 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
             }
             (Request::FdbFlush { link, statics }, Output::Flushed)
         }
-        ("stats" | "statistics", _) => {
-            if w.words.len() > 1 && command != "show" {
-                return Err(format!("stats: unexpected '{command}'"));
-            }
-            (Request::Stats, Output::Stats)
-        }
-        ("version", _) => (Request::Version, Output::Version),
-        ("apply", _) => {
-            let path = w
-                .words
-                .get(1)
-                .cloned()
-                .ok_or("apply: missing FILE (or - for stdin)")?;
-            let dry_run = match w.next().as_deref() {
-                None => false,
-                Some("check" | "--check" | "dry-run" | "--dry-run") => true,
-                Some(x) => return Err(w.unexpected(x)),
-            };
-            no_more(&mut w)?;
-            let req = Request::Apply {
-                text: String::new(),
-                file: Some(path.clone()),
-                dry_run,
-            };
-            (req, Output::Apply { path, dry_run })
-        }
-        ("trace", _) => parse_trace(&command, &mut w)?,
-        ("top", _) => {
-            let ctx = w.context.clone();
-            let (mut interval_secs, mut once) = (1.0, false);
-            w.at = 1;
-            while let Some(x) = w.next() {
-                match x.as_str() {
-                    "interval" => {
-                        let v = w.value("interval", "seconds")?;
-                        interval_secs = v
-                            .parse::<f64>()
-                            .ok()
-                            .filter(|s| (0.1..=3600.0).contains(s))
-                            .ok_or_else(|| {
-                                format!("{ctx}: interval '{v}': 0.1 to 3600 seconds")
-                            })?;
-                    }
-                    "once" => once = true,
-                    x => return Err(w.unexpected(x)),
-                }
-            }
-            (
-                Request::Stats,
-                Output::Top {
-                    interval_ms: (interval_secs * 1000.0) as u64,
-                    once,
-                },
-            )
-        }
-        ("capture", _) => {
-            let ctx = w.context.clone();
-            let port = w
-                .words
-                .get(1)
-                .cloned()
-                .ok_or("capture: missing PORT (capture PORT -w FILE)")?;
-            let (mut dir, mut path, mut count, mut snaplen, mut filter) =
-                (None, None, None, None, None);
-            while let Some(x) = w.next() {
-                match x.as_str() {
-                    "rx" | "tx" | "both" | "in" | "out" => dir = Some(x),
-                    "-w" | "write" => path = Some(w.value("-w", "a file (or -)")?),
-                    "count" => {
-                        let n = w.value("count", "a number of frames")?;
-                        count = Some(
-                            n.parse()
-                                .map_err(|_| format!("{ctx}: '{n}' is not a number of frames"))?,
-                        );
-                    }
-                    "snaplen" => {
-                        let n = w.value("snaplen", "a number of bytes")?;
-                        snaplen = Some(
-                            n.parse()
-                                .map_err(|_| format!("{ctx}: '{n}' is not a number of bytes"))?,
-                        );
-                    }
-                    "filter" => {
-                        let mut words = Vec::new();
-                        while let Some(f) = w.next() {
-                            words.push(f);
-                        }
-                        filter = Some(words.join(" "));
-                    }
-                    x => return Err(w.unexpected(x)),
-                }
-            }
-            let path = path.ok_or_else(|| {
-                format!("{ctx}: give -w FILE, or -w - to pipe into 'tcpdump -r -'")
-            })?;
-            (
-                Request::Capture {
-                    port,
-                    dir,
-                    count,
-                    snaplen,
-                    filter,
-                },
-                Output::Capture { path },
-            )
-        }
-        ("save", _) => {
-            if w.words.len() > 1 {
-                return Err(format!(
-                    "save: unexpected '{command}' (it prints to stdout)"
-                ));
-            }
-            (Request::Save, Output::Saved)
-        }
-        ("addr" | "address" | "a", _) => parse_addr(&command, &mut w)?,
-        ("nat", _) => parse_nat(&command, &mut w)?,
-        ("route" | "r", _) => parse_route(&command, &mut w)?,
-        ("neigh" | "neighbor" | "neighbour" | "n", _) => parse_neigh(&command, &mut w)?,
-        ("link" | "fdb", c) => {
+        c => {
             return Err(format!(
-                "{object}: unknown command '{c}' (try: {})",
-                if object == "link" {
-                    "show, add, set, del"
-                } else {
-                    "show, add, del, flush"
-                }
+                "fdb: unknown command '{c}' (try: show, add, del, flush)"
             ))
         }
-        (o, _) => {
-            return Err(format!(
-                "unknown object '{o}' (try: link, fdb, addr, route, neigh, nat, trace, capture, top, stats, apply, save, version)"
-            ))
-        }
+    })
+}
+
+/// `apply FILE [check]`.
+fn parse_apply(w: &mut Words) -> Result<(Request, Output), String> {
+    let path = w
+        .words
+        .get(1)
+        .cloned()
+        .ok_or("apply: missing FILE (or - for stdin)")?;
+    let dry_run = match w.next().as_deref() {
+        None => false,
+        Some("check" | "--check" | "dry-run" | "--dry-run") => true,
+        Some(x) => return Err(w.unexpected(x)),
     };
-    if json && matches!(output, Output::Top { .. }) {
-        return Err("top: no JSON view; 'patchbay -j stats' has every counter".into());
+    no_more(w)?;
+    let req = Request::Apply {
+        text: String::new(),
+        file: Some(path.clone()),
+        dry_run,
+    };
+    Ok((req, Output::Apply { path, dry_run }))
+}
+
+/// `top [interval SECS] [once]`.
+fn parse_top(w: &mut Words) -> Result<(Request, Output), String> {
+    let ctx = w.context.clone();
+    let (mut interval_secs, mut once) = (1.0, false);
+    w.at = 1;
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "interval" => {
+                let v = w.value("interval", "seconds")?;
+                interval_secs = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| (0.1..=3600.0).contains(s))
+                    .ok_or_else(|| format!("{ctx}: interval '{v}': 0.1 to 3600 seconds"))?;
+            }
+            "once" => once = true,
+            x => return Err(w.unexpected(x)),
+        }
     }
-    Ok(Parsed::Run(Invocation {
-        socket,
-        json,
-        request,
-        output,
-    }))
+    Ok((
+        Request::Stats,
+        Output::Top {
+            interval_ms: (interval_secs * 1000.0) as u64,
+            once,
+        },
+    ))
+}
+
+/// `capture PORT [rx|tx|both] -w FILE [count N] [snaplen N] [filter EXPR]`.
+fn parse_capture(w: &mut Words) -> Result<(Request, Output), String> {
+    let ctx = w.context.clone();
+    let port = w
+        .words
+        .get(1)
+        .cloned()
+        .ok_or("capture: missing PORT (capture PORT -w FILE)")?;
+    let (mut dir, mut path, mut count, mut snaplen, mut filter) = (None, None, None, None, None);
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "rx" | "tx" | "both" | "in" | "out" => dir = Some(x),
+            "-w" | "write" => path = Some(w.value("-w", "a file (or -)")?),
+            "count" => {
+                let n = w.value("count", "a number of frames")?;
+                count = Some(
+                    n.parse()
+                        .map_err(|_| format!("{ctx}: '{n}' is not a number of frames"))?,
+                );
+            }
+            "snaplen" => {
+                let n = w.value("snaplen", "a number of bytes")?;
+                snaplen = Some(
+                    n.parse()
+                        .map_err(|_| format!("{ctx}: '{n}' is not a number of bytes"))?,
+                );
+            }
+            "filter" => {
+                let mut words = Vec::new();
+                while let Some(f) = w.next() {
+                    words.push(f);
+                }
+                filter = Some(words.join(" "));
+            }
+            x => return Err(w.unexpected(x)),
+        }
+    }
+    let path =
+        path.ok_or_else(|| format!("{ctx}: give -w FILE, or -w - to pipe into 'tcpdump -r -'"))?;
+    Ok((
+        Request::Capture {
+            port,
+            dir,
+            count,
+            snaplen,
+            filter,
+        },
+        Output::Capture { path },
+    ))
 }
 
 fn net(ctx: &str, s: Option<String>) -> Result<Ipv4Net, String> {
