@@ -16,9 +16,10 @@
 //! [`MAX_REQUEST_BYTES`] long and must arrive within
 //! [`REQUEST_TIMEOUT`](crate::server::REQUEST_TIMEOUT) of the previous one.
 
-use patchbay_dataplane::ip4::{Ipv4Net, RpFilter};
+use patchbay_dataplane::ip4::RpFilter;
 use patchbay_dataplane::nat::Filtering;
 use patchbay_dataplane::pipeline::{BridgeInfo, PortInfo};
+use patchbay_dataplane::wire::Ipv4Net;
 use patchbay_dataplane::wire::Mac;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;

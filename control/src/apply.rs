@@ -17,12 +17,13 @@
 //! same error, and changes nothing.
 
 use crate::config::{self, ConfigError, Parsed};
-use patchbay_dataplane::ip4::{Ipv4Net, RpFilter};
+use patchbay_dataplane::ip4::RpFilter;
 use patchbay_dataplane::pipeline::{
     BridgeState, NatRuleState, PortState, RunningState, Switch, SwitchConfig,
 };
 use patchbay_dataplane::port::memory::MemoryPort;
 use patchbay_dataplane::port::{self, Port, PortKind, PortOptions};
+use patchbay_dataplane::wire::Ipv4Net;
 use patchbay_dataplane::wire::Mac;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};

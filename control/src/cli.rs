@@ -2,12 +2,13 @@
 //! and the result printed for people (or as JSON with `-j`).
 
 use crate::api::{LinkKind, LinkShow, NatRuleSpec, Request};
-use patchbay_dataplane::ip4::{Ipv4Net, RpFilter};
+use patchbay_dataplane::ip4::RpFilter;
 use patchbay_dataplane::nat::Filtering;
 use patchbay_dataplane::pipeline::{
     AddrInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, RouteGet, RouteInfo, StatsInfo,
     DEFAULT_BRIDGE,
 };
+use patchbay_dataplane::wire::Ipv4Net;
 use patchbay_dataplane::wire::Mac;
 use serde_json::Value;
 use std::fmt::Write as _;

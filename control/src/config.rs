@@ -33,12 +33,13 @@
 //! empty.
 
 use crate::api::NatRuleSpec;
-use patchbay_dataplane::ip4::{Ipv4Net, RpFilter};
+use patchbay_dataplane::ip4::RpFilter;
 use patchbay_dataplane::nat::{Filtering, NatAction, Timeouts};
 use patchbay_dataplane::pipeline::{
     BridgeState, NatRuleState, PortState, RunningState, SwitchConfig, DEFAULT_BRIDGE,
 };
 use patchbay_dataplane::port::{self, PortKind};
+use patchbay_dataplane::wire::Ipv4Net;
 use patchbay_dataplane::wire::Mac;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};

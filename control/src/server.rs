@@ -29,12 +29,13 @@ use crate::apply::{self, Summary};
 use crate::config;
 use clients::{Clients, Place};
 use patchbay_dataplane::capture as pcap;
-use patchbay_dataplane::ip4::{FibError, Ipv4Net, RouterError};
+use patchbay_dataplane::ip4::{FibError, RouterError};
 use patchbay_dataplane::pipeline::{
     name_at, EngineHandle, RouteFilter, RunningSnapshot, Switch, SwitchError,
 };
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use patchbay_dataplane::trace::{self as dataplane_trace, Described, Event, Filter};
+use patchbay_dataplane::wire::Ipv4Net;
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::Ipv4Addr;

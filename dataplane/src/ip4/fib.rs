@@ -51,14 +51,7 @@ fn depth(e: u32) -> u8 {
     ((e & DEPTH_MASK) >> DEPTH_SHIFT) as u8
 }
 
-/// The network part of `addr` for a prefix of `len` bits.
-pub fn mask(addr: u32, len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        addr & (u32::MAX << (32 - u32::from(len)))
-    }
-}
+pub use crate::wire::ipv4net::mask;
 
 /// IPv4 longest-prefix-match table mapping prefixes to next-hop ids.
 pub struct Fib {

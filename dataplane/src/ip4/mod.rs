@@ -11,5 +11,5 @@ pub mod router_mac;
 pub mod rpf;
 
 pub use fib::{Fib, FibError, RouteList};
-pub use router::{Ipv4Net, L3Counters, L3Out, NextHop, Router, RouterError, RouterInterface};
+pub use router::{L3Counters, L3Out, NextHop, Router, RouterError, RouterInterface};
 pub use rpf::RpFilter;

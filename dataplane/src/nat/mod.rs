@@ -16,10 +16,10 @@
 
 pub mod translate;
 
-use crate::ip4::Ipv4Net;
 use crate::l2::BridgeId;
 use crate::random::Random;
 use crate::wire::ipv4::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

@@ -3,8 +3,9 @@
 
 use crate::counters::BridgeCounters;
 use crate::ip4::neigh::NeighState;
-use crate::ip4::{Ipv4Net, L3Counters, RpFilter};
+use crate::ip4::{L3Counters, RpFilter};
 use crate::port::{LinkState, PortKind};
+use crate::wire::Ipv4Net;
 use crate::wire::Mac;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

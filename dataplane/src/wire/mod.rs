@@ -9,12 +9,14 @@ pub mod checksum;
 pub mod ethernet;
 pub mod ipv4;
 pub mod ipv4_options;
+pub mod ipv4net;
 pub mod mac;
 pub mod vnet;
 
 pub use arp::ArpRepr;
 pub use ethernet::{EthernetFrame, ETHERNET_HDR_LEN};
 pub use ipv4::Ipv4Packet;
+pub use ipv4net::{Ipv4Net, NetParseError};
 pub use mac::Mac;
 pub use vnet::{VnetHdr, VNET_HDR_LEN};
 
