@@ -5,8 +5,8 @@ use crate::api::{LinkKind, LinkShow, NatRuleSpec, Request};
 use patchbay_dataplane::ip4::RpFilter;
 use patchbay_dataplane::nat::Filtering;
 use patchbay_dataplane::pipeline::{
-    AddrInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, RouteGet, RouteInfo, StatsInfo,
-    DEFAULT_BRIDGE,
+    AddrInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, RouteGet, RouteInfo, RouteOrigin,
+    StatsInfo, DEFAULT_BRIDGE,
 };
 use patchbay_dataplane::wire::Ipv4Net;
 use patchbay_dataplane::wire::Mac;

@@ -31,7 +31,7 @@ use clients::{Clients, Place};
 use patchbay_dataplane::capture as pcap;
 use patchbay_dataplane::ip4::{FibError, RouterError};
 use patchbay_dataplane::pipeline::{
-    name_at, EngineHandle, RouteFilter, RunningSnapshot, Switch, SwitchError,
+    name_at, EngineHandle, RouteFilter, RouteOrigin, RunningSnapshot, Switch, SwitchError,
 };
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use patchbay_dataplane::trace::{self as dataplane_trace, Described, Event, Filter};

@@ -169,7 +169,7 @@ fn routes(s: &mut String, mut result: Value) -> Result<(), String> {
 /// `route get`, as a table or lines.
 fn route_get(s: &mut String, result: Value) -> Result<(), String> {
     let g: RouteGet = decode(result)?;
-    if g.route.proto == "local" {
+    if g.route.proto == RouteOrigin::Local {
         let _ = writeln!(s, "local {} dev {}", g.addr, g.route.dev);
         let _ = writeln!(s, "    an address of the router: it answers pings itself");
         return Ok(());

@@ -32,11 +32,11 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             let existed = cx.on_switch(move |sw| {
                 // Host bits are refused by route_add, whatever is there.
                 match sw.route_exact(dst).filter(|_| dst.addr == dst.network()) {
-                    Some(r) if !replace || r.proto == "connected" => Ok(Some(r)),
+                    Some(r) if !replace || r.proto == RouteOrigin::Connected => Ok(Some(r)),
                     _ => sw.route_add(dst, via, d.as_deref()).map(|()| None),
                 }
             })?;
-            if let Some(r) = existed.as_ref().filter(|r| r.proto == "connected") {
+            if let Some(r) = existed.as_ref().filter(|r| r.proto == RouteOrigin::Connected) {
                 return Err(ApiError::new(
                     ErrorCode::Exists,
                     format!(

@@ -104,8 +104,35 @@ pub struct RouteInfo {
     pub dst: Ipv4Net,
     pub via: Option<Ipv4Addr>,
     pub dev: String,
-    /// `connected` (from an address) or `static`.
-    pub proto: String,
+    pub proto: RouteOrigin,
+}
+
+/// Where a route comes from, in iproute2's words (`proto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteOrigin {
+    /// The subnet of a router address.
+    Connected,
+    /// Added by the control plane.
+    Static,
+    /// An address of the router itself (`route get` of one).
+    Local,
+}
+
+impl RouteOrigin {
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteOrigin::Connected => "connected",
+            RouteOrigin::Static => "static",
+            RouteOrigin::Local => "local",
+        }
+    }
+}
+
+impl std::fmt::Display for RouteOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The decision for one destination.

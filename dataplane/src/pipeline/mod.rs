@@ -18,7 +18,8 @@ mod switch;
 pub use engine::{Engine, EngineHandle, EngineStopped, Job};
 pub use info::{
     name_at, AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
-    NeighInfo, PortInfo, PortState, RouteFilter, RouteGet, RouteInfo, RunningState, StatsInfo,
+    NeighInfo, PortInfo, PortState, RouteFilter, RouteGet, RouteInfo, RouteOrigin, RunningState,
+    StatsInfo,
 };
 pub use switch::{
     Rejected, RunningSnapshot, Switch, SwitchConfig, SwitchError, DEFAULT_BRIDGE, MAX_BRIDGES,

@@ -2,7 +2,8 @@
 
 use super::info::{
     name_at, AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
-    NeighInfo, PortInfo, PortState, RouteFilter, RouteGet, RouteInfo, RunningState, StatsInfo,
+    NeighInfo, PortInfo, PortState, RouteFilter, RouteGet, RouteInfo, RouteOrigin, RunningState,
+    StatsInfo,
 };
 use crate::capture::{tap, Tap, TapHandle, TapInfo};
 use crate::counters::{BridgeCounters, DropReason, PortCounters};
@@ -1066,7 +1067,11 @@ impl Switch {
             dst,
             via: nh.gateway,
             dev: self.bridge_name(nh.bridge).to_string(),
-            proto: if connected { "connected" } else { "static" }.to_string(),
+            proto: if connected {
+                RouteOrigin::Connected
+            } else {
+                RouteOrigin::Static
+            },
         }
     }
 
@@ -1135,7 +1140,7 @@ impl Switch {
                     dst: Ipv4Net { addr, len: 32 },
                     via: None,
                     dev: self.bridge_name(b).to_string(),
-                    proto: "local".to_string(),
+                    proto: RouteOrigin::Local,
                 },
                 next_hop: addr,
                 src: Some(addr),
