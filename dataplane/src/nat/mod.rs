@@ -97,6 +97,41 @@ pub enum NatAction {
     },
 }
 
+/// The kind of a rule, as `nat add` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatKind {
+    Masquerade,
+    Snat,
+    Dnat,
+}
+
+impl NatKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            NatKind::Masquerade => "masquerade",
+            NatKind::Snat => "snat",
+            NatKind::Dnat => "dnat",
+        }
+    }
+}
+
+impl std::fmt::Display for NatKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl NatAction {
+    pub fn kind(&self) -> NatKind {
+        match self {
+            NatAction::Masquerade => NatKind::Masquerade,
+            NatAction::Snat { .. } => NatKind::Snat,
+            NatAction::Dnat { .. } => NatKind::Dnat,
+        }
+    }
+}
+
 /// One NAT rule.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NatRule {

@@ -4,6 +4,7 @@
 use crate::counters::BridgeCounters;
 use crate::ip4::neigh::NeighState;
 use crate::ip4::{L3Counters, RpFilter};
+use crate::nat::{Filtering, NatKind};
 use crate::port::{LinkState, PortKind};
 use crate::wire::Ipv4Net;
 use crate::wire::Mac;
@@ -165,8 +166,7 @@ pub struct NeighInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NatRuleInfo {
     pub id: u32,
-    /// `masquerade`, `snat` or `dnat`.
-    pub kind: String,
+    pub kind: NatKind,
     pub src: Option<Ipv4Net>,
     /// The egress bridge (source NAT) or ingress bridge (destination NAT).
     pub bridge: String,
@@ -174,7 +174,7 @@ pub struct NatRuleInfo {
     pub to: Option<String>,
     pub ports: Option<(u16, u16)>,
     /// Source NAT: what may come in unsolicited (RFC 4787 REQ-8).
-    pub filtering: Option<String>,
+    pub filtering: Option<Filtering>,
     pub proto: Option<String>,
     pub dport: Option<u16>,
     pub hits: u64,
@@ -184,7 +184,7 @@ impl NatRuleInfo {
     /// The rule as the words of `patchbay nat add` that make it.
     pub fn words(&self) -> String {
         use std::fmt::Write;
-        let mut w = self.kind.clone();
+        let mut w = self.kind.to_string();
         if let (Some(p), Some(d)) = (&self.proto, self.dport) {
             let _ = write!(w, " proto {p} in {} dport {d}", self.bridge);
         }
@@ -197,8 +197,8 @@ impl NatRuleInfo {
         if let Some((lo, hi)) = self.ports {
             let _ = write!(w, " ports {lo}-{hi} out {}", self.bridge);
         }
-        if let Some(f) = &self.filtering {
-            let _ = write!(w, " filtering {f}");
+        if let Some(f) = self.filtering {
+            let _ = write!(w, " filtering {}", f.name());
         }
         w
     }

@@ -11,7 +11,7 @@ use crate::emit::EmitTo;
 use crate::ip4::neigh::NeighState;
 use crate::ip4::{router_mac, L3Out, NextHop, Router, RouterError, RpFilter};
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, Learn, PortId};
-use crate::nat::{Filtering, Nat, NatAction, Timeouts};
+use crate::nat::{Filtering, Nat, NatAction, NatKind, Timeouts};
 use crate::port::memory::MemoryPort;
 use crate::port::{LinkState, Port};
 use crate::trace;
@@ -1333,10 +1333,10 @@ impl Switch {
             .rules()
             .iter()
             .map(|r| {
-                let (kind, to, proto, dport) = match &r.action {
-                    NatAction::Masquerade => ("masquerade", None, None, None),
+                let (to, proto, dport) = match &r.action {
+                    NatAction::Masquerade => (None, None, None),
                     NatAction::Snat { first, last } => {
-                        ("snat", Some(format!("{first}-{last}")), None, None)
+                        (Some(format!("{first}-{last}")), None, None)
                     }
                     NatAction::Dnat {
                         proto,
@@ -1344,20 +1344,21 @@ impl Switch {
                         to_addr,
                         to_port,
                     } => (
-                        "dnat",
                         Some(format!("{to_addr}:{to_port}")),
                         Some(proto_name(*proto).to_string()),
                         Some(*dport),
                     ),
                 };
+                let kind = r.action.kind();
+                let source_nat = kind != NatKind::Dnat;
                 NatRuleInfo {
                     id: r.id,
-                    kind: kind.to_string(),
+                    kind,
                     src: r.src,
                     bridge: self.bridge_name(r.bridge).to_string(),
                     to,
-                    ports: (kind != "dnat").then_some(r.ports),
-                    filtering: (kind != "dnat").then(|| r.filtering.name().to_string()),
+                    ports: source_nat.then_some(r.ports),
+                    filtering: source_nat.then_some(r.filtering),
                     proto,
                     dport,
                     hits: r.hits,
