@@ -33,8 +33,9 @@
 //! empty.
 
 use crate::api::NatRuleSpec;
-use patchbay_dataplane::ip4::RpFilter;
-use patchbay_dataplane::nat::{Filtering, NatAction, Timeouts};
+use patchbay_dataplane::ip4::{Mtu, RpFilter};
+use patchbay_dataplane::l2::AgeingTime;
+use patchbay_dataplane::nat::{Filtering, NatAction, PortRange, Timeouts};
 use patchbay_dataplane::pipeline::{
     BridgeState, NatRuleState, PortState, RunningState, SwitchConfig, DEFAULT_BRIDGE,
 };
@@ -50,8 +51,6 @@ use toml::Spanned;
 
 /// The default receive ring of AF_PACKET ports, in MiB.
 pub const DEFAULT_RX_RING_MIB: u32 = patchbay_dataplane::port::DEFAULT_RX_RING_MIB;
-/// The MTU of a router interface unless the file sets one.
-const DEFAULT_MTU: u16 = 1500;
 
 /// A config file that is not right, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -427,8 +426,12 @@ impl Checker<'_> {
                     ))
                 }
             };
-            config.ageing_time =
-                ranged("ageing_time", t.ageing_time, config.ageing_time, 1_000_000)?;
+            config.ageing_time = ranged(
+                "ageing_time",
+                t.ageing_time,
+                config.ageing_time,
+                AgeingTime::MAX,
+            )?;
             config.arp_reachable_secs = ranged(
                 "arp_reachable_secs",
                 t.arp_reachable_secs,
@@ -475,7 +478,7 @@ impl Checker<'_> {
             let b = b.get_ref();
             self.new_name(&span, "bridge", &b.name)?;
             let ageing_time = b.ageing_time.unwrap_or(config.ageing_time);
-            if !(1..=1_000_000).contains(&ageing_time) {
+            if AgeingTime::new(ageing_time).is_err() {
                 return Err(self.key_err(
                     &span,
                     "ageing_time",
@@ -517,11 +520,16 @@ impl Checker<'_> {
                 addrs.push(*a);
             }
             let mtu = match (b.mtu, addrs.is_empty()) {
-                (Some(m), _) if !(68..=9000).contains(&m) => {
+                (Some(m), _) if Mtu::new(m).is_err() => {
                     return Err(self.key_err(
                         &span,
                         "mtu",
-                        format!("bridge {}: mtu {m} is not between 68 and 9000", b.name),
+                        format!(
+                            "bridge {}: mtu {m} is not between {} and {}",
+                            b.name,
+                            Mtu::MIN,
+                            Mtu::MAX
+                        ),
                     ))
                 }
                 (Some(_), true) => {
@@ -535,7 +543,7 @@ impl Checker<'_> {
                         ),
                     ))
                 }
-                (m, false) => Some(m.map_or(DEFAULT_MTU, |m| m as u16)),
+                (m, false) => Some(m.map_or(Mtu::DEFAULT.get(), |m| m as u16)),
                 (None, true) => None,
             };
             // Like the MTU, these are the router interface's.
@@ -897,17 +905,9 @@ impl Checker<'_> {
 
 /// A NAT rule of the API or a file, checked; errors name the offending key.
 pub fn nat_rule(spec: &NatRuleSpec) -> Result<NatRuleState, (&'static str, String)> {
-    let default_ports = (1024, 65535);
+    let default_ports = PortRange::DEFAULT;
     let check_ports = |ports: Option<(u16, u16)>| {
-        let p = ports.unwrap_or(default_ports);
-        if p.0 == 0 || p.0 > p.1 {
-            Err((
-                "ports",
-                format!("port range {}-{} is empty or starts at 0", p.0, p.1),
-            ))
-        } else {
-            Ok(p)
-        }
+        PortRange::check(ports.unwrap_or(default_ports)).map_err(|m| ("ports", m))
     };
     let rule = |action, src: Option<Ipv4Net>, bridge: &str, ports, filtering| NatRuleState {
         id: 0,

@@ -13,6 +13,7 @@ use super::icmp;
 use super::neigh::{ArpCache, Ask, NeighState, Resolve};
 use super::reassembly::{Added, Reassembly};
 use super::rpf::RpFilter;
+use super::Mtu;
 use crate::counters::DropReason;
 use crate::emit::{EmitTo, Emitter, BUF_SIZE};
 use crate::l2::{BridgeId, PortId};
@@ -42,7 +43,7 @@ const L2: usize = VNET_HDR_LEN;
 const L3: usize = VNET_HDR_LEN + ETH;
 /// ICMP errors allowed per second (RFC 1812 4.3.2.8: rate-limit them).
 const ICMP_PER_SECOND: u32 = 200;
-pub const DEFAULT_MTU: u16 = 1500;
+pub const DEFAULT_MTU: u16 = Mtu::DEFAULT.get();
 
 /// A bridge's router interface: the MAC frames use to reach the router, its
 /// addresses, the MTU of the bridge, and how it treats what comes in.
@@ -527,15 +528,15 @@ impl Router {
     }
 
     pub fn set_mtu(&mut self, bridge: BridgeId, mtu: u32) -> Result<(), RouterError> {
-        if !(68..=9000).contains(&mtu) {
-            return Err(RouterError::BadMtu(mtu));
-        }
+        let mtu = Mtu::new(mtu)
+            .map_err(|e| RouterError::BadMtu(e.value))?
+            .get();
         let iface = self
             .ifaces
             .get_mut(usize::from(bridge))
             .and_then(Option::as_mut)
             .ok_or(RouterError::NoInterface)?;
-        iface.mtu = mtu as u16;
+        iface.mtu = mtu;
         Ok(())
     }
 

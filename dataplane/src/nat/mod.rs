@@ -97,6 +97,23 @@ pub enum NatAction {
     },
 }
 
+/// The outside ports of a source NAT rule: not empty, never 0. Checked
+/// here, for the switch and the config checker alike.
+pub struct PortRange;
+
+impl PortRange {
+    /// Every port but the well-known ones, as Linux's MASQUERADE picks.
+    pub const DEFAULT: (u16, u16) = (1024, 65535);
+
+    /// `(first, last)` if it is a range NAT can use, else why not.
+    pub fn check((first, last): (u16, u16)) -> Result<(u16, u16), String> {
+        if first == 0 || first > last {
+            return Err(format!("port range {first}-{last} is empty or starts at 0"));
+        }
+        Ok((first, last))
+    }
+}
+
 /// The kind of a rule, as `nat add` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -10,8 +10,9 @@ use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
 use crate::ip4::neigh::NeighState;
 use crate::ip4::{router_mac, L3Out, NextHop, Router, RouterError, RpFilter};
+use crate::l2::AgeingTime;
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, Learn, PortId};
-use crate::nat::{Filtering, Nat, NatAction, NatKind, Timeouts};
+use crate::nat::{Filtering, Nat, NatAction, NatKind, PortRange, Timeouts};
 use crate::port::memory::MemoryPort;
 use crate::port::{LinkState, Port};
 use crate::trace;
@@ -352,9 +353,9 @@ impl Switch {
 
     /// Sets a bridge's FDB ageing time in seconds.
     pub fn set_ageing(&mut self, bridge: &str, secs: u32) -> Result<(), SwitchError> {
-        if !(1..=1_000_000).contains(&secs) {
-            return Err(SwitchError::BadAgeing(secs));
-        }
+        let secs = AgeingTime::new(secs)
+            .map_err(|e| SwitchError::BadAgeing(e.value))?
+            .secs();
         let id = self.existing_bridge(bridge)?;
         self.bridges[id as usize]
             .as_mut()
@@ -1290,13 +1291,8 @@ impl Switch {
                 )));
             }
         }
-        let ports = ports.unwrap_or((1024, 65535));
-        if ports.0 == 0 || ports.0 > ports.1 {
-            return Err(SwitchError::BadNat(format!(
-                "port range {}-{} is empty or starts at 0",
-                ports.0, ports.1
-            )));
-        }
+        let ports = ports.unwrap_or(PortRange::DEFAULT);
+        PortRange::check(ports).map_err(SwitchError::BadNat)?;
         if let NatAction::Snat { first, last } = action {
             if first > last {
                 return Err(SwitchError::BadNat(format!(
@@ -1710,9 +1706,7 @@ impl Switch {
         arp_stale_secs: u32,
         nat: Timeouts,
     ) -> Result<(), SwitchError> {
-        if !(1..=1_000_000).contains(&ageing_time) {
-            return Err(SwitchError::BadAgeing(ageing_time));
-        }
+        AgeingTime::new(ageing_time).map_err(|e| SwitchError::BadAgeing(e.value))?;
         self.router.arp.set_timers(
             u64::from(arp_reachable_secs) * 1000,
             u64::from(arp_stale_secs) * 1000,
