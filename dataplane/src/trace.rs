@@ -649,8 +649,30 @@ pub struct Described<'a> {
 
 impl fmt::Display for Described<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (port, bridge) = (self.port, self.bridge);
-        let would = |done: &'static str, dry: &'static str| if self.dry { dry } else { done };
+        match *self.event {
+            Event::Rx { .. } | Event::Learn { .. } | Event::L2 { .. } | Event::Tx { .. } => {
+                self.l2(f)
+            }
+            Event::Arp { .. } | Event::Resolve { .. } | Event::Released { .. } => self.arp(f),
+            Event::Ip4 { .. }
+            | Event::Lookup { .. }
+            | Event::Local { .. }
+            | Event::Fragmented { .. }
+            | Event::IcmpError { .. }
+            | Event::Rewrite { .. } => self.ip4(f),
+            Event::Nat { .. } | Event::NatRelated { .. } | Event::NatWouldCreate { .. } => {
+                self.nat(f)
+            }
+            Event::Drop { reason } => write!(f, "drop: {} ({})", reason.name(), reason.help()),
+        }
+    }
+}
+
+/// One family of stages' events in words each.
+impl Described<'_> {
+    /// The bridge's stages: receive, learn, forward, send.
+    fn l2(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let port = self.port;
         match *self.event {
             Event::Rx {
                 port: p,
@@ -692,6 +714,22 @@ impl fmt::Display for Described<'_> {
                 }
                 L2Out::Router => write!(f, "l2-forward: {dst} is the router: ip4/arp input"),
             },
+            Event::Tx { port: p } => {
+                write!(
+                    f,
+                    "{} tx{}",
+                    port(p),
+                    if self.dry { " (dry run: not sent)" } else { "" }
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// ARP: requests and answers, next-hop resolution, packets released.
+    fn arp(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let would = |done: &'static str, dry: &'static str| if self.dry { dry } else { done };
+        match *self.event {
             Event::Arp {
                 request,
                 sender_ip,
@@ -711,6 +749,37 @@ impl fmt::Display for Described<'_> {
                 };
                 write!(f, "arp: {what} -> {action}")
             }
+            Event::Resolve { next_hop, mac } => match mac {
+                NextHopMac::Known(m) => write!(f, "arp-resolve: {next_hop} is at {m}"),
+                NextHopMac::Queued { asked } => {
+                    let ask = if asked {
+                        would(", who-has sent", ", who-has would be sent")
+                    } else {
+                        ""
+                    };
+                    write!(
+                        f,
+                        "arp-resolve: {next_hop} unknown: {}{ask}",
+                        would("packet queued", "packet would wait")
+                    )
+                }
+            },
+            Event::Released { count, mac } => {
+                let s = if count == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "arp-input: {count} packet{s} that waited for {mac} sent on"
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The IPv4 router's stages.
+    fn ip4(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bridge = self.bridge;
+        let would = |done: &'static str, dry: &'static str| if self.dry { dry } else { done };
+        match *self.event {
             Event::Ip4 {
                 src,
                 dst,
@@ -732,6 +801,73 @@ impl fmt::Display for Described<'_> {
                     None => Ok(()),
                 }
             }
+            Event::Lookup {
+                dst,
+                prefix,
+                len,
+                via,
+                bridge: b,
+            } => match via {
+                Some(gw) => write!(
+                    f,
+                    "ip4-lookup: {dst} matches {prefix}/{len} via {gw} dev {}",
+                    bridge(b)
+                ),
+                None => write!(
+                    f,
+                    "ip4-lookup: {dst} matches {prefix}/{len} dev {}",
+                    bridge(b)
+                ),
+            },
+            Event::Local { dst, echo_reply } => {
+                if echo_reply {
+                    let sent = would("echo reply sent", "an echo reply would be sent");
+                    write!(f, "ip4-local: echo request to {dst} -> {sent}")
+                } else {
+                    write!(f, "ip4-local: for {dst}, which only answers pings")
+                }
+            }
+            Event::Fragmented { count, mtu } => {
+                write!(f, "ip4-mtu: over the MTU {mtu}: {count} fragments")
+            }
+            Event::IcmpError {
+                kind,
+                code,
+                to,
+                mtu,
+                rest,
+            } => {
+                let what = match (kind, code) {
+                    (11, _) => "time exceeded".to_string(),
+                    (3, 0) => "net unreachable".to_string(),
+                    (3, 1) => "host unreachable".to_string(),
+                    (3, 4) => format!("fragmentation needed (mtu {mtu})"),
+                    (5, _) => format!("redirect: use gateway {}", Ipv4Addr::from(rest)),
+                    (12, _) => format!("parameter problem at byte {}", rest >> 24),
+                    (k, c) => format!("type {k} code {c}"),
+                };
+                write!(
+                    f,
+                    "icmp-error: {what} {} {to}",
+                    would("sent to", "would go to")
+                )
+            }
+            Event::Rewrite {
+                ttl_from,
+                ttl_to,
+                src_mac,
+                dst_mac,
+            } => write!(
+                f,
+                "ip4-rewrite: ttl {ttl_from}->{ttl_to}, src mac {src_mac}, dst mac {dst_mac}"
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// NAT's stages.
+    fn nat(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self.event {
             Event::Nat {
                 pre,
                 from,
@@ -805,99 +941,7 @@ impl fmt::Display for Described<'_> {
                     "{stage}: no session yet: the first packet would make one by rule {rule}"
                 )
             }
-            Event::Lookup {
-                dst,
-                prefix,
-                len,
-                via,
-                bridge: b,
-            } => match via {
-                Some(gw) => write!(
-                    f,
-                    "ip4-lookup: {dst} matches {prefix}/{len} via {gw} dev {}",
-                    bridge(b)
-                ),
-                None => write!(
-                    f,
-                    "ip4-lookup: {dst} matches {prefix}/{len} dev {}",
-                    bridge(b)
-                ),
-            },
-            Event::Local { dst, echo_reply } => {
-                if echo_reply {
-                    let sent = would("echo reply sent", "an echo reply would be sent");
-                    write!(f, "ip4-local: echo request to {dst} -> {sent}")
-                } else {
-                    write!(f, "ip4-local: for {dst}, which only answers pings")
-                }
-            }
-            Event::Fragmented { count, mtu } => {
-                write!(f, "ip4-mtu: over the MTU {mtu}: {count} fragments")
-            }
-            Event::IcmpError {
-                kind,
-                code,
-                to,
-                mtu,
-                rest,
-            } => {
-                let what = match (kind, code) {
-                    (11, _) => "time exceeded".to_string(),
-                    (3, 0) => "net unreachable".to_string(),
-                    (3, 1) => "host unreachable".to_string(),
-                    (3, 4) => format!("fragmentation needed (mtu {mtu})"),
-                    (5, _) => format!("redirect: use gateway {}", Ipv4Addr::from(rest)),
-                    (12, _) => format!("parameter problem at byte {}", rest >> 24),
-                    (k, c) => format!("type {k} code {c}"),
-                };
-                write!(
-                    f,
-                    "icmp-error: {what} {} {to}",
-                    would("sent to", "would go to")
-                )
-            }
-            Event::Resolve { next_hop, mac } => match mac {
-                NextHopMac::Known(m) => write!(f, "arp-resolve: {next_hop} is at {m}"),
-                NextHopMac::Queued { asked } => {
-                    let ask = if asked {
-                        would(", who-has sent", ", who-has would be sent")
-                    } else {
-                        ""
-                    };
-                    write!(
-                        f,
-                        "arp-resolve: {next_hop} unknown: {}{ask}",
-                        would("packet queued", "packet would wait")
-                    )
-                }
-            },
-            Event::Released { count, mac } => {
-                let s = if count == 1 { "" } else { "s" };
-                write!(
-                    f,
-                    "arp-input: {count} packet{s} that waited for {mac} sent on"
-                )
-            }
-            Event::Rewrite {
-                ttl_from,
-                ttl_to,
-                src_mac,
-                dst_mac,
-            } => write!(
-                f,
-                "ip4-rewrite: ttl {ttl_from}->{ttl_to}, src mac {src_mac}, dst mac {dst_mac}"
-            ),
-            Event::Tx { port: p } => {
-                write!(
-                    f,
-                    "{} tx{}",
-                    port(p),
-                    if self.dry { " (dry run: not sent)" } else { "" }
-                )
-            }
-            Event::Drop { reason } => {
-                write!(f, "drop: {} ({})", reason.name(), reason.help())
-            }
+            _ => Ok(()),
         }
     }
 }
