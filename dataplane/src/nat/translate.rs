@@ -342,14 +342,12 @@ mod tests {
 
     /// The full checksum of the UDP/TCP segment with its pseudo header.
     fn l4_checksum(p: &[u8]) -> u16 {
-        let mut pseudo = Vec::new();
-        pseudo.extend_from_slice(&p[12..20]);
-        pseudo.extend_from_slice(&[0, p[9]]);
-        pseudo.extend_from_slice(&((p.len() - 20) as u16).to_be_bytes());
+        let ip = Ipv4Packet::new_unchecked(p);
+        let pseudo = checksum::pseudo_header(ip.src(), ip.dst(), p[9], (p.len() - 20) as u16);
         let mut seg = p[20..].to_vec();
         let at = if p[9] == PROTO_TCP { 16 } else { 6 };
         seg[at..at + 2].fill(0);
-        checksum::finish(checksum::add(checksum::add(0, &pseudo), &seg))
+        checksum::finish(checksum::add(pseudo, &seg))
     }
 
     #[test]
@@ -384,10 +382,8 @@ mod tests {
         // NEEDS_CSUM: the field holds the folded pseudo-header sum.
         let mut p = udp_packet(false);
         let pseudo = |p: &[u8]| {
-            let mut ph = Vec::new();
-            ph.extend_from_slice(&p[12..20]);
-            ph.extend_from_slice(&[0, PROTO_UDP, 0, 12]);
-            !checksum::finish(checksum::add(0, &ph))
+            let ip = Ipv4Packet::new_unchecked(p);
+            !checksum::finish(checksum::pseudo_header(ip.src(), ip.dst(), PROTO_UDP, 12))
         };
         let c = pseudo(&p);
         p[26..28].copy_from_slice(&c.to_be_bytes());

@@ -32,6 +32,18 @@ pub fn update(hc: u16, old: u16, new: u16) -> u16 {
     finish(sum)
 }
 
+/// The running sum of the IPv4 pseudo header that UDP and TCP checksums
+/// cover (RFC 768; RFC 9293 3.1) for a segment of `len` bytes.
+pub fn pseudo_header(
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    protocol: u8,
+    len: u16,
+) -> u32 {
+    let sum = add(add(0, &src.octets()), &dst.octets());
+    sum + u32::from(protocol) + u32::from(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
