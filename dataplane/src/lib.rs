@@ -26,3 +26,5 @@ pub mod wire;
 
 /// Frames are received and processed in batches of at most this many.
 pub const BATCH: usize = 64;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;

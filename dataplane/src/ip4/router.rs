@@ -248,6 +248,15 @@ impl Router {
         }
     }
 
+    /// Fixes the router MACs of interfaces made from now on, and NAT's
+    /// random choices (see [`crate::pipeline::Switch::seed`]).
+    #[cfg(feature = "fuzzing")]
+    pub fn seed(&mut self, seed: u64) {
+        let b = seed.to_be_bytes();
+        self.mac_seed = [b[5], b[6], b[7]];
+        self.nat.seed(seed);
+    }
+
     /// Every router interface, with its bridge.
     pub fn ifaces(&self) -> impl Iterator<Item = (BridgeId, &RouterInterface)> {
         self.ifaces

@@ -413,6 +413,12 @@ impl Nat {
         }
     }
 
+    /// Fixes the random outside ports (see [`crate::pipeline::Switch::seed`]).
+    #[cfg(feature = "fuzzing")]
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = seed | 1;
+    }
+
     pub fn is_active(&self) -> bool {
         !self.rules.is_empty() || self.live > 0
     }

@@ -246,6 +246,24 @@ impl Switch {
         self.stop = true;
     }
 
+    /// Fixes what a switch draws at random (router MACs, NAT's port
+    /// choices), so that a fuzzer's input does the same every time. Call it
+    /// before adding addresses.
+    #[cfg(feature = "fuzzing")]
+    pub fn seed(&mut self, seed: u64) {
+        self.router.seed(seed);
+    }
+
+    /// Moves the switch's clock `ms` on, as if that time had passed, so
+    /// that a fuzzer reaches timeouts without waiting for them.
+    #[cfg(feature = "fuzzing")]
+    pub fn advance_clock(&mut self, ms: u64) {
+        let earlier = self
+            .started
+            .checked_sub(std::time::Duration::from_millis(ms));
+        self.started = earlier.expect("a clock that goes back that far");
+    }
+
     fn port_id(&self, name: &str) -> Option<PortId> {
         self.ports
             .iter()

@@ -1,0 +1,429 @@
+//! Hostile input for the whole pipeline, shared by the coverage-guided
+//! fuzzer (`fuzz/`, cargo-fuzz) and the bounded run in `cargo test`
+//! (`tests/frame_fuzz.rs`). Built with the `fuzzing` feature only.
+//!
+//! - [`lab`]: the switch under attack, a NAT router between two bridges in
+//!   memory, and the checks on every frame it sends.
+//! - [`frame`]: frames described field by field ([`frame::FrameSpec`]), so
+//!   that a fuzzer varies them without breaking their checksums.
+//! - [`input`]: a fuzzer's bytes as steps for the lab: frames, time passing,
+//!   traces, dry runs.
+//!
+//! Whatever comes in, the switch forwards it or counts it as a drop, and:
+//! nothing panics; what the router sends has a valid IPv4 header, a TTL of
+//! at least 1, a source a host can have, and transport checksums as valid
+//! as those that came in; no inside address leaves through NAT
+//! untranslated; a dry-run trace changes none of the tables.
+
+pub mod frame;
+pub mod input;
+pub mod lab;
+
+use frame::{Addr, Body, Damage, ErrorKind, Frag, FrameSpec, IpOption, Ipv4Spec, L4};
+use frame::{ArpSpec, MacChoice, Payload, PortChoice, Quote, QuotedL4};
+use input::{push_record, Kind};
+pub use lab::{Lab, LabPort};
+
+/// A small, fast generator (xorshift64) for inputs made without a fuzzer.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// `min` to `min + 119` random bytes.
+    pub fn bytes(&mut self, min: usize) -> Vec<u8> {
+        let n = min + self.below(120);
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// Changes a few bytes of `f` at random: overwritten, inserted, cut off,
+/// or random bytes appended.
+pub fn mutate(rng: &mut Rng, f: &mut Vec<u8>) {
+    for _ in 0..1 + rng.below(6) {
+        if f.is_empty() {
+            f.push(rng.next_u64() as u8);
+        }
+        let at = rng.below(f.len());
+        match rng.below(5) {
+            0 | 1 => f[at] = rng.next_u64() as u8,
+            2 => f.truncate(at.max(1)),
+            3 => f.insert(at, rng.next_u64() as u8),
+            _ => {
+                let n = rng.below(40);
+                f.extend((0..n).map(|_| rng.next_u64() as u8))
+            }
+        }
+    }
+}
+
+fn spec(dst: MacChoice, src: MacChoice, ip_src: Addr, ip_dst: Addr, l4: L4) -> FrameSpec {
+    FrameSpec {
+        dst,
+        src,
+        body: Body::Ipv4(Ipv4Spec {
+            src: ip_src,
+            dst: ip_dst,
+            ttl: 64,
+            ident: 7,
+            tos: 0,
+            frag: Frag::Whole,
+            options: Vec::new(),
+            l4,
+            damage: Damage::None,
+        }),
+    }
+}
+
+fn udp(sport: PortChoice, dport: PortChoice, len: u16) -> L4 {
+    L4::Udp {
+        sport,
+        dport,
+        payload: Payload::Large(len),
+        no_checksum: false,
+    }
+}
+
+fn syn(sport: PortChoice, dport: PortChoice) -> L4 {
+    L4::Tcp {
+        sport,
+        dport,
+        flags: 0x02,
+        payload: Payload::Small(0),
+    }
+}
+
+fn echo(reply: bool) -> L4 {
+    L4::Echo {
+        reply,
+        ident: 0x1234,
+        seq: 1,
+        payload: Payload::Small(56),
+    }
+}
+
+fn with_ip(mut s: FrameSpec, f: impl FnOnce(&mut Ipv4Spec)) -> FrameSpec {
+    if let Body::Ipv4(ip) = &mut s.body {
+        f(ip);
+    }
+    s
+}
+
+/// Real traffic for the lab, frame by frame (the port it comes in on and
+/// its description): what a corpus starts from.
+pub fn seed_specs() -> Vec<(LabPort, FrameSpec)> {
+    use Addr::*;
+    use LabPort::*;
+    use MacChoice::{Broadcast as Bcast, InsideHost as InMac, OutsideHost as OutMac, Router};
+    let (eph, dns) = (PortChoice::Ephemeral(0), PortChoice::Dns);
+    let to_out = |l4| spec(Router, InMac, InsideHost, OutsideHost, l4);
+    let from_out = |l4| spec(Router, OutMac, OutsideHost, RouterOutside, l4);
+    let quote = |dst: Addr| Quote {
+        src: RouterOutside,
+        dst,
+        l4: QuotedL4::Udp {
+            sport: eph,
+            dport: dns,
+        },
+        cut: None,
+        ihl: None,
+    };
+    vec![
+        (Inside, to_out(udp(eph, dns, 24))),
+        (Inside, to_out(syn(eph, PortChoice::Http))),
+        (Inside, to_out(echo(false))),
+        (
+            Inside,
+            spec(Router, InMac, InsideHost, RouterInside, echo(false)),
+        ),
+        // Fragmented on the way out (outside MTU 600).
+        (Inside, to_out(udp(eph, dns, 900))),
+        (
+            Inside,
+            with_ip(to_out(udp(eph, dns, 900)), |ip| {
+                ip.frag = Frag::DontFragment
+            }),
+        ),
+        (
+            Inside,
+            ArpSpec {
+                reply: false,
+                sender_mac: InMac,
+                sender_ip: InsideHost,
+                target_mac: MacChoice::Zero,
+                target_ip: RouterInside,
+                odd: None,
+            }
+            .into_frame(Bcast, InMac),
+        ),
+        // The SNAT'd half of the inside network, and its narrow port range.
+        (
+            Neighbour,
+            spec(
+                Router,
+                MacChoice::Station(1),
+                InsideNet(200),
+                OutsideHost,
+                udp(eph, dns, 24),
+            ),
+        ),
+        // Routed via a gateway that never answers: queued for ARP.
+        (
+            Inside,
+            spec(Router, InMac, InsideHost, Remote(7), udp(eph, dns, 24)),
+        ),
+        (
+            Inside,
+            with_ip(to_out(udp(eph, dns, 64)), |ip| ip.frag = Frag::First),
+        ),
+        (
+            Inside,
+            with_ip(to_out(udp(eph, dns, 64)), |ip| {
+                ip.frag = Frag::Later {
+                    offset: 9,
+                    more: false,
+                }
+            }),
+        ),
+        (
+            Inside,
+            with_ip(to_out(echo(false)), |ip| {
+                ip.options = vec![
+                    IpOption::RecordRoute {
+                        slots: 3,
+                        pointer: 0,
+                    },
+                    IpOption::RouterAlert,
+                ]
+            }),
+        ),
+        (Inside, with_ip(to_out(udp(eph, dns, 24)), |ip| ip.ttl = 1)),
+        (
+            Inside,
+            to_out(L4::Other {
+                proto: 47,
+                payload: Payload::Small(24),
+            }),
+        ),
+        (
+            Inside,
+            to_out(L4::Query {
+                kind: 0,
+                ident: 0x4242,
+            }),
+        ),
+        // Bridged between two ports of br0.
+        (
+            Neighbour,
+            spec(
+                InMac,
+                MacChoice::Station(1),
+                InsideNet(20),
+                InsideHost,
+                udp(eph, dns, 24),
+            ),
+        ),
+        // Answers to what the inside host sent (its port kept: 40000).
+        (Outside, from_out(udp(dns, eph, 24))),
+        (
+            Outside,
+            from_out(L4::Error {
+                kind: ErrorKind::Unreachable,
+                code: 3,
+                quote: quote(OutsideHost),
+            }),
+        ),
+        // Published ports, and a connection opened straight to an inside
+        // host.
+        (Outside, from_out(udp(eph, PortChoice::Mdns, 24))),
+        (Outside, from_out(syn(eph, PortChoice::HttpAlt))),
+        (
+            Outside,
+            spec(
+                Router,
+                OutMac,
+                OutsideHost,
+                InsideHost,
+                syn(eph, PortChoice::Any(22)),
+            ),
+        ),
+        (
+            Outside,
+            ArpSpec {
+                reply: false,
+                sender_mac: OutMac,
+                sender_ip: OutsideHost,
+                target_mac: MacChoice::Zero,
+                target_ip: RouterOutside,
+                odd: None,
+            }
+            .into_frame(Bcast, OutMac),
+        ),
+        (
+            Outside,
+            with_ip(from_out(udp(dns, eph, 64)), |ip| {
+                ip.frag = Frag::Later {
+                    offset: 9,
+                    more: false,
+                }
+            }),
+        ),
+    ]
+}
+
+impl ArpSpec {
+    fn into_frame(self, dst: MacChoice, src: MacChoice) -> FrameSpec {
+        FrameSpec {
+            dst,
+            src,
+            body: Body::Arp(self),
+        }
+    }
+}
+
+/// The seed frames' bytes: port and Ethernet frame.
+pub fn seed_frames() -> Vec<(LabPort, Vec<u8>)> {
+    let macs = Lab::new().router_macs;
+    seed_specs()
+        .into_iter()
+        .map(|(port, s)| {
+            (
+                port,
+                s.build(port, macs).split_off(crate::wire::VNET_HDR_LEN),
+            )
+        })
+        .collect()
+}
+
+/// A corpus to start fuzzing from: each seed frame alone, then short
+/// conversations (a flow and its answers, before and after it expires;
+/// fragments out of order; a trace and a dry run; a GSO frame). Named for
+/// the files they go in.
+pub fn seed_corpus() -> Vec<(String, Vec<u8>)> {
+    let frames = seed_frames();
+    let mut corpus: Vec<(String, Vec<u8>)> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, (port, f))| {
+            let mut input = Vec::new();
+            push_record(&mut input, *port, Kind::Repaired, false, f);
+            (format!("frame-{i:02}"), input)
+        })
+        .collect();
+    let record = |input: &mut Vec<u8>, i: usize| {
+        let (port, f) = &frames[i];
+        push_record(input, *port, Kind::Repaired, false, f);
+    };
+    let wait = |input: &mut Vec<u8>, secs: u16| {
+        let units = (u32::from(secs) * 1000 / 16) as u16;
+        push_record(
+            input,
+            LabPort::Inside,
+            Kind::Wait,
+            false,
+            &units.to_le_bytes(),
+        );
+    };
+    // A flow out, its answers, an error about it; again once it expired.
+    let mut flow = Vec::new();
+    for _ in 0..2 {
+        for i in [0, 16, 17, 1, 2, 14] {
+            record(&mut flow, i);
+        }
+        wait(&mut flow, 40);
+    }
+    corpus.push(("flow-and-expiry".into(), flow));
+    // Fragments: a later one before its first, both ways.
+    let mut frags = Vec::new();
+    for i in [10, 9, 22, 0, 4, 16] {
+        record(&mut frags, i);
+    }
+    wait(&mut frags, 6);
+    corpus.push(("fragments".into(), frags));
+    // Packets queued for ARP, then the neighbour fails.
+    let mut arp = Vec::new();
+    for i in [8, 8, 6, 8] {
+        record(&mut arp, i);
+    }
+    wait(&mut arp, 4);
+    record(&mut arp, 8);
+    corpus.push(("arp-queue".into(), arp));
+    // Everything traced and captured, then a dry run.
+    let mut traced = Vec::new();
+    push_record(&mut traced, LabPort::Inside, Kind::Trace, false, &[0]);
+    for i in 0..frames.len() {
+        record(&mut traced, i);
+    }
+    push_record(&mut traced, LabPort::Inside, Kind::DrySpec, false, &[0; 16]);
+    push_record(&mut traced, LabPort::Inside, Kind::Trace, false, &[1]);
+    corpus.push(("traced".into(), traced));
+    // A UDP super-frame (GSO, checksum left to the device), in one batch
+    // with an ordinary packet.
+    let mut gso = Vec::new();
+    let mut f = vec![1, 5]; // NEEDS_CSUM, GSO_UDP_L4
+    f.extend_from_slice(&42u16.to_le_bytes()); // headers
+    f.extend_from_slice(&536u16.to_le_bytes()); // segment size
+    f.extend_from_slice(&34u16.to_le_bytes()); // checksum start
+    f.extend_from_slice(&6u16.to_le_bytes()); // checksum offset
+    f.extend_from_slice(&frames[4].1);
+    push_record(&mut gso, LabPort::Inside, Kind::VnetRepaired, true, &f);
+    push_record(
+        &mut gso,
+        LabPort::Inside,
+        Kind::Repaired,
+        false,
+        &frames[1].1,
+    );
+    corpus.push(("gso-batch".into(), gso));
+    corpus
+}
+
+/// An input made at random, for runs without a fuzzer: seed frames
+/// mutated byte by byte, frame specs from random bytes, time passing,
+/// traces and dry runs.
+pub fn random_input(rng: &mut Rng, frames: &[(LabPort, Vec<u8>)]) -> Vec<u8> {
+    let mut input = Vec::new();
+    for _ in 0..1 + rng.below(12) {
+        let hold = rng.below(8) == 0;
+        let port = LabPort::ALL[rng.below(3)];
+        match rng.below(20) {
+            0..=7 => {
+                let (port, f) = &frames[rng.below(frames.len())];
+                let mut f = f.clone();
+                if rng.below(4) != 0 {
+                    mutate(rng, &mut f);
+                }
+                let kind = [Kind::Raw, Kind::Repaired][rng.below(2)];
+                push_record(&mut input, *port, kind, hold, &f);
+            }
+            8..=15 => {
+                push_record(&mut input, port, Kind::Spec, hold, &rng.bytes(4));
+            }
+            16 => {
+                push_record(&mut input, port, Kind::VnetSpec, hold, &rng.bytes(10));
+            }
+            17 => {
+                push_record(&mut input, port, Kind::DrySpec, hold, &rng.bytes(4));
+            }
+            18 => {
+                let ms = (rng.next_u64() as u16).to_le_bytes();
+                push_record(&mut input, port, Kind::Wait, hold, &ms);
+            }
+            _ => {
+                let on = [rng.below(2) as u8];
+                push_record(&mut input, port, Kind::Trace, hold, &on);
+            }
+        }
+    }
+    input
+}
