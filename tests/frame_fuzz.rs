@@ -108,3 +108,34 @@ fn fuzzer_inputs_never_panic_the_pipeline() {
     cut.truncate(cut.len() - 5);
     Lab::new().run(&cut);
 }
+
+/// Found by the fuzzer: a packet from network 0 (0.0.0.96) or from a
+/// subnet's directed broadcast (192.168.15.255) was forwarded, answered
+/// with an echo reply, or sent an ICMP error (RFC 1812 5.3.7, 4.2.2.11).
+#[test]
+fn packets_from_martian_sources_are_dropped_unanswered() {
+    use patchbay_dataplane::fuzzing::frame::{Addr, Body, FrameSpec, MacChoice};
+    let seeds = patchbay_dataplane::fuzzing::seed_specs();
+    for src in [[0, 0, 0, 96], [192, 168, 15, 255], [203, 0, 113, 255]] {
+        // An echo to the router, a packet to forward, one whose TTL runs
+        // out: from each side.
+        for (i, ttl) in [(3, 64), (2, 64), (12, 1), (16, 64), (17, 1)] {
+            let (port, mut spec): (LabPort, FrameSpec) = seeds[i].clone();
+            let Body::Ipv4(ip) = &mut spec.body else {
+                unreachable!("seed {i} is IPv4")
+            };
+            ip.src = Addr::Any(src);
+            ip.ttl = ttl;
+            spec.dst = MacChoice::Router;
+            let mut lab = Lab::new();
+            let sent = |lab: &Lab| LabPort::ALL.map(|p| lab.sent(p));
+            let before = sent(&lab);
+            lab.feed(port, spec.build(port, lab.router_macs), false);
+            assert_eq!(
+                sent(&lab),
+                before,
+                "seed {i} from {src:?}: something was sent"
+            );
+        }
+    }
+}

@@ -85,7 +85,7 @@ drop_reasons! {
     Ip4BadVersion => "ip4-bad-version", "IPv4 frame whose version field is not 4 (RFC 1812 5.2.2).";
     Ip4BadLength => "ip4-bad-length", "IPv4 header or total length disagrees with the frame (RFC 1812 5.2.2).";
     Ip4BadChecksum => "ip4-bad-checksum", "IPv4 header checksum is wrong (RFC 1812 5.2.2).";
-    Ip4BadSource => "ip4-bad-source", "Source address is multicast, broadcast, loopback, 0.0.0.0 or class E (RFC 1812 5.3.7).";
+    Ip4BadSource => "ip4-bad-source", "Source address is multicast, broadcast (limited, or a subnet's directed broadcast), loopback, on network 0 or class E (RFC 1812 5.3.7).";
     Ip4OwnSource => "ip4-own-source", "Source address is one of the router's own: a spoof, wherever it comes in.";
     Ip4RpFilter => "ip4-rp-filter", "Fails the reverse-path check of the bridge it came in on (strict: the route back to the source leaves by another bridge; loose: there is none; RFC 3704).";
     Ip4SourceRoute => "ip4-source-route", "Carries a loose or strict source route option (dropped, as RFC 7126 4.3 advises and Linux does).";

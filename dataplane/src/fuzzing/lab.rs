@@ -357,12 +357,17 @@ impl Lab {
     }
 }
 
-/// An address no host can have (RFC 1812 4.2.2.11, 5.3.7): broadcast,
-/// multicast, loopback, unspecified, class E.
+/// An address no host can have (RFC 1812 4.2.2.11, 5.3.7): broadcast, a
+/// lab subnet's directed broadcast, multicast, loopback, network 0, class E.
 fn martian(a: Ipv4Addr) -> bool {
+    let directed = [
+        INSIDE_NET.broadcast(),
+        Some(Ipv4Addr::new(203, 0, 113, 255)),
+    ];
     a.is_broadcast()
         || a.is_multicast()
         || a.is_loopback()
-        || a.is_unspecified()
+        || a.octets()[0] == 0
         || a.octets()[0] >= 240
+        || directed.contains(&Some(a))
 }

@@ -899,13 +899,15 @@ impl Router {
             }
         );
         // RFC 1812 5.3.7: never forward (or answer, or track) what comes
-        // from an address no host can have.
+        // from an address no host can have, network 0 and the directed
+        // broadcasts of our subnets among them (4.2.2.11).
         let src = ip.src();
         if src.is_multicast()
             || src.is_broadcast()
             || src.is_loopback()
-            || src.is_unspecified()
+            || src.octets()[0] == 0
             || src.octets()[0] >= 240
+            || self.is_directed_broadcast(src)
         {
             return L3Out::Drop(DropReason::Ip4BadSource);
         }
