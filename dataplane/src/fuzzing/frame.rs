@@ -243,7 +243,7 @@ pub enum PortChoice {
     Http,
     /// The published TCP port (DNAT to the inside host's port 80).
     HttpAlt,
-    /// `20000 + n`, inside the SNAT rule's narrow range.
+    /// `20000 + n % 8`: in the SNAT rule's four ports, or just past them.
     SnatRange(u8),
     /// `40000 + n`.
     Ephemeral(u8),
@@ -257,7 +257,7 @@ impl PortChoice {
             PortChoice::Mdns => lab::PUBLISHED_UDP,
             PortChoice::Http => 80,
             PortChoice::HttpAlt => lab::PUBLISHED_TCP,
-            PortChoice::SnatRange(n) => lab::SNAT_PORTS.0 + u16::from(n % 16),
+            PortChoice::SnatRange(n) => lab::SNAT_PORTS.0 + u16::from(n % 8),
             PortChoice::Ephemeral(n) => 40000 + u16::from(n),
             PortChoice::Any(p) => p,
         }

@@ -9,10 +9,11 @@
 //!
 //! Routes: 198.51.100.0/24 via 203.0.113.254, which never answers ARP.
 //! NAT on br1: SNAT of 192.168.15.128/25 to 203.0.113.20-21, ports
-//! 20000-20015 (a range the fuzzer can exhaust), masquerade of the rest of
+//! 20000-20003 (a range the fuzzer can exhaust), masquerade of the rest of
 //! 192.168.15.0/24, and UDP 5353 and TCP 8080 published to the inside
-//! host's ports 53 and 80. Tables are small and timeouts short, so that
-//! inputs fill them and [`Lab::wait`] expires them.
+//! host's ports 53 and 80. Tables are small (8 FDB and ARP entries, 16
+//! NAT sessions, 16 router buffers) and timeouts short, so that one input
+//! fills them and [`Lab::wait`] expires them.
 
 use super::frame::transport_checksum_ok;
 use crate::ip4::Ipv4Net;
@@ -35,7 +36,7 @@ pub const ROUTER_OUTSIDE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 pub const SILENT_GATEWAY: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 254);
 pub const SNAT_FIRST: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 20);
 pub const SNAT_LAST: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 21);
-pub const SNAT_PORTS: (u16, u16) = (20000, 20015);
+pub const SNAT_PORTS: (u16, u16) = (20000, 20003);
 /// Published to the inside host's port 53.
 pub const PUBLISHED_UDP: u16 = 5353;
 /// Published to the inside host's port 80.
@@ -95,13 +96,13 @@ impl Default for Lab {
 impl Lab {
     pub fn new() -> Lab {
         let config = SwitchConfig {
-            fdb_max: 64,
+            fdb_max: 8,
             ageing_time: 300,
-            arp_max: 32,
-            router_buffers: 32,
+            arp_max: 8,
+            router_buffers: 16,
             arp_reachable_secs: 5,
             arp_stale_secs: 30,
-            nat_max: 64,
+            nat_max: 16,
             nat_timeouts: Timeouts {
                 tcp_established: 120,
                 tcp_transitory: 20,
