@@ -59,11 +59,20 @@ fn hostile_frames_never_panic_the_pipeline() {
 }
 
 /// The seed corpus reaches what it is there for: NAT sessions and their
-/// expiry, fragments made and held, ICMP errors, ARP answered and queued.
+/// expiry, fragments made and held, ICMP errors, ARP answered and queued,
+/// SNAT ports run out and the NAT table full.
 #[test]
 fn the_seed_corpus_reaches_the_deep_stages() {
     let mut lab = Lab::new();
-    for (_, input) in seed_corpus() {
+    for (name, input) in seed_corpus() {
+        let mut alone = Lab::new();
+        alone.run(&input);
+        let nat = alone.switch.stats().nat;
+        match name.as_str() {
+            "snat-ports-exhausted" => assert!(nat.no_ports > 0, "{nat:?}"),
+            "nat-table-full" => assert!(nat.table_full > 0, "{nat:?}"),
+            _ => {}
+        }
         lab.run(&input);
     }
     let stats = lab.switch.stats();

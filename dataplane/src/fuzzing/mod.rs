@@ -385,6 +385,39 @@ pub fn seed_corpus() -> Vec<(String, Vec<u8>)> {
         &frames[1].1,
     );
     corpus.push(("gso-batch".into(), gso));
+    // More flows than the tables hold: an SNAT'd host out of its four
+    // ports, then more sessions than the NAT table's 16.
+    let macs = Lab::new().router_macs;
+    let flow = |input: &mut Vec<u8>, port: LabPort, s: FrameSpec| {
+        let f = s.build(port, macs).split_off(crate::wire::VNET_HDR_LEN);
+        push_record(input, port, Kind::Repaired, false, &f);
+    };
+    let mut snat = Vec::new();
+    for k in 0..6 {
+        let l4 = udp(PortChoice::Ephemeral(k), PortChoice::Dns, 24);
+        let s = spec(
+            MacChoice::Router,
+            MacChoice::Station(1),
+            Addr::InsideNet(200),
+            Addr::OutsideHost,
+            l4,
+        );
+        flow(&mut snat, LabPort::Neighbour, s);
+    }
+    corpus.push(("snat-ports-exhausted".into(), snat));
+    let mut full = Vec::new();
+    for k in 2..22 {
+        let l4 = udp(PortChoice::Ephemeral(0), PortChoice::Dns, 24);
+        let s = spec(
+            MacChoice::Router,
+            MacChoice::InsideHost,
+            Addr::InsideNet(k),
+            Addr::OutsideHost,
+            l4,
+        );
+        flow(&mut full, LabPort::Inside, s);
+    }
+    corpus.push(("nat-table-full".into(), full));
     corpus
 }
 
