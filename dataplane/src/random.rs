@@ -17,6 +17,12 @@ impl Random {
         Random(h.finish() | 1)
     }
 
+    /// A generator that always gives the same numbers (a fuzzer's inputs
+    /// must replay the same way).
+    pub fn from_seed(seed: u64) -> Random {
+        Random(seed | 1)
+    }
+
     /// The next number.
     pub fn next_u64(&mut self) -> u64 {
         let (state, out) = self.peek();

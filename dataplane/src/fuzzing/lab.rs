@@ -16,13 +16,13 @@
 //! fills them and [`Lab::wait`] expires them.
 
 use super::frame::transport_checksum_ok;
-use crate::ip4::Ipv4Net;
 use crate::l2::PortId;
 use crate::nat::{Filtering, NatAction, Timeouts};
 use crate::pipeline::{Switch, SwitchConfig, DEFAULT_BRIDGE};
 use crate::port::memory::{MemoryHandle, MemoryPort};
 use crate::trace::{Described, Filter};
 use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::Ipv4Net;
 use crate::wire::{Mac, VNET_HDR_LEN};
 use std::net::Ipv4Addr;
 

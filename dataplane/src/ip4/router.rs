@@ -248,12 +248,11 @@ impl Router {
         }
     }
 
-    /// Fixes the router MACs of interfaces made from now on, and NAT's
-    /// random choices (see [`crate::pipeline::Switch::seed`]).
+    /// Fixes the router's and NAT's random choices (see
+    /// [`crate::pipeline::Switch::seed`]).
     #[cfg(feature = "fuzzing")]
     pub fn seed(&mut self, seed: u64) {
-        let b = seed.to_be_bytes();
-        self.mac_seed = [b[5], b[6], b[7]];
+        self.random = Random::from_seed(seed.rotate_left(17));
         self.nat.seed(seed);
     }
 

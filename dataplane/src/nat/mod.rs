@@ -416,7 +416,7 @@ impl Nat {
     /// Fixes the random outside ports (see [`crate::pipeline::Switch::seed`]).
     #[cfg(feature = "fuzzing")]
     pub fn seed(&mut self, seed: u64) {
-        self.rng = seed | 1;
+        self.rng = Random::from_seed(seed);
     }
 
     pub fn is_active(&self) -> bool {

@@ -251,6 +251,7 @@ impl Switch {
     /// before adding addresses.
     #[cfg(feature = "fuzzing")]
     pub fn seed(&mut self, seed: u64) {
+        self.mac_seed = seed;
         self.router.seed(seed);
     }
 
