@@ -70,7 +70,8 @@ fn the_seed_corpus_reaches_the_deep_stages() {
         let nat = alone.switch.stats().nat;
         match name.as_str() {
             "snat-ports-exhausted" => assert!(nat.no_ports > 0, "{nat:?}"),
-            "nat-table-full" => assert!(nat.table_full > 0, "{nat:?}"),
+            // Full of unanswered flows, the table makes room by ending one.
+            "nat-table-full" => assert!(nat.table_full + nat.early_drops > 0, "{nat:?}"),
             _ => {}
         }
         lab.run(&input);
