@@ -1,0 +1,176 @@
+//! ip4-fragment: a datagram too big for the egress MTU, cut up (RFC 791, RFC 1812 5.2.6).
+
+use super::*;
+
+impl Router {
+    /// Splits a packet with DF clear into fragments that fit `mtu`
+    /// (RFC 791; RFC 1812 5.2.6), each sent or queued like a packet.
+    pub(super) fn fragment<const T: bool>(
+        &mut self,
+        frame: &mut [u8],
+        nh: NextHop,
+        out_mac: Mac,
+        mtu: usize,
+        forwarded: bool,
+        now: u64,
+    ) -> L3Out {
+        // A checksum left to the device must be done now: the device will
+        // see fragments, not the datagram.
+        let vnet = VnetHdr::new_checked(&frame[..VNET_HDR_LEN]).expect("virtio header");
+        if vnet.flags() & F_NEEDS_CSUM != 0 {
+            let start = L2 + usize::from(vnet.csum_start());
+            let at = start + usize::from(vnet.csum_offset());
+            let end = L3 + Ipv4Packet::new_unchecked(&frame[L3..]).total_len();
+            if at + 2 > end || start >= end {
+                return L3Out::Drop(DropReason::Ip4BadLength);
+            }
+            let c = checksum::checksum(&frame[start..end]);
+            frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+            frame[0] &= !F_NEEDS_CSUM;
+        }
+        let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
+        let hl = ip.header_len();
+        let payload = ip.payload();
+        let step = (mtu - hl) & !7;
+        if step == 0 {
+            return L3Out::Drop(DropReason::Ip4FragNeeded);
+        }
+        let base = ip.frag_offset();
+        if base + payload.len() > 65_535 {
+            return L3Out::Drop(DropReason::Ip4BadLength);
+        }
+        let more = ip.more_frags();
+        trace!(
+            T; self.trace,
+            Event::Fragmented {
+                count: payload.len().div_ceil(step) as u16,
+                mtu: mtu as u16,
+            }
+        );
+        let next_ip = nh.gateway.unwrap_or(ip.dst());
+        let resolved = self.arp.resolve(nh.bridge, next_ip, now);
+        let mac = match resolved {
+            Resolve::Mac(m) => Some(NextHopMac::Known(m)),
+            Resolve::Pending { ask } => Some(NextHopMac::Queued { asked: ask }),
+            Resolve::Failed | Resolve::Full => None,
+        };
+        if let Some(mac) = mac {
+            let next_hop = next_ip;
+            trace!(T; self.trace, Event::Resolve { next_hop, mac });
+        }
+        if let Resolve::Pending { ask: true } = resolved {
+            self.ask(nh.bridge, next_ip);
+        }
+        // Fragments after the first carry only the options marked "copied"
+        // (RFC 791 3.1): the header they get.
+        let (later, later_hl) = copied_options_header(&frame[L3..L3 + hl]);
+        let mut off = 0;
+        while off < payload.len() {
+            let n = step.min(payload.len() - off);
+            let Some(i) = self.em.alloc() else {
+                return L3Out::Drop(DropReason::NoBuffer);
+            };
+            let (hdr, h) = if base + off == 0 {
+                (&frame[L3..L3 + hl], hl)
+            } else {
+                (&later[..later_hl], later_hl)
+            };
+            let b = self.em.buf_mut(i);
+            b[L2..L2 + 14].copy_from_slice(&frame[L2..L2 + 14]);
+            b[L2 + 6..L2 + 12].copy_from_slice(&out_mac.0);
+            b[L3..L3 + h].copy_from_slice(hdr);
+            b[L3 + h..L3 + h + n].copy_from_slice(&payload[off..off + n]);
+            let last = off + n == payload.len();
+            let field = (((base + off) / 8) as u16) | if !last || more { 0x2000 } else { 0 };
+            b[L3 + 2..L3 + 4].copy_from_slice(&((h + n) as u16).to_be_bytes());
+            b[L3 + 6..L3 + 8].copy_from_slice(&field.to_be_bytes());
+            if forwarded {
+                b[L3 + 8] -= 1;
+            }
+            Ipv4Packet::new_unchecked(&mut b[L3..L3 + h]).fill_checksum();
+            self.em.set_len(i, L3 + h + n);
+            self.counters.fragments_made += 1;
+            match resolved {
+                Resolve::Mac(m) => {
+                    self.em.frame_mut(i)[L2..L2 + 6].copy_from_slice(&m.0);
+                    self.em.send(
+                        i,
+                        EmitTo::Bridge {
+                            bridge: nh.bridge,
+                            dst: m,
+                            except: None,
+                        },
+                    );
+                }
+                Resolve::Pending { .. } => {
+                    if !self.enqueue(nh.bridge, next_ip, i) {
+                        return L3Out::Drop(DropReason::ArpQueueFull);
+                    }
+                }
+                Resolve::Failed | Resolve::Full => {
+                    self.em.free(i);
+                    return L3Out::Drop(DropReason::ArpUnresolved);
+                }
+            }
+            off += n;
+        }
+        if forwarded {
+            self.counters.ip4_forwarded += 1;
+        }
+        L3Out::Consumed
+    }
+}
+
+/// The header of a fragment after the first: `hdr` with only the options
+/// whose "copied" flag is set (padded to 32 bits), and its length.
+fn copied_options_header(hdr: &[u8]) -> ([u8; 60], usize) {
+    let mut out = [0u8; 60];
+    out[..IPV4_MIN_HDR_LEN].copy_from_slice(&hdr[..IPV4_MIN_HDR_LEN]);
+    let mut len = IPV4_MIN_HDR_LEN;
+    let opts = &hdr[IPV4_MIN_HDR_LEN..];
+    let mut k = 0;
+    while k < opts.len() {
+        match opts[k] {
+            0 => break,
+            1 => k += 1,
+            kind => {
+                let Some(&n) = opts.get(k + 1) else { break };
+                let n = usize::from(n);
+                if n < 2 || k + n > opts.len() {
+                    break;
+                }
+                if kind & 0x80 != 0 {
+                    out[len..len + n].copy_from_slice(&opts[k..k + n]);
+                    len += n;
+                }
+                k += n;
+            }
+        }
+    }
+    let len = (len + 3) & !3;
+    out[0] = 0x40 | (len / 4) as u8;
+    (out, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copied_options_header;
+
+    #[test]
+    fn later_fragments_keep_only_copied_options() {
+        let mut hdr = vec![
+            0x48u8, 0, 0, 60, 0, 1, 0x20, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        // Record route (7, not copied), a NOP, then a copied option (0x82).
+        hdr.extend_from_slice(&[7, 3, 4, 1, 0x82, 4, 0xaa, 0xbb]);
+        hdr.resize(32, 0);
+        let (out, len) = copied_options_header(&hdr);
+        assert_eq!(len, 24);
+        assert_eq!(out[0], 0x46);
+        assert_eq!(&out[20..24], &[0x82, 4, 0xaa, 0xbb]);
+        // A garbage length stops the walk, without a panic.
+        let mut bad = hdr.clone();
+        bad[21] = 200;
+        assert_eq!(copied_options_header(&bad).1, 20);
+    }
+}

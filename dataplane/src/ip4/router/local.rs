@@ -1,0 +1,144 @@
+//! ip4-local and ip4-reassemble: what is addressed to the router itself.
+
+use super::*;
+
+impl Router {
+    /// ip4-reassemble: a fragment addressed to the router is held until
+    /// its datagram is whole, which then goes to ip4-local.
+    pub(super) fn reassemble<const T: bool>(
+        &mut self,
+        frame: &[u8],
+        in_port: PortId,
+        bridge: BridgeId,
+        now: u64,
+    ) -> L3Out {
+        let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
+        if T && self.trace.dry {
+            return L3Out::Consumed;
+        }
+        // A first fragment tells NAT that its datagram is not translated,
+        // so later fragments it held come back here.
+        if ip.frag_offset() == 0 && self.nat.is_active() {
+            let key = (ip.src(), ip.dst(), ip.protocol(), ip.ident());
+            let len = ip.payload().len() as u32;
+            if self.nat.note_fragmented(key, None, len, now) {
+                self.release_fragments(key, now);
+            }
+        }
+        let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
+        let at = match self.reassembly.add(&ip, now) {
+            Added::Held => return L3Out::Consumed,
+            Added::Dropped => return L3Out::Drop(DropReason::Ip4Reassembly),
+            Added::Complete(at) => at,
+        };
+        self.counters.reassembled += 1;
+        let Some(i) = self.em.alloc() else {
+            return L3Out::Drop(DropReason::NoBuffer);
+        };
+        let mut buf = self.em.take_buf(i);
+        buf[..L3].copy_from_slice(&frame[..L3]);
+        let n = self.reassembly.take(at, &mut buf[L3..]);
+        let out = match n {
+            0 => L3Out::Drop(DropReason::Ip4Reassembly),
+            n => self.local_input::<T>(&buf[..L3 + n], in_port, bridge, now),
+        };
+        self.em.put_buf(i, buf);
+        self.em.free(i);
+        out
+    }
+    /// ip4-local: the router answers pings to its addresses.
+    pub(super) fn local_input<const T: bool>(
+        &mut self,
+        frame: &[u8],
+        in_port: PortId,
+        bridge: BridgeId,
+        now: u64,
+    ) -> L3Out {
+        let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
+        let total = ip.total_len();
+        let hl = ip.header_len();
+        let is_echo = ip.protocol() == PROTO_ICMP
+            && ip.frag_offset() == 0
+            && !ip.more_frags()
+            && ip.payload().len() >= 8
+            && ip.payload()[0] == icmp::ECHO_REQUEST;
+        trace!(
+            T; self.trace,
+            Event::Local {
+                dst: ip.dst(),
+                echo_reply: is_echo,
+            }
+        );
+        if !is_echo {
+            // As a host answers what it does not serve.
+            let code = match ip.protocol() {
+                PROTO_TCP | PROTO_UDP => Some(icmp::CODE_PORT_UNREACHABLE),
+                PROTO_ICMP => None,
+                _ => Some(icmp::CODE_PROTOCOL_UNREACHABLE),
+            };
+            if let Some(code) = code {
+                self.icmp_error::<T>(
+                    frame,
+                    Some(in_port),
+                    bridge,
+                    icmp::DEST_UNREACHABLE,
+                    code,
+                    0,
+                );
+            }
+            return L3Out::Drop(DropReason::Ip4LocalUnsupported);
+        }
+        if T && self.trace.dry {
+            return L3Out::Consumed;
+        }
+        let Some(our_mac) = self.router_mac(bridge) else {
+            return L3Out::Drop(DropReason::Ip4NoRoute);
+        };
+        let (src, dst) = (ip.src(), ip.dst());
+        let Some(i) = self.em.copy(&frame[..L3 + total]) else {
+            return L3Out::Drop(DropReason::NoBuffer);
+        };
+        let ident = self.random.next_u64() as u16;
+        let b = self.em.frame_mut(i);
+        b[..VNET_HDR_LEN].fill(0);
+        b.copy_within(L2 + 6..L2 + 12, L2);
+        b[L2 + 6..L2 + 12].copy_from_slice(&our_mac.0);
+        {
+            let ipb = &mut b[L3..];
+            ipb[8] = 64;
+            ipb[12..16].copy_from_slice(&dst.octets());
+            ipb[16..20].copy_from_slice(&src.octets());
+            // The reply's own identification, not the request's; its type
+            // of service is the request's (RFC 1812 4.3.3.6 lets it be).
+            let tos = ipb[1];
+            Ipv4Packet::new_unchecked(&mut *ipb).set_tos_and_ident(tos, ident);
+            icmp::echo_to_reply(&mut ipb[hl..total]);
+        }
+        self.counters.ip4_local += 1;
+        // A reply bigger than the bridge's MTU (a reassembled request) goes
+        // in fragments, as a host's would, by the route to the sender.
+        let mtu = self
+            .iface(bridge)
+            .map_or(usize::from(DEFAULT_MTU), |i| usize::from(i.mtu));
+        if total > mtu {
+            let nh = self.fib.lookup(src).map(|id| self.next_hops[id as usize]);
+            let out = nh.and_then(|nh| Some((nh, self.iface(nh.bridge)?)));
+            let out = out.map(|(nh, i)| (nh, i.mac, usize::from(i.mtu)));
+            let mut buf = self.em.take_buf(i);
+            let out = match out {
+                Some((nh, mac, mtu)) => {
+                    self.fragment::<T>(&mut buf[..L3 + total], nh, mac, mtu, false, now)
+                }
+                None => L3Out::Drop(DropReason::Ip4NoRoute),
+            };
+            self.em.put_buf(i, buf);
+            self.em.free(i);
+            return match out {
+                L3Out::Drop(r) => L3Out::Drop(r),
+                _ => L3Out::Consumed,
+            };
+        }
+        self.em.send(i, EmitTo::Port(in_port));
+        L3Out::Consumed
+    }
+}
