@@ -1,0 +1,291 @@
+//! The router as the control plane sees it: addresses, routes, neighbours, interface settings, and what `route get` and `neigh show` tell.
+
+use super::*;
+
+impl Switch {
+    /// Names this switch among the daemons of its namespace (its control
+    /// socket's path), which the router MACs of bridges given an address
+    /// from now on are made from: set it before any address.
+    pub fn set_instance(&mut self, instance: &str) {
+        self.mac_seed = router_mac::seed(instance);
+    }
+    /// Gratuitous ARP for every router address of bridge `b`, sent now.
+    pub(super) fn announce_router(&mut self, b: BridgeId) {
+        self.router.announce_all(b);
+        self.flush_emitted();
+    }
+    /// Adds an address to a bridge's router interface.
+    pub fn addr_add(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        // Two bridges on one subnet would share (and, on deletion, lose)
+        // one connected route.
+        let subnet = net.subnet();
+        let elsewhere = self
+            .router
+            .addrs()
+            .find(|&(other, a)| other != b && a.len == net.len && a.network() == subnet.addr);
+        if let Some((other, _)) = elsewhere {
+            return Err(SwitchError::SubnetElsewhere {
+                net,
+                subnet,
+                bridge: self.bridge_name(other).to_string(),
+            });
+        }
+        let mac = router_mac::for_bridge(self.mac_seed, bridge);
+        self.router.addr_add(b, net, mac)?;
+        // Its gratuitous ARP goes out now, not at the next housekeeping.
+        self.flush_emitted();
+        log_change!(self, op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
+        Ok(())
+    }
+    pub fn addr_del(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        // Its last address takes the bridge's routes with it.
+        let gone = self.router.addr_del(b, net)?;
+        log_change!(self, op = "addr_del", addr:% = net, dev = bridge, routes = gone;
+            "addr {net} dev {bridge}: deleted, with {gone} route(s)");
+        Ok(())
+    }
+    /// Sets the MTU of a bridge's router interface.
+    pub fn set_mtu(&mut self, bridge: &str, mtu: u32) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        self.router.set_mtu(b, mtu)?;
+        log_change!(self, op = "bridge_set", bridge, mtu; "bridge {bridge}: mtu {mtu}");
+        Ok(())
+    }
+    /// Sets a bridge's router interface's reverse-path filtering and
+    /// whether it sends redirects (each if given).
+    pub fn set_policy(
+        &mut self,
+        bridge: &str,
+        rp_filter: Option<RpFilter>,
+        redirects: Option<bool>,
+    ) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        self.router.set_policy(b, rp_filter, redirects)?;
+        if let Some(rp) = rp_filter {
+            log_change!(self, op = "bridge_set", bridge, rp_filter:% = rp; "bridge {bridge}: rp_filter {rp}");
+        }
+        if let Some(r) = redirects {
+            log_change!(self, op = "bridge_set", bridge, redirects = r; "bridge {bridge}: redirects {}", if r { "on" } else { "off" });
+        }
+        Ok(())
+    }
+    /// Adds a route via a gateway, or out of a bridge.
+    pub fn route_add(
+        &mut self,
+        dst: Ipv4Net,
+        via: Option<Ipv4Addr>,
+        dev: Option<&str>,
+    ) -> Result<(), SwitchError> {
+        let dev_id = dev.map(|d| self.existing_bridge(d)).transpose()?;
+        self.router.route_add(dst, via, dev_id)?;
+        // Logged by whoever asked: once per request, or once per bulk load
+        // or apply (a million lines of log would help nobody).
+        Ok(())
+    }
+    /// The route for exactly `dst` (not the longest match), if there is one.
+    pub fn route_exact(&self, dst: Ipv4Net) -> Option<RouteInfo> {
+        let prefix = dst.network();
+        let nh = self.router.fib().get(prefix, dst.len)?;
+        Some(self.route_info(prefix, dst.len, nh))
+    }
+    pub fn route_del(&mut self, dst: Ipv4Net) -> Result<(), SwitchError> {
+        self.router.route_del(dst)?;
+        Ok(())
+    }
+    pub(super) fn route_info(&self, prefix: Ipv4Addr, len: u8, nh_id: u32) -> RouteInfo {
+        let nh = self.router.next_hop(nh_id);
+        let dst = Ipv4Net { addr: prefix, len };
+        let connected = nh.gateway.is_none()
+            && self.router.iface(nh.bridge).is_some_and(|i| {
+                i.addrs
+                    .iter()
+                    .any(|a| a.len == len && a.network() == prefix)
+            });
+        RouteInfo {
+            dst,
+            via: nh.gateway,
+            dev: self.bridge_name(nh.bridge).to_string(),
+            proto: if connected {
+                RouteOrigin::Connected
+            } else {
+                RouteOrigin::Static
+            },
+        }
+    }
+    /// Every route, longest prefixes first; at most `limit`.
+    pub fn routes(&self, limit: usize) -> (usize, Vec<RouteInfo>) {
+        let fib = self.router.fib();
+        let rows = fib
+            .routes()
+            .take(limit)
+            .map(|(p, l, nh)| self.route_info(p, l, nh))
+            .collect();
+        (fib.len(), rows)
+    }
+    /// The routes `filter` lets through, longest prefixes first; at most
+    /// `limit`, with how many match.
+    pub fn routes_matching(
+        &self,
+        limit: usize,
+        filter: &RouteFilter,
+    ) -> Result<(usize, Vec<RouteInfo>), SwitchError> {
+        let dev = filter
+            .dev
+            .as_deref()
+            .map(|d| self.existing_bridge(d))
+            .transpose()?;
+        if filter.dst.is_none() && dev.is_none() {
+            return Ok(self.routes(limit));
+        }
+        let fib = self.router.fib();
+        let mut total = 0;
+        let mut rows = Vec::new();
+        let wanted = |p: Ipv4Addr, l: u8, nh: u32| {
+            let in_dst = filter.dst.is_none_or(|d| {
+                if filter.root {
+                    l >= d.len && d.contains(p)
+                } else {
+                    l == d.len && p == d.network()
+                }
+            });
+            in_dst && dev.is_none_or(|b| self.router.next_hop(nh).bridge == b)
+        };
+        for (p, l, nh) in fib.routes().filter(|&(p, l, nh)| wanted(p, l, nh)) {
+            total += 1;
+            if rows.len() < limit {
+                rows.push(self.route_info(p, l, nh));
+            }
+        }
+        Ok((total, rows))
+    }
+    /// Whether packets to `addr` are never forwarded (broadcast, multicast,
+    /// loopback, 0.0.0.0/8).
+    pub fn never_forwarded(&self, addr: Ipv4Addr) -> bool {
+        self.router.never_forwarded(addr)
+    }
+    /// The routing decision for one address, in words.
+    pub fn route_get(&self, addr: Ipv4Addr) -> Option<RouteGet> {
+        // The router's own address: answered, not routed (`ip route get`
+        // says "local" too).
+        if let Some((b, _)) = self.router.addrs().find(|&(_, a)| a.addr == addr) {
+            return Some(RouteGet {
+                addr,
+                route: RouteInfo {
+                    dst: Ipv4Net { addr, len: 32 },
+                    via: None,
+                    dev: self.bridge_name(b).to_string(),
+                    proto: RouteOrigin::Local,
+                },
+                next_hop: addr,
+                src: Some(addr),
+                neighbor_mac: self.router.router_mac(b),
+                port: None,
+            });
+        }
+        if self.router.never_forwarded(addr) {
+            return None;
+        }
+        let (p, l, nh_id) = self.router.fib().matching_route(addr)?;
+        let route = self.route_info(p, l, nh_id);
+        let nh = self.router.next_hop(nh_id);
+        let next = nh.gateway.unwrap_or(addr);
+        let neighbor = self.router.arp.get(nh.bridge, next);
+        let mac = neighbor
+            .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
+            .map(|n| n.mac);
+        let port = mac
+            .and_then(|m| self.fdb.lookup(nh.bridge, m))
+            .map(|p| self.port_name(p).to_string());
+        let src = self
+            .router
+            .iface(nh.bridge)
+            .and_then(|i| {
+                i.addrs
+                    .iter()
+                    .find(|a| a.contains(next))
+                    .or(i.addrs.first())
+            })
+            .map(|a| a.addr);
+        Some(RouteGet {
+            addr,
+            route,
+            next_hop: next,
+            src,
+            neighbor_mac: mac,
+            port,
+        })
+    }
+    /// Router interfaces: bridge, MAC, MTU, addresses.
+    pub fn addrs(&self) -> Vec<AddrInfo> {
+        self.bridges
+            .iter()
+            .enumerate()
+            .filter_map(|(b, br)| {
+                let br = br.as_ref()?;
+                let i = self.router.iface(b as BridgeId)?;
+                Some(AddrInfo {
+                    dev: br.name.clone(),
+                    mac: i.mac,
+                    mtu: i.mtu,
+                    rp_filter: i.rp_filter,
+                    redirects: i.redirects,
+                    addrs: i.addrs.clone(),
+                })
+            })
+            .collect()
+    }
+    /// The MAC of a permanent ARP entry for `ip` on bridge `dev`.
+    pub fn permanent_neighbor(&self, ip: Ipv4Addr, dev: &str) -> Result<Option<Mac>, SwitchError> {
+        let b = self.existing_bridge(dev)?;
+        Ok(self
+            .router
+            .arp
+            .get(b, ip)
+            .filter(|n| n.state == NeighState::Permanent)
+            .map(|n| n.mac))
+    }
+    /// Adds a permanent ARP entry.
+    pub fn neigh_add(&mut self, ip: Ipv4Addr, mac: Mac, dev: &str) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(dev)?;
+        self.router.neigh_add(b, ip, mac)?;
+        self.flush_emitted();
+        log_change!(self, op = "neigh_add", ip:% = ip, mac:% = mac, dev; "neigh {ip} lladdr {mac} dev {dev} permanent");
+        Ok(())
+    }
+    pub fn neigh_del(&mut self, ip: Ipv4Addr, dev: &str) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(dev)?;
+        self.router.neigh_del(b, ip)?;
+        log_change!(self, op = "neigh_del", ip:% = ip, dev; "neigh {ip} dev {dev}: deleted");
+        Ok(())
+    }
+    pub fn neigh_flush(&mut self, dev: Option<&str>) -> Result<usize, SwitchError> {
+        let b = dev.map(|d| self.existing_bridge(d)).transpose()?;
+        let n = self.router.neigh_flush(b);
+        log_change!(self, op = "neigh_flush", removed = n; "neigh: flushed {n} entries");
+        Ok(n)
+    }
+    /// The ARP cache, sorted by bridge and address.
+    pub fn neighbors(&self) -> Vec<NeighInfo> {
+        let now = self.started.elapsed().as_millis() as u64;
+        let mut rows: Vec<_> = self.router.arp.entries().collect();
+        rows.sort_by_key(|(b, ip, _)| (*b, *ip));
+        rows.into_iter()
+            .map(|(b, ip, n)| NeighInfo {
+                ip,
+                mac: (n.state != NeighState::Incomplete && n.state != NeighState::Failed)
+                    .then_some(n.mac),
+                dev: self.bridge_name(b).to_string(),
+                port: self
+                    .fdb
+                    .lookup(b, n.mac)
+                    .map(|p| self.port_name(p).to_string()),
+                state: n.state,
+                age: (n.state != NeighState::Permanent)
+                    .then(|| (now.saturating_sub(n.updated) / 1000) as u32),
+                queued: n.n_pending,
+            })
+            .collect()
+    }
+}

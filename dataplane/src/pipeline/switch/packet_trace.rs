@@ -1,0 +1,148 @@
+//! The packet trace: real packets as they pass, and made-up ones (`trace packet`).
+
+use super::*;
+
+impl Switch {
+    /// Arms a trace of the next `count` packets in on `port` (any if
+    /// `None`) that match `filter`.
+    pub fn trace_start(
+        &mut self,
+        count: u32,
+        port: Option<&str>,
+        filter: Filter,
+    ) -> Result<(), SwitchError> {
+        let port = port.map(|p| self.existing_port(p)).transpose()?;
+        self.router.trace.start(count, port, filter);
+        log::info!(op = "trace_start", count; "trace: the next {count} packets");
+        Ok(())
+    }
+    pub fn trace_stop(&mut self) {
+        self.router.trace.stop();
+    }
+    /// The trace so far: whether it is armed, packets still to take, and
+    /// what it recorded (shared, not copied: reading a full trace takes
+    /// microseconds here; it is formatted elsewhere, with
+    /// [`Switch::names`]).
+    pub fn trace_read(&self) -> (bool, u32, Vec<std::sync::Arc<TracedPacket>>) {
+        let t = &self.router.trace;
+        (t.armed, t.left(), t.packets().to_vec())
+    }
+    /// The names of ports and of bridges, by id (`None` for free slots).
+    pub fn names(&self) -> (Vec<Option<String>>, Vec<Option<String>>) {
+        (
+            self.ports
+                .iter()
+                .map(|p| p.as_ref().map(|s| s.port.name().to_string()))
+                .collect(),
+            self.bridges
+                .iter()
+                .map(|b| b.as_ref().map(|b| b.name.clone()))
+                .collect(),
+        )
+    }
+    /// Builds the packet `spec` describes (from the MAC the ARP cache has
+    /// for its source, to the router MAC of the port's bridge, or to the
+    /// destination's own MAC when it is on the source's subnet and known,
+    /// unless it says otherwise) and runs it with [`Switch::trace_packet`].
+    pub fn trace_spec(
+        &mut self,
+        port: &str,
+        spec: &PacketSpec,
+    ) -> Result<TracedPacket, SwitchError> {
+        let rx = self.existing_port(port)?;
+        let bridge = self.ports[rx as usize].as_ref().and_then(|s| s.bridge);
+        let smac = bridge
+            .and_then(|b| self.router.arp.get(b, spec.src))
+            .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
+            .map_or(Mac([0x02, 0, 0, 0, 0, 0x01]), |n| n.mac);
+        // A host sends to an address on its own subnet directly (to the MAC
+        // the router's ARP cache has for it), anywhere else to the router.
+        let on_link = |b: BridgeId| {
+            self.router.iface(b).is_some_and(|i| {
+                i.addrs
+                    .iter()
+                    .any(|a| a.contains(spec.src) && a.contains(spec.dst))
+            })
+        };
+        let dmac = bridge
+            .filter(|&b| on_link(b))
+            .and_then(|b| self.router.arp.get(b, spec.dst))
+            .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
+            .map(|n| n.mac)
+            .or_else(|| bridge.and_then(|b| self.router.router_mac(b)))
+            .unwrap_or(Mac::BROADCAST);
+        let mut frame = spec.build(smac, dmac).map_err(SwitchError::BadFrame)?;
+        self.trace_packet(port, &mut frame)
+    }
+    /// Runs `frame` (a virtio-net header and an Ethernet frame) as if it came
+    /// in on `port`, through the live tables, without sending it or changing
+    /// anything the switch learned; returns what each stage decided.
+    pub fn trace_packet(
+        &mut self,
+        port: &str,
+        frame: &mut [u8],
+    ) -> Result<TracedPacket, SwitchError> {
+        let rx = self.existing_port(port)?;
+        if frame.len() < VNET_HDR_LEN + 14 {
+            return Err(SwitchError::BadFrame(
+                "shorter than an Ethernet header".into(),
+            ));
+        }
+        let now = self.now();
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let Switch {
+            ports,
+            bridges,
+            fdb,
+            router,
+            ..
+        } = self;
+        let saved_counters = (router.counters.clone(), router.nat.counters.clone());
+        let saved_trace = router.trace.begin_dry();
+        router.trace.begin(rx, &frame[VNET_HDR_LEN..]);
+        let bridge = ports[rx as usize]
+            .as_ref()
+            .and_then(|s| s.bridge)
+            .filter(|&b| bridges[b as usize].is_some());
+        match bridge {
+            None => router.trace.record(Event::Drop {
+                reason: DropReason::NoBridge,
+            }),
+            Some(b) => {
+                let router_mac = router.router_mac(b);
+                let eth = &frame[VNET_HDR_LEN..];
+                let mut scratch = BridgeCounters::default();
+                let (decision, learned) =
+                    l2_forward(eth, rx, b, fdb, now, &mut scratch, router_mac, false);
+                trace_l2(&mut router.trace, bridges, b, eth, rx, learned, decision);
+                let is_arp = eth[12..14] == [0x08, 0x06] && eth[..6] == [0xff; 6];
+                match decision {
+                    L2Decision::Flood if is_arp && router_mac.is_some() => {
+                        if let Some(reason) = router.arp_input::<true>(eth, b, now_ms) {
+                            router.trace.record(Event::Drop { reason });
+                        }
+                    }
+                    L2Decision::Router => match router.input::<true>(frame, rx, b, now_ms) {
+                        L3Out::Forward { bridge: out, dst } => match fdb.lookup(out, dst) {
+                            Some(q) => router.trace.record(Event::Tx { port: q }),
+                            None => {
+                                let members = bridges[out as usize]
+                                    .as_ref()
+                                    .map_or(&[][..], |b| &b.members[..]);
+                                trace_flood(&mut router.trace, dst, members, rx);
+                            }
+                        },
+                        L3Out::Consumed => {}
+                        L3Out::Drop(reason) => router.trace.record(Event::Drop { reason }),
+                    },
+                    L2Decision::Drop(reason) => router.trace.record(Event::Drop { reason }),
+                    _ => {}
+                }
+            }
+        }
+        router.trace.end();
+        let packet = router.trace.end_dry(saved_trace);
+        (router.counters, router.nat.counters) = saved_counters;
+        Ok(packet)
+    }
+}

@@ -1,0 +1,91 @@
+//! What `link show`, `fdb show` and `stats` tell.
+
+use super::*;
+
+impl Switch {
+    pub(super) fn port_info(&self, slot: &PortSlot) -> PortInfo {
+        let c = &slot.counters;
+        PortInfo {
+            name: slot.port.name().to_string(),
+            kind: slot.port.kind(),
+            master: slot.bridge.map(|b| self.bridge_name(b).to_string()),
+            state: slot.state,
+            link_down_events: slot.link_down_events,
+            rx_packets: c.rx_packets,
+            rx_bytes: c.rx_bytes,
+            tx_packets: c.tx_packets,
+            tx_bytes: c.tx_bytes,
+            drops: c.total_drops(),
+            drops_by_reason: c
+                .drops_by_reason()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        }
+    }
+    /// Every port, in the order they were added.
+    pub fn ports(&self) -> Vec<PortInfo> {
+        self.ports
+            .iter()
+            .flatten()
+            .map(|s| self.port_info(s))
+            .collect()
+    }
+    /// Every bridge.
+    pub fn bridges(&self) -> Vec<BridgeInfo> {
+        let mut per_bridge = vec![0usize; self.bridges.len()];
+        for (b, _, _) in self.fdb.entries() {
+            per_bridge[b as usize] += 1;
+        }
+        self.bridges
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| b.as_ref().map(|b| (i, b)))
+            .map(|(i, b)| BridgeInfo {
+                name: b.name.clone(),
+                ports: b
+                    .members
+                    .iter()
+                    .map(|&p| self.port_name(p).to_string())
+                    .collect(),
+                ageing_time: b.ageing_time,
+                fdb_entries: per_bridge[i],
+                counters: b.counters.clone(),
+            })
+            .collect()
+    }
+    /// A copy of the FDB, quick to take here (plain entries, no names);
+    /// [`FdbSnapshot::finish`] sorts and names it elsewhere.
+    pub fn fdb_snapshot(&self) -> FdbSnapshot {
+        let (ports, bridges) = self.names();
+        FdbSnapshot {
+            entries: self.fdb.entries().collect(),
+            ports,
+            bridges,
+            now: self.now(),
+        }
+    }
+    /// The FDB, sorted by bridge then MAC (see [`Switch::fdb_snapshot`] to
+    /// do the sorting and naming off the forwarding thread).
+    pub fn fdb(&self) -> Vec<FdbRow> {
+        self.fdb_snapshot().finish()
+    }
+    pub fn stats(&self) -> StatsInfo {
+        StatsInfo {
+            ports: self.ports(),
+            bridges: self.bridges(),
+            fdb_entries: self.fdb.len(),
+            fdb_max: self.fdb.max(),
+            nat_sessions: self.router.nat.len(),
+            nat_max: self.router.nat.max(),
+            nat: self.router.nat.counters.clone(),
+            arp_entries: self.router.arp.len(),
+            arp_max: self.router.arp.max(),
+            routes: self.router.fib().len(),
+            router_buffers_free: self.router.em.available(),
+            l3: self.router.counters.clone(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            captures: self.captures(),
+        }
+    }
+}
