@@ -37,10 +37,12 @@ use std::net::Ipv4Addr;
 
 mod arp;
 mod config;
+mod forward;
 mod fragment;
 mod icmp_error;
 mod local;
 mod nat_stages;
+mod validate;
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
@@ -330,7 +332,14 @@ impl Router {
             _ => L3Out::Drop(DropReason::L3Unsupported),
         }
     }
-    /// ip4-input and what follows it.
+    /// ip4-input and what follows it: the stage graph of a packet to a
+    /// router MAC, one call a stage.
+    ///
+    /// ```text
+    /// ip4-validate -> nat-pre -> local? (ip4-reassemble -> ip4-local)
+    ///              -> ip4-lookup -> nat-post -> options -> ip4-fragment?
+    ///              -> arp-resolve (icmp redirect) -> ip4-rewrite
+    /// ```
     fn ip4_input<const T: bool>(
         &mut self,
         frame: &mut [u8],
@@ -338,301 +347,38 @@ impl Router {
         bridge: BridgeId,
         now: u64,
     ) -> L3Out {
+        // Each stage goes on, or says what became of the packet.
+        macro_rules! stage {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(out) => return out,
+                }
+            };
+        }
         self.counters.ip4_in += 1;
-        let ip = match Ipv4Packet::new_checked(&frame[L3..]) {
-            Ok(ip) => ip,
-            Err(e) => {
-                return L3Out::Drop(match e {
-                    Ipv4Error::Truncated | Ipv4Error::BadTotalLen => DropReason::Ip4BadLength,
-                    Ipv4Error::BadVersion => DropReason::Ip4BadVersion,
-                    Ipv4Error::BadHeaderLen => DropReason::Ip4BadLength,
-                    Ipv4Error::BadChecksum => DropReason::Ip4BadChecksum,
-                })
-            }
-        };
-        let (ttl, total, df) = (ip.ttl(), ip.total_len(), ip.dont_frag());
-        let (ident, more_frags, frag_at) = (ip.ident(), ip.more_frags(), ip.frag_offset());
-        let payload_len = ip.payload().len();
-        let (ip_src, ip_dst, ip_proto) = (ip.src(), ip.dst(), ip.protocol());
-        trace!(
-            T; self.trace,
-            Event::Ip4 {
-                src: ip.src(),
-                dst: ip.dst(),
-                proto: ip.protocol(),
-                ttl,
-                len: total as u16,
-                frag: (more_frags || frag_at != 0).then_some((frag_at as u16, more_frags)),
-            }
-        );
-        // RFC 1812 5.3.7: never forward (or answer, or track) what comes
-        // from an address no host can have, network 0 and the directed
-        // broadcasts of our subnets among them (4.2.2.11).
-        let src = ip.src();
-        if src.is_multicast()
-            || src.is_broadcast()
-            || src.is_loopback()
-            || src.octets()[0] == 0
-            || src.octets()[0] >= 240
-            || self.is_directed_broadcast(src)
-        {
-            return L3Out::Drop(DropReason::Ip4BadSource);
-        }
-        // Our own address as a source is a spoof wherever it comes from.
-        if self.is_local(src) {
-            return L3Out::Drop(DropReason::Ip4OwnSource);
-        }
-        let Some(in_iface) = self.iface(bridge) else {
-            return L3Out::Drop(DropReason::Ip4NoRoute);
-        };
-        let (rp_filter, redirects) = (in_iface.rp_filter, in_iface.redirects);
-        if rp_filter != RpFilter::Off {
-            let back = self
-                .fib
-                .lookup(src)
-                .map(|id| self.next_hops[id as usize].bridge);
-            if !rp_filter.passes(back, bridge) {
-                return L3Out::Drop(DropReason::Ip4RpFilter);
-            }
-        }
-        // RFC 1812 5.2.4: options are checked; a malformed one is answered
-        // with a parameter problem. Source-routed packets are dropped (RFC
-        // 7126 4.3, and Linux with accept_source_route 0).
-        let options = if ip.header_len() > IPV4_MIN_HDR_LEN {
-            match ipv4_options::parse(ip.header()) {
-                Ok(o) if o.source_routed => return L3Out::Drop(DropReason::Ip4SourceRoute),
-                Ok(o) => Some(o),
-                Err(BadOption(at)) => {
-                    let pointer = u32::from(at) << 24;
-                    let problem = icmp::PARAMETER_PROBLEM;
-                    self.icmp_error::<T>(frame, Some(in_port), bridge, problem, 0, pointer);
-                    return L3Out::Drop(DropReason::Ip4BadOption);
-                }
-            }
-        } else {
-            None
-        };
-        // nat (pre-routing): packets of known sessions, and first packets to
-        // published ports.
-        let partial = frame[0] & F_NEEDS_CSUM != 0;
-        let mut nat_tuple = None;
-        let mut translated = false;
-        if self.nat.is_active() {
-            if let Some((t, flags)) = parse_tuple(&frame[L3..]) {
-                let to_us = self.is_local(t.dst);
-                let ifaces = &self.ifaces;
-                let addr_of = |b: BridgeId| {
-                    let iface = ifaces.get(usize::from(b))?.as_ref()?;
-                    iface.addrs.first().map(|a| a.addr)
-                };
-                let verdict = if T && self.trace.dry {
-                    dry_nat(
-                        &mut self.trace,
-                        self.nat.peek_pre(&t, bridge, to_us, &addr_of),
-                        &t,
-                        true,
-                    )
-                } else {
-                    let created = self.nat.counters.sessions_created;
-                    let v = self
-                        .nat
-                        .pre_routing(&t, flags, bridge, to_us, &addr_of, now);
-                    if T && self.trace.on {
-                        trace_nat(&mut self.trace, &self.nat, &v, &t, true, created);
-                    }
-                    v
-                };
-                match verdict {
-                    NatVerdict::Translate(to) => {
-                        let first_of = more_frags.then_some(ident);
-                        self.nat_apply::<T>(&mut frame[L3..], &t, &to, partial, first_of, now);
-                        translated = true;
-                    }
-                    NatVerdict::Pass => nat_tuple = Some((t, flags)),
-                    NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
-                }
-            } else if frag_at != 0 {
-                // A later fragment: the addresses its first one got.
-                let key = (ip_src, ip_dst, ip_proto, ident);
-                if !(T && self.trace.dry) {
-                    let len = payload_len as u32;
-                    let end = (!more_frags).then_some(frag_at as u32 + len);
-                    match self.nat.fragment(key, len, end) {
-                        FragmentFate::Rewrite(s, d) => {
-                            rewrite_addrs(&mut frame[L3..], s, d);
-                            translated = true;
-                            let kind = NatRelated::Fragment;
-                            trace!(T; self.trace, Event::NatRelated { kind, src: s, dst: d });
-                        }
-                        FragmentFate::Pass => {}
-                        FragmentFate::Unknown => {
-                            let (kind, src, dst) = (NatRelated::Held, ip_src, ip_dst);
-                            trace!(T; self.trace, Event::NatRelated { kind, src, dst });
-                            return self.hold_fragment(frame, key, in_port, bridge, now);
-                        }
-                    }
-                }
-            } else if let Some((inner, at)) = parse_icmp_error(&frame[L3..]) {
-                // An error about a translated packet goes back translated.
-                if let Some(new_inner) = self.nat_error_translation::<T>(&inner) {
-                    rewrite_icmp_error(&mut frame[L3..], at, &inner, &new_inner);
-                    translated = true;
-                    let (kind, src, dst) = (NatRelated::IcmpError, ip_src, new_inner.src);
-                    trace!(T; self.trace, Event::NatRelated { kind, src, dst });
-                }
-            }
-        }
-        let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
-        let dst = ip.dst();
+        let d = stage!(self.ip4_validate::<T>(frame, in_port, bridge));
+        let pre = stage!(self.nat_pre::<T>(frame, &d, in_port, bridge, now));
+        // The destination as NAT left it.
+        let dst = Ipv4Packet::new_unchecked(&frame[L3..]).dst();
         if self.is_local(dst) {
             // Anything but ICMP to a NAT address that matched no session or
             // published port is unsolicited: filtered, without a word (RFC
             // 4787), be it TCP, UDP, a protocol NAT does not track or a
             // packet too short to tell.
-            if ip.protocol() != PROTO_ICMP && self.is_nat_address(dst) {
+            if d.proto != PROTO_ICMP && self.is_nat_address(dst) {
                 return L3Out::Drop(DropReason::NatFiltered);
             }
-            if more_frags || frag_at != 0 {
+            if d.more_frags || d.frag_at != 0 {
                 return self.reassemble::<T>(frame, in_port, bridge, now);
             }
             return self.local_input::<T>(frame, in_port, bridge, now);
         }
-        if self.never_forwarded(dst) {
-            return L3Out::Drop(DropReason::Ip4NotForwarded);
-        }
-        // RFC 1812 5.3.1: a packet that would leave with TTL 0 is dropped.
-        if ttl <= 1 {
-            self.icmp_error::<T>(frame, Some(in_port), bridge, icmp::TIME_EXCEEDED, 0, 0);
-            return L3Out::Drop(DropReason::Ip4TtlExpired);
-        }
-        let Some(nh) = self.fib.lookup(dst).map(|id| self.next_hops[id as usize]) else {
-            self.icmp_error::<T>(
-                frame,
-                Some(in_port),
-                bridge,
-                icmp::DEST_UNREACHABLE,
-                icmp::CODE_NET_UNREACHABLE,
-                0,
-            );
-            return L3Out::Drop(DropReason::Ip4NoRoute);
-        };
-        if T && self.trace.on {
-            if let Some((prefix, len, _)) = self.fib.matching_route(dst) {
-                self.trace.record(Event::Lookup {
-                    dst,
-                    prefix,
-                    len,
-                    via: nh.gateway,
-                    bridge: nh.bridge,
-                });
-            }
-        }
-        let Some(out) = self.iface(nh.bridge) else {
-            return L3Out::Drop(DropReason::Ip4NoRoute);
-        };
-        let (out_mac, mtu) = (out.mac, usize::from(out.mtu));
-        // A GSO super-frame leaves as segments of gso_size: check those.
-        let vnet =
-            VnetHdr::new_checked(&frame[..VNET_HDR_LEN]).expect("frame holds a virtio header");
-        let on_wire = if vnet.is_gso() {
-            gso_segment_len(&frame[L3..], vnet.gso_size(), vnet.hdr_len())
-        } else {
-            total
-        };
-        if on_wire > mtu && (df || vnet.is_gso()) {
-            self.icmp_error::<T>(
-                frame,
-                Some(in_port),
-                bridge,
-                icmp::DEST_UNREACHABLE,
-                icmp::CODE_FRAG_NEEDED,
-                mtu as u32,
-            );
-            return L3Out::Drop(DropReason::Ip4FragNeeded);
-        }
-        // nat (post-routing): source NAT for what leaves through a NAT'd
-        // bridge and was not translated on the way in.
-        if let Some((t, flags)) = nat_tuple {
-            let out_addr = self
-                .iface(nh.bridge)
-                .and_then(|i| i.source_for(nh.gateway.unwrap_or(dst)));
-            let verdict = if T && self.trace.dry {
-                dry_nat(
-                    &mut self.trace,
-                    self.nat.peek_post(&t, nh.bridge, out_addr),
-                    &t,
-                    false,
-                )
-            } else {
-                let created = self.nat.counters.sessions_created;
-                let v = self.nat.post_routing(&t, flags, nh.bridge, out_addr, now);
-                if T && self.trace.on {
-                    trace_nat(&mut self.trace, &self.nat, &v, &t, false, created);
-                }
-                match v {
-                    // Not translated: tracked as it is, if it comes from
-                    // outside to a routed inside host.
-                    NatVerdict::Pass => self
-                        .nat
-                        .track_untranslated(&t, flags, bridge, nh.bridge, now),
-                    v => v,
-                }
-            };
-            match verdict {
-                NatVerdict::Translate(to) => {
-                    let first_of = more_frags.then_some(ident);
-                    self.nat_apply::<T>(&mut frame[L3..], &t, &to, partial, first_of, now);
-                    translated = true;
-                }
-                NatVerdict::Pass => {}
-                NatVerdict::Drop(d) => return L3Out::Drop(nat_drop(d)),
-            }
-        }
-        // What a source NAT rule covers leaves translated or not at all: an
-        // inside address never leaks, whatever NAT could not make out (an
-        // ICMP message that is neither a query nor an error about a session,
-        // a first fragment too short for its ports).
-        // (A dry run does not look up later fragments: it cannot tell.)
-        if !translated
-            && nat_tuple.is_none()
-            && self.nat.is_active()
-            && !(T && self.trace.dry && frag_at != 0)
-            && self.nat.must_translate(ip_src, nh.bridge)
-        {
-            return L3Out::Drop(DropReason::NatUntranslatable);
-        }
-        // The first fragment of a datagram NAT leaves alone: its later
-        // fragments pass too (and those that came first go on now).
-        if more_frags
-            && frag_at == 0
-            && !translated
-            && self.nat.is_active()
-            && !(T && self.trace.dry)
-        {
-            let key = (ip_src, ip_dst, ip_proto, ident);
-            if self.nat.note_fragmented(key, None, payload_len as u32, now) {
-                self.release_fragments(key, now);
-            }
-        }
-        // Record Route and Timestamp get this hop's address (RFC 791),
-        // before the datagram is cut into fragments (the first keeps them).
-        if let Some(o) = options.filter(|o| o.record_route.is_some() || o.timestamp.is_some()) {
-            let hop = self
-                .iface(nh.bridge)
-                .and_then(|i| i.source_for(nh.gateway.unwrap_or(dst)));
-            if let Some(hop) = hop.filter(|_| !(T && self.trace.dry)) {
-                let mut ip = Ipv4Packet::new_unchecked(&mut frame[L3..]);
-                let header = ip.header_mut();
-                if let Some(at) = o.record_route {
-                    ipv4_options::record_route(header, at, hop);
-                }
-                if let Some(at) = o.timestamp {
-                    ipv4_options::timestamp(header, at, hop, ms_since_midnight_ut());
-                }
-                ip.fill_checksum();
-            }
-        }
-        if on_wire > mtu {
+        let route = stage!(self.ip4_lookup::<T>(frame, &d, dst, in_port, bridge));
+        let translated = stage!(self.nat_post::<T>(frame, &d, pre, bridge, route.nh, dst, now));
+        self.record_options::<T>(frame, &d, &route, dst);
+        if route.on_wire > route.mtu {
+            let (nh, out_mac, mtu) = (route.nh, route.out_mac, route.mtu);
             if !(T && self.trace.dry) {
                 return self.fragment::<T>(frame, nh, out_mac, mtu, true, now);
             }
@@ -642,108 +388,9 @@ impl Router {
             let count = ip.payload().len().div_ceil(step.max(8)) as u16;
             trace!(T; self.trace, Event::Fragmented { count, mtu: mtu as u16 });
         }
-        let next_ip = nh.gateway.unwrap_or(dst);
-        let resolved = if T && self.trace.dry {
-            self.arp.peek(nh.bridge, next_ip)
-        } else {
-            self.arp.resolve(nh.bridge, next_ip, now)
-        };
-        match resolved {
-            Resolve::Failed => {
-                // Before the rewrite: the error quotes what the sender sent
-                // and goes back to the sender's MAC.
-                self.icmp_error::<T>(
-                    frame,
-                    Some(in_port),
-                    bridge,
-                    icmp::DEST_UNREACHABLE,
-                    icmp::CODE_HOST_UNREACHABLE,
-                    0,
-                );
-                return L3Out::Drop(DropReason::ArpUnresolved);
-            }
-            Resolve::Full => return L3Out::Drop(DropReason::ArpTableFull),
-            Resolve::Mac(_) | Resolve::Pending { .. } => {}
-        }
-        // RFC 1812 5.2.7.2: a packet that leaves by the bridge it came in
-        // on, from a sender on that bridge's subnet, could have gone to the
-        // next hop straight: tell the sender (and forward it all the same).
-        if nh.bridge == bridge
-            && redirects
-            && !translated
-            && self
-                .iface(bridge)
-                .is_some_and(|i| i.addrs.iter().any(|a| a.contains(ip_src)))
-        {
-            let gateway = u32::from(next_ip);
-            let (redirect, host) = (icmp::REDIRECT, icmp::CODE_REDIRECT_HOST);
-            self.icmp_error::<T>(frame, Some(in_port), bridge, redirect, host, gateway);
-        }
-        // ip4-rewrite.
-        Ipv4Packet::new_unchecked(&mut frame[L3..]).decrement_ttl();
-        frame[L2 + 6..L2 + 12].copy_from_slice(&out_mac.0);
-        match resolved {
-            Resolve::Mac(m) => {
-                trace!(
-                    T; self.trace,
-                    Event::Resolve {
-                        next_hop: next_ip,
-                        mac: NextHopMac::Known(m),
-                    }
-                );
-                trace!(
-                    T; self.trace,
-                    Event::Rewrite {
-                        ttl_from: ttl,
-                        ttl_to: ttl - 1,
-                        src_mac: out_mac,
-                        dst_mac: m,
-                    }
-                );
-                frame[L2..L2 + 6].copy_from_slice(&m.0);
-                self.counters.ip4_forwarded += 1;
-                L3Out::Forward {
-                    bridge: nh.bridge,
-                    dst: m,
-                }
-            }
-            Resolve::Pending { ask } => {
-                trace!(
-                    T; self.trace,
-                    Event::Resolve {
-                        next_hop: next_ip,
-                        mac: NextHopMac::Queued { asked: ask },
-                    }
-                );
-                if T && self.trace.dry {
-                    return L3Out::Consumed;
-                }
-                if ask {
-                    self.ask(nh.bridge, next_ip);
-                }
-                // Packets waiting for ARP may hold at most half the pool, so
-                // replies, requests and ICMP always find a buffer: past it,
-                // this neighbour's oldest packet makes room for the newest.
-                if self.em.available() <= self.em.capacity() / 2 {
-                    let Some(old) = self.arp.unqueue_oldest(nh.bridge, next_ip) else {
-                        return L3Out::Drop(DropReason::ArpQueueFull);
-                    };
-                    self.em.free(old);
-                    self.counters.arp_queue_overflow += 1;
-                }
-                let Some(i) = self.em.copy(&frame[..L3 + total]) else {
-                    return L3Out::Drop(DropReason::NoBuffer);
-                };
-                if self.enqueue(nh.bridge, next_ip, i) {
-                    self.counters.arp_queued += 1;
-                    L3Out::Consumed
-                } else {
-                    L3Out::Drop(DropReason::ArpQueueFull)
-                }
-            }
-            Resolve::Failed | Resolve::Full => unreachable!("handled above"),
-        }
+        self.resolve_and_rewrite::<T>(frame, &d, translated, in_port, bridge, &route, dst, now)
     }
+
     fn is_directed_broadcast(&self, ip: Ipv4Addr) -> bool {
         self.ifaces
             .iter()

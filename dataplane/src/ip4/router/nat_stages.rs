@@ -1,5 +1,6 @@
 //! NAT at the router: rewriting packets, and the fragments NAT holds until their first one comes.
 
+use super::validate::Datagram;
 use super::*;
 
 impl Router {
@@ -114,5 +115,176 @@ impl Router {
             }
         }
         self.releasing = releasing;
+    }
+}
+
+/// What nat-pre leaves for nat-post: the packet's tuple, if NAT has still
+/// to decide on it, and whether it was translated.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct NatPre {
+    pub tuple: Option<(Tuple, u8)>,
+    pub translated: bool,
+}
+
+impl Router {
+    /// nat (pre-routing): packets of known sessions, first packets to
+    /// published ports, later fragments (the addresses their first one
+    /// got), and ICMP errors about translated packets.
+    pub(super) fn nat_pre<const T: bool>(
+        &mut self,
+        frame: &mut [u8],
+        d: &Datagram,
+        in_port: PortId,
+        bridge: BridgeId,
+        now: u64,
+    ) -> Result<NatPre, L3Out> {
+        let mut pre = NatPre::default();
+        if !self.nat.is_active() {
+            return Ok(pre);
+        }
+        if let Some((t, flags)) = parse_tuple(&frame[L3..]) {
+            let to_us = self.is_local(t.dst);
+            let ifaces = &self.ifaces;
+            let addr_of = |b: BridgeId| {
+                let iface = ifaces.get(usize::from(b))?.as_ref()?;
+                iface.addrs.first().map(|a| a.addr)
+            };
+            let verdict = if T && self.trace.dry {
+                dry_nat(
+                    &mut self.trace,
+                    self.nat.peek_pre(&t, bridge, to_us, &addr_of),
+                    &t,
+                    true,
+                )
+            } else {
+                let created = self.nat.counters.sessions_created;
+                let v = self
+                    .nat
+                    .pre_routing(&t, flags, bridge, to_us, &addr_of, now);
+                if T && self.trace.on {
+                    trace_nat(&mut self.trace, &self.nat, &v, &t, true, created);
+                }
+                v
+            };
+            match verdict {
+                NatVerdict::Translate(to) => {
+                    let first_of = d.more_frags.then_some(d.ident);
+                    self.nat_apply::<T>(&mut frame[L3..], &t, &to, d.partial, first_of, now);
+                    pre.translated = true;
+                }
+                NatVerdict::Pass => pre.tuple = Some((t, flags)),
+                NatVerdict::Drop(why) => return Err(L3Out::Drop(nat_drop(why))),
+            }
+        } else if d.frag_at != 0 {
+            // A later fragment: the addresses its first one got.
+            if !(T && self.trace.dry) {
+                let len = d.payload_len as u32;
+                let end = (!d.more_frags).then_some(d.frag_at as u32 + len);
+                match self.nat.fragment(d.key(), len, end) {
+                    FragmentFate::Rewrite(src, dst) => {
+                        rewrite_addrs(&mut frame[L3..], src, dst);
+                        pre.translated = true;
+                        let kind = NatRelated::Fragment;
+                        trace!(T; self.trace, Event::NatRelated { kind, src, dst });
+                    }
+                    FragmentFate::Pass => {}
+                    FragmentFate::Unknown => {
+                        let (kind, src, dst) = (NatRelated::Held, d.src, d.dst);
+                        trace!(T; self.trace, Event::NatRelated { kind, src, dst });
+                        return Err(self.hold_fragment(frame, d.key(), in_port, bridge, now));
+                    }
+                }
+            }
+        } else if let Some((inner, at)) = parse_icmp_error(&frame[L3..]) {
+            // An error about a translated packet goes back translated.
+            if let Some(new_inner) = self.nat_error_translation::<T>(&inner) {
+                rewrite_icmp_error(&mut frame[L3..], at, &inner, &new_inner);
+                pre.translated = true;
+                let (kind, src, dst) = (NatRelated::IcmpError, d.src, new_inner.src);
+                trace!(T; self.trace, Event::NatRelated { kind, src, dst });
+            }
+        }
+        Ok(pre)
+    }
+
+    /// nat (post-routing): source NAT for what leaves through a NAT'd
+    /// bridge and was not translated on the way in; what a source NAT rule
+    /// covers and NAT cannot translate is dropped. Returns whether the
+    /// packet was translated, at either stage.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn nat_post<const T: bool>(
+        &mut self,
+        frame: &mut [u8],
+        d: &Datagram,
+        pre: NatPre,
+        bridge: BridgeId,
+        nh: NextHop,
+        dst: Ipv4Addr,
+        now: u64,
+    ) -> Result<bool, L3Out> {
+        let mut translated = pre.translated;
+        if let Some((t, flags)) = pre.tuple {
+            let out_addr = self
+                .iface(nh.bridge)
+                .and_then(|i| i.source_for(nh.gateway.unwrap_or(dst)));
+            let verdict = if T && self.trace.dry {
+                dry_nat(
+                    &mut self.trace,
+                    self.nat.peek_post(&t, nh.bridge, out_addr),
+                    &t,
+                    false,
+                )
+            } else {
+                let created = self.nat.counters.sessions_created;
+                let v = self.nat.post_routing(&t, flags, nh.bridge, out_addr, now);
+                if T && self.trace.on {
+                    trace_nat(&mut self.trace, &self.nat, &v, &t, false, created);
+                }
+                match v {
+                    // Not translated: tracked as it is, if it comes from
+                    // outside to a routed inside host.
+                    NatVerdict::Pass => self
+                        .nat
+                        .track_untranslated(&t, flags, bridge, nh.bridge, now),
+                    v => v,
+                }
+            };
+            match verdict {
+                NatVerdict::Translate(to) => {
+                    let first_of = d.more_frags.then_some(d.ident);
+                    self.nat_apply::<T>(&mut frame[L3..], &t, &to, d.partial, first_of, now);
+                    translated = true;
+                }
+                NatVerdict::Pass => {}
+                NatVerdict::Drop(why) => return Err(L3Out::Drop(nat_drop(why))),
+            }
+        }
+        // What a source NAT rule covers leaves translated or not at all: an
+        // inside address never leaks, whatever NAT could not make out (an
+        // ICMP message that is neither a query nor an error about a session,
+        // a first fragment too short for its ports).
+        // (A dry run does not look up later fragments: it cannot tell.)
+        if !translated
+            && pre.tuple.is_none()
+            && self.nat.is_active()
+            && !(T && self.trace.dry && d.frag_at != 0)
+            && self.nat.must_translate(d.src, nh.bridge)
+        {
+            return Err(L3Out::Drop(DropReason::NatUntranslatable));
+        }
+        // The first fragment of a datagram NAT leaves alone: its later
+        // fragments pass too (and those that came first go on now).
+        if d.more_frags
+            && d.frag_at == 0
+            && !translated
+            && self.nat.is_active()
+            && !(T && self.trace.dry)
+            && self
+                .nat
+                .note_fragmented(d.key(), None, d.payload_len as u32, now)
+        {
+            self.release_fragments(d.key(), now);
+        }
+        Ok(translated)
     }
 }
