@@ -14,7 +14,13 @@
 //! address-and-port-dependent: only answers to what went out come in, and
 //! published ports.
 
+mod expiry;
+mod fragments;
+mod peek;
+mod ports;
 pub mod translate;
+
+pub use peek::Peek;
 
 use crate::l2::BridgeId;
 use crate::random::Random;
@@ -569,132 +575,6 @@ impl Nat {
         self.live -= 1;
     }
 
-    fn timeout_ms(&self, s: &Session) -> u64 {
-        let secs = match (s.orig.proto, s.state) {
-            (PROTO_TCP, ConnState::Established) => self.timeouts.tcp_established,
-            (PROTO_TCP, _) => self.timeouts.tcp_transitory,
-            (PROTO_UDP, _) => self.timeouts.udp,
-            _ => self.timeouts.icmp,
-        };
-        u64::from(secs) * 1000
-    }
-
-    /// The first fragment of datagram `key`, `len` bytes of payload, was
-    /// translated to the addresses `to` (`None`: passed as it was): its
-    /// later fragments get the same. Returns false if the table is full (it
-    /// only holds datagrams in flight, which leave it once whole or after
-    /// [`FRAGMENT_MS`]).
-    pub fn note_fragmented(
-        &mut self,
-        key: FragmentKey,
-        to: Option<(Ipv4Addr, Ipv4Addr)>,
-        len: u32,
-        now: u64,
-    ) -> bool {
-        if self.fragments.len() >= MAX_FRAGMENTED && !self.fragments.contains_key(&key) {
-            self.fragments.retain(|_, f| f.until > now);
-            if self.fragments.len() >= MAX_FRAGMENTED {
-                return false;
-            }
-        }
-        // A first fragment starts its datagram afresh (an identification
-        // used again after a lost fragment included).
-        self.fragments.insert(
-            key,
-            FragmentRewrite {
-                to,
-                until: now + FRAGMENT_MS,
-                seen: len,
-                total: 0,
-            },
-        );
-        true
-    }
-
-    /// A later fragment of datagram `key`, `len` bytes of payload, ending the
-    /// datagram at byte `end` if it is the last: what it gets. The datagram
-    /// is forgotten once all its bytes came, in whatever order.
-    pub fn fragment(&mut self, key: FragmentKey, len: u32, end: Option<u32>) -> FragmentFate {
-        let Some(f) = self.fragments.get_mut(&key) else {
-            return FragmentFate::Unknown;
-        };
-        f.seen = f.seen.saturating_add(len);
-        if let Some(end) = end {
-            f.total = end;
-        }
-        let to = f.to;
-        if f.total != 0 && f.seen >= f.total {
-            self.fragments.remove(&key);
-        }
-        match to {
-            Some((src, dst)) => {
-                self.counters.translated += 1;
-                FragmentFate::Rewrite(src, dst)
-            }
-            None => FragmentFate::Pass,
-        }
-    }
-
-    /// Reclaims expired sessions, a slice of the table at a time, and
-    /// forgets fragmented datagrams past their time.
-    pub fn expire(&mut self, now: u64) {
-        self.fragments.retain(|_, f| f.until > now);
-        self.sweep_some(now, SWEEP_SLICE);
-    }
-
-    /// Visits `n` slots of the session table (at most all of them), going
-    /// on where the last visit stopped and wrapping at the end, and removes
-    /// the expired sessions found. Returns how many.
-    fn sweep_some(&mut self, now: u64, n: usize) -> usize {
-        let len = self.sessions.len();
-        let mut removed = 0;
-        for _ in 0..n.min(len) {
-            if self.sweep >= len {
-                self.sweep = 0;
-            }
-            let i = self.sweep;
-            self.sweep += 1;
-            let expired = match &self.sessions[i] {
-                Some(s) => now.saturating_sub(s.last_seen) >= self.timeout_ms(s),
-                None => false,
-            };
-            if expired {
-                self.remove(i as u32);
-                self.counters.sessions_expired += 1;
-                removed += 1;
-            }
-        }
-        removed
-    }
-
-    /// Whether a new session fits: when the table is full, a few slots are
-    /// swept first, so expired sessions make room at once.
-    fn room(&mut self, now: u64) -> bool {
-        if self.live >= self.max {
-            self.sweep_some(now, SWEEP_WHEN_FULL);
-        }
-        if self.live >= self.max {
-            self.early_drop();
-        }
-        self.live < self.max
-    }
-
-    /// Ends one session that never saw an answer, among the next
-    /// [`SWEEP_WHEN_FULL`] slots, to make room for a new one: as Linux's
-    /// conntrack drops an unanswered entry when full, so a flood of
-    /// made-up flows cannot lock out real ones.
-    fn early_drop(&mut self) {
-        let len = self.sessions.len();
-        for k in 0..SWEEP_WHEN_FULL.min(len) {
-            let i = (self.sweep + k) % len;
-            if self.sessions[i].as_ref().is_some_and(|s| !s.seen_reply) {
-                self.remove(i as u32);
-                self.counters.early_drops += 1;
-                return;
-            }
-        }
-    }
-
     /// RFC 5508: for an ICMP error quoting `inner` (a packet of a session,
     /// as translated), the packet it should quote instead, or `None`.
     pub fn error_translation(&mut self, inner: &Tuple) -> Option<Tuple> {
@@ -971,71 +851,6 @@ impl Nat {
         })
     }
 
-    /// The endpoint-independent mapping of `t`'s source under rule `ri`
-    /// (made if new, REQ-1; its port preserved if free, REQ-3), referenced
-    /// once more.
-    /// The outside address a new mapping of `t`'s source under rule `ri`
-    /// gets: from the rule's pool (paired: one inside host, one outside
-    /// address), or `out_addr`, the bridge's address, for a masquerade.
-    fn mapping_addr(&self, ri: usize, t: &Tuple, out_addr: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
-        match self.rules[ri].action {
-            NatAction::Snat { first, last } => {
-                let span = u64::from(u32::from(last).saturating_sub(u32::from(first))) + 1;
-                let h = u64::from(u32::from(t.src).wrapping_mul(0x9e37_79b1) >> 8);
-                Some(Ipv4Addr::from(
-                    (u64::from(u32::from(first)) + h % span) as u32,
-                ))
-            }
-            _ => out_addr,
-        }
-    }
-
-    fn map(
-        &mut self,
-        ri: usize,
-        t: &Tuple,
-        out_addr: Option<Ipv4Addr>,
-    ) -> Result<(Ipv4Addr, u16, MappingKey), NatVerdict> {
-        let key = (t.proto, t.src, t.sport, self.rules[ri].id);
-        if let Some(m) = self.mappings.get_mut(&key) {
-            m.refs += 1;
-            return Ok((m.addr, m.port, key));
-        }
-        let addr = self.mapping_addr(ri, t, out_addr).ok_or(NatVerdict::Pass)?;
-        let (ports, rule_id) = (self.rules[ri].ports, self.rules[ri].id);
-        if has_ports(t.proto) {
-            let Some(port) = self.free_port(t.proto, addr, t.sport, ports) else {
-                self.counters.no_ports += 1;
-                return Err(NatVerdict::Drop(NatDrop::NoPorts));
-            };
-            *self.used_per_addr.entry((t.proto, addr)).or_insert(0) += 1;
-            self.by_outside.insert((t.proto, addr, port), key);
-            self.mappings.insert(
-                key,
-                Mapping {
-                    addr,
-                    port,
-                    refs: 1,
-                    rule: rule_id,
-                },
-            );
-            return Ok((addr, port, key));
-        }
-        // A protocol without ports maps the address alone: inside hosts
-        // share it, and only their sessions (by remote) tell them apart.
-        let port = 0;
-        self.mappings.insert(
-            key,
-            Mapping {
-                addr,
-                port,
-                refs: 1,
-                rule: rule_id,
-            },
-        );
-        Ok((addr, port, key))
-    }
-
     /// Whether a source NAT rule of `out_bridge` covers `src`: a packet from
     /// it that leaves by that bridge must be translated, or dropped.
     pub fn must_translate(&self, src: Ipv4Addr, out_bridge: BridgeId) -> bool {
@@ -1076,61 +891,6 @@ impl Nat {
             dport: port,
         };
         self.create(*t, reply, rule_id, Some((key, false)), None, tcp_flags, now)
-    }
-
-    fn unuse(&mut self, proto: u8, addr: Ipv4Addr, port: u16) {
-        if self.by_outside.remove(&(proto, addr, port)).is_some() {
-            if let Some(n) = self.used_per_addr.get_mut(&(proto, addr)) {
-                *n -= 1;
-                if *n == 0 {
-                    self.used_per_addr.remove(&(proto, addr));
-                }
-            }
-        }
-    }
-
-    /// The inside port if free (REQ-3, port preservation), else one picked
-    /// at random.
-    fn free_port(
-        &mut self,
-        proto: u8,
-        addr: Ipv4Addr,
-        want: u16,
-        ports: (u16, u16),
-    ) -> Option<u16> {
-        let (port, rng) = self.pick_port(proto, addr, want, ports, &self.rng)?;
-        self.rng = rng;
-        Some(port)
-    }
-
-    /// The port [`Nat::free_port`] would take with the generator in state
-    /// `rng`, and the generator's state after it (a dry run takes the port
-    /// without moving the generator on). A port that must change is drawn
-    /// at random from the range, the next free one after it taken if it is
-    /// in use (RFC 6056 3.3.1), so outside ports cannot be guessed.
-    fn pick_port(
-        &self,
-        proto: u8,
-        addr: Ipv4Addr,
-        want: u16,
-        (lo, hi): (u16, u16),
-        rng: &Random,
-    ) -> Option<(u16, Random)> {
-        if (lo..=hi).contains(&want) && !self.by_outside.contains_key(&(proto, addr, want)) {
-            return Some((want, rng.clone()));
-        }
-        let span = u32::from(hi - lo) + 1;
-        // Full: fail at once rather than search every port (rules sharing an
-        // address with different ranges make this a bound, not exact).
-        if self.used_per_addr.get(&(proto, addr)).copied().unwrap_or(0) >= span {
-            return None;
-        }
-        let mut rng = rng.clone();
-        let start = (rng.next_u64() >> 32) as u32 % span;
-        (0..span)
-            .map(|i| lo + ((start + i) % span) as u16)
-            .find(|&p| !self.by_outside.contains_key(&(proto, addr, p)))
-            .map(|p| (p, rng))
     }
 
     /// Makes a session of `orig` and `reply`, holding `mapping` (and, came
@@ -1218,17 +978,6 @@ impl Nat {
             .any(|r| r.id == key.3 && r.filtering == Filtering::AddressDependent)
     }
 
-    fn release_mapping(&mut self, key: MappingKey) {
-        if let Some(m) = self.mappings.get_mut(&key) {
-            m.refs -= 1;
-            if m.refs == 0 {
-                let m = *m;
-                self.mappings.remove(&key);
-                self.unuse(key.0, m.addr, m.port);
-            }
-        }
-    }
-
     /// A packet of session `id`: refresh it, follow TCP, and say what the
     /// packet becomes.
     fn hit(&mut self, id: u32, is_reply: bool, tcp_flags: u8, now: u64) -> NatVerdict {
@@ -1281,169 +1030,6 @@ impl Nat {
             self.counters.translated += 1;
         }
         NatVerdict::Translate(to)
-    }
-}
-
-/// What NAT would do with a packet, found without changing anything (for a
-/// dry-run trace).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Peek {
-    /// A packet of an existing session: rewritten to this, by this rule.
-    Translate {
-        to: Tuple,
-        rule: u32,
-    },
-    /// A new session would be made by this rule, the packet rewritten to
-    /// `to` (`None`: to a source port picked then).
-    Create {
-        rule: u32,
-        to: Option<Tuple>,
-    },
-    Pass,
-}
-
-impl Nat {
-    /// The rule of the session a packet (before or after translation)
-    /// belongs to.
-    pub fn rule_of(&self, t: &Tuple) -> Option<u32> {
-        let &(id, _) = self
-            .tuples
-            .get(t)
-            .or_else(|| self.tuples.get(&t.inverse()))?;
-        Some(self.sessions[id as usize].as_ref()?.rule)
-    }
-
-    /// What [`Nat::pre_routing`] would do.
-    pub fn peek_pre(
-        &self,
-        t: &Tuple,
-        in_bridge: BridgeId,
-        to_us: bool,
-        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
-    ) -> Peek {
-        if let Some(&(id, is_reply)) = self.tuples.get(t) {
-            let Some(s) = self.sessions[id as usize].as_ref() else {
-                return Peek::Pass;
-            };
-            let to = if is_reply {
-                s.orig.inverse()
-            } else {
-                s.reply.inverse()
-            };
-            return Peek::Translate { to, rule: s.rule };
-        }
-        if !to_us {
-            return Peek::Pass;
-        }
-        if let Some(r) = self
-            .dnat_rule_for(t, in_bridge, addr_of)
-            .map(|i| &self.rules[i])
-        {
-            let NatAction::Dnat {
-                to_addr, to_port, ..
-            } = r.action
-            else {
-                unreachable!("a dnat rule")
-            };
-            let mut to = Tuple {
-                dst: to_addr,
-                dport: to_port,
-                ..*t
-            };
-            // Hairpin: from inside, the source is translated too (to its
-            // mapping, or the rule's address with its port kept).
-            if let Some(HairpinSender {
-                addr: Some(addr),
-                port,
-                ..
-            }) = self.hairpin_sender(t, in_bridge, addr_of)
-            {
-                let Some(port) = port else {
-                    // No port left: the real path drops it.
-                    return Peek::Pass;
-                };
-                to.src = addr;
-                to.sport = port;
-            }
-            return Peek::Create {
-                rule: r.id,
-                to: Some(to),
-            };
-        }
-        // An inbound first packet on a mapping, let in per its rule's
-        // filtering (as in `inbound_on_mapping`).
-        let Some(&key) = self.by_outside.get(&(t.proto, t.dst, t.dport)) else {
-            return Peek::Pass;
-        };
-        let Some(m) = self.mappings.get(&key) else {
-            return Peek::Pass;
-        };
-        let filtering = self
-            .rules
-            .iter()
-            .find(|r| r.id == m.rule)
-            .map(|r| r.filtering);
-        // A hairpinning sender is seen (and filtered) by its own mapping.
-        let hairpin = (t.proto != PROTO_ICMP)
-            .then(|| self.hairpin_sender(t, in_bridge, addr_of))
-            .flatten();
-        let (src, sport) = match hairpin {
-            Some(HairpinSender {
-                addr: Some(a),
-                port: Some(p),
-                ..
-            }) => (a, p),
-            Some(_) => return Peek::Pass,
-            // An echo's identifier is its "port" both ways.
-            None if t.proto == PROTO_ICMP => (t.src, key.2),
-            None => (t.src, t.sport),
-        };
-        let allowed = match filtering {
-            Some(Filtering::EndpointIndependent) => true,
-            Some(Filtering::AddressDependent) => self.remotes.contains_key(&(key, src)),
-            _ => false,
-        };
-        if !allowed {
-            return Peek::Pass;
-        }
-        Peek::Create {
-            rule: m.rule,
-            to: Some(Tuple {
-                proto: t.proto,
-                src,
-                sport,
-                dst: key.1,
-                dport: key.2,
-            }),
-        }
-    }
-
-    /// What [`Nat::post_routing`] would do: the existing mapping of the
-    /// source, or the one a new mapping would get when its port can be kept
-    /// (RFC 4787 REQ-3); `None` when the port would be picked then.
-    pub fn peek_post(&self, t: &Tuple, out_bridge: BridgeId, out_addr: Option<Ipv4Addr>) -> Peek {
-        let Some(ri) = self.snat_rule_for(t.src, Some(out_bridge)) else {
-            return Peek::Pass;
-        };
-        let rule = &self.rules[ri];
-        let to = match self.mappings.get(&(t.proto, t.src, t.sport, rule.id)) {
-            Some(m) => Some((m.addr, m.port)),
-            None => self.mapping_addr(ri, t, out_addr).and_then(|a| {
-                if !has_ports(t.proto) {
-                    return Some((a, 0));
-                }
-                let port = self.pick_port(t.proto, a, t.sport, rule.ports, &self.rng);
-                port.map(|(p, _)| (a, p))
-            }),
-        };
-        Peek::Create {
-            rule: rule.id,
-            to: to.map(|(addr, port)| Tuple {
-                src: addr,
-                sport: port,
-                ..*t
-            }),
-        }
     }
 }
 
