@@ -49,12 +49,6 @@ fn label(v: &str) -> String {
 /// The stats in the Prometheus text exposition format.
 pub fn render(s: &StatsInfo) -> String {
     let mut o = String::with_capacity(4096);
-    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(
-            o,
-            "# HELP patchbay_{name} {help}\n# TYPE patchbay_{name} {kind}"
-        );
-    };
     family(&mut o, "up", "gauge", "1 while patchbayd answers.");
     let _ = writeln!(o, "patchbay_up 1");
     family(
@@ -64,6 +58,24 @@ pub fn render(s: &StatsInfo) -> String {
         "Seconds since patchbayd started.",
     );
     let _ = writeln!(o, "patchbay_uptime_seconds {}", s.uptime_secs);
+    ports(&mut o, s);
+    bridges(&mut o, s);
+    tables(&mut o, s);
+    counters(&mut o, s);
+    captures(&mut o, s);
+    o
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric family.
+fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(
+        o,
+        "# HELP patchbay_{name} {help}\n# TYPE patchbay_{name} {kind}"
+    );
+}
+
+/// Per port: frames, bytes, link state, drops by stage and reason.
+fn ports(o: &mut String, s: &StatsInfo) {
     for (name, help, get) in [
         (
             "port_rx_packets_total",
@@ -85,7 +97,7 @@ pub fn render(s: &StatsInfo) -> String {
             |p| p.link_down_events,
         ),
     ] {
-        family(&mut o, name, "counter", help);
+        family(o, name, "counter", help);
         for p in &s.ports {
             let _ = writeln!(
                 o,
@@ -95,13 +107,13 @@ pub fn render(s: &StatsInfo) -> String {
             );
         }
     }
-    family(&mut o, "port_up", "gauge", "1 if a port's link is up.");
+    family(o, "port_up", "gauge", "1 if a port's link is up.");
     for p in &s.ports {
         let up = u8::from(matches!(p.state, patchbay_dataplane::port::LinkState::Up));
         let _ = writeln!(o, "patchbay_port_up{{port=\"{}\"}} {up}", label(&p.name));
     }
     family(
-        &mut o,
+        o,
         "drops_total",
         "counter",
         "Frames dropped, by port, stage and reason.",
@@ -117,6 +129,10 @@ pub fn render(s: &StatsInfo) -> String {
             );
         }
     }
+}
+
+/// Per bridge: what the L2 stage did, and FDB entries.
+fn bridges(o: &mut String, s: &StatsInfo) {
     for (name, help, get) in [
         (
             "bridge_forwarded_total",
@@ -144,7 +160,7 @@ pub fn render(s: &StatsInfo) -> String {
         ),
         ("bridge_aged_total", "FDB entries aged out.", |c| c.aged),
     ] {
-        family(&mut o, name, "counter", help);
+        family(o, name, "counter", help);
         for b in &s.bridges {
             let _ = writeln!(
                 o,
@@ -154,12 +170,7 @@ pub fn render(s: &StatsInfo) -> String {
             );
         }
     }
-    family(
-        &mut o,
-        "bridge_fdb_entries",
-        "gauge",
-        "FDB entries of a bridge.",
-    );
+    family(o, "bridge_fdb_entries", "gauge", "FDB entries of a bridge.");
     for b in &s.bridges {
         let _ = writeln!(
             o,
@@ -168,6 +179,10 @@ pub fn render(s: &StatsInfo) -> String {
             b.fdb_entries
         );
     }
+}
+
+/// Table occupancy and limits.
+fn tables(o: &mut String, s: &StatsInfo) {
     for (name, help, v) in [
         (
             "fdb_entries",
@@ -190,9 +205,13 @@ pub fn render(s: &StatsInfo) -> String {
             s.router_buffers_free as u64,
         ),
     ] {
-        family(&mut o, name, "gauge", help);
+        family(o, name, "gauge", help);
         let _ = writeln!(o, "patchbay_{name} {v}");
     }
+}
+
+/// The router's and NAT's counters.
+fn counters(o: &mut String, s: &StatsInfo) {
     let l3 = &s.l3;
     let n = &s.nat;
     for (name, help, v) in [
@@ -276,11 +295,15 @@ pub fn render(s: &StatsInfo) -> String {
             n.fragments_dropped,
         ),
     ] {
-        family(&mut o, name, "counter", help);
+        family(o, name, "counter", help);
         let _ = writeln!(o, "patchbay_{name} {v}");
     }
+}
+
+/// Running captures.
+fn captures(o: &mut String, s: &StatsInfo) {
     family(
-        &mut o,
+        o,
         "capture_dropped_total",
         "counter",
         "Frames a capture missed (its reader was slow).",
@@ -294,7 +317,6 @@ pub fn render(s: &StatsInfo) -> String {
             c.dropped
         );
     }
-    o
 }
 
 /// Serves `GET /metrics` on `addr` from a thread of its own; the stats are
