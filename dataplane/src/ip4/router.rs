@@ -30,7 +30,7 @@ use crate::wire::ipv4::{
 };
 use crate::wire::ipv4_options::{self, BadOption};
 use crate::wire::vnet::{VnetHdr, F_NEEDS_CSUM};
-use crate::wire::{checksum, Ipv4Net, Mac, VNET_HDR_LEN};
+use crate::wire::{checksum, EthernetFrame, Ipv4Net, Mac, VNET_HDR_LEN};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -323,7 +323,7 @@ impl Router {
         if frame.len() < L3 {
             return L3Out::Drop(DropReason::Runt);
         }
-        match u16::from_be_bytes([frame[L2 + 12], frame[L2 + 13]]) {
+        match EthernetFrame::new_unchecked(&frame[L2..]).ethertype() {
             ETHERTYPE_ARP => match self.arp_input::<T>(&frame[L2..], bridge, now) {
                 Some(r) => L3Out::Drop(r),
                 None => L3Out::Consumed,

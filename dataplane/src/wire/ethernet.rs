@@ -34,11 +34,34 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         let b = self.buf.as_ref();
         u16::from_be_bytes([b[12], b[13]])
     }
+    /// A view without the length check, for a buffer known to hold a
+    /// header (one the caller made, or checked longer).
+    pub fn new_unchecked(buf: T) -> Self {
+        EthernetFrame { buf }
+    }
     pub fn len(&self) -> usize {
         self.buf.as_ref().len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    pub fn set_dst(&mut self, mac: Mac) {
+        self.buf.as_mut()[0..6].copy_from_slice(&mac.0);
+    }
+    pub fn set_src(&mut self, mac: Mac) {
+        self.buf.as_mut()[6..12].copy_from_slice(&mac.0);
+    }
+    pub fn set_ethertype(&mut self, ethertype: u16) {
+        self.buf.as_mut()[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    }
+    /// Writes a whole header: destination, source and EtherType.
+    pub fn emit(&mut self, dst: Mac, src: Mac, ethertype: u16) {
+        self.set_dst(dst);
+        self.set_src(src);
+        self.set_ethertype(ethertype);
     }
 }
 
@@ -57,5 +80,9 @@ mod tests {
         assert_eq!(e.src().to_string(), "02:00:00:00:00:01");
         assert_eq!(e.ethertype(), 0x0806);
         assert!(EthernetFrame::new_checked(&f[..13]).is_err());
+        let mut g = [0u8; 14];
+        let mut e = EthernetFrame::new_unchecked(&mut g[..]);
+        e.emit(Mac::BROADCAST, "02:00:00:00:00:01".parse().unwrap(), 0x0806);
+        assert_eq!(&g[..], &f[..14]);
     }
 }

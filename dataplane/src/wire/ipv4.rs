@@ -167,6 +167,24 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.m()[10..12].copy_from_slice(&c.to_be_bytes());
     }
 
+    /// Sets the TTL, source and destination, without the checksum (the
+    /// caller recomputes it: [`Ipv4Packet::fill_checksum`]).
+    pub fn set_ttl_and_addrs(&mut self, ttl: u8, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.m()[8] = ttl;
+        self.m()[12..16].copy_from_slice(&src.octets());
+        self.m()[16..20].copy_from_slice(&dst.octets());
+    }
+
+    /// Makes this header a fragment's: its total length, its offset in
+    /// bytes (a multiple of 8) and whether more follow, and its TTL; the
+    /// caller recomputes the checksum.
+    pub fn set_fragment(&mut self, total_len: u16, offset: usize, more: bool, ttl: u8) {
+        let field = (offset / 8) as u16 | if more { 0x2000 } else { 0 };
+        self.m()[2..4].copy_from_slice(&total_len.to_be_bytes());
+        self.m()[6..8].copy_from_slice(&field.to_be_bytes());
+        self.m()[8] = ttl;
+    }
+
     /// Sets the type-of-service byte (DSCP and ECN) and the identification,
     /// and recomputes the checksum.
     pub fn set_tos_and_ident(&mut self, tos: u8, ident: u16) {

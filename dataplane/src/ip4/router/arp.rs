@@ -87,7 +87,7 @@ impl Router {
             );
         }
         for i in waiting.drain(..) {
-            self.em.frame_mut(i)[L2..L2 + 6].copy_from_slice(&mac.0);
+            EthernetFrame::new_unchecked(&mut self.em.frame_mut(i)[L2..L3]).set_dst(mac);
             self.em.send(
                 i,
                 EmitTo::Bridge {
@@ -103,9 +103,7 @@ impl Router {
             return false;
         };
         let b = self.em.buf_mut(i);
-        b[L2..L2 + 6].copy_from_slice(&dst.0);
-        b[L2 + 6..L2 + 12].copy_from_slice(&arp.sender_mac.0);
-        b[L2 + 12..L2 + 14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+        EthernetFrame::new_unchecked(&mut b[L2..L3]).emit(dst, arp.sender_mac, ETHERTYPE_ARP);
         arp.emit(&mut b[L3..L3 + ARP_LEN]);
         // Pad to the Ethernet minimum of 60 bytes.
         b[L3 + ARP_LEN..L2 + 60].fill(0);

@@ -164,7 +164,7 @@ impl Router {
         }
         // ip4-rewrite.
         Ipv4Packet::new_unchecked(&mut frame[L3..]).decrement_ttl();
-        frame[L2 + 6..L2 + 12].copy_from_slice(&out_mac.0);
+        EthernetFrame::new_unchecked(&mut frame[L2..L3]).set_src(out_mac);
         match resolved {
             Resolve::Mac(m) => {
                 let mac = NextHopMac::Known(m);
@@ -178,7 +178,7 @@ impl Router {
                         dst_mac: m,
                     }
                 );
-                frame[L2..L2 + 6].copy_from_slice(&m.0);
+                EthernetFrame::new_unchecked(&mut frame[L2..L3]).set_dst(m);
                 self.counters.ip4_forwarded += 1;
                 L3Out::Forward {
                     bridge: nh.bridge,

@@ -79,23 +79,20 @@ impl Router {
                 (&later[..later_hl], later_hl)
             };
             let b = self.em.buf_mut(i);
-            b[L2..L2 + 14].copy_from_slice(&frame[L2..L2 + 14]);
-            b[L2 + 6..L2 + 12].copy_from_slice(&out_mac.0);
+            b[L2..L3].copy_from_slice(&frame[L2..L3]);
+            EthernetFrame::new_unchecked(&mut b[L2..L3]).set_src(out_mac);
             b[L3..L3 + h].copy_from_slice(hdr);
             b[L3 + h..L3 + h + n].copy_from_slice(&payload[off..off + n]);
-            let last = off + n == payload.len();
-            let field = (((base + off) / 8) as u16) | if !last || more { 0x2000 } else { 0 };
-            b[L3 + 2..L3 + 4].copy_from_slice(&((h + n) as u16).to_be_bytes());
-            b[L3 + 6..L3 + 8].copy_from_slice(&field.to_be_bytes());
-            if forwarded {
-                b[L3 + 8] -= 1;
-            }
-            Ipv4Packet::new_unchecked(&mut b[L3..L3 + h]).fill_checksum();
+            let more_follow = off + n < payload.len() || more;
+            let mut ip = Ipv4Packet::new_unchecked(&mut b[L3..L3 + h]);
+            let ttl = if forwarded { ip.ttl() - 1 } else { ip.ttl() };
+            ip.set_fragment((h + n) as u16, base + off, more_follow, ttl);
+            ip.fill_checksum();
             self.em.set_len(i, L3 + h + n);
             self.counters.fragments_made += 1;
             match resolved {
                 Resolve::Mac(m) => {
-                    self.em.frame_mut(i)[L2..L2 + 6].copy_from_slice(&m.0);
+                    EthernetFrame::new_unchecked(&mut self.em.frame_mut(i)[L2..]).set_dst(m);
                     self.em.send(
                         i,
                         EmitTo::Bridge {

@@ -18,7 +18,8 @@ impl Router {
     ) {
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
         let src = ip.src();
-        let l2_dst = Mac::from_slice(&frame[L2..L2 + 6]);
+        let eth = EthernetFrame::new_unchecked(&frame[L2..L3]);
+        let l2_dst = eth.dst();
         let quiet = ip.frag_offset() != 0
             || src.is_unspecified()
             || src.is_broadcast()
@@ -53,11 +54,7 @@ impl Router {
         // Where the error goes: back out of the ingress port to the previous
         // hop, or along the route to the source.
         let (to, out_bridge, l2_to) = match back {
-            Some(port) => (
-                EmitTo::Port(port),
-                bridge,
-                Mac::from_slice(&frame[L2 + 6..L2 + 12]),
-            ),
+            Some(port) => (EmitTo::Port(port), bridge, eth.src()),
             None => {
                 let Some(nh) = self.fib.lookup(src).map(|id| self.next_hops[id as usize]) else {
                     return;
@@ -112,9 +109,7 @@ impl Router {
         self.icmp_budget -= 1;
         let ident = self.random.next_u64() as u16;
         let b = self.em.buf_mut(i);
-        b[L2..L2 + 6].copy_from_slice(&l2_to.0);
-        b[L2 + 6..L2 + 12].copy_from_slice(&our_mac.0);
-        b[L2 + 12..L2 + 14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        EthernetFrame::new_unchecked(&mut b[L2..L3]).emit(l2_to, our_mac, ETHERTYPE_IPV4);
         let icmp_len = icmp::emit_error(
             &mut b[L3 + IPV4_MIN_HDR_LEN..],
             icmp_type,

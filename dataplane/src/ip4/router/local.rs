@@ -101,18 +101,18 @@ impl Router {
         let ident = self.random.next_u64() as u16;
         let b = self.em.frame_mut(i);
         b[..VNET_HDR_LEN].fill(0);
-        b.copy_within(L2 + 6..L2 + 12, L2);
-        b[L2 + 6..L2 + 12].copy_from_slice(&our_mac.0);
+        let mut eth = EthernetFrame::new_unchecked(&mut b[L2..L3]);
+        let sender = eth.src();
+        eth.set_dst(sender);
+        eth.set_src(our_mac);
         {
-            let ipb = &mut b[L3..];
-            ipb[8] = 64;
-            ipb[12..16].copy_from_slice(&dst.octets());
-            ipb[16..20].copy_from_slice(&src.octets());
+            let mut reply = Ipv4Packet::new_unchecked(&mut b[L3..]);
+            reply.set_ttl_and_addrs(64, dst, src);
             // The reply's own identification, not the request's; its type
             // of service is the request's (RFC 1812 4.3.3.6 lets it be).
-            let tos = ipb[1];
-            Ipv4Packet::new_unchecked(&mut *ipb).set_tos_and_ident(tos, ident);
-            icmp::echo_to_reply(&mut ipb[hl..total]);
+            let tos = reply.header()[1];
+            reply.set_tos_and_ident(tos, ident);
+            icmp::echo_to_reply(&mut b[L3 + hl..L3 + total]);
         }
         self.counters.ip4_local += 1;
         // A reply bigger than the bridge's MTU (a reassembled request) goes
