@@ -12,6 +12,7 @@
 
 use crate::counters::DropReason;
 use crate::l2::{BridgeId, PortId};
+use crate::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
 use crate::wire::Mac;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -332,15 +333,16 @@ impl Filter {
 }
 
 fn term_matches(t: Term, eth: &[u8]) -> bool {
-    if eth.len() < 14 {
+    let Ok(frame) = crate::wire::EthernetFrame::new_checked(eth) else {
         return false;
-    }
-    let ethertype = u16::from_be_bytes([eth[12], eth[13]]);
+    };
+    let ethertype = frame.ethertype();
     let ip = &eth[14..];
-    let is_ip = ethertype == 0x0800 && ip.len() >= 20;
+    let is_ip = ethertype == ETHERTYPE_IPV4 && ip.len() >= 20;
     let ip_at = |o: usize| Ipv4Addr::new(ip[o], ip[o + 1], ip[o + 2], ip[o + 3]);
     // ARP sender and target addresses count as hosts too.
-    let arp_addrs = || (ethertype == 0x0806 && ip.len() >= 28).then(|| (ip_at(14), ip_at(24)));
+    let arp_addrs =
+        || (ethertype == ETHERTYPE_ARP && ip.len() >= 28).then(|| (ip_at(14), ip_at(24)));
     let ports = || {
         if !is_ip {
             return None;
@@ -355,7 +357,7 @@ fn term_matches(t: Term, eth: &[u8]) -> bool {
         })
     };
     match t {
-        Term::Arp => ethertype == 0x0806,
+        Term::Arp => ethertype == ETHERTYPE_ARP,
         Term::Ip => is_ip,
         Term::Proto(p) => is_ip && ip[9] == p,
         Term::Host(a) => {
@@ -367,7 +369,7 @@ fn term_matches(t: Term, eth: &[u8]) -> bool {
         Term::Port(p) => ports().is_some_and(|(s, d)| s == p || d == p),
         Term::SrcPort(p) => ports().is_some_and(|(s, _)| s == p),
         Term::DstPort(p) => ports().is_some_and(|(_, d)| d == p),
-        Term::Ether(m) => eth[..6] == m.0 || eth[6..12] == m.0,
+        Term::Ether(m) => frame.dst() == m || frame.src() == m,
     }
 }
 
@@ -443,13 +445,13 @@ impl Tracer {
             truncated: false,
         }));
         self.on = true;
-        if eth.len() >= 14 {
+        if let Ok(e) = crate::wire::EthernetFrame::new_checked(eth) {
             self.record(Event::Rx {
                 port,
                 len: eth.len() as u32,
-                dst: Mac(eth[..6].try_into().expect("6 bytes")),
-                src: Mac(eth[6..12].try_into().expect("6 bytes")),
-                ethertype: u16::from_be_bytes([eth[12], eth[13]]),
+                dst: e.dst(),
+                src: e.src(),
+                ethertype: e.ethertype(),
             });
         }
     }
@@ -630,8 +632,8 @@ fn proto_name(p: u8) -> String {
 
 fn ethertype_name(t: u16) -> String {
     match t {
-        0x0800 => "IPv4".into(),
-        0x0806 => "ARP".into(),
+        ETHERTYPE_IPV4 => "IPv4".into(),
+        ETHERTYPE_ARP => "ARP".into(),
         0x86dd => "IPv6".into(),
         0x8100 => "802.1Q".into(),
         t => format!("ethertype 0x{t:04x}"),

@@ -44,8 +44,7 @@ mod local;
 mod nat_stages;
 mod validate;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_ARP: u16 = 0x0806;
+use crate::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
 const ETH: usize = 14;
 /// Offset of the Ethernet header in a frame (after the virtio-net header).
 const L2: usize = VNET_HDR_LEN;

@@ -377,7 +377,7 @@ impl Switch {
             };
             // Broadcast ARP (requests, announcements) is flooded and shown to
             // the router too; ARP to some other station is not its business.
-            let is_arp = eth.len() >= 14 && eth[12..14] == [0x08, 0x06] && eth[..6] == [0xff; 6];
+            let is_arp = crate::wire::ethernet::is_broadcast_arp(eth);
             let mut enqueue = |q: PortId| enqueue_tx(tx_queues, tx_touched, q, i);
             let counters = &mut bridges[b as usize].as_mut().expect("checked").counters;
             let (decision, learned) = l2_forward(eth, rx, b, fdb, now, counters, router_mac, true);

@@ -5,6 +5,16 @@ use super::{Mac, WireError};
 /// Destination, source and EtherType.
 pub const ETHERNET_HDR_LEN: usize = 14;
 
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+
+/// Whether `eth` is broadcast ARP (a request or an announcement), which a
+/// bridge floods and shows its router too.
+pub fn is_broadcast_arp(eth: &[u8]) -> bool {
+    EthernetFrame::new_checked(eth)
+        .is_ok_and(|e| e.ethertype() == ETHERTYPE_ARP && e.dst().is_broadcast())
+}
+
 /// A zero-copy view of an Ethernet frame; the header length is checked once
 /// by [`EthernetFrame::new_checked`].
 #[derive(Debug, Clone, Copy)]

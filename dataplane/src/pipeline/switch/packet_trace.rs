@@ -115,7 +115,7 @@ impl Switch {
                 let (decision, learned) =
                     l2_forward(eth, rx, b, fdb, now, &mut scratch, router_mac, false);
                 trace_l2(&mut router.trace, bridges, b, eth, rx, learned, decision);
-                let is_arp = eth[12..14] == [0x08, 0x06] && eth[..6] == [0xff; 6];
+                let is_arp = crate::wire::ethernet::is_broadcast_arp(eth);
                 match decision {
                     L2Decision::Flood if is_arp && router_mac.is_some() => {
                         if let Some(reason) = router.arp_input::<true>(eth, b, now_ms) {
