@@ -404,6 +404,44 @@ impl From<Result<serde_json::Value, ApiError>> for Response {
 }
 
 /// Parses one request line, checking the version.
+/// What is wrong with a `link_set` request, checked in one place for the
+/// CLI and the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkSetProblem {
+    /// It changes nothing.
+    Nothing,
+    /// It asks for both `master` and `nomaster`.
+    MasterAndNomaster,
+}
+
+impl Request {
+    /// For a `link_set` request, what is wrong with it, if anything.
+    pub fn link_set_problem(&self) -> Option<LinkSetProblem> {
+        let Request::LinkSet {
+            master,
+            nomaster,
+            ageing_time,
+            mtu,
+            rp_filter,
+            redirects,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        if master.is_none()
+            && !nomaster
+            && ageing_time.is_none()
+            && mtu.is_none()
+            && rp_filter.is_none()
+            && redirects.is_none()
+        {
+            return Some(LinkSetProblem::Nothing);
+        }
+        (master.is_some() && *nomaster).then_some(LinkSetProblem::MasterAndNomaster)
+    }
+}
+
 pub fn parse_request(line: &[u8]) -> Result<Request, ApiError> {
     if line.len() > MAX_REQUEST_BYTES {
         return Err(ApiError::new(

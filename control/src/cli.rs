@@ -1,7 +1,7 @@
 //! The `patchbay` command line: iproute2-style words in, a [`Request`] out,
 //! and the result printed for people (or as JSON with `-j`).
 
-use crate::api::{LinkKind, LinkShow, NatRuleSpec, Request};
+use crate::api::{LinkKind, LinkSetProblem, LinkShow, NatRuleSpec, Request};
 use patchbay_dataplane::ip4::RpFilter;
 use patchbay_dataplane::nat::Filtering;
 use patchbay_dataplane::pipeline::{
@@ -990,33 +990,25 @@ fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String> {
             x => return Err(w.unexpected(x)),
         }
     }
-    if master.is_none()
-        && !nomaster
-        && ageing_time.is_none()
-        && mtu.is_none()
-        && rp_filter.is_none()
-        && redirects.is_none()
-    {
-        return Err(format!(
+    let req = Request::LinkSet {
+        name,
+        master,
+        nomaster,
+        ageing_time,
+        mtu,
+        rp_filter,
+        redirects,
+    };
+    match req.link_set_problem() {
+        Some(LinkSetProblem::Nothing) => Err(format!(
             "{ctx}: nothing to change (master BRIDGE, nomaster, ageing_time SECS, mtu BYTES, \
              rp_filter strict|loose|off or redirects on|off)"
-        ));
+        )),
+        Some(LinkSetProblem::MasterAndNomaster) => {
+            Err(format!("{ctx}: give master or nomaster, not both"))
+        }
+        None => Ok((req, Output::Nothing)),
     }
-    if nomaster && master.is_some() {
-        return Err(format!("{ctx}: give master or nomaster, not both"));
-    }
-    Ok((
-        Request::LinkSet {
-            name,
-            master,
-            nomaster,
-            ageing_time,
-            mtu,
-            rp_filter,
-            redirects,
-        },
-        Output::Nothing,
-    ))
 }
 
 /// Sends a `capture` request and copies the pcap stream that follows to

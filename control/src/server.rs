@@ -23,7 +23,8 @@ mod trace;
 pub use lab::apply_config;
 
 use crate::api::{
-    self, ApiError, ErrorCode, LinkKind, LinkShow, Request, Response, MAX_REQUEST_BYTES,
+    self, ApiError, ErrorCode, LinkKind, LinkSetProblem, LinkShow, Request, Response,
+    MAX_REQUEST_BYTES,
 };
 use crate::apply::{self, Summary};
 use crate::config;

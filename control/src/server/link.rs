@@ -86,6 +86,13 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             added.map_err(|rejected| switch_error(rejected.error))?;
             Ok(Value::Null)
         }
+        Request::LinkSet { .. } if req.link_set_problem().is_some() => {
+            let why = match req.link_set_problem() {
+                Some(LinkSetProblem::MasterAndNomaster) => "give master or nomaster, not both",
+                _ => "link_set needs master, nomaster, ageing_time, mtu, rp_filter or redirects",
+            };
+            Err(ApiError::new(ErrorCode::BadRequest, why))
+        }
         Request::LinkSet {
             name,
             master,
@@ -95,24 +102,6 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             rp_filter,
             redirects,
         } => {
-            if master.is_none()
-                && !nomaster
-                && ageing_time.is_none()
-                && mtu.is_none()
-                && rp_filter.is_none()
-                && redirects.is_none()
-            {
-                return Err(ApiError::new(
-                    ErrorCode::BadRequest,
-                    "link_set needs master, nomaster, ageing_time, mtu, rp_filter or redirects",
-                ));
-            }
-            if master.is_some() && nomaster {
-                return Err(ApiError::new(
-                    ErrorCode::BadRequest,
-                    "give master or nomaster, not both",
-                ));
-            }
             cx.on_switch(move |sw| {
                 let mut r = Ok(());
                 if master.is_some() || nomaster {
