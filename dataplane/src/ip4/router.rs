@@ -242,6 +242,7 @@ impl Router {
             trace: Tracer::default(),
         }
     }
+
     /// Fixes the router's and NAT's random choices (see
     /// [`crate::pipeline::Switch::seed`]).
     #[cfg(feature = "fuzzing")]
@@ -249,6 +250,7 @@ impl Router {
         self.random = Random::from_seed(seed.rotate_left(17));
         self.nat.seed(seed);
     }
+
     /// Every router interface, with its bridge.
     pub fn ifaces(&self) -> impl Iterator<Item = (BridgeId, &RouterInterface)> {
         self.ifaces
@@ -256,22 +258,27 @@ impl Router {
             .enumerate()
             .filter_map(|(b, i)| Some((b as BridgeId, i.as_ref()?)))
     }
+
     /// Every next hop, by id.
     pub fn next_hops(&self) -> &[NextHop] {
         &self.next_hops
     }
+
     pub fn fib(&self) -> &Fib {
         &self.fib
     }
+
     pub fn next_hop(&self, id: u32) -> NextHop {
         self.next_hops[id as usize]
     }
+
     /// The router interface of a bridge.
     pub fn iface(&self, bridge: BridgeId) -> Option<&RouterInterface> {
         self.ifaces
             .get(usize::from(bridge))
             .and_then(Option::as_ref)
     }
+
     /// Every router address, with its bridge.
     pub fn addrs(&self) -> impl Iterator<Item = (BridgeId, Ipv4Net)> + '_ {
         self.ifaces.iter().enumerate().flat_map(|(b, i)| {
@@ -279,6 +286,7 @@ impl Router {
                 .flat_map(move |i| i.addrs.iter().map(move |&a| (b as BridgeId, a)))
         })
     }
+
     /// Whether packets to `dst` are never forwarded (RFC 1812 5.3.5,
     /// 5.3.7): broadcast, directed broadcast, multicast, loopback, 0/8.
     pub fn never_forwarded(&self, dst: Ipv4Addr) -> bool {
@@ -288,6 +296,7 @@ impl Router {
             || dst.octets()[0] == 0
             || self.is_directed_broadcast(dst)
     }
+
     /// Whether `ip` is one of the router's own addresses.
     pub fn is_local(&self, ip: Ipv4Addr) -> bool {
         self.ifaces
@@ -295,6 +304,7 @@ impl Router {
             .flatten()
             .any(|i| i.addrs.iter().any(|a| a.addr == ip))
     }
+
     /// The router MAC of a bridge, if it has a router interface.
     #[inline]
     pub fn router_mac(&self, bridge: BridgeId) -> Option<Mac> {
@@ -331,6 +341,7 @@ impl Router {
             _ => L3Out::Drop(DropReason::L3Unsupported),
         }
     }
+
     /// ip4-input and what follows it: the stage graph of a packet to a
     /// router MAC, one call a stage.
     ///
@@ -396,6 +407,7 @@ impl Router {
             .flatten()
             .any(|i| i.addrs.iter().any(|a| a.broadcast() == Some(ip)))
     }
+
     /// Once a second: ARP retries and failures, ICMP rate budget.
     pub fn housekeeping(&mut self, now: u64) {
         self.now = now;
@@ -459,6 +471,7 @@ impl Router {
         }
         self.scratch = failed;
     }
+
     /// The frames of a finished batch are sent: give their buffers back.
     pub fn sent(&mut self) {
         for (_, i) in std::mem::take(&mut self.em.out) {

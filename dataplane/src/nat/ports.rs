@@ -40,27 +40,20 @@ impl Nat {
         }
         let addr = self.mapping_addr(ri, t, out_addr).ok_or(NatVerdict::Pass)?;
         let (ports, rule_id) = (self.rules[ri].ports, self.rules[ri].id);
-        if has_ports(t.proto) {
+        // A protocol without ports maps the address alone (port 0): inside
+        // hosts share it, and only their sessions (by remote) tell them
+        // apart. The others take an outside port of their own.
+        let port = if has_ports(t.proto) {
             let Some(port) = self.free_port(t.proto, addr, t.sport, ports) else {
                 self.counters.no_ports += 1;
                 return Err(NatVerdict::Drop(NatDrop::NoPorts));
             };
             *self.used_per_addr.entry((t.proto, addr)).or_insert(0) += 1;
             self.by_outside.insert((t.proto, addr, port), key);
-            self.mappings.insert(
-                key,
-                Mapping {
-                    addr,
-                    port,
-                    refs: 1,
-                    rule: rule_id,
-                },
-            );
-            return Ok((addr, port, key));
-        }
-        // A protocol without ports maps the address alone: inside hosts
-        // share it, and only their sessions (by remote) tell them apart.
-        let port = 0;
+            port
+        } else {
+            0
+        };
         self.mappings.insert(
             key,
             Mapping {

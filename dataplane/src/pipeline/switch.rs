@@ -215,6 +215,7 @@ impl Switch {
         }
         Switch::build(config, registry, false)
     }
+
     fn build(config: SwitchConfig, registry: Option<Registry>, is_model: bool) -> Switch {
         let mut router = Router::new(config.arp_max, config.router_buffers);
         router.nat = Nat::new(config.nat_max);
@@ -242,14 +243,17 @@ impl Switch {
         sw.add_bridge(DEFAULT_BRIDGE).expect("empty switch");
         sw
     }
+
     /// Seconds since the switch started: the FDB's clock.
     fn now(&self) -> u32 {
         self.started.elapsed().as_secs() as u32
     }
+
     /// Asks the engine running this switch to stop.
     pub fn request_stop(&mut self) {
         self.stop = true;
     }
+
     /// Fixes what a switch draws at random (router MACs, NAT's port
     /// choices), so that a fuzzer's input does the same every time. Call it
     /// before adding addresses.
@@ -258,6 +262,7 @@ impl Switch {
         self.mac_seed = seed;
         self.router.seed(seed);
     }
+
     /// Moves the switch's clock `ms` on, as if that time had passed, so
     /// that a fuzzer reaches timeouts without waiting for them.
     #[cfg(feature = "fuzzing")]
@@ -267,28 +272,33 @@ impl Switch {
             .checked_sub(std::time::Duration::from_millis(ms));
         self.started = earlier.expect("a clock that goes back that far");
     }
+
     fn port_id(&self, name: &str) -> Option<PortId> {
         self.ports
             .iter()
             .position(|s| s.as_ref().is_some_and(|s| s.port.name() == name))
             .map(|i| i as PortId)
     }
+
     fn bridge_id(&self, name: &str) -> Option<BridgeId> {
         self.bridges
             .iter()
             .position(|b| b.as_ref().is_some_and(|b| b.name == name))
             .map(|i| i as BridgeId)
     }
+
     fn port_name(&self, id: PortId) -> &str {
         self.ports[id as usize]
             .as_ref()
             .map_or("?", |s| s.port.name())
     }
+
     fn bridge_name(&self, id: BridgeId) -> &str {
         self.bridges[id as usize]
             .as_ref()
             .map_or("?", |b| b.name.as_str())
     }
+
     fn existing_port(&self, name: &str) -> Result<PortId, SwitchError> {
         self.port_id(name)
             .ok_or_else(|| match self.bridge_id(name) {
@@ -296,6 +306,7 @@ impl Switch {
                 None => SwitchError::NoSuchPort(name.to_string()),
             })
     }
+
     fn existing_bridge(&self, name: &str) -> Result<BridgeId, SwitchError> {
         self.bridge_id(name)
             .ok_or_else(|| match self.port_id(name) {
@@ -303,14 +314,17 @@ impl Switch {
                 None => SwitchError::NoSuchBridge(name.to_string()),
             })
     }
+
     /// Whether a port or bridge is called `name`.
     pub fn has_link(&self, name: &str) -> bool {
         self.port_id(name).is_some() || self.bridge_id(name).is_some()
     }
+
     /// Whether a bridge is called `name`.
     pub fn has_bridge(&self, name: &str) -> bool {
         self.bridge_id(name).is_some()
     }
+
     /// Receives one batch on port `rx` and forwards it. Returns how many
     /// frames were received: fewer than [`BATCH`] means the port is drained.
     ///
@@ -325,6 +339,7 @@ impl Switch {
             self.process_rx_traced::<false>(rx)
         }
     }
+
     fn process_rx_traced<const T: bool>(&mut self, rx: PortId) -> usize {
         let now = self.now();
         let now_ms = self.started.elapsed().as_millis() as u64;
@@ -491,6 +506,7 @@ impl Switch {
         self.flush_emitted();
         n
     }
+
     /// Sends the frames the router made (replies, requests, ICMP errors,
     /// packets released by ARP) and gives their buffers back.
     fn flush_emitted(&mut self) {
@@ -553,11 +569,13 @@ impl Switch {
         tx_touched.clear();
         router.sent();
     }
+
     /// Whether port `id` shows a waiting frame without a system call.
     pub fn rx_pending(&self, id: PortId) -> bool {
         let slot = self.ports.get(usize::from(id)).and_then(Option::as_ref);
         slot.and_then(|s| s.port.rx_pending()) == Some(true)
     }
+
     /// Marks in `ready` the ports that show a waiting frame without a system
     /// call (see [`Port::rx_pending`]).
     pub fn mark_rx_pending(&self, ready: &mut Vec<bool>) {
@@ -570,6 +588,7 @@ impl Switch {
             }
         }
     }
+
     /// Registers ports whose receive ring can be peeked at with the poller
     /// (`on`), or takes them off it while the engine spins.
     ///
@@ -596,11 +615,13 @@ impl Switch {
             }
         }
     }
+
     /// Called when polling reports an error on a port's descriptor, which is
     /// how the kernel tells an AF_PACKET socket its interface went down.
     pub fn port_error(&mut self, id: PortId) {
         self.refresh_port(id);
     }
+
     fn refresh_port(&mut self, id: PortId) {
         let Some(slot) = self.ports.get_mut(id as usize).and_then(Option::as_mut) else {
             return;
@@ -645,6 +666,7 @@ impl Switch {
             }
         }
     }
+
     /// Brings the recorded link state of every port up to date (housekeeping
     /// does it once a second): `link show` right after a port came up, or
     /// went down, says so.
@@ -658,6 +680,7 @@ impl Switch {
             }
         }
     }
+
     /// Once a second: ages the FDB, collects kernel drop counts, and looks
     /// again at ports that are not up.
     pub fn housekeeping(&mut self) {

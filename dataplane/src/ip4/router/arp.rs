@@ -75,6 +75,7 @@ impl Router {
         }
         None
     }
+
     /// Sends packets that waited for `mac`.
     pub(super) fn release_waiting(&mut self, bridge: BridgeId, mac: Mac, waiting: &mut Vec<u16>) {
         if !waiting.is_empty() {
@@ -98,6 +99,7 @@ impl Router {
             );
         }
     }
+
     pub(super) fn emit_arp(&mut self, bridge: BridgeId, dst: Mac, arp: &ArpRepr) -> bool {
         let Some(i) = self.em.alloc() else {
             return false;
@@ -118,14 +120,17 @@ impl Router {
         );
         true
     }
+
     /// Broadcasts a request for `target` on `bridge`.
     pub(super) fn ask(&mut self, bridge: BridgeId, target: Ipv4Addr) {
         self.request(bridge, target, Mac::BROADCAST);
     }
+
     /// Asks `target` at the MAC it had, unicast (RFC 4861 7.3.3 PROBE).
     pub(super) fn probe(&mut self, bridge: BridgeId, target: Ipv4Addr, mac: Mac) {
         self.request(bridge, target, mac);
     }
+
     /// Sends a request for `target` to `to`.
     pub(super) fn request(&mut self, bridge: BridgeId, target: Ipv4Addr, to: Mac) {
         let Some(iface) = self.iface(bridge) else {
@@ -145,6 +150,7 @@ impl Router {
             self.counters.arp_requests_sent += 1;
         }
     }
+
     /// Announces every address of a bridge's router interface (a port of it
     /// came up: hosts behind it may have known another MAC, or none).
     pub fn announce_all(&mut self, bridge: BridgeId) {
@@ -156,6 +162,7 @@ impl Router {
             self.announce(bridge, ip);
         }
     }
+
     /// A gratuitous ARP (RFC 5227 announcement) for a new address: hosts
     /// that knew the address at another MAC (it moved from another bridge,
     /// or patchbayd restarted) learn the new one at once.
@@ -174,6 +181,7 @@ impl Router {
             self.counters.arp_requests_sent += 1;
         }
     }
+
     /// Puts buffer `i` on the queue of an unresolved neighbour; a full
     /// queue lets its oldest packet go (RFC 1122 2.3.2.2: keep the latest).
     pub(super) fn enqueue(&mut self, bridge: BridgeId, ip: Ipv4Addr, i: u16) -> bool {

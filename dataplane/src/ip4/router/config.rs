@@ -14,6 +14,7 @@ impl Router {
             .find(|&(_, _, nh)| self.next_hops[nh as usize].gateway == Some(gw))
             .map(|(addr, len, _)| Ipv4Net { addr, len })
     }
+
     pub(super) fn next_hop_id(&mut self, nh: NextHop) -> u32 {
         if let Some(&id) = self.next_hop_ids.get(&nh) {
             return id;
@@ -23,6 +24,7 @@ impl Router {
         self.next_hop_ids.insert(nh, id);
         id
     }
+
     /// Adds an address to a bridge's router interface (created with a router
     /// MAC if the bridge had none), with its connected route.
     /// A new interface gets `mac` (see [`super::router_mac`]).
@@ -78,6 +80,7 @@ impl Router {
         self.announce(bridge, net.addr);
         Ok(())
     }
+
     /// Removes an address and, unless another address keeps it, its
     /// connected route. The interface goes with its last address, and every
     /// route out of it. Returns how many routes went.
@@ -123,12 +126,14 @@ impl Router {
         }
         Ok(gone)
     }
+
     /// A port left its bridge (or the switch): the fragments it brought that
     /// are still held are dropped, so none is later taken for a frame of
     /// another port that gets its id.
     pub fn forget_port(&mut self, port: PortId) {
         self.drop_held(|h| h.port == port);
     }
+
     /// Drops (and counts) the held fragments `gone` says yes to.
     pub(super) fn drop_held(&mut self, gone: impl Fn(&HeldFragment) -> bool) {
         let em = &mut self.em;
@@ -142,6 +147,7 @@ impl Router {
             true
         });
     }
+
     /// Removes the router interface of a bridge, every route out of it, its
     /// neighbours, and the NAT sessions of its rules (their outside address
     /// is gone). The NAT rules stay, as iptables rules outlive an address;
@@ -170,6 +176,7 @@ impl Router {
         self.scratch = dropped;
         gone.len()
     }
+
     /// Sets a router interface's reverse-path filtering and whether it
     /// sends redirects (each if given).
     pub fn set_policy(
@@ -191,6 +198,7 @@ impl Router {
         }
         Ok(())
     }
+
     pub fn set_mtu(&mut self, bridge: BridgeId, mtu: u32) -> Result<(), RouterError> {
         let mtu = Mtu::new(mtu)
             .map_err(|e| RouterError::BadMtu(e.value))?
@@ -203,6 +211,7 @@ impl Router {
         iface.mtu = mtu;
         Ok(())
     }
+
     /// Adds a route `via` a gateway (on a connected subnet) or straight out
     /// of `dev`.
     pub fn route_add(
@@ -242,6 +251,7 @@ impl Router {
         };
         self.insert_route(dst, nh)
     }
+
     pub fn route_del(&mut self, dst: Ipv4Net) -> Result<(), RouterError> {
         if dst.addr != dst.network() {
             return Err(RouterError::HostBits(dst, dst.subnet()));
@@ -249,6 +259,7 @@ impl Router {
         self.fib.remove(dst.network(), dst.len)?;
         Ok(())
     }
+
     /// Adds a permanent neighbour.
     pub fn neigh_add(
         &mut self,
@@ -272,6 +283,7 @@ impl Router {
             Err(RouterError::ArpFull(self.arp.max()))
         }
     }
+
     pub fn neigh_del(&mut self, bridge: BridgeId, ip: Ipv4Addr) -> Result<(), RouterError> {
         let mut dropped = std::mem::take(&mut self.scratch);
         let found = self.arp.remove(bridge, ip, &mut dropped);
@@ -285,6 +297,7 @@ impl Router {
             Err(RouterError::NoSuchNeighbor(ip))
         }
     }
+
     /// Forgets learned neighbours (of one bridge if given); returns how many.
     pub fn neigh_flush(&mut self, bridge: Option<BridgeId>) -> usize {
         let mut dropped = std::mem::take(&mut self.scratch);

@@ -46,6 +46,7 @@ impl Router {
         self.em.free(i);
         out
     }
+
     /// ip4-local: the router answers pings to its addresses.
     pub(super) fn local_input<const T: bool>(
         &mut self,

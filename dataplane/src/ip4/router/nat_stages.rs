@@ -14,6 +14,7 @@ impl Router {
                 .is_some_and(|i| i.addrs.iter().any(|a| a.addr == ip)),
         })
     }
+
     /// How an ICMP error quoting `inner` is translated back, if NAT made
     /// `inner`; a dry run only looks (and counts nothing).
     pub(super) fn nat_error_translation<const T: bool>(&mut self, inner: &Tuple) -> Option<Tuple> {
@@ -23,6 +24,7 @@ impl Router {
             self.nat.error_translation(inner)
         }
     }
+
     /// Writes NAT's new tuple into a packet (`l3`); for the first fragment
     /// of datagram `first_of`, its later fragments will get the same
     /// addresses (not in a dry run, which remembers nothing).
@@ -47,6 +49,7 @@ impl Router {
             }
         }
     }
+
     /// Holds a later fragment whose first fragment has not come: NAT cannot
     /// tell yet whether and how to translate it (RFC 4787 REQ-14).
     pub(super) fn hold_fragment(
@@ -77,6 +80,7 @@ impl Router {
         self.nat.counters.fragments_held += 1;
         L3Out::Consumed
     }
+
     /// The first fragment of datagram `key` came: the fragments held for it
     /// go through the router again, now that NAT knows what they get.
     pub(super) fn release_fragments(&mut self, key: FragmentKey, now: u64) {

@@ -19,6 +19,7 @@ impl Switch {
         self.capture_attach(port, t)?;
         Ok(handle)
     }
+
     /// Attaches a capture made by [`crate::capture::tap`] to `port`;
     /// returns its id.
     pub fn capture_attach(&mut self, port: &str, mut t: Tap) -> Result<u32, SwitchError> {
@@ -30,10 +31,12 @@ impl Switch {
         log::info!(op = "capture_start", id, port; "capture {id} of {port} started");
         Ok(id)
     }
+
     /// Ends a capture (its writer sees the end of its frames).
     pub fn capture_stop(&mut self, id: u32) {
         self.captures.retain(|t| t.id != id);
     }
+
     /// The captures under way.
     pub fn captures(&self) -> Vec<TapInfo> {
         use std::sync::atomic::Ordering::Relaxed;

@@ -9,11 +9,13 @@ impl Switch {
     pub fn set_instance(&mut self, instance: &str) {
         self.mac_seed = router_mac::seed(instance);
     }
+
     /// Gratuitous ARP for every router address of bridge `b`, sent now.
     pub(super) fn announce_router(&mut self, b: BridgeId) {
         self.router.announce_all(b);
         self.flush_emitted();
     }
+
     /// Adds an address to a bridge's router interface.
     pub fn addr_add(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
@@ -38,6 +40,7 @@ impl Switch {
         log_change!(self, op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
         Ok(())
     }
+
     pub fn addr_del(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
         // Its last address takes the bridge's routes with it.
@@ -46,6 +49,7 @@ impl Switch {
             "addr {net} dev {bridge}: deleted, with {gone} route(s)");
         Ok(())
     }
+
     /// Sets the MTU of a bridge's router interface.
     pub fn set_mtu(&mut self, bridge: &str, mtu: u32) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
@@ -53,6 +57,7 @@ impl Switch {
         log_change!(self, op = "bridge_set", bridge, mtu; "bridge {bridge}: mtu {mtu}");
         Ok(())
     }
+
     /// Sets a bridge's router interface's reverse-path filtering and
     /// whether it sends redirects (each if given).
     pub fn set_policy(
@@ -71,6 +76,7 @@ impl Switch {
         }
         Ok(())
     }
+
     /// Adds a route via a gateway, or out of a bridge.
     pub fn route_add(
         &mut self,
@@ -84,16 +90,19 @@ impl Switch {
         // or apply (a million lines of log would help nobody).
         Ok(())
     }
+
     /// The route for exactly `dst` (not the longest match), if there is one.
     pub fn route_exact(&self, dst: Ipv4Net) -> Option<RouteInfo> {
         let prefix = dst.network();
         let nh = self.router.fib().get(prefix, dst.len)?;
         Some(self.route_info(prefix, dst.len, nh))
     }
+
     pub fn route_del(&mut self, dst: Ipv4Net) -> Result<(), SwitchError> {
         self.router.route_del(dst)?;
         Ok(())
     }
+
     pub(super) fn route_info(&self, prefix: Ipv4Addr, len: u8, nh_id: u32) -> RouteInfo {
         let nh = self.router.next_hop(nh_id);
         let dst = Ipv4Net { addr: prefix, len };
@@ -114,6 +123,7 @@ impl Switch {
             },
         }
     }
+
     /// Every route, longest prefixes first; at most `limit`.
     pub fn routes(&self, limit: usize) -> (usize, Vec<RouteInfo>) {
         let fib = self.router.fib();
@@ -124,6 +134,7 @@ impl Switch {
             .collect();
         (fib.len(), rows)
     }
+
     /// The routes `filter` lets through, longest prefixes first; at most
     /// `limit`, with how many match.
     pub fn routes_matching(
@@ -160,11 +171,13 @@ impl Switch {
         }
         Ok((total, rows))
     }
+
     /// Whether packets to `addr` are never forwarded (broadcast, multicast,
     /// loopback, 0.0.0.0/8).
     pub fn never_forwarded(&self, addr: Ipv4Addr) -> bool {
         self.router.never_forwarded(addr)
     }
+
     /// The routing decision for one address, in words.
     pub fn route_get(&self, addr: Ipv4Addr) -> Option<RouteGet> {
         // The router's own address: answered, not routed (`ip route get`
@@ -217,6 +230,7 @@ impl Switch {
             port,
         })
     }
+
     /// Router interfaces: bridge, MAC, MTU, addresses.
     pub fn addrs(&self) -> Vec<AddrInfo> {
         self.bridges
@@ -236,6 +250,7 @@ impl Switch {
             })
             .collect()
     }
+
     /// The MAC of a permanent ARP entry for `ip` on bridge `dev`.
     pub fn permanent_neighbor(&self, ip: Ipv4Addr, dev: &str) -> Result<Option<Mac>, SwitchError> {
         let b = self.existing_bridge(dev)?;
@@ -246,6 +261,7 @@ impl Switch {
             .filter(|n| n.state == NeighState::Permanent)
             .map(|n| n.mac))
     }
+
     /// Adds a permanent ARP entry.
     pub fn neigh_add(&mut self, ip: Ipv4Addr, mac: Mac, dev: &str) -> Result<(), SwitchError> {
         let b = self.existing_bridge(dev)?;
@@ -254,18 +270,21 @@ impl Switch {
         log_change!(self, op = "neigh_add", ip:% = ip, mac:% = mac, dev; "neigh {ip} lladdr {mac} dev {dev} permanent");
         Ok(())
     }
+
     pub fn neigh_del(&mut self, ip: Ipv4Addr, dev: &str) -> Result<(), SwitchError> {
         let b = self.existing_bridge(dev)?;
         self.router.neigh_del(b, ip)?;
         log_change!(self, op = "neigh_del", ip:% = ip, dev; "neigh {ip} dev {dev}: deleted");
         Ok(())
     }
+
     pub fn neigh_flush(&mut self, dev: Option<&str>) -> Result<usize, SwitchError> {
         let b = dev.map(|d| self.existing_bridge(d)).transpose()?;
         let n = self.router.neigh_flush(b);
         log_change!(self, op = "neigh_flush", removed = n; "neigh: flushed {n} entries");
         Ok(n)
     }
+
     /// The ARP cache, sorted by bridge and address.
     pub fn neighbors(&self) -> Vec<NeighInfo> {
         let now = self.started.elapsed().as_millis() as u64;

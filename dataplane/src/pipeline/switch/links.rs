@@ -9,6 +9,7 @@ impl Switch {
         }
         Ok(())
     }
+
     /// Creates an empty bridge.
     pub fn add_bridge(&mut self, name: &str) -> Result<BridgeId, SwitchError> {
         self.check_new_name(name)?;
@@ -34,6 +35,7 @@ impl Switch {
         log_change!(self, op = "bridge_add", bridge = name; "bridge {name}: created");
         Ok(id as BridgeId)
     }
+
     /// Deletes a bridge; its ports are left without a bridge.
     pub fn del_bridge(&mut self, name: &str) -> Result<(), SwitchError> {
         let id = self.existing_bridge(name)?;
@@ -53,6 +55,7 @@ impl Switch {
             "bridge {name}: deleted, with {routes} route(s) and {rules} NAT rule(s)");
         Ok(())
     }
+
     /// Sets a bridge's FDB ageing time in seconds.
     pub fn set_ageing(&mut self, bridge: &str, secs: u32) -> Result<(), SwitchError> {
         let secs = AgeingTime::new(secs)
@@ -66,6 +69,7 @@ impl Switch {
         log_change!(self, op = "bridge_set", bridge, ageing_time = secs; "bridge {bridge}: ageing_time {secs}s");
         Ok(())
     }
+
     /// Adds a port, attached to `master` (a bridge name) if given. A port
     /// that cannot be added is handed back with the error, so that the caller
     /// (not the forwarding thread) pays for closing it.
@@ -79,6 +83,7 @@ impl Switch {
             Err(error) => Err(Rejected { error, port }),
         }
     }
+
     /// Checks that `port` can be added, finds it a slot and registers it for
     /// polling.
     pub(super) fn prepare_port(
@@ -106,6 +111,7 @@ impl Switch {
         }
         Ok((id, bridge))
     }
+
     pub(super) fn insert_port(
         &mut self,
         id: usize,
@@ -140,6 +146,7 @@ impl Switch {
         }
         id as PortId
     }
+
     /// Removes a port and forgets what was learned on it. The port is handed
     /// back: closing it can wait on the kernel (RTNL), which the forwarding
     /// thread must not.
@@ -155,6 +162,7 @@ impl Switch {
         log_change!(self, op = "port_del", port = name; "port {name}: deleted");
         Ok(slot.port)
     }
+
     /// Takes a port out of its bridge, with its FDB entries.
     pub(super) fn detach(&mut self, id: PortId) {
         let slot = self.ports[id as usize].as_mut().expect("exists");
@@ -166,6 +174,7 @@ impl Switch {
             self.router.forget_port(id);
         }
     }
+
     /// Attaches a port to a bridge (`Some`) or to none.
     pub fn set_master(&mut self, port: &str, master: Option<&str>) -> Result<(), SwitchError> {
         let id = self.existing_port(port)?;
@@ -188,6 +197,7 @@ impl Switch {
         log_change!(self, op = "port_set", port, master = master.unwrap_or("none"); "port {port}: master {}", master.unwrap_or("none"));
         Ok(())
     }
+
     /// Adds a static FDB entry: `mac` is on `port` (in the port's bridge).
     pub fn fdb_add(&mut self, mac: Mac, port: &str) -> Result<(), SwitchError> {
         let id = self.existing_port(port)?;
@@ -199,6 +209,7 @@ impl Switch {
         log_change!(self, op = "fdb_add", mac:% = mac, dev = port; "fdb: {mac} dev {port} static");
         Ok(())
     }
+
     /// The port of a static entry for `mac` in the bridge of `port`.
     pub fn static_fdb_port(&self, mac: Mac, port: &str) -> Result<Option<String>, SwitchError> {
         let id = self.existing_port(port)?;
@@ -211,6 +222,7 @@ impl Switch {
             .filter(|e| e.is_static)
             .map(|e| self.port_name(e.port).to_string()))
     }
+
     /// Removes `mac` from the FDB of the bridge named `link`, or of the
     /// bridge of the port named `link`.
     pub fn fdb_del(&mut self, mac: Mac, link: &str) -> Result<(), SwitchError> {
@@ -231,6 +243,7 @@ impl Switch {
         log_change!(self, op = "fdb_del", mac:% = mac, bridge = self.bridge_name(bridge); "fdb: {mac} deleted from {}", self.bridge_name(bridge));
         Ok(())
     }
+
     /// Removes learned entries (static ones too if `statics`), of one port or
     /// bridge if `link` names one; returns how many went.
     pub fn fdb_flush(&mut self, link: Option<&str>, statics: bool) -> Result<usize, SwitchError> {

@@ -54,6 +54,7 @@ impl Switch {
         log_change!(self, op = "nat_add", id, rule = words.as_str(); "nat rule {id}: {words}");
         Ok(id)
     }
+
     pub fn nat_del(&mut self, id: u32) -> Result<(), SwitchError> {
         if !self.router.nat.del_rule(id) {
             return Err(SwitchError::NoSuchNatRule(id));
@@ -61,6 +62,7 @@ impl Switch {
         log_change!(self, op = "nat_del", id; "nat rule {id}: deleted");
         Ok(())
     }
+
     /// The NAT rules with their hit counters.
     pub fn nat_rules(&self) -> Vec<NatRuleInfo> {
         self.router
@@ -101,6 +103,7 @@ impl Switch {
             })
             .collect()
     }
+
     /// Every NAT session.
     pub fn nat_sessions(&self) -> Vec<NatSessionInfo> {
         let now = self.started.elapsed().as_millis() as u64;
@@ -127,6 +130,7 @@ impl Switch {
             })
             .collect()
     }
+
     /// Forgets every NAT session; returns how many.
     pub fn nat_flush(&mut self) -> usize {
         let n = self.router.nat.flush(|_| true);

@@ -16,9 +16,11 @@ impl Switch {
         log::info!(op = "trace_start", count; "trace: the next {count} packets");
         Ok(())
     }
+
     pub fn trace_stop(&mut self) {
         self.router.trace.stop();
     }
+
     /// The trace so far: whether it is armed, packets still to take, and
     /// what it recorded (shared, not copied: reading a full trace takes
     /// microseconds here; it is formatted elsewhere, with
@@ -27,6 +29,7 @@ impl Switch {
         let t = &self.router.trace;
         (t.armed, t.left(), t.packets().to_vec())
     }
+
     /// The names of ports and of bridges, by id (`None` for free slots).
     pub fn names(&self) -> (Vec<Option<String>>, Vec<Option<String>>) {
         (
@@ -40,6 +43,7 @@ impl Switch {
                 .collect(),
         )
     }
+
     /// Builds the packet `spec` describes (from the MAC the ARP cache has
     /// for its source, to the router MAC of the port's bridge, or to the
     /// destination's own MAC when it is on the source's subnet and known,
@@ -74,6 +78,7 @@ impl Switch {
         let mut frame = spec.build(smac, dmac).map_err(SwitchError::BadFrame)?;
         self.trace_packet(port, &mut frame)
     }
+
     /// Runs `frame` (a virtio-net header and an Ethernet frame) as if it came
     /// in on `port`, through the live tables, without sending it or changing
     /// anything the switch learned; returns what each stage decided.

@@ -7,6 +7,7 @@ impl Switch {
     pub fn config(&self) -> &SwitchConfig {
         &self.config
     }
+
     /// Sets the timeouts: the FDB ageing time given to new bridges, the ARP
     /// timers and the NAT timeouts (which apply to existing sessions too).
     pub fn set_timeouts(
@@ -40,6 +41,7 @@ impl Switch {
         }
         Ok(())
     }
+
     /// A switch configured as `state` says, with stand-ins for its ports
     /// and no poller: a model on which to try changes with the running
     /// switch's own code and checks, without touching it (`patchbay apply
@@ -98,12 +100,14 @@ impl Switch {
         }
         Ok(sw)
     }
+
     /// What the control plane configured (see [`RunningState`]). With big
     /// route tables, take [`Switch::running_snapshot`] on the forwarding
     /// thread and finish it elsewhere.
     pub fn running_state(&self) -> RunningState {
         self.running_snapshot().finish()
     }
+
     /// The part of [`Switch::running_state`] that must be read here: a
     /// copy of the tables, quick to take (3 to 10 ms for a million routes,
     /// against 60 ms to list them).

@@ -23,6 +23,7 @@ impl Switch {
                 .collect(),
         }
     }
+
     /// Every port, in the order they were added.
     pub fn ports(&self) -> Vec<PortInfo> {
         self.ports
@@ -31,6 +32,7 @@ impl Switch {
             .map(|s| self.port_info(s))
             .collect()
     }
+
     /// Every bridge.
     pub fn bridges(&self) -> Vec<BridgeInfo> {
         let mut per_bridge = vec![0usize; self.bridges.len()];
@@ -54,6 +56,7 @@ impl Switch {
             })
             .collect()
     }
+
     /// A copy of the FDB, quick to take here (plain entries, no names);
     /// [`FdbSnapshot::finish`] sorts and names it elsewhere.
     pub fn fdb_snapshot(&self) -> FdbSnapshot {
@@ -65,11 +68,13 @@ impl Switch {
             now: self.now(),
         }
     }
+
     /// The FDB, sorted by bridge then MAC (see [`Switch::fdb_snapshot`] to
     /// do the sorting and naming off the forwarding thread).
     pub fn fdb(&self) -> Vec<FdbRow> {
         self.fdb_snapshot().finish()
     }
+
     pub fn stats(&self) -> StatsInfo {
         StatsInfo {
             ports: self.ports(),
