@@ -191,7 +191,12 @@ fn a_stale_socket_is_replaced() {
     // A socket file nobody listens on, as a daemon that was killed leaves.
     let stale = std::env::temp_dir().join(format!("{}.sock", lab.tag));
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
-    assert!(UnixStream::connect(&stale).is_err());
+    // A child that another test forks meanwhile may hold the listener for
+    // a moment, until it execs.
+    let refused = patchbay_tools::wait_for(Duration::from_secs(5), || {
+        UnixStream::connect(&stale).is_err()
+    });
+    assert!(refused, "the stale socket still answers");
     lab.start_daemon(&["--port", "p1"]);
     lab.cli_ok(&["link", "show"]);
 }

@@ -175,6 +175,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             None,
         ),
     };
+    // Signals are caught from before the socket answers: a SIGTERM while
+    // ports open stops the daemon cleanly once it runs, its socket removed.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("installing signal handlers")?;
     // The socket first: a second patchbayd on it stops here, before it
     // touches any interface.
     let server = Server::bind(&args.socket, args.socket_group.as_deref())?;
@@ -217,12 +225,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         .spawn(handle.clone(), opts.clone())
         .context("starting the control thread")?;
 
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ])
-    .context("installing signal handlers")?;
     let stopper = handle.clone();
     let config_path = args.config.clone();
     std::thread::Builder::new()
