@@ -1,0 +1,129 @@
+//! `save`: the running state as a config file, in the format `parse` reads,
+//! so that `save` then `apply` changes nothing.
+
+use super::*;
+
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// Writes a state as a config file that [`parse`] reads back to the same
+/// state.
+pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
+    let c = &state.config;
+    let t = &c.nat_timeouts;
+    let mut out = String::with_capacity(256 + state.routes.len() * 64);
+    let _ = write!(
+        out,
+        "# patchbay config (patchbay save); patchbay apply FILE makes a daemon match it.\n\
+         \n\
+         # Table sizes: set when patchbayd starts.\n\
+         [limits]\n\
+         fdb_max = {}\narp_max = {}\nnat_max = {}\nrx_ring_mib = {rx_ring_mib}\n\
+         \n\
+         [timeouts]\n\
+         ageing_time = {}\narp_reachable_secs = {}\narp_stale_secs = {}\n\
+         nat_tcp_established_secs = {}\nnat_tcp_transitory_secs = {}\n\
+         nat_udp_secs = {}\nnat_icmp_secs = {}\n",
+        c.fdb_max,
+        c.arp_max,
+        c.nat_max,
+        c.ageing_time,
+        c.arp_reachable_secs,
+        c.arp_stale_secs,
+        t.tcp_established,
+        t.tcp_transitory,
+        t.udp,
+        t.icmp,
+    );
+    for b in &state.bridges {
+        let _ = write!(
+            out,
+            "\n[[bridge]]\nname = {}\nageing_time = {}\n",
+            quoted(&b.name),
+            b.ageing_time
+        );
+        if !b.addrs.is_empty() {
+            let addrs: Vec<String> = b.addrs.iter().map(|a| format!("\"{a}\"")).collect();
+            let _ = writeln!(out, "addresses = [{}]", addrs.join(", "));
+        }
+        if let Some(mtu) = b.mtu {
+            let _ = writeln!(out, "mtu = {mtu}");
+        }
+        if let Some(rp) = b.rp_filter.filter(|rp| *rp != RpFilter::default()) {
+            let _ = writeln!(out, "rp_filter = \"{rp}\"");
+        }
+        if b.redirects == Some(false) {
+            let _ = writeln!(out, "redirects = false");
+        }
+    }
+    for p in &state.ports {
+        let kind = if p.kind == PortKind::Tap {
+            "tap"
+        } else {
+            "afpacket"
+        };
+        let _ = write!(
+            out,
+            "\n[[port]]\nname = {}\nkind = \"{kind}\"\n",
+            quoted(&p.name)
+        );
+        if let Some(m) = &p.master {
+            let _ = writeln!(out, "bridge = {}", quoted(m));
+        }
+    }
+    for (mac, dev) in &state.fdb {
+        let _ = write!(out, "\n[[fdb]]\nmac = \"{mac}\"\ndev = {}\n", quoted(dev));
+    }
+    for (dst, via, dev) in &state.routes {
+        let _ = write!(out, "\n[[route]]\ndst = \"{dst}\"\n");
+        if let Some(via) = via {
+            let _ = writeln!(out, "via = \"{via}\"");
+        }
+        let _ = writeln!(out, "dev = {}", quoted(dev));
+    }
+    for (ip, mac, dev) in &state.neighbors {
+        let _ = write!(
+            out,
+            "\n[[neigh]]\nip = \"{ip}\"\nmac = \"{mac}\"\ndev = {}\n",
+            quoted(dev)
+        );
+    }
+    for r in &state.nat {
+        out.push_str("\n[[nat]]\n");
+        let src = r
+            .src
+            .map(|s| format!("src = \"{s}\"\n"))
+            .unwrap_or_default();
+        let snat_tail = format!(
+            "ports = [{}, {}]\nfiltering = \"{}\"\n",
+            r.ports.0,
+            r.ports.1,
+            r.filtering.name()
+        );
+        let _ = match &r.action {
+            NatAction::Masquerade => write!(
+                out,
+                "kind = \"masquerade\"\n{src}out = {}\n{snat_tail}",
+                quoted(&r.bridge)
+            ),
+            NatAction::Snat { first, last } => write!(
+                out,
+                "kind = \"snat\"\n{src}first = \"{first}\"\nlast = \"{last}\"\nout = {}\n{snat_tail}",
+                quoted(&r.bridge)
+            ),
+            NatAction::Dnat {
+                proto,
+                dport,
+                to_addr,
+                to_port,
+            } => write!(
+                out,
+                "kind = \"dnat\"\nproto = \"{}\"\nin = {}\ndport = {dport}\nto_addr = \"{to_addr}\"\nto_port = {to_port}\n",
+                if *proto == 6 { "tcp" } else { "udp" },
+                quoted(&r.bridge)
+            ),
+        };
+    }
+    out
+}
