@@ -191,6 +191,9 @@ pub struct Router {
     /// NAT drop counters already logged (table full, out of ports).
     nat_logged: (u64, u64),
     ifaces: Vec<Option<RouterInterface>>,
+    /// Every router address, flat: what each packet's source and
+    /// destination are checked against (made anew on every change).
+    addresses: Vec<Ipv4Net>,
     fib: Fib,
     next_hops: Vec<NextHop>,
     next_hop_ids: HashMap<NextHop, u32>,
@@ -224,6 +227,7 @@ impl Router {
             nat: Nat::new(262_144),
             nat_logged: (0, 0),
             ifaces: Vec::new(),
+            addresses: Vec::new(),
             fib: Fib::new(),
             next_hops: Vec::new(),
             next_hop_ids: HashMap::new(),
@@ -299,10 +303,7 @@ impl Router {
 
     /// Whether `ip` is one of the router's own addresses.
     pub fn is_local(&self, ip: Ipv4Addr) -> bool {
-        self.ifaces
-            .iter()
-            .flatten()
-            .any(|i| i.addrs.iter().any(|a| a.addr == ip))
+        self.addresses.iter().any(|a| a.addr == ip)
     }
 
     /// The router MAC of a bridge, if it has a router interface.
@@ -402,10 +403,18 @@ impl Router {
     }
 
     fn is_directed_broadcast(&self, ip: Ipv4Addr) -> bool {
-        self.ifaces
+        self.addresses.iter().any(|a| a.broadcast() == Some(ip))
+    }
+
+    /// Makes the flat list of addresses anew from the interfaces (after a
+    /// control-plane change to them).
+    pub(super) fn refresh_addresses(&mut self) {
+        self.addresses = self
+            .ifaces
             .iter()
             .flatten()
-            .any(|i| i.addrs.iter().any(|a| a.broadcast() == Some(ip)))
+            .flat_map(|i| i.addrs.iter().copied())
+            .collect();
     }
 
     /// Once a second: ARP retries and failures, ICMP rate budget.

@@ -72,6 +72,7 @@ impl Router {
             return Err(RouterError::AddrExists(net));
         }
         iface.addrs.push(net);
+        self.refresh_addresses();
         let nh = self.next_hop_id(NextHop {
             bridge,
             gateway: None,
@@ -96,6 +97,7 @@ impl Router {
             .position(|a| *a == net)
             .ok_or(RouterError::NoSuchAddr(net))?;
         iface.addrs.remove(at);
+        self.refresh_addresses();
         self.nat.flush_outside_addr(net.addr);
         let iface = self
             .ifaces
@@ -158,6 +160,7 @@ impl Router {
         if let Some(slot) = self.ifaces.get_mut(usize::from(bridge)) {
             *slot = None;
         }
+        self.refresh_addresses();
         let gone: Vec<(Ipv4Addr, u8)> = self
             .fib
             .routes()
