@@ -126,8 +126,6 @@ pub enum Event {
         rule: u32,
         new_session: bool,
     },
-    /// nat: a dry run's first packet, for which a session would be made.
-    NatWouldCreate { pre: bool, rule: u32 },
     /// nat (pre-routing): a packet that is not a session's own, rewritten
     /// or held for one: its addresses after.
     NatRelated {
@@ -662,9 +660,7 @@ impl fmt::Display for Described<'_> {
             | Event::Fragmented { .. }
             | Event::IcmpError { .. }
             | Event::Rewrite { .. } => self.ip4(f),
-            Event::Nat { .. } | Event::NatRelated { .. } | Event::NatWouldCreate { .. } => {
-                self.nat(f)
-            }
+            Event::Nat { .. } | Event::NatRelated { .. } => self.nat(f),
             Event::Drop { reason } => write!(f, "drop: {} ({})", reason.name(), reason.help()),
         }
     }
@@ -932,17 +928,6 @@ impl Described<'_> {
                      (at most 5 s) until that one says what NAT does"
                 ),
             },
-            Event::NatWouldCreate { pre, rule } => {
-                let stage = if pre {
-                    "nat (pre-routing)"
-                } else {
-                    "nat (post-routing)"
-                };
-                write!(
-                    f,
-                    "{stage}: no session yet: the first packet would make one by rule {rule}"
-                )
-            }
             _ => Ok(()),
         }
     }

@@ -19,7 +19,7 @@ use crate::emit::{EmitTo, Emitter, BUF_SIZE};
 use crate::l2::{BridgeId, PortId};
 use crate::nat::{
     parse_icmp_error, parse_tuple, rewrite, rewrite_addrs, rewrite_icmp_error, FragmentFate,
-    FragmentKey, Nat, NatAction, NatDrop, NatVerdict, Peek, Tuple, FRAGMENT_MS,
+    FragmentKey, Nat, NatAction, NatDrop, NatPlan, NatVerdict, Tuple, FRAGMENT_MS,
 };
 use crate::random::Random;
 use crate::trace;
@@ -499,43 +499,6 @@ fn ms_since_midnight_ut() -> u32 {
 
 /// Largest frame that can be queued or made.
 pub const MAX_MADE_FRAME: usize = BUF_SIZE;
-
-/// Records what NAT did to a traced packet.
-#[cold]
-fn trace_nat(tr: &mut Tracer, nat: &Nat, v: &NatVerdict, t: &Tuple, pre: bool, created: u64) {
-    if let NatVerdict::Translate(to) = v {
-        tr.record(Event::Nat {
-            pre,
-            from: *t,
-            to: *to,
-            rule: nat.rule_of(to).unwrap_or(0),
-            new_session: nat.counters.sessions_created > created,
-        });
-    }
-}
-
-/// A dry run's NAT stage: records what would happen and gives the verdict
-/// that lets the rest of the dry run go on.
-#[cold]
-fn dry_nat(tr: &mut Tracer, peek: Peek, t: &Tuple, pre: bool) -> NatVerdict {
-    let (to, rule, new_session) = match peek {
-        Peek::Pass => return NatVerdict::Pass,
-        Peek::Translate { to, rule } => (to, rule, false),
-        Peek::Create { rule, to: Some(to) } => (to, rule, true),
-        Peek::Create { rule, to: None } => {
-            tr.record(Event::NatWouldCreate { pre, rule });
-            return NatVerdict::Pass;
-        }
-    };
-    tr.record(Event::Nat {
-        pre,
-        from: *t,
-        to,
-        rule,
-        new_session,
-    });
-    NatVerdict::Translate(to)
-}
 
 /// Length of one segment a GSO super-frame will be cut into: its IP and L4
 /// headers, measured here rather than trusted from the sender's `hdr_len`,

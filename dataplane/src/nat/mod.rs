@@ -16,11 +16,11 @@
 
 mod expiry;
 mod fragments;
-mod peek;
+mod plan;
 mod ports;
 pub mod translate;
 
-pub use peek::Peek;
+pub use plan::{MapPlan, NatPlan, NewSession};
 
 use crate::l2::BridgeId;
 use crate::random::Random;
@@ -249,18 +249,6 @@ pub struct NatCounters {
     /// when they went on.
     #[serde(default)]
     pub fragments_dropped: u64,
-}
-
-/// The sender of a hairpinned packet, as NAT will translate it.
-struct HairpinSender {
-    /// The source rule (index) that translates it.
-    rule: usize,
-    /// Its outside address: its mapping's, or the one a new mapping would
-    /// get; `None` if the rule needs its bridge's address and it has none.
-    addr: Option<Ipv4Addr>,
-    /// Its outside port: its mapping's, or the one a new mapping would get;
-    /// `None` if none is free.
-    port: Option<u16>,
 }
 
 /// An endpoint: (protocol, address, port).
@@ -596,221 +584,6 @@ impl Nat {
         Some(to.inverse())
     }
 
-    /// Before routing: a packet of a known session is translated; a first
-    /// packet to a router address (`to_us`) may start a session: on a
-    /// published port (destination NAT, hairpinned when it comes from
-    /// inside, RFC 4787 REQ-9), or on a mapping whose rule's filtering lets
-    /// this remote in. `addr_of` gives a bridge's router address.
-    pub fn pre_routing(
-        &mut self,
-        t: &Tuple,
-        tcp_flags: u8,
-        in_bridge: BridgeId,
-        to_us: bool,
-        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
-        now: u64,
-    ) -> NatVerdict {
-        if let Some(&(id, is_reply)) = self.tuples.get(t) {
-            return self.hit(id, is_reply, tcp_flags, now);
-        }
-        if !to_us {
-            return NatVerdict::Pass;
-        }
-        if let Some(ri) = self.dnat_rule_for(t, in_bridge, addr_of) {
-            return self.dnat(ri, t, tcp_flags, in_bridge, addr_of, now);
-        }
-        self.inbound_on_mapping(t, tcp_flags, in_bridge, addr_of, now)
-    }
-
-    /// After routing, for a packet that no source NAT rule translates: a
-    /// first packet from outside (in by the egress bridge of a source NAT
-    /// rule) to an inside host that rule covers, a routed inside network,
-    /// is tracked untranslated, so that its answers, which match the
-    /// session, are not masqueraded on their way out. Linux's MASQUERADE
-    /// rewrites only connections it saw start inside (their conntrack is
-    /// made by the first packet, whichever side sends it).
-    pub fn track_untranslated(
-        &mut self,
-        t: &Tuple,
-        tcp_flags: u8,
-        in_bridge: BridgeId,
-        out_bridge: BridgeId,
-        now: u64,
-    ) -> NatVerdict {
-        if in_bridge == out_bridge || !self.must_translate(t.dst, in_bridge) {
-            return NatVerdict::Pass;
-        }
-        // A TCP segment that opens nothing (no SYN) starts no session.
-        if t.proto == PROTO_TCP && tcp_flags & TCP_SYN == 0 {
-            return NatVerdict::Pass;
-        }
-        let rule = self
-            .snat_rule_for(t.dst, Some(in_bridge))
-            .map(|i| self.rules[i].id);
-        let Some(rule) = rule else {
-            return NatVerdict::Pass;
-        };
-        self.create(*t, t.inverse(), rule, None, None, tcp_flags, now)
-    }
-
-    fn dnat(
-        &mut self,
-        ri: usize,
-        t: &Tuple,
-        tcp_flags: u8,
-        in_bridge: BridgeId,
-        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
-        now: u64,
-    ) -> NatVerdict {
-        let NatAction::Dnat {
-            to_addr, to_port, ..
-        } = self.rules[ri].action
-        else {
-            unreachable!("a dnat rule")
-        };
-        let rule_id = self.rules[ri].id;
-        self.rules[ri].hits += 1;
-        // Hairpin: an inside host reaching the published port through the
-        // outside address also gets its source translated, so the server's
-        // answer comes back through us rather than straight to it.
-        let mut reply_to = (t.src, t.sport);
-        let mut mapping = None;
-        if self.is_inside(in_bridge) {
-            if let Some(si) = self.snat_rule_for(t.src, None) {
-                match self.map(si, t, addr_of(self.rules[si].bridge)) {
-                    Ok((addr, port, key)) => {
-                        reply_to = (addr, port);
-                        mapping = Some(key);
-                    }
-                    Err(v) => return v,
-                }
-            }
-        }
-        let reply = Tuple {
-            proto: t.proto,
-            src: to_addr,
-            sport: to_port,
-            dst: reply_to.0,
-            dport: reply_to.1,
-        };
-        self.create(
-            *t,
-            reply,
-            rule_id,
-            mapping.map(|k| (k, false)),
-            None,
-            tcp_flags,
-            now,
-        )
-    }
-
-    /// For a packet from an inside bridge that comes back in (hairpin): the
-    /// source rule that translates its sender and the sender's outside
-    /// endpoint. `None` if the packet does not come from inside or no rule
-    /// translates its sender.
-    fn hairpin_sender(
-        &self,
-        t: &Tuple,
-        in_bridge: BridgeId,
-        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
-    ) -> Option<HairpinSender> {
-        if !self.is_inside(in_bridge) {
-            return None;
-        }
-        let si = self.snat_rule_for(t.src, None)?;
-        let rule = &self.rules[si];
-        let (addr, port) = match self.mappings.get(&(t.proto, t.src, t.sport, rule.id)) {
-            Some(m) => (Some(m.addr), Some(m.port)),
-            None => match self.mapping_addr(si, t, addr_of(rule.bridge)) {
-                Some(a) => {
-                    let port = self.pick_port(t.proto, a, t.sport, rule.ports, &self.rng);
-                    (Some(a), port.map(|(p, _)| p))
-                }
-                None => (None, None),
-            },
-        };
-        Some(HairpinSender {
-            rule: si,
-            addr,
-            port,
-        })
-    }
-
-    /// A first inbound packet to an outside address and port that is a
-    /// mapping: let in per the rule's filtering (RFC 4787 REQ-8). One that
-    /// comes from inside (another inside host through the outside address,
-    /// REQ-9) is seen as coming from its own outside endpoint: its source
-    /// is translated too, so the answer comes back through the NAT.
-    fn inbound_on_mapping(
-        &mut self,
-        t: &Tuple,
-        tcp_flags: u8,
-        in_bridge: BridgeId,
-        addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
-        now: u64,
-    ) -> NatVerdict {
-        let Some(&key) = self.by_outside.get(&(t.proto, t.dst, t.dport)) else {
-            return NatVerdict::Pass;
-        };
-        let Some(m) = self.mappings.get(&key) else {
-            return NatVerdict::Pass;
-        };
-        let Some(rule) = self.rules.iter().find(|r| r.id == m.rule) else {
-            return NatVerdict::Pass;
-        };
-        let (filtering, rule_id) = (rule.filtering, rule.id);
-        let hairpin = (t.proto != PROTO_ICMP)
-            .then(|| self.hairpin_sender(t, in_bridge, addr_of))
-            .flatten();
-        // The remote as the mapping sees it.
-        let remote = match hairpin {
-            Some(HairpinSender { addr: Some(a), .. }) => a,
-            Some(_) => return NatVerdict::Pass,
-            None => t.src,
-        };
-        let allowed = match filtering {
-            Filtering::EndpointIndependent => true,
-            Filtering::AddressDependent => self.remotes.contains_key(&(key, remote)),
-            Filtering::AddressAndPortDependent => false,
-        };
-        if !allowed {
-            return NatVerdict::Pass;
-        }
-        if let Some(m) = self.mappings.get_mut(&key) {
-            m.refs += 1;
-        }
-        let (to, sender_mapping) = match hairpin {
-            Some(HairpinSender { rule: si, .. }) => {
-                match self.map(si, t, addr_of(self.rules[si].bridge)) {
-                    Ok((addr, port, own)) => ((addr, port), Some(own)),
-                    Err(v) => {
-                        self.release_mapping(key);
-                        return v;
-                    }
-                }
-            }
-            // An echo's identifier is its "port" both ways.
-            None if t.proto == PROTO_ICMP => ((t.src, key.2), None),
-            None => ((t.src, t.sport), None),
-        };
-        let reply = Tuple {
-            proto: t.proto,
-            src: key.1,
-            sport: key.2,
-            dst: to.0,
-            dport: to.1,
-        };
-        self.create(
-            *t,
-            reply,
-            rule_id,
-            Some((key, true)),
-            sender_mapping,
-            tcp_flags,
-            now,
-        )
-    }
-
     /// Whether `bridge` is an inside bridge: the egress of no source NAT
     /// rule (so what comes in on it from a mapped address is hairpinned).
     fn is_inside(&self, bridge: BridgeId) -> bool {
@@ -855,42 +628,6 @@ impl Nat {
     /// it that leaves by that bridge must be translated, or dropped.
     pub fn must_translate(&self, src: Ipv4Addr, out_bridge: BridgeId) -> bool {
         self.snat_rule_for(src, Some(out_bridge)).is_some()
-    }
-
-    /// After routing, for a packet not translated yet: source NAT if a rule
-    /// for the egress bridge covers its source. `out_addr` is the egress
-    /// router interface's address (for masquerade).
-    pub fn post_routing(
-        &mut self,
-        t: &Tuple,
-        tcp_flags: u8,
-        out_bridge: BridgeId,
-        out_addr: Option<Ipv4Addr>,
-        now: u64,
-    ) -> NatVerdict {
-        let Some(ri) = self.snat_rule_for(t.src, Some(out_bridge)) else {
-            return NatVerdict::Pass;
-        };
-        if !self.room(now) {
-            self.counters.table_full += 1;
-            return NatVerdict::Drop(NatDrop::TableFull);
-        }
-        let (addr, port, key) = match self.map(ri, t, out_addr) {
-            Ok(m) => m,
-            Err(v) => return v,
-        };
-        self.rules[ri].hits += 1;
-        let rule_id = self.rules[ri].id;
-        // ICMP echo: both "ports" are the identifier, which is mapped too.
-        let sport = if t.proto == PROTO_ICMP { port } else { t.dport };
-        let reply = Tuple {
-            proto: t.proto,
-            src: t.dst,
-            sport,
-            dst: addr,
-            dport: port,
-        };
-        self.create(*t, reply, rule_id, Some((key, false)), None, tcp_flags, now)
     }
 
     /// Makes a session of `orig` and `reply`, holding `mapping` (and, came
@@ -981,22 +718,9 @@ impl Nat {
     /// A packet of session `id`: refresh it, follow TCP, and say what the
     /// packet becomes.
     fn hit(&mut self, id: u32, is_reply: bool, tcp_flags: u8, now: u64) -> NatVerdict {
-        let s = self.sessions[id as usize]
-            .as_ref()
-            .expect("tuple points at a live session");
-        // An inside host that opens a connection (a bare SYN) which happens
-        // to be the reverse of one an outside host opened to it, untranslated,
-        // is not answering it: that session goes, and the new connection
-        // is source NATed, so no outside host can plant a session that
-        // lets an inside address out.
-        let untranslated = s.mapping.is_none() && s.orig == s.reply.inverse();
-        if untranslated && is_reply && s.orig.proto == PROTO_TCP && tcp_flags & 0x12 == TCP_SYN {
-            self.remove(id);
+        let Some(s) = self.sessions[id as usize].as_mut() else {
             return NatVerdict::Pass;
-        }
-        let s = self.sessions[id as usize]
-            .as_mut()
-            .expect("tuple points at a live session");
+        };
         // RFC 4787 REQ-6: outbound traffic refreshes; so does inbound here,
         // as the kernel does (REQ-6 leaves it to the implementation).
         s.last_seen = now;
@@ -1206,11 +930,9 @@ mod tests {
         tcp_flags: u8,
         addr_of: &dyn Fn(BridgeId) -> Option<Ipv4Addr>,
     ) -> (Tuple, Tuple) {
-        let Peek::Create {
-            to: Some(peeked), ..
-        } = nat.peek_pre(a, 0, true, addr_of)
-        else {
-            panic!("the dry run refuses {a:?}");
+        let plan = nat.plan_pre(a, tcp_flags, 0, true, addr_of);
+        let Some((_, peeked, true)) = plan.translation(nat) else {
+            panic!("the dry run makes no session of {a:?}");
         };
         let NatVerdict::Translate(to) = nat.pre_routing(a, tcp_flags, 0, true, addr_of, 0) else {
             panic!("{a:?} refused");

@@ -3,9 +3,6 @@
 use super::*;
 
 impl Nat {
-    /// The endpoint-independent mapping of `t`'s source under rule `ri`
-    /// (made if new, REQ-1; its port preserved if free, REQ-3), referenced
-    /// once more.
     /// The outside address a new mapping of `t`'s source under rule `ri`
     /// gets: from the rule's pool (paired: one inside host, one outside
     /// address), or `out_addr`, the bridge's address, for a masquerade.
@@ -25,45 +22,6 @@ impl Nat {
             }
             _ => out_addr,
         }
-    }
-
-    pub(super) fn map(
-        &mut self,
-        ri: usize,
-        t: &Tuple,
-        out_addr: Option<Ipv4Addr>,
-    ) -> Result<(Ipv4Addr, u16, MappingKey), NatVerdict> {
-        let key = (t.proto, t.src, t.sport, self.rules[ri].id);
-        if let Some(m) = self.mappings.get_mut(&key) {
-            m.refs += 1;
-            return Ok((m.addr, m.port, key));
-        }
-        let addr = self.mapping_addr(ri, t, out_addr).ok_or(NatVerdict::Pass)?;
-        let (ports, rule_id) = (self.rules[ri].ports, self.rules[ri].id);
-        // A protocol without ports maps the address alone (port 0): inside
-        // hosts share it, and only their sessions (by remote) tell them
-        // apart. The others take an outside port of their own.
-        let port = if has_ports(t.proto) {
-            let Some(port) = self.free_port(t.proto, addr, t.sport, ports) else {
-                self.counters.no_ports += 1;
-                return Err(NatVerdict::Drop(NatDrop::NoPorts));
-            };
-            *self.used_per_addr.entry((t.proto, addr)).or_insert(0) += 1;
-            self.by_outside.insert((t.proto, addr, port), key);
-            port
-        } else {
-            0
-        };
-        self.mappings.insert(
-            key,
-            Mapping {
-                addr,
-                port,
-                refs: 1,
-                rule: rule_id,
-            },
-        );
-        Ok((addr, port, key))
     }
 
     pub(super) fn unuse(&mut self, proto: u8, addr: Ipv4Addr, port: u16) {

@@ -25,6 +25,33 @@ impl Router {
         }
     }
 
+    /// Carries out NAT's plan for a packet with tuple `t` (before routing,
+    /// or after): a dry run only says what it would do.
+    fn nat_decide<const T: bool>(
+        &mut self,
+        plan: NatPlan,
+        t: &Tuple,
+        flags: u8,
+        pre: bool,
+        now: u64,
+    ) -> NatVerdict {
+        let translation = T.then(|| plan.translation(&self.nat)).flatten();
+        let verdict = if T && self.trace.dry {
+            plan.verdict(&self.nat)
+        } else {
+            self.nat.commit(plan, flags, now)
+        };
+        // (Tracked untranslated after routing, a packet is not rewritten.)
+        if let (Some((rule, _, new_session)), NatVerdict::Translate(to)) = (translation, verdict) {
+            let from = *t;
+            if !pre && to == from {
+                return verdict;
+            }
+            trace!(T; self.trace, Event::Nat { pre, from, to, rule, new_session });
+        }
+        verdict
+    }
+
     /// Writes NAT's new tuple into a packet (`l3`); for the first fragment
     /// of datagram `first_of`, its later fragments will get the same
     /// addresses (not in a dry run, which remembers nothing).
@@ -153,23 +180,8 @@ impl Router {
                 let iface = ifaces.get(usize::from(b))?.as_ref()?;
                 iface.addrs.first().map(|a| a.addr)
             };
-            let verdict = if T && self.trace.dry {
-                dry_nat(
-                    &mut self.trace,
-                    self.nat.peek_pre(&t, bridge, to_us, &addr_of),
-                    &t,
-                    true,
-                )
-            } else {
-                let created = self.nat.counters.sessions_created;
-                let v = self
-                    .nat
-                    .pre_routing(&t, flags, bridge, to_us, &addr_of, now);
-                if T && self.trace.on {
-                    trace_nat(&mut self.trace, &self.nat, &v, &t, true, created);
-                }
-                v
-            };
+            let plan = self.nat.plan_pre(&t, flags, bridge, to_us, &addr_of);
+            let verdict = self.nat_decide::<T>(plan, &t, flags, true, now);
             match verdict {
                 NatVerdict::Translate(to) => {
                     let first_of = d.more_frags.then_some(d.ident);
@@ -231,28 +243,13 @@ impl Router {
             let out_addr = self
                 .iface(nh.bridge)
                 .and_then(|i| i.source_for(nh.gateway.unwrap_or(dst)));
-            let verdict = if T && self.trace.dry {
-                dry_nat(
-                    &mut self.trace,
-                    self.nat.peek_post(&t, nh.bridge, out_addr),
-                    &t,
-                    false,
-                )
-            } else {
-                let created = self.nat.counters.sessions_created;
-                let v = self.nat.post_routing(&t, flags, nh.bridge, out_addr, now);
-                if T && self.trace.on {
-                    trace_nat(&mut self.trace, &self.nat, &v, &t, false, created);
-                }
-                match v {
-                    // Not translated: tracked as it is, if it comes from
-                    // outside to a routed inside host.
-                    NatVerdict::Pass => self
-                        .nat
-                        .track_untranslated(&t, flags, bridge, nh.bridge, now),
-                    v => v,
-                }
+            let plan = match self.nat.plan_post(&t, nh.bridge, out_addr) {
+                // Not translated: tracked as it is, if it comes from outside
+                // to a routed inside host.
+                NatPlan::Pass => self.nat.plan_track(&t, flags, bridge, nh.bridge),
+                plan => plan,
             };
+            let verdict = self.nat_decide::<T>(plan, &t, flags, false, now);
             match verdict {
                 NatVerdict::Translate(to) => {
                     let first_of = d.more_frags.then_some(d.ident);
