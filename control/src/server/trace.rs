@@ -128,8 +128,16 @@ fn verdict(events: &[Event], names: &Names) -> String {
             }
         )
     });
+    let fragmented = events.iter().find_map(|e| match e {
+        Event::Fragmented { count, mtu } => Some((*count, *mtu)),
+        _ => None,
+    });
     match (dropped, out.is_empty(), routed) {
         (Some(r), _, _) => format!("dropped: {} ({})", r.name(), r.help()),
+        (None, true, true) if fragmented.is_some() => {
+            let (count, mtu) = fragmented.unwrap_or_default();
+            format!("would leave in {count} fragments (MTU {mtu})")
+        }
         (None, false, _) => format!("would leave by {}", out.join(", ")),
         (None, true, true) => "taken by the router (answered, or waiting for ARP)".to_string(),
         (None, true, false) => "goes nowhere: no other port of the bridge to take it".to_string(),

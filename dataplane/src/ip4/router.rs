@@ -390,14 +390,7 @@ impl Router {
         self.record_options::<T>(frame, &d, &route, dst);
         if route.on_wire > route.mtu {
             let (nh, out_mac, mtu) = (route.nh, route.out_mac, route.mtu);
-            if !(T && self.trace.dry) {
-                return self.fragment::<T>(frame, nh, out_mac, mtu, true, now);
-            }
-            // A dry run follows the datagram on: its fragments go its way.
-            let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
-            let step = (mtu - ip.header_len()) & !7;
-            let count = ip.payload().len().div_ceil(step.max(8)) as u16;
-            trace!(T; self.trace, Event::Fragmented { count, mtu: mtu as u16 });
+            return self.fragment::<T>(frame, nh, out_mac, mtu, true, now);
         }
         self.resolve_and_rewrite::<T>(frame, &d, translated, in_port, bridge, &route, dst, now)
     }

@@ -47,6 +47,8 @@ mod l3;
 mod links;
 mod nat_rules;
 mod packet_trace;
+mod path;
+use path::{Batch, Path};
 mod running;
 mod show;
 
@@ -390,82 +392,21 @@ impl Switch {
                 }
                 continue;
             };
-            // Broadcast ARP (requests, announcements) is flooded and shown to
-            // the router too; ARP to some other station is not its business.
-            let is_arp = crate::wire::ethernet::is_broadcast_arp(eth);
-            let mut enqueue = |q: PortId| enqueue_tx(tx_queues, tx_touched, q, i);
-            let counters = &mut bridges[b as usize].as_mut().expect("checked").counters;
-            let (decision, learned) = l2_forward(eth, rx, b, fdb, now, counters, router_mac, true);
-            if T && router.trace.on {
-                trace_l2(&mut router.trace, bridges, b, eth, rx, learned, decision);
-            }
-            match decision {
-                L2Decision::Forward(q) => enqueue(q),
-                L2Decision::Flood => {
-                    let members = &bridges[b as usize].as_ref().expect("checked").members;
-                    members
-                        .iter()
-                        .filter(|&&q| q != rx)
-                        .for_each(|&q| enqueue(q));
-                    // A broadcast ARP request may be for the router.
-                    if is_arp && router_mac.is_some() {
-                        if let Some(reason) = router.arp_input::<T>(eth, b, now_ms) {
-                            slot.counters.drop(reason);
-                        }
-                    }
-                }
-                L2Decision::Router => {
-                    match router.input::<T>(slot.port.frame_mut(i), rx, b, now_ms) {
-                        L3Out::Forward { bridge: out, dst } => match fdb.lookup(out, dst) {
-                            Some(q) if q != rx => {
-                                trace!(T; router.trace, Event::Tx { port: q });
-                                enqueue(q)
-                            }
-                            // Back out of the port it came in on: the frame is
-                            // copied, since a port cannot send from its own batch.
-                            Some(_) => match router.em.copy(slot.port.frame(i)) {
-                                Some(c) => {
-                                    trace!(T; router.trace, Event::Tx { port: rx });
-                                    router.em.send(c, EmitTo::Port(rx))
-                                }
-                                None => slot.counters.drop(DropReason::NoBuffer),
-                            },
-                            None => {
-                                let members = bridges[out as usize]
-                                    .as_ref()
-                                    .map_or(&[][..], |b| &b.members[..]);
-                                if T && router.trace.on {
-                                    trace_flood(&mut router.trace, dst, members, rx);
-                                }
-                                members
-                                    .iter()
-                                    .filter(|&&q| q != rx)
-                                    .for_each(|&q| enqueue(q));
-                                // Flooded back into its own bridge, the
-                                // destination may well be behind the ingress port.
-                                if out == b {
-                                    match router.em.copy(slot.port.frame(i)) {
-                                        Some(c) => {
-                                            trace!(T; router.trace, Event::Tx { port: rx });
-                                            router.em.send(c, EmitTo::Port(rx))
-                                        }
-                                        None => slot.counters.drop(DropReason::NoBuffer),
-                                    }
-                                }
-                            }
-                        },
-                        L3Out::Consumed => {}
-                        L3Out::Drop(reason) => {
-                            slot.counters.drop(reason);
-                            trace!(T; router.trace, Event::Drop { reason });
-                        }
-                    }
-                }
-                L2Decision::Drop(reason) => {
-                    slot.counters.drop(reason);
-                    trace!(T; router.trace, Event::Drop { reason });
-                }
-            }
+            let mut path = Path {
+                bridges,
+                fdb,
+                router,
+                router_mac,
+                now,
+                now_ms,
+            };
+            let mut out = Batch {
+                queues: tx_queues,
+                touched: tx_touched,
+                i,
+            };
+            let frame = slot.port.frame_mut(i);
+            path.frame_in::<T>(rx, b, frame, &mut slot.counters, true, &mut out);
             if T {
                 router.trace.end();
             }
@@ -769,75 +710,6 @@ fn poll_port(registry: &Registry, port: &dyn Port, id: usize, on: bool) -> std::
         }
     }
     result
-}
-
-/// Records the L2 stage of a traced frame: learning and where it goes.
-#[cold]
-#[allow(clippy::too_many_arguments)]
-fn trace_l2(
-    tr: &mut Tracer,
-    bridges: &[Option<Bridge>],
-    bridge: BridgeId,
-    eth: &[u8],
-    rx: PortId,
-    learned: Option<Learn>,
-    decision: L2Decision,
-) {
-    if eth.len() < 14 {
-        return;
-    }
-    let src = Mac(eth[6..12].try_into().expect("6 bytes"));
-    let dst = Mac(eth[..6].try_into().expect("6 bytes"));
-    if !matches!(
-        decision,
-        L2Decision::Drop(DropReason::InvalidSrcMac | DropReason::Runt)
-    ) {
-        let learned = match learned {
-            Some(Learn::New) => Learned::New,
-            Some(Learn::Refreshed) => Learned::Refreshed,
-            Some(Learn::Moved) => Learned::Moved,
-            Some(Learn::Static) => Learned::Static,
-            Some(Learn::Full) => Learned::TableFull,
-            None => Learned::NotLearned,
-        };
-        tr.record(Event::Learn {
-            mac: src,
-            port: rx,
-            learned,
-        });
-    }
-    let members = bridges
-        .get(usize::from(bridge))
-        .and_then(Option::as_ref)
-        .map_or(&[][..], |b| &b.members[..]);
-    match decision {
-        L2Decision::Forward(q) => {
-            tr.record(Event::L2 {
-                dst,
-                out: L2Out::Port(q),
-            });
-            tr.record(Event::Tx { port: q });
-        }
-        L2Decision::Flood => trace_flood(tr, dst, members, rx),
-        L2Decision::Router => tr.record(Event::L2 {
-            dst,
-            out: L2Out::Router,
-        }),
-        L2Decision::Drop(_) => {}
-    }
-}
-
-/// Records a flood to every member but `rx`.
-#[cold]
-fn trace_flood(tr: &mut Tracer, dst: Mac, members: &[PortId], rx: PortId) {
-    let out: Vec<PortId> = members.iter().copied().filter(|&q| q != rx).collect();
-    tr.record(Event::L2 {
-        dst,
-        out: L2Out::Flood(out.len() as u16),
-    });
-    for q in out {
-        tr.record(Event::Tx { port: q });
-    }
 }
 
 /// The FDB as copied on the forwarding thread.

@@ -51,7 +51,11 @@ impl Router {
             }
         );
         let next_ip = nh.gateway.unwrap_or(ip.dst());
-        let resolved = self.arp.resolve(nh.bridge, next_ip, now);
+        let resolved = if T && self.trace.dry {
+            self.arp.peek(nh.bridge, next_ip)
+        } else {
+            self.arp.resolve(nh.bridge, next_ip, now)
+        };
         let mac = match resolved {
             Resolve::Mac(m) => Some(NextHopMac::Known(m)),
             Resolve::Pending { ask } => Some(NextHopMac::Queued { asked: ask }),
@@ -60,6 +64,13 @@ impl Router {
         if let Some(mac) = mac {
             let next_hop = next_ip;
             trace!(T; self.trace, Event::Resolve { next_hop, mac });
+        }
+        // A dry run makes no fragments: its datagram's fragments go its way.
+        if T && self.trace.dry {
+            return match resolved {
+                Resolve::Failed | Resolve::Full => L3Out::Drop(DropReason::ArpUnresolved),
+                Resolve::Mac(_) | Resolve::Pending { .. } => L3Out::Consumed,
+            };
         }
         if let Resolve::Pending { ask: true } = resolved {
             self.ask(nh.bridge, next_ip);

@@ -115,34 +115,17 @@ impl Switch {
             }),
             Some(b) => {
                 let router_mac = router.router_mac(b);
-                let eth = &frame[VNET_HDR_LEN..];
-                let mut scratch = BridgeCounters::default();
-                let (decision, learned) =
-                    l2_forward(eth, rx, b, fdb, now, &mut scratch, router_mac, false);
-                trace_l2(&mut router.trace, bridges, b, eth, rx, learned, decision);
-                let is_arp = crate::wire::ethernet::is_broadcast_arp(eth);
-                match decision {
-                    L2Decision::Flood if is_arp && router_mac.is_some() => {
-                        if let Some(reason) = router.arp_input::<true>(eth, b, now_ms) {
-                            router.trace.record(Event::Drop { reason });
-                        }
-                    }
-                    L2Decision::Router => match router.input::<true>(frame, rx, b, now_ms) {
-                        L3Out::Forward { bridge: out, dst } => match fdb.lookup(out, dst) {
-                            Some(q) => router.trace.record(Event::Tx { port: q }),
-                            None => {
-                                let members = bridges[out as usize]
-                                    .as_ref()
-                                    .map_or(&[][..], |b| &b.members[..]);
-                                trace_flood(&mut router.trace, dst, members, rx);
-                            }
-                        },
-                        L3Out::Consumed => {}
-                        L3Out::Drop(reason) => router.trace.record(Event::Drop { reason }),
-                    },
-                    L2Decision::Drop(reason) => router.trace.record(Event::Drop { reason }),
-                    _ => {}
-                }
+                let mut path = path::Path {
+                    bridges,
+                    fdb,
+                    router,
+                    router_mac,
+                    now,
+                    now_ms,
+                };
+                // Not the port's counters: a made-up frame counts nowhere.
+                let mut counters = PortCounters::default();
+                path.frame_in::<true>(rx, b, frame, &mut counters, false, &mut path::Nowhere);
             }
         }
         router.trace.end();
