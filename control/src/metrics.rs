@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// The stage a drop reason (by its name) belongs to.
 pub fn stage_of(reason: &str) -> &'static str {
-    patchbay_dataplane::counters::DropReason::from_name(reason).map_or("port", |r| r.stage())
+    patchbay_dataplane::counters::DropReason::from_name(reason).map_or("port", |r| r.stage().name())
 }
 
 /// Per stage: packets handled and drops by reason.

@@ -5,6 +5,41 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A family of stages of the pipeline, as counters and metrics group them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Receiving and sending: rings, sockets, devices.
+    Port,
+    /// The bridge: learning, forwarding, flooding.
+    L2,
+    /// ARP: answering, resolving, the neighbour cache.
+    Arp,
+    /// IPv4: validation, local delivery, routing, fragmenting, ICMP errors.
+    Ip4,
+    /// NAT: sessions, mappings, filtering.
+    Nat,
+}
+
+impl Stage {
+    /// Its name in metrics and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Port => "port",
+            Stage::L2 => "l2",
+            Stage::Arp => "arp",
+            Stage::Ip4 => "ip4",
+            Stage::Nat => "nat",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 macro_rules! drop_reasons {
     ($($variant:ident => $name:literal, $doc:literal;)*) => {
         /// Why a frame was discarded.
@@ -31,17 +66,18 @@ macro_rules! drop_reasons {
                 }
             }
 
-            /// The stage of the pipeline that drops for this reason: `port`,
-            /// `l2`, `arp`, `ip4` or `nat`.
-            pub fn stage(self) -> &'static str {
+            /// The stage of the pipeline that drops for this reason.
+            pub fn stage(self) -> Stage {
                 use DropReason::*;
                 match self {
                     Runt | Truncated | NoVlanRoom | RxRingFull | RxError | TxBusy | TxDown
-                    | TxError => "port",
-                    InvalidSrcMac | ReservedGroup | SamePort | NoBridge => "l2",
-                    ArpMalformed | ArpQueueFull | ArpUnresolved | ArpTableFull => "arp",
-                    NatTableFull | NatNoPorts | NatFiltered | NatConflict | NatUntranslatable => "nat",
-                    _ => "ip4",
+                    | TxError => Stage::Port,
+                    InvalidSrcMac | ReservedGroup | SamePort | NoBridge => Stage::L2,
+                    ArpMalformed | ArpQueueFull | ArpUnresolved | ArpTableFull => Stage::Arp,
+                    NatTableFull | NatNoPorts | NatFiltered | NatConflict | NatUntranslatable => {
+                        Stage::Nat
+                    }
+                    _ => Stage::Ip4,
                 }
             }
 
