@@ -124,6 +124,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     pub fn set_rest_of_header(&mut self, rest: u32) {
         self.m()[4..8].copy_from_slice(&rest.to_be_bytes());
     }
+    /// An echo's identifier and sequence number.
+    pub fn set_echo(&mut self, ident: u16, seq: u16) {
+        self.set_rest_of_header(echo_word(ident, seq));
+    }
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.m()[ICMP_HDR_LEN..]
     }
