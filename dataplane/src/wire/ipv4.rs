@@ -94,45 +94,51 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     fn b(&self) -> &[u8] {
         self.buf.as_ref()
     }
+    /// The fixed part of the header: one length check for all its fields.
+    fn h(&self) -> &[u8; IPV4_MIN_HDR_LEN] {
+        self.b()[..IPV4_MIN_HDR_LEN]
+            .try_into()
+            .expect("an IPv4 view holds a header")
+    }
     pub fn header_len(&self) -> usize {
-        usize::from(self.b()[0] & 0x0f) * 4
+        usize::from(self.h()[0] & 0x0f) * 4
     }
     /// The type-of-service byte: DSCP and ECN (RFC 2474, RFC 3168).
     pub fn tos(&self) -> u8 {
-        self.b()[1]
+        self.h()[1]
     }
     pub fn total_len(&self) -> usize {
-        usize::from(u16::from_be_bytes([self.b()[2], self.b()[3]]))
+        usize::from(u16::from_be_bytes([self.h()[2], self.h()[3]]))
     }
     pub fn ident(&self) -> u16 {
-        u16::from_be_bytes([self.b()[4], self.b()[5]])
+        u16::from_be_bytes([self.h()[4], self.h()[5]])
     }
     pub fn dont_frag(&self) -> bool {
-        self.b()[6] & 0x40 != 0
+        self.h()[6] & 0x40 != 0
     }
     pub fn more_frags(&self) -> bool {
-        self.b()[6] & 0x20 != 0
+        self.h()[6] & 0x20 != 0
     }
     /// Fragment offset in bytes.
     pub fn frag_offset(&self) -> usize {
-        usize::from(u16::from_be_bytes([self.b()[6] & 0x1f, self.b()[7]])) * 8
+        usize::from(u16::from_be_bytes([self.h()[6] & 0x1f, self.h()[7]])) * 8
     }
     pub fn ttl(&self) -> u8 {
-        self.b()[8]
+        self.h()[8]
     }
     pub fn protocol(&self) -> u8 {
-        self.b()[9]
+        self.h()[9]
     }
     pub fn checksum(&self) -> u16 {
-        u16::from_be_bytes([self.b()[10], self.b()[11]])
+        u16::from_be_bytes([self.h()[10], self.h()[11]])
     }
     pub fn src(&self) -> Ipv4Addr {
-        let b = self.b();
-        Ipv4Addr::new(b[12], b[13], b[14], b[15])
+        let h = self.h();
+        Ipv4Addr::new(h[12], h[13], h[14], h[15])
     }
     pub fn dst(&self) -> Ipv4Addr {
-        let b = self.b();
-        Ipv4Addr::new(b[16], b[17], b[18], b[19])
+        let h = self.h();
+        Ipv4Addr::new(h[16], h[17], h[18], h[19])
     }
     /// The header, options included.
     pub fn header(&self) -> &[u8] {
@@ -249,7 +255,8 @@ impl Ipv4Repr {
             dont_frag: ip.dont_frag(),
             more_frags: ip.more_frags(),
             frag_offset: ip.frag_offset(),
-            payload_len: ip.payload().len(),
+            // new_checked made sure the total length holds the header.
+            payload_len: ip.total_len() - ip.header_len(),
         }
     }
 
