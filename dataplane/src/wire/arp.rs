@@ -108,6 +108,25 @@ impl ArpRepr {
     }
 }
 
+/// As tcpdump says it: "who-has T tell S", "T is-at M".
+impl std::fmt::Display for ArpRepr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.op == OP_REQUEST {
+            write!(
+                f,
+                "ARP request who-has {} tell {} ({})",
+                self.target_ip, self.sender_ip, self.sender_mac
+            )
+        } else {
+            write!(
+                f,
+                "ARP reply {} is-at {} to {}",
+                self.sender_ip, self.sender_mac, self.target_ip
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +144,10 @@ mod tests {
         r.emit(&mut b);
         assert_eq!(ArpRepr::parse(&b).unwrap(), r);
         assert!(!r.is_gratuitous());
+        assert_eq!(
+            r.to_string(),
+            "ARP request who-has 10.0.0.254 tell 10.0.0.1 (02:00:00:00:00:01)"
+        );
         assert_eq!(ArpRepr::parse(&b[..27]).unwrap_err(), ArpError::Truncated);
         b[7] = 9;
         assert_eq!(ArpRepr::parse(&b).unwrap_err(), ArpError::BadOp);
