@@ -10,6 +10,7 @@ use crate::l2::PortId;
 use crate::trace::Filter;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -166,13 +167,23 @@ impl Tap {
 
 /// The pcap file header: microsecond timestamps, Ethernet link type.
 pub fn pcap_header(snaplen: usize) -> [u8; 24] {
+    const MAGIC: u32 = 0xa1b2_c3d4;
+    const VERSION: (u16, u16) = (2, 4);
+    const LINKTYPE_ETHERNET: u32 = 1;
     let mut h = [0u8; 24];
-    h[..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    h[4..6].copy_from_slice(&2u16.to_le_bytes());
-    h[6..8].copy_from_slice(&4u16.to_le_bytes());
-    // thiszone and sigfigs stay 0.
-    h[16..20].copy_from_slice(&(snaplen as u32).to_le_bytes());
-    h[20..24].copy_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+    let mut out = &mut h[..];
+    // Field by field, in the file's order; thiszone and sigfigs are 0.
+    for field in [
+        &MAGIC.to_le_bytes()[..],
+        &VERSION.0.to_le_bytes(),
+        &VERSION.1.to_le_bytes(),
+        &0i32.to_le_bytes(),
+        &0u32.to_le_bytes(),
+        &(snaplen as u32).to_le_bytes(),
+        &LINKTYPE_ETHERNET.to_le_bytes(),
+    ] {
+        out.write_all(field).expect("24 bytes hold the pcap header");
+    }
     h
 }
 
@@ -205,6 +216,13 @@ mod tests {
         let c = handle.frames.recv().unwrap();
         assert_eq!((c.data.len(), c.orig_len), (128, 200));
         let mut out = pcap_header(handle.snaplen).to_vec();
+        assert_eq!(
+            out,
+            [
+                0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 128, 0, 0, 0, 1, 0, 0,
+                0
+            ]
+        );
         pcap_record(&c, &mut out);
         assert_eq!(out.len(), 24 + 16 + 128);
         // A written buffer comes back and is used again.

@@ -6,7 +6,7 @@
 //! counts the drop.
 
 use crate::l2::{BridgeId, PortId};
-use crate::wire::{Mac, VNET_HDR_LEN};
+use crate::wire::{Mac, VnetHdr, VNET_HDR_LEN};
 
 /// Room for a virtio header and a 9000-byte MTU frame with a VLAN tag.
 pub const BUF_SIZE: usize = VNET_HDR_LEN + 14 + 4 + 9000;
@@ -51,7 +51,7 @@ impl Emitter {
     /// is empty.
     pub fn alloc(&mut self) -> Option<u16> {
         let i = self.free.pop()?;
-        self.bufs[usize::from(i)][..VNET_HDR_LEN].fill(0);
+        VnetHdr::new_unchecked(&mut self.bufs[usize::from(i)][..]).clear();
         self.lens[usize::from(i)] = 0;
         Some(i)
     }

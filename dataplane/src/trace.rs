@@ -12,8 +12,13 @@
 
 use crate::counters::DropReason;
 use crate::l2::{BridgeId, PortId};
-use crate::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
-use crate::wire::Mac;
+use crate::wire::arp::{ArpPacket, ArpRepr, ARP_LEN, OP_REQUEST};
+use crate::wire::ethernet::{ETHERNET_MIN_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use crate::wire::icmp::{self, IcmpPacket, ICMP_HDR_LEN};
+use crate::wire::ipv4::{Ipv4Packet, Ipv4Repr, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::tcp::{self, TcpPacket, TCP_MIN_HDR_LEN};
+use crate::wire::udp::{self, UdpPacket, UDP_HDR_LEN};
+use crate::wire::{EthernetFrame, Mac, ETHERNET_HDR_LEN};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -331,39 +336,43 @@ impl Filter {
 }
 
 fn term_matches(t: Term, eth: &[u8]) -> bool {
-    let Ok(frame) = crate::wire::EthernetFrame::new_checked(eth) else {
+    let Ok(frame) = EthernetFrame::new_checked(eth) else {
         return false;
     };
     let ethertype = frame.ethertype();
-    let ip = &eth[14..];
-    let is_ip = ethertype == ETHERTYPE_IPV4 && ip.len() >= 20;
-    let ip_at = |o: usize| Ipv4Addr::new(ip[o], ip[o + 1], ip[o + 2], ip[o + 3]);
+    let l3 = &eth[ETHERNET_HDR_LEN..];
+    // Unchecked: a filter looks at the addresses of whatever holds them.
+    let ip = (ethertype == ETHERTYPE_IPV4 && l3.len() >= IPV4_MIN_HDR_LEN)
+        .then(|| Ipv4Packet::new_unchecked(l3));
+    let is_ip = ip.is_some();
     // ARP sender and target addresses count as hosts too.
-    let arp_addrs =
-        || (ethertype == ETHERTYPE_ARP && ip.len() >= 28).then(|| (ip_at(14), ip_at(24)));
+    let arp_addrs = || {
+        let arp = ArpPacket::new_checked(l3).ok();
+        arp.filter(|_| ethertype == ETHERTYPE_ARP)
+            .map(|a| (a.sender_ip(), a.target_ip()))
+    };
+    let ip_addrs = || ip.map(|ip| (ip.src(), ip.dst()));
     let ports = || {
-        if !is_ip {
-            return None;
-        }
-        let hl = usize::from(ip[0] & 0x0f) * 4;
-        let p = ip[9];
-        ((p == 6 || p == 17) && ip.len() >= hl + 4).then(|| {
-            (
-                u16::from_be_bytes([ip[hl], ip[hl + 1]]),
-                u16::from_be_bytes([ip[hl + 2], ip[hl + 3]]),
-            )
-        })
+        let ip = ip?;
+        let l4 = l3.get(ip.header_len()..)?;
+        matches!(ip.protocol(), PROTO_TCP | PROTO_UDP)
+            .then(|| udp::ports(l4))
+            .flatten()
     };
     match t {
         Term::Arp => ethertype == ETHERTYPE_ARP,
         Term::Ip => is_ip,
-        Term::Proto(p) => is_ip && ip[9] == p,
+        Term::Proto(p) => ip.is_some_and(|ip| ip.protocol() == p),
         Term::Host(a) => {
-            (is_ip && (ip_at(12) == a || ip_at(16) == a))
+            ip_addrs().is_some_and(|(s, d)| s == a || d == a)
                 || arp_addrs().is_some_and(|(s, d)| s == a || d == a)
         }
-        Term::Src(a) => (is_ip && ip_at(12) == a) || arp_addrs().is_some_and(|(s, _)| s == a),
-        Term::Dst(a) => (is_ip && ip_at(16) == a) || arp_addrs().is_some_and(|(_, d)| d == a),
+        Term::Src(a) => {
+            ip_addrs().is_some_and(|(s, _)| s == a) || arp_addrs().is_some_and(|(s, _)| s == a)
+        }
+        Term::Dst(a) => {
+            ip_addrs().is_some_and(|(_, d)| d == a) || arp_addrs().is_some_and(|(_, d)| d == a)
+        }
         Term::Port(p) => ports().is_some_and(|(s, d)| s == p || d == p),
         Term::SrcPort(p) => ports().is_some_and(|(s, _)| s == p),
         Term::DstPort(p) => ports().is_some_and(|(_, d)| d == p),
@@ -556,68 +565,65 @@ impl PacketSpec {
         use crate::wire::VNET_HDR_LEN;
         let smac = self.smac.unwrap_or(smac);
         let proto = self.proto.as_deref().unwrap_or("udp");
-        let mut f = vec![0u8; VNET_HDR_LEN + 14];
-        f[VNET_HDR_LEN + 6..VNET_HDR_LEN + 12].copy_from_slice(&smac.0);
+        let mut f = vec![0u8; VNET_HDR_LEN + ETHERNET_HDR_LEN];
+        let mut eth = EthernetFrame::new_unchecked(&mut f[VNET_HDR_LEN..]);
         if proto == "arp" {
             let dmac = self.dmac.unwrap_or(Mac::BROADCAST);
-            f[VNET_HDR_LEN..VNET_HDR_LEN + 6].copy_from_slice(&dmac.0);
-            f[VNET_HDR_LEN + 12..VNET_HDR_LEN + 14].copy_from_slice(&[0x08, 0x06]);
-            let arp = crate::wire::arp::ArpRepr {
-                op: crate::wire::arp::OP_REQUEST,
+            eth.emit(dmac, smac, ETHERTYPE_ARP);
+            let arp = ArpRepr {
+                op: OP_REQUEST,
                 sender_mac: smac,
                 sender_ip: self.src,
                 target_mac: Mac::ZERO,
                 target_ip: self.dst,
             };
             let at = f.len();
-            f.resize(VNET_HDR_LEN + 60, 0);
-            arp.emit(&mut f[at..at + crate::wire::arp::ARP_LEN]);
+            f.resize(VNET_HDR_LEN + ETHERNET_MIN_LEN, 0);
+            arp.emit(&mut f[at..at + ARP_LEN]);
             return Ok(f);
         }
-        let dmac = self.dmac.unwrap_or(dmac);
-        f[VNET_HDR_LEN..VNET_HDR_LEN + 6].copy_from_slice(&dmac.0);
-        f[VNET_HDR_LEN + 12..VNET_HDR_LEN + 14].copy_from_slice(&[0x08, 0x00]);
+        eth.emit(self.dmac.unwrap_or(dmac), smac, ETHERTYPE_IPV4);
         let (number, l4) = match proto {
-            "udp" => (17u8, 8usize),
-            "tcp" => (6, 20),
-            "icmp" => (1, 8),
+            "udp" => (PROTO_UDP, UDP_HDR_LEN),
+            "tcp" => (PROTO_TCP, TCP_MIN_HDR_LEN),
+            "icmp" => (PROTO_ICMP, ICMP_HDR_LEN),
             p => return Err(format!("proto must be udp, tcp, icmp or arp, not '{p}'")),
         };
-        let total = usize::from(self.len.unwrap_or((20 + l4 + 32) as u16));
-        if total < 20 + l4 || total > 9000 {
-            return Err(format!("len {total}: between {} and 9000", 20 + l4));
+        let min = IPV4_MIN_HDR_LEN + l4;
+        let total = usize::from(self.len.unwrap_or((min + 32) as u16));
+        if total < min || total > 9000 {
+            return Err(format!("len {total}: between {min} and 9000"));
         }
         let at = f.len();
         f.resize(at + total, 0);
-        crate::wire::ipv4::emit_header(
-            &mut f[at..],
-            total as u16,
-            1,
-            self.ttl.unwrap_or(64),
-            number,
-            self.src,
-            self.dst,
-        );
-        let l4b = &mut f[at + 20..];
+        let header = Ipv4Repr {
+            src: self.src,
+            dst: self.dst,
+            protocol: number,
+            ttl: self.ttl.unwrap_or(64),
+            tos: 0,
+            ident: 1,
+            dont_frag: false,
+            more_frags: false,
+            frag_offset: 0,
+            payload_len: total - IPV4_MIN_HDR_LEN,
+        };
+        let mut ip = Ipv4Packet::new_unchecked(&mut f[at..]);
+        header.emit(&mut ip);
+        let l4b = ip.payload_mut();
         let (sport, dport) = (self.sport.unwrap_or(40000), self.dport.unwrap_or(53));
         match number {
-            17 => {
-                l4b[..2].copy_from_slice(&sport.to_be_bytes());
-                l4b[2..4].copy_from_slice(&dport.to_be_bytes());
-                l4b[4..6].copy_from_slice(&((total - 20) as u16).to_be_bytes());
+            PROTO_UDP => {
+                UdpPacket::new_unchecked(l4b).emit(sport, dport, header.payload_len as u16)
             }
-            6 => {
-                l4b[..2].copy_from_slice(&sport.to_be_bytes());
-                l4b[2..4].copy_from_slice(&dport.to_be_bytes());
-                l4b[12] = 5 << 4;
-                l4b[13] = 0x02; // SYN
-            }
+            PROTO_TCP => TcpPacket::new_unchecked(l4b).emit_probe(sport, dport, tcp::FLAG_SYN),
             _ => {
-                l4b[0] = 8; // echo request
-                l4b[4..6].copy_from_slice(&sport.to_be_bytes());
-                l4b[6..8].copy_from_slice(&1u16.to_be_bytes());
-                let c = crate::wire::checksum::checksum(&l4b[..total - 20]);
-                l4b[2..4].copy_from_slice(&c.to_be_bytes());
+                // An echo request with `sport` as its identifier, sequence
+                // number 1 and zeros for data.
+                let mut echo = IcmpPacket::new_unchecked(l4b);
+                echo.set_msg_type(icmp::ECHO_REQUEST);
+                echo.set_echo(sport, 1);
+                echo.fill_checksum();
             }
         }
         Ok(f)

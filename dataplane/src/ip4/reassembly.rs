@@ -177,9 +177,10 @@ impl Reassembly {
         }
         out[..h].copy_from_slice(&s.header[..h]);
         out[h..total].copy_from_slice(&s.payload[..s.total]);
-        out[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-        out[6..8].fill(0);
-        Ipv4Packet::new_unchecked(&mut out[..total]).fill_checksum();
+        let mut ip = Ipv4Packet::new_unchecked(&mut out[..total]);
+        let ttl = ip.ttl();
+        ip.set_fragment(total as u16, 0, false, ttl);
+        ip.fill_checksum();
         s.reset(None, 0);
         total
     }
@@ -198,19 +199,26 @@ impl Reassembly {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ipv4::emit_header;
+    use crate::wire::ipv4::{Ipv4Repr, PROTO_ICMP};
 
     /// Fragment `payload[off..off + len]` of datagram `ident`.
     fn fragment(payload: &[u8], off: usize, len: usize, ident: u16) -> Vec<u8> {
-        let mut p = vec![0u8; 20 + len];
-        let src = "10.0.0.2".parse().unwrap();
-        let dst = "10.0.0.1".parse().unwrap();
-        emit_header(&mut p, (20 + len) as u16, ident, 64, 1, src, dst);
-        let more = off + len < payload.len();
-        let field = (off / 8) as u16 | if more { 0x2000 } else { 0 };
-        p[6..8].copy_from_slice(&field.to_be_bytes());
-        p[20..].copy_from_slice(&payload[off..off + len]);
-        Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
+        let header = Ipv4Repr {
+            src: "10.0.0.2".parse().unwrap(),
+            dst: "10.0.0.1".parse().unwrap(),
+            protocol: PROTO_ICMP,
+            ttl: 64,
+            tos: 0,
+            ident,
+            dont_frag: false,
+            more_frags: off + len < payload.len(),
+            frag_offset: off,
+            payload_len: len,
+        };
+        let mut p = vec![0u8; header.buffer_len()];
+        let mut ip = Ipv4Packet::new_unchecked(&mut p[..]);
+        header.emit(&mut ip);
+        ip.payload_mut().copy_from_slice(&payload[off..off + len]);
         p
     }
 

@@ -25,12 +25,18 @@ use crate::random::Random;
 use crate::trace;
 use crate::trace::{ArpAction, Event, NatRelated, NextHopMac, Tracer};
 use crate::wire::arp::{ArpRepr, ARP_LEN, OP_REPLY, OP_REQUEST};
+use crate::wire::icmp::{
+    is_error_message, IcmpErrorMsg, IcmpPacket, IcmpRepr, CODE_HOST_UNREACHABLE,
+    CODE_NET_UNREACHABLE, CODE_PORT_UNREACHABLE, CODE_PROTOCOL_UNREACHABLE, ECHO_REQUEST,
+};
 use crate::wire::ipv4::{
-    self, Ipv4Error, Ipv4Packet, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+    Ipv4Error, Ipv4Packet, Ipv4Repr, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
 };
 use crate::wire::ipv4_options::{self, BadOption};
-use crate::wire::vnet::{VnetHdr, F_NEEDS_CSUM};
-use crate::wire::{checksum, EthernetFrame, Ipv4Net, Mac, VNET_HDR_LEN};
+use crate::wire::tcp;
+use crate::wire::udp::UDP_HDR_LEN;
+use crate::wire::vnet::{self, VnetHdr};
+use crate::wire::{EthernetFrame, Ipv4Net, Mac, ETHERNET_HDR_LEN, VNET_HDR_LEN};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -44,11 +50,11 @@ mod local;
 mod nat_stages;
 mod validate;
 
-use crate::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
-const ETH: usize = 14;
+use crate::wire::ethernet::{ETHERNET_MIN_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 /// Offset of the Ethernet header in a frame (after the virtio-net header).
 const L2: usize = VNET_HDR_LEN;
-const L3: usize = VNET_HDR_LEN + ETH;
+/// Offset of the ARP or IPv4 header in a frame.
+const L3: usize = VNET_HDR_LEN + ETHERNET_HDR_LEN;
 /// ICMP errors allowed per second (RFC 1812 4.3.2.8: rate-limit them).
 const ICMP_PER_SECOND: u32 = 200;
 pub const DEFAULT_MTU: u16 = Mtu::DEFAULT.get();
@@ -461,14 +467,8 @@ impl Router {
             let frame = self.em.frame(i).to_vec();
             self.em.free(i);
             if frame.len() >= L3 + IPV4_MIN_HDR_LEN {
-                self.icmp_error::<false>(
-                    &frame,
-                    None,
-                    0,
-                    icmp::DEST_UNREACHABLE,
-                    icmp::CODE_HOST_UNREACHABLE,
-                    0,
-                );
+                let msg = IcmpErrorMsg::unreachable(CODE_HOST_UNREACHABLE);
+                self.icmp_error::<false>(&frame, None, 0, msg);
             }
         }
         self.scratch = failed;
@@ -497,11 +497,18 @@ pub const MAX_MADE_FRAME: usize = BUF_SIZE;
 /// headers, measured here rather than trusted from the sender's `hdr_len`,
 /// plus `gso_size`.
 fn gso_segment_len(l3: &[u8], gso_size: u16, hdr_len: u16) -> usize {
-    let ihl = usize::from(l3[0] & 0x0f) * 4;
-    let l4 = match l3[9] {
-        PROTO_TCP if l3.len() >= ihl + 13 => usize::from(l3[ihl + 12] >> 4) * 4,
-        PROTO_UDP => 8,
-        _ => return usize::from(hdr_len).saturating_sub(ETH) + usize::from(gso_size),
+    let ip = Ipv4Packet::new_unchecked(l3);
+    let ihl = ip.header_len();
+    // The segment after the IP header, up to the frame's end: the data
+    // offset is read even from a segment the total length cuts short.
+    let l4 = &l3[ihl..];
+    let l4_len = match ip.protocol() {
+        PROTO_TCP => tcp::header_len(l4),
+        PROTO_UDP => Some(UDP_HDR_LEN),
+        _ => None,
     };
-    ihl + l4 + usize::from(gso_size)
+    match l4_len {
+        Some(n) => ihl + n + usize::from(gso_size),
+        None => usize::from(hdr_len).saturating_sub(ETHERNET_HDR_LEN) + usize::from(gso_size),
+    }
 }

@@ -8,6 +8,48 @@ pub const ARP_LEN: usize = 28;
 pub const OP_REQUEST: u16 = 1;
 pub const OP_REPLY: u16 = 2;
 
+/// A zero-copy view of an ARP packet for IPv4 over Ethernet;
+/// [`ArpPacket::new_checked`] checks its 28 bytes are there, not what its
+/// hardware and protocol fields say ([`ArpRepr::parse`] does).
+#[derive(Debug, Clone, Copy)]
+pub struct ArpPacket<T: AsRef<[u8]>> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> ArpPacket<T> {
+    pub fn new_checked(buf: T) -> Result<Self, ArpError> {
+        if buf.as_ref().len() < ARP_LEN {
+            return Err(ArpError::Truncated);
+        }
+        Ok(ArpPacket { buf })
+    }
+    fn b(&self) -> &[u8] {
+        self.buf.as_ref()
+    }
+    /// Whether hardware type, protocol type and address lengths say
+    /// Ethernet and IPv4.
+    pub fn is_ethernet_ipv4(&self) -> bool {
+        self.b()[0..6] == [0, 1, 0x08, 0x00, 6, 4]
+    }
+    pub fn op(&self) -> u16 {
+        u16::from_be_bytes([self.b()[6], self.b()[7]])
+    }
+    pub fn sender_mac(&self) -> Mac {
+        Mac::from_slice(&self.b()[8..14])
+    }
+    pub fn sender_ip(&self) -> Ipv4Addr {
+        let b = self.b();
+        Ipv4Addr::new(b[14], b[15], b[16], b[17])
+    }
+    pub fn target_mac(&self) -> Mac {
+        Mac::from_slice(&self.b()[18..24])
+    }
+    pub fn target_ip(&self) -> Ipv4Addr {
+        let b = self.b();
+        Ipv4Addr::new(b[24], b[25], b[26], b[27])
+    }
+}
+
 /// An ARP packet (Ethernet/IPv4 only), parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArpRepr {
@@ -32,22 +74,20 @@ pub enum ArpError {
 impl ArpRepr {
     /// Parses the ARP payload of an Ethernet frame.
     pub fn parse(b: &[u8]) -> Result<ArpRepr, ArpError> {
-        if b.len() < ARP_LEN {
-            return Err(ArpError::Truncated);
-        }
-        if b[0..6] != [0, 1, 0x08, 0x00, 6, 4] {
+        let p = ArpPacket::new_checked(b)?;
+        if !p.is_ethernet_ipv4() {
             return Err(ArpError::Unsupported);
         }
-        let op = u16::from_be_bytes([b[6], b[7]]);
+        let op = p.op();
         if op != OP_REQUEST && op != OP_REPLY {
             return Err(ArpError::BadOp);
         }
         Ok(ArpRepr {
             op,
-            sender_mac: Mac::from_slice(&b[8..14]),
-            sender_ip: Ipv4Addr::new(b[14], b[15], b[16], b[17]),
-            target_mac: Mac::from_slice(&b[18..24]),
-            target_ip: Ipv4Addr::new(b[24], b[25], b[26], b[27]),
+            sender_mac: p.sender_mac(),
+            sender_ip: p.sender_ip(),
+            target_mac: p.target_mac(),
+            target_ip: p.target_ip(),
         })
     }
 
@@ -68,6 +108,25 @@ impl ArpRepr {
     }
 }
 
+/// As tcpdump says it: "who-has T tell S", "T is-at M".
+impl std::fmt::Display for ArpRepr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.op == OP_REQUEST {
+            write!(
+                f,
+                "ARP request who-has {} tell {} ({})",
+                self.target_ip, self.sender_ip, self.sender_mac
+            )
+        } else {
+            write!(
+                f,
+                "ARP reply {} is-at {} to {}",
+                self.sender_ip, self.sender_mac, self.target_ip
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +144,10 @@ mod tests {
         r.emit(&mut b);
         assert_eq!(ArpRepr::parse(&b).unwrap(), r);
         assert!(!r.is_gratuitous());
+        assert_eq!(
+            r.to_string(),
+            "ARP request who-has 10.0.0.254 tell 10.0.0.1 (02:00:00:00:00:01)"
+        );
         assert_eq!(ArpRepr::parse(&b[..27]).unwrap_err(), ArpError::Truncated);
         b[7] = 9;
         assert_eq!(ArpRepr::parse(&b).unwrap_err(), ArpError::BadOp);

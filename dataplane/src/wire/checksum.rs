@@ -1,15 +1,27 @@
 //! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
 
 /// Adds `data` as big-endian 16-bit words to a running sum.
-pub fn add(mut sum: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+pub fn add(sum: u32, data: &[u8]) -> u32 {
+    // Two words at a time into 64 bits: a 32-bit word is its two 16-bit
+    // halves modulo 0xffff, the only thing the final fold keeps (RFC 1071
+    // 2(B)).
+    let mut acc = u64::from(sum);
+    let mut pairs = data.chunks_exact(4);
+    for p in &mut pairs {
+        acc += u64::from(u32::from_be_bytes([p[0], p[1], p[2], p[3]]));
     }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
+    match *pairs.remainder() {
+        [a, b, c] => acc += u64::from(u16::from_be_bytes([a, b])) + (u64::from(c) << 8),
+        [a, b] => acc += u64::from(u16::from_be_bytes([a, b])),
+        [a] => acc += u64::from(a) << 8,
+        _ => {}
     }
-    sum
+    // Folded to 16 bits, so a caller may go on adding without overflow;
+    // a non-zero sum stays non-zero, so the checksum is the same.
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u32
 }
 
 /// Folds a running sum to 16 bits and complements it.
@@ -57,6 +69,21 @@ mod tests {
     #[test]
     fn a_valid_header_sums_to_zero() {
         assert_eq!(checksum(&HDR), 0);
+    }
+
+    #[test]
+    fn sums_as_word_by_word_at_any_length() {
+        let data: Vec<u8> = (0..200u32).map(|i| (i * 37 + 11) as u8).collect();
+        for len in 0..data.len() {
+            let d = &data[..len];
+            let mut naive = 0xfffe_u32;
+            for w in d.chunks(2) {
+                naive += u32::from(w[0]) << 8 | u32::from(*w.get(1).unwrap_or(&0));
+            }
+            assert_eq!(finish(add(0xfffe, d)), finish(naive), "{len} bytes");
+        }
+        assert_eq!(checksum(&[0xff; 64]), 0, "all ones sum to negative zero");
+        assert_eq!(checksum(&[0; 8]), 0xffff);
     }
 
     #[test]

@@ -4,6 +4,9 @@ use super::{Mac, WireError};
 
 /// Destination, source and EtherType.
 pub const ETHERNET_HDR_LEN: usize = 14;
+/// The shortest frame, frame check sequence left out (IEEE 802.3 4.4.2:
+/// 64 bytes with it): shorter ones are padded.
+pub const ETHERNET_MIN_LEN: usize = 60;
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;

@@ -94,41 +94,51 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     fn b(&self) -> &[u8] {
         self.buf.as_ref()
     }
+    /// The fixed part of the header: one length check for all its fields.
+    fn h(&self) -> &[u8; IPV4_MIN_HDR_LEN] {
+        self.b()[..IPV4_MIN_HDR_LEN]
+            .try_into()
+            .expect("an IPv4 view holds a header")
+    }
     pub fn header_len(&self) -> usize {
-        usize::from(self.b()[0] & 0x0f) * 4
+        usize::from(self.h()[0] & 0x0f) * 4
+    }
+    /// The type-of-service byte: DSCP and ECN (RFC 2474, RFC 3168).
+    pub fn tos(&self) -> u8 {
+        self.h()[1]
     }
     pub fn total_len(&self) -> usize {
-        usize::from(u16::from_be_bytes([self.b()[2], self.b()[3]]))
+        usize::from(u16::from_be_bytes([self.h()[2], self.h()[3]]))
     }
     pub fn ident(&self) -> u16 {
-        u16::from_be_bytes([self.b()[4], self.b()[5]])
+        u16::from_be_bytes([self.h()[4], self.h()[5]])
     }
     pub fn dont_frag(&self) -> bool {
-        self.b()[6] & 0x40 != 0
+        self.h()[6] & 0x40 != 0
     }
     pub fn more_frags(&self) -> bool {
-        self.b()[6] & 0x20 != 0
+        self.h()[6] & 0x20 != 0
     }
     /// Fragment offset in bytes.
     pub fn frag_offset(&self) -> usize {
-        usize::from(u16::from_be_bytes([self.b()[6] & 0x1f, self.b()[7]])) * 8
+        usize::from(u16::from_be_bytes([self.h()[6] & 0x1f, self.h()[7]])) * 8
     }
     pub fn ttl(&self) -> u8 {
-        self.b()[8]
+        self.h()[8]
     }
     pub fn protocol(&self) -> u8 {
-        self.b()[9]
+        self.h()[9]
     }
     pub fn checksum(&self) -> u16 {
-        u16::from_be_bytes([self.b()[10], self.b()[11]])
+        u16::from_be_bytes([self.h()[10], self.h()[11]])
     }
     pub fn src(&self) -> Ipv4Addr {
-        let b = self.b();
-        Ipv4Addr::new(b[12], b[13], b[14], b[15])
+        let h = self.h();
+        Ipv4Addr::new(h[12], h[13], h[14], h[15])
     }
     pub fn dst(&self) -> Ipv4Addr {
-        let b = self.b();
-        Ipv4Addr::new(b[16], b[17], b[18], b[19])
+        let h = self.h();
+        Ipv4Addr::new(h[16], h[17], h[18], h[19])
     }
     /// The header, options included.
     pub fn header(&self) -> &[u8] {
@@ -193,6 +203,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.fill_checksum();
     }
 
+    /// Sets the header length (in bytes, a multiple of 4 from 20 to 60)
+    /// and version 4; the caller fixes the total length and the checksum.
+    pub fn set_header_len(&mut self, len: usize) {
+        self.m()[0] = 0x40 | (len / 4) as u8;
+    }
+
     /// The header, options included, to write into (the caller fixes the
     /// checksum).
     pub fn header_mut(&mut self) -> &mut [u8] {
@@ -206,8 +222,95 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 }
 
-/// Writes a 20-byte header (no options) for a packet of `total_len` bytes,
-/// with its checksum.
+/// An IPv4 header without options, parsed (RFC 791 3.1): what the router
+/// reads of a datagram and writes into the packets it makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Repr {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub protocol: u8,
+    pub ttl: u8,
+    /// The type-of-service byte: DSCP and ECN.
+    pub tos: u8,
+    pub ident: u16,
+    pub dont_frag: bool,
+    pub more_frags: bool,
+    /// Fragment offset in bytes (a multiple of 8).
+    pub frag_offset: usize,
+    /// Bytes after the header, up to the total length.
+    pub payload_len: usize,
+}
+
+impl Ipv4Repr {
+    /// Reads a header that [`Ipv4Packet::new_checked`] has checked (its
+    /// options, if any, are left to [`super::ipv4_options`]).
+    pub fn parse<T: AsRef<[u8]>>(ip: &Ipv4Packet<T>) -> Ipv4Repr {
+        Ipv4Repr {
+            src: ip.src(),
+            dst: ip.dst(),
+            protocol: ip.protocol(),
+            ttl: ip.ttl(),
+            tos: ip.tos(),
+            ident: ip.ident(),
+            dont_frag: ip.dont_frag(),
+            more_frags: ip.more_frags(),
+            frag_offset: ip.frag_offset(),
+            // new_checked made sure the total length holds the header.
+            payload_len: ip.total_len() - ip.header_len(),
+        }
+    }
+
+    /// The header and payload: the total length.
+    pub fn buffer_len(&self) -> usize {
+        IPV4_MIN_HDR_LEN + self.payload_len
+    }
+
+    /// Writes a 20-byte header, checksum included, into the start of
+    /// `ip`'s buffer (the payload is the caller's to write after it).
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, ip: &mut Ipv4Packet<T>) {
+        let flags = if self.dont_frag { 0x4000 } else { 0 };
+        let frag = flags | (self.frag_offset / 8) as u16 | if self.more_frags { 0x2000 } else { 0 };
+        let b = ip.m();
+        b[0] = 0x45;
+        b[1] = self.tos;
+        b[2..4].copy_from_slice(&(self.buffer_len() as u16).to_be_bytes());
+        b[4..6].copy_from_slice(&self.ident.to_be_bytes());
+        b[6..8].copy_from_slice(&frag.to_be_bytes());
+        b[8] = self.ttl;
+        b[9] = self.protocol;
+        b[12..16].copy_from_slice(&self.src.octets());
+        b[16..20].copy_from_slice(&self.dst.octets());
+        ip.fill_checksum();
+    }
+}
+
+impl std::fmt::Display for Ipv4Repr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "IPv4 {} -> {} {} ttl {} tos 0x{:02x} id {} len {}",
+            self.src,
+            self.dst,
+            protocol_name(self.protocol),
+            self.ttl,
+            self.tos,
+            self.ident,
+            self.buffer_len()
+        )?;
+        if self.dont_frag {
+            write!(f, " DF")?;
+        }
+        if self.more_frags || self.frag_offset != 0 {
+            let mf = if self.more_frags { "+" } else { "" };
+            write!(f, " frag {}{mf}", self.frag_offset)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes a 20-byte header (no options, type of service 0, DF clear) for
+/// a packet of `total_len` bytes, with its checksum: [`Ipv4Repr::emit`]
+/// in one call.
 pub fn emit_header(
     out: &mut [u8],
     total_len: u16,
@@ -217,16 +320,19 @@ pub fn emit_header(
     src: Ipv4Addr,
     dst: Ipv4Addr,
 ) {
-    out[0] = 0x45;
-    out[1] = 0;
-    out[2..4].copy_from_slice(&total_len.to_be_bytes());
-    out[4..6].copy_from_slice(&ident.to_be_bytes());
-    out[6..8].fill(0);
-    out[8] = ttl;
-    out[9] = protocol;
-    out[12..16].copy_from_slice(&src.octets());
-    out[16..20].copy_from_slice(&dst.octets());
-    Ipv4Packet::new_unchecked(&mut out[..IPV4_MIN_HDR_LEN]).fill_checksum();
+    let repr = Ipv4Repr {
+        src,
+        dst,
+        protocol,
+        ttl,
+        tos: 0,
+        ident,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+        payload_len: usize::from(total_len) - IPV4_MIN_HDR_LEN,
+    };
+    repr.emit(&mut Ipv4Packet::new_unchecked(out));
 }
 
 #[cfg(test)]
@@ -288,6 +394,34 @@ mod tests {
             Ipv4Packet::new_checked(&bad[..]).unwrap_err(),
             Ipv4Error::BadChecksum
         );
+    }
+
+    #[test]
+    fn parses_what_it_emits() {
+        // A ping from a real capture: 10.0.0.1 -> 10.0.0.2, DF, TTL 64.
+        let hdr = [
+            0x45, 0x00, 0x00, 0x54, 0x3c, 0x8a, 0x40, 0x00, 0x40, 0x01, 0xea, 0x1c, 0x0a, 0x00,
+            0x00, 0x01, 0x0a, 0x00, 0x00, 0x02,
+        ];
+        let mut p = hdr.to_vec();
+        p.resize(0x54, 0);
+        let repr = Ipv4Repr::parse(&Ipv4Packet::new_checked(&p[..]).unwrap());
+        assert_eq!(
+            repr.to_string(),
+            "IPv4 10.0.0.1 -> 10.0.0.2 icmp ttl 64 tos 0x00 id 15498 len 84 DF"
+        );
+        let mut out = [0u8; 20];
+        repr.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]));
+        assert_eq!(out, hdr);
+        let frag = Ipv4Repr {
+            more_frags: true,
+            frag_offset: 1480,
+            dont_frag: false,
+            ..repr
+        };
+        frag.emit(&mut Ipv4Packet::new_unchecked(&mut p[..]));
+        let back = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert_eq!(Ipv4Repr::parse(&back), frag);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! IPv4 options (RFC 791 3.1): checked once, and the two a router writes
 //! into, Record Route and Timestamp.
 
+use super::ipv4::{Ipv4Packet, IPV4_MIN_HDR_LEN};
 use std::net::Ipv4Addr;
 
 const END: u8 = 0;
@@ -9,6 +10,8 @@ const RECORD_ROUTE: u8 = 7;
 const TIMESTAMP: u8 = 68;
 const LOOSE_SOURCE_ROUTE: u8 = 131;
 const STRICT_SOURCE_ROUTE: u8 = 137;
+/// The option type's "copied" flag: the option goes into every fragment.
+const COPIED: u8 = 0x80;
 
 /// What a header's options hold, as far as a router cares: where the
 /// Record Route and Timestamp options are (offsets in the header), and
@@ -112,6 +115,38 @@ pub fn timestamp(header: &mut [u8], at: usize, addr: Ipv4Addr, ms: u32) -> bool 
     true
 }
 
+/// The header of a fragment after the first: `hdr` (a whole header) with
+/// only the options whose "copied" flag is set (RFC 791 3.1), padded to 32
+/// bits, and its length. The caller fixes total length and checksum.
+pub fn copied_header(hdr: &[u8]) -> ([u8; 60], usize) {
+    let mut out = [0u8; 60];
+    out[..IPV4_MIN_HDR_LEN].copy_from_slice(&hdr[..IPV4_MIN_HDR_LEN]);
+    let mut len = IPV4_MIN_HDR_LEN;
+    let opts = &hdr[IPV4_MIN_HDR_LEN..];
+    let mut k = 0;
+    while k < opts.len() {
+        match opts[k] {
+            END => break,
+            NOP => k += 1,
+            kind => {
+                let Some(&n) = opts.get(k + 1) else { break };
+                let n = usize::from(n);
+                if n < 2 || k + n > opts.len() {
+                    break;
+                }
+                if kind & COPIED != 0 {
+                    out[len..len + n].copy_from_slice(&opts[k..k + n]);
+                    len += n;
+                }
+                k += n;
+            }
+        }
+    }
+    let len = (len + 3) & !3;
+    Ipv4Packet::new_unchecked(&mut out[..]).set_header_len(len);
+    (out, len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +184,24 @@ mod tests {
             Err(BadOption(22))
         );
         assert!(parse(&header(&[END, 99, 99, 99])).is_ok(), "after the end");
+    }
+
+    #[test]
+    fn later_fragments_keep_only_copied_options() {
+        let mut hdr = vec![
+            0x48u8, 0, 0, 60, 0, 1, 0x20, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        // Record route (7, not copied), a NOP, then a copied option (0x82).
+        hdr.extend_from_slice(&[7, 3, 4, 1, 0x82, 4, 0xaa, 0xbb]);
+        hdr.resize(32, 0);
+        let (out, len) = copied_header(&hdr);
+        assert_eq!(len, 24);
+        assert_eq!(out[0], 0x46);
+        assert_eq!(&out[20..24], &[0x82, 4, 0xaa, 0xbb]);
+        // A garbage length stops the walk, without a panic.
+        let mut bad = hdr.clone();
+        bad[21] = 200;
+        assert_eq!(copied_header(&bad).1, 20);
     }
 
     #[test]

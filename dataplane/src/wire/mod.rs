@@ -2,20 +2,25 @@
 //!
 //! Every frame that moves through patchbay is laid out as a virtio-net header
 //! followed by the Ethernet frame: see [`vnet`] and [`ethernet`]. ARP and
-//! IPv4 ride inside it ([`arp`], [`ipv4`], with [`checksum`]).
+//! IPv4 ride inside it ([`arp`], [`ipv4`], with [`checksum`]), and ICMP,
+//! TCP and UDP inside IPv4 ([`icmp`], [`tcp`], [`udp`]).
 
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod icmp;
 pub mod ipv4;
 pub mod ipv4_options;
 pub mod ipv4net;
 pub mod mac;
+pub mod tcp;
+pub mod udp;
 pub mod vnet;
 
 pub use arp::ArpRepr;
 pub use ethernet::{EthernetFrame, ETHERNET_HDR_LEN};
-pub use ipv4::Ipv4Packet;
+pub use icmp::{IcmpErrorMsg, IcmpPacket, IcmpRepr};
+pub use ipv4::{Ipv4Packet, Ipv4Repr};
 pub use ipv4net::{Ipv4Net, NetParseError};
 pub use mac::Mac;
 pub use vnet::{VnetHdr, VNET_HDR_LEN};

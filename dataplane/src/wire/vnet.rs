@@ -49,6 +49,12 @@ impl<T: AsRef<[u8]>> VnetHdr<T> {
         Ok(VnetHdr { buf })
     }
 
+    /// A view without the length check, for a frame known to start with a
+    /// header (every frame in the pipeline does).
+    pub fn new_unchecked(buf: T) -> Self {
+        VnetHdr { buf }
+    }
+
     fn u16_at(&self, at: usize) -> u16 {
         let b = self.buf.as_ref();
         u16::from_ne_bytes([b[at], b[at + 1]])
@@ -71,6 +77,10 @@ impl<T: AsRef<[u8]>> VnetHdr<T> {
     }
     pub fn csum_offset(&self) -> u16 {
         self.u16_at(8)
+    }
+    /// The transport checksum is left to the device (`NEEDS_CSUM`).
+    pub fn needs_csum(&self) -> bool {
+        self.flags() & F_NEEDS_CSUM != 0
     }
     /// A segmentation-offload super-frame (more than one wire packet).
     pub fn is_gso(&self) -> bool {
@@ -102,10 +112,35 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> VnetHdr<T> {
         }
     }
 
+    /// The transport checksum is done: the device has nothing left to do.
+    pub fn clear_needs_csum(&mut self) {
+        self.buf.as_mut()[0] &= !F_NEEDS_CSUM;
+    }
+
     /// Writes an empty header: a plain frame, checksums complete, no GSO.
     pub fn clear(&mut self) {
         self.buf.as_mut()[..VNET_HDR_LEN].fill(0);
     }
+}
+
+/// Does the device's work on a frame with `NEEDS_CSUM`: sums it from
+/// `csum_start` to `end` (the end of the datagram) into the 16 bits at
+/// `csum_start + csum_offset`, then clears the flag. `frame` is the header
+/// and the Ethernet frame after it; `l4` and `end` are offsets in it of the
+/// transport part of the datagram. The sender's offsets are believed only
+/// inside that part (a checksum written into the IP header would change its
+/// length): outside it, nothing is written and `false` comes back.
+pub fn complete_checksum(frame: &mut [u8], l4: usize, end: usize) -> bool {
+    let h = VnetHdr::new_unchecked(&frame[..VNET_HDR_LEN]);
+    let start = VNET_HDR_LEN + usize::from(h.csum_start());
+    let at = start + usize::from(h.csum_offset());
+    if at + 2 > end || start >= end || start < l4 {
+        return false;
+    }
+    let c = super::checksum::checksum(&frame[start..end]);
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    VnetHdr::new_unchecked(&mut frame[..VNET_HDR_LEN]).clear_needs_csum();
+    true
 }
 
 #[cfg(test)]

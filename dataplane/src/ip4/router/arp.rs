@@ -13,7 +13,7 @@ impl Router {
         now: u64,
     ) -> Option<DropReason> {
         self.counters.arp_in += 1;
-        let Ok(arp) = ArpRepr::parse(&eth[ETH..]) else {
+        let Ok(arp) = ArpRepr::parse(&eth[ETHERNET_HDR_LEN..]) else {
             return Some(DropReason::ArpMalformed);
         };
         let iface = self.iface(bridge)?;
@@ -107,9 +107,9 @@ impl Router {
         let b = self.em.buf_mut(i);
         EthernetFrame::new_unchecked(&mut b[L2..L3]).emit(dst, arp.sender_mac, ETHERTYPE_ARP);
         arp.emit(&mut b[L3..L3 + ARP_LEN]);
-        // Pad to the Ethernet minimum of 60 bytes.
-        b[L3 + ARP_LEN..L2 + 60].fill(0);
-        self.em.set_len(i, L2 + 60);
+        // Padded to the Ethernet minimum.
+        b[L3 + ARP_LEN..L2 + ETHERNET_MIN_LEN].fill(0);
+        self.em.set_len(i, L2 + ETHERNET_MIN_LEN);
         self.em.send(
             i,
             EmitTo::Bridge {

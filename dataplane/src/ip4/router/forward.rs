@@ -40,12 +40,13 @@ impl Router {
         }
         // RFC 1812 5.3.1: a packet that would leave with TTL 0 is dropped.
         if d.ttl <= 1 {
-            self.icmp_error::<T>(frame, Some(in_port), bridge, icmp::TIME_EXCEEDED, 0, 0);
+            let msg = IcmpErrorMsg::ttl_exceeded();
+            self.icmp_error::<T>(frame, Some(in_port), bridge, msg);
             return Err(L3Out::Drop(DropReason::Ip4TtlExpired));
         }
         let Some(nh) = self.fib.lookup(dst).map(|id| self.next_hops[id as usize]) else {
-            let (kind, code) = (icmp::DEST_UNREACHABLE, icmp::CODE_NET_UNREACHABLE);
-            self.icmp_error::<T>(frame, Some(in_port), bridge, kind, code, 0);
+            let msg = IcmpErrorMsg::unreachable(CODE_NET_UNREACHABLE);
+            self.icmp_error::<T>(frame, Some(in_port), bridge, msg);
             return Err(L3Out::Drop(DropReason::Ip4NoRoute));
         };
         if T && self.trace.on {
@@ -72,8 +73,8 @@ impl Router {
             d.total
         };
         if on_wire > mtu && (d.df || vnet.is_gso()) {
-            let (kind, code) = (icmp::DEST_UNREACHABLE, icmp::CODE_FRAG_NEEDED);
-            self.icmp_error::<T>(frame, Some(in_port), bridge, kind, code, mtu as u32);
+            let msg = IcmpErrorMsg::frag_needed(mtu as u16);
+            self.icmp_error::<T>(frame, Some(in_port), bridge, msg);
             return Err(L3Out::Drop(DropReason::Ip4FragNeeded));
         }
         Ok(Route {
@@ -141,8 +142,8 @@ impl Router {
             Resolve::Failed => {
                 // Before the rewrite: the error quotes what the sender sent
                 // and goes back to the sender's MAC.
-                let (kind, code) = (icmp::DEST_UNREACHABLE, icmp::CODE_HOST_UNREACHABLE);
-                self.icmp_error::<T>(frame, Some(in_port), bridge, kind, code, 0);
+                let msg = IcmpErrorMsg::unreachable(CODE_HOST_UNREACHABLE);
+                self.icmp_error::<T>(frame, Some(in_port), bridge, msg);
                 return L3Out::Drop(DropReason::ArpUnresolved);
             }
             Resolve::Full => return L3Out::Drop(DropReason::ArpTableFull),
@@ -158,9 +159,8 @@ impl Router {
                 .iface(bridge)
                 .is_some_and(|i| i.addrs.iter().any(|a| a.contains(d.src)))
         {
-            let gateway = u32::from(next_ip);
-            let (redirect, host) = (icmp::REDIRECT, icmp::CODE_REDIRECT_HOST);
-            self.icmp_error::<T>(frame, Some(in_port), bridge, redirect, host, gateway);
+            let msg = IcmpErrorMsg::host_redirect(next_ip);
+            self.icmp_error::<T>(frame, Some(in_port), bridge, msg);
         }
         // ip4-rewrite.
         Ipv4Packet::new_unchecked(&mut frame[L3..]).decrement_ttl();

@@ -16,20 +16,12 @@ impl Router {
     ) -> L3Out {
         // A checksum left to the device must be done now: the device will
         // see fragments, not the datagram.
-        let vnet = VnetHdr::new_checked(&frame[..VNET_HDR_LEN]).expect("virtio header");
-        if vnet.flags() & F_NEEDS_CSUM != 0 {
-            let start = L2 + usize::from(vnet.csum_start());
-            let at = start + usize::from(vnet.csum_offset());
+        if VnetHdr::new_unchecked(&frame[..VNET_HDR_LEN]).needs_csum() {
             let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
             let (l4, end) = (L3 + ip.header_len(), L3 + ip.total_len());
-            // The sender's offsets are believed only inside the payload: a
-            // checksum written into the IP header would change its length.
-            if at + 2 > end || start >= end || start < l4 {
+            if !vnet::complete_checksum(frame, l4, end) {
                 return L3Out::Drop(DropReason::Ip4BadLength);
             }
-            let c = checksum::checksum(&frame[start..end]);
-            frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
-            frame[0] &= !F_NEEDS_CSUM;
         }
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
         let hl = ip.header_len();
@@ -77,7 +69,7 @@ impl Router {
         }
         // Fragments after the first carry only the options marked "copied"
         // (RFC 791 3.1): the header they get.
-        let (later, later_hl) = copied_options_header(&frame[L3..L3 + hl]);
+        let (later, later_hl) = ipv4_options::copied_header(&frame[L3..L3 + hl]);
         let mut off = 0;
         while off < payload.len() {
             let n = step.min(payload.len() - off);
@@ -129,59 +121,5 @@ impl Router {
             self.counters.ip4_forwarded += 1;
         }
         L3Out::Consumed
-    }
-}
-
-/// The header of a fragment after the first: `hdr` with only the options
-/// whose "copied" flag is set (padded to 32 bits), and its length.
-fn copied_options_header(hdr: &[u8]) -> ([u8; 60], usize) {
-    let mut out = [0u8; 60];
-    out[..IPV4_MIN_HDR_LEN].copy_from_slice(&hdr[..IPV4_MIN_HDR_LEN]);
-    let mut len = IPV4_MIN_HDR_LEN;
-    let opts = &hdr[IPV4_MIN_HDR_LEN..];
-    let mut k = 0;
-    while k < opts.len() {
-        match opts[k] {
-            0 => break,
-            1 => k += 1,
-            kind => {
-                let Some(&n) = opts.get(k + 1) else { break };
-                let n = usize::from(n);
-                if n < 2 || k + n > opts.len() {
-                    break;
-                }
-                if kind & 0x80 != 0 {
-                    out[len..len + n].copy_from_slice(&opts[k..k + n]);
-                    len += n;
-                }
-                k += n;
-            }
-        }
-    }
-    let len = (len + 3) & !3;
-    out[0] = 0x40 | (len / 4) as u8;
-    (out, len)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::copied_options_header;
-
-    #[test]
-    fn later_fragments_keep_only_copied_options() {
-        let mut hdr = vec![
-            0x48u8, 0, 0, 60, 0, 1, 0x20, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
-        // Record route (7, not copied), a NOP, then a copied option (0x82).
-        hdr.extend_from_slice(&[7, 3, 4, 1, 0x82, 4, 0xaa, 0xbb]);
-        hdr.resize(32, 0);
-        let (out, len) = copied_options_header(&hdr);
-        assert_eq!(len, 24);
-        assert_eq!(out[0], 0x46);
-        assert_eq!(&out[20..24], &[0x82, 4, 0xaa, 0xbb]);
-        // A garbage length stops the walk, without a panic.
-        let mut bad = hdr.clone();
-        bad[21] = 200;
-        assert_eq!(copied_options_header(&bad).1, 20);
     }
 }

@@ -12,9 +12,7 @@ impl Router {
         frame: &[u8],
         back: Option<PortId>,
         bridge: BridgeId,
-        icmp_type: u8,
-        code: u8,
-        rest: u32,
+        msg: IcmpErrorMsg,
     ) {
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
         let src = ip.src();
@@ -32,8 +30,7 @@ impl Router {
             || ip.dst().is_broadcast()
             || ip.dst().is_multicast()
             || self.is_directed_broadcast(ip.dst())
-            || (ip.protocol() == PROTO_ICMP
-                && ip.payload().first().is_some_and(|&t| icmp::is_error(t)));
+            || (ip.protocol() == PROTO_ICMP && is_error_message(ip.payload()));
         if quiet {
             return;
         }
@@ -79,11 +76,12 @@ impl Router {
         let (our_mac, Some(our_ip)) = (iface.mac, iface.source_for(src)) else {
             return;
         };
+        let rest = msg.rest_of_header();
         trace!(
             T; self.trace,
             Event::IcmpError {
-                kind: icmp_type,
-                code,
+                kind: msg.msg_type(),
+                code: msg.code(),
                 to: src,
                 mtu: rest as u16,
                 rest,
@@ -95,40 +93,36 @@ impl Router {
         // Per destination, once the error is sure to go: path MTU discovery
         // must not starve, so "fragmentation needed" is held to the global
         // budget only, as in Linux; redirects have buckets of their own.
-        let pmtu = icmp_type == icmp::DEST_UNREACHABLE && code == icmp::CODE_FRAG_NEEDED;
-        let limiter = match icmp_type {
-            icmp::REDIRECT => &mut self.redirect_limiter,
+        let limiter = match msg {
+            IcmpErrorMsg::Redirect { .. } => &mut self.redirect_limiter,
             _ => &mut self.icmp_limiter,
         };
-        if !pmtu && !limiter.allow(src, self.now) {
+        if !msg.is_frag_needed() && !limiter.allow(src, self.now) {
             self.counters.icmp_rate_limited += 1;
             return;
         }
-        let quote_len = ip.total_len().min(icmp::MAX_QUOTE);
+        let quote = &ip.packet()[..ip.total_len().min(icmp::MAX_QUOTE)];
         let Some(i) = self.em.alloc() else { return };
         self.icmp_budget -= 1;
-        let ident = self.random.next_u64() as u16;
+        let error = IcmpRepr::Error { msg, quote };
+        let header = Ipv4Repr {
+            src: our_ip,
+            dst: src,
+            protocol: PROTO_ICMP,
+            ttl: 64,
+            tos: icmp::TOS_INTERNETWORK_CONTROL,
+            ident: self.random.next_u64() as u16,
+            dont_frag: false,
+            more_frags: false,
+            frag_offset: 0,
+            payload_len: error.buffer_len(),
+        };
         let b = self.em.buf_mut(i);
         EthernetFrame::new_unchecked(&mut b[L2..L3]).emit(l2_to, our_mac, ETHERTYPE_IPV4);
-        let icmp_len = icmp::emit_error(
-            &mut b[L3 + IPV4_MIN_HDR_LEN..],
-            icmp_type,
-            code,
-            rest,
-            &frame[L3..L3 + quote_len],
-        );
-        let total = IPV4_MIN_HDR_LEN + icmp_len;
-        ipv4::emit_header(
-            &mut b[L3..],
-            total as u16,
-            ident,
-            64,
-            PROTO_ICMP,
-            our_ip,
-            src,
-        );
-        Ipv4Packet::new_unchecked(&mut b[L3..])
-            .set_tos_and_ident(icmp::TOS_INTERNETWORK_CONTROL, ident);
+        let mut out = Ipv4Packet::new_unchecked(&mut b[L3..]);
+        header.emit(&mut out);
+        error.emit(&mut IcmpPacket::new_unchecked(out.payload_mut()));
+        let total = header.buffer_len();
         self.em.set_len(i, L3 + total);
         if let Some((inner, new_inner)) = untranslated {
             let buf = &mut self.em.frame_mut(i)[L3..];

@@ -57,12 +57,10 @@ impl Router {
     ) -> L3Out {
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
         let total = ip.total_len();
-        let hl = ip.header_len();
         let is_echo = ip.protocol() == PROTO_ICMP
             && ip.frag_offset() == 0
             && !ip.more_frags()
-            && ip.payload().len() >= 8
-            && ip.payload()[0] == icmp::ECHO_REQUEST;
+            && IcmpPacket::new_checked(ip.payload()).is_ok_and(|p| p.msg_type() == ECHO_REQUEST);
         trace!(
             T; self.trace,
             Event::Local {
@@ -73,19 +71,13 @@ impl Router {
         if !is_echo {
             // As a host answers what it does not serve.
             let code = match ip.protocol() {
-                PROTO_TCP | PROTO_UDP => Some(icmp::CODE_PORT_UNREACHABLE),
+                PROTO_TCP | PROTO_UDP => Some(CODE_PORT_UNREACHABLE),
                 PROTO_ICMP => None,
-                _ => Some(icmp::CODE_PROTOCOL_UNREACHABLE),
+                _ => Some(CODE_PROTOCOL_UNREACHABLE),
             };
             if let Some(code) = code {
-                self.icmp_error::<T>(
-                    frame,
-                    Some(in_port),
-                    bridge,
-                    icmp::DEST_UNREACHABLE,
-                    code,
-                    0,
-                );
+                let msg = IcmpErrorMsg::unreachable(code);
+                self.icmp_error::<T>(frame, Some(in_port), bridge, msg);
             }
             return L3Out::Drop(DropReason::Ip4LocalUnsupported);
         }
@@ -101,20 +93,18 @@ impl Router {
         };
         let ident = self.random.next_u64() as u16;
         let b = self.em.frame_mut(i);
-        b[..VNET_HDR_LEN].fill(0);
+        VnetHdr::new_unchecked(&mut b[..VNET_HDR_LEN]).clear();
         let mut eth = EthernetFrame::new_unchecked(&mut b[L2..L3]);
         let sender = eth.src();
         eth.set_dst(sender);
         eth.set_src(our_mac);
-        {
-            let mut reply = Ipv4Packet::new_unchecked(&mut b[L3..]);
-            reply.set_ttl_and_addrs(64, dst, src);
-            // The reply's own identification, not the request's; its type
-            // of service is the request's (RFC 1812 4.3.3.6 lets it be).
-            let tos = reply.header()[1];
-            reply.set_tos_and_ident(tos, ident);
-            icmp::echo_to_reply(&mut b[L3 + hl..L3 + total]);
-        }
+        let mut reply = Ipv4Packet::new_unchecked(&mut b[L3..]);
+        reply.set_ttl_and_addrs(64, dst, src);
+        // The reply's own identification, not the request's; its type of
+        // service is the request's (RFC 1812 4.3.3.6 lets it be).
+        let tos = reply.tos();
+        reply.set_tos_and_ident(tos, ident);
+        IcmpPacket::new_unchecked(reply.payload_mut()).echo_to_reply();
         self.counters.ip4_local += 1;
         // A reply bigger than the bridge's MTU (a reassembled request) goes
         // in fragments, as a host's would, by the route to the sender.

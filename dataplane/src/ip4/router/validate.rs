@@ -102,9 +102,8 @@ impl Router {
                 Ok(o) if o.source_routed => return Err(L3Out::Drop(DropReason::Ip4SourceRoute)),
                 Ok(o) => Some(o),
                 Err(BadOption(at)) => {
-                    let pointer = u32::from(at) << 24;
-                    let problem = icmp::PARAMETER_PROBLEM;
-                    self.icmp_error::<T>(frame, Some(in_port), bridge, problem, 0, pointer);
+                    let msg = IcmpErrorMsg::ParameterProblem { pointer: at };
+                    self.icmp_error::<T>(frame, Some(in_port), bridge, msg);
                     return Err(L3Out::Drop(DropReason::Ip4BadOption));
                 }
             }
@@ -124,7 +123,7 @@ impl Router {
             payload_len: ip.payload().len(),
             options,
             redirects,
-            partial: frame[0] & F_NEEDS_CSUM != 0,
+            partial: VnetHdr::new_unchecked(&frame[..VNET_HDR_LEN]).needs_csum(),
         })
     }
 }
