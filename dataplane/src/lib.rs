@@ -10,8 +10,12 @@
 //! - [`pipeline`]: the [`pipeline::Switch`] that owns ports, bridges and tables
 //!   and moves a batch of frames through the stages, and the
 //!   [`pipeline::Engine`] loop that polls the ports and runs control jobs.
+//! - [`arp`]: the neighbour cache (ARP).
+//! - [`ip4`]: the IPv4 router: its tables and stages.
+//! - [`nat`]: NAT sessions, mappings and rules.
 //! - [`counters`]: per-port and per-bridge counters, drops by reason.
 
+pub mod arp;
 pub mod capture;
 pub mod counters;
 pub mod emit;

@@ -1,10 +1,8 @@
-//! IPv4 routing (RFC 1812): the forwarding table ([`fib`]), the ARP cache
-//! ([`neigh`]), ICMP messages ([`icmp`]) and the router stages
+//! IPv4 routing (RFC 1812): the forwarding table ([`fib`]), ICMP messages ([`icmp`]) and the router stages
 //! ([`router`]).
 
 pub mod fib;
 pub mod icmp;
-pub mod neigh;
 pub mod reassembly;
 pub mod router;
 pub mod router_mac;

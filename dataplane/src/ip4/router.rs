@@ -10,7 +10,7 @@
 
 use super::fib::{Fib, FibError};
 use super::icmp;
-use super::neigh::{ArpCache, Ask, NeighState, Resolve};
+use crate::arp::{ArpCache, Ask, NeighState, Resolve};
 use super::reassembly::{Added, Reassembly};
 use super::rpf::RpFilter;
 use super::Mtu;

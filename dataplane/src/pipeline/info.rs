@@ -2,7 +2,7 @@
 //! copies made between batches.
 
 use crate::counters::BridgeCounters;
-use crate::ip4::neigh::NeighState;
+use crate::arp::NeighState;
 use crate::ip4::{L3Counters, RpFilter};
 use crate::nat::{Filtering, NatKind};
 use crate::port::{LinkState, PortKind};

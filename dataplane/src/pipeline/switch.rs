@@ -8,7 +8,7 @@ use super::info::{
 use crate::capture::{tap, Tap, TapHandle, TapInfo};
 use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
-use crate::ip4::neigh::NeighState;
+use crate::arp::NeighState;
 use crate::ip4::{router_mac, L3Out, NextHop, Router, RouterError, RpFilter};
 use crate::l2::AgeingTime;
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, Learn, PortId};
