@@ -107,6 +107,14 @@ impl Emitter {
         self.free.push(i);
     }
 
+    /// The frames queued by [`Emitter::send`] went out: their buffers come
+    /// back (the queue keeps its room).
+    pub fn sent(&mut self) {
+        while let Some((_, i)) = self.out.pop() {
+            self.free.push(i);
+        }
+    }
+
     /// Buffers in all.
     pub fn capacity(&self) -> usize {
         self.bufs.len()

@@ -9,7 +9,7 @@ pub mod router_mac;
 pub mod rpf;
 
 pub use fib::{Fib, FibError, RouteList};
-pub use router::{L3Counters, L3Out, NextHop, Router, RouterError, RouterInterface};
+pub use router::{L3Counters, L3Out, NextHop, Router, RouterError, RouterInterface, L3};
 pub use rpf::RpFilter;
 
 /// The MTU of a router interface: the IPv4 minimum of 68 bytes (RFC 791)

@@ -1,19 +1,23 @@
-//! The IPv4 router: router interfaces on bridges, and the stages a frame
-//! addressed to a router MAC goes through (RFC 1812):
+//! The IPv4 router (RFC 1812). [`Router`] holds its own tables: the
+//! router interfaces on bridges, the FIB and its next hops. The stages a
+//! frame addressed to a router MAC goes through are methods of [`L3`], the
+//! router at work with the peers the switch owns (the ARP cache, NAT, the
+//! emitter, the tracer), one file a stage under `router/`:
 //!
 //! ```text
-//! arp-input (answer, learn) | ip4-input (validate) -> ip4-local (echo)
-//!                                                  -> ip4-lookup (FIB) -> ip4-mtu (fragment | frag-needed)
-//!                                                  -> ip4-rewrite (TTL, checksum, MACs) -> arp-resolve (or queue)
-//! icmp-error: time exceeded, unreachable, fragmentation needed (rate limited)
+//! arp-input (router/arp.rs)  | ip4-validate (validate.rs) -> nat-pre (nat_stages.rs)
+//!   -> local? (local.rs: reassemble, echo, errors)
+//!   -> ip4-lookup (forward.rs) -> nat-post -> options -> ip4-fragment? (fragment.rs)
+//!   -> arp-resolve, redirect, ip4-rewrite (forward.rs)
+//! icmp-error (icmp_error.rs): called by the stages above; rate limited
 //! ```
 
 use super::fib::{Fib, FibError};
 use super::icmp;
-use crate::arp::{ArpCache, Ask, NeighState, Resolve};
 use super::reassembly::{Added, Reassembly};
 use super::rpf::RpFilter;
 use super::Mtu;
+use crate::arp::{ArpCache, Ask, NeighState, Resolve};
 use crate::counters::DropReason;
 use crate::emit::{EmitTo, Emitter, BUF_SIZE};
 use crate::l2::{BridgeId, PortId};
@@ -193,7 +197,6 @@ const MAX_HELD_FRAGMENTS: usize = 64;
 
 /// The IPv4 router of a switch.
 pub struct Router {
-    pub nat: Nat,
     /// NAT drop counters already logged (table full, out of ports).
     nat_logged: (u64, u64),
     ifaces: Vec<Option<RouterInterface>>,
@@ -203,9 +206,7 @@ pub struct Router {
     fib: Fib,
     next_hops: Vec<NextHop>,
     next_hop_ids: HashMap<NextHop, u32>,
-    pub arp: ArpCache,
-    pub em: Emitter,
-    pub counters: L3Counters,
+    counters: L3Counters,
     icmp_budget: u32,
     /// Datagrams to the router being put together.
     reassembly: Reassembly,
@@ -222,23 +223,24 @@ pub struct Router {
     /// out (both of MAX_HELD_FRAGMENTS).
     held: Vec<HeldFragment>,
     releasing: Vec<HeldFragment>,
-    /// The packet trace (off unless armed); the switch's stages use it too.
-    pub trace: Tracer,
+}
+
+impl Default for Router {
+    fn default() -> Router {
+        Router::new()
+    }
 }
 
 impl Router {
-    pub fn new(arp_max: usize, buffers: usize) -> Router {
+    pub fn new() -> Router {
         let mut random = Random::seeded();
         Router {
-            nat: Nat::new(262_144),
             nat_logged: (0, 0),
             ifaces: Vec::new(),
             addresses: Vec::new(),
             fib: Fib::new(),
             next_hops: Vec::new(),
             next_hop_ids: HashMap::new(),
-            arp: ArpCache::new(arp_max, buffers.clamp(1, usize::from(u16::MAX))),
-            em: Emitter::new(buffers),
             counters: L3Counters::default(),
             icmp_budget: ICMP_PER_SECOND,
             icmp_limiter: icmp::ErrorLimiter::new(random.next_u64() as u32),
@@ -249,7 +251,6 @@ impl Router {
             scratch: Vec::with_capacity(64),
             held: Vec::with_capacity(MAX_HELD_FRAGMENTS),
             releasing: Vec::with_capacity(MAX_HELD_FRAGMENTS),
-            trace: Tracer::default(),
         }
     }
 
@@ -258,7 +259,6 @@ impl Router {
     #[cfg(feature = "fuzzing")]
     pub fn seed(&mut self, seed: u64) {
         self.random = Random::from_seed(seed.rotate_left(17));
-        self.nat.seed(seed);
     }
 
     /// Every router interface, with its bridge.
@@ -267,6 +267,16 @@ impl Router {
             .iter()
             .enumerate()
             .filter_map(|(b, i)| Some((b as BridgeId, i.as_ref()?)))
+    }
+
+    /// What the router's stages did.
+    pub fn counters(&self) -> &L3Counters {
+        &self.counters
+    }
+
+    /// Puts counters back (after a dry run, which counts as it goes).
+    pub(crate) fn restore_counters(&mut self, counters: L3Counters) {
+        self.counters = counters;
     }
 
     /// Every next hop, by id.
@@ -325,7 +335,36 @@ impl Router {
         self.fib.insert(dst.network(), dst.len, id)?;
         Ok(())
     }
-    // ---- data plane ----------------------------------------------------
+    fn is_directed_broadcast(&self, ip: Ipv4Addr) -> bool {
+        self.addresses.iter().any(|a| a.broadcast() == Some(ip))
+    }
+
+    /// Makes the flat list of addresses anew from the interfaces (after a
+    /// control-plane change to them).
+    pub(super) fn refresh_addresses(&mut self) {
+        self.addresses = self
+            .ifaces
+            .iter()
+            .flatten()
+            .flat_map(|i| i.addrs.iter().copied())
+            .collect();
+    }
+}
+
+/// The router at work on a packet: its own tables, and the peers the switch
+/// owns that a packet at the router meets: the neighbour cache, NAT, the
+/// emitter of the frames it makes, and the tracer. Made for a batch (or a
+/// control-plane change) from the switch's fields; no peer reaches into
+/// another.
+pub struct L3<'a> {
+    pub router: &'a mut Router,
+    pub arp: &'a mut ArpCache,
+    pub nat: &'a mut Nat,
+    pub em: &'a mut Emitter,
+    pub trace: &'a mut Tracer,
+}
+
+impl L3<'_> {
     /// A frame to this bridge's router MAC, or a broadcast ARP frame, that
     /// came in on `in_port`.
     pub fn input<const T: bool>(
@@ -335,7 +374,7 @@ impl Router {
         bridge: BridgeId,
         now: u64,
     ) -> L3Out {
-        self.now = now;
+        self.router.now = now;
         if frame.len() < L3 {
             return L3Out::Drop(DropReason::Runt);
         }
@@ -373,12 +412,12 @@ impl Router {
                 }
             };
         }
-        self.counters.ip4_in += 1;
+        self.router.counters.ip4_in += 1;
         let d = stage!(self.ip4_validate::<T>(frame, in_port, bridge));
         let pre = stage!(self.nat_pre::<T>(frame, &d, in_port, bridge, now));
         // The destination as NAT left it.
         let dst = Ipv4Packet::new_unchecked(&frame[L3..]).dst();
-        if self.is_local(dst) {
+        if self.router.is_local(dst) {
             // Anything but ICMP to a NAT address that matched no session or
             // published port is unsolicited: filtered, without a word (RFC
             // 4787), be it TCP, UDP, a protocol NAT does not track or a
@@ -401,30 +440,15 @@ impl Router {
         self.resolve_and_rewrite::<T>(frame, &d, translated, in_port, bridge, &route, dst, now)
     }
 
-    fn is_directed_broadcast(&self, ip: Ipv4Addr) -> bool {
-        self.addresses.iter().any(|a| a.broadcast() == Some(ip))
-    }
-
-    /// Makes the flat list of addresses anew from the interfaces (after a
-    /// control-plane change to them).
-    pub(super) fn refresh_addresses(&mut self) {
-        self.addresses = self
-            .ifaces
-            .iter()
-            .flatten()
-            .flat_map(|i| i.addrs.iter().copied())
-            .collect();
-    }
-
     /// Once a second: ARP retries and failures, ICMP rate budget.
     pub fn housekeeping(&mut self, now: u64) {
-        self.now = now;
-        self.reassembly.expire(now);
-        self.counters.reassembly_timeouts = self.reassembly.timed_out;
+        self.router.now = now;
+        self.router.reassembly.expire(now);
+        self.router.counters.reassembly_timeouts = self.router.reassembly.timed_out;
         self.nat.expire(now);
         // Held fragments whose first fragment never came.
         let (em, counters) = (&mut self.em, &mut self.nat.counters);
-        self.held.retain(|h| {
+        self.router.held.retain(|h| {
             let keep = h.until > now;
             if !keep {
                 em.free(h.buf);
@@ -435,23 +459,23 @@ impl Router {
         // Say why new flows are being refused, at most once a second.
         let c = &self.nat.counters;
         let (full, ports) = (c.table_full, c.no_ports);
-        if full > self.nat_logged.0 {
+        if full > self.router.nat_logged.0 {
             log::warn!(
                 "nat: {} new flows dropped: the session table is full ({} sessions; raise --nat-max)",
-                full - self.nat_logged.0,
+                full - self.router.nat_logged.0,
                 self.nat.max()
             );
         }
-        if ports > self.nat_logged.1 {
+        if ports > self.router.nat_logged.1 {
             log::warn!(
                 "nat: {} new flows dropped: no outside port left in the rule's range",
-                ports - self.nat_logged.1
+                ports - self.router.nat_logged.1
             );
         }
-        self.nat_logged = (full, ports);
-        self.icmp_budget = ICMP_PER_SECOND;
+        self.router.nat_logged = (full, ports);
+        self.router.icmp_budget = ICMP_PER_SECOND;
         let mut ask = Vec::new();
-        let mut failed = std::mem::take(&mut self.scratch);
+        let mut failed = std::mem::take(&mut self.router.scratch);
         self.arp.tick(now, &mut ask, &mut failed);
         for Ask { bridge, ip, mac } in ask {
             match mac {
@@ -461,7 +485,7 @@ impl Router {
         }
         // Packets that waited in vain: host unreachable to their senders.
         for i in failed.drain(..) {
-            self.counters.arp_failed += 1;
+            self.router.counters.arp_failed += 1;
             // The error is made from the held frame before its buffer goes
             // back (it takes another buffer of its own).
             let frame = self.em.frame(i).to_vec();
@@ -471,14 +495,7 @@ impl Router {
                 self.icmp_error::<false>(&frame, None, 0, msg);
             }
         }
-        self.scratch = failed;
-    }
-
-    /// The frames of a finished batch are sent: give their buffers back.
-    pub fn sent(&mut self) {
-        for (_, i) in std::mem::take(&mut self.em.out) {
-            self.em.free(i);
-        }
+        self.router.scratch = failed;
     }
 }
 

@@ -1,8 +1,8 @@
 //! What the control plane can read of the switch: plain, serializable
 //! copies made between batches.
 
-use crate::counters::BridgeCounters;
 use crate::arp::NeighState;
+use crate::counters::BridgeCounters;
 use crate::ip4::{L3Counters, RpFilter};
 use crate::nat::{Filtering, NatKind};
 use crate::port::{LinkState, PortKind};

@@ -5,11 +5,13 @@ use super::info::{
     NeighInfo, PortInfo, PortState, RouteFilter, RouteGet, RouteInfo, RouteOrigin, RunningState,
     StatsInfo,
 };
+use crate::arp::ArpCache;
+use crate::arp::NeighState;
 use crate::capture::{tap, Tap, TapHandle, TapInfo};
 use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
-use crate::arp::NeighState;
-use crate::ip4::{router_mac, L3Out, NextHop, Router, RouterError, RpFilter};
+use crate::emit::Emitter;
+use crate::ip4::{router_mac, L3Out, NextHop, Router, RouterError, RpFilter, L3};
 use crate::l2::AgeingTime;
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, Learn, PortId};
 use crate::nat::{Filtering, Nat, NatAction, NatKind, PortRange, Timeouts};
@@ -190,7 +192,14 @@ pub struct Switch {
     ports: Vec<Option<PortSlot>>,
     bridges: Vec<Option<Bridge>>,
     fdb: Fdb,
+    /// The router's own tables: interfaces, FIB, next hops.
     router: Router,
+    /// The router's peers: the neighbour cache, NAT, the frames the router
+    /// makes, and the packet trace (which the bridges' stages use too).
+    arp: ArpCache,
+    nat: Nat,
+    em: Emitter,
+    trace: Tracer,
     /// Per egress port: indices of the current batch's frames to send there.
     tx_queues: Vec<Vec<u16>>,
     /// Egress ports with a non-empty queue, in first-use order.
@@ -219,18 +228,23 @@ impl Switch {
     }
 
     fn build(config: SwitchConfig, registry: Option<Registry>, is_model: bool) -> Switch {
-        let mut router = Router::new(config.arp_max, config.router_buffers);
-        router.nat = Nat::new(config.nat_max);
-        router.nat.timeouts = config.nat_timeouts.clone();
-        router.arp.set_timers(
+        let buffers = config.router_buffers.clamp(1, usize::from(u16::MAX));
+        let mut arp = ArpCache::new(config.arp_max, buffers);
+        arp.set_timers(
             u64::from(config.arp_reachable_secs) * 1000,
             u64::from(config.arp_stale_secs) * 1000,
         );
+        let mut nat = Nat::new(config.nat_max);
+        nat.timeouts = config.nat_timeouts.clone();
         let mut sw = Switch {
             ports: Vec::new(),
             bridges: Vec::new(),
             fdb: Fdb::new(config.fdb_max),
-            router,
+            router: Router::new(),
+            arp,
+            nat,
+            em: Emitter::new(config.router_buffers),
+            trace: Tracer::default(),
             tx_queues: Vec::new(),
             tx_touched: Vec::with_capacity(64),
             config,
@@ -244,6 +258,17 @@ impl Switch {
         };
         sw.add_bridge(DEFAULT_BRIDGE).expect("empty switch");
         sw
+    }
+
+    /// The router with its peers, for a change to its tables.
+    fn l3(&mut self) -> L3<'_> {
+        L3 {
+            router: &mut self.router,
+            arp: &mut self.arp,
+            nat: &mut self.nat,
+            em: &mut self.em,
+            trace: &mut self.trace,
+        }
     }
 
     /// Seconds since the switch started: the FDB's clock.
@@ -263,6 +288,7 @@ impl Switch {
     pub fn seed(&mut self, seed: u64) {
         self.mac_seed = seed;
         self.router.seed(seed);
+        self.nat.seed(seed);
     }
 
     /// Moves the switch's clock `ms` on, as if that time had passed, so
@@ -335,7 +361,7 @@ impl Switch {
     pub fn process_rx(&mut self, rx: PortId) -> usize {
         // Compiled twice: the copy for when no trace is armed and no capture
         // runs has no code for either at all.
-        if self.router.trace.armed || !self.captures.is_empty() {
+        if self.trace.armed || !self.captures.is_empty() {
             self.process_rx_traced::<true>(rx)
         } else {
             self.process_rx_traced::<false>(rx)
@@ -350,6 +376,10 @@ impl Switch {
             bridges,
             fdb,
             router,
+            arp,
+            nat,
+            em,
+            trace,
             tx_queues,
             tx_touched,
             captures,
@@ -373,8 +403,8 @@ impl Switch {
             slot.counters.rx_packets += 1;
             slot.counters.rx_bytes += eth.len() as u64;
             if T {
-                if router.trace.armed {
-                    router.trace.begin(rx, eth);
+                if trace.armed {
+                    trace.begin(rx, eth);
                 }
                 for tap in captures.iter_mut().filter(|t| t.rx && t.port == rx) {
                     tap.offer(eth);
@@ -382,20 +412,27 @@ impl Switch {
             }
             let Some(b) = bridge else {
                 slot.counters.drop(DropReason::NoBridge);
-                trace!(T; router.trace,
+                trace!(T; trace,
                     Event::Drop {
                         reason: DropReason::NoBridge
                     }
                 );
                 if T {
-                    router.trace.end();
+                    trace.end();
                 }
                 continue;
+            };
+            let l3 = L3 {
+                router,
+                arp,
+                nat,
+                em,
+                trace,
             };
             let mut path = Path {
                 bridges,
                 fdb,
-                router,
+                l3,
                 router_mac,
                 now,
                 now_ms,
@@ -408,7 +445,7 @@ impl Switch {
             let frame = slot.port.frame_mut(i);
             path.frame_in::<T>(rx, b, frame, &mut slot.counters, true, &mut out);
             if T {
-                router.trace.end();
+                trace.end();
             }
         }
         for &q in tx_touched.iter() {
@@ -451,20 +488,20 @@ impl Switch {
     /// Sends the frames the router made (replies, requests, ICMP errors,
     /// packets released by ARP) and gives their buffers back.
     fn flush_emitted(&mut self) {
-        if self.router.em.out.is_empty() {
+        if self.em.out.is_empty() {
             return;
         }
         let Switch {
             ports,
             bridges,
             fdb,
-            router,
+            em,
             tx_queues,
             tx_touched,
             captures,
             ..
         } = self;
-        for (k, &(to, _)) in router.em.out.iter().enumerate() {
+        for (k, &(to, _)) in em.out.iter().enumerate() {
             let mut enqueue = |q: PortId| enqueue_tx(tx_queues, tx_touched, q, k);
             match to {
                 EmitTo::Port(q) => enqueue(q),
@@ -491,7 +528,6 @@ impl Switch {
                 }
             }
         }
-        let em = &router.em;
         for &q in tx_touched.iter() {
             let queue = &mut tx_queues[q as usize];
             for tap in captures.iter_mut().filter(|t| t.tx && t.port == q) {
@@ -508,7 +544,7 @@ impl Switch {
             queue.clear();
         }
         tx_touched.clear();
-        router.sent();
+        em.sent();
     }
 
     /// Whether port `id` shows a waiting frame without a system call.
@@ -625,8 +661,8 @@ impl Switch {
     /// Once a second: ages the FDB, collects kernel drop counts, and looks
     /// again at ports that are not up.
     pub fn housekeeping(&mut self) {
-        self.router
-            .housekeeping(self.started.elapsed().as_millis() as u64);
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        self.l3().housekeeping(now_ms);
         self.flush_emitted();
         let now = self.now();
         let bridges = &mut self.bridges;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Router {
+impl L3<'_> {
     /// arp-input: answers requests for our addresses and learns from ARP
     /// that concerns us (RFC 826; RFC 5227 probes are answered too, so the
     /// prober sees the conflict). Returns the drop reason, if it is dropped.
@@ -12,11 +12,11 @@ impl Router {
         bridge: BridgeId,
         now: u64,
     ) -> Option<DropReason> {
-        self.counters.arp_in += 1;
+        self.router.counters.arp_in += 1;
         let Ok(arp) = ArpRepr::parse(&eth[ETHERNET_HDR_LEN..]) else {
             return Some(DropReason::ArpMalformed);
         };
-        let iface = self.iface(bridge)?;
+        let iface = self.router.iface(bridge)?;
         let our_mac = iface.mac;
         if !arp.sender_mac.is_unicast() || arp.sender_mac == our_mac {
             return Some(DropReason::ArpMalformed);
@@ -46,7 +46,7 @@ impl Router {
             // Learn only what is addressed to us (a request for our address,
             // or a reply); a gratuitous ARP refreshes an entry we already had.
             let create = for_us;
-            let mut waiting = std::mem::take(&mut self.scratch);
+            let mut waiting = std::mem::take(&mut self.router.scratch);
             if (for_us || arp.is_gratuitous())
                 && self.arp.confirm(
                     bridge,
@@ -59,7 +59,7 @@ impl Router {
             {
                 self.release_waiting(bridge, arp.sender_mac, &mut waiting);
             }
-            self.scratch = waiting;
+            self.router.scratch = waiting;
         }
         if for_us && arp.op == OP_REQUEST {
             let reply = ArpRepr {
@@ -70,7 +70,7 @@ impl Router {
                 target_ip: arp.sender_ip,
             };
             if self.emit_arp(bridge, arp.sender_mac, &reply) {
-                self.counters.arp_replies_sent += 1;
+                self.router.counters.arp_replies_sent += 1;
             }
         }
         None
@@ -133,7 +133,7 @@ impl Router {
 
     /// Sends a request for `target` to `to`.
     pub(super) fn request(&mut self, bridge: BridgeId, target: Ipv4Addr, to: Mac) {
-        let Some(iface) = self.iface(bridge) else {
+        let Some(iface) = self.router.iface(bridge) else {
             return;
         };
         let Some(sender_ip) = iface.source_for(target) else {
@@ -147,14 +147,14 @@ impl Router {
             target_ip: target,
         };
         if self.emit_arp(bridge, to, &req) {
-            self.counters.arp_requests_sent += 1;
+            self.router.counters.arp_requests_sent += 1;
         }
     }
 
     /// Announces every address of a bridge's router interface (a port of it
     /// came up: hosts behind it may have known another MAC, or none).
     pub fn announce_all(&mut self, bridge: BridgeId) {
-        let addrs: Vec<Ipv4Addr> = match self.iface(bridge) {
+        let addrs: Vec<Ipv4Addr> = match self.router.iface(bridge) {
             Some(i) => i.addrs.iter().map(|a| a.addr).collect(),
             None => return,
         };
@@ -167,7 +167,7 @@ impl Router {
     /// that knew the address at another MAC (it moved from another bridge,
     /// or patchbayd restarted) learn the new one at once.
     pub(super) fn announce(&mut self, bridge: BridgeId, ip: Ipv4Addr) {
-        let Some(iface) = self.iface(bridge) else {
+        let Some(iface) = self.router.iface(bridge) else {
             return;
         };
         let req = ArpRepr {
@@ -178,7 +178,7 @@ impl Router {
             target_ip: ip,
         };
         if self.emit_arp(bridge, Mac::BROADCAST, &req) {
-            self.counters.arp_requests_sent += 1;
+            self.router.counters.arp_requests_sent += 1;
         }
     }
 
@@ -189,7 +189,7 @@ impl Router {
             Ok(None) => true,
             Ok(Some(oldest)) => {
                 self.em.free(oldest);
-                self.counters.arp_queue_overflow += 1;
+                self.router.counters.arp_queue_overflow += 1;
                 true
             }
             Err(i) => {

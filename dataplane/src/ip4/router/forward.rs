@@ -23,7 +23,7 @@ impl Route {
     }
 }
 
-impl Router {
+impl L3<'_> {
     /// ip4-lookup: never forwarded destinations, TTL (RFC 1812 5.3.1), the
     /// longest-prefix match, and the egress MTU (fragmentation needed
     /// when DF is set, or for a GSO super-frame).
@@ -35,7 +35,7 @@ impl Router {
         in_port: PortId,
         bridge: BridgeId,
     ) -> Result<Route, L3Out> {
-        if self.never_forwarded(dst) {
+        if self.router.never_forwarded(dst) {
             return Err(L3Out::Drop(DropReason::Ip4NotForwarded));
         }
         // RFC 1812 5.3.1: a packet that would leave with TTL 0 is dropped.
@@ -44,13 +44,18 @@ impl Router {
             self.icmp_error::<T>(frame, Some(in_port), bridge, msg);
             return Err(L3Out::Drop(DropReason::Ip4TtlExpired));
         }
-        let Some(nh) = self.fib.lookup(dst).map(|id| self.next_hops[id as usize]) else {
+        let Some(nh) = self
+            .router
+            .fib
+            .lookup(dst)
+            .map(|id| self.router.next_hops[id as usize])
+        else {
             let msg = IcmpErrorMsg::unreachable(CODE_NET_UNREACHABLE);
             self.icmp_error::<T>(frame, Some(in_port), bridge, msg);
             return Err(L3Out::Drop(DropReason::Ip4NoRoute));
         };
         if T && self.trace.on {
-            if let Some((prefix, len, _)) = self.fib.matching_route(dst) {
+            if let Some((prefix, len, _)) = self.router.fib.matching_route(dst) {
                 self.trace.record(Event::Lookup {
                     dst,
                     prefix,
@@ -60,7 +65,7 @@ impl Router {
                 });
             }
         }
-        let Some(out) = self.iface(nh.bridge) else {
+        let Some(out) = self.router.iface(nh.bridge) else {
             return Err(L3Out::Drop(DropReason::Ip4NoRoute));
         };
         let (out_mac, mtu) = (out.mac, usize::from(out.mtu));
@@ -101,6 +106,7 @@ impl Router {
             return;
         };
         let hop = self
+            .router
             .iface(route.nh.bridge)
             .and_then(|i| i.source_for(route.next_ip(dst)));
         let Some(hop) = hop.filter(|_| !(T && self.trace.dry)) else {
@@ -156,6 +162,7 @@ impl Router {
             && d.redirects
             && !translated
             && self
+                .router
                 .iface(bridge)
                 .is_some_and(|i| i.addrs.iter().any(|a| a.contains(d.src)))
         {
@@ -179,7 +186,7 @@ impl Router {
                     }
                 );
                 EthernetFrame::new_unchecked(&mut frame[L2..L3]).set_dst(m);
-                self.counters.ip4_forwarded += 1;
+                self.router.counters.ip4_forwarded += 1;
                 L3Out::Forward {
                     bridge: nh.bridge,
                     dst: m,
@@ -210,13 +217,13 @@ impl Router {
                 return L3Out::Drop(DropReason::ArpQueueFull);
             };
             self.em.free(old);
-            self.counters.arp_queue_overflow += 1;
+            self.router.counters.arp_queue_overflow += 1;
         }
         let Some(i) = self.em.copy(frame) else {
             return L3Out::Drop(DropReason::NoBuffer);
         };
         if self.enqueue(bridge, next_ip, i) {
-            self.counters.arp_queued += 1;
+            self.router.counters.arp_queued += 1;
             L3Out::Consumed
         } else {
             L3Out::Drop(DropReason::ArpQueueFull)

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Router {
+impl L3<'_> {
     /// Splits a packet with DF clear into fragments that fit `mtu`
     /// (RFC 791; RFC 1812 5.2.6), each sent or queued like a packet.
     pub(super) fn fragment<const T: bool>(
@@ -92,7 +92,7 @@ impl Router {
             ip.set_fragment((h + n) as u16, base + off, more_follow, ttl);
             ip.fill_checksum();
             self.em.set_len(i, L3 + h + n);
-            self.counters.fragments_made += 1;
+            self.router.counters.fragments_made += 1;
             match resolved {
                 Resolve::Mac(m) => {
                     EthernetFrame::new_unchecked(&mut self.em.frame_mut(i)[L2..]).set_dst(m);
@@ -118,7 +118,7 @@ impl Router {
             off += n;
         }
         if forwarded {
-            self.counters.ip4_forwarded += 1;
+            self.router.counters.ip4_forwarded += 1;
         }
         L3Out::Consumed
     }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Router {
+impl L3<'_> {
     /// icmp-error: tells the sender of `frame` what went wrong (RFC 1812
     /// 4.3.2), sent back the way the frame came (`back` = its ingress port)
     /// or, without one, by a route lookup. Never about an ICMP error, a
@@ -23,19 +23,19 @@ impl Router {
             || src.is_broadcast()
             || src.is_multicast()
             || src.is_loopback()
-            || self.is_directed_broadcast(src)
+            || self.router.is_directed_broadcast(src)
             || (back.is_some() && l2_dst.is_multicast())
             // RFC 1812 4.3.2.7: nor about a datagram to a broadcast or
             // multicast address.
             || ip.dst().is_broadcast()
             || ip.dst().is_multicast()
-            || self.is_directed_broadcast(ip.dst())
+            || self.router.is_directed_broadcast(ip.dst())
             || (ip.protocol() == PROTO_ICMP && is_error_message(ip.payload()));
         if quiet {
             return;
         }
-        if self.icmp_budget == 0 && !(T && self.trace.dry) {
-            self.counters.icmp_rate_limited += 1;
+        if self.router.icmp_budget == 0 && !(T && self.trace.dry) {
+            self.router.counters.icmp_rate_limited += 1;
             return;
         }
         // About a packet NAT already rewrote: the error quotes it as its
@@ -53,7 +53,12 @@ impl Router {
         let (to, out_bridge, l2_to) = match back {
             Some(port) => (EmitTo::Port(port), bridge, eth.src()),
             None => {
-                let Some(nh) = self.fib.lookup(src).map(|id| self.next_hops[id as usize]) else {
+                let Some(nh) = self
+                    .router
+                    .fib
+                    .lookup(src)
+                    .map(|id| self.router.next_hops[id as usize])
+                else {
                     return;
                 };
                 let Some(n) = self.arp.get(nh.bridge, nh.gateway.unwrap_or(src)) else {
@@ -70,7 +75,7 @@ impl Router {
                 (to, nh.bridge, n.mac)
             }
         };
-        let Some(iface) = self.iface(out_bridge) else {
+        let Some(iface) = self.router.iface(out_bridge) else {
             return;
         };
         let (our_mac, Some(our_ip)) = (iface.mac, iface.source_for(src)) else {
@@ -94,16 +99,16 @@ impl Router {
         // must not starve, so "fragmentation needed" is held to the global
         // budget only, as in Linux; redirects have buckets of their own.
         let limiter = match msg {
-            IcmpErrorMsg::Redirect { .. } => &mut self.redirect_limiter,
-            _ => &mut self.icmp_limiter,
+            IcmpErrorMsg::Redirect { .. } => &mut self.router.redirect_limiter,
+            _ => &mut self.router.icmp_limiter,
         };
-        if !msg.is_frag_needed() && !limiter.allow(src, self.now) {
-            self.counters.icmp_rate_limited += 1;
+        if !msg.is_frag_needed() && !limiter.allow(src, self.router.now) {
+            self.router.counters.icmp_rate_limited += 1;
             return;
         }
         let quote = &ip.packet()[..ip.total_len().min(icmp::MAX_QUOTE)];
         let Some(i) = self.em.alloc() else { return };
-        self.icmp_budget -= 1;
+        self.router.icmp_budget -= 1;
         let error = IcmpRepr::Error { msg, quote };
         let header = Ipv4Repr {
             src: our_ip,
@@ -111,7 +116,7 @@ impl Router {
             protocol: PROTO_ICMP,
             ttl: 64,
             tos: icmp::TOS_INTERNETWORK_CONTROL,
-            ident: self.random.next_u64() as u16,
+            ident: self.router.random.next_u64() as u16,
             dont_frag: false,
             more_frags: false,
             frag_offset: 0,
@@ -131,6 +136,6 @@ impl Router {
             }
         }
         self.em.send(i, to);
-        self.counters.icmp_errors_sent += 1;
+        self.router.counters.icmp_errors_sent += 1;
     }
 }

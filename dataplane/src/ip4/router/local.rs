@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Router {
+impl L3<'_> {
     /// ip4-reassemble: a fragment addressed to the router is held until
     /// its datagram is whole, which then goes to ip4-local.
     pub(super) fn reassemble<const T: bool>(
@@ -26,18 +26,18 @@ impl Router {
             }
         }
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
-        let at = match self.reassembly.add(&ip, now) {
+        let at = match self.router.reassembly.add(&ip, now) {
             Added::Held => return L3Out::Consumed,
             Added::Dropped => return L3Out::Drop(DropReason::Ip4Reassembly),
             Added::Complete(at) => at,
         };
-        self.counters.reassembled += 1;
+        self.router.counters.reassembled += 1;
         let Some(i) = self.em.alloc() else {
             return L3Out::Drop(DropReason::NoBuffer);
         };
         let mut buf = self.em.take_buf(i);
         buf[..L3].copy_from_slice(&frame[..L3]);
-        let n = self.reassembly.take(at, &mut buf[L3..]);
+        let n = self.router.reassembly.take(at, &mut buf[L3..]);
         let out = match n {
             0 => L3Out::Drop(DropReason::Ip4Reassembly),
             n => self.local_input::<T>(&buf[..L3 + n], in_port, bridge, now),
@@ -84,14 +84,14 @@ impl Router {
         if T && self.trace.dry {
             return L3Out::Consumed;
         }
-        let Some(our_mac) = self.router_mac(bridge) else {
+        let Some(our_mac) = self.router.router_mac(bridge) else {
             return L3Out::Drop(DropReason::Ip4NoRoute);
         };
         let (src, dst) = (ip.src(), ip.dst());
         let Some(i) = self.em.copy(&frame[..L3 + total]) else {
             return L3Out::Drop(DropReason::NoBuffer);
         };
-        let ident = self.random.next_u64() as u16;
+        let ident = self.router.random.next_u64() as u16;
         let b = self.em.frame_mut(i);
         VnetHdr::new_unchecked(&mut b[..VNET_HDR_LEN]).clear();
         let mut eth = EthernetFrame::new_unchecked(&mut b[L2..L3]);
@@ -105,15 +105,20 @@ impl Router {
         let tos = reply.tos();
         reply.set_tos_and_ident(tos, ident);
         IcmpPacket::new_unchecked(reply.payload_mut()).echo_to_reply();
-        self.counters.ip4_local += 1;
+        self.router.counters.ip4_local += 1;
         // A reply bigger than the bridge's MTU (a reassembled request) goes
         // in fragments, as a host's would, by the route to the sender.
         let mtu = self
+            .router
             .iface(bridge)
             .map_or(usize::from(DEFAULT_MTU), |i| usize::from(i.mtu));
         if total > mtu {
-            let nh = self.fib.lookup(src).map(|id| self.next_hops[id as usize]);
-            let out = nh.and_then(|nh| Some((nh, self.iface(nh.bridge)?)));
+            let nh = self
+                .router
+                .fib
+                .lookup(src)
+                .map(|id| self.router.next_hops[id as usize]);
+            let out = nh.and_then(|nh| Some((nh, self.router.iface(nh.bridge)?)));
             let out = out.map(|(nh, i)| (nh, i.mac, usize::from(i.mtu)));
             let mut buf = self.em.take_buf(i);
             let out = match out {

@@ -3,13 +3,14 @@
 use super::validate::Datagram;
 use super::*;
 
-impl Router {
+impl L3<'_> {
     /// Whether `ip` is an outside address of NAT: a source NAT rule's (its
     /// bridge's, or one of its pool) or a published port's.
     pub(super) fn is_nat_address(&self, ip: Ipv4Addr) -> bool {
         self.nat.rules().iter().any(|r| match r.action {
             NatAction::Snat { first, last } => (first..=last).contains(&ip),
             NatAction::Masquerade | NatAction::Dnat { .. } => self
+                .router
                 .iface(r.bridge)
                 .is_some_and(|i| i.addrs.iter().any(|a| a.addr == ip)),
         })
@@ -35,9 +36,9 @@ impl Router {
         pre: bool,
         now: u64,
     ) -> NatVerdict {
-        let translation = T.then(|| plan.translation(&self.nat)).flatten();
+        let translation = T.then(|| plan.translation(self.nat)).flatten();
         let verdict = if T && self.trace.dry {
-            plan.verdict(&self.nat)
+            plan.verdict(self.nat)
         } else {
             self.nat.commit(plan, flags, now)
         };
@@ -87,17 +88,17 @@ impl Router {
         bridge: BridgeId,
         now: u64,
     ) -> L3Out {
-        if self.held.len() >= MAX_HELD_FRAGMENTS {
+        if self.router.held.len() >= MAX_HELD_FRAGMENTS {
             // The oldest goes: unsolicited fragments must not keep out the
             // ones whose first fragment is on its way.
-            let oldest = self.held.remove(0);
+            let oldest = self.router.held.remove(0);
             self.em.free(oldest.buf);
             self.nat.counters.fragments_dropped += 1;
         }
         let Some(buf) = self.em.copy(frame) else {
             return L3Out::Drop(DropReason::NoBuffer);
         };
-        self.held.push(HeldFragment {
+        self.router.held.push(HeldFragment {
             key,
             buf,
             port,
@@ -111,11 +112,11 @@ impl Router {
     /// The first fragment of datagram `key` came: the fragments held for it
     /// go through the router again, now that NAT knows what they get.
     pub(super) fn release_fragments(&mut self, key: FragmentKey, now: u64) {
-        if !self.held.iter().any(|h| h.key == key) {
+        if !self.router.held.iter().any(|h| h.key == key) {
             return;
         }
-        let mut releasing = std::mem::take(&mut self.releasing);
-        self.held.retain(|h| {
+        let mut releasing = std::mem::take(&mut self.router.releasing);
+        self.router.held.retain(|h| {
             let out = h.key == key;
             if out {
                 releasing.push(*h);
@@ -126,7 +127,7 @@ impl Router {
             let len = self.em.frame(h.buf).len();
             let mut buf = self.em.take_buf(h.buf);
             // Counted in when it came.
-            self.counters.ip4_in -= 1;
+            self.router.counters.ip4_in -= 1;
             let out = self.input::<false>(&mut buf[..len], h.port, h.bridge, now);
             self.em.put_buf(h.buf, buf);
             match out {
@@ -145,7 +146,7 @@ impl Router {
                 }
             }
         }
-        self.releasing = releasing;
+        self.router.releasing = releasing;
     }
 }
 
@@ -157,7 +158,7 @@ pub(super) struct NatPre {
     pub translated: bool,
 }
 
-impl Router {
+impl L3<'_> {
     /// nat (pre-routing): packets of known sessions, first packets to
     /// published ports, later fragments (the addresses their first one
     /// got), and ICMP errors about translated packets.
@@ -174,8 +175,8 @@ impl Router {
             return Ok(pre);
         }
         if let Some((t, flags)) = parse_tuple(&frame[L3..]) {
-            let to_us = self.is_local(t.dst);
-            let ifaces = &self.ifaces;
+            let to_us = self.router.is_local(t.dst);
+            let ifaces = &self.router.ifaces;
             let addr_of = |b: BridgeId| {
                 let iface = ifaces.get(usize::from(b))?.as_ref()?;
                 iface.addrs.first().map(|a| a.addr)
@@ -241,6 +242,7 @@ impl Router {
         let mut translated = pre.translated;
         if let Some((t, flags)) = pre.tuple {
             let out_addr = self
+                .router
                 .iface(nh.bridge)
                 .and_then(|i| i.source_for(nh.gateway.unwrap_or(dst)));
             let plan = match self.nat.plan_post(&t, nh.bridge, out_addr) {

@@ -31,7 +31,7 @@ impl Datagram {
     }
 }
 
-impl Router {
+impl L3<'_> {
     /// ip4-validate: the header checks of RFC 1812 5.2.2, sources no host
     /// can have (5.3.7) or that are ours, reverse-path filtering (RFC 3704)
     /// and options (5.2.4).
@@ -73,23 +73,24 @@ impl Router {
             || src.is_loopback()
             || src.octets()[0] == 0
             || src.octets()[0] >= 240
-            || self.is_directed_broadcast(src)
+            || self.router.is_directed_broadcast(src)
         {
             return Err(L3Out::Drop(DropReason::Ip4BadSource));
         }
         // Our own address as a source is a spoof wherever it comes from.
-        if self.is_local(src) {
+        if self.router.is_local(src) {
             return Err(L3Out::Drop(DropReason::Ip4OwnSource));
         }
-        let Some(in_iface) = self.iface(bridge) else {
+        let Some(in_iface) = self.router.iface(bridge) else {
             return Err(L3Out::Drop(DropReason::Ip4NoRoute));
         };
         let (rp_filter, redirects) = (in_iface.rp_filter, in_iface.redirects);
         if rp_filter != RpFilter::Off {
             let back = self
+                .router
                 .fib
                 .lookup(src)
-                .map(|id| self.next_hops[id as usize].bridge);
+                .map(|id| self.router.next_hops[id as usize].bridge);
             if !rp_filter.passes(back, bridge) {
                 return Err(L3Out::Drop(DropReason::Ip4RpFilter));
             }

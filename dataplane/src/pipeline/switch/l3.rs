@@ -12,7 +12,7 @@ impl Switch {
 
     /// Gratuitous ARP for every router address of bridge `b`, sent now.
     pub(super) fn announce_router(&mut self, b: BridgeId) {
-        self.router.announce_all(b);
+        self.l3().announce_all(b);
         self.flush_emitted();
     }
 
@@ -34,7 +34,7 @@ impl Switch {
             });
         }
         let mac = router_mac::for_bridge(self.mac_seed, bridge);
-        self.router.addr_add(b, net, mac)?;
+        self.l3().addr_add(b, net, mac)?;
         // Its gratuitous ARP goes out now, not at the next housekeeping.
         self.flush_emitted();
         log_change!(self, op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
@@ -44,7 +44,7 @@ impl Switch {
     pub fn addr_del(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
         // Its last address takes the bridge's routes with it.
-        let gone = self.router.addr_del(b, net)?;
+        let gone = self.l3().addr_del(b, net)?;
         log_change!(self, op = "addr_del", addr:% = net, dev = bridge, routes = gone;
             "addr {net} dev {bridge}: deleted, with {gone} route(s)");
         Ok(())
@@ -204,7 +204,7 @@ impl Switch {
         let route = self.route_info(p, l, nh_id);
         let nh = self.router.next_hop(nh_id);
         let next = nh.gateway.unwrap_or(addr);
-        let neighbor = self.router.arp.get(nh.bridge, next);
+        let neighbor = self.arp.get(nh.bridge, next);
         let mac = neighbor
             .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
             .map(|n| n.mac);
@@ -255,7 +255,6 @@ impl Switch {
     pub fn permanent_neighbor(&self, ip: Ipv4Addr, dev: &str) -> Result<Option<Mac>, SwitchError> {
         let b = self.existing_bridge(dev)?;
         Ok(self
-            .router
             .arp
             .get(b, ip)
             .filter(|n| n.state == NeighState::Permanent)
@@ -265,7 +264,7 @@ impl Switch {
     /// Adds a permanent ARP entry.
     pub fn neigh_add(&mut self, ip: Ipv4Addr, mac: Mac, dev: &str) -> Result<(), SwitchError> {
         let b = self.existing_bridge(dev)?;
-        self.router.neigh_add(b, ip, mac)?;
+        self.l3().neigh_add(b, ip, mac)?;
         self.flush_emitted();
         log_change!(self, op = "neigh_add", ip:% = ip, mac:% = mac, dev; "neigh {ip} lladdr {mac} dev {dev} permanent");
         Ok(())
@@ -273,14 +272,14 @@ impl Switch {
 
     pub fn neigh_del(&mut self, ip: Ipv4Addr, dev: &str) -> Result<(), SwitchError> {
         let b = self.existing_bridge(dev)?;
-        self.router.neigh_del(b, ip)?;
+        self.l3().neigh_del(b, ip)?;
         log_change!(self, op = "neigh_del", ip:% = ip, dev; "neigh {ip} dev {dev}: deleted");
         Ok(())
     }
 
     pub fn neigh_flush(&mut self, dev: Option<&str>) -> Result<usize, SwitchError> {
         let b = dev.map(|d| self.existing_bridge(d)).transpose()?;
-        let n = self.router.neigh_flush(b);
+        let n = self.l3().neigh_flush(b);
         log_change!(self, op = "neigh_flush", removed = n; "neigh: flushed {n} entries");
         Ok(n)
     }
@@ -288,7 +287,7 @@ impl Switch {
     /// The ARP cache, sorted by bridge and address.
     pub fn neighbors(&self) -> Vec<NeighInfo> {
         let now = self.started.elapsed().as_millis() as u64;
-        let mut rows: Vec<_> = self.router.arp.entries().collect();
+        let mut rows: Vec<_> = self.arp.entries().collect();
         rows.sort_by_key(|(b, ip, _)| (*b, *ip));
         rows.into_iter()
             .map(|(b, ip, n)| NeighInfo {

@@ -48,8 +48,8 @@ impl Switch {
             }
         }
         self.fdb.retain(|b, _, _| b != id);
-        let routes = self.router.forget_interface(id);
-        let rules = self.router.nat.forget_bridge(id);
+        let routes = self.l3().forget_interface(id);
+        let rules = self.nat.forget_bridge(id);
         self.bridges[id as usize] = None;
         log_change!(self, op = "bridge_del", bridge = name, routes, nat_rules = rules;
             "bridge {name}: deleted, with {routes} route(s) and {rules} NAT rule(s)");
@@ -171,7 +171,7 @@ impl Switch {
                 bridge.members.retain(|&p| p != id);
             }
             self.fdb.retain(|_, _, e| e.port != id);
-            self.router.forget_port(id);
+            self.l3().forget_port(id);
         }
     }
 

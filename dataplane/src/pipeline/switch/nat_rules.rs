@@ -17,7 +17,7 @@ impl Switch {
         // As iptables does: 192.168.15.5/24 is 192.168.15.0/24.
         let src = src.map(|n| n.subnet());
         if let NatAction::Dnat { proto, dport, .. } = action {
-            let taken = self.router.nat.rules().iter().find(|r| {
+            let taken = self.nat.rules().iter().find(|r| {
                 r.bridge == b
                     && matches!(r.action, NatAction::Dnat { proto: p, dport: d, .. }
                         if p == proto && d == dport)
@@ -42,7 +42,6 @@ impl Switch {
             }
         }
         let id = self
-            .router
             .nat
             .add_rule_filtered(action.clone(), src, b, ports, filtering);
         let words = self
@@ -56,7 +55,7 @@ impl Switch {
     }
 
     pub fn nat_del(&mut self, id: u32) -> Result<(), SwitchError> {
-        if !self.router.nat.del_rule(id) {
+        if !self.nat.del_rule(id) {
             return Err(SwitchError::NoSuchNatRule(id));
         }
         log_change!(self, op = "nat_del", id; "nat rule {id}: deleted");
@@ -65,8 +64,7 @@ impl Switch {
 
     /// The NAT rules with their hit counters.
     pub fn nat_rules(&self) -> Vec<NatRuleInfo> {
-        self.router
-            .nat
+        self.nat
             .rules()
             .iter()
             .map(|r| {
@@ -107,8 +105,7 @@ impl Switch {
     /// Every NAT session.
     pub fn nat_sessions(&self) -> Vec<NatSessionInfo> {
         let now = self.started.elapsed().as_millis() as u64;
-        self.router
-            .nat
+        self.nat
             .sessions()
             .map(|s| {
                 let (i, o, r) = s.endpoints();
@@ -133,7 +130,7 @@ impl Switch {
 
     /// Forgets every NAT session; returns how many.
     pub fn nat_flush(&mut self) -> usize {
-        let n = self.router.nat.flush(|_| true);
+        let n = self.nat.flush(|_| true);
         log_change!(self, op = "nat_flush", removed = n; "nat: flushed {n} sessions");
         n
     }

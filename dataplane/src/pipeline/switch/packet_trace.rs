@@ -12,13 +12,13 @@ impl Switch {
         filter: Filter,
     ) -> Result<(), SwitchError> {
         let port = port.map(|p| self.existing_port(p)).transpose()?;
-        self.router.trace.start(count, port, filter);
+        self.trace.start(count, port, filter);
         log::info!(op = "trace_start", count; "trace: the next {count} packets");
         Ok(())
     }
 
     pub fn trace_stop(&mut self) {
-        self.router.trace.stop();
+        self.trace.stop();
     }
 
     /// The trace so far: whether it is armed, packets still to take, and
@@ -26,7 +26,7 @@ impl Switch {
     /// microseconds here; it is formatted elsewhere, with
     /// [`Switch::names`]).
     pub fn trace_read(&self) -> (bool, u32, Vec<std::sync::Arc<TracedPacket>>) {
-        let t = &self.router.trace;
+        let t = &self.trace;
         (t.armed, t.left(), t.packets().to_vec())
     }
 
@@ -56,7 +56,7 @@ impl Switch {
         let rx = self.existing_port(port)?;
         let bridge = self.ports[rx as usize].as_ref().and_then(|s| s.bridge);
         let smac = bridge
-            .and_then(|b| self.router.arp.get(b, spec.src))
+            .and_then(|b| self.arp.get(b, spec.src))
             .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
             .map_or(Mac([0x02, 0, 0, 0, 0, 0x01]), |n| n.mac);
         // A host sends to an address on its own subnet directly (to the MAC
@@ -70,7 +70,7 @@ impl Switch {
         };
         let dmac = bridge
             .filter(|&b| on_link(b))
-            .and_then(|b| self.router.arp.get(b, spec.dst))
+            .and_then(|b| self.arp.get(b, spec.dst))
             .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
             .map(|n| n.mac)
             .or_else(|| bridge.and_then(|b| self.router.router_mac(b)))
@@ -100,25 +100,36 @@ impl Switch {
             bridges,
             fdb,
             router,
+            arp,
+            nat,
+            em,
+            trace,
             ..
         } = self;
-        let saved_counters = (router.counters.clone(), router.nat.counters.clone());
-        let saved_trace = router.trace.begin_dry();
-        router.trace.begin(rx, &frame[VNET_HDR_LEN..]);
+        let saved_counters = (router.counters().clone(), nat.counters.clone());
+        let saved_trace = trace.begin_dry();
+        trace.begin(rx, &frame[VNET_HDR_LEN..]);
         let bridge = ports[rx as usize]
             .as_ref()
             .and_then(|s| s.bridge)
             .filter(|&b| bridges[b as usize].is_some());
         match bridge {
-            None => router.trace.record(Event::Drop {
+            None => trace.record(Event::Drop {
                 reason: DropReason::NoBridge,
             }),
             Some(b) => {
                 let router_mac = router.router_mac(b);
+                let l3 = L3 {
+                    router,
+                    arp,
+                    nat,
+                    em,
+                    trace,
+                };
                 let mut path = path::Path {
                     bridges,
                     fdb,
-                    router,
+                    l3,
                     router_mac,
                     now,
                     now_ms,
@@ -128,9 +139,10 @@ impl Switch {
                 path.frame_in::<true>(rx, b, frame, &mut counters, false, &mut path::Nowhere);
             }
         }
-        router.trace.end();
-        let packet = router.trace.end_dry(saved_trace);
-        (router.counters, router.nat.counters) = saved_counters;
+        trace.end();
+        let packet = trace.end_dry(saved_trace);
+        router.restore_counters(saved_counters.0);
+        nat.counters = saved_counters.1;
         Ok(packet)
     }
 }

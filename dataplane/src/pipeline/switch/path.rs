@@ -50,11 +50,13 @@ impl Egress for Nowhere {
     }
 }
 
-/// What one frame passes through: the bridges with their FDB, and the router.
+/// What one frame passes through: the bridges with their FDB, and the
+/// router with its peers.
 pub(super) struct Path<'a> {
     pub bridges: &'a mut [Option<Bridge>],
     pub fdb: &'a mut Fdb,
-    pub router: &'a mut Router,
+    /// The router with its peers.
+    pub l3: L3<'a>,
     /// The router MAC of the bridge the frame came in on, if it has one.
     pub router_mac: Option<Mac>,
     /// FDB clock (seconds) and router clock (milliseconds).
@@ -79,7 +81,7 @@ impl Path<'_> {
         let Path {
             bridges,
             fdb,
-            router,
+            l3,
             router_mac,
             now,
             now_ms,
@@ -96,8 +98,8 @@ impl Path<'_> {
         };
         let (decision, learned) =
             l2_forward(eth, rx, b, fdb, now, bridge_counters, router_mac, learn);
-        if T && router.trace.on {
-            trace_l2(&mut router.trace, bridges, b, eth, rx, learned, decision);
+        if T && l3.trace.on {
+            trace_l2(l3.trace, bridges, b, eth, rx, learned, decision);
         }
         match decision {
             L2Decision::Forward(q) => out.send(q),
@@ -109,26 +111,26 @@ impl Path<'_> {
                     .for_each(|&q| out.send(q));
                 // A broadcast ARP request may be for the router.
                 if is_arp && router_mac.is_some() {
-                    if let Some(reason) = router.arp_input::<T>(eth, b, now_ms) {
+                    if let Some(reason) = l3.arp_input::<T>(eth, b, now_ms) {
                         counters.drop(reason);
-                        trace!(T; router.trace, Event::Drop { reason });
+                        trace!(T; l3.trace, Event::Drop { reason });
                     }
                 }
             }
-            L2Decision::Router => match router.input::<T>(frame, rx, b, now_ms) {
+            L2Decision::Router => match l3.input::<T>(frame, rx, b, now_ms) {
                 L3Out::Forward { bridge: to, dst } => {
                     match fdb.lookup(to, dst) {
                         Some(q) if q != rx => {
-                            trace!(T; router.trace, Event::Tx { port: q });
+                            trace!(T; l3.trace, Event::Tx { port: q });
                             out.send(q)
                         }
-                        Some(_) => send_back::<T>(router, counters, out, frame, rx),
+                        Some(_) => send_back::<T>(l3, counters, out, frame, rx),
                         None => {
                             let members = bridges[to as usize]
                                 .as_ref()
                                 .map_or(&[][..], |b| &b.members);
-                            if T && router.trace.on {
-                                trace_flood(&mut router.trace, dst, members, rx);
+                            if T && l3.trace.on {
+                                trace_flood(l3.trace, dst, members, rx);
                             }
                             members
                                 .iter()
@@ -137,7 +139,7 @@ impl Path<'_> {
                             // Flooded back into its own bridge, the
                             // destination may well be behind the ingress port.
                             if to == b {
-                                send_back::<T>(router, counters, out, frame, rx);
+                                send_back::<T>(l3, counters, out, frame, rx);
                             }
                         }
                     }
@@ -145,12 +147,12 @@ impl Path<'_> {
                 L3Out::Consumed => {}
                 L3Out::Drop(reason) => {
                     counters.drop(reason);
-                    trace!(T; router.trace, Event::Drop { reason });
+                    trace!(T; l3.trace, Event::Drop { reason });
                 }
             },
             L2Decision::Drop(reason) => {
                 counters.drop(reason);
-                trace!(T; router.trace, Event::Drop { reason });
+                trace!(T; l3.trace, Event::Drop { reason });
             }
         }
     }
@@ -158,14 +160,14 @@ impl Path<'_> {
 
 /// Sends a copy of `frame` back out of `rx`, where it came in.
 fn send_back<const T: bool>(
-    router: &mut Router,
+    l3: &mut L3<'_>,
     counters: &mut PortCounters,
     out: &mut impl Egress,
     frame: &[u8],
     rx: PortId,
 ) {
-    if out.send_back(&mut router.em, frame, rx) {
-        trace!(T; router.trace, Event::Tx { port: rx });
+    if out.send_back(l3.em, frame, rx) {
+        trace!(T; l3.trace, Event::Tx { port: rx });
     } else {
         counters.drop(DropReason::NoBuffer);
     }

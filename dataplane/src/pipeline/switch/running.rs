@@ -18,11 +18,11 @@ impl Switch {
         nat: Timeouts,
     ) -> Result<(), SwitchError> {
         AgeingTime::new(ageing_time).map_err(|e| SwitchError::BadAgeing(e.value))?;
-        self.router.arp.set_timers(
+        self.arp.set_timers(
             u64::from(arp_reachable_secs) * 1000,
             u64::from(arp_stale_secs) * 1000,
         );
-        self.router.nat.timeouts = nat.clone();
+        self.nat.timeouts = nat.clone();
         self.config.ageing_time = ageing_time;
         self.config.arp_reachable_secs = arp_reachable_secs;
         self.config.arp_stale_secs = arp_stale_secs;
@@ -89,7 +89,7 @@ impl Switch {
             sw.neigh_add(*ip, *mac, dev)?;
         }
         for r in &state.nat {
-            sw.router.nat.number_next_rule(r.id);
+            sw.nat.number_next_rule(r.id);
             sw.nat_add(
                 r.action.clone(),
                 r.src,
@@ -152,7 +152,6 @@ impl Switch {
             .flat_map(|(b, i)| i.addrs.iter().map(move |a| (a.network(), a.len, b)))
             .collect();
         let mut neighbors: Vec<_> = self
-            .router
             .arp
             .entries()
             .filter(|(_, _, n)| n.state == NeighState::Permanent)
@@ -160,7 +159,6 @@ impl Switch {
             .collect();
         neighbors.sort_by_key(|(b, ip, _)| (*b, *ip));
         let nat = self
-            .router
             .nat
             .rules()
             .iter()
