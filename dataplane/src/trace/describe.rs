@@ -1,0 +1,316 @@
+//! Events in words, as `patchbay trace show` prints them.
+
+use super::*;
+use crate::l2::{BridgeId, PortId};
+use crate::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+fn proto_name(p: u8) -> String {
+    crate::wire::ipv4::protocol_name(p).into_owned()
+}
+
+fn ethertype_name(t: u16) -> String {
+    match t {
+        ETHERTYPE_IPV4 => "IPv4".into(),
+        ETHERTYPE_ARP => "ARP".into(),
+        0x86dd => "IPv6".into(),
+        0x8100 => "802.1Q".into(),
+        t => format!("ethertype 0x{t:04x}"),
+    }
+}
+
+/// An event in words, with the names of ports and bridges.
+pub struct Described<'a> {
+    pub event: &'a Event,
+    pub port: &'a dyn Fn(PortId) -> String,
+    pub bridge: &'a dyn Fn(BridgeId) -> String,
+    /// A dry run: say "would".
+    pub dry: bool,
+}
+
+impl fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self.event {
+            Event::Rx { .. } | Event::Learn { .. } | Event::L2 { .. } | Event::Tx { .. } => {
+                self.l2(f)
+            }
+            Event::Arp { .. } | Event::Resolve { .. } | Event::Released { .. } => self.arp(f),
+            Event::Ip4 { .. }
+            | Event::Lookup { .. }
+            | Event::Local { .. }
+            | Event::Fragmented { .. }
+            | Event::IcmpError { .. }
+            | Event::Rewrite { .. } => self.ip4(f),
+            Event::Nat { .. } | Event::NatRelated { .. } => self.nat(f),
+            Event::Drop { reason } => write!(f, "drop: {} ({})", reason.name(), reason.help()),
+        }
+    }
+}
+
+/// One family of stages' events in words each.
+impl Described<'_> {
+    /// The bridge's stages: receive, learn, forward, send.
+    fn l2(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let port = self.port;
+        match *self.event {
+            Event::Rx {
+                port: p,
+                len,
+                src,
+                dst,
+                ethertype,
+            } => write!(
+                f,
+                "{} rx {len}B {src} > {dst} {}",
+                port(p),
+                ethertype_name(ethertype)
+            ),
+            Event::Learn {
+                mac,
+                port: p,
+                learned,
+            } => {
+                let how = match learned {
+                    Learned::New => "new",
+                    Learned::Refreshed => "known, refreshed",
+                    Learned::Moved => "moved here from another port",
+                    Learned::Static => "static entry, left as it is",
+                    Learned::TableFull => "FDB full: not learned",
+                    Learned::NotLearned => "dry run: not learned",
+                };
+                write!(f, "l2-learn: {mac} on {} ({how})", port(p))
+            }
+            Event::L2 { dst, out } => match out {
+                L2Out::Port(p) => write!(f, "l2-forward: {dst} is on {}", port(p)),
+                L2Out::Flood(n) => {
+                    let why = if dst.is_multicast() {
+                        "broadcast/multicast"
+                    } else {
+                        "unknown unicast"
+                    };
+                    let s = if n == 1 { "" } else { "s" };
+                    write!(f, "l2-forward: {dst} {why}: flood to {n} port{s}")
+                }
+                L2Out::Router => write!(f, "l2-forward: {dst} is the router: ip4/arp input"),
+            },
+            Event::Tx { port: p } => {
+                write!(
+                    f,
+                    "{} tx{}",
+                    port(p),
+                    if self.dry { " (dry run: not sent)" } else { "" }
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// ARP: requests and answers, next-hop resolution, packets released.
+    fn arp(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let would = |done: &'static str, dry: &'static str| if self.dry { dry } else { done };
+        match *self.event {
+            Event::Arp {
+                request,
+                sender_ip,
+                sender_mac,
+                target_ip,
+                action,
+            } => {
+                let what = if request {
+                    format!("who-has {target_ip} tell {sender_ip}")
+                } else {
+                    format!("reply {sender_ip} is-at {sender_mac}")
+                };
+                let action = match action {
+                    ArpAction::ReplySent => would("reply sent", "a reply would be sent"),
+                    ArpAction::Learned => would("sender learned", "sender would be learned"),
+                    ArpAction::NotForUs => "not for the router",
+                };
+                write!(f, "arp: {what} -> {action}")
+            }
+            Event::Resolve { next_hop, mac } => match mac {
+                NextHopMac::Known(m) => write!(f, "arp-resolve: {next_hop} is at {m}"),
+                NextHopMac::Queued { asked } => {
+                    let ask = if asked {
+                        would(", who-has sent", ", who-has would be sent")
+                    } else {
+                        ""
+                    };
+                    write!(
+                        f,
+                        "arp-resolve: {next_hop} unknown: {}{ask}",
+                        would("packet queued", "packet would wait")
+                    )
+                }
+            },
+            Event::Released { count, mac } => {
+                let s = if count == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "arp-input: {count} packet{s} that waited for {mac} sent on"
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The IPv4 router's stages.
+    fn ip4(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bridge = self.bridge;
+        let would = |done: &'static str, dry: &'static str| if self.dry { dry } else { done };
+        match *self.event {
+            Event::Ip4 {
+                src,
+                dst,
+                proto,
+                ttl,
+                len,
+                frag,
+            } => {
+                write!(
+                    f,
+                    "ip4-input: {src} > {dst} {} ttl {ttl} len {len}",
+                    proto_name(proto)
+                )?;
+                match frag {
+                    Some((off, more)) => {
+                        let more = if more { ", more follow" } else { ", the last" };
+                        write!(f, " (fragment at {off}{more})")
+                    }
+                    None => Ok(()),
+                }
+            }
+            Event::Lookup {
+                dst,
+                prefix,
+                len,
+                via,
+                bridge: b,
+            } => match via {
+                Some(gw) => write!(
+                    f,
+                    "ip4-lookup: {dst} matches {prefix}/{len} via {gw} dev {}",
+                    bridge(b)
+                ),
+                None => write!(
+                    f,
+                    "ip4-lookup: {dst} matches {prefix}/{len} dev {}",
+                    bridge(b)
+                ),
+            },
+            Event::Local { dst, echo_reply } => {
+                if echo_reply {
+                    let sent = would("echo reply sent", "an echo reply would be sent");
+                    write!(f, "ip4-local: echo request to {dst} -> {sent}")
+                } else {
+                    write!(f, "ip4-local: for {dst}, which only answers pings")
+                }
+            }
+            Event::Fragmented { count, mtu } => {
+                write!(f, "ip4-mtu: over the MTU {mtu}: {count} fragments")
+            }
+            Event::IcmpError {
+                kind,
+                code,
+                to,
+                mtu,
+                rest,
+            } => {
+                let what = match (kind, code) {
+                    (11, _) => "time exceeded".to_string(),
+                    (3, 0) => "net unreachable".to_string(),
+                    (3, 1) => "host unreachable".to_string(),
+                    (3, 4) => format!("fragmentation needed (mtu {mtu})"),
+                    (5, _) => format!("redirect: use gateway {}", Ipv4Addr::from(rest)),
+                    (12, _) => format!("parameter problem at byte {}", rest >> 24),
+                    (k, c) => format!("type {k} code {c}"),
+                };
+                write!(
+                    f,
+                    "icmp-error: {what} {} {to}",
+                    would("sent to", "would go to")
+                )
+            }
+            Event::Rewrite {
+                ttl_from,
+                ttl_to,
+                src_mac,
+                dst_mac,
+            } => write!(
+                f,
+                "ip4-rewrite: ttl {ttl_from}->{ttl_to}, src mac {src_mac}, dst mac {dst_mac}"
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// NAT's stages.
+    fn nat(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self.event {
+            Event::Nat {
+                pre,
+                from,
+                to,
+                rule,
+                new_session,
+            } => {
+                let stage = if pre {
+                    "nat (pre-routing)"
+                } else {
+                    "nat (post-routing)"
+                };
+                let session = if new_session {
+                    "new session"
+                } else {
+                    "session"
+                };
+                let dry = if new_session && self.dry {
+                    "; dry run: not created"
+                } else {
+                    ""
+                };
+                // An echo's identifier stands in both "ports": a new one is
+                // a change of the source only.
+                let dst_changed = to.dst != from.dst || (from.proto != 1 && to.dport != from.dport);
+                let src_changed = to.src != from.src || to.sport != from.sport;
+                let mut parts = Vec::new();
+                if dst_changed {
+                    parts.push(format!(
+                        "destination {}:{} -> {}:{}",
+                        from.dst, from.dport, to.dst, to.dport
+                    ));
+                }
+                if src_changed {
+                    parts.push(format!(
+                        "source {}:{} -> {}:{}",
+                        from.src, from.sport, to.src, to.sport
+                    ));
+                }
+                write!(
+                    f,
+                    "{stage}: {} ({} {session}, rule {rule}{dry})",
+                    parts.join(", "),
+                    proto_name(from.proto)
+                )
+            }
+            Event::NatRelated { kind, src, dst } => match kind {
+                NatRelated::IcmpError => write!(
+                    f,
+                    "nat (pre-routing): ICMP error about a translated packet -> to {dst}, \
+                     quoting the packet as {dst} sent it (RFC 5508)"
+                ),
+                NatRelated::Fragment => write!(
+                    f,
+                    "nat (pre-routing): later fragment -> {src} > {dst}, as its first fragment"
+                ),
+                NatRelated::Held => write!(
+                    f,
+                    "nat (pre-routing): later fragment {src} > {dst} before its first: held \
+                     (at most 5 s) until that one says what NAT does"
+                ),
+            },
+            _ => Ok(()),
+        }
+    }
+}
