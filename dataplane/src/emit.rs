@@ -6,10 +6,10 @@
 //! counts the drop.
 
 use crate::l2::{BridgeId, PortId};
-use crate::wire::{Mac, VnetHdr, VNET_HDR_LEN};
+use crate::wire::{Mac, VnetHdr, ETHERNET_HDR_LEN, VNET_HDR_LEN};
 
 /// Room for a virtio header and a 9000-byte MTU frame with a VLAN tag.
-pub const BUF_SIZE: usize = VNET_HDR_LEN + 14 + 4 + 9000;
+pub const BUF_SIZE: usize = VNET_HDR_LEN + ETHERNET_HDR_LEN + 4 + 9000;
 
 /// Where a made frame goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

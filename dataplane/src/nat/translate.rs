@@ -8,7 +8,14 @@
 //! ports itself.
 
 use crate::wire::checksum;
-use crate::wire::ipv4::{protocol_name, Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::icmp::{
+    IcmpPacket, DEST_UNREACHABLE, ICMP_HDR_LEN, PARAMETER_PROBLEM, SOURCE_QUENCH, TIME_EXCEEDED,
+};
+use crate::wire::ipv4::{
+    protocol_name, Ipv4Packet, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+};
+use crate::wire::tcp::TcpPacket;
+use crate::wire::udp::UdpPacket;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -73,15 +80,27 @@ pub fn has_ports(proto: u8) -> bool {
 /// flags, or `None` if `l4` is too short to hold them or is ICMP that is
 /// not a query.
 fn ports_of(proto: u8, l4: &[u8], need_whole: bool) -> Option<(u16, u16, u8)> {
-    let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
-    // A whole header is needed to rewrite a packet (its checksum included);
-    // the ports alone name the packet an ICMP error quotes.
-    let (tcp_len, udp_len) = if need_whole { (20, 8) } else { (8, 8) };
     Some(match proto {
-        PROTO_TCP if l4.len() >= tcp_len => (port(0), port(2), l4.get(13).copied().unwrap_or(0)),
-        PROTO_UDP if l4.len() >= udp_len => (port(0), port(2), 0),
-        PROTO_ICMP if l4.len() >= 8 && is_icmp_query(l4[0]) => (port(4), port(4), 0),
-        PROTO_TCP | PROTO_UDP | PROTO_ICMP => return None,
+        // A whole header is needed to rewrite a packet (its checksum
+        // included)...
+        PROTO_TCP if need_whole => {
+            let tcp = TcpPacket::new_checked(l4)?;
+            (tcp.src_port(), tcp.dst_port(), tcp.flags())
+        }
+        // ...the ports alone name the packet an ICMP error quotes: in the 8
+        // bytes of a UDP header, where TCP has them too (its flags are not
+        // asked for).
+        PROTO_TCP | PROTO_UDP => {
+            let udp = UdpPacket::new_checked(l4)?;
+            (udp.src_port(), udp.dst_port(), 0)
+        }
+        PROTO_ICMP => {
+            let icmp = IcmpPacket::new_checked(l4).ok()?;
+            if !is_icmp_query(icmp.msg_type()) {
+                return None;
+            }
+            (icmp.echo_ident(), icmp.echo_ident(), 0)
+        }
         // Their checksums cover a pseudo header with the addresses, which
         // an address-only translation would leave wrong: not tracked (and
         // so dropped rather than sent out untranslated).
@@ -118,10 +137,9 @@ fn words(a: Ipv4Addr) -> [u16; 2] {
     ]
 }
 
-/// Updates a checksum field at `at` for 16-bit words changing from `old` to
-/// `new`; `partial` for a not-complemented pseudo-header sum.
-fn fix(buf: &mut [u8], at: usize, changes: &[(u16, u16)], partial: bool) {
-    let mut c = u16::from_be_bytes([buf[at], buf[at + 1]]);
+/// A checksum `c` updated for 16-bit words changing from `old` to `new`;
+/// `partial` for a not-complemented pseudo-header sum.
+fn fixed(mut c: u16, changes: &[(u16, u16)], partial: bool) -> u16 {
     for &(old, new) in changes {
         if old != new {
             c = if partial {
@@ -131,7 +149,7 @@ fn fix(buf: &mut [u8], at: usize, changes: &[(u16, u16)], partial: bool) {
             };
         }
     }
-    buf[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    c
 }
 
 /// The 16-bit words that change when an IPv4 header's (source,
@@ -147,29 +165,23 @@ fn changes(from: (Ipv4Addr, Ipv4Addr), to: (Ipv4Addr, Ipv4Addr)) -> [(u16, u16);
 }
 
 /// Writes an IPv4 header's addresses and updates its checksum for them.
-fn set_addrs(ip: &mut [u8], changes: &[(u16, u16); 4], src: Ipv4Addr, dst: Ipv4Addr) {
-    fix(ip, 10, changes, false);
-    ip[12..16].copy_from_slice(&src.octets());
-    ip[16..20].copy_from_slice(&dst.octets());
-}
-
-/// Writes the ports of a TCP/UDP header, or the identifier of an ICMP echo.
-fn set_ports(l4: &mut [u8], proto: u8, to: &Tuple) {
-    if proto == PROTO_ICMP {
-        l4[4..6].copy_from_slice(&to.sport.to_be_bytes());
-    } else {
-        l4[0..2].copy_from_slice(&to.sport.to_be_bytes());
-        l4[2..4].copy_from_slice(&to.dport.to_be_bytes());
-    }
+fn set_addrs(
+    ip: &mut Ipv4Packet<&mut [u8]>,
+    changes: &[(u16, u16); 4],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) {
+    ip.set_checksum(fixed(ip.checksum(), changes, false));
+    ip.set_src(src);
+    ip.set_dst(dst);
 }
 
 /// Rewrites only the addresses of an IPv4 header (a later fragment, which
 /// carries no transport header).
 pub fn rewrite_addrs(l3: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
-    let old_src = Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]);
-    let old_dst = Ipv4Addr::new(l3[16], l3[17], l3[18], l3[19]);
-    let c = changes((old_src, old_dst), (src, dst));
-    set_addrs(l3, &c, src, dst);
+    let mut ip = Ipv4Packet::new_unchecked(l3);
+    let c = changes((ip.src(), ip.dst()), (src, dst));
+    set_addrs(&mut ip, &c, src, dst);
 }
 
 /// Rewrites the packet's tuple (from `parse_tuple`) to `to`.
@@ -177,33 +189,48 @@ pub fn rewrite_addrs(l3: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
 /// packet may be a quote cut short after its ports (in an ICMP error): a
 /// checksum field it does not hold is left alone.
 pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
-    let hl = usize::from(l3[0] & 0x0f) * 4;
+    let mut ip = Ipv4Packet::new_unchecked(l3);
     let addr_changes = changes((from.src, from.dst), (to.src, to.dst));
-    set_addrs(l3, &addr_changes, to.src, to.dst);
-    let l4 = &mut l3[hl..];
+    set_addrs(&mut ip, &addr_changes, to.src, to.dst);
+    // To the end of the buffer, not the total length: a quote's is longer.
+    let l4 = ip.after_header_mut();
     let port_changes = [(from.sport, to.sport), (from.dport, to.dport)];
     match from.proto {
-        PROTO_TCP | PROTO_UDP => {
-            let at = if from.proto == PROTO_TCP { 16 } else { 6 };
-            // RFC 768: a zero UDP checksum means none, and stays so.
-            let none = from.proto == PROTO_UDP && l4[6..8] == [0, 0] && !partial;
-            if !none && l4.len() >= at + 2 {
-                fix(l4, at, &addr_changes, partial);
+        PROTO_TCP => {
+            let mut tcp = TcpPacket::new_unchecked(l4);
+            if tcp.holds_checksum() {
+                let mut c = fixed(tcp.checksum(), &addr_changes, partial);
                 if !partial {
-                    fix(l4, at, &port_changes, false);
+                    c = fixed(c, &port_changes, false);
+                }
+                tcp.set_checksum(c);
+            }
+            tcp.set_src_port(to.sport);
+            tcp.set_dst_port(to.dport);
+        }
+        PROTO_UDP => {
+            let mut udp = UdpPacket::new_unchecked(l4);
+            // RFC 768: a zero UDP checksum means none, and stays so.
+            if partial || udp.checksum() != 0 {
+                let mut c = fixed(udp.checksum(), &addr_changes, partial);
+                if !partial {
+                    c = fixed(c, &port_changes, false);
                     // RFC 768: a computed zero is sent as all ones, since
                     // zero means "no checksum".
-                    if from.proto == PROTO_UDP && l4[6..8] == [0, 0] {
-                        l4[6..8].copy_from_slice(&[0xff, 0xff]);
+                    if c == 0 {
+                        c = 0xffff;
                     }
                 }
+                udp.set_checksum(c);
             }
-            set_ports(l4, from.proto, to);
+            udp.set_src_port(to.sport);
+            udp.set_dst_port(to.dport);
         }
         PROTO_ICMP => {
             // The identifier; ICMP sums no pseudo header.
-            fix(l4, 2, &[(from.sport, to.sport)], false);
-            set_ports(l4, from.proto, to);
+            let mut icmp = IcmpPacket::new_unchecked(l4);
+            icmp.set_checksum(fixed(icmp.checksum(), &[(from.sport, to.sport)], false));
+            icmp.set_echo_ident(to.sport);
         }
         _ => {}
     }
@@ -217,27 +244,30 @@ pub fn parse_icmp_error(l3: &[u8]) -> Option<(Tuple, usize)> {
     if ip.protocol() != PROTO_ICMP || ip.frag_offset() != 0 {
         return None;
     }
-    let hl = ip.header_len();
-    let icmp = ip.payload();
-    if icmp.len() < 8 + 20 + 8 || !matches!(icmp[0], 3 | 4 | 11 | 12) {
+    let icmp = IcmpPacket::new_checked(ip.payload()).ok()?;
+    let is_about_a_datagram = matches!(
+        icmp.msg_type(),
+        DEST_UNREACHABLE | SOURCE_QUENCH | TIME_EXCEEDED | PARAMETER_PROBLEM
+    );
+    // The quote: an IPv4 header and 8 bytes at least (RFC 792), which
+    // may stop anywhere after them.
+    if !is_about_a_datagram || icmp.data().len() < IPV4_MIN_HDR_LEN + 8 {
         return None;
     }
-    let inner_at = hl + 8;
-    let inner = &l3[inner_at..ip.total_len()];
-    let ihl = usize::from(inner[0] & 0x0f) * 4;
-    if inner[0] >> 4 != 4 || ihl < 20 || inner.len() < ihl + 8 {
+    let inner = Ipv4Packet::new_unchecked(icmp.data());
+    let ihl = inner.header_len();
+    if inner.version() != 4 || ihl < IPV4_MIN_HDR_LEN || icmp.data().len() < ihl + 8 {
         return None;
     }
-    let (sport, dport, _) = ports_of(inner[9], &inner[ihl..], false)?;
-    let addr = |at: usize| Ipv4Addr::new(inner[at], inner[at + 1], inner[at + 2], inner[at + 3]);
+    let (sport, dport, _) = ports_of(inner.protocol(), inner.after_header(), false)?;
     let t = Tuple {
-        proto: inner[9],
-        src: addr(12),
+        proto: inner.protocol(),
+        src: inner.src(),
         sport,
-        dst: addr(16),
+        dst: inner.dst(),
         dport,
     };
-    Some((t, inner_at))
+    Some((t, ip.header_len() + ICMP_HDR_LEN))
 }
 
 /// Rewrites an ICMP error whose quoted packet is `inner` (at `inner_at`) so
@@ -245,14 +275,13 @@ pub fn parse_icmp_error(l3: &[u8]) -> Option<(Tuple, usize)> {
 /// an error from the quoted packet's destination itself also takes on its
 /// new address, so no inside address leaks.
 pub fn rewrite_icmp_error(l3: &mut [u8], inner_at: usize, inner: &Tuple, new_inner: &Tuple) {
-    let total = usize::from(u16::from_be_bytes([l3[2], l3[3]]));
-    let hl = usize::from(l3[0] & 0x0f) * 4;
+    let total = Ipv4Packet::new_unchecked(&*l3).total_len();
     // The quoted packet, as the packet it quotes would be rewritten: the
     // inside host sees the very packet it sent.
     rewrite(&mut l3[inner_at..total], inner, new_inner, false);
     // The outer header: to the quoted packet's (new) source.
-    let old_src = Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]);
-    let old_dst = Ipv4Addr::new(l3[16], l3[17], l3[18], l3[19]);
+    let mut ip = Ipv4Packet::new_unchecked(l3);
+    let (old_src, old_dst) = (ip.src(), ip.dst());
     let new_src = if old_src == inner.dst {
         new_inner.dst
     } else {
@@ -260,39 +289,95 @@ pub fn rewrite_icmp_error(l3: &mut [u8], inner_at: usize, inner: &Tuple, new_inn
     };
     let new_dst = new_inner.src;
     let c = changes((old_src, old_dst), (new_src, new_dst));
-    set_addrs(l3, &c, new_src, new_dst);
+    set_addrs(&mut ip, &c, new_src, new_dst);
     // The ICMP checksum covers the quote: recompute it (errors are small).
-    let icmp = &mut l3[hl..total];
-    icmp[2..4].fill(0);
-    let c = checksum::checksum(icmp);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    IcmpPacket::new_unchecked(ip.payload_mut()).fill_checksum();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ipv4::emit_header;
+    use crate::wire::icmp::{IcmpErrorMsg, IcmpRepr, CODE_PORT_UNREACHABLE, ECHO_REQUEST};
+    use crate::wire::tcp::FLAG_SYN;
+    use crate::wire::udp::UDP_HDR_LEN;
+    use crate::wire::Ipv4Repr;
 
+    /// A 20-byte IPv4 header from 10.0.0.1 to 10.0.1.1 before `l4`.
+    fn ipv4(protocol: u8, l4: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; IPV4_MIN_HDR_LEN + l4.len()];
+        let repr = Ipv4Repr {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.1.1".parse().unwrap(),
+            protocol,
+            ttl: 64,
+            tos: 0,
+            ident: 1,
+            dont_frag: false,
+            more_frags: false,
+            frag_offset: 0,
+            payload_len: l4.len(),
+        };
+        let mut ip = Ipv4Packet::new_unchecked(&mut p[..]);
+        repr.emit(&mut ip);
+        ip.payload_mut().copy_from_slice(l4);
+        p
+    }
+
+    /// UDP 1234 -> 53 with 4 bytes of data, with its checksum or none.
     fn udp_packet(csum: bool) -> Vec<u8> {
-        let mut p = vec![0u8; 20 + 8 + 4];
-        emit_header(
-            &mut p,
-            32,
-            1,
-            64,
-            PROTO_UDP,
-            "10.0.0.1".parse().unwrap(),
-            "10.0.1.1".parse().unwrap(),
-        );
-        p[20..22].copy_from_slice(&1234u16.to_be_bytes());
-        p[22..24].copy_from_slice(&53u16.to_be_bytes());
-        p[24..26].copy_from_slice(&12u16.to_be_bytes());
-        p[28..32].copy_from_slice(b"abcd");
+        let mut udp = *b"\0\0\0\0\0\0\0\0abcd";
+        UdpPacket::new_unchecked(&mut udp[..]).emit(1234, 53, 12);
+        let mut p = ipv4(PROTO_UDP, &udp);
         if csum {
             let c = l4_checksum(&p);
-            p[26..28].copy_from_slice(&c.to_be_bytes());
+            set_udp_checksum(&mut p, c);
         }
         p
+    }
+
+    /// A SYN 1234 -> 80 with its checksum.
+    fn tcp_packet() -> Vec<u8> {
+        let mut tcp = [0u8; 20];
+        TcpPacket::new_unchecked(&mut tcp[..]).emit_probe(1234, 80, FLAG_SYN);
+        let mut p = ipv4(PROTO_TCP, &tcp);
+        let c = l4_checksum(&p);
+        TcpPacket::new_unchecked(Ipv4Packet::new_unchecked(&mut p[..]).payload_mut())
+            .set_checksum(c);
+        p
+    }
+
+    fn set_udp_checksum(p: &mut [u8], c: u16) {
+        let mut ip = Ipv4Packet::new_unchecked(p);
+        UdpPacket::new_unchecked(ip.payload_mut()).set_checksum(c);
+    }
+
+    fn udp_checksum(p: &[u8]) -> u16 {
+        UdpPacket::new_unchecked(Ipv4Packet::new_unchecked(p).payload()).checksum()
+    }
+
+    /// An ICMP error from `from` to `to` quoting `quote`, as a router
+    /// sends it.
+    fn icmp_error(from: Ipv4Addr, to: Ipv4Addr, quote: &[u8]) -> Vec<u8> {
+        let icmp = IcmpRepr::Error {
+            msg: IcmpErrorMsg::unreachable(CODE_PORT_UNREACHABLE),
+            quote,
+        };
+        let mut err = ipv4(PROTO_ICMP, &vec![0; icmp.buffer_len()]);
+        let mut ip = Ipv4Packet::new_unchecked(&mut err[..]);
+        ip.set_src(from);
+        ip.set_dst(to);
+        ip.fill_checksum();
+        icmp.emit(&mut IcmpPacket::new_unchecked(ip.payload_mut()));
+        err
+    }
+
+    /// Both checksums of an ICMP error are right.
+    fn assert_checksums(err: &[u8]) {
+        let ip = Ipv4Packet::new_checked(err).expect("IP checksum");
+        assert!(
+            IcmpPacket::new_unchecked(ip.payload()).verify_checksum(),
+            "ICMP checksum"
+        );
     }
 
     #[test]
@@ -306,24 +391,9 @@ mod tests {
         };
         let mut sent = original.clone();
         rewrite(&mut sent, &inside, &outside, false);
-        assert_eq!(u16::from_be_bytes([sent[26], sent[27]]), l4_checksum(&sent));
+        assert_eq!(udp_checksum(&sent), l4_checksum(&sent));
         // 10.0.1.1 answers "port unreachable", quoting what it got.
-        let mut err = vec![0u8; 20 + 8];
-        let total = 20 + 8 + sent.len();
-        emit_header(
-            &mut err,
-            total as u16,
-            9,
-            64,
-            PROTO_ICMP,
-            outside.dst,
-            outside.src,
-        );
-        err[20] = 3;
-        err[21] = 3;
-        err.extend_from_slice(&sent);
-        let c = checksum::checksum(&err[20..]);
-        err[22..24].copy_from_slice(&c.to_be_bytes());
+        let mut err = icmp_error(outside.dst, outside.src, &sent);
         let (quoted, at) = parse_icmp_error(&err).unwrap();
         assert_eq!(quoted, outside);
         rewrite_icmp_error(&mut err, at, &outside, &inside);
@@ -332,21 +402,21 @@ mod tests {
             &original[..],
             "the quote is the packet the host sent"
         );
-        assert_eq!(checksum::checksum(&err[20..]), 0, "ICMP checksum");
-        assert_eq!(checksum::checksum(&err[..20]), 0, "IP checksum");
-        assert_eq!(
-            Ipv4Addr::new(err[16], err[17], err[18], err[19]),
-            inside.src
-        );
+        assert_checksums(&err);
+        assert_eq!(Ipv4Packet::new_unchecked(&err[..]).dst(), inside.src);
     }
 
     /// The full checksum of the UDP/TCP segment with its pseudo header.
     fn l4_checksum(p: &[u8]) -> u16 {
         let ip = Ipv4Packet::new_unchecked(p);
-        let pseudo = checksum::pseudo_header(ip.src(), ip.dst(), p[9], (p.len() - 20) as u16);
-        let mut seg = p[20..].to_vec();
-        let at = if p[9] == PROTO_TCP { 16 } else { 6 };
-        seg[at..at + 2].fill(0);
+        let len = ip.payload().len() as u16;
+        let pseudo = checksum::pseudo_header(ip.src(), ip.dst(), ip.protocol(), len);
+        let mut seg = ip.payload().to_vec();
+        if ip.protocol() == PROTO_TCP {
+            TcpPacket::new_unchecked(&mut seg[..]).set_checksum(0);
+        } else {
+            UdpPacket::new_unchecked(&mut seg[..]).set_checksum(0);
+        }
         checksum::finish(checksum::add(pseudo, &seg))
     }
 
@@ -362,7 +432,105 @@ mod tests {
         rewrite(&mut p, &t, &to, false);
         assert!(Ipv4Packet::new_checked(&p[..]).is_ok());
         assert_eq!(parse_tuple(&p).unwrap().0, to);
-        assert_eq!(u16::from_be_bytes([p[26], p[27]]), l4_checksum(&p));
+        assert_eq!(udp_checksum(&p), l4_checksum(&p));
+    }
+
+    #[test]
+    fn rewrite_keeps_ip_and_tcp_checksums_valid() {
+        let mut p = tcp_packet();
+        let (t, flags) = parse_tuple(&p).unwrap();
+        assert_eq!((t.sport, t.dport, flags), (1234, 80, FLAG_SYN));
+        let to = Tuple {
+            dst: "10.0.2.2".parse().unwrap(),
+            dport: 8080,
+            ..t
+        };
+        rewrite(&mut p, &t, &to, false);
+        assert!(Ipv4Packet::new_checked(&p[..]).is_ok());
+        assert_eq!(parse_tuple(&p).unwrap().0, to);
+        let ip = Ipv4Packet::new_unchecked(&p[..]);
+        assert_eq!(
+            TcpPacket::new_unchecked(ip.payload()).checksum(),
+            l4_checksum(&p)
+        );
+        // 19 bytes of TCP: too short a header to track.
+        assert_eq!(parse_tuple(&ipv4(PROTO_TCP, &[0; 19])), None);
+    }
+
+    #[test]
+    fn rewrite_keeps_an_echo_checksum_valid() {
+        let echo = IcmpRepr::EchoRequest {
+            ident: 0x1c2f,
+            seq: 1,
+            data: b"abcd",
+        };
+        let mut icmp = [0u8; 12];
+        echo.emit(&mut IcmpPacket::new_unchecked(&mut icmp[..]));
+        let mut p = ipv4(PROTO_ICMP, &icmp);
+        let (t, _) = parse_tuple(&p).unwrap();
+        assert_eq!((t.sport, t.dport), (0x1c2f, 0x1c2f));
+        let to = Tuple {
+            src: "203.0.113.7".parse().unwrap(),
+            sport: 40000,
+            dport: 40000,
+            ..t
+        };
+        rewrite(&mut p, &t, &to, false);
+        assert_eq!(parse_tuple(&p).unwrap().0, to);
+        let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+        let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum());
+        assert_eq!((icmp.msg_type(), icmp.echo_seq()), (ECHO_REQUEST, 1));
+    }
+
+    #[test]
+    fn a_computed_zero_udp_checksum_goes_out_as_all_ones() {
+        let to = Tuple {
+            src: "203.0.113.7".parse().unwrap(),
+            sport: 40000,
+            ..parse_tuple(&udp_packet(true)).unwrap().0
+        };
+        // The data word that makes the rewritten segment's checksum zero.
+        let zero_after = (0..=u16::MAX).find_map(|w| {
+            let mut p = udp_packet(false);
+            Ipv4Packet::new_unchecked(&mut p[..]).payload_mut()[UDP_HDR_LEN..UDP_HDR_LEN + 2]
+                .copy_from_slice(&w.to_be_bytes());
+            let c = l4_checksum(&p);
+            set_udp_checksum(&mut p, c);
+            let (from, _) = parse_tuple(&p).unwrap();
+            rewrite(&mut p, &from, &to, false);
+            (l4_checksum(&p) == 0).then_some(p)
+        });
+        let p = zero_after.expect("some data word sums to zero");
+        assert_eq!(l4_checksum(&p), 0, "computed as zero");
+        assert_eq!(udp_checksum(&p), 0xffff, "sent as all ones");
+    }
+
+    #[test]
+    fn an_error_quoting_a_segment_cut_after_its_ports_is_rewritten() {
+        // RFC 792: the header and 8 bytes; the quoted TCP checksum is not
+        // there to fix, the total length counts bytes that are not either.
+        let sent = tcp_packet();
+        let (t, _) = parse_tuple(&sent).unwrap();
+        let mut err = icmp_error(t.dst, t.src, &sent[..IPV4_MIN_HDR_LEN + 8]);
+        let (quoted, at) = parse_icmp_error(&err).unwrap();
+        assert_eq!(quoted, t);
+        let inside = Tuple {
+            src: "192.168.1.5".parse().unwrap(),
+            sport: 5555,
+            ..t
+        };
+        rewrite_icmp_error(&mut err, at, &t, &inside);
+        assert_checksums(&err);
+        let ip = Ipv4Packet::new_unchecked(&err[..]);
+        let quote = Ipv4Packet::new_unchecked(&ip.payload()[ICMP_HDR_LEN..]);
+        assert_eq!((ip.dst(), quote.src()), (inside.src, inside.src));
+        let tcp = TcpPacket::new_unchecked(quote.after_header());
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (5555, 80));
+        assert!(!tcp.holds_checksum());
+        // 7 bytes of the segment: too few to name it.
+        let short = icmp_error(t.dst, t.src, &sent[..IPV4_MIN_HDR_LEN + 7]);
+        assert_eq!(parse_icmp_error(&short), None);
     }
 
     #[test]
@@ -374,7 +542,7 @@ mod tests {
             ..t
         };
         rewrite(&mut p, &t, &to, false);
-        assert_eq!(&p[26..28], &[0, 0]);
+        assert_eq!(udp_checksum(&p), 0);
     }
 
     #[test]
@@ -386,7 +554,7 @@ mod tests {
             !checksum::finish(checksum::pseudo_header(ip.src(), ip.dst(), PROTO_UDP, 12))
         };
         let c = pseudo(&p);
-        p[26..28].copy_from_slice(&c.to_be_bytes());
+        set_udp_checksum(&mut p, c);
         let (t, _) = parse_tuple(&p).unwrap();
         let to = Tuple {
             src: "203.0.113.7".parse().unwrap(),
@@ -394,6 +562,6 @@ mod tests {
             ..t
         };
         rewrite(&mut p, &t, &to, true);
-        assert_eq!(u16::from_be_bytes([p[26], p[27]]), pseudo(&p));
+        assert_eq!(udp_checksum(&p), pseudo(&p));
     }
 }

@@ -779,29 +779,33 @@ impl FdbSnapshot {
 mod tests {
     use super::*;
     use crate::port::memory::{with_vnet_hdr, MemoryPort};
+    use crate::wire::ethernet::ETHERTYPE_IPV4;
+    use crate::wire::ipv4::PROTO_UDP;
+    use crate::wire::{EthernetFrame, Ipv4Packet, Ipv4Repr, ETHERNET_HDR_LEN};
 
     /// A later fragment (offset 8 bytes) of a UDP datagram from 10.1.0.2 to
     /// 10.2.0.2, in a frame to `router`.
     fn later_fragment(router: Mac) -> Vec<u8> {
-        let mut f = Vec::new();
-        f.extend_from_slice(&router.0);
-        f.extend_from_slice(&[2, 0, 0, 0, 1, 2]);
-        f.extend_from_slice(&[0x08, 0x00]);
-        let mut ip = vec![0u8; 48];
-        crate::wire::ipv4::emit_header(
-            &mut ip,
-            48,
-            7,
-            64,
-            17,
-            "10.1.0.2".parse().unwrap(),
-            "10.2.0.2".parse().unwrap(),
+        let mut f = vec![0u8; ETHERNET_HDR_LEN];
+        EthernetFrame::new_unchecked(&mut f[..]).emit(
+            router,
+            Mac([2, 0, 0, 0, 1, 2]),
+            ETHERTYPE_IPV4,
         );
-        // Fragment offset 1 (8 bytes), last fragment; checksum again.
-        ip[6..8].copy_from_slice(&1u16.to_be_bytes());
-        ip[10..12].fill(0);
-        let sum = crate::wire::checksum::checksum(&ip[..20]);
-        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        let repr = Ipv4Repr {
+            src: "10.1.0.2".parse().unwrap(),
+            dst: "10.2.0.2".parse().unwrap(),
+            protocol: PROTO_UDP,
+            ttl: 64,
+            tos: 0,
+            ident: 7,
+            dont_frag: false,
+            more_frags: false,
+            frag_offset: 8,
+            payload_len: 28,
+        };
+        let mut ip = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut Ipv4Packet::new_unchecked(&mut ip[..]));
         f.extend_from_slice(&ip);
         with_vnet_hdr(&f)
     }

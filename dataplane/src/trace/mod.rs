@@ -347,6 +347,8 @@ macro_rules! trace {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::ipv4::Ipv4Packet;
+    use crate::wire::{EthernetFrame, ETHERNET_HDR_LEN};
 
     fn frame(ethertype: u16, ip: &[u8]) -> Vec<u8> {
         let mut f = vec![0xff; 6];
@@ -411,11 +413,12 @@ mod tests {
         for len in 0..80 {
             for ethertype in [0x0800u16, 0x0806, 0x86dd] {
                 let mut fr = vec![0u8; len];
-                if len >= 14 {
-                    fr[12..14].copy_from_slice(&ethertype.to_be_bytes());
+                if len >= ETHERNET_HDR_LEN {
+                    EthernetFrame::new_unchecked(&mut fr[..]).set_ethertype(ethertype);
                 }
-                if len > 14 {
-                    fr[14] = 0x4f; // header length 60: past the end
+                if len > ETHERNET_HDR_LEN {
+                    // Header length 60: past the end.
+                    Ipv4Packet::new_unchecked(&mut fr[ETHERNET_HDR_LEN..]).set_header_len(60);
                 }
                 let _ = f.matches(&fr);
             }

@@ -124,6 +124,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     pub fn set_rest_of_header(&mut self, rest: u32) {
         self.m()[4..8].copy_from_slice(&rest.to_be_bytes());
     }
+    /// Sets the checksum field as is (for an incremental update, RFC 1624;
+    /// [`IcmpPacket::fill_checksum`] computes it).
+    pub fn set_checksum(&mut self, checksum: u16) {
+        self.m()[2..4].copy_from_slice(&checksum.to_be_bytes());
+    }
+    /// An echo's (or other query's) identifier alone, its sequence number
+    /// left as it is: what NAT maps like a port.
+    pub fn set_echo_ident(&mut self, ident: u16) {
+        self.m()[4..6].copy_from_slice(&ident.to_be_bytes());
+    }
     /// An echo's identifier and sequence number.
     pub fn set_echo(&mut self, ident: u16, seq: u16) {
         self.set_rest_of_header(echo_word(ident, seq));
@@ -133,9 +143,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     }
     /// Computes the checksum over the whole buffer (header and data).
     pub fn fill_checksum(&mut self) {
-        self.m()[2..4].fill(0);
+        self.set_checksum(0);
         let c = checksum::checksum(self.b());
-        self.m()[2..4].copy_from_slice(&c.to_be_bytes());
+        self.set_checksum(c);
     }
     /// Turns an echo request into its reply, in place (RFC 792: the type
     /// changes, identifier, sequence number and data stay).
@@ -408,6 +418,15 @@ mod tests {
             IcmpPacket::new_checked(&ECHO[..7]).unwrap_err(),
             IcmpError::Truncated
         );
+        let mut renumbered = ECHO;
+        let mut p = IcmpPacket::new_unchecked(&mut renumbered[..]);
+        p.set_echo_ident(0xbeef);
+        p.set_checksum(0x1234);
+        assert_eq!(
+            (p.echo_ident(), p.echo_seq(), p.checksum()),
+            (0xbeef, 1, 0x1234)
+        );
+        assert_eq!(&renumbered[2..8], &[0x12, 0x34, 0xbe, 0xef, 0, 1]);
         let mut bad = ECHO;
         bad[9] ^= 1;
         let bad = IcmpPacket::new_checked(&bad[..]).unwrap();

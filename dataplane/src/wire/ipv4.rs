@@ -100,6 +100,9 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
             .try_into()
             .expect("an IPv4 view holds a header")
     }
+    pub fn version(&self) -> u8 {
+        self.h()[0] >> 4
+    }
     pub fn header_len(&self) -> usize {
         usize::from(self.h()[0] & 0x0f) * 4
     }
@@ -152,6 +155,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn packet(&self) -> &[u8] {
         &self.b()[..self.total_len()]
     }
+    /// Everything after the header, to the end of the buffer, whatever the
+    /// total length says: the datagram an ICMP error quotes is cut short
+    /// (RFC 792: its header and 64 bits of data), so its total length
+    /// counts bytes the buffer does not hold.
+    pub fn after_header(&self) -> &[u8] {
+        &self.b()[self.header_len()..]
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
@@ -166,23 +176,36 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.m()[8] -= 1;
         let new = u16::from_be_bytes([self.b()[8], self.b()[9]]);
         let hc = checksum::update(self.checksum(), old, new);
-        self.m()[10..12].copy_from_slice(&hc.to_be_bytes());
+        self.set_checksum(hc);
     }
 
     /// Recomputes the header checksum from scratch.
     pub fn fill_checksum(&mut self) {
         let ihl = self.header_len();
-        self.m()[10..12].fill(0);
+        self.set_checksum(0);
         let c = checksum::checksum(&self.b()[..ihl]);
-        self.m()[10..12].copy_from_slice(&c.to_be_bytes());
+        self.set_checksum(c);
     }
 
     /// Sets the TTL, source and destination, without the checksum (the
     /// caller recomputes it: [`Ipv4Packet::fill_checksum`]).
     pub fn set_ttl_and_addrs(&mut self, ttl: u8, src: Ipv4Addr, dst: Ipv4Addr) {
         self.m()[8] = ttl;
+        self.set_src(src);
+        self.set_dst(dst);
+    }
+
+    /// Sets the source address; the caller fixes the checksum (or updates
+    /// it for the change, RFC 1624, with [`Ipv4Packet::set_checksum`]).
+    pub fn set_src(&mut self, src: Ipv4Addr) {
         self.m()[12..16].copy_from_slice(&src.octets());
+    }
+    /// Sets the destination address; the caller fixes the checksum.
+    pub fn set_dst(&mut self, dst: Ipv4Addr) {
         self.m()[16..20].copy_from_slice(&dst.octets());
+    }
+    pub fn set_checksum(&mut self, checksum: u16) {
+        self.m()[10..12].copy_from_slice(&checksum.to_be_bytes());
     }
 
     /// Makes this header a fragment's: its total length, its offset in
@@ -219,6 +242,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (h, t) = (self.header_len(), self.total_len());
         &mut self.m()[h..t]
+    }
+
+    /// Everything after the header, to the end of the buffer: see
+    /// [`Ipv4Packet::after_header`].
+    pub fn after_header_mut(&mut self) -> &mut [u8] {
+        let h = self.header_len();
+        &mut self.m()[h..]
     }
 }
 
@@ -431,5 +461,28 @@ mod tests {
         ip.decrement_ttl();
         assert_eq!(ip.ttl(), 63);
         assert!(Ipv4Packet::new_checked(&p[..]).is_ok());
+    }
+
+    #[test]
+    fn addresses_and_checksum_written_field_by_field() {
+        let mut p = packet();
+        let mut ip = Ipv4Packet::new_checked(&mut p[..]).unwrap();
+        ip.set_src(Ipv4Addr::new(203, 0, 113, 1));
+        ip.set_dst(Ipv4Addr::new(198, 51, 100, 7));
+        ip.set_checksum(0xbeef);
+        assert_eq!(
+            (ip.src(), ip.dst(), ip.checksum(), ip.version()),
+            (
+                Ipv4Addr::new(203, 0, 113, 1),
+                Ipv4Addr::new(198, 51, 100, 7),
+                0xbeef,
+                4
+            )
+        );
+        assert_eq!(&p[10..20], &[0xbe, 0xef, 203, 0, 113, 1, 198, 51, 100, 7]);
+        // A quote cut after 4 bytes of its payload: the total length (28)
+        // says 8.
+        let ip = Ipv4Packet::new_unchecked(&p[..24]);
+        assert_eq!(ip.after_header().len(), 4);
     }
 }

@@ -50,14 +50,30 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    fn set_word(&mut self, at: usize, w: u16) {
+        self.buf.as_mut()[at..at + 2].copy_from_slice(&w.to_be_bytes());
+    }
+    pub fn set_src_port(&mut self, port: u16) {
+        self.set_word(0, port);
+    }
+    pub fn set_dst_port(&mut self, port: u16) {
+        self.set_word(2, port);
+    }
+    pub fn set_len(&mut self, len: u16) {
+        self.set_word(4, len);
+    }
+    /// Sets the checksum field as is: 0 means none (RFC 768), so a
+    /// computed 0 is the caller's to send as 0xffff.
+    pub fn set_checksum(&mut self, checksum: u16) {
+        self.set_word(6, checksum);
+    }
     /// Writes the header: ports, length, and a checksum of 0 ("none",
     /// which RFC 768 allows over IPv4).
     pub fn emit(&mut self, src_port: u16, dst_port: u16, len: u16) {
-        let b = self.buf.as_mut();
-        b[0..2].copy_from_slice(&src_port.to_be_bytes());
-        b[2..4].copy_from_slice(&dst_port.to_be_bytes());
-        b[4..6].copy_from_slice(&len.to_be_bytes());
-        b[6..8].fill(0);
+        self.set_src_port(src_port);
+        self.set_dst_port(dst_port);
+        self.set_len(len);
+        self.set_checksum(0);
     }
 }
 
@@ -78,5 +94,14 @@ mod tests {
         assert_eq!(ports(&b[..4]), Some((40000, 53)));
         assert_eq!(ports(&b[..3]), None);
         assert!(UdpPacket::new_checked(&b[..7]).is_none());
+        let mut u = UdpPacket::new_checked(&mut b[..]).unwrap();
+        u.set_src_port(1234);
+        u.set_dst_port(40000);
+        u.set_checksum(0xffff);
+        assert_eq!(
+            (u.src_port(), u.dst_port(), u.checksum()),
+            (1234, 40000, 0xffff)
+        );
+        assert_eq!(b, [0x04, 0xd2, 0x9c, 0x40, 0, 40, 0xff, 0xff]);
     }
 }

@@ -17,11 +17,15 @@ use clap::{Parser, Subcommand};
 use patchbay_dataplane::counters::PortCounters;
 use patchbay_dataplane::port::afpacket::AfPacketPort;
 use patchbay_dataplane::port::{sys, Port, PortOptions};
-use patchbay_dataplane::wire::VNET_HDR_LEN;
+use patchbay_dataplane::wire::ethernet::{ETHERNET_MIN_LEN, ETHERTYPE_IPV4};
+use patchbay_dataplane::wire::ipv4::PROTO_UDP;
+use patchbay_dataplane::wire::udp::UdpPacket;
+use patchbay_dataplane::wire::{EthernetFrame, Ipv4Packet, Mac, ETHERNET_HDR_LEN, VNET_HDR_LEN};
 use patchbay_dataplane::BATCH;
 use patchbay_tools::{wait_for, Bins, Daemon, Netns};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -600,6 +604,10 @@ fn measure(
     Ok(figs)
 }
 
+/// IEEE 802's local experimental EtherType 1: frames nobody takes for
+/// anything but frames.
+const ETHERTYPE_EXPERIMENTAL: u16 = 0x88b5;
+
 /// The generator: 60-byte frames (64 on the wire with the FCS) of an
 /// experimental EtherType, from DEV to `dst`, in batches through the same
 /// AF_PACKET port code patchbay uses.
@@ -612,32 +620,32 @@ fn generate(
     new_flows: bool,
 ) -> anyhow::Result<()> {
     sys::pin_current_thread(cpu).context("pinning the generator")?;
-    let dst: patchbay_dataplane::wire::Mac = dst.parse()?;
-    let src: patchbay_dataplane::wire::Mac =
-        std::fs::read_to_string(format!("/sys/class/net/{dev}/address"))?
-            .trim()
-            .parse()?;
-    let mut frame = vec![0u8; VNET_HDR_LEN];
-    frame.extend_from_slice(&dst.0);
-    frame.extend_from_slice(&src.0);
-    match udp.filter(|u| !u.is_empty()) {
+    let dst: Mac = dst.parse()?;
+    let src: Mac = std::fs::read_to_string(format!("/sys/class/net/{dev}/address"))?
+        .trim()
+        .parse()?;
+    let udp = match udp.filter(|u| !u.is_empty()) {
         Some(pair) => {
             let (a, b) = pair.split_once(',').context("--udp SRC,DST")?;
-            let (a, b): (std::net::Ipv4Addr, std::net::Ipv4Addr) = (a.parse()?, b.parse()?);
-            frame.extend_from_slice(&[0x08, 0x00]);
-            frame.resize(VNET_HDR_LEN + 60, 0);
-            let ip = &mut frame[VNET_HDR_LEN + 14..];
-            // 46 bytes of IPv4: 20 of header, 8 of UDP (to the discard port),
-            // 18 of payload; UDP checksum 0 (none).
-            ip[20..22].copy_from_slice(&9999u16.to_be_bytes());
-            ip[22..24].copy_from_slice(&9u16.to_be_bytes());
-            ip[24..26].copy_from_slice(&26u16.to_be_bytes());
-            patchbay_dataplane::wire::ipv4::emit_header(ip, 46, 1, 64, 17, a, b);
+            let (a, b): (Ipv4Addr, Ipv4Addr) = (a.parse()?, b.parse()?);
+            Some((a, b))
         }
-        None => {
-            frame.extend_from_slice(&[0x88, 0xb5]);
-            frame.resize(VNET_HDR_LEN + 60, 0);
-        }
+        None if new_flows => bail!("--new-flows needs --udp SRC,DST: its flows are UDP ports"),
+        None => None,
+    };
+    let mut frame = vec![0u8; VNET_HDR_LEN + ETHERNET_MIN_LEN];
+    let ethertype = if udp.is_some() {
+        ETHERTYPE_IPV4
+    } else {
+        ETHERTYPE_EXPERIMENTAL
+    };
+    EthernetFrame::new_unchecked(&mut frame[VNET_HDR_LEN..]).emit(dst, src, ethertype);
+    if let Some((a, b)) = udp {
+        // 46 bytes of IPv4: 20 of header, 8 of UDP (to the discard port),
+        // 18 of payload; UDP checksum 0 (none).
+        let ip = &mut frame[VNET_HDR_LEN + ETHERNET_HDR_LEN..];
+        patchbay_dataplane::wire::ipv4::emit_header(ip, 46, 1, 64, PROTO_UDP, a, b);
+        UdpPacket::new_unchecked(Ipv4Packet::new_unchecked(ip).payload_mut()).emit(9999, 9, 26);
     }
     let mut port = AfPacketPort::open(dev, &PortOptions { rx_ring_mib: 1 })?;
     let mut counters = PortCounters::default();
@@ -647,14 +655,13 @@ fn generate(
         // (16 NAT mappings) times 65,535 destination ports, 1M flows.
         let mut batch: Vec<Vec<u8>> = (0..BATCH).map(|_| frame.clone()).collect();
         let mut flow: u32 = 0;
-        let udp_at = VNET_HDR_LEN + 14 + 20;
         while Instant::now() < deadline {
             for f in &mut batch {
                 flow = flow.wrapping_add(1);
-                let sport = 40000 + (flow & 15) as u16;
-                let dport = 1 + ((flow >> 4) % 65535) as u16;
-                f[udp_at..udp_at + 2].copy_from_slice(&sport.to_be_bytes());
-                f[udp_at + 2..udp_at + 4].copy_from_slice(&dport.to_be_bytes());
+                let mut ip = Ipv4Packet::new_unchecked(&mut f[VNET_HDR_LEN + ETHERNET_HDR_LEN..]);
+                let mut udp = UdpPacket::new_unchecked(ip.payload_mut());
+                udp.set_src_port(40000 + (flow & 15) as u16);
+                udp.set_dst_port(1 + ((flow >> 4) % 65535) as u16);
             }
             port.send(&mut batch.iter().map(Vec::as_slice), &mut counters);
         }

@@ -1,6 +1,7 @@
 //! The packet trace: real packets as they pass, and made-up ones (`trace packet`).
 
 use super::*;
+use crate::wire::ETHERNET_HDR_LEN;
 
 impl Switch {
     /// Arms a trace of the next `count` packets in on `port` (any if
@@ -88,7 +89,7 @@ impl Switch {
         frame: &mut [u8],
     ) -> Result<TracedPacket, SwitchError> {
         let rx = self.existing_port(port)?;
-        if frame.len() < VNET_HDR_LEN + 14 {
+        if frame.len() < VNET_HDR_LEN + ETHERNET_HDR_LEN {
             return Err(SwitchError::BadFrame(
                 "shorter than an Ethernet header".into(),
             ));

@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::emit::Emitter;
+use crate::wire::EthernetFrame;
 
 /// Where a frame goes once the bridge or the router has decided.
 pub(super) trait Egress {
@@ -185,11 +186,10 @@ fn trace_l2(
     learned: Option<Learn>,
     decision: L2Decision,
 ) {
-    if eth.len() < 14 {
+    let Ok(eth) = EthernetFrame::new_checked(eth) else {
         return;
-    }
-    let src = Mac(eth[6..12].try_into().expect("6 bytes"));
-    let dst = Mac(eth[..6].try_into().expect("6 bytes"));
+    };
+    let (src, dst) = (eth.src(), eth.dst());
     if !matches!(
         decision,
         L2Decision::Drop(DropReason::InvalidSrcMac | DropReason::Runt)
