@@ -132,7 +132,7 @@ fn routed_frame(router: [u8; 6], src: [u8; 6]) -> Vec<u8> {
         100,
         1,
         255,
-        17,
+        patchbay_dataplane::wire::IpProtocol::Udp,
         "10.1.0.2".parse().unwrap(),
         "10.2.0.2".parse().unwrap(),
     );

@@ -9,7 +9,7 @@ use patchbay_dataplane::nat::{Nat, NatAction, Tuple};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 
-const UDP: u8 = 17;
+const UDP: patchbay_dataplane::wire::IpProtocol = patchbay_dataplane::wire::IpProtocol::Udp;
 const OUT: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 
 /// Flow `i`: one of 60,000 inside endpoints (the port space of one

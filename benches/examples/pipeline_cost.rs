@@ -16,7 +16,7 @@ use patchbay_dataplane::pipeline::{Switch, SwitchConfig, DEFAULT_BRIDGE};
 use patchbay_dataplane::port::memory::{with_vnet_hdr, MemoryPort};
 use patchbay_dataplane::wire::checksum;
 use patchbay_dataplane::wire::udp::UdpPacket;
-use patchbay_dataplane::wire::{Ipv4Packet, Mac};
+use patchbay_dataplane::wire::{IpProtocol, Ipv4Packet, Mac};
 use patchbay_dataplane::BATCH;
 use std::hint::black_box;
 
@@ -58,7 +58,15 @@ fn main() {
         let router = sw.addrs()[0].mac.0;
         let mut ip = vec![0u8; 100];
         let (src, dst) = ("10.1.0.2".parse().unwrap(), "10.2.0.2".parse().unwrap());
-        patchbay_dataplane::wire::ipv4::emit_header(&mut ip, 100, 1, 255, 17, src, dst);
+        patchbay_dataplane::wire::ipv4::emit_header(
+            &mut ip,
+            100,
+            1,
+            255,
+            IpProtocol::Udp,
+            src,
+            dst,
+        );
         if nat {
             sw.nat_add(
                 NatAction::Masquerade,
@@ -71,7 +79,7 @@ fn main() {
             let mut ip = Ipv4Packet::new_unchecked(&mut ip[..]);
             let mut udp = UdpPacket::new_unchecked(ip.payload_mut());
             udp.emit(40000, 53, 80);
-            let sum = checksum::pseudo_header(src, dst, 17, 80);
+            let sum = checksum::pseudo_header(src, dst, IpProtocol::Udp, 80);
             let sum = checksum::finish(checksum::add(sum, ip.payload()));
             UdpPacket::new_unchecked(ip.payload_mut()).set_checksum(sum);
         }

@@ -15,7 +15,7 @@
 
 use patchbay_dataplane::wire::arp::{ArpRepr, OP_REPLY, OP_REQUEST};
 use patchbay_dataplane::wire::icmp::{IcmpErrorMsg, IcmpPacket, IcmpRepr};
-use patchbay_dataplane::wire::ipv4::{Ipv4Packet, Ipv4Repr, PROTO_ICMP};
+use patchbay_dataplane::wire::ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 use patchbay_dataplane::wire::{EthernetFrame, Mac};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire as sm;
@@ -40,7 +40,7 @@ fn echo_packet() -> Vec<u8> {
     let header = Ipv4Repr {
         src: A,
         dst: B,
-        protocol: PROTO_ICMP,
+        protocol: IpProtocol::Icmp,
         ttl: 64,
         tos: 0,
         ident: 0x3c8a,
@@ -96,7 +96,7 @@ fn ours(what: &str, input: &[u8], out: &mut [u8]) -> usize {
             let r = Ipv4Repr {
                 src: A,
                 dst: B,
-                protocol: PROTO_ICMP,
+                protocol: IpProtocol::Icmp,
                 ttl: 64,
                 tos: 0,
                 ident: 0,
@@ -116,7 +116,7 @@ fn ours(what: &str, input: &[u8], out: &mut [u8]) -> usize {
             let header = Ipv4Repr {
                 src: B,
                 dst: A,
-                protocol: PROTO_ICMP,
+                protocol: IpProtocol::Icmp,
                 ttl: 64,
                 tos: 0,
                 ident: 0,

@@ -626,7 +626,7 @@ out = "other"
             filtering: f,
         };
         let dnat = |port| NatAction::Dnat {
-            proto: 6,
+            proto: patchbay_dataplane::wire::IpProtocol::Tcp,
             dport: port,
             to_addr: "10.1.0.2".parse().unwrap(),
             to_port: 80,

@@ -40,6 +40,7 @@ use patchbay_dataplane::pipeline::{
     BridgeState, NatRuleState, PortState, RunningState, SwitchConfig, DEFAULT_BRIDGE,
 };
 use patchbay_dataplane::port::{self, PortKind};
+use patchbay_dataplane::wire::IpProtocol;
 use patchbay_dataplane::wire::Ipv4Net;
 use patchbay_dataplane::wire::Mac;
 use serde::Deserialize;
@@ -296,8 +297,8 @@ pub fn nat_rule(spec: &NatRuleSpec) -> Result<NatRuleState, (&'static str, Strin
             to_port,
         } => {
             let proto = match proto.as_str() {
-                "tcp" => 6,
-                "udp" => 17,
+                "tcp" => IpProtocol::Tcp,
+                "udp" => IpProtocol::Udp,
                 p => return Err(("proto", format!("dnat proto must be tcp or udp, not '{p}'"))),
             };
             if *dport == 0 || *to_port == 0 {

@@ -120,7 +120,7 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
             } => write!(
                 out,
                 "kind = \"dnat\"\nproto = \"{}\"\nin = {}\ndport = {dport}\nto_addr = \"{to_addr}\"\nto_port = {to_port}\n",
-                if *proto == 6 { "tcp" } else { "udp" },
+                proto,
                 quoted(&r.bridge)
             ),
         };

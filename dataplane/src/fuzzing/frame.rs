@@ -9,7 +9,7 @@
 
 use super::lab::{self, LabPort};
 use crate::wire::checksum;
-use crate::wire::ipv4::{Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::ipv4::{IpProtocol, Ipv4Packet};
 use crate::wire::{ArpRepr, Mac, VNET_HDR_LEN};
 use arbitrary::Arbitrary;
 use std::net::Ipv4Addr;
@@ -436,7 +436,7 @@ impl Ipv4Spec {
         };
         ip[6..8].copy_from_slice(&frag.to_be_bytes());
         ip[8] = self.ttl;
-        ip[9] = proto;
+        ip[9] = u8::from(proto);
         ip[12..16].copy_from_slice(&src.octets());
         ip[16..20].copy_from_slice(&dst.octets());
         ip[20..hl].copy_from_slice(&options);
@@ -516,21 +516,23 @@ fn source_route(b: &mut Vec<u8>, kind: u8, hops: &[Addr], pointer: u8) {
 }
 
 impl L4 {
-    fn protocol(&self) -> u8 {
+    fn protocol(&self) -> IpProtocol {
         match self {
-            L4::Udp { .. } => PROTO_UDP,
-            L4::Tcp { .. } => PROTO_TCP,
-            L4::Echo { .. } | L4::Query { .. } | L4::Error { .. } | L4::Icmp { .. } => PROTO_ICMP,
-            L4::Other { proto, .. } => *proto,
+            L4::Udp { .. } => IpProtocol::Udp,
+            L4::Tcp { .. } => IpProtocol::Tcp,
+            L4::Echo { .. } | L4::Query { .. } | L4::Error { .. } | L4::Icmp { .. } => {
+                IpProtocol::Icmp
+            }
+            L4::Other { proto, .. } => IpProtocol::from(*proto),
         }
     }
 
     /// Where the checksum field is, in the transport header.
     fn checksum_at(&self) -> Option<usize> {
         match self.protocol() {
-            PROTO_UDP => Some(6),
-            PROTO_TCP => Some(16),
-            PROTO_ICMP => Some(2),
+            IpProtocol::Udp => Some(6),
+            IpProtocol::Tcp => Some(16),
+            IpProtocol::Icmp => Some(2),
             _ => None,
         }
     }
@@ -599,7 +601,7 @@ impl L4 {
         }
         let seg = &mut f[at..];
         let sum = match self.protocol() {
-            PROTO_UDP | PROTO_TCP => {
+            IpProtocol::Udp | IpProtocol::Tcp => {
                 checksum::pseudo_header(src, dst, self.protocol(), seg.len() as u16)
             }
             _ => 0,
@@ -631,23 +633,23 @@ impl Quote {
                 f.extend_from_slice(&sport.port().to_be_bytes());
                 f.extend_from_slice(&dport.port().to_be_bytes());
                 f.extend_from_slice(&[0, 40, 0x12, 0x34]);
-                PROTO_UDP
+                IpProtocol::Udp
             }
             QuotedL4::Tcp { sport, dport } => {
                 f.extend_from_slice(&sport.port().to_be_bytes());
                 f.extend_from_slice(&dport.port().to_be_bytes());
                 f.extend_from_slice(&[0, 0, 0, 1]);
-                PROTO_TCP
+                IpProtocol::Tcp
             }
             QuotedL4::Echo { reply, ident } => {
                 f.extend_from_slice(&[if reply { 0 } else { 8 }, 0, 0x12, 0x34]);
                 f.extend_from_slice(&ident.to_be_bytes());
                 f.extend_from_slice(&[0, 1]);
-                PROTO_ICMP
+                IpProtocol::Icmp
             }
             QuotedL4::Other { proto } => {
                 f.extend_from_slice(&[0; 8]);
-                proto
+                IpProtocol::from(proto)
             }
         };
         let inner = &mut f[at..];
@@ -655,7 +657,7 @@ impl Quote {
         // The quoted packet was longer than what is quoted of it.
         inner[2..4].copy_from_slice(&((hl + 32) as u16).to_be_bytes());
         inner[8] = 1;
-        inner[9] = proto;
+        inner[9] = u8::from(proto);
         inner[12..16].copy_from_slice(&self.src.ip().octets());
         inner[16..20].copy_from_slice(&self.dst.ip().octets());
         Ipv4Packet::new_unchecked(&mut inner[..hl]).fill_checksum();
@@ -686,23 +688,23 @@ pub fn repair_checksums(eth: &mut [u8]) {
     let (src, dst, proto) = (ip.src(), ip.dst(), ip.protocol());
     let seg = &mut l3[hl..total];
     let (sum, at) = match proto {
-        PROTO_UDP => (
+        IpProtocol::Udp => (
             checksum::pseudo_header(src, dst, proto, seg.len() as u16),
             6,
         ),
-        PROTO_TCP => (
+        IpProtocol::Tcp => (
             checksum::pseudo_header(src, dst, proto, seg.len() as u16),
             16,
         ),
-        PROTO_ICMP => (0, 2),
+        IpProtocol::Icmp => (0, 2),
         _ => return,
     };
-    if seg.len() < at + 2 || (proto == PROTO_UDP && seg[6..8] == [0, 0]) {
+    if seg.len() < at + 2 || (proto == IpProtocol::Udp && seg[6..8] == [0, 0]) {
         return;
     }
     seg[at..at + 2].fill(0);
     let c = checksum::finish(checksum::add(sum, seg));
-    let c = if proto == PROTO_UDP && c == 0 {
+    let c = if proto == IpProtocol::Udp && c == 0 {
         0xffff
     } else {
         c
@@ -720,13 +722,13 @@ pub fn transport_checksum_ok(l3: &[u8]) -> Option<bool> {
     }
     let seg = ip.payload();
     let sum = match ip.protocol() {
-        PROTO_UDP if seg.len() >= 8 && seg[6..8] != [0, 0] => {
-            checksum::pseudo_header(ip.src(), ip.dst(), PROTO_UDP, seg.len() as u16)
+        IpProtocol::Udp if seg.len() >= 8 && seg[6..8] != [0, 0] => {
+            checksum::pseudo_header(ip.src(), ip.dst(), IpProtocol::Udp, seg.len() as u16)
         }
-        PROTO_TCP if seg.len() >= 20 => {
-            checksum::pseudo_header(ip.src(), ip.dst(), PROTO_TCP, seg.len() as u16)
+        IpProtocol::Tcp if seg.len() >= 20 => {
+            checksum::pseudo_header(ip.src(), ip.dst(), IpProtocol::Tcp, seg.len() as u16)
         }
-        PROTO_ICMP if seg.len() >= 8 => 0,
+        IpProtocol::Icmp if seg.len() >= 8 => 0,
         _ => return None,
     };
     Some(checksum::finish(checksum::add(sum, seg)) == 0)

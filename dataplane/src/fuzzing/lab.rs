@@ -21,7 +21,7 @@ use crate::nat::{Filtering, NatAction, Timeouts};
 use crate::pipeline::{Switch, SwitchConfig, DEFAULT_BRIDGE};
 use crate::port::memory::{MemoryHandle, MemoryPort};
 use crate::trace::{Described, Filter};
-use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv4::{IpProtocol, Ipv4Packet};
 use crate::wire::Ipv4Net;
 use crate::wire::{Mac, VNET_HDR_LEN};
 use std::net::Ipv4Addr;
@@ -148,7 +148,10 @@ impl Lab {
         let ei = Filtering::EndpointIndependent;
         sw.nat_add(masquerade, Some(INSIDE_NET), "br1", None, ei)
             .expect("masquerade");
-        for (proto, dport, to_port) in [(17, PUBLISHED_UDP, 53), (6, PUBLISHED_TCP, 80)] {
+        for (proto, dport, to_port) in [
+            (IpProtocol::Udp, PUBLISHED_UDP, 53),
+            (IpProtocol::Tcp, PUBLISHED_TCP, 80),
+        ] {
             let dnat = NatAction::Dnat {
                 proto,
                 dport,

@@ -7,7 +7,7 @@
 //! whole datagram, as Linux has done since FragmentSmack (CVE-2018-5391)
 //! and RFC 5722 asks of IPv6: overlaps are attacks, not retransmissions.
 
-use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv4::{IpProtocol, Ipv4Packet};
 use std::net::Ipv4Addr;
 
 /// Datagrams put together at once; a new one takes the place of the oldest.
@@ -28,7 +28,7 @@ const WORDS: usize = BLOCKS.div_ceil(64);
 
 /// A datagram, as its fragments name it: (source, destination, protocol,
 /// identification).
-type Key = (Ipv4Addr, Ipv4Addr, u8, u16);
+type Key = (Ipv4Addr, Ipv4Addr, IpProtocol, u16);
 
 /// A datagram being put together.
 struct Slot {
@@ -199,14 +199,14 @@ impl Reassembly {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ipv4::{Ipv4Repr, PROTO_ICMP};
+    use crate::wire::ipv4::{IpProtocol, Ipv4Repr};
 
     /// Fragment `payload[off..off + len]` of datagram `ident`.
     fn fragment(payload: &[u8], off: usize, len: usize, ident: u16) -> Vec<u8> {
         let header = Ipv4Repr {
             src: "10.0.0.2".parse().unwrap(),
             dst: "10.0.0.1".parse().unwrap(),
-            protocol: PROTO_ICMP,
+            protocol: IpProtocol::Icmp,
             ttl: 64,
             tos: 0,
             ident,

@@ -33,9 +33,7 @@ use crate::wire::icmp::{
     is_error_message, IcmpErrorMsg, IcmpPacket, IcmpRepr, CODE_HOST_UNREACHABLE,
     CODE_NET_UNREACHABLE, CODE_PORT_UNREACHABLE, CODE_PROTOCOL_UNREACHABLE, ECHO_REQUEST,
 };
-use crate::wire::ipv4::{
-    Ipv4Error, Ipv4Packet, Ipv4Repr, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-};
+use crate::wire::ipv4::{IpProtocol, Ipv4Error, Ipv4Packet, Ipv4Repr, IPV4_MIN_HDR_LEN};
 use crate::wire::ipv4_options::{self, BadOption};
 use crate::wire::tcp;
 use crate::wire::udp::UDP_HDR_LEN;
@@ -422,7 +420,7 @@ impl L3<'_> {
             // published port is unsolicited: filtered, without a word (RFC
             // 4787), be it TCP, UDP, a protocol NAT does not track or a
             // packet too short to tell.
-            if d.proto != PROTO_ICMP && self.is_nat_address(dst) {
+            if d.proto != IpProtocol::Icmp && self.is_nat_address(dst) {
                 return L3Out::Drop(DropReason::NatFiltered);
             }
             if d.more_frags || d.frag_at != 0 {
@@ -520,8 +518,8 @@ fn gso_segment_len(l3: &[u8], gso_size: u16, hdr_len: u16) -> usize {
     // offset is read even from a segment the total length cuts short.
     let l4 = &l3[ihl..];
     let l4_len = match ip.protocol() {
-        PROTO_TCP => tcp::header_len(l4),
-        PROTO_UDP => Some(UDP_HDR_LEN),
+        IpProtocol::Tcp => tcp::header_len(l4),
+        IpProtocol::Udp => Some(UDP_HDR_LEN),
         _ => None,
     };
     match l4_len {

@@ -5,9 +5,9 @@ use super::*;
 impl Nat {
     pub(super) fn timeout_ms(&self, s: &Session) -> u64 {
         let secs = match (s.orig.proto, s.state) {
-            (PROTO_TCP, ConnState::Established) => self.timeouts.tcp_established,
-            (PROTO_TCP, _) => self.timeouts.tcp_transitory,
-            (PROTO_UDP, _) => self.timeouts.udp,
+            (IpProtocol::Tcp, ConnState::Established) => self.timeouts.tcp_established,
+            (IpProtocol::Tcp, _) => self.timeouts.tcp_transitory,
+            (IpProtocol::Udp, _) => self.timeouts.udp,
             _ => self.timeouts.icmp,
         };
         u64::from(secs) * 1000

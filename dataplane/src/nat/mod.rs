@@ -24,7 +24,7 @@ pub use plan::{MapPlan, NatPlan, NewSession};
 
 use crate::l2::BridgeId;
 use crate::random::Random;
-use crate::wire::ipv4::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::ipv4::IpProtocol;
 use crate::wire::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -96,7 +96,7 @@ pub enum NatAction {
     /// Destination NAT of `proto` to `dport` (of any router address) to
     /// `to_addr:to_port`.
     Dnat {
-        proto: u8,
+        proto: IpProtocol,
         dport: u16,
         to_addr: Ipv4Addr,
         to_port: u16,
@@ -252,11 +252,11 @@ pub struct NatCounters {
 }
 
 /// An endpoint: (protocol, address, port).
-type Endpoint = (u8, Ipv4Addr, u16);
+type Endpoint = (IpProtocol, Ipv4Addr, u16);
 
 /// A datagram, as its fragments name it: (source, destination, protocol,
 /// identification).
-pub type FragmentKey = (Ipv4Addr, Ipv4Addr, u8, u16);
+pub type FragmentKey = (Ipv4Addr, Ipv4Addr, IpProtocol, u16);
 
 /// What a fragmented datagram's later fragments get, until when (ms), and
 /// how much of the datagram has been seen.
@@ -293,7 +293,7 @@ pub const FRAGMENT_MS: u64 = 5_000;
 /// port, rule id). Endpoint-independent per rule: a host whose flows leave
 /// by two uplinks (two rules) has a mapping on each, with each uplink's
 /// address.
-type MappingKey = (u8, Ipv4Addr, u16, u32);
+type MappingKey = (IpProtocol, Ipv4Addr, u16, u32);
 
 #[derive(Debug, Clone, Copy)]
 struct Mapping {
@@ -338,7 +338,7 @@ pub struct Nat {
     mappings: HashMap<MappingKey, Mapping, ahash::RandomState>,
     /// How many ports of each outside address are taken, per protocol, so a
     /// full address is known without searching it.
-    used_per_addr: HashMap<(u8, Ipv4Addr), u32, ahash::RandomState>,
+    used_per_addr: HashMap<(IpProtocol, Ipv4Addr), u32, ahash::RandomState>,
     /// Outside (proto, address, port) -> the mapping that owns it: the
     /// outside endpoints taken.
     by_outside: HashMap<Endpoint, MappingKey, ahash::RandomState>,
@@ -674,7 +674,7 @@ impl Nat {
                 (self.sessions.len() - 1) as u32
             }
         };
-        let state = if orig.proto == PROTO_TCP {
+        let state = if orig.proto == IpProtocol::Tcp {
             ConnState::Transitory
         } else {
             ConnState::Open
@@ -727,7 +727,7 @@ impl Nat {
         if is_reply {
             s.seen_reply = true;
         }
-        if s.orig.proto == PROTO_TCP {
+        if s.orig.proto == IpProtocol::Tcp {
             const FIN: u8 = 0x01;
             const RST: u8 = 0x04;
             const ACK: u8 = 0x10;
@@ -761,7 +761,7 @@ impl Nat {
 mod tests {
     use super::*;
 
-    fn t(proto: u8, src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
+    fn t(proto: IpProtocol, src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
         Tuple {
             proto,
             src: src.parse().unwrap(),
@@ -786,7 +786,7 @@ mod tests {
     fn a_fragmented_datagram_is_remembered_until_all_its_bytes_came() {
         let mut nat = masq();
         let ip = |s: &str| -> Ipv4Addr { s.parse().unwrap() };
-        let key = (ip("192.168.15.1"), ip("192.0.2.1"), PROTO_UDP, 7);
+        let key = (ip("192.168.15.1"), ip("192.0.2.1"), IpProtocol::Udp, 7);
         let to = Some((ip("203.0.113.1"), ip("192.0.2.1")));
         assert_eq!(nat.fragment(key, 1480, None), FragmentFate::Unknown);
         assert!(nat.note_fragmented(key, to, 1480, 0));
@@ -798,7 +798,7 @@ mod tests {
         // Whole: forgotten.
         assert_eq!(nat.fragment(key, 1480, None), FragmentFate::Unknown);
         // A datagram NAT left alone: its fragments pass.
-        let other = (ip("192.168.15.1"), ip("192.168.16.1"), PROTO_UDP, 8);
+        let other = (ip("192.168.15.1"), ip("192.168.16.1"), IpProtocol::Udp, 8);
         assert!(nat.note_fragmented(other, None, 1480, 0));
         assert_eq!(nat.fragment(other, 8, Some(1488)), FragmentFate::Pass);
     }
@@ -809,7 +809,7 @@ mod tests {
         // mapping gets another port.
         let (mut nat, out) = masq_with_b_mapped();
         let addr_of = |b: BridgeId| (b == 1).then_some(out);
-        let a = t(PROTO_UDP, "192.168.15.1", 5000, "203.0.113.1", 5000);
+        let a = t(IpProtocol::Udp, "192.168.15.1", 5000, "203.0.113.1", 5000);
         let (peeked, to) = dry_then_real(&mut nat, &a, 0, &addr_of);
         assert_ne!(to.sport, 5000);
         assert_eq!(peeked, to);
@@ -826,7 +826,7 @@ mod tests {
         );
         nat.add_rule(
             NatAction::Dnat {
-                proto: PROTO_TCP,
+                proto: IpProtocol::Tcp,
                 dport: 8080,
                 to_addr: "192.168.15.2".parse().unwrap(),
                 to_port: 80,
@@ -835,7 +835,7 @@ mod tests {
             1,
             (1, 65535),
         );
-        let a = t(PROTO_TCP, "192.168.15.1", 40000, "203.0.113.1", 8080);
+        let a = t(IpProtocol::Tcp, "192.168.15.1", 40000, "203.0.113.1", 8080);
         let (peeked, to) = dry_then_real(&mut nat, &a, 0x02, &addr_of);
         assert_eq!(peeked, to);
         assert_ne!(to.src, out, "from the pool");
@@ -851,8 +851,8 @@ mod tests {
             "203.0.113.1".parse().unwrap(),
             "198.51.100.1".parse().unwrap(),
         );
-        let via_a = t(PROTO_UDP, "192.168.15.1", 5000, "192.0.2.1", 53);
-        let via_b = t(PROTO_UDP, "192.168.15.1", 5000, "192.0.2.2", 53);
+        let via_a = t(IpProtocol::Udp, "192.168.15.1", 5000, "192.0.2.1", 53);
+        let via_b = t(IpProtocol::Udp, "192.168.15.1", 5000, "192.0.2.2", 53);
         let NatVerdict::Translate(x) = nat.post_routing(&via_a, 0, 1, Some(a), 0) else {
             panic!()
         };
@@ -883,13 +883,13 @@ mod tests {
         }
         let out1: Ipv4Addr = "203.0.113.1".parse().unwrap();
         let addr_of = |b: BridgeId| (b == 1).then_some(out1);
-        let inside = t(PROTO_UDP, "192.168.15.2", 5000, "198.51.100.9", 53);
+        let inside = t(IpProtocol::Udp, "192.168.15.2", 5000, "198.51.100.9", 53);
         assert!(matches!(
             nat.post_routing(&inside, 0, 1, Some(out1), 0),
             NatVerdict::Translate(_)
         ));
         // A host out on the second uplink sends to the mapping on the first.
-        let stranger = t(PROTO_UDP, "192.0.2.7", 7000, "203.0.113.1", 5000);
+        let stranger = t(IpProtocol::Udp, "192.0.2.7", 7000, "203.0.113.1", 5000);
         let NatVerdict::Translate(to) = nat.pre_routing(&stranger, 0, 2, true, &addr_of, 0) else {
             panic!("endpoint-independent filtering lets it in");
         };
@@ -914,7 +914,7 @@ mod tests {
             Filtering::EndpointIndependent,
         );
         let out: Ipv4Addr = "203.0.113.1".parse().unwrap();
-        let b_out = t(PROTO_UDP, "192.168.15.2", 5000, "198.51.100.9", 53);
+        let b_out = t(IpProtocol::Udp, "192.168.15.2", 5000, "198.51.100.9", 53);
         assert!(matches!(
             nat.post_routing(&b_out, 0, 1, Some(out), 0),
             NatVerdict::Translate(_)
@@ -946,7 +946,7 @@ mod tests {
         let addr_of = |b: BridgeId| (b == 1).then_some(out);
         // A, on the inside bridge, sends to B's outside endpoint; a dry run
         // (trace packet) says what will happen.
-        let a = t(PROTO_UDP, "192.168.15.1", 6000, "203.0.113.1", 5000);
+        let a = t(IpProtocol::Udp, "192.168.15.1", 6000, "203.0.113.1", 5000);
         let (peeked, to) = dry_then_real(&mut nat, &a, 0, &addr_of);
         assert_eq!((to.dst, to.dport), ("192.168.15.2".parse().unwrap(), 5000));
         assert_eq!(
@@ -956,11 +956,14 @@ mod tests {
         );
         assert_eq!(peeked, to, "the dry run agrees");
         // B's answer goes back to A, from B's outside endpoint.
-        let back = t(PROTO_UDP, "192.168.15.2", 5000, "203.0.113.1", 6000);
+        let back = t(IpProtocol::Udp, "192.168.15.2", 5000, "203.0.113.1", 6000);
         let NatVerdict::Translate(r) = nat.pre_routing(&back, 0, 0, true, &addr_of, 0) else {
             panic!("the answer was not translated");
         };
-        assert_eq!(r, t(PROTO_UDP, "203.0.113.1", 5000, "192.168.15.1", 6000));
+        assert_eq!(
+            r,
+            t(IpProtocol::Udp, "203.0.113.1", 5000, "192.168.15.1", 6000)
+        );
         // Both mappings go with the sessions.
         nat.flush(|_| true);
         assert!(nat.mappings.is_empty() && nat.by_outside.is_empty() && nat.remotes.is_empty());
@@ -970,32 +973,44 @@ mod tests {
     fn masquerade_keeps_one_mapping_for_every_destination() {
         let mut nat = masq();
         let out = Some("203.0.113.1".parse().unwrap());
-        let a = t(PROTO_UDP, "192.168.15.1", 40000, "198.51.100.53", 53);
-        let b = t(PROTO_UDP, "192.168.15.1", 40000, "198.51.100.99", 53);
+        let a = t(IpProtocol::Udp, "192.168.15.1", 40000, "198.51.100.53", 53);
+        let b = t(IpProtocol::Udp, "192.168.15.1", 40000, "198.51.100.99", 53);
         assert_eq!(
             nat.post_routing(&a, 0, 1, out, 0),
-            NatVerdict::Translate(t(PROTO_UDP, "203.0.113.1", 40000, "198.51.100.53", 53)),
+            NatVerdict::Translate(t(
+                IpProtocol::Udp,
+                "203.0.113.1",
+                40000,
+                "198.51.100.53",
+                53
+            )),
             "port preserved"
         );
         assert_eq!(
             nat.post_routing(&b, 0, 1, out, 0),
-            NatVerdict::Translate(t(PROTO_UDP, "203.0.113.1", 40000, "198.51.100.99", 53)),
+            NatVerdict::Translate(t(
+                IpProtocol::Udp,
+                "203.0.113.1",
+                40000,
+                "198.51.100.99",
+                53
+            )),
             "same mapping to another destination"
         );
         // The answer comes back translated to the inside host.
-        let answer = t(PROTO_UDP, "198.51.100.53", 53, "203.0.113.1", 40000);
+        let answer = t(IpProtocol::Udp, "198.51.100.53", 53, "203.0.113.1", 40000);
         assert_eq!(
             nat.pre_routing(&answer, 0, 1, true, &|_| None, 1),
             NatVerdict::Translate(a.inverse())
         );
         // Another inside host with the same port gets another outside port.
-        let c = t(PROTO_UDP, "192.168.15.2", 40000, "198.51.100.53", 53);
+        let c = t(IpProtocol::Udp, "192.168.15.2", 40000, "198.51.100.53", 53);
         match nat.post_routing(&c, 0, 1, out, 0) {
             NatVerdict::Translate(x) => assert_ne!(x.sport, 40000),
             v => panic!("{v:?}"),
         }
         // Unsolicited: from a remote that was never contacted.
-        let stranger = t(PROTO_UDP, "198.51.100.7", 53, "203.0.113.1", 40000);
+        let stranger = t(IpProtocol::Udp, "198.51.100.7", 53, "203.0.113.1", 40000);
         assert_eq!(
             nat.pre_routing(&stranger, 0, 1, true, &|_| None, 1),
             NatVerdict::Pass
@@ -1014,17 +1029,17 @@ mod tests {
             (1024, 65535),
             Filtering::AddressDependent,
         );
-        let a = t(PROTO_UDP, "192.168.15.1", 40000, "198.51.100.53", 53);
+        let a = t(IpProtocol::Udp, "192.168.15.1", 40000, "198.51.100.53", 53);
         assert!(matches!(
             nat.post_routing(&a, 0, 1, out, 0),
             NatVerdict::Translate(_)
         ));
-        let other_port = t(PROTO_UDP, "198.51.100.53", 9999, "203.0.113.1", 40000);
+        let other_port = t(IpProtocol::Udp, "198.51.100.53", 9999, "203.0.113.1", 40000);
         assert!(matches!(
             nat.pre_routing(&other_port, 0, 1, true, &|_| None, 1),
             NatVerdict::Translate(_)
         ));
-        let other_addr = t(PROTO_UDP, "198.51.100.54", 53, "203.0.113.1", 40000);
+        let other_addr = t(IpProtocol::Udp, "198.51.100.54", 53, "203.0.113.1", 40000);
         assert_eq!(
             nat.pre_routing(&other_addr, 0, 1, true, &|_| None, 1),
             NatVerdict::Pass
@@ -1043,8 +1058,8 @@ mod tests {
         let mut nat = masq();
         let out = Some("203.0.113.1".parse().unwrap());
         // Two inside hosts ping with the same identifier.
-        let a = t(PROTO_ICMP, "192.168.15.1", 77, "198.51.100.9", 77);
-        let b = t(PROTO_ICMP, "192.168.15.2", 77, "198.51.100.9", 77);
+        let a = t(IpProtocol::Icmp, "192.168.15.1", 77, "198.51.100.9", 77);
+        let b = t(IpProtocol::Icmp, "192.168.15.2", 77, "198.51.100.9", 77);
         let NatVerdict::Translate(ta) = nat.post_routing(&a, 0, 1, out, 0) else {
             panic!()
         };
@@ -1055,7 +1070,7 @@ mod tests {
         assert_eq!(tb.sport, tb.dport, "the echo id is both ports");
         // The echo replies (identifier as mapped) find their way back.
         let reply_b = t(
-            PROTO_ICMP,
+            IpProtocol::Icmp,
             "198.51.100.9",
             tb.sport,
             "203.0.113.1",
@@ -1066,7 +1081,7 @@ mod tests {
             NatVerdict::Translate(b.inverse())
         );
         let reply_a = t(
-            PROTO_ICMP,
+            IpProtocol::Icmp,
             "198.51.100.9",
             ta.sport,
             "203.0.113.1",
@@ -1083,7 +1098,7 @@ mod tests {
         let mut nat = Nat::new(10);
         nat.add_rule(
             NatAction::Dnat {
-                proto: PROTO_TCP,
+                proto: IpProtocol::Tcp,
                 dport: 8080,
                 to_addr: "192.168.15.1".parse().unwrap(),
                 to_port: 80,
@@ -1092,12 +1107,12 @@ mod tests {
             1,
             (0, 0),
         );
-        let syn = t(PROTO_TCP, "198.51.100.7", 5555, "203.0.113.1", 8080);
+        let syn = t(IpProtocol::Tcp, "198.51.100.7", 5555, "203.0.113.1", 8080);
         assert_eq!(
             nat.pre_routing(&syn, 0x02, 1, true, &|_| None, 0),
-            NatVerdict::Translate(t(PROTO_TCP, "198.51.100.7", 5555, "192.168.15.1", 80))
+            NatVerdict::Translate(t(IpProtocol::Tcp, "198.51.100.7", 5555, "192.168.15.1", 80))
         );
-        let synack = t(PROTO_TCP, "192.168.15.1", 80, "198.51.100.7", 5555);
+        let synack = t(IpProtocol::Tcp, "192.168.15.1", 80, "198.51.100.7", 5555);
         assert_eq!(
             nat.pre_routing(&synack, 0x12, 0, false, &|_| None, 1),
             NatVerdict::Translate(syn.inverse())
@@ -1112,7 +1127,7 @@ mod tests {
     #[test]
     fn the_rule_of_the_ingress_bridge_wins_whatever_the_order() {
         let dnat = |to: &str| NatAction::Dnat {
-            proto: PROTO_TCP,
+            proto: IpProtocol::Tcp,
             dport: 8080,
             to_addr: to.parse().unwrap(),
             to_port: 80,
@@ -1130,10 +1145,10 @@ mod tests {
                 nat.add_rule(dnat(to), None, b, (0, 0));
             }
             // In on bridge 2, to bridge 1's address: bridge 2's rule.
-            let syn = t(PROTO_TCP, "198.51.100.7", 5555, "203.0.113.1", 8080);
+            let syn = t(IpProtocol::Tcp, "198.51.100.7", 5555, "203.0.113.1", 8080);
             assert_eq!(
                 nat.pre_routing(&syn, 0x02, 2, true, &addr_of, 0),
-                NatVerdict::Translate(t(PROTO_TCP, "198.51.100.7", 5555, "192.168.15.2", 80)),
+                NatVerdict::Translate(t(IpProtocol::Tcp, "198.51.100.7", 5555, "192.168.15.2", 80)),
                 "rules on bridges {order:?}"
             );
         }
@@ -1144,8 +1159,8 @@ mod tests {
         let mut nat = Nat::new(2);
         nat.add_rule(NatAction::Masquerade, None, 1, (2000, 2000));
         let out = Some("203.0.113.1".parse().unwrap());
-        let a = t(PROTO_UDP, "10.0.0.1", 1, "198.51.100.1", 9);
-        let b = t(PROTO_UDP, "10.0.0.2", 1, "198.51.100.1", 9);
+        let a = t(IpProtocol::Udp, "10.0.0.1", 1, "198.51.100.1", 9);
+        let b = t(IpProtocol::Udp, "10.0.0.2", 1, "198.51.100.1", 9);
         assert!(matches!(
             nat.post_routing(&a, 0, 1, out, 0),
             NatVerdict::Translate(_)
@@ -1154,18 +1169,18 @@ mod tests {
             nat.post_routing(&b, 0, 1, out, 0),
             NatVerdict::Drop(NatDrop::NoPorts)
         );
-        let a2 = t(PROTO_UDP, "10.0.0.1", 1, "198.51.100.2", 9);
+        let a2 = t(IpProtocol::Udp, "10.0.0.1", 1, "198.51.100.2", 9);
         assert!(matches!(
             nat.post_routing(&a2, 0, 1, out, 0),
             NatVerdict::Translate(_)
         ));
         // Full of answered sessions: a new flow is refused.
         for s in [&a, &a2] {
-            let back = t(PROTO_UDP, &s.dst.to_string(), 9, "203.0.113.1", 2000);
+            let back = t(IpProtocol::Udp, &s.dst.to_string(), 9, "203.0.113.1", 2000);
             let v = nat.pre_routing(&back, 0, 1, true, &|_| out, 0);
             assert!(matches!(v, NatVerdict::Translate(_)), "{v:?}");
         }
-        let a3 = t(PROTO_UDP, "10.0.0.1", 1, "198.51.100.3", 9);
+        let a3 = t(IpProtocol::Udp, "10.0.0.1", 1, "198.51.100.3", 9);
         assert_eq!(
             nat.post_routing(&a3, 0, 1, out, 0),
             NatVerdict::Drop(NatDrop::TableFull)
@@ -1194,7 +1209,7 @@ mod tests {
             let port = 1024 + (i % 60_000) as u16;
             let dst = Ipv4Addr::from(0xc633_6400 + (i / 60_000) as u32);
             let f = Tuple {
-                proto: PROTO_UDP,
+                proto: IpProtocol::Udp,
                 src: "192.168.15.1".parse().unwrap(),
                 sport: 40000,
                 dst,
@@ -1243,7 +1258,7 @@ mod tests {
     fn protocols_without_ports_map_the_address_alone() {
         let mut nat = masq();
         let out = Some("203.0.113.1".parse().unwrap());
-        let gre = |src: &str, dst: &str| t(47, src, 0, dst, 0);
+        let gre = |src: &str, dst: &str| t(IpProtocol::from(47), src, 0, dst, 0);
         let a = gre("192.168.15.1", "198.51.100.1");
         let NatVerdict::Translate(to) = nat.post_routing(&a, 0, 1, out, 0) else {
             panic!("GRE is translated")
@@ -1274,7 +1289,7 @@ mod tests {
         let out = Some("203.0.113.1".parse().unwrap());
         let ports: Vec<u16> = (600..616)
             .map(|p| {
-                let f = t(PROTO_UDP, "192.168.15.1", p, "198.51.100.1", 53);
+                let f = t(IpProtocol::Udp, "192.168.15.1", p, "198.51.100.1", 53);
                 match nat.post_routing(&f, 0, 1, out, 0) {
                     NatVerdict::Translate(to) => to.sport,
                     v => panic!("{v:?}"),
@@ -1291,7 +1306,7 @@ mod tests {
         let out = Some("203.0.113.1".parse().unwrap());
         // The SYN comes in by the outside bridge (1) and leaves by the
         // inside one (0) to an inside host: no rule translates it.
-        let syn = t(PROTO_TCP, "198.51.100.7", 5555, "192.168.15.3", 80);
+        let syn = t(IpProtocol::Tcp, "198.51.100.7", 5555, "192.168.15.3", 80);
         assert_eq!(nat.post_routing(&syn, 0x02, 0, out, 0), NatVerdict::Pass);
         assert_eq!(
             nat.track_untranslated(&syn, 0x02, 1, 0, 0),
@@ -1305,14 +1320,14 @@ mod tests {
         );
         assert_eq!(nat.counters.translated, 0);
         // A segment that opens nothing starts no session.
-        let ack = t(PROTO_TCP, "198.51.100.7", 5556, "192.168.15.3", 80);
+        let ack = t(IpProtocol::Tcp, "198.51.100.7", 5556, "192.168.15.3", 80);
         assert_eq!(
             nat.track_untranslated(&ack, 0x10, 1, 0, 2),
             NatVerdict::Pass
         );
         // An outside host cannot plant a session for an inside host's own
         // connection: a bare SYN from inside that matches one is NATed.
-        let planted = t(PROTO_TCP, "8.8.8.8", 53, "192.168.15.4", 40000);
+        let planted = t(IpProtocol::Tcp, "8.8.8.8", 53, "192.168.15.4", 40000);
         nat.track_untranslated(&planted, 0x02, 1, 0, 3);
         let own = planted.inverse();
         assert_eq!(

@@ -111,7 +111,7 @@ impl NewSession {
             NewKind::Dnat { to, .. } => (to.0, to.1, mapped.unwrap_or((t.src, t.sport))),
             NewKind::Inbound { key } => {
                 // An echo's identifier is its "port" both ways.
-                let sender = if t.proto == PROTO_ICMP {
+                let sender = if t.proto == IpProtocol::Icmp {
                     (t.src, key.2)
                 } else {
                     (t.src, t.sport)
@@ -121,7 +121,11 @@ impl NewSession {
             NewKind::Snat { .. } => {
                 let (addr, port) = mapped.unwrap_or((t.src, t.sport));
                 // ICMP echo: both "ports" are the identifier, mapped too.
-                let sport = if t.proto == PROTO_ICMP { port } else { t.dport };
+                let sport = if t.proto == IpProtocol::Icmp {
+                    port
+                } else {
+                    t.dport
+                };
                 (t.dst, sport, (addr, port))
             }
             NewKind::Track => return t.inverse(),
@@ -204,7 +208,7 @@ impl Nat {
             return NatPlan::Pass;
         }
         // A TCP segment that opens nothing (no SYN) starts no session.
-        if t.proto == PROTO_TCP && tcp_flags & TCP_SYN == 0 {
+        if t.proto == IpProtocol::Tcp && tcp_flags & TCP_SYN == 0 {
             return NatPlan::Pass;
         }
         match self.snat_rule_for(t.dst, Some(in_bridge)) {
@@ -285,7 +289,11 @@ impl Nat {
         // is source NATed, so no outside host can plant a session that
         // lets an inside address out.
         let untranslated = s.mapping.is_none() && s.orig == s.reply.inverse();
-        if untranslated && is_reply && s.orig.proto == PROTO_TCP && tcp_flags & 0x12 == TCP_SYN {
+        if untranslated
+            && is_reply
+            && s.orig.proto == IpProtocol::Tcp
+            && tcp_flags & 0x12 == TCP_SYN
+        {
             return NatPlan::EndUntranslated(id);
         }
         NatPlan::Hit { id, is_reply }
@@ -344,7 +352,7 @@ impl Nat {
         let Some(rule) = self.rules.iter().find(|r| r.id == m.rule) else {
             return NatPlan::Pass;
         };
-        let hairpin = (t.proto != PROTO_ICMP)
+        let hairpin = (t.proto != IpProtocol::Icmp)
             .then(|| self.hairpin_sender(t, in_bridge, addr_of))
             .flatten();
         // The remote as the mapping sees it.

@@ -24,7 +24,7 @@ impl Nat {
         }
     }
 
-    pub(super) fn unuse(&mut self, proto: u8, addr: Ipv4Addr, port: u16) {
+    pub(super) fn unuse(&mut self, proto: IpProtocol, addr: Ipv4Addr, port: u16) {
         if self.by_outside.remove(&(proto, addr, port)).is_some() {
             if let Some(n) = self.used_per_addr.get_mut(&(proto, addr)) {
                 *n -= 1;
@@ -39,7 +39,7 @@ impl Nat {
     /// at random.
     pub(super) fn free_port(
         &mut self,
-        proto: u8,
+        proto: IpProtocol,
         addr: Ipv4Addr,
         want: u16,
         ports: (u16, u16),
@@ -56,7 +56,7 @@ impl Nat {
     /// in use (RFC 6056 3.3.1), so outside ports cannot be guessed.
     pub(super) fn pick_port(
         &self,
-        proto: u8,
+        proto: IpProtocol,
         addr: Ipv4Addr,
         want: u16,
         (lo, hi): (u16, u16),

@@ -11,9 +11,7 @@ use crate::wire::checksum;
 use crate::wire::icmp::{
     IcmpPacket, DEST_UNREACHABLE, ICMP_HDR_LEN, PARAMETER_PROBLEM, SOURCE_QUENCH, TIME_EXCEEDED,
 };
-use crate::wire::ipv4::{
-    protocol_name, Ipv4Packet, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-};
+use crate::wire::ipv4::{IpProtocol, Ipv4Packet, IPV4_MIN_HDR_LEN};
 use crate::wire::tcp::TcpPacket;
 use crate::wire::udp::UdpPacket;
 use serde::{Deserialize, Serialize};
@@ -23,7 +21,7 @@ use std::net::Ipv4Addr;
 /// A connection tuple; for ICMP echo both ports are the identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tuple {
-    pub proto: u8,
+    pub proto: IpProtocol,
     pub src: Ipv4Addr,
     pub sport: u16,
     pub dst: Ipv4Addr,
@@ -45,7 +43,7 @@ impl Tuple {
 
 impl fmt::Display for Tuple {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = protocol_name(self.proto);
+        let p = self.proto;
         if has_ports(self.proto) {
             write!(
                 f,
@@ -58,8 +56,8 @@ impl fmt::Display for Tuple {
     }
 }
 
-const PROTO_DCCP: u8 = 33;
-const PROTO_UDPLITE: u8 = 136;
+const PROTO_DCCP: IpProtocol = IpProtocol::Other(33);
+const PROTO_UDPLITE: IpProtocol = IpProtocol::Other(136);
 
 /// Whether an ICMP type is a query whose identifier NAT maps like a port:
 /// echo, timestamp, information and address mask, requests and replies
@@ -71,30 +69,30 @@ fn is_icmp_query(icmp_type: u8) -> bool {
 /// Whether NAT tracks `proto` by ports (TCP, UDP) or an identifier (ICMP
 /// queries). Any other protocol is tracked by its addresses alone, as
 /// conntrack's generic tracker does: a 3-tuple session whose ports are 0.
-pub fn has_ports(proto: u8) -> bool {
-    matches!(proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP)
+pub fn has_ports(proto: IpProtocol) -> bool {
+    matches!(proto, IpProtocol::Tcp | IpProtocol::Udp | IpProtocol::Icmp)
 }
 
 /// The ports of a transport header `l4` of protocol `proto` (for an ICMP
 /// query both are its identifier; other protocols have none: 0, 0), its TCP
 /// flags, or `None` if `l4` is too short to hold them or is ICMP that is
 /// not a query.
-fn ports_of(proto: u8, l4: &[u8], need_whole: bool) -> Option<(u16, u16, u8)> {
+fn ports_of(proto: IpProtocol, l4: &[u8], need_whole: bool) -> Option<(u16, u16, u8)> {
     Some(match proto {
         // A whole header is needed to rewrite a packet (its checksum
         // included)...
-        PROTO_TCP if need_whole => {
+        IpProtocol::Tcp if need_whole => {
             let tcp = TcpPacket::new_checked(l4)?;
             (tcp.src_port(), tcp.dst_port(), tcp.flags())
         }
         // ...the ports alone name the packet an ICMP error quotes: in the 8
         // bytes of a UDP header, where TCP has them too (its flags are not
         // asked for).
-        PROTO_TCP | PROTO_UDP => {
+        IpProtocol::Tcp | IpProtocol::Udp => {
             let udp = UdpPacket::new_checked(l4)?;
             (udp.src_port(), udp.dst_port(), 0)
         }
-        PROTO_ICMP => {
+        IpProtocol::Icmp => {
             let icmp = IcmpPacket::new_checked(l4).ok()?;
             if !is_icmp_query(icmp.msg_type()) {
                 return None;
@@ -196,7 +194,7 @@ pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
     let l4 = ip.after_header_mut();
     let port_changes = [(from.sport, to.sport), (from.dport, to.dport)];
     match from.proto {
-        PROTO_TCP => {
+        IpProtocol::Tcp => {
             let mut tcp = TcpPacket::new_unchecked(l4);
             if tcp.holds_checksum() {
                 let mut c = fixed(tcp.checksum(), &addr_changes, partial);
@@ -208,7 +206,7 @@ pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
             tcp.set_src_port(to.sport);
             tcp.set_dst_port(to.dport);
         }
-        PROTO_UDP => {
+        IpProtocol::Udp => {
             let mut udp = UdpPacket::new_unchecked(l4);
             // RFC 768: a zero UDP checksum means none, and stays so.
             if partial || udp.checksum() != 0 {
@@ -226,7 +224,7 @@ pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
             udp.set_src_port(to.sport);
             udp.set_dst_port(to.dport);
         }
-        PROTO_ICMP => {
+        IpProtocol::Icmp => {
             // The identifier; ICMP sums no pseudo header.
             let mut icmp = IcmpPacket::new_unchecked(l4);
             icmp.set_checksum(fixed(icmp.checksum(), &[(from.sport, to.sport)], false));
@@ -241,7 +239,7 @@ pub fn rewrite(l3: &mut [u8], from: &Tuple, to: &Tuple, partial: bool) {
 /// where that packet starts in `l3`.
 pub fn parse_icmp_error(l3: &[u8]) -> Option<(Tuple, usize)> {
     let ip = Ipv4Packet::new_unchecked(l3);
-    if ip.protocol() != PROTO_ICMP || ip.frag_offset() != 0 {
+    if ip.protocol() != IpProtocol::Icmp || ip.frag_offset() != 0 {
         return None;
     }
     let icmp = IcmpPacket::new_checked(ip.payload()).ok()?;
@@ -303,7 +301,7 @@ mod tests {
     use crate::wire::Ipv4Repr;
 
     /// A 20-byte IPv4 header from 10.0.0.1 to 10.0.1.1 before `l4`.
-    fn ipv4(protocol: u8, l4: &[u8]) -> Vec<u8> {
+    fn ipv4(protocol: IpProtocol, l4: &[u8]) -> Vec<u8> {
         let mut p = vec![0u8; IPV4_MIN_HDR_LEN + l4.len()];
         let repr = Ipv4Repr {
             src: "10.0.0.1".parse().unwrap(),
@@ -327,7 +325,7 @@ mod tests {
     fn udp_packet(csum: bool) -> Vec<u8> {
         let mut udp = *b"\0\0\0\0\0\0\0\0abcd";
         UdpPacket::new_unchecked(&mut udp[..]).emit(1234, 53, 12);
-        let mut p = ipv4(PROTO_UDP, &udp);
+        let mut p = ipv4(IpProtocol::Udp, &udp);
         if csum {
             let c = l4_checksum(&p);
             set_udp_checksum(&mut p, c);
@@ -339,7 +337,7 @@ mod tests {
     fn tcp_packet() -> Vec<u8> {
         let mut tcp = [0u8; 20];
         TcpPacket::new_unchecked(&mut tcp[..]).emit_probe(1234, 80, FLAG_SYN);
-        let mut p = ipv4(PROTO_TCP, &tcp);
+        let mut p = ipv4(IpProtocol::Tcp, &tcp);
         let c = l4_checksum(&p);
         TcpPacket::new_unchecked(Ipv4Packet::new_unchecked(&mut p[..]).payload_mut())
             .set_checksum(c);
@@ -362,7 +360,7 @@ mod tests {
             msg: IcmpErrorMsg::unreachable(CODE_PORT_UNREACHABLE),
             quote,
         };
-        let mut err = ipv4(PROTO_ICMP, &vec![0; icmp.buffer_len()]);
+        let mut err = ipv4(IpProtocol::Icmp, &vec![0; icmp.buffer_len()]);
         let mut ip = Ipv4Packet::new_unchecked(&mut err[..]);
         ip.set_src(from);
         ip.set_dst(to);
@@ -412,7 +410,7 @@ mod tests {
         let len = ip.payload().len() as u16;
         let pseudo = checksum::pseudo_header(ip.src(), ip.dst(), ip.protocol(), len);
         let mut seg = ip.payload().to_vec();
-        if ip.protocol() == PROTO_TCP {
+        if ip.protocol() == IpProtocol::Tcp {
             TcpPacket::new_unchecked(&mut seg[..]).set_checksum(0);
         } else {
             UdpPacket::new_unchecked(&mut seg[..]).set_checksum(0);
@@ -454,7 +452,7 @@ mod tests {
             l4_checksum(&p)
         );
         // 19 bytes of TCP: too short a header to track.
-        assert_eq!(parse_tuple(&ipv4(PROTO_TCP, &[0; 19])), None);
+        assert_eq!(parse_tuple(&ipv4(IpProtocol::Tcp, &[0; 19])), None);
     }
 
     #[test]
@@ -466,7 +464,7 @@ mod tests {
         };
         let mut icmp = [0u8; 12];
         echo.emit(&mut IcmpPacket::new_unchecked(&mut icmp[..]));
-        let mut p = ipv4(PROTO_ICMP, &icmp);
+        let mut p = ipv4(IpProtocol::Icmp, &icmp);
         let (t, _) = parse_tuple(&p).unwrap();
         assert_eq!((t.sport, t.dport), (0x1c2f, 0x1c2f));
         let to = Tuple {
@@ -551,7 +549,12 @@ mod tests {
         let mut p = udp_packet(false);
         let pseudo = |p: &[u8]| {
             let ip = Ipv4Packet::new_unchecked(p);
-            !checksum::finish(checksum::pseudo_header(ip.src(), ip.dst(), PROTO_UDP, 12))
+            !checksum::finish(checksum::pseudo_header(
+                ip.src(),
+                ip.dst(),
+                IpProtocol::Udp,
+                12,
+            ))
         };
         let c = pseudo(&p);
         set_udp_checksum(&mut p, c);

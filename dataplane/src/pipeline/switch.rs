@@ -140,11 +140,6 @@ pub enum SwitchError {
     },
 }
 
-/// The name of an IP protocol, as the control plane shows it.
-fn proto_name(p: u8) -> std::borrow::Cow<'static, str> {
-    crate::wire::ipv4::protocol_name(p)
-}
-
 /// Puts frame `index` on egress port `q`'s queue, noting the port as
 /// touched the first time.
 #[inline]
@@ -780,7 +775,7 @@ mod tests {
     use super::*;
     use crate::port::memory::{with_vnet_hdr, MemoryPort};
     use crate::wire::ethernet::ETHERTYPE_IPV4;
-    use crate::wire::ipv4::PROTO_UDP;
+    use crate::wire::ipv4::IpProtocol;
     use crate::wire::{EthernetFrame, Ipv4Packet, Ipv4Repr, ETHERNET_HDR_LEN};
 
     /// A later fragment (offset 8 bytes) of a UDP datagram from 10.1.0.2 to
@@ -795,7 +790,7 @@ mod tests {
         let repr = Ipv4Repr {
             src: "10.1.0.2".parse().unwrap(),
             dst: "10.2.0.2".parse().unwrap(),
-            protocol: PROTO_UDP,
+            protocol: IpProtocol::Udp,
             ttl: 64,
             tos: 0,
             ident: 7,

@@ -6,10 +6,6 @@ use crate::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
 use std::fmt;
 use std::net::Ipv4Addr;
 
-fn proto_name(p: u8) -> String {
-    crate::wire::ipv4::protocol_name(p).into_owned()
-}
-
 fn ethertype_name(t: u16) -> String {
     match t {
         ETHERTYPE_IPV4 => "IPv4".into(),
@@ -168,11 +164,7 @@ impl Described<'_> {
                 len,
                 frag,
             } => {
-                write!(
-                    f,
-                    "ip4-input: {src} > {dst} {} ttl {ttl} len {len}",
-                    proto_name(proto)
-                )?;
+                write!(f, "ip4-input: {src} > {dst} {} ttl {ttl} len {len}", proto)?;
                 match frag {
                     Some((off, more)) => {
                         let more = if more { ", more follow" } else { ", the last" };
@@ -272,7 +264,8 @@ impl Described<'_> {
                 };
                 // An echo's identifier stands in both "ports": a new one is
                 // a change of the source only.
-                let dst_changed = to.dst != from.dst || (from.proto != 1 && to.dport != from.dport);
+                let dst_changed = to.dst != from.dst
+                    || (from.proto != IpProtocol::Icmp && to.dport != from.dport);
                 let src_changed = to.src != from.src || to.sport != from.sport;
                 let mut parts = Vec::new();
                 if dst_changed {
@@ -291,7 +284,7 @@ impl Described<'_> {
                     f,
                     "{stage}: {} ({} {session}, rule {rule}{dry})",
                     parts.join(", "),
-                    proto_name(from.proto)
+                    from.proto
                 )
             }
             Event::NatRelated { kind, src, dst } => match kind {

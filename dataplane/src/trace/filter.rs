@@ -2,7 +2,7 @@
 
 use crate::wire::arp::ArpPacket;
 use crate::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
-use crate::wire::ipv4::{Ipv4Packet, IPV4_MIN_HDR_LEN, PROTO_TCP, PROTO_UDP};
+use crate::wire::ipv4::{IpProtocol, Ipv4Packet, IPV4_MIN_HDR_LEN};
 use crate::wire::udp::{self};
 use crate::wire::{EthernetFrame, Mac, ETHERNET_HDR_LEN};
 use std::net::Ipv4Addr;
@@ -18,7 +18,7 @@ pub struct Filter {
 enum Term {
     Arp,
     Ip,
-    Proto(u8),
+    Proto(IpProtocol),
     Host(Ipv4Addr),
     Src(Ipv4Addr),
     Dst(Ipv4Addr),
@@ -82,9 +82,9 @@ impl Filter {
                 }
                 "arp" => Term::Arp,
                 "ip" => Term::Ip,
-                "icmp" => Term::Proto(1),
-                "tcp" => Term::Proto(6),
-                "udp" => Term::Proto(17),
+                "icmp" => Term::Proto(IpProtocol::Icmp),
+                "tcp" => Term::Proto(IpProtocol::Tcp),
+                "udp" => Term::Proto(IpProtocol::Udp),
                 "host" => Term::Host(addr(value(&mut words, w, "an address")?)?),
                 "src" | "dst" if words.peek() == Some(&"port") => {
                     words.next();
@@ -171,7 +171,7 @@ fn term_matches(t: Term, eth: &[u8]) -> bool {
     let ports = || {
         let ip = ip?;
         let l4 = l3.get(ip.header_len()..)?;
-        matches!(ip.protocol(), PROTO_TCP | PROTO_UDP)
+        matches!(ip.protocol(), IpProtocol::Tcp | IpProtocol::Udp)
             .then(|| udp::ports(l4))
             .flatten()
     };

@@ -12,7 +12,7 @@
 
 use crate::counters::DropReason;
 use crate::l2::{BridgeId, PortId};
-use crate::wire::Mac;
+use crate::wire::{IpProtocol, Mac};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
@@ -108,7 +108,7 @@ pub enum Event {
     Ip4 {
         src: Ipv4Addr,
         dst: Ipv4Addr,
-        proto: u8,
+        proto: IpProtocol,
         ttl: u8,
         len: u16,
         /// A fragment: its offset in bytes and whether more follow.

@@ -3,7 +3,7 @@
 use crate::wire::arp::{ArpRepr, ARP_LEN, OP_REQUEST};
 use crate::wire::ethernet::{ETHERNET_MIN_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 use crate::wire::icmp::{self, IcmpPacket, ICMP_HDR_LEN};
-use crate::wire::ipv4::{Ipv4Packet, Ipv4Repr, IPV4_MIN_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::wire::ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr, IPV4_MIN_HDR_LEN};
 use crate::wire::tcp::{self, TcpPacket, TCP_MIN_HDR_LEN};
 use crate::wire::udp::{UdpPacket, UDP_HDR_LEN};
 use crate::wire::{EthernetFrame, Mac, ETHERNET_HDR_LEN};
@@ -61,9 +61,9 @@ impl PacketSpec {
         }
         eth.emit(self.dmac.unwrap_or(dmac), smac, ETHERTYPE_IPV4);
         let (number, l4) = match proto {
-            "udp" => (PROTO_UDP, UDP_HDR_LEN),
-            "tcp" => (PROTO_TCP, TCP_MIN_HDR_LEN),
-            "icmp" => (PROTO_ICMP, ICMP_HDR_LEN),
+            "udp" => (IpProtocol::Udp, UDP_HDR_LEN),
+            "tcp" => (IpProtocol::Tcp, TCP_MIN_HDR_LEN),
+            "icmp" => (IpProtocol::Icmp, ICMP_HDR_LEN),
             p => return Err(format!("proto must be udp, tcp, icmp or arp, not '{p}'")),
         };
         let min = IPV4_MIN_HDR_LEN + l4;
@@ -90,10 +90,12 @@ impl PacketSpec {
         let l4b = ip.payload_mut();
         let (sport, dport) = (self.sport.unwrap_or(40000), self.dport.unwrap_or(53));
         match number {
-            PROTO_UDP => {
+            IpProtocol::Udp => {
                 UdpPacket::new_unchecked(l4b).emit(sport, dport, header.payload_len as u16)
             }
-            PROTO_TCP => TcpPacket::new_unchecked(l4b).emit_probe(sport, dport, tcp::FLAG_SYN),
+            IpProtocol::Tcp => {
+                TcpPacket::new_unchecked(l4b).emit_probe(sport, dport, tcp::FLAG_SYN)
+            }
             _ => {
                 // An echo request with `sport` as its identifier, sequence
                 // number 1 and zeros for data.

@@ -49,11 +49,11 @@ pub fn update(hc: u16, old: u16, new: u16) -> u16 {
 pub fn pseudo_header(
     src: std::net::Ipv4Addr,
     dst: std::net::Ipv4Addr,
-    protocol: u8,
+    protocol: super::IpProtocol,
     len: u16,
 ) -> u32 {
     let sum = add(add(0, &src.octets()), &dst.octets());
-    sum + u32::from(protocol) + u32::from(len)
+    sum + u32::from(u8::from(protocol)) + u32::from(len)
 }
 
 #[cfg(test)]

@@ -1,44 +1,11 @@
 //! IPv4 headers (RFC 791), with the checks of RFC 1812 5.2.2.
 
 use super::checksum;
+pub use super::ip::IpProtocol;
 use std::net::Ipv4Addr;
 
 /// Length of a header without options.
 pub const IPV4_MIN_HDR_LEN: usize = 20;
-pub const PROTO_ICMP: u8 = 1;
-pub const PROTO_TCP: u8 = 6;
-pub const PROTO_UDP: u8 = 17;
-
-/// The keyword of an IP protocol number in IANA's registry, as iproute2
-/// and tcpdump print it; `None` for the numbers without one here.
-pub fn protocol_keyword(proto: u8) -> Option<&'static str> {
-    Some(match proto {
-        PROTO_ICMP => "icmp",
-        2 => "igmp",
-        4 => "ipip",
-        PROTO_TCP => "tcp",
-        PROTO_UDP => "udp",
-        41 => "ipv6",
-        47 => "gre",
-        50 => "esp",
-        51 => "ah",
-        58 => "ipv6-icmp",
-        89 => "ospf",
-        103 => "pim",
-        112 => "vrrp",
-        132 => "sctp",
-        136 => "udplite",
-        _ => return None,
-    })
-}
-
-/// An IP protocol number in words: its keyword, else "proto N".
-pub fn protocol_name(proto: u8) -> std::borrow::Cow<'static, str> {
-    match protocol_keyword(proto) {
-        Some(k) => k.into(),
-        None => format!("proto {proto}").into(),
-    }
-}
 
 /// Why a buffer is not a well-formed IPv4 packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -129,8 +96,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn ttl(&self) -> u8 {
         self.h()[8]
     }
-    pub fn protocol(&self) -> u8 {
-        self.h()[9]
+    pub fn protocol(&self) -> IpProtocol {
+        IpProtocol::from(self.h()[9])
     }
     pub fn checksum(&self) -> u16 {
         u16::from_be_bytes([self.h()[10], self.h()[11]])
@@ -258,7 +225,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 pub struct Ipv4Repr {
     pub src: Ipv4Addr,
     pub dst: Ipv4Addr,
-    pub protocol: u8,
+    pub protocol: IpProtocol,
     pub ttl: u8,
     /// The type-of-service byte: DSCP and ECN.
     pub tos: u8,
@@ -307,7 +274,7 @@ impl Ipv4Repr {
         b[4..6].copy_from_slice(&self.ident.to_be_bytes());
         b[6..8].copy_from_slice(&frag.to_be_bytes());
         b[8] = self.ttl;
-        b[9] = self.protocol;
+        b[9] = u8::from(self.protocol);
         b[12..16].copy_from_slice(&self.src.octets());
         b[16..20].copy_from_slice(&self.dst.octets());
         ip.fill_checksum();
@@ -321,7 +288,7 @@ impl std::fmt::Display for Ipv4Repr {
             "IPv4 {} -> {} {} ttl {} tos 0x{:02x} id {} len {}",
             self.src,
             self.dst,
-            protocol_name(self.protocol),
+            self.protocol,
             self.ttl,
             self.tos,
             self.ident,
@@ -346,7 +313,7 @@ pub fn emit_header(
     total_len: u16,
     ident: u16,
     ttl: u8,
-    protocol: u8,
+    protocol: IpProtocol,
     src: Ipv4Addr,
     dst: Ipv4Addr,
 ) {
@@ -376,7 +343,7 @@ mod tests {
             28,
             7,
             64,
-            PROTO_UDP,
+            IpProtocol::Udp,
             Ipv4Addr::new(10, 0, 0, 1),
             Ipv4Addr::new(10, 0, 1, 2),
         );
@@ -389,7 +356,7 @@ mod tests {
         let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
         assert_eq!(
             (ip.ttl(), ip.protocol(), ip.total_len()),
-            (64, PROTO_UDP, 28)
+            (64, IpProtocol::Udp, 28)
         );
         assert_eq!(ip.dst(), Ipv4Addr::new(10, 0, 1, 2));
         assert_eq!(ip.payload().len(), 8);

@@ -18,7 +18,7 @@ use patchbay_dataplane::counters::PortCounters;
 use patchbay_dataplane::port::afpacket::AfPacketPort;
 use patchbay_dataplane::port::{sys, Port, PortOptions};
 use patchbay_dataplane::wire::ethernet::{ETHERNET_MIN_LEN, ETHERTYPE_IPV4};
-use patchbay_dataplane::wire::ipv4::PROTO_UDP;
+use patchbay_dataplane::wire::ipv4::IpProtocol;
 use patchbay_dataplane::wire::udp::UdpPacket;
 use patchbay_dataplane::wire::{EthernetFrame, Ipv4Packet, Mac, ETHERNET_HDR_LEN, VNET_HDR_LEN};
 use patchbay_dataplane::BATCH;
@@ -644,7 +644,7 @@ fn generate(
         // 46 bytes of IPv4: 20 of header, 8 of UDP (to the discard port),
         // 18 of payload; UDP checksum 0 (none).
         let ip = &mut frame[VNET_HDR_LEN + ETHERNET_HDR_LEN..];
-        patchbay_dataplane::wire::ipv4::emit_header(ip, 46, 1, 64, PROTO_UDP, a, b);
+        patchbay_dataplane::wire::ipv4::emit_header(ip, 46, 1, 64, IpProtocol::Udp, a, b);
         UdpPacket::new_unchecked(Ipv4Packet::new_unchecked(ip).payload_mut()).emit(9999, 9, 26);
     }
     let mut port = AfPacketPort::open(dev, &PortOptions { rx_ring_mib: 1 })?;

@@ -30,7 +30,7 @@ impl L3<'_> {
             || ip.dst().is_broadcast()
             || ip.dst().is_multicast()
             || self.router.is_directed_broadcast(ip.dst())
-            || (ip.protocol() == PROTO_ICMP && is_error_message(ip.payload()));
+            || (ip.protocol() == IpProtocol::Icmp && is_error_message(ip.payload()));
         if quiet {
             return;
         }
@@ -113,7 +113,7 @@ impl L3<'_> {
         let header = Ipv4Repr {
             src: our_ip,
             dst: src,
-            protocol: PROTO_ICMP,
+            protocol: IpProtocol::Icmp,
             ttl: 64,
             tos: icmp::TOS_INTERNETWORK_CONTROL,
             ident: self.router.random.next_u64() as u16,

@@ -57,7 +57,7 @@ impl L3<'_> {
     ) -> L3Out {
         let ip = Ipv4Packet::new_unchecked(&frame[L3..]);
         let total = ip.total_len();
-        let is_echo = ip.protocol() == PROTO_ICMP
+        let is_echo = ip.protocol() == IpProtocol::Icmp
             && ip.frag_offset() == 0
             && !ip.more_frags()
             && IcmpPacket::new_checked(ip.payload()).is_ok_and(|p| p.msg_type() == ECHO_REQUEST);
@@ -71,8 +71,8 @@ impl L3<'_> {
         if !is_echo {
             // As a host answers what it does not serve.
             let code = match ip.protocol() {
-                PROTO_TCP | PROTO_UDP => Some(CODE_PORT_UNREACHABLE),
-                PROTO_ICMP => None,
+                IpProtocol::Tcp | IpProtocol::Udp => Some(CODE_PORT_UNREACHABLE),
+                IpProtocol::Icmp => None,
                 _ => Some(CODE_PROTOCOL_UNREACHABLE),
             };
             if let Some(code) = code {

@@ -9,7 +9,7 @@ use crate::wire::ipv4_options::Options;
 pub(super) struct Datagram {
     pub src: Ipv4Addr,
     pub dst: Ipv4Addr,
-    pub proto: u8,
+    pub proto: IpProtocol,
     pub ttl: u8,
     pub total: usize,
     pub df: bool,

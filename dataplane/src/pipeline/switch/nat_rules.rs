@@ -26,7 +26,7 @@ impl Switch {
                 return Err(SwitchError::BadNat(format!(
                     "{} port {dport} on {bridge} is already published by rule {} \
                      (delete it first: 'patchbay nat del {}')",
-                    proto_name(proto),
+                    proto,
                     r.id,
                     r.id
                 )));
@@ -80,7 +80,7 @@ impl Switch {
                         to_port,
                     } => (
                         Some(format!("{to_addr}:{to_port}")),
-                        Some(proto_name(*proto).to_string()),
+                        Some(proto.to_string()),
                         Some(*dport),
                     ),
                 };
@@ -116,7 +116,7 @@ impl Switch {
                     false => a.to_string(),
                 };
                 NatSessionInfo {
-                    proto: proto_name(s.orig.proto).to_string(),
+                    proto: s.orig.proto.to_string(),
                     inside: endpoint(i),
                     outside: endpoint(o),
                     remote: endpoint(r),
