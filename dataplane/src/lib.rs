@@ -21,6 +21,7 @@ pub mod counters;
 pub mod emit;
 pub mod ip4;
 pub mod l2;
+pub mod lpm;
 pub mod nat;
 pub mod pipeline;
 pub mod port;

@@ -26,9 +26,7 @@ impl Switch {
                 return Err(SwitchError::BadNat(format!(
                     "{} port {dport} on {bridge} is already published by rule {} \
                      (delete it first: 'patchbay nat del {}')",
-                    proto,
-                    r.id,
-                    r.id
+                    proto, r.id, r.id
                 )));
             }
         }

@@ -1,0 +1,588 @@
+//! Poptrie: a 64-ary trie whose nodes keep their children and leaves
+//! packed, found by counting bits (Asai and Ohara, SIGCOMM 2015).
+//!
+//! - **Direct pointing.** The top 18 bits of a key index a table of 2^18
+//!   entries (1 MiB): each is a leaf (the value of every key under it) or
+//!   the index of a node.
+//! - **Nodes.** A node looks at the next 6 bits of the key, `v`. Bit `v` of
+//!   `vector` says whether slot `v` is a node; the nodes among the 64 slots
+//!   sit side by side from `base1`, so the child is at `base1 +
+//!   popcount(vector & bits 0..=v) - 1`. Leaves are compressed: `leafvec`
+//!   marks each slot where the value changes, and the slot's value is at
+//!   `base0 + popcount(leafvec & bits 0..=v) - 1`.
+//! - **Updates.** A change recompiles only what it covers: the subtree under
+//!   one direct entry for a prefix of 18 bits or more, the entries of its
+//!   range for a shorter one. Freed blocks go to free lists by size, and the
+//!   whole structure is recompiled when more than half of it is free.
+//!
+//! The routes themselves are kept in a [`Rib`], which the structure is
+//! compiled from.
+
+use super::rib::{Rib, NONE};
+use super::Key;
+
+/// A direct entry that is a leaf: the value in the other 31 bits.
+const LEAF: u32 = 1 << 31;
+/// No route, as leaves and direct entries hold it.
+const NO_ROUTE: u32 = LEAF - 1;
+/// The largest value a route may carry.
+pub const MAX_VALUE: u32 = NO_ROUTE - 1;
+/// Slots of a node: 6 bits of the key.
+const STRIDE: u32 = 6;
+const FANOUT: usize = 1 << STRIDE;
+
+/// Why a route change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LpmError {
+    #[error("prefix length {0} is over {1}")]
+    BadLength(u8, u32),
+    #[error("value {0} is over {MAX_VALUE}")]
+    BadValue(u32),
+    #[error("the table is full ({0} routes; raise limits.max_routes)")]
+    Full(usize),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+struct Node {
+    /// Bit v: slot v is a node.
+    vector: u64,
+    /// Bit v: slot v is a leaf whose value differs from the leaf before it.
+    leafvec: u64,
+    /// First leaf of this node's slots, in `leaves`.
+    base0: u32,
+    /// First child node, in `nodes`.
+    base1: u32,
+}
+
+/// What one slot of a node being compiled becomes.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Leaf(u32),
+    /// A node for the routes under RIB node `.0`, the longest route above
+    /// (or on) it being `.1`.
+    Node(u32, u32),
+}
+
+/// Routes (prefix, length) -> value for keys `K`, with lookups by longest
+/// prefix.
+#[derive(Clone)]
+pub struct Poptrie<K: Key> {
+    rib: Rib<K>,
+    direct: Box<[u32]>,
+    nodes: Vec<Node>,
+    leaves: Vec<u32>,
+    /// Free blocks by size (index: the size, 1 to 64).
+    free_nodes: Vec<Vec<u32>>,
+    free_leaves: Vec<Vec<u32>>,
+    used_nodes: usize,
+    used_leaves: usize,
+    max_routes: usize,
+}
+
+impl<K: Key> Default for Poptrie<K> {
+    fn default() -> Self {
+        Poptrie::new()
+    }
+}
+
+impl<K: Key> Poptrie<K> {
+    /// An empty table taking at most `usize::MAX` routes.
+    pub fn new() -> Poptrie<K> {
+        Poptrie::with_max_routes(usize::MAX)
+    }
+
+    /// An empty table taking at most `max_routes` routes.
+    pub fn with_max_routes(max_routes: usize) -> Poptrie<K> {
+        Poptrie {
+            rib: Rib::new(),
+            direct: vec![LEAF | NO_ROUTE; 1 << K::DIRECT_BITS].into_boxed_slice(),
+            nodes: Vec::new(),
+            leaves: Vec::new(),
+            free_nodes: vec![Vec::new(); FANOUT + 1],
+            free_leaves: vec![Vec::new(); FANOUT + 1],
+            used_nodes: 0,
+            used_leaves: 0,
+            max_routes,
+        }
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.rib.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rib.is_empty()
+    }
+
+    /// The routes.
+    pub fn rib(&self) -> &Rib<K> {
+        &self.rib
+    }
+
+    /// Bytes of the lookup structure: the direct table, nodes and leaves.
+    pub fn lookup_bytes(&self) -> usize {
+        self.direct.len() * 4
+            + self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.leaves.capacity() * 4
+    }
+
+    /// Bytes in all: the lookup structure and the routes it is made from.
+    pub fn memory_bytes(&self) -> usize {
+        let free: usize = self
+            .free_nodes
+            .iter()
+            .chain(&self.free_leaves)
+            .map(|f| f.capacity() * 4)
+            .sum();
+        self.lookup_bytes() + self.rib.memory_bytes() + free
+    }
+
+    /// The value of the longest prefix that matches `key`.
+    #[inline]
+    pub fn lookup(&self, key: K) -> Option<u32> {
+        let v = self.lookup_raw(key);
+        (v != NO_ROUTE).then_some(v)
+    }
+
+    /// Looks up a batch: `out[i]` is the value for `keys[i]`, or `u32::MAX`.
+    pub fn lookup_batch(&self, keys: &[K], out: &mut [u32]) {
+        for (k, o) in keys.iter().zip(out.iter_mut()) {
+            let v = self.lookup_raw(*k);
+            *o = if v == NO_ROUTE { u32::MAX } else { v };
+        }
+    }
+
+    #[inline]
+    fn lookup_raw(&self, key: K) -> u32 {
+        let d = self.direct[key.direct()];
+        if d & LEAF != 0 {
+            return d & !LEAF;
+        }
+        let mut node = self.nodes[d as usize];
+        let mut off = K::DIRECT_BITS;
+        loop {
+            let v = key.chunk(off);
+            let upto = u64::MAX >> (63 - v);
+            if (node.vector >> v) & 1 != 0 {
+                let i = node.base1 + (node.vector & upto).count_ones() - 1;
+                node = self.nodes[i as usize];
+                off += STRIDE;
+            } else {
+                let i = node.base0 + (node.leafvec & upto).count_ones() - 1;
+                return self.leaves[i as usize];
+            }
+        }
+    }
+
+    /// The value of exactly `key/len`.
+    pub fn get(&self, key: K, len: u8) -> Option<u32> {
+        self.rib.get(key.masked(len), len)
+    }
+
+    /// The route that matches `key`: (prefix, length, value).
+    pub fn matching(&self, key: K) -> Option<(K, u8, u32)> {
+        let (len, v) = self.rib.lookup(key)?;
+        Some((key.masked(len), len, v))
+    }
+
+    /// Adds or replaces `key/len -> value` (host bits of `key` ignored);
+    /// the value it replaced, if any.
+    pub fn insert(&mut self, key: K, len: u8, value: u32) -> Result<Option<u32>, LpmError> {
+        if u32::from(len) > K::BITS {
+            return Err(LpmError::BadLength(len, K::BITS));
+        }
+        if value > MAX_VALUE {
+            return Err(LpmError::BadValue(value));
+        }
+        let key = key.masked(len);
+        if self.rib.len() >= self.max_routes && self.rib.get(key, len).is_none() {
+            return Err(LpmError::Full(self.max_routes));
+        }
+        let old = self.rib.insert(key, len, value);
+        if old != Some(value) {
+            self.update(key, len);
+        }
+        Ok(old)
+    }
+
+    /// Removes `key/len`; its value, if it was there. Keys it covered fall
+    /// back to the next shorter route that covers them.
+    pub fn remove(&mut self, key: K, len: u8) -> Option<u32> {
+        if u32::from(len) > K::BITS {
+            return None;
+        }
+        let key = key.masked(len);
+        let old = self.rib.remove(key, len)?;
+        self.update(key, len);
+        Some(old)
+    }
+
+    /// Recompiles the part of the structure that `key/len` covers.
+    fn update(&mut self, key: K, len: u8) {
+        let d = K::DIRECT_BITS;
+        let depth = u32::from(len).min(d);
+        let (n, best) = self.rib.descend(key, depth);
+        self.fill_direct(n, depth, key.masked(depth as u8).direct(), best);
+        // Free blocks reused by size can pile up: start over when more
+        // than half of the structure is free.
+        if self.nodes.len() > 2 * self.used_nodes + 4096
+            || self.leaves.len() > 2 * self.used_leaves + 16384
+        {
+            self.recompile();
+        }
+    }
+
+    /// Compiles the whole structure anew from the routes.
+    pub fn recompile(&mut self) {
+        self.nodes.clear();
+        self.leaves.clear();
+        self.free_nodes.iter_mut().for_each(Vec::clear);
+        self.free_leaves.iter_mut().for_each(Vec::clear);
+        self.used_nodes = 0;
+        self.used_leaves = 0;
+        self.direct.fill(LEAF | NO_ROUTE);
+        let root = self.rib.root();
+        let best = self.rib.value(root);
+        self.fill_direct(Some(root), 0, 0, best);
+    }
+
+    /// Sets the direct entries under RIB node `n` (at `depth` bits, on the
+    /// path to direct entry `slot`; `None` if the RIB has no node there),
+    /// the longest route on or above it being `best`.
+    fn fill_direct(&mut self, n: Option<u32>, depth: u32, slot: usize, best: u32) {
+        let d = K::DIRECT_BITS;
+        match n {
+            Some(n) if depth == d => self.set_direct(slot, Some(n), best),
+            Some(n) if self.rib.has_children(n) => {
+                for b in 0..2 {
+                    let c = self.rib.child(n, b);
+                    let best = c.map_or(best, |c| self.best(c, best));
+                    self.fill_direct(c, depth + 1, slot | b << (d - depth - 1), best);
+                }
+            }
+            _ => {
+                for s in slot..slot + (1 << (d - depth)) {
+                    self.set_direct(s, None, best);
+                }
+            }
+        }
+    }
+
+    /// The value of RIB node `n`, else `best`.
+    #[inline]
+    fn best(&self, n: u32, best: u32) -> u32 {
+        match self.rib.value(n) {
+            NONE => best,
+            v => v,
+        }
+    }
+
+    /// Direct entry `slot`: a node for what is below RIB node `n`, or a
+    /// leaf of `best`.
+    fn set_direct(&mut self, slot: usize, n: Option<u32>, best: u32) {
+        let old = self.direct[slot];
+        if old & LEAF == 0 {
+            let node = self.nodes[old as usize];
+            self.free_below(node);
+            self.free_node_block(old, 1);
+        }
+        self.direct[slot] = match n {
+            Some(n) if self.rib.has_children(n) => {
+                let at = self.alloc_nodes(1);
+                let node = self.compile(n, best);
+                self.nodes[at as usize] = node;
+                at
+            }
+            _ => LEAF | leaf_value(best),
+        };
+    }
+
+    /// The node for the routes below RIB node `n`, the longest route on or
+    /// above it being `best`; its children and leaves
+    /// are placed, the node itself is for the caller to place.
+    fn compile(&mut self, n: u32, best: u32) -> Node {
+        let mut slots = [Slot::Leaf(NO_ROUTE); FANOUT];
+        self.expand(Some(n), 0, 0, best, &mut slots);
+        let (mut vector, mut leafvec) = (0u64, 0u64);
+        let mut values = [0u32; FANOUT];
+        let mut nvalues = 0;
+        let mut last = None;
+        for (v, s) in slots.iter().enumerate() {
+            match *s {
+                Slot::Node(..) => vector |= 1 << v,
+                Slot::Leaf(value) => {
+                    if last != Some(value) {
+                        leafvec |= 1 << v;
+                        values[nvalues] = value;
+                        nvalues += 1;
+                        last = Some(value);
+                    }
+                }
+            }
+        }
+        let base0 = self.alloc_leaves(nvalues);
+        self.leaves[base0 as usize..base0 as usize + nvalues].copy_from_slice(&values[..nvalues]);
+        let kids = vector.count_ones() as usize;
+        let base1 = self.alloc_nodes(kids);
+        let mut k = base1 as usize;
+        for s in slots {
+            if let Slot::Node(c, best) = s {
+                let child = self.compile(c, best);
+                self.nodes[k] = child;
+                k += 1;
+            }
+        }
+        Node {
+            vector,
+            leafvec,
+            base0,
+            base1,
+        }
+    }
+
+    /// Fills the slots under RIB node `n` (`lvl` bits below the node being
+    /// compiled, at slot prefix `idx`), the longest route on or above it
+    /// being `best`.
+    fn expand(&self, n: Option<u32>, lvl: u32, idx: usize, best: u32, slots: &mut [Slot]) {
+        match n {
+            Some(n) if lvl == STRIDE => {
+                slots[idx] = if self.rib.has_children(n) {
+                    Slot::Node(n, best)
+                } else {
+                    Slot::Leaf(leaf_value(best))
+                };
+            }
+            Some(n) if self.rib.has_children(n) => {
+                for b in 0..2 {
+                    let c = self.rib.child(n, b);
+                    let best = c.map_or(best, |c| self.best(c, best));
+                    self.expand(c, lvl + 1, idx << 1 | b, best, slots);
+                }
+            }
+            _ => {
+                let span = 1 << (STRIDE - lvl);
+                slots[idx * span..(idx + 1) * span].fill(Slot::Leaf(leaf_value(best)));
+            }
+        }
+    }
+
+    /// Frees the blocks below `node` (its children, recursively, and its
+    /// leaves).
+    fn free_below(&mut self, node: Node) {
+        let kids = node.vector.count_ones();
+        for i in 0..kids {
+            let child = self.nodes[(node.base1 + i) as usize];
+            self.free_below(child);
+        }
+        self.free_node_block(node.base1, kids as usize);
+        let n = node.leafvec.count_ones() as usize;
+        if n > 0 {
+            self.free_leaves[n].push(node.base0);
+            self.used_leaves -= n;
+        }
+    }
+
+    fn free_node_block(&mut self, at: u32, n: usize) {
+        if n > 0 {
+            self.free_nodes[n].push(at);
+            self.used_nodes -= n;
+        }
+    }
+
+    fn alloc_nodes(&mut self, n: usize) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        self.used_nodes += n;
+        match self.free_nodes[n].pop() {
+            Some(at) => at,
+            None => {
+                let at = self.nodes.len();
+                self.nodes.resize(at + n, Node::default());
+                at as u32
+            }
+        }
+    }
+
+    fn alloc_leaves(&mut self, n: usize) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        self.used_leaves += n;
+        match self.free_leaves[n].pop() {
+            Some(at) => at,
+            None => {
+                let at = self.leaves.len();
+                self.leaves.resize(at + n, NO_ROUTE);
+                at as u32
+            }
+        }
+    }
+}
+
+/// A RIB value as a leaf holds it.
+#[inline]
+fn leaf_value(v: u32) -> u32 {
+    if v == NONE {
+        NO_ROUTE
+    } else {
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small xorshift, so the tests are the same every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// The longest of `routes` that matches `key`, by scanning them all.
+    fn scan<K: Key>(routes: &std::collections::HashMap<(K, u8), u32>, key: K) -> Option<u32> {
+        routes
+            .iter()
+            .filter(|(&(p, l), _)| key.masked(l) == p)
+            .max_by_key(|(&(_, l), _)| l)
+            .map(|(_, &v)| v)
+    }
+
+    /// Random tables of clustered, overlapping prefixes, changed route by
+    /// route: after every batch of changes, lookups agree with the binary
+    /// trie and with a scan of the routes.
+    fn agrees_with_the_references<K: Key>(make: impl Fn(u64) -> K, lengths: &[u8], seed: u64) {
+        let mut rng = Rng(seed);
+        let mut t = Poptrie::<K>::new();
+        let mut routes = std::collections::HashMap::new();
+        for round in 0..30 {
+            for _ in 0..50 {
+                let len = lengths[(rng.next() % lengths.len() as u64) as usize];
+                let key = make(rng.next()).masked(len);
+                if rng.next() % 4 == 0 && !routes.is_empty() {
+                    let &(k, l) = routes
+                        .keys()
+                        .nth((rng.next() % routes.len() as u64) as usize)
+                        .unwrap();
+                    assert_eq!(t.remove(k, l), routes.remove(&(k, l)));
+                } else {
+                    let v = (rng.next() % 1000) as u32;
+                    assert_eq!(t.insert(key, len, v).unwrap(), routes.insert((key, len), v));
+                }
+            }
+            if round == 15 {
+                t.recompile();
+            }
+            assert_eq!(t.len(), routes.len());
+            let mut keys: Vec<K> = (0..200).map(|_| make(rng.next())).collect();
+            // And the edges of every route.
+            keys.extend(routes.keys().map(|&(k, _)| k));
+            let mut out = vec![0; keys.len()];
+            t.lookup_batch(&keys, &mut out);
+            for (i, &k) in keys.iter().enumerate() {
+                let want = scan(&routes, k);
+                assert_eq!(t.lookup(k), want, "{k:?} in round {round}");
+                assert_eq!(t.rib.lookup(k).map(|(_, v)| v), want, "the trie, {k:?}");
+                assert_eq!(out[i], want.unwrap_or(u32::MAX));
+            }
+        }
+    }
+
+    #[test]
+    fn ipv4_agrees_with_a_binary_trie_and_a_scan() {
+        // Clustered in 10.0.0.0/12 (some direct entries hold many routes),
+        // with a few anywhere.
+        let make = |r: u64| {
+            if r % 8 == 0 {
+                (r >> 8) as u32
+            } else {
+                0x0a00_0000 | ((r >> 8) as u32 & 0x000f_ffff)
+            }
+        };
+        let lengths = [
+            0, 1, 5, 8, 12, 16, 17, 18, 19, 20, 22, 24, 25, 28, 30, 31, 32,
+        ];
+        for seed in [1, 2, 3] {
+            agrees_with_the_references::<u32>(
+                make,
+                &lengths,
+                0x9e37_79b9_7f4a_7c15u64.wrapping_mul(seed),
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_agrees_with_a_binary_trie_and_a_scan() {
+        // Clustered in 2001:db8::/32, with a few anywhere.
+        let make = |r: u64| {
+            let r2 = r.rotate_left(29) ^ 0x5851_f42d_4c95_7f2d;
+            let low = (u128::from(r) << 64 | u128::from(r2)) >> 32;
+            if r % 8 == 0 {
+                u128::from(r) << 64 | u128::from(r2)
+            } else {
+                0x2001_0db8 << 96 | low
+            }
+        };
+        let lengths = [
+            0, 3, 16, 17, 18, 19, 24, 32, 33, 40, 44, 48, 56, 60, 64, 80, 96, 127, 128,
+        ];
+        for seed in [4, 5] {
+            agrees_with_the_references::<u128>(
+                make,
+                &lengths,
+                0x2545_f491_4f6c_dd1du64.wrapping_mul(seed),
+            );
+        }
+    }
+
+    #[test]
+    fn freed_blocks_are_reused_and_a_table_emptied_is_empty() {
+        let mut t = Poptrie::<u32>::new();
+        for i in 0..1000u32 {
+            t.insert(0x0a00_0000 | i << 8, 24, i).unwrap();
+            t.insert(0x0a00_0000 | i << 8 | 0x80, 25, i + 1).unwrap();
+        }
+        let (nodes, leaves) = (t.nodes.len(), t.leaves.len());
+        for _ in 0..3 {
+            for i in 0..1000u32 {
+                t.remove(0x0a00_0000 | i << 8 | 0x80, 25).unwrap();
+                t.insert(0x0a00_0000 | i << 8 | 0x80, 25, i + 2).unwrap();
+            }
+        }
+        assert!(t.nodes.len() <= nodes + 64 && t.leaves.len() <= leaves + 64);
+        for i in 0..1000u32 {
+            t.remove(0x0a00_0000 | i << 8, 24).unwrap();
+            t.remove(0x0a00_0000 | i << 8 | 0x80, 25).unwrap();
+        }
+        assert!(t.is_empty());
+        assert_eq!((t.used_nodes, t.used_leaves), (0, 0));
+        assert_eq!(t.lookup(0x0a00_0105), None);
+        assert!(t.direct.iter().all(|&d| d == LEAF | NO_ROUTE));
+    }
+
+    #[test]
+    fn bad_routes_are_refused_and_the_limit_holds() {
+        let mut t = Poptrie::<u32>::with_max_routes(2);
+        assert_eq!(t.insert(0, 33, 1), Err(LpmError::BadLength(33, 32)));
+        assert_eq!(
+            t.insert(0, 8, MAX_VALUE + 1),
+            Err(LpmError::BadValue(MAX_VALUE + 1))
+        );
+        t.insert(0x0a00_0000, 8, 1).unwrap();
+        t.insert(0x0b00_0000, 8, 1).unwrap();
+        assert_eq!(t.insert(0x0c00_0000, 8, 1), Err(LpmError::Full(2)));
+        // Replacing a route is no new route.
+        assert_eq!(t.insert(0x0a00_0000, 8, 2), Ok(Some(1)));
+        assert_eq!(t.remove(0x0c00_0000, 8), None);
+        assert_eq!(t.matching(0x0a01_0203), Some((0x0a00_0000, 8, 2)));
+    }
+}
