@@ -224,7 +224,16 @@ impl<K: Key> Poptrie<K> {
         let d = K::DIRECT_BITS;
         let depth = u32::from(len).min(d);
         let (n, best) = self.rib.descend(key, depth);
-        self.fill_direct(n, depth, key.masked(depth as u8).direct(), best);
+        let slot = key.masked(depth as u8).direct();
+        let old = self.direct[slot];
+        match n {
+            // Under one direct entry that stays a node: only the nodes on
+            // the prefix's path change, down to the one its last bits fall in.
+            Some(n) if depth == d && old & LEAF == 0 && self.rib.has_children(n) => {
+                self.update_node(old, n, d, best, key, len)
+            }
+            _ => self.fill_direct(n, depth, slot, best),
+        }
         // Free blocks reused by size can pile up: start over when more
         // than half of the structure is free.
         if self.nodes.len() > 2 * self.used_nodes + 4096
@@ -232,6 +241,28 @@ impl<K: Key> Poptrie<K> {
         {
             self.recompile();
         }
+    }
+
+    /// Node `at`, for the routes below RIB node `n` (at `depth` bits, the
+    /// longest route on or above it `best`), after a change to `key/len`:
+    /// recompiled if the change falls among its own slots or turns one of
+    /// them from leaf to node or back, else left as it is and its child on
+    /// the path updated.
+    fn update_node(&mut self, at: u32, n: u32, depth: u32, best: u32, key: K, len: u8) {
+        let node = self.nodes[at as usize];
+        if u32::from(len) >= depth + STRIDE {
+            let v = key.chunk(depth);
+            let (c, below) = self.rib.descend_from(n, key, depth, STRIDE, best);
+            if let Some(c) = c.filter(|&c| (node.vector >> v) & 1 != 0 && self.rib.has_children(c))
+            {
+                let upto = u64::MAX >> (63 - v);
+                let child = node.base1 + (node.vector & upto).count_ones() - 1;
+                return self.update_node(child, c, depth + STRIDE, below, key, len);
+            }
+        }
+        self.free_below(node);
+        let node = self.compile(n, best);
+        self.nodes[at as usize] = node;
     }
 
     /// Compiles the whole structure anew from the routes.

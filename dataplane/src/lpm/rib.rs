@@ -183,6 +183,35 @@ impl<K: Key> Rib<K> {
         (Some(n), best)
     }
 
+    /// From node `n` at `depth` bits, `steps` bits further down the path of
+    /// `key`, as [`Rib::descend`] does from the root; `best` is the longest
+    /// route on or above `n`.
+    pub fn descend_from(
+        &self,
+        n: u32,
+        key: K,
+        depth: u32,
+        steps: u32,
+        best: u32,
+    ) -> (Option<u32>, u32) {
+        let (mut n, mut best) = (n, best);
+        for i in depth..(depth + steps).min(K::BITS) {
+            match self.child(n, key.bit(i)) {
+                Some(c) => n = c,
+                None => return (None, best),
+            }
+            let v = self.value(n);
+            if v != NONE {
+                best = v;
+            }
+        }
+        if depth + steps > K::BITS {
+            // Past the last bit, no node.
+            return (None, best);
+        }
+        (Some(n), best)
+    }
+
     /// Every route: (prefix, length, value), in prefix order, a prefix
     /// before those it covers.
     pub fn iter(&self) -> impl Iterator<Item = (K, u8, u32)> + '_ {
