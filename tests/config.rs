@@ -467,6 +467,19 @@ fn check_refuses_what_apply_refuses_and_touches_nothing() {
     lab.sw.check(&[
         "ip", "link", "add", "spare0", "type", "veth", "peer", "name", "spare1",
     ]);
+    // The ports come up (and announce the bridges' addresses) a moment
+    // after the daemon answers: compare the link table only once it is
+    // settled, or the comparison below races their start.
+    let settled = || {
+        lab.cli_json(&["link", "show"])["ports"]
+            .as_array()
+            .is_some_and(|ports| {
+                ports
+                    .iter()
+                    .all(|p| p["state"] == "up" && p["tx_packets"] != 0)
+            })
+    };
+    assert!(wait_for(Duration::from_secs(5), settled), "ports not up");
     let before = lab.cli_ok(&["save"]);
     let links = lab.cli_json(&["link", "show"]);
     let cases = [
