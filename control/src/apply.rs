@@ -316,10 +316,28 @@ pub struct Outcome {
 pub fn execute(
     sw: &mut Switch,
     steps: Vec<Step>,
-    mut ports: OpenPorts,
+    ports: OpenPorts,
     before: &RunningState,
 ) -> Outcome {
     let start = std::time::Instant::now();
+    // The route lookup structure is compiled once, after the last step
+    // (or the undo): thousands of route changes pause forwarding for one
+    // compile of the regions they touch, not one each.
+    let (result, ports) = sw.route_batch(|sw| run_steps(sw, steps, ports, before));
+    Outcome {
+        result,
+        ports,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// The steps, and on a failure the undo back to `before`.
+fn run_steps(
+    sw: &mut Switch,
+    steps: Vec<Step>,
+    mut ports: OpenPorts,
+    before: &RunningState,
+) -> (Result<(), String>, Vec<Box<dyn Port>>) {
     let mut failed = None;
     for mut step in steps {
         if let Err(e) = step.run(sw, &mut ports) {
@@ -361,11 +379,7 @@ pub fn execute(
             })
         }
     };
-    Outcome {
-        result,
-        ports: ports.into_values().collect(),
-        elapsed: start.elapsed(),
-    }
+    (result, ports.into_values().collect())
 }
 
 /// Compares a checked config with a running state and (unless `dry_run`)

@@ -68,12 +68,14 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
                 let base = loaded;
                 let n = cx.engine
                     .call(move |sw| {
-                        for (i, (line, dst, via, dev)) in chunk.iter().enumerate() {
-                            if let Err(e) = sw.route_add(*dst, *via, dev.as_deref()) {
-                                return Err((base + i, *line, e));
+                        sw.route_batch(|sw| {
+                            for (i, (line, dst, via, dev)) in chunk.iter().enumerate() {
+                                if let Err(e) = sw.route_add(*dst, *via, dev.as_deref()) {
+                                    return Err((base + i, *line, e));
+                                }
                             }
-                        }
-                        Ok(chunk.len())
+                            Ok(chunk.len())
+                        })
                     })
                     .map_err(|_| stopped())?;
                 match n {

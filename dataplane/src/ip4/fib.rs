@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 pub use crate::wire::ipv4net::mask;
 
 /// Largest next-hop id a route can carry.
-pub const MAX_NEXT_HOP: u32 = 0x00ff_ffff;
+pub const MAX_NEXT_HOP: u32 = crate::lpm::poptrie::MAX_VALUE;
 
 /// Why a route change was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +67,7 @@ impl Fib {
     /// The next hop for `addr`, if any route covers it.
     #[inline]
     pub fn lookup(&self, addr: Ipv4Addr) -> Option<u32> {
+        debug_assert!(!self.table.in_batch(), "a lookup in a batch of changes");
         self.table.lookup(u32::from(addr))
     }
 
@@ -98,6 +99,19 @@ impl Fib {
             Err(LpmError::Full(n)) => Err(FibError::Full(n)),
             Err(LpmError::BadValue(v)) => Err(FibError::BadNextHop(v)),
         }
+    }
+
+    /// Starts a batch of route changes: lookups see none of them until
+    /// the batch ends, which compiles each region they touched once
+    /// ([`Poptrie::begin_batch`](crate::lpm::poptrie::Poptrie::begin_batch)).
+    /// `get` and `matching_route` see them at once.
+    pub fn begin_batch(&mut self) {
+        self.table.begin_batch();
+    }
+
+    /// Ends a batch of route changes: lookups see them all from now on.
+    pub fn end_batch(&mut self) {
+        self.table.end_batch();
     }
 
     /// Deletes the route `prefix/len`; addresses it covered fall back to the

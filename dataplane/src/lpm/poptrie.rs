@@ -24,9 +24,11 @@ use super::Key;
 /// A direct entry that is a leaf: the value in the other 31 bits.
 const LEAF: u32 = 1 << 31;
 /// No route, as leaves and direct entries hold it.
-const NO_ROUTE: u32 = LEAF - 1;
+const NO_ROUTE: u32 = 0xffff;
 /// The largest value a route may carry.
 pub const MAX_VALUE: u32 = NO_ROUTE - 1;
+/// Keys whose direct entries a batch loads at once.
+const GROUP: usize = 16;
 /// Slots of a node: 6 bits of the key.
 const STRIDE: u32 = 6;
 const FANOUT: usize = 1 << STRIDE;
@@ -71,13 +73,20 @@ pub struct Poptrie<K: Key> {
     rib: Rib<K>,
     direct: Box<[u32]>,
     nodes: Vec<Node>,
-    leaves: Vec<u32>,
+    /// 16 bits a leaf, as in the paper: the leaves are most of the
+    /// structure, and half as many bytes keep twice as many in cache.
+    leaves: Vec<u16>,
     /// Free blocks by size (index: the size, 1 to 64).
     free_nodes: Vec<Vec<u32>>,
     free_leaves: Vec<Vec<u32>>,
     used_nodes: usize,
     used_leaves: usize,
     max_routes: usize,
+    /// Open batches ([`Poptrie::begin_batch`]); while any is open, changes
+    /// go to the routes and to `pending`, and are compiled at the end.
+    batches: u32,
+    /// Changes made in the open batch, to compile when it ends.
+    pending: Vec<(K, u8)>,
 }
 
 impl<K: Key> Default for Poptrie<K> {
@@ -104,6 +113,8 @@ impl<K: Key> Poptrie<K> {
             used_nodes: 0,
             used_leaves: 0,
             max_routes,
+            batches: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -125,7 +136,7 @@ impl<K: Key> Poptrie<K> {
     pub fn lookup_bytes(&self) -> usize {
         self.direct.len() * 4
             + self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.leaves.capacity() * 4
+            + self.leaves.capacity() * 2
     }
 
     /// Bytes in all: the lookup structure and the routes it is made from.
@@ -147,10 +158,23 @@ impl<K: Key> Poptrie<K> {
     }
 
     /// Looks up a batch: `out[i]` is the value for `keys[i]`, or `u32::MAX`.
+    /// The direct entries of a group of keys are loaded first, all at
+    /// once, so that their cache misses overlap, then each key goes down
+    /// its nodes.
     pub fn lookup_batch(&self, keys: &[K], out: &mut [u32]) {
-        for (k, o) in keys.iter().zip(out.iter_mut()) {
-            let v = self.lookup_raw(*k);
-            *o = if v == NO_ROUTE { u32::MAX } else { v };
+        for (keys, out) in keys.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
+            let mut direct = [0u32; GROUP];
+            for (d, k) in direct.iter_mut().zip(keys) {
+                *d = self.direct[k.direct()];
+            }
+            for ((o, &d), &k) in out.iter_mut().zip(&direct).zip(keys) {
+                let v = if d & LEAF != 0 {
+                    d & !LEAF
+                } else {
+                    self.walk(d, k)
+                };
+                *o = if v == NO_ROUTE { u32::MAX } else { v };
+            }
         }
     }
 
@@ -160,7 +184,13 @@ impl<K: Key> Poptrie<K> {
         if d & LEAF != 0 {
             return d & !LEAF;
         }
-        let mut node = self.nodes[d as usize];
+        self.walk(d, key)
+    }
+
+    /// The value for `key` from node `at` (its direct entry) down.
+    #[inline]
+    fn walk(&self, at: u32, key: K) -> u32 {
+        let mut node = self.nodes[at as usize];
         let mut off = K::DIRECT_BITS;
         loop {
             let v = key.chunk(off);
@@ -171,7 +201,7 @@ impl<K: Key> Poptrie<K> {
                 off += STRIDE;
             } else {
                 let i = node.base0 + (node.leafvec & upto).count_ones() - 1;
-                return self.leaves[i as usize];
+                return u32::from(self.leaves[i as usize]);
             }
         }
     }
@@ -202,7 +232,7 @@ impl<K: Key> Poptrie<K> {
         }
         let old = self.rib.insert(key, len, value);
         if old != Some(value) {
-            self.update(key, len);
+            self.changed(key, len);
         }
         Ok(old)
     }
@@ -215,8 +245,68 @@ impl<K: Key> Poptrie<K> {
         }
         let key = key.masked(len);
         let old = self.rib.remove(key, len)?;
-        self.update(key, len);
+        self.changed(key, len);
         Some(old)
+    }
+
+    /// Starts a batch of changes: until it ends ([`Poptrie::end_batch`]),
+    /// changes go to the routes only (`get` and `matching` see them,
+    /// lookups do not), and the end compiles each region they touched
+    /// once. Many changes under one direct entry, as a table load or a
+    /// config file makes, then cost one compile instead of one each.
+    /// Batches nest.
+    pub fn begin_batch(&mut self) {
+        self.batches += 1;
+    }
+
+    /// Ends a batch; the last one to end compiles what changed in them.
+    pub fn end_batch(&mut self) {
+        self.batches = self.batches.saturating_sub(1);
+        if self.batches > 0 || self.pending.is_empty() {
+            return;
+        }
+        let d = K::DIRECT_BITS;
+        let mut pending = std::mem::take(&mut self.pending);
+        // Each change covers an aligned block of direct entries; two blocks
+        // are nested or apart, so sorted by start (the larger first), a
+        // block that starts before the end of the last one is inside it.
+        let block = |&(key, len): &(K, u8)| {
+            let depth = u32::from(len).min(d);
+            let lo = key.masked(depth as u8).direct();
+            (lo, lo + (1 << (d - depth)), depth)
+        };
+        pending.sort_unstable_by_key(|c| {
+            let (lo, hi, _) = block(c);
+            (lo, std::cmp::Reverse(hi))
+        });
+        let mut end = 0;
+        for c in &pending {
+            let (lo, hi, depth) = block(c);
+            if lo < end {
+                continue;
+            }
+            end = hi;
+            let (n, best) = self.rib.descend(c.0, depth);
+            self.fill_direct(n, depth, lo, best);
+        }
+        pending.clear();
+        self.pending = pending;
+        self.compact();
+    }
+
+    /// Whether a batch is open: lookups do not see its changes yet.
+    pub fn in_batch(&self) -> bool {
+        self.batches > 0
+    }
+
+    /// Compiles the change to `key/len` now, or at the end of the batch.
+    fn changed(&mut self, key: K, len: u8) {
+        if self.batches > 0 {
+            self.pending.push((key, len));
+        } else {
+            self.update(key, len);
+            self.compact();
+        }
     }
 
     /// Recompiles the part of the structure that `key/len` covers.
@@ -234,8 +324,11 @@ impl<K: Key> Poptrie<K> {
             }
             _ => self.fill_direct(n, depth, slot, best),
         }
-        // Free blocks reused by size can pile up: start over when more
-        // than half of the structure is free.
+    }
+
+    /// Free blocks reused by size can pile up: starts over when more than
+    /// half of the structure is free.
+    fn compact(&mut self) {
         if self.nodes.len() > 2 * self.used_nodes + 4096
             || self.leaves.len() > 2 * self.used_leaves + 16384
         {
@@ -337,7 +430,7 @@ impl<K: Key> Poptrie<K> {
         let mut slots = [Slot::Leaf(NO_ROUTE); FANOUT];
         self.expand(Some(n), 0, 0, best, &mut slots);
         let (mut vector, mut leafvec) = (0u64, 0u64);
-        let mut values = [0u32; FANOUT];
+        let mut values = [0u16; FANOUT];
         let mut nvalues = 0;
         let mut last = None;
         for (v, s) in slots.iter().enumerate() {
@@ -346,7 +439,7 @@ impl<K: Key> Poptrie<K> {
                 Slot::Leaf(value) => {
                     if last != Some(value) {
                         leafvec |= 1 << v;
-                        values[nvalues] = value;
+                        values[nvalues] = value as u16;
                         nvalues += 1;
                         last = Some(value);
                     }
@@ -446,7 +539,7 @@ impl<K: Key> Poptrie<K> {
             Some(at) => at,
             None => {
                 let at = self.leaves.len();
-                self.leaves.resize(at + n, NO_ROUTE);
+                self.leaves.resize(at + n, NO_ROUTE as u16);
                 at as u32
             }
         }
@@ -496,6 +589,9 @@ mod tests {
         let mut t = Poptrie::<K>::new();
         let mut routes = std::collections::HashMap::new();
         for round in 0..30 {
+            // A round in three is one batch, in two nested ones.
+            let batches = usize::from(round % 3 == 1) * (1 + round % 2);
+            (0..batches).for_each(|_| t.begin_batch());
             for _ in 0..50 {
                 let len = lengths[(rng.next() % lengths.len() as u64) as usize];
                 let key = make(rng.next()).masked(len);
@@ -510,6 +606,8 @@ mod tests {
                     assert_eq!(t.insert(key, len, v).unwrap(), routes.insert((key, len), v));
                 }
             }
+            (0..batches).for_each(|_| t.end_batch());
+            assert!(!t.in_batch());
             if round == 15 {
                 t.recompile();
             }

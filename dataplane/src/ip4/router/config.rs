@@ -60,6 +60,18 @@ impl Router {
         Ok(())
     }
 
+    /// Starts a batch of route changes: lookups see none of them until it
+    /// ends, and its end compiles the lookup structure once
+    /// ([`Fib::begin_batch`]).
+    pub fn begin_route_batch(&mut self) {
+        self.fib.begin_batch();
+    }
+
+    /// Ends a batch of route changes: lookups see them from now on.
+    pub fn end_route_batch(&mut self) {
+        self.fib.end_batch();
+    }
+
     /// Adds a route `via` a gateway (on a connected subnet) or straight out
     /// of `dev`.
     pub fn route_add(
@@ -74,7 +86,13 @@ impl Router {
         let nh = match (via, dev) {
             (Some(gw), _) if self.is_local(gw) => return Err(RouterError::GatewayIsLocal(gw)),
             (Some(gw), dev) => {
-                let bridge = match self.fib.lookup(gw).map(|id| self.next_hops[id as usize]) {
+                // The routes, not the lookup structure: in a batch of
+                // changes, the gateway's subnet may have just come.
+                let bridge = match self
+                    .fib
+                    .matching_route(gw)
+                    .map(|(_, _, id)| self.next_hops[id as usize])
+                {
                     Some(NextHop {
                         bridge,
                         gateway: None,
@@ -257,9 +275,11 @@ impl L3<'_> {
             .filter(|&(_, _, nh)| self.router.next_hops[nh as usize].bridge == bridge)
             .map(|(p, l, _)| (p, l))
             .collect();
+        self.router.fib.begin_batch();
         for &(p, l) in &gone {
             let _ = self.router.fib.remove(p, l);
         }
+        self.router.fib.end_batch();
         self.drop_held(|h| h.bridge == bridge);
         let mut dropped = std::mem::take(&mut self.router.scratch);
         self.arp.retain(|b, _, _| b != bridge, &mut dropped);

@@ -91,6 +91,17 @@ impl Switch {
         Ok(())
     }
 
+    /// Runs `f`, a batch of changes (an apply, a chunk of a route load),
+    /// and compiles the route lookup structure once, at its end, instead
+    /// of once per route. Nothing is forwarded while `f` runs, so no
+    /// packet sees the routes half compiled.
+    pub fn route_batch<R>(&mut self, f: impl FnOnce(&mut Switch) -> R) -> R {
+        self.router.begin_route_batch();
+        let r = f(self);
+        self.router.end_route_batch();
+        r
+    }
+
     /// The route for exactly `dst` (not the longest match), if there is one.
     pub fn route_exact(&self, dst: Ipv4Net) -> Option<RouteInfo> {
         let prefix = dst.network();
