@@ -87,6 +87,64 @@ pub fn range_to_cidrs(mut first: u64, last: u64, out: &mut Vec<(u32, u8)>) {
     }
 }
 
+/// The IPv6 ranges of @ip-location-db/asn (asn-ipv6-num.csv, beside the
+/// IPv4 file) as CIDR prefixes, if the file is there.
+pub fn asn_table_v6() -> Option<Vec<(u128, u8)>> {
+    let path = asn_csv_path().with_file_name("asn-ipv6-num.csv");
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split(',');
+        let (Some(a), Some(b)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let (Ok(mut first), Ok(last)) = (a.parse::<u128>(), b.parse::<u128>()) else {
+            continue;
+        };
+        // The fewest CIDR prefixes for first..=last.
+        loop {
+            let mut size = first.trailing_zeros().min(128);
+            while size > 0
+                && (size == 128
+                    || first
+                        .checked_add((1u128 << size) - 1)
+                        .is_none_or(|end| end > last))
+            {
+                size -= 1;
+            }
+            out.push((first, (128 - size) as u8));
+            let Some(next) = (if size == 128 {
+                None
+            } else {
+                first.checked_add(1u128 << size)
+            }) else {
+                break;
+            };
+            if next > last || next == 0 {
+                break;
+            }
+            first = next;
+        }
+    }
+    Some(out)
+}
+
+/// `n` IPv6 addresses inside the prefixes of `table`.
+pub fn addresses_inside_v6(table: &[(u128, u8)], n: usize, seed: u64) -> Vec<u128> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let (p, len) = table[rng.next_u32() as usize % table.len()];
+            let r = (0..4).fold(0u128, |a, _| a << 32 | u128::from(rng.next_u32()));
+            if len >= 128 {
+                p
+            } else {
+                p | (r >> len)
+            }
+        })
+        .collect()
+}
+
 /// `n` addresses inside the prefixes of `table`.
 pub fn addresses_inside(table: &[(u32, u8)], n: usize, seed: u64) -> Vec<u32> {
     let mut rng = Rng::new(seed);
