@@ -141,10 +141,16 @@ fn measure<K: Key>(
     sets: &[(&str, &[K])],
     fresh: impl Fn(usize) -> (K, u8),
 ) {
+    // Built as `route load` builds it: in batches of 8,192 routes.
     let start = Instant::now();
     let mut t = Poptrie::<K>::new();
-    for (i, &(p, l)) in table.iter().enumerate() {
-        t.insert(p, l, (i % 1024) as u32).expect("a route");
+    for (c, chunk) in table.chunks(8192).enumerate() {
+        t.begin_batch();
+        for (i, &(p, l)) in chunk.iter().enumerate() {
+            t.insert(p, l, ((c * 8192 + i) % 1024) as u32)
+                .expect("a route");
+        }
+        t.end_batch();
     }
     let build = start.elapsed().as_secs_f64();
     println!(
@@ -184,22 +190,41 @@ fn measure<K: Key>(
             keys.len()
         );
     }
-    // Updates on the full table: add, then delete, 100k fresh routes.
+    // Updates on the full table: add, then delete, 100k fresh routes, one
+    // at a time (each compiled at once, as `route add` does) and in
+    // batches of 8,192 (as `apply` and `route load` do).
     let n = 100_000;
-    let start = Instant::now();
-    for i in 0..n {
-        let (p, l) = fresh(i);
-        t.insert(p, l, 1).expect("a route");
+    for batch in [1, 8192] {
+        let start = Instant::now();
+        for del in [false, true] {
+            for first in (0..n).step_by(batch) {
+                if batch > 1 {
+                    t.begin_batch();
+                }
+                for i in first..(first + batch).min(n) {
+                    let (p, l) = fresh(i);
+                    if del {
+                        t.remove(p, l);
+                    } else {
+                        t.insert(p, l, 1).expect("a route");
+                    }
+                }
+                if batch > 1 {
+                    t.end_batch();
+                }
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{name}: updates on the full table, {}: {:.2} M/s ({} adds and deletes in {:.3} s)",
+            if batch == 1 {
+                "one by one"
+            } else {
+                "in batches of 8,192"
+            },
+            2.0 * n as f64 / secs / 1e6,
+            2 * n,
+            secs
+        );
     }
-    for i in 0..n {
-        let (p, l) = fresh(i);
-        t.remove(p, l);
-    }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "{name}: updates on the full table: {:.2} M/s ({} adds and deletes in {:.3} s)",
-        2.0 * n as f64 / secs / 1e6,
-        2 * n,
-        secs
-    );
 }

@@ -719,6 +719,38 @@ out = "other"
     }
 
     #[test]
+    fn a_table_past_max_routes_is_refused_whole_and_names_the_limit() {
+        let config = SwitchConfig {
+            max_routes: 3,
+            ..SwitchConfig::default()
+        };
+        let mut sw = Switch::new(config, None);
+        let base = "[[bridge]]\nname = \"lan\"\naddresses = [\"10.0.1.1/24\"]\n";
+        let routes = |n: usize| {
+            (0..n)
+                .map(|i| format!("[[route]]\ndst = \"10.{i}.0.0/16\"\nvia = \"10.0.1.2\"\n"))
+                .collect::<String>()
+        };
+        // The connected route and two more fill it.
+        apply(&mut sw, &(base.to_string() + &routes(2))).unwrap();
+        let err = apply(&mut sw, &(base.to_string() + &routes(3)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("routing table is full (3 routes; raise limits.max_routes")
+                && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert_eq!(
+            sw.running_state().routes.len(),
+            2,
+            "the connected route aside"
+        );
+        // Saved, the limit comes back as it was set.
+        assert!(config::to_toml(&sw.running_state(), 4).contains("max_routes = 3\n"));
+    }
+
+    #[test]
     fn limits_are_not_changed_by_apply() {
         let mut sw = Switch::new(SwitchConfig::default(), None);
         let err = apply(&mut sw, "[limits]\nnat_max = 10\n")

@@ -8,6 +8,7 @@
 //! ```toml
 //! [limits]                      # table sizes, fixed when patchbayd starts
 //! nat_max = 262144
+//! max_routes = 4194304
 //! [timeouts]
 //! nat_udp_secs = 300
 //!
@@ -105,6 +106,7 @@ struct Limits {
     fdb_max: Option<usize>,
     arp_max: Option<usize>,
     nat_max: Option<usize>,
+    max_routes: Option<usize>,
     rx_ring_mib: Option<u32>,
 }
 
@@ -457,6 +459,8 @@ to_port = 80
             e.starts_with("lab.toml:2:") && e.contains("at least 1"),
             "{e}"
         );
+        let e = err("[limits]\nmax_routes = 0\n");
+        assert!(e.contains("limits.max_routes: must be at least 1"), "{e}");
 
         let e = err("[[bridge]]\nname = \"p1\"\n[[port]]\nname = \"p1\"\n");
         assert!(

@@ -200,6 +200,11 @@ fn tables(o: &mut String, s: &StatsInfo) {
             s.routes as u64,
         ),
         (
+            "max_routes",
+            "Route limit (limits.max_routes).",
+            s.max_routes as u64,
+        ),
+        (
             "router_buffers_free",
             "Free buffers for frames the router makes or holds.",
             s.router_buffers_free as u64,

@@ -45,7 +45,7 @@ pub fn render(cur: &StatsInfo, prev: Option<&StatsInfo>, secs: f64) -> String {
     );
     let _ = writeln!(
         o,
-        "tables: fdb {}/{}  arp {}/{}  nat {}/{}  routes {}  router buffers free {}",
+        "tables: fdb {}/{}  arp {}/{}  nat {}/{}  routes {}/{}  router buffers free {}",
         cur.fdb_entries,
         cur.fdb_max,
         cur.arp_entries,
@@ -53,6 +53,7 @@ pub fn render(cur: &StatsInfo, prev: Option<&StatsInfo>, secs: f64) -> String {
         cur.nat_sessions,
         cur.nat_max,
         cur.routes,
+        cur.max_routes,
         cur.router_buffers_free
     );
     let _ = writeln!(o);

@@ -28,6 +28,7 @@ pub fn plan(
             ("fdb_max", r.config.fdb_max, w.config.fdb_max),
             ("arp_max", r.config.arp_max, w.config.arp_max),
             ("nat_max", r.config.nat_max, w.config.nat_max),
+            ("max_routes", r.config.max_routes, w.config.max_routes),
             (
                 "rx_ring_mib",
                 running_rx_ring_mib as usize,

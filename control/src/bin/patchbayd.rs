@@ -24,7 +24,7 @@ struct Args {
     /// A config file (TOML) with the whole lab: ports, bridges, addresses,
     /// routes, neighbours, NAT rules, timeouts and table sizes. Re-read on
     /// SIGHUP and applied like `patchbay apply`.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["ports", "taps", "fdb_max", "ageing_time", "arp_max", "arp_reachable_secs", "arp_stale_secs", "nat_max", "nat_tcp_established_secs", "nat_tcp_transitory_secs", "nat_udp_secs", "nat_icmp_secs", "rx_ring_mib"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ports", "taps", "fdb_max", "ageing_time", "arp_max", "arp_reachable_secs", "arp_stale_secs", "nat_max", "max_routes", "nat_tcp_established_secs", "nat_tcp_transitory_secs", "nat_udp_secs", "nat_icmp_secs", "rx_ring_mib"])]
     config: Option<PathBuf>,
     /// An existing interface (veth end, NIC) to use as a port, via AF_PACKET.
     #[arg(long = "port", value_name = "IFNAME")]
@@ -57,6 +57,11 @@ struct Args {
     /// Most NAT sessions; past it new flows are dropped and counted.
     #[arg(long, value_name = "N", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1..))]
     nat_max: u32,
+    /// Most routes (IPv4, connected ones too); past it `route add` and
+    /// `route load` are refused with an error naming this limit. Memory is
+    /// the only other limit: about 50 bytes a route.
+    #[arg(long, value_name = "N", default_value_t = patchbay_dataplane::pipeline::DEFAULT_MAX_ROUTES, value_parser = parse_max_routes)]
+    max_routes: usize,
     /// NAT timeout of an established TCP connection (RFC 5382: at least 7440).
     #[arg(long, value_name = "SECS", default_value_t = 7440)]
     nat_tcp_established_secs: u32,
@@ -91,6 +96,15 @@ struct Args {
     cpu: Option<usize>,
 }
 
+/// `--max-routes`: at least 1.
+fn parse_max_routes(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The limits and timeouts the flags give.
 fn switch_config(args: &Args) -> SwitchConfig {
     SwitchConfig {
@@ -98,6 +112,7 @@ fn switch_config(args: &Args) -> SwitchConfig {
         ageing_time: args.ageing_time,
         arp_max: args.arp_max as usize,
         nat_max: args.nat_max as usize,
+        max_routes: args.max_routes,
         nat_timeouts: patchbay_dataplane::nat::Timeouts {
             tcp_established: args.nat_tcp_established_secs,
             tcp_transitory: args.nat_tcp_transitory_secs,

@@ -304,13 +304,14 @@ fn stats(s: &mut String, result: Value) -> Result<(), String> {
     let st: StatsInfo = decode(result)?;
     let _ = writeln!(
         s,
-        "uptime {}s, fdb {}/{} entries, arp {}/{} entries, {} routes, {} router buffers free",
+        "uptime {}s, fdb {}/{} entries, arp {}/{} entries, {}/{} routes, {} router buffers free",
         st.uptime_secs,
         st.fdb_entries,
         st.fdb_max,
         st.arp_entries,
         st.arp_max,
         st.routes,
+        st.max_routes,
         st.router_buffers_free
     );
     let _ = writeln!(

@@ -145,6 +145,7 @@ impl Checker<'_> {
                 ("fdb_max", l.fdb_max),
                 ("arp_max", l.arp_max),
                 ("nat_max", l.nat_max),
+                ("max_routes", l.max_routes),
             ] {
                 if v == Some(0) {
                     return Err(self.key_err(
@@ -157,6 +158,7 @@ impl Checker<'_> {
             config.fdb_max = l.fdb_max.unwrap_or(config.fdb_max);
             config.arp_max = l.arp_max.unwrap_or(config.arp_max);
             config.nat_max = l.nat_max.unwrap_or(config.nat_max);
+            config.max_routes = l.max_routes.unwrap_or(config.max_routes);
             rx_ring_mib = l.rx_ring_mib.unwrap_or(rx_ring_mib);
             if !(1..=1024).contains(&rx_ring_mib) {
                 return Err(self.key_err(

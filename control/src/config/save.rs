@@ -19,7 +19,7 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
          \n\
          # Table sizes: set when patchbayd starts.\n\
          [limits]\n\
-         fdb_max = {}\narp_max = {}\nnat_max = {}\nrx_ring_mib = {rx_ring_mib}\n\
+         fdb_max = {}\narp_max = {}\nnat_max = {}\nmax_routes = {}\nrx_ring_mib = {rx_ring_mib}\n\
          \n\
          [timeouts]\n\
          ageing_time = {}\narp_reachable_secs = {}\narp_stale_secs = {}\n\
@@ -28,6 +28,7 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
         c.fdb_max,
         c.arp_max,
         c.nat_max,
+        c.max_routes,
         c.ageing_time,
         c.arp_reachable_secs,
         c.arp_stale_secs,

@@ -109,6 +109,7 @@ impl Lab {
                 udp: 30,
                 icmp: 10,
             },
+            max_routes: 64,
         };
         let mut sw = Switch::new(config, None);
         sw.seed(0x5eed_f00d);

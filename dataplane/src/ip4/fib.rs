@@ -20,9 +20,11 @@ pub enum FibError {
     BadLength(u8),
     #[error("{0}/{1}: no such route")]
     NoSuchRoute(Ipv4Addr, u8),
-    #[error("the routing table is full ({0} routes; raise limits.max_routes)")]
+    #[error("the routing table is full ({0} routes; raise limits.max_routes in the config file, or patchbayd --max-routes)")]
     Full(usize),
-    #[error("next hop id {0} is over {MAX_NEXT_HOP}")]
+    #[error(
+        "too many distinct next hops (gateway and bridge pairs): id {0} is over {MAX_NEXT_HOP}"
+    )]
     BadNextHop(u32),
 }
 
@@ -30,7 +32,15 @@ pub enum FibError {
 #[derive(Clone, Default)]
 pub struct Fib {
     table: Poptrie<u32>,
+    /// The last address [`Fib::gateway_route`] resolved, and its route:
+    /// thousands of `route add`s through one gateway (an apply, a route
+    /// load) walk the routes once. A change to a prefix that covers it
+    /// forgets it.
+    gateway_memo: Option<(u32, Option<Route>)>,
 }
+
+/// A route as the table holds it: (prefix, length, next hop).
+type Route = (u32, u8, u32);
 
 impl Fib {
     /// An empty table, with no limit on its routes.
@@ -42,7 +52,13 @@ impl Fib {
     pub fn with_max_routes(max_routes: usize) -> Fib {
         Fib {
             table: Poptrie::with_max_routes(max_routes),
+            gateway_memo: None,
         }
+    }
+
+    /// Most routes the table takes.
+    pub fn max_routes(&self) -> usize {
+        self.table.max_routes()
     }
 
     /// Number of routes.
@@ -82,6 +98,31 @@ impl Fib {
         Some((Ipv4Addr::from(p), len, nh))
     }
 
+    /// The route that matches a gateway, as [`Fib::matching_route`] finds
+    /// it, remembered until a change covers the gateway.
+    pub fn gateway_route(&mut self, gw: Ipv4Addr) -> Option<(Ipv4Addr, u8, u32)> {
+        let a = u32::from(gw);
+        let found = match self.gateway_memo {
+            Some((m, found)) if m == a => found,
+            _ => {
+                let found = self.table.matching(a);
+                self.gateway_memo = Some((a, found));
+                found
+            }
+        };
+        found.map(|(p, l, nh)| (Ipv4Addr::from(p), l, nh))
+    }
+
+    /// Forgets the remembered gateway if `prefix/len` covers it.
+    fn changed(&mut self, prefix: u32, len: u8) {
+        if self
+            .gateway_memo
+            .is_some_and(|(a, _)| mask(a, len) == mask(prefix, len))
+        {
+            self.gateway_memo = None;
+        }
+    }
+
     /// Looks up a batch of addresses (host order); `out[i]` is the next hop
     /// of `addrs[i]` or `u32::MAX`.
     pub fn lookup_batch(&self, addrs: &[u32], out: &mut [u32]) {
@@ -93,6 +134,7 @@ impl Fib {
         if next_hop > MAX_NEXT_HOP {
             return Err(FibError::BadNextHop(next_hop));
         }
+        self.changed(u32::from(prefix), len);
         match self.table.insert(u32::from(prefix), len, next_hop) {
             Ok(_) => Ok(()),
             Err(LpmError::BadLength(l, _)) => Err(FibError::BadLength(l)),
@@ -121,6 +163,7 @@ impl Fib {
             return Err(FibError::BadLength(len));
         }
         let p = mask(u32::from(prefix), len);
+        self.changed(p, len);
         self.table
             .remove(p, len)
             .ok_or(FibError::NoSuchRoute(Ipv4Addr::from(p), len))
@@ -199,6 +242,25 @@ mod tests {
             Err(FibError::BadLength(33))
         );
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn a_remembered_gateway_follows_the_routes_that_cover_it() {
+        let mut f = Fib::new();
+        let gw = ip("10.0.0.5");
+        assert_eq!(f.gateway_route(gw), None);
+        f.insert(ip("10.0.0.0"), 24, 1).unwrap();
+        assert_eq!(f.gateway_route(gw), Some((ip("10.0.0.0"), 24, 1)));
+        // A change elsewhere keeps it, one covering it is seen.
+        f.insert(ip("10.9.0.0"), 16, 2).unwrap();
+        assert_eq!(f.gateway_route(gw), Some((ip("10.0.0.0"), 24, 1)));
+        f.insert(ip("10.0.0.4"), 30, 3).unwrap();
+        assert_eq!(f.gateway_route(gw), Some((ip("10.0.0.4"), 30, 3)));
+        f.remove(ip("10.0.0.4"), 30).unwrap();
+        f.remove(ip("10.0.0.0"), 24).unwrap();
+        assert_eq!(f.gateway_route(gw), None);
+        f.insert(ip("0.0.0.0"), 0, 4).unwrap();
+        assert_eq!(f.gateway_route(gw), Some((ip("0.0.0.0"), 0, 4)));
     }
 
     #[test]

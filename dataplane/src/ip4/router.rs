@@ -203,7 +203,7 @@ pub struct Router {
     addresses: Vec<Ipv4Net>,
     fib: Fib,
     next_hops: Vec<NextHop>,
-    next_hop_ids: HashMap<NextHop, u32>,
+    next_hop_ids: HashMap<NextHop, u32, ahash::RandomState>,
     counters: L3Counters,
     icmp_budget: u32,
     /// Datagrams to the router being put together.
@@ -231,14 +231,19 @@ impl Default for Router {
 
 impl Router {
     pub fn new() -> Router {
+        Router::with_max_routes(usize::MAX)
+    }
+
+    /// A router whose table takes at most `max_routes` routes.
+    pub fn with_max_routes(max_routes: usize) -> Router {
         let mut random = Random::seeded();
         Router {
             nat_logged: (0, 0),
             ifaces: Vec::new(),
             addresses: Vec::new(),
-            fib: Fib::new(),
+            fib: Fib::with_max_routes(max_routes),
             next_hops: Vec::new(),
-            next_hop_ids: HashMap::new(),
+            next_hop_ids: HashMap::default(),
             counters: L3Counters::default(),
             icmp_budget: ICMP_PER_SECOND,
             icmp_limiter: icmp::ErrorLimiter::new(random.next_u64() as u32),

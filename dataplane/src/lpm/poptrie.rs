@@ -85,8 +85,9 @@ pub struct Poptrie<K: Key> {
     /// Open batches ([`Poptrie::begin_batch`]); while any is open, changes
     /// go to the routes and to `pending`, and are compiled at the end.
     batches: u32,
-    /// Changes made in the open batch, to compile when it ends.
-    pending: Vec<(K, u8)>,
+    /// The direct entries that changes in the open batch touched, a bit
+    /// each, to compile when it ends (empty outside a batch).
+    dirty: Vec<u64>,
 }
 
 impl<K: Key> Default for Poptrie<K> {
@@ -114,8 +115,13 @@ impl<K: Key> Poptrie<K> {
             used_leaves: 0,
             max_routes,
             batches: 0,
-            pending: Vec::new(),
+            dirty: Vec::new(),
         }
+    }
+
+    /// Most routes the table takes.
+    pub fn max_routes(&self) -> usize {
+        self.max_routes
     }
 
     /// Number of routes.
@@ -262,36 +268,32 @@ impl<K: Key> Poptrie<K> {
     /// Ends a batch; the last one to end compiles what changed in them.
     pub fn end_batch(&mut self) {
         self.batches = self.batches.saturating_sub(1);
-        if self.batches > 0 || self.pending.is_empty() {
+        if self.batches > 0 || self.dirty.is_empty() {
             return;
         }
         let d = K::DIRECT_BITS;
-        let mut pending = std::mem::take(&mut self.pending);
-        // Each change covers an aligned block of direct entries; two blocks
-        // are nested or apart, so sorted by start (the larger first), a
-        // block that starts before the end of the last one is inside it.
-        let block = |&(key, len): &(K, u8)| {
-            let depth = u32::from(len).min(d);
-            let lo = key.masked(depth as u8).direct();
-            (lo, lo + (1 << (d - depth)), depth)
-        };
-        pending.sort_unstable_by_key(|c| {
-            let (lo, hi, _) = block(c);
-            (lo, std::cmp::Reverse(hi))
-        });
-        let mut end = 0;
-        for c in &pending {
-            let (lo, hi, depth) = block(c);
-            if lo < end {
-                continue;
+        let dirty = std::mem::take(&mut self.dirty);
+        for (w, &word) in dirty.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let slot = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let (n, best) = self.rib.descend(K::from_direct(slot), d);
+                self.fill_direct(n, d, slot, best);
             }
-            end = hi;
-            let (n, best) = self.rib.descend(c.0, depth);
-            self.fill_direct(n, depth, lo, best);
         }
-        pending.clear();
-        self.pending = pending;
         self.compact();
+        // A batch may grow the arrays by doubling: give back what a quarter
+        // more than their length leaves over, so a table loaded in batches
+        // takes what it needs (a copy on the control path, once).
+        if self.nodes.capacity() > self.nodes.len() + self.nodes.len() / 4 + 1024 {
+            self.nodes
+                .shrink_to(self.nodes.len() + self.nodes.len() / 8);
+        }
+        if self.leaves.capacity() > self.leaves.len() + self.leaves.len() / 4 + 4096 {
+            self.leaves
+                .shrink_to(self.leaves.len() + self.leaves.len() / 8);
+        }
     }
 
     /// Whether a batch is open: lookups do not see its changes yet.
@@ -302,7 +304,16 @@ impl<K: Key> Poptrie<K> {
     /// Compiles the change to `key/len` now, or at the end of the batch.
     fn changed(&mut self, key: K, len: u8) {
         if self.batches > 0 {
-            self.pending.push((key, len));
+            // The aligned block of direct entries it covers.
+            let d = K::DIRECT_BITS;
+            let depth = u32::from(len).min(d);
+            let lo = key.masked(depth as u8).direct();
+            if self.dirty.is_empty() {
+                self.dirty = vec![0; (1 << d) / 64];
+            }
+            for slot in lo..lo + (1 << (d - depth)) {
+                self.dirty[slot / 64] |= 1 << (slot % 64);
+            }
         } else {
             self.update(key, len);
             self.compact();

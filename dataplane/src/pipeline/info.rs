@@ -64,6 +64,9 @@ pub struct StatsInfo {
     pub arp_entries: usize,
     pub arp_max: usize,
     pub routes: usize,
+    /// Most routes the table takes (`limits.max_routes`).
+    #[serde(default)]
+    pub max_routes: usize,
     pub router_buffers_free: usize,
     pub l3: L3Counters,
     pub uptime_secs: u64,

@@ -22,5 +22,6 @@ pub use info::{
     StatsInfo,
 };
 pub use switch::{
-    Rejected, RunningSnapshot, Switch, SwitchConfig, SwitchError, DEFAULT_BRIDGE, MAX_BRIDGES,
+    Rejected, RunningSnapshot, Switch, SwitchConfig, SwitchError, DEFAULT_BRIDGE,
+    DEFAULT_MAX_ROUTES, MAX_BRIDGES,
 };

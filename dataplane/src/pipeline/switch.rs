@@ -54,6 +54,10 @@ use path::{Batch, Path};
 mod running;
 mod show;
 
+/// Routes a router takes unless told: 4M, about 200 MiB of routes and
+/// lookup structure at most.
+pub const DEFAULT_MAX_ROUTES: usize = 4 << 20;
+
 /// Limits and defaults.
 #[derive(Debug, Clone)]
 pub struct SwitchConfig {
@@ -72,6 +76,8 @@ pub struct SwitchConfig {
     /// Most NAT sessions, and their timeouts.
     pub nat_max: usize,
     pub nat_timeouts: Timeouts,
+    /// Most routes (connected ones too); memory is the only other limit.
+    pub max_routes: usize,
 }
 
 impl Default for SwitchConfig {
@@ -85,6 +91,7 @@ impl Default for SwitchConfig {
             arp_stale_secs: 300,
             nat_max: 262_144,
             nat_timeouts: Timeouts::default(),
+            max_routes: DEFAULT_MAX_ROUTES,
         }
     }
 }
@@ -235,7 +242,7 @@ impl Switch {
             ports: Vec::new(),
             bridges: Vec::new(),
             fdb: Fdb::new(config.fdb_max),
-            router: Router::new(),
+            router: Router::with_max_routes(config.max_routes),
             arp,
             nat,
             em: Emitter::new(config.router_buffers),

@@ -90,7 +90,7 @@ impl Router {
                 // changes, the gateway's subnet may have just come.
                 let bridge = match self
                     .fib
-                    .matching_route(gw)
+                    .gateway_route(gw)
                     .map(|(_, _, id)| self.next_hops[id as usize])
                 {
                     Some(NextHop {

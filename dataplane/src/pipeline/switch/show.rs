@@ -87,6 +87,7 @@ impl Switch {
             arp_entries: self.arp.len(),
             arp_max: self.arp.max(),
             routes: self.router.fib().len(),
+            max_routes: self.router.fib().max_routes(),
             router_buffers_free: self.em.available(),
             l3: self.router.counters().clone(),
             uptime_secs: self.started.elapsed().as_secs(),
