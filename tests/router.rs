@@ -611,6 +611,89 @@ fn route_load_puts_many_routes_in_while_traffic_flows() {
 }
 
 #[test]
+fn ipv6_routes_are_added_shown_got_saved_and_applied() {
+    let lab = two_subnets(&[]);
+    lab.cli_ok(&["route", "add", "2001:db8:2::/64", "dev", "br1"]);
+    lab.cli_ok(&["route", "add", "2001:db8:9::/48", "via", "2001:db8:2::2"]);
+    lab.cli_ok(&["route", "add", "::/0", "via", "fe80::1", "dev", "br1"]);
+    lab.cli_fails(
+        &["route", "add", "2001:db8:8::/48", "via", "2001:db8:3::1"],
+        "reached by no route",
+    );
+    lab.cli_fails(&["route", "add", "2001:db8:6::/48", "via", "fe80::2"], "give 'dev BRIDGE'");
+    lab.cli_fails(
+        &["route", "add", "2001:db8:7::/48", "via", "10.2.0.254"],
+        "not of the family",
+    );
+    lab.cli_fails(
+        &["route", "add", "2001:db8:2::/64", "dev", "br0"],
+        "a route exists",
+    );
+    let show = lab.cli_ok(&["route", "show"]);
+    for want in [
+        "10.2.0.0/24 dev br1 scope link",
+        "2001:db8:2::/64 dev br1\n",
+        "2001:db8:9::/48 via 2001:db8:2::2 dev br1",
+        "default via fe80::1 dev br1",
+    ] {
+        assert!(show.contains(want), "{want} not in:\n{show}");
+    }
+    let inside = lab.cli_ok(&["route", "show", "root", "2001:db8::/32"]);
+    assert_eq!(inside.lines().count(), 2, "{inside}");
+    let json = lab.cli_json(&["route", "show", "2001:db8:9::/48"]);
+    assert_eq!(json["routes"][0]["via"], "2001:db8:2::2");
+    let get = lab.cli_ok(&["route", "get", "2001:db8:9::1"]);
+    assert!(
+        get.starts_with("2001:db8:9::1 via 2001:db8:2::2 dev br1"),
+        "{get}"
+    );
+    assert!(lab
+        .cli_ok(&["route", "get", "2a00::1"])
+        .contains("via fe80::1 dev br1"));
+    lab.cli_fails(&["route", "get", "fe80::9"], "never forwarded");
+
+    // Saved and applied back: nothing to do; a file without one of them
+    // takes it out, and with a new one puts it in.
+    let saved = lab.cli_ok(&["save"]);
+    assert!(saved.contains("dst = \"2001:db8:9::/48\"\nvia = \"2001:db8:2::2\""));
+    let file = std::env::temp_dir().join(format!("{}-v6.toml", lab.tag));
+    std::fs::write(&file, &saved).unwrap();
+    let path = file.to_str().unwrap();
+    let out = lab.cli_ok(&["apply", path]);
+    assert!(out.contains("no changes") || out.contains("made 0"), "{out}");
+    let edited = saved
+        .replace("dst = \"2001:db8:9::/48\"", "dst = \"2001:db8:a::/48\"");
+    std::fs::write(&file, edited).unwrap();
+    let out = lab.cli_ok(&["apply", path]);
+    assert!(out.contains("routes +1 -1"), "{out}");
+    let show = lab.cli_ok(&["route", "show"]);
+    assert!(show.contains("2001:db8:a::/48 via 2001:db8:2::2 dev br1"), "{show}");
+    assert!(!show.contains("2001:db8:9::/48"), "{show}");
+    // A bad IPv6 route in a file is refused at its line.
+    std::fs::write(
+        &file,
+        format!("{saved}\n[[route]]\ndst = \"2001:db8:b::/48\"\nvia = \"fe80::7\"\n"),
+    )
+    .unwrap();
+    let bad = lab.cli(&["apply", path]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("a link-local gateway needs dev"), "{err}");
+
+    // route load takes IPv6 lines too; route del takes them out.
+    std::fs::write(
+        &file,
+        "2001:db8:c::/48 via 2001:db8:2::3\n2001:db8:d::/48 dev br1\n",
+    )
+    .unwrap();
+    assert!(lab
+        .cli_ok(&["route", "load", path])
+        .starts_with("loaded 2 routes"));
+    lab.cli_ok(&["route", "del", "2001:db8:c::/48"]);
+    lab.cli_fails(&["route", "del", "2001:db8:c::/48"], "no such route");
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
 fn packets_waiting_for_arp_keep_the_newest() {
     let lab = two_subnets(&[]);
     let (h1, h2) = (lab.host(1), lab.host(2));

@@ -23,7 +23,7 @@ fn main() {
     let n = 25_000;
     sw.route_batch(|sw| {
         for i in 0..n {
-            sw.route_add(net(100, i), gw, Some("other")).unwrap();
+            sw.route4_add(net(100, i), gw, Some("other")).unwrap();
         }
     });
     let mut times = Vec::new();
@@ -36,10 +36,10 @@ fn main() {
         let start = Instant::now();
         sw.route_batch(|sw| {
             for i in 0..n {
-                sw.route_del(net(from, i)).unwrap();
+                sw.route_del(net(from, i).into()).unwrap();
             }
             for i in 0..n {
-                sw.route_add(net(to, i), gw, Some("other")).unwrap();
+                sw.route4_add(net(to, i), gw, Some("other")).unwrap();
             }
         });
         times.push(start.elapsed().as_secs_f64() * 1e3);

@@ -19,10 +19,10 @@
 use patchbay_dataplane::ip4::RpFilter;
 use patchbay_dataplane::nat::Filtering;
 use patchbay_dataplane::pipeline::{BridgeInfo, PortInfo};
-use patchbay_dataplane::wire::Ipv4Net;
 use patchbay_dataplane::wire::Mac;
+use patchbay_dataplane::wire::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -153,17 +153,18 @@ pub enum Request {
         #[serde(default)]
         limit: Option<usize>,
         #[serde(default)]
-        dst: Option<Ipv4Net>,
+        dst: Option<IpNet>,
         #[serde(default)]
         root: bool,
         #[serde(default)]
         dev: Option<String>,
     },
-    /// Adds a route via a gateway and/or out of a bridge; one for the same prefix is an error unless `replace`.
+    /// Adds a route (IPv4 or IPv6) via a gateway of its family and/or out
+    /// of a bridge; one for the same prefix is an error unless `replace`.
     RouteAdd {
-        dst: Ipv4Net,
+        dst: IpNet,
         #[serde(default)]
-        via: Option<Ipv4Addr>,
+        via: Option<IpAddr>,
         #[serde(default)]
         dev: Option<String>,
         #[serde(default)]
@@ -171,9 +172,9 @@ pub enum Request {
     },
     /// Deletes the route for `dst`; with `via` or `dev`, only if it has them.
     RouteDel {
-        dst: Ipv4Net,
+        dst: IpNet,
         #[serde(default)]
-        via: Option<Ipv4Addr>,
+        via: Option<IpAddr>,
         #[serde(default)]
         dev: Option<String>,
     },
@@ -190,7 +191,7 @@ pub enum Request {
     },
     /// The decision for one address. Result: [`patchbay_dataplane::pipeline::RouteGet`].
     RouteGet {
-        addr: Ipv4Addr,
+        addr: IpAddr,
     },
     /// The ARP cache. Result: a list of [`patchbay_dataplane::pipeline::NeighInfo`].
     NeighShow {

@@ -27,12 +27,12 @@ use patchbay_dataplane::pipeline::{
 };
 use patchbay_dataplane::port::memory::MemoryPort;
 use patchbay_dataplane::port::{self, Port, PortKind, PortOptions};
-use patchbay_dataplane::wire::Ipv4Net;
 use patchbay_dataplane::wire::Mac;
+use patchbay_dataplane::wire::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Ports opened for an apply, or taken out of the switch by it, by name and
 /// kind.
@@ -129,6 +129,13 @@ pub enum Step {
         dev: String,
         old: Option<(Option<Ipv4Addr>, String)>,
     },
+    Route6Del(Ipv6Net, Option<Ipv6Addr>, String),
+    /// Adds or replaces an IPv6 route.
+    Route6Add {
+        dst: Ipv6Net,
+        via: Option<Ipv6Addr>,
+        dev: String,
+    },
     PortDel(PortState),
     PortAdd(PortState),
     Master {
@@ -174,6 +181,11 @@ impl fmt::Display for Step {
             Step::FdbAdd(mac, dev) => write!(f, "fdb add {mac} dev {dev}"),
             Step::RouteDel(dst, ..) => write!(f, "route del {dst}"),
             Step::RouteAdd { dst, via, dev, .. } => match via {
+                Some(via) => write!(f, "route add {dst} via {via} dev {dev}"),
+                None => write!(f, "route add {dst} dev {dev}"),
+            },
+            Step::Route6Del(dst, ..) => write!(f, "route del {dst}"),
+            Step::Route6Add { dst, via, dev } => match via {
                 Some(via) => write!(f, "route add {dst} via {via} dev {dev}"),
                 None => write!(f, "route add {dst} dev {dev}"),
             },
@@ -223,8 +235,10 @@ impl Step {
             Step::NeighAdd { ip, mac, dev, .. } => sw.neigh_add(*ip, *mac, dev),
             Step::FdbDel(mac, dev) => sw.fdb_del(*mac, dev),
             Step::FdbAdd(mac, dev) => sw.fdb_add(*mac, dev),
-            Step::RouteDel(dst, ..) => sw.route_del(*dst),
-            Step::RouteAdd { dst, via, dev, .. } => sw.route_add(*dst, *via, Some(dev)),
+            Step::RouteDel(dst, ..) => sw.route_del(IpNet::V4(*dst)),
+            Step::RouteAdd { dst, via, dev, .. } => sw.route4_add(*dst, *via, Some(dev)),
+            Step::Route6Del(dst, ..) => sw.route6_del(*dst),
+            Step::Route6Add { dst, via, dev } => sw.route6_add(*dst, *via, Some(dev)),
             Step::PortDel(p) => sw.del_port(&p.name).map(|port| {
                 ports.insert((p.name.clone(), port.kind()), port);
             }),

@@ -8,11 +8,11 @@ use patchbay_dataplane::pipeline::{
     AddrInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, RouteGet, RouteInfo, RouteOrigin,
     StatsInfo, DEFAULT_BRIDGE,
 };
-use patchbay_dataplane::wire::Ipv4Net;
 use patchbay_dataplane::wire::Mac;
+use patchbay_dataplane::wire::{IpNet, Ipv4Net};
 use serde_json::Value;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
@@ -517,7 +517,7 @@ mod tests {
                 "prefix length over 32",
             ),
             ("route add 10.0.0.0/8", "give 'via GATEWAY' or 'dev BRIDGE'"),
-            ("route get 10.0.0", "not an IPv4 address"),
+            ("route get 10.0.0", "not an IPv4 or IPv6 address"),
             ("addr add 10.0.0.1/24", "missing 'dev BRIDGE'"),
             ("neigh add 10.0.0.9 dev br0", "missing MAC"),
             ("link del", "missing link name"),

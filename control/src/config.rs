@@ -35,6 +35,7 @@
 
 use crate::api::NatRuleSpec;
 use patchbay_dataplane::ip4::{Mtu, RpFilter};
+use patchbay_dataplane::ip6::fib::is_link_local;
 use patchbay_dataplane::l2::AgeingTime;
 use patchbay_dataplane::nat::{Filtering, NatAction, PortRange, Timeouts};
 use patchbay_dataplane::pipeline::{
@@ -42,12 +43,12 @@ use patchbay_dataplane::pipeline::{
 };
 use patchbay_dataplane::port::{self, PortKind};
 use patchbay_dataplane::wire::IpProtocol;
-use patchbay_dataplane::wire::Ipv4Net;
 use patchbay_dataplane::wire::Mac;
+use patchbay_dataplane::wire::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use toml::Spanned;
 
@@ -158,8 +159,9 @@ struct FdbCfg {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RouteCfg {
-    dst: Ipv4Net,
-    via: Option<Ipv4Addr>,
+    /// IPv4 or IPv6.
+    dst: IpNet,
+    via: Option<IpAddr>,
     dev: Option<String>,
 }
 

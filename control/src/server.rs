@@ -31,15 +31,16 @@ use crate::config;
 use clients::{Clients, Place};
 use patchbay_dataplane::capture as pcap;
 use patchbay_dataplane::ip4::{FibError, RouterError};
+use patchbay_dataplane::ip6::{Fib6Error, Route6Error};
 use patchbay_dataplane::pipeline::{
     name_at, EngineHandle, RouteFilter, RouteOrigin, RunningSnapshot, Switch, SwitchError,
 };
 use patchbay_dataplane::port::{self, PortError, PortKind, PortOptions};
 use patchbay_dataplane::trace::{self as dataplane_trace, Described, Event, Filter};
-use patchbay_dataplane::wire::Ipv4Net;
+use patchbay_dataplane::wire::IpNet;
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -367,7 +368,8 @@ fn switch_error(e: SwitchError) -> ApiError {
         SwitchError::Poll { .. } => ErrorCode::System,
         SwitchError::NoSuchNatRule(_) => ErrorCode::NotFound,
         SwitchError::Router(RouterError::NoSuchAddr(_) | RouterError::NoSuchNeighbor(_))
-        | SwitchError::Router(RouterError::Fib(FibError::NoSuchRoute(..))) => ErrorCode::NotFound,
+        | SwitchError::Router(RouterError::Fib(FibError::NoSuchRoute(..)))
+        | SwitchError::Route6(Route6Error::Fib(Fib6Error::NoSuchRoute(_))) => ErrorCode::NotFound,
         SwitchError::Router(RouterError::AddrExists(_)) | SwitchError::SubnetElsewhere { .. } => {
             ErrorCode::Exists
         }

@@ -20,6 +20,7 @@ pub mod capture;
 pub mod counters;
 pub mod emit;
 pub mod ip4;
+pub mod ip6;
 pub mod l2;
 pub mod lpm;
 pub mod nat;

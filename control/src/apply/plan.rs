@@ -3,6 +3,7 @@
 //! valid.
 
 use super::*;
+use patchbay_dataplane::ip6::fib::is_link_local;
 
 /// The difference between the running state and a file, as steps in an
 /// order that keeps every step valid: removals (NAT rules, entries, routes,
@@ -56,6 +57,7 @@ pub fn plan(
     diff_neighbors(&d, &mut ph, s);
     diff_fdb(&d, &mut ph, s, &unsettled);
     diff_routes(&d, &mut ph, s);
+    diff_routes6(&d, &mut ph, s);
     diff_bridges(&d, &mut ph, s);
     diff_timeouts(&d, &mut ph, s);
     let steps = ph.into_steps();
@@ -357,6 +359,42 @@ fn diff_routes<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
         };
         // Routes out of a bridge first: gateways may be reached through them.
         if via.is_none() {
+            ph.dev_routes.push(step);
+        } else {
+            ph.via_routes.push(step);
+        }
+    }
+}
+
+/// IPv6 routes: those the file drops go first; then routes out of a bridge
+/// before routes via a gateway (a global gateway is reached through one).
+/// A route given anew replaces the old one.
+fn diff_routes6<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
+    let (r, w) = (d.r, d.w);
+    let r_routes: HashMap<Ipv6Net, (Option<Ipv6Addr>, &str)> = r
+        .routes6
+        .iter()
+        .map(|(dst, via, dev)| (*dst, (*via, dev.as_str())))
+        .collect();
+    let w_routes: HashSet<Ipv6Net> = w.routes6.iter().map(|(dst, ..)| *dst).collect();
+    for (dst, via, dev) in &r.routes6 {
+        if !w_routes.contains(dst) {
+            ph.removals.push(Step::Route6Del(*dst, *via, dev.clone()));
+            s.routes.removed += 1;
+        }
+    }
+    for (dst, via, dev) in &w.routes6 {
+        match r_routes.get(dst) {
+            Some(was) if was == &(*via, dev.as_str()) => continue,
+            Some(_) => s.routes.changed += 1,
+            None => s.routes.added += 1,
+        }
+        let step = Step::Route6Add {
+            dst: *dst,
+            via: *via,
+            dev: dev.clone(),
+        };
+        if via.is_none_or(is_link_local) {
             ph.dev_routes.push(step);
         } else {
             ph.via_routes.push(step);

@@ -202,6 +202,21 @@ pub(super) fn addr(ctx: &str, s: Option<String>) -> Result<Ipv4Addr, String> {
         .map_err(|_| format!("{ctx}: '{s}' is not an IPv4 address"))
 }
 
+/// A route's prefix, IPv4 or IPv6.
+fn ip_net(ctx: &str, s: Option<String>) -> Result<IpNet, String> {
+    let s = s.ok_or_else(|| {
+        format!("{ctx}: missing prefix (like 10.0.0.0/24, 2001:db8::/32 or default)")
+    })?;
+    s.parse().map_err(|e| format!("{ctx}: {e}"))
+}
+
+/// An address of either family.
+fn ip_addr(ctx: &str, s: Option<String>) -> Result<IpAddr, String> {
+    let s = s.ok_or_else(|| format!("{ctx}: missing address"))?;
+    s.parse()
+        .map_err(|_| format!("{ctx}: '{s}' is not an IPv4 or IPv6 address"))
+}
+
 pub(super) fn no_more(w: &mut Words) -> Result<(), String> {
     match w.next() {
         Some(x) => Err(w.unexpected(&x)),
@@ -254,10 +269,10 @@ pub(super) fn parse_route(command: &str, w: &mut Words) -> Result<(Request, Outp
                     "dev" => dev = Some(w.value("dev", "a bridge name")?),
                     "root" => {
                         root = true;
-                        dst = Some(net(&ctx, w.next())?);
+                        dst = Some(ip_net(&ctx, w.next())?);
                     }
-                    "exact" => dst = Some(net(&ctx, w.next())?),
-                    _ => dst = Some(net(&ctx, Some(x))?),
+                    "exact" => dst = Some(ip_net(&ctx, w.next())?),
+                    _ => dst = Some(ip_net(&ctx, Some(x))?),
                 }
             }
             let req = Request::RouteShow {
@@ -280,16 +295,16 @@ pub(super) fn parse_route(command: &str, w: &mut Words) -> Result<(Request, Outp
             Ok((req, Output::RouteLoad { path }))
         }
         "get" => {
-            let a = addr(&ctx, w.next())?;
+            let a = ip_addr(&ctx, w.next())?;
             no_more(w)?;
             Ok((Request::RouteGet { addr: a }, Output::RouteGet))
         }
         "add" | "replace" | "del" | "delete" => {
-            let dst = net(&ctx, w.next())?;
+            let dst = ip_net(&ctx, w.next())?;
             let (mut via, mut dev) = (None, None);
             while let Some(x) = w.next() {
                 match x.as_str() {
-                    "via" => via = Some(addr(&ctx, w.next())?),
+                    "via" => via = Some(ip_addr(&ctx, w.next())?),
                     "dev" => dev = Some(w.value("dev", "a bridge name")?),
                     _ => return Err(w.unexpected(&x)),
                 }

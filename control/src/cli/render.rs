@@ -3,13 +3,16 @@
 use super::*;
 
 fn route_line(r: &RouteInfo) -> String {
-    let dst = if r.dst.len == 0 {
+    // As iproute2 prints them: `default`, and an IPv4 route out of a
+    // bridge is `scope link` (IPv6 has no scopes on routes).
+    let dst = if r.dst.prefix_len() == 0 {
         "default".to_string()
     } else {
-        format!("{}/{}", r.dst.network(), r.dst.len)
+        r.dst.subnet().to_string()
     };
     match r.via {
         Some(v) => format!("{dst} via {v} dev {}", r.dev),
+        None if r.dst.is_ipv6() => format!("{dst} dev {}", r.dev),
         None => format!("{dst} dev {} scope link", r.dev),
     }
 }
@@ -192,6 +195,14 @@ fn route_get(s: &mut String, result: Value) -> Result<(), String> {
             let _ = writeln!(
                 s,
                 "    next hop {} is {m} (port not learned yet: flooded)",
+                g.next_hop
+            );
+        }
+        _ if g.addr.is_ipv6() => {
+            let _ = writeln!(
+                s,
+                "    next hop {} (IPv6 neighbours are not resolved yet: NDP comes with IPv6 \
+                 forwarding)",
                 g.next_hop
             );
         }

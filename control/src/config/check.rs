@@ -117,6 +117,7 @@ impl Checker<'_> {
         let (ports, port_lines) = self.ports(&f, &bridges)?;
         let fdb = self.fdb(&f, &ports)?;
         let routes = self.routes(&f, &bridges)?;
+        let routes6 = self.routes6(&f, &bridges)?;
         let neighbors = self.neighbors(&f, &bridges)?;
         let nat = self.nat(&f, &bridges)?;
         Ok(Parsed {
@@ -126,6 +127,7 @@ impl Checker<'_> {
                 ports,
                 fdb,
                 routes,
+                routes6,
                 neighbors,
                 nat,
             },
@@ -459,10 +461,14 @@ impl Checker<'_> {
             .iter()
             .map(|(n, b)| ((u32::from(n.addr), n.len), b.clone()))
             .collect();
-        let mut seen: HashSet<Ipv4Net> = HashSet::with_capacity(f.routes.len());
-        for r in &f.routes {
-            let span = r.span();
-            let r = r.get_ref();
+        let v4 = self.routes_of_family(f, false, |dst, via| match (dst, via) {
+            (IpNet::V4(d), None) => Some((d, None)),
+            (IpNet::V4(d), Some(IpAddr::V4(gw))) => Some((d, Some(gw))),
+            _ => None,
+        })?;
+        let mut seen: HashSet<Ipv4Net> = HashSet::with_capacity(v4.len());
+        for r in &v4 {
+            let span = r.span.clone();
             let dst = r.dst;
             if dst.addr != dst.network() {
                 return Err(self.key_err(
@@ -534,10 +540,9 @@ impl Checker<'_> {
                 onlink.get(&(u32::from(net), len))
             })
         };
-        let mut routes = Vec::with_capacity(f.routes.len());
-        for r in &f.routes {
-            let span = r.span();
-            let r = r.get_ref();
+        let mut routes = Vec::with_capacity(v4.len());
+        for r in &v4 {
+            let span = r.span.clone();
             let dev = match (r.via, &r.dev) {
                 (None, Some(d)) => d.clone(),
                 (Some(gw), dev) => match on_link(gw) {
@@ -570,6 +575,144 @@ impl Checker<'_> {
             routes.push((r.dst, r.via, dev));
         }
 
+        Ok(routes)
+    }
+
+    /// The `[[route]]`s of one family (IPv6 if `v6`), with their spans;
+    /// a gateway of the other family than its prefix is an error.
+    fn routes_of_family<N, A>(
+        &self,
+        f: &File,
+        v6: bool,
+        family: impl Fn(IpNet, Option<IpAddr>) -> Option<(N, Option<A>)>,
+    ) -> Result<Vec<FamilyRoute<N, A>>, ConfigError> {
+        let mut out = Vec::new();
+        for r in &f.routes {
+            let span = r.span();
+            let r = r.get_ref();
+            if r.dst.is_ipv6() != v6 {
+                continue;
+            }
+            if r.via.is_some_and(|gw| gw.is_ipv6() != v6) {
+                return Err(self.key_err(
+                    &span,
+                    "via",
+                    format!(
+                        "route {}: the gateway {} is not of the prefix's family",
+                        r.dst,
+                        r.via.expect("checked")
+                    ),
+                ));
+            }
+            let (dst, via) = family(r.dst, r.via).expect("of the family");
+            out.push(FamilyRoute {
+                span,
+                dst,
+                via,
+                dev: r.dev.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// `[[route]]`s to IPv6 prefixes: a link-local gateway needs `dev`;
+    /// another must be reached by an IPv6 route straight out of a bridge
+    /// in the file, as the router will check.
+    #[allow(clippy::type_complexity)]
+    fn routes6(
+        &self,
+        f: &File,
+        bridges: &Bridges,
+    ) -> Result<Vec<(Ipv6Net, Option<Ipv6Addr>, String)>, ConfigError> {
+        let v6 = self.routes_of_family(f, true, |dst, via| match (dst, via) {
+            (IpNet::V6(d), None) => Some((d, None)),
+            (IpNet::V6(d), Some(IpAddr::V6(gw))) => Some((d, Some(gw))),
+            _ => None,
+        })?;
+        let mut seen = HashSet::with_capacity(v6.len());
+        let mut onlink: Vec<(Ipv6Net, &str)> = Vec::new();
+        for r in &v6 {
+            let dst = r.dst;
+            if dst.subnet() != dst {
+                return Err(self.key_err(
+                    &r.span,
+                    "dst",
+                    format!(
+                        "route {dst}: host bits are set; did you mean {}?",
+                        dst.subnet()
+                    ),
+                ));
+            }
+            if !seen.insert(dst) {
+                return Err(self.key_err(&r.span, "dst", format!("route {dst}: listed twice")));
+            }
+            if let Some(d) = &r.dev {
+                if !bridges.list.iter().any(|b| &b.name == d) {
+                    return Err(self.key_err(
+                        &r.span,
+                        "dev",
+                        format!("route {dst}: no bridge '{d}' in this file"),
+                    ));
+                }
+            }
+            match (r.via, &r.dev) {
+                (None, None) => {
+                    return Err(self.err(
+                        &r.span,
+                        format!("route {dst}: give via = \"GATEWAY\" or dev = \"BRIDGE\""),
+                    ))
+                }
+                (None, Some(d)) => onlink.push((dst, d)),
+                _ => {}
+            }
+        }
+        let mut routes = Vec::with_capacity(v6.len());
+        for r in &v6 {
+            let dev = match (r.via, &r.dev) {
+                (None, Some(d)) => d.clone(),
+                (Some(gw), _) if gw.is_unspecified() || gw.is_loopback() || gw.is_multicast() => {
+                    return Err(self.key_err(
+                        &r.span,
+                        "via",
+                        format!("route {} via {gw}: not a unicast address", r.dst),
+                    ))
+                }
+                (Some(gw), Some(d)) if is_link_local(gw) => d.clone(),
+                (Some(gw), None) if is_link_local(gw) => {
+                    return Err(self.key_err(
+                        &r.span,
+                        "via",
+                        format!(
+                            "route {} via {gw}: a link-local gateway needs dev = \"BRIDGE\"",
+                            r.dst
+                        ),
+                    ))
+                }
+                (Some(gw), dev) => {
+                    let on = onlink
+                        .iter()
+                        .filter(|(n, _)| n.contains(gw))
+                        .max_by_key(|(n, _)| n.len)
+                        .map(|(_, b)| *b);
+                    match on {
+                        Some(b) if dev.as_deref().is_none_or(|d| d == b) => b.to_string(),
+                        _ => {
+                            return Err(self.key_err(
+                                &r.span,
+                                "via",
+                                format!(
+                                    "route {} via {gw}: no IPv6 route out of {} covers the                                      gateway; add one (dst = \"PREFIX\", dev = \"BRIDGE\")",
+                                    r.dst,
+                                    dev.as_deref().unwrap_or("a bridge")
+                                ),
+                            ))
+                        }
+                    }
+                }
+                (None, None) => unreachable!("checked above"),
+            };
+            routes.push((r.dst, r.via, dev));
+        }
         Ok(routes)
     }
 
@@ -663,4 +806,12 @@ impl Checker<'_> {
 
         Ok(nat)
     }
+}
+
+/// A `[[route]]` of one family, as [`Checker::routes_of_family`] gives it.
+struct FamilyRoute<N, A> {
+    span: std::ops::Range<usize>,
+    dst: N,
+    via: Option<A>,
+    dev: Option<String>,
 }

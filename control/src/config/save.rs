@@ -76,7 +76,15 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
     for (mac, dev) in &state.fdb {
         let _ = write!(out, "\n[[fdb]]\nmac = \"{mac}\"\ndev = {}\n", quoted(dev));
     }
-    for (dst, via, dev) in &state.routes {
+    let v4 = state
+        .routes
+        .iter()
+        .map(|(dst, via, dev)| (IpNet::V4(*dst), via.map(IpAddr::V4), dev));
+    let v6 = state
+        .routes6
+        .iter()
+        .map(|(dst, via, dev)| (IpNet::V6(*dst), via.map(IpAddr::V6), dev));
+    for (dst, via, dev) in v4.chain(v6) {
         let _ = write!(out, "\n[[route]]\ndst = \"{dst}\"\n");
         if let Some(via) = via {
             let _ = writeln!(out, "via = \"{via}\"");

@@ -31,7 +31,7 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             let d = dev.clone();
             let existed = cx.on_switch(move |sw| {
                 // Host bits are refused by route_add, whatever is there.
-                match sw.route_exact(dst).filter(|_| dst.addr == dst.network()) {
+                match sw.route_exact(dst).filter(|_| !dst.has_host_bits()) {
                     Some(r) if !replace || r.proto == RouteOrigin::Connected => Ok(Some(r)),
                     _ => sw.route_add(dst, via, d.as_deref()).map(|()| None),
                 }
@@ -128,9 +128,16 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             (Some(r), _) => Ok(to_value(r)),
             (None, true) => Err(ApiError::new(
                 ErrorCode::NotFound,
-                format!(
-                    "{addr}: never forwarded (a broadcast, multicast, loopback or 0.0.0.0/8 address)"
-                ),
+                match addr {
+                    IpAddr::V4(_) => format!(
+                        "{addr}: never forwarded (a broadcast, multicast, loopback or 0.0.0.0/8 \
+                         address)"
+                    ),
+                    IpAddr::V6(_) => format!(
+                        "{addr}: never forwarded (an unspecified, loopback, multicast or \
+                         link-local address)"
+                    ),
+                },
             )),
             (None, false) => Err(ApiError::new(
                 ErrorCode::NotFound,
@@ -142,7 +149,7 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
 }
 
 /// A route of a `route load` text: (line number, prefix, gateway, bridge).
-type RouteLine = (u64, Ipv4Net, Option<Ipv4Addr>, Option<String>);
+type RouteLine = (u64, IpNet, Option<IpAddr>, Option<String>);
 
 /// Parses `route load` text, every line before any is used.
 fn parse_route_lines(text: &str, first_line: u64) -> Result<Vec<RouteLine>, ApiError> {
@@ -159,8 +166,8 @@ fn parse_route_lines(text: &str, first_line: u64) -> Result<Vec<RouteLine>, ApiE
             continue;
         }
         let bad = |why: String| ApiError::new(ErrorCode::BadRequest, format!("line {line}: {why}"));
-        let dst: Ipv4Net = words[0].parse().map_err(|e| bad(format!("{e}")))?;
-        if dst.addr != dst.network() {
+        let dst: IpNet = words[0].parse().map_err(|e| bad(format!("{e}")))?;
+        if dst.has_host_bits() {
             return Err(bad(format!(
                 "{dst}: host bits are set (the prefix is {})",
                 dst.subnet()
@@ -174,10 +181,13 @@ fn parse_route_lines(text: &str, first_line: u64) -> Result<Vec<RouteLine>, ApiE
                     let a = w
                         .next()
                         .ok_or_else(|| bad("'via' needs a gateway address".into()))?;
-                    via = Some(
-                        a.parse()
-                            .map_err(|_| bad(format!("'{a}' is not an IPv4 address")))?,
-                    );
+                    let gw: IpAddr = a
+                        .parse()
+                        .map_err(|_| bad(format!("'{a}' is not an IPv4 or IPv6 address")))?;
+                    if gw.is_ipv6() != dst.is_ipv6() {
+                        return Err(bad(format!("gateway {gw} is not of the family of {dst}")));
+                    }
+                    via = Some(gw);
                 }
                 "dev" => {
                     let d = w

@@ -132,7 +132,7 @@ impl Lab {
             .expect("address");
         sw.addr_add("br1", net("203.0.113.1/24")).expect("address");
         sw.set_mtu("br1", 600).expect("mtu");
-        sw.route_add(net("198.51.100.0/24"), Some(SILENT_GATEWAY), None)
+        sw.route4_add(net("198.51.100.0/24"), Some(SILENT_GATEWAY), None)
             .expect("route");
         sw.neigh_add(OUTSIDE_HOST, OUTSIDE_HOST_MAC, "br1")
             .expect("neighbour");

@@ -23,7 +23,8 @@ pub enum FibError {
     #[error("the routing table is full ({0} routes; raise limits.max_routes in the config file, or patchbayd --max-routes)")]
     Full(usize),
     #[error(
-        "too many distinct next hops (gateway and bridge pairs): id {0} is over {MAX_NEXT_HOP}"
+        "too many distinct next hops (gateway and bridge pairs): id {0} is over {MAX_NEXT_HOP}, \
+         and ids are not reused until patchbayd restarts"
     )]
     BadNextHop(u32),
 }
@@ -134,6 +135,9 @@ impl Fib {
         if next_hop > MAX_NEXT_HOP {
             return Err(FibError::BadNextHop(next_hop));
         }
+        if len > 32 {
+            return Err(FibError::BadLength(len));
+        }
         self.changed(u32::from(prefix), len);
         match self.table.insert(u32::from(prefix), len, next_hop) {
             Ok(_) => Ok(()),
@@ -176,6 +180,15 @@ impl Fib {
                 .map(|(p, l, nh)| (u32::from(p), l, nh))
                 .collect(),
         )
+    }
+
+    /// Every route (prefix, length, next hop), in no particular order:
+    /// for a search, without the sort.
+    pub fn routes_unsorted(&self) -> impl Iterator<Item = (Ipv4Addr, u8, u32)> + '_ {
+        self.table
+            .rib()
+            .iter()
+            .map(|(p, l, nh)| (Ipv4Addr::from(p), l, nh))
     }
 
     /// Every route (prefix, length, next hop), longest prefixes first.
@@ -242,6 +255,17 @@ mod tests {
             Err(FibError::BadLength(33))
         );
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn a_prefix_too_long_is_refused_with_a_gateway_remembered() {
+        let mut f = Fib::new();
+        f.insert(ip("10.0.0.0"), 24, 1).unwrap();
+        f.gateway_route(ip("10.0.0.5"));
+        assert_eq!(
+            f.insert(ip("10.0.0.0"), 33, 1),
+            Err(FibError::BadLength(33))
+        );
     }
 
     #[test]

@@ -150,6 +150,8 @@ pub enum RouterError {
     GatewayIsLocal(Ipv4Addr),
     #[error("{0} is an address of the router itself, not a neighbour")]
     NeighborIsLocal(Ipv4Addr),
+    #[error("{0} is the connected route of a router address; it comes and goes with the address")]
+    ConnectedRoute(Ipv4Net),
     #[error("{0}: host bits are set (the prefix is {1})")]
     HostBits(Ipv4Net, Ipv4Net),
     #[error("{0} is the gateway of route {1}; change that route first")]
@@ -334,8 +336,17 @@ impl Router {
     /// Puts a route in the table as it is, unchecked: for a model of a
     /// running router, whose routes were checked when they were added.
     pub(crate) fn insert_route(&mut self, dst: Ipv4Net, nh: NextHop) -> Result<(), RouterError> {
-        let id = self.next_hop_id(nh);
+        // A next hop gets its id once the table has taken the route: one
+        // refused uses none up.
+        let (id, new) = match self.next_hop_ids.get(&nh) {
+            Some(&id) => (id, false),
+            None => (self.next_hops.len() as u32, true),
+        };
         self.fib.insert(dst.network(), dst.len, id)?;
+        if new {
+            self.next_hops.push(nh);
+            self.next_hop_ids.insert(nh, id);
+        }
         Ok(())
     }
     fn is_directed_broadcast(&self, ip: Ipv4Addr) -> bool {

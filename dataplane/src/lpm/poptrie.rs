@@ -10,10 +10,13 @@
 //!   popcount(vector & bits 0..=v) - 1`. Leaves are compressed: `leafvec`
 //!   marks each slot where the value changes, and the slot's value is at
 //!   `base0 + popcount(leafvec & bits 0..=v) - 1`.
-//! - **Updates.** A change recompiles only what it covers: the subtree under
-//!   one direct entry for a prefix of 18 bits or more, the entries of its
-//!   range for a shorter one. Freed blocks go to free lists by size, and the
-//!   whole structure is recompiled when more than half of it is free.
+//! - **Updates.** A change recompiles only what it covers: for a prefix of
+//!   18 bits or more, the node its last bits fall in (the nodes above it
+//!   stay, and so do its children outside the change); for a shorter one,
+//!   the direct entries of its range. A batch of changes marks the direct
+//!   entries it touched and compiles each once, at its end. Freed blocks go
+//!   to free lists by size, and the whole structure is recompiled when more
+//!   than half of it is free.
 //!
 //! The routes themselves are kept in a [`Rib`], which the structure is
 //! compiled from.
@@ -21,7 +24,7 @@
 use super::rib::{Rib, NONE};
 use super::Key;
 
-/// A direct entry that is a leaf: the value in the other 31 bits.
+/// A direct entry that is a leaf: the value in its low 16 bits.
 const LEAF: u32 = 1 << 31;
 /// No route, as leaves and direct entries hold it.
 const NO_ROUTE: u32 = 0xffff;
@@ -83,7 +86,7 @@ pub struct Poptrie<K: Key> {
     used_leaves: usize,
     max_routes: usize,
     /// Open batches ([`Poptrie::begin_batch`]); while any is open, changes
-    /// go to the routes and to `pending`, and are compiled at the end.
+    /// go to the routes and to `dirty`, and are compiled at the end.
     batches: u32,
     /// The direct entries that changes in the open batch touched, a bit
     /// each, to compile when it ends (empty outside a batch).
@@ -267,6 +270,7 @@ impl<K: Key> Poptrie<K> {
 
     /// Ends a batch; the last one to end compiles what changed in them.
     pub fn end_batch(&mut self) {
+        debug_assert!(self.batches > 0, "end_batch without begin_batch");
         self.batches = self.batches.saturating_sub(1);
         if self.batches > 0 || self.dirty.is_empty() {
             return;
@@ -368,8 +372,8 @@ impl<K: Key> Poptrie<K> {
         let v = key.chunk(depth);
         let span = 1u32 << (depth + STRIDE).saturating_sub(u32::from(len)).min(STRIDE);
         let lo = v & !(span as usize - 1);
-        let changed = (u64::MAX >> (64 - span)) << lo;
-        let node = self.recompile_node(node, n, best, changed);
+        let span_mask = (u64::MAX >> (64 - span)) << lo;
+        let node = self.recompile_node(node, n, best, span_mask);
         self.nodes[at as usize] = node;
     }
 
@@ -498,7 +502,9 @@ impl<K: Key> Poptrie<K> {
         };
         // Children that stay (a node before and after, outside the change)
         // are moved as they are; the others are compiled, and the old ones
-        // not kept freed with all below them.
+        // not kept freed with all below them. Everything new is compiled
+        // (or copied out) before anything old is freed, so a block freed
+        // here and taken again at once holds nothing still needed.
         let keep = old.vector & vector & !changed;
         let mut children = [Node::default(); FANOUT];
         let mut k = 0;

@@ -6,11 +6,11 @@ use crate::counters::BridgeCounters;
 use crate::ip4::{L3Counters, RpFilter};
 use crate::nat::{Filtering, NatKind};
 use crate::port::{LinkState, PortKind};
-use crate::wire::Ipv4Net;
 use crate::wire::Mac;
+use crate::wire::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A port and its counters.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,7 +96,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct RouteFilter {
     /// Exactly this prefix, or (`root`) every prefix inside it.
-    pub dst: Option<Ipv4Net>,
+    pub dst: Option<IpNet>,
     pub root: bool,
     /// Out of this bridge.
     pub dev: Option<String>,
@@ -105,8 +105,8 @@ pub struct RouteFilter {
 /// One route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RouteInfo {
-    pub dst: Ipv4Net,
-    pub via: Option<Ipv4Addr>,
+    pub dst: IpNet,
+    pub via: Option<IpAddr>,
     pub dev: String,
     pub proto: RouteOrigin,
 }
@@ -142,10 +142,10 @@ impl std::fmt::Display for RouteOrigin {
 /// The decision for one destination.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RouteGet {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub route: RouteInfo,
-    pub next_hop: Ipv4Addr,
-    pub src: Option<Ipv4Addr>,
+    pub next_hop: IpAddr,
+    pub src: Option<IpAddr>,
     pub neighbor_mac: Option<Mac>,
     pub port: Option<String>,
 }
@@ -233,6 +233,8 @@ pub struct RunningState {
     pub fdb: Vec<(Mac, String)>,
     /// Static routes (not the connected ones): prefix, gateway, bridge.
     pub routes: Vec<(Ipv4Net, Option<Ipv4Addr>, String)>,
+    /// IPv6 routes: prefix, gateway, bridge.
+    pub routes6: Vec<(Ipv6Net, Option<Ipv6Addr>, String)>,
     /// Permanent ARP entries: address, MAC, bridge.
     pub neighbors: Vec<(Ipv4Addr, Mac, String)>,
     pub nat: Vec<NatRuleState>,

@@ -12,6 +12,7 @@ use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
 use crate::emit::Emitter;
 use crate::ip4::{router_mac, L3Out, NextHop, Router, RouterError, RpFilter, L3};
+use crate::ip6::{Fib6, Route6Error};
 use crate::l2::AgeingTime;
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, Learn, PortId};
 use crate::nat::{Filtering, Nat, NatAction, NatKind, PortRange, Timeouts};
@@ -19,12 +20,12 @@ use crate::port::memory::MemoryPort;
 use crate::port::{LinkState, Port};
 use crate::trace;
 use crate::trace::{Event, Filter, L2Out, Learned, PacketSpec, TracedPacket, Tracer};
-use crate::wire::Ipv4Net;
+use crate::wire::{IpNet, Ipv4Net};
 use crate::wire::{Mac, VNET_HDR_LEN};
 use crate::BATCH;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 /// The bridge every `--port` joins; it always exists.
@@ -51,6 +52,7 @@ mod nat_rules;
 mod packet_trace;
 mod path;
 use path::{Batch, Path};
+mod route6;
 mod running;
 mod show;
 
@@ -134,6 +136,10 @@ pub enum SwitchError {
     Fdb(#[from] FdbError),
     #[error(transparent)]
     Router(#[from] RouterError),
+    #[error(transparent)]
+    Route6(#[from] Route6Error),
+    #[error("gateway {0} is not of the family of {1}")]
+    FamilyMismatch(IpAddr, IpNet),
     #[error("nat: {0}")]
     BadNat(String),
     #[error("nat: no rule {0} (see 'patchbay nat show')")]
@@ -196,6 +202,8 @@ pub struct Switch {
     fdb: Fdb,
     /// The router's own tables: interfaces, FIB, next hops.
     router: Router,
+    /// The IPv6 routes (forwarding them comes with IPv6 interfaces).
+    fib6: Fib6,
     /// The router's peers: the neighbour cache, NAT, the frames the router
     /// makes, and the packet trace (which the bridges' stages use too).
     arp: ArpCache,
@@ -243,6 +251,7 @@ impl Switch {
             bridges: Vec::new(),
             fdb: Fdb::new(config.fdb_max),
             router: Router::with_max_routes(config.max_routes),
+            fib6: Fib6::with_max_routes(config.max_routes),
             arp,
             nat,
             em: Emitter::new(config.router_buffers),
@@ -886,6 +895,39 @@ mod tests {
         assert_eq!(sw.stats().nat.fragments_dropped, 1);
     }
 
+    #[test]
+    fn a_table_that_refuses_a_connected_route_leaves_no_address_behind() {
+        let config = SwitchConfig {
+            max_routes: 1,
+            ..SwitchConfig::default()
+        };
+        let mut sw = Switch::new(config, None);
+        sw.add_bridge("wan").unwrap();
+        sw.addr_add("wan", "10.2.0.1/24".parse().unwrap()).unwrap();
+        let e = sw.addr_add("wan", "10.3.0.1/24".parse().unwrap());
+        assert!(e.unwrap_err().to_string().contains("max_routes"));
+        let addrs: Vec<String> = sw.router.addrs().map(|(_, a)| a.to_string()).collect();
+        assert_eq!(addrs, ["10.2.0.1/24"]);
+    }
+
+    #[test]
+    fn a_connected_route_is_not_replaced_by_a_route_add() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        sw.addr_add(DEFAULT_BRIDGE, "10.0.0.1/24".parse().unwrap())
+            .unwrap();
+        // As `route load` adds (which replaces other routes).
+        let e = sw
+            .route_add(
+                "10.0.0.0/24".parse().unwrap(),
+                Some("10.0.0.5".parse().unwrap()),
+                None,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("connected route"), "{e}");
+        let r = sw.route_exact("10.0.0.0/24".parse().unwrap()).unwrap();
+        assert_eq!((r.via, r.proto), (None, RouteOrigin::Connected));
+    }
+
     /// A running state with its routes in one order (the FIB's is not).
     fn sorted(mut s: RunningState) -> String {
         s.routes.sort();
@@ -921,6 +963,18 @@ mod tests {
             .unwrap();
         sw.route_add("10.60.0.0/16".parse().unwrap(), None, Some("wan"))
             .unwrap();
+        // IPv6 routes: out of a bridge, via a gateway it reaches, via a
+        // link-local gateway.
+        sw.route_add("2001:db8:2::/64".parse().unwrap(), None, Some("wan"))
+            .unwrap();
+        sw.route_add(
+            "2001:db8:9::/48".parse().unwrap(),
+            via("2001:db8:2::2"),
+            None,
+        )
+        .unwrap();
+        sw.route_add("::/0".parse().unwrap(), via("fe80::1"), Some("wan"))
+            .unwrap();
         // NAT rule ids with a gap.
         for _ in 0..3 {
             sw.nat_add(
@@ -944,6 +998,17 @@ mod tests {
         assert!(matches!(
             e,
             SwitchError::Router(RouterError::GatewayUnreachable(_))
+        ));
+        let e = model
+            .route_add(
+                "2001:db8:8::/48".parse().unwrap(),
+                via("2001:db8:3::1"),
+                None,
+            )
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            SwitchError::Route6(Route6Error::GatewayUnreachable(..))
         ));
         // And a change to the model is not the running switch's.
         model.nat_del(3).unwrap();

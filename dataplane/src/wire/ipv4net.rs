@@ -55,6 +55,10 @@ pub enum NetParseError {
     Addr(String),
     #[error("{0}: prefix length over 32")]
     Len(String),
+    #[error("'{0}' is not an IPv6 address")]
+    Addr6(String),
+    #[error("{0}: prefix length over 128")]
+    Len6(String),
 }
 
 impl FromStr for Ipv4Net {

@@ -10,19 +10,9 @@ impl Router {
             return None;
         }
         self.fib
-            .routes()
+            .routes_unsorted()
             .find(|&(_, _, nh)| self.next_hops[nh as usize].gateway == Some(gw))
             .map(|(addr, len, _)| Ipv4Net { addr, len })
-    }
-
-    pub(super) fn next_hop_id(&mut self, nh: NextHop) -> u32 {
-        if let Some(&id) = self.next_hop_ids.get(&nh) {
-            return id;
-        }
-        let id = self.next_hops.len() as u32;
-        self.next_hops.push(nh);
-        self.next_hop_ids.insert(nh, id);
-        id
     }
 
     /// Sets a router interface's reverse-path filtering and whether it
@@ -82,6 +72,16 @@ impl Router {
     ) -> Result<(), RouterError> {
         if dst.addr != dst.network() {
             return Err(RouterError::HostBits(dst, dst.subnet()));
+        }
+        if let Some(id) = self.fib.get(dst.network(), dst.len) {
+            let nh = self.next_hops[id as usize];
+            let connected = nh.gateway.is_none()
+                && self
+                    .iface(nh.bridge)
+                    .is_some_and(|i| i.addrs.iter().any(|a| a.subnet() == dst));
+            if connected {
+                return Err(RouterError::ConnectedRoute(dst));
+            }
         }
         let nh = match (via, dev) {
             (Some(gw), _) if self.is_local(gw) => return Err(RouterError::GatewayIsLocal(gw)),
@@ -161,6 +161,20 @@ impl L3<'_> {
         {
             return Err(RouterError::SubnetRouted(net.subnet(), gw));
         }
+        if self
+            .router
+            .iface(bridge)
+            .is_some_and(|i| i.addrs.contains(&net))
+        {
+            return Err(RouterError::AddrExists(net));
+        }
+        // The connected route first: if the table refuses it (full), the
+        // address is not half added.
+        let connected = NextHop {
+            bridge,
+            gateway: None,
+        };
+        self.router.insert_route(net.subnet(), connected)?;
         let b = usize::from(bridge);
         if self.router.ifaces.len() <= b {
             self.router.ifaces.resize(b + 1, None);
@@ -172,16 +186,8 @@ impl L3<'_> {
             rp_filter: RpFilter::default(),
             redirects: true,
         });
-        if iface.addrs.contains(&net) {
-            return Err(RouterError::AddrExists(net));
-        }
         iface.addrs.push(net);
         self.router.refresh_addresses();
-        let nh = self.router.next_hop_id(NextHop {
-            bridge,
-            gateway: None,
-        });
-        self.router.fib.insert(net.network(), net.len, nh)?;
         self.announce(bridge, net.addr);
         Ok(())
     }
@@ -271,7 +277,7 @@ impl L3<'_> {
         let gone: Vec<(Ipv4Addr, u8)> = self
             .router
             .fib
-            .routes()
+            .routes_unsorted()
             .filter(|&(_, _, nh)| self.router.next_hops[nh as usize].bridge == bridge)
             .map(|(p, l, _)| (p, l))
             .collect();

@@ -77,8 +77,25 @@ impl Switch {
         Ok(())
     }
 
-    /// Adds a route via a gateway, or out of a bridge.
+    /// Adds a route of either family via a gateway (of the same family),
+    /// or out of a bridge.
     pub fn route_add(
+        &mut self,
+        dst: IpNet,
+        via: Option<IpAddr>,
+        dev: Option<&str>,
+    ) -> Result<(), SwitchError> {
+        match (dst, via) {
+            (IpNet::V4(d), None) => self.route4_add(d, None, dev),
+            (IpNet::V4(d), Some(IpAddr::V4(gw))) => self.route4_add(d, Some(gw), dev),
+            (IpNet::V6(d), None) => self.route6_add(d, None, dev),
+            (IpNet::V6(d), Some(IpAddr::V6(gw))) => self.route6_add(d, Some(gw), dev),
+            (dst, Some(gw)) => Err(SwitchError::FamilyMismatch(gw, dst)),
+        }
+    }
+
+    /// Adds an IPv4 route via a gateway, or out of a bridge.
+    pub fn route4_add(
         &mut self,
         dst: Ipv4Net,
         via: Option<Ipv4Addr>,
@@ -97,20 +114,29 @@ impl Switch {
     /// packet sees the routes half compiled.
     pub fn route_batch<R>(&mut self, f: impl FnOnce(&mut Switch) -> R) -> R {
         self.router.begin_route_batch();
+        self.fib6.begin_batch();
         let r = f(self);
+        self.fib6.end_batch();
         self.router.end_route_batch();
         r
     }
 
     /// The route for exactly `dst` (not the longest match), if there is one.
-    pub fn route_exact(&self, dst: Ipv4Net) -> Option<RouteInfo> {
+    pub fn route_exact(&self, dst: IpNet) -> Option<RouteInfo> {
+        let dst = match dst {
+            IpNet::V4(d) => d,
+            IpNet::V6(d) => return self.route6_exact(d),
+        };
         let prefix = dst.network();
         let nh = self.router.fib().get(prefix, dst.len)?;
         Some(self.route_info(prefix, dst.len, nh))
     }
 
-    pub fn route_del(&mut self, dst: Ipv4Net) -> Result<(), SwitchError> {
-        self.router.route_del(dst)?;
+    pub fn route_del(&mut self, dst: IpNet) -> Result<(), SwitchError> {
+        match dst {
+            IpNet::V4(d) => self.router.route_del(d)?,
+            IpNet::V6(d) => self.route6_del(d)?,
+        }
         Ok(())
     }
 
@@ -124,8 +150,8 @@ impl Switch {
                     .any(|a| a.len == len && a.network() == prefix)
             });
         RouteInfo {
-            dst,
-            via: nh.gateway,
+            dst: IpNet::V4(dst),
+            via: nh.gateway.map(IpAddr::V4),
             dev: self.bridge_name(nh.bridge).to_string(),
             proto: if connected {
                 RouteOrigin::Connected
@@ -135,15 +161,19 @@ impl Switch {
         }
     }
 
-    /// Every route, longest prefixes first; at most `limit`.
+    /// Every route, IPv4 then IPv6, longest prefixes first; at most
+    /// `limit`.
     pub fn routes(&self, limit: usize) -> (usize, Vec<RouteInfo>) {
         let fib = self.router.fib();
-        let rows = fib
+        let mut rows: Vec<RouteInfo> = fib
             .routes()
             .take(limit)
             .map(|(p, l, nh)| self.route_info(p, l, nh))
             .collect();
-        (fib.len(), rows)
+        let left = limit - rows.len();
+        let (total6, rows6) = self.routes6_matching(left, &RouteFilter::default(), None);
+        rows.extend(rows6);
+        (fib.len() + total6, rows)
     }
 
     /// The routes `filter` lets through, longest prefixes first; at most
@@ -161,11 +191,17 @@ impl Switch {
         if filter.dst.is_none() && dev.is_none() {
             return Ok(self.routes(limit));
         }
+        let (total6, rows6) = self.routes6_matching(limit, filter, dev);
+        let dst4 = match filter.dst {
+            Some(IpNet::V6(_)) => return Ok((total6, rows6)),
+            Some(IpNet::V4(d)) => Some(d),
+            None => None,
+        };
         let fib = self.router.fib();
         let mut total = 0;
         let mut rows = Vec::new();
         let wanted = |p: Ipv4Addr, l: u8, nh: u32| {
-            let in_dst = filter.dst.is_none_or(|d| {
+            let in_dst = dst4.is_none_or(|d| {
                 if filter.root {
                     l >= d.len && d.contains(p)
                 } else {
@@ -180,30 +216,43 @@ impl Switch {
                 rows.push(self.route_info(p, l, nh));
             }
         }
-        Ok((total, rows))
+        let left = limit - rows.len();
+        rows.extend(rows6.into_iter().take(left));
+        Ok((total + total6, rows))
     }
 
-    /// Whether packets to `addr` are never forwarded (broadcast, multicast,
-    /// loopback, 0.0.0.0/8).
-    pub fn never_forwarded(&self, addr: Ipv4Addr) -> bool {
-        self.router.never_forwarded(addr)
+    /// Whether packets to `addr` are never forwarded (IPv4: broadcast,
+    /// multicast, loopback, 0.0.0.0/8; IPv6: see
+    /// [`Switch::never_forwarded6`]).
+    pub fn never_forwarded(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => self.router.never_forwarded(a),
+            IpAddr::V6(a) => self.never_forwarded6(a),
+        }
     }
 
     /// The routing decision for one address, in words.
-    pub fn route_get(&self, addr: Ipv4Addr) -> Option<RouteGet> {
+    pub fn route_get(&self, addr: IpAddr) -> Option<RouteGet> {
+        match addr {
+            IpAddr::V4(a) => self.route4_get(a),
+            IpAddr::V6(a) => self.route6_get(a),
+        }
+    }
+
+    fn route4_get(&self, addr: Ipv4Addr) -> Option<RouteGet> {
         // The router's own address: answered, not routed (`ip route get`
         // says "local" too).
         if let Some((b, _)) = self.router.addrs().find(|&(_, a)| a.addr == addr) {
             return Some(RouteGet {
-                addr,
+                addr: IpAddr::V4(addr),
                 route: RouteInfo {
-                    dst: Ipv4Net { addr, len: 32 },
+                    dst: IpNet::V4(Ipv4Net { addr, len: 32 }),
                     via: None,
                     dev: self.bridge_name(b).to_string(),
                     proto: RouteOrigin::Local,
                 },
-                next_hop: addr,
-                src: Some(addr),
+                next_hop: IpAddr::V4(addr),
+                src: Some(IpAddr::V4(addr)),
                 neighbor_mac: self.router.router_mac(b),
                 port: None,
             });
@@ -231,11 +280,11 @@ impl Switch {
                     .find(|a| a.contains(next))
                     .or(i.addrs.first())
             })
-            .map(|a| a.addr);
+            .map(|a| IpAddr::V4(a.addr));
         Some(RouteGet {
-            addr,
+            addr: IpAddr::V4(addr),
             route,
-            next_hop: next,
+            next_hop: IpAddr::V4(next),
             src,
             neighbor_mac: mac,
             port,

@@ -85,6 +85,14 @@ impl Switch {
             };
             sw.router.insert_route(*dst, next_hop)?;
         }
+        for (dst, gateway, dev) in &state.routes6 {
+            let bridge = sw.existing_bridge(dev)?;
+            let next_hop = crate::ip6::NextHop6 {
+                bridge,
+                gateway: *gateway,
+            };
+            sw.fib6.insert(*dst, next_hop).map_err(Route6Error::from)?;
+        }
         for (ip, mac, dev) in &state.neighbors {
             sw.neigh_add(*ip, *mac, dev)?;
         }
@@ -177,6 +185,9 @@ impl Switch {
             ports,
             fdb: fdb.into_iter().map(|(_, mac, p)| (mac, p)).collect(),
             routes: Vec::new(),
+            // Small tables for now (lab routes): copied here, on the
+            // forwarding thread, with their bridge names.
+            routes6: self.routes6_state(),
             neighbors: neighbors
                 .into_iter()
                 .map(|(b, ip, mac)| (ip, mac, self.bridge_name(b).to_string()))

@@ -1,0 +1,224 @@
+//! IPv6 routes as the control plane sees them: add, delete, show, get.
+//! The table is kept and checked now; forwarding by it comes with the
+//! router's IPv6 interfaces.
+
+use super::*;
+use crate::ip6::fib::is_link_local;
+use crate::ip6::NextHop6;
+use crate::wire::Ipv6Net;
+use std::net::Ipv6Addr;
+
+impl Switch {
+    /// Adds (or replaces) an IPv6 route via a gateway and/or out of a
+    /// bridge. A link-local gateway needs the bridge; another gateway must
+    /// be reached by a route straight out of a bridge (no gateway), as an
+    /// IPv4 gateway must be on a connected subnet.
+    pub fn route6_add(
+        &mut self,
+        dst: Ipv6Net,
+        via: Option<Ipv6Addr>,
+        dev: Option<&str>,
+    ) -> Result<(), SwitchError> {
+        let dev = dev.map(|d| self.existing_bridge(d)).transpose()?;
+        if dst.subnet() != dst {
+            return Err(Route6Error::HostBits(dst, dst.subnet()).into());
+        }
+        let next_hop = match (via, dev) {
+            (Some(gw), _) if gw.is_unspecified() || gw.is_loopback() || gw.is_multicast() => {
+                return Err(Route6Error::BadGateway(gw).into())
+            }
+            (Some(gw), Some(bridge)) if is_link_local(gw) => NextHop6 {
+                bridge,
+                gateway: Some(gw),
+            },
+            (Some(gw), None) if is_link_local(gw) => {
+                return Err(Route6Error::LinkLocalNeedsDev(gw).into())
+            }
+            (Some(gw), dev) => match self.fib6.matching_route(gw) {
+                Some((
+                    _,
+                    NextHop6 {
+                        bridge,
+                        gateway: None,
+                    },
+                )) if dev.is_none_or(|d| d == bridge) => NextHop6 {
+                    bridge,
+                    gateway: Some(gw),
+                },
+                _ => {
+                    let on = dev.map_or(String::new(), |d| format!(" {}", self.bridge_name(d)));
+                    return Err(Route6Error::GatewayUnreachable(gw, on).into());
+                }
+            },
+            (None, Some(bridge)) => NextHop6 {
+                bridge,
+                gateway: None,
+            },
+            (None, None) => return Err(Route6Error::NoNextHop.into()),
+        };
+        self.fib6.insert(dst, next_hop).map_err(Route6Error::from)?;
+        Ok(())
+    }
+
+    pub fn route6_del(&mut self, dst: Ipv6Net) -> Result<(), SwitchError> {
+        if dst.subnet() != dst {
+            return Err(Route6Error::HostBits(dst, dst.subnet()).into());
+        }
+        self.fib6.remove(dst).map_err(Route6Error::from)?;
+        Ok(())
+    }
+
+    /// The IPv6 route for exactly `dst`, if there is one.
+    pub fn route6_exact(&self, dst: Ipv6Net) -> Option<RouteInfo> {
+        let nh = self.fib6.get(dst.subnet())?;
+        Some(self.route6_info(dst.subnet(), nh))
+    }
+
+    pub(super) fn route6_info(&self, dst: Ipv6Net, nh: NextHop6) -> RouteInfo {
+        RouteInfo {
+            dst: IpNet::V6(dst),
+            via: nh.gateway.map(IpAddr::V6),
+            dev: self.bridge_name(nh.bridge).to_string(),
+            proto: RouteOrigin::Static,
+        }
+    }
+
+    /// The IPv6 routes `filter` lets through (its prefix, if any, IPv6),
+    /// longest prefixes first; at most `limit`, with how many match.
+    pub(super) fn routes6_matching(
+        &self,
+        limit: usize,
+        filter: &RouteFilter,
+        dev: Option<BridgeId>,
+    ) -> (usize, Vec<RouteInfo>) {
+        let dst = match filter.dst {
+            Some(IpNet::V4(_)) => return (0, Vec::new()),
+            Some(IpNet::V6(d)) => Some(d),
+            None => None,
+        };
+        let wanted = |n: &Ipv6Net, nh: &NextHop6| {
+            let in_dst = dst.is_none_or(|d| {
+                if filter.root {
+                    n.len >= d.len && d.contains(n.addr)
+                } else {
+                    n.len == d.len && n.addr == d.network()
+                }
+            });
+            in_dst && dev.is_none_or(|b| nh.bridge == b)
+        };
+        let mut total = 0;
+        let mut rows = Vec::new();
+        for (n, nh) in self.fib6.routes() {
+            if wanted(&n, &nh) {
+                total += 1;
+                if rows.len() < limit {
+                    rows.push(self.route6_info(n, nh));
+                }
+            }
+        }
+        (total, rows)
+    }
+
+    /// Whether packets to `addr` are never routed: unspecified, loopback,
+    /// multicast and link-local addresses (RFC 4291 2.5.6: link-local
+    /// packets never leave their link).
+    pub fn never_forwarded6(&self, addr: Ipv6Addr) -> bool {
+        addr.is_unspecified() || addr.is_loopback() || addr.is_multicast() || is_link_local(addr)
+    }
+
+    /// The routing decision for one IPv6 address. Which neighbour and port
+    /// it goes to comes with NDP.
+    pub fn route6_get(&self, addr: Ipv6Addr) -> Option<RouteGet> {
+        if self.never_forwarded6(addr) {
+            return None;
+        }
+        let (net, nh) = self.fib6.matching_route(addr)?;
+        Some(RouteGet {
+            addr: IpAddr::V6(addr),
+            route: self.route6_info(net, nh),
+            next_hop: IpAddr::V6(nh.gateway.unwrap_or(addr)),
+            src: None,
+            neighbor_mac: None,
+            port: None,
+        })
+    }
+
+    /// The IPv6 routes as the running state lists them.
+    pub(super) fn routes6_state(&self) -> Vec<(Ipv6Net, Option<Ipv6Addr>, String)> {
+        self.fib6
+            .routes()
+            .into_iter()
+            .map(|(n, nh)| (n, nh.gateway, self.bridge_name(nh.bridge).to_string()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn ipv6_routes_are_checked_listed_looked_up_and_go_with_their_bridge() {
+        let mut sw = Switch::new(SwitchConfig::default(), None);
+        sw.add_bridge("br1").unwrap();
+        let add = |sw: &mut Switch, dst: &str, via: Option<IpAddr>, dev: Option<&str>| {
+            sw.route_add(dst.parse().unwrap(), via, dev)
+        };
+        let err = |r: Result<(), SwitchError>| r.unwrap_err().to_string();
+        assert!(err(add(&mut sw, "2001:db8::1/64", None, Some("br1"))).contains("host bits"));
+        assert!(err(add(&mut sw, "::/0", ip("fe80::1"), None)).contains("give 'dev BRIDGE'"));
+        assert!(err(add(&mut sw, "::/0", ip("ff02::1"), Some("br1"))).contains("not a unicast"));
+        assert!(err(add(&mut sw, "::/0", ip("10.0.0.1"), None)).contains("family"));
+        assert!(
+            err(add(&mut sw, "2001:db8:9::/48", ip("2001:db8:2::2"), None))
+                .contains("reached by no route")
+        );
+        assert!(err(add(&mut sw, "::/0", None, Some("nosuch"))).contains("nosuch"));
+        add(&mut sw, "2001:db8:2::/64", None, Some("br1")).unwrap();
+        add(&mut sw, "2001:db8:9::/48", ip("2001:db8:2::2"), None).unwrap();
+        add(&mut sw, "::/0", ip("fe80::1"), Some(DEFAULT_BRIDGE)).unwrap();
+        add(&mut sw, "10.9.0.0/16", None, Some("br1")).unwrap_err(); // no IPv4 address
+
+        let get = sw.route_get("2001:db8:9::7".parse().unwrap()).unwrap();
+        assert_eq!(get.route.dst.to_string(), "2001:db8:9::/48");
+        assert_eq!(get.next_hop.to_string(), "2001:db8:2::2");
+        assert_eq!(get.route.dev, "br1");
+        let get = sw.route_get("2a00::1".parse().unwrap()).unwrap();
+        assert_eq!(
+            (get.route.dev.as_str(), get.next_hop.to_string()),
+            (DEFAULT_BRIDGE, "fe80::1".into())
+        );
+        assert!(sw.route_get("fe80::9".parse().unwrap()).is_none());
+        assert!(sw.never_forwarded("ff02::1".parse().unwrap()));
+
+        let (total, rows) = sw.routes(10);
+        assert_eq!((total, rows.len()), (3, 3));
+        let only = |dst: &str, root: bool| {
+            let filter = RouteFilter {
+                dst: Some(dst.parse().unwrap()),
+                root,
+                dev: None,
+            };
+            sw.routes_matching(10, &filter).unwrap().0
+        };
+        assert_eq!(only("2001:db8::/32", true), 2);
+        assert_eq!(only("2001:db8::/32", false), 0);
+        assert_eq!(only("10.0.0.0/8", true), 0);
+        assert_eq!(
+            sw.route_exact("2001:db8:2::/64".parse().unwrap())
+                .unwrap()
+                .via,
+            None
+        );
+
+        sw.route_del("2001:db8:9::/48".parse().unwrap()).unwrap();
+        assert!(err(sw.route_del("2001:db8:9::/48".parse().unwrap())).contains("no such route"));
+        sw.del_bridge("br1").unwrap();
+        assert_eq!(sw.routes(10).0, 1, "br1's route went with it");
+        assert_eq!(sw.running_state().routes6.len(), 1);
+    }
+}
