@@ -620,7 +620,10 @@ fn ipv6_routes_are_added_shown_got_saved_and_applied() {
         &["route", "add", "2001:db8:8::/48", "via", "2001:db8:3::1"],
         "reached by no route",
     );
-    lab.cli_fails(&["route", "add", "2001:db8:6::/48", "via", "fe80::2"], "give 'dev BRIDGE'");
+    lab.cli_fails(
+        &["route", "add", "2001:db8:6::/48", "via", "fe80::2"],
+        "give 'dev BRIDGE'",
+    );
     lab.cli_fails(
         &["route", "add", "2001:db8:7::/48", "via", "10.2.0.254"],
         "not of the family",
@@ -660,14 +663,19 @@ fn ipv6_routes_are_added_shown_got_saved_and_applied() {
     std::fs::write(&file, &saved).unwrap();
     let path = file.to_str().unwrap();
     let out = lab.cli_ok(&["apply", path]);
-    assert!(out.contains("no changes") || out.contains("made 0"), "{out}");
-    let edited = saved
-        .replace("dst = \"2001:db8:9::/48\"", "dst = \"2001:db8:a::/48\"");
+    assert!(
+        out.contains("no changes") || out.contains("made 0"),
+        "{out}"
+    );
+    let edited = saved.replace("dst = \"2001:db8:9::/48\"", "dst = \"2001:db8:a::/48\"");
     std::fs::write(&file, edited).unwrap();
     let out = lab.cli_ok(&["apply", path]);
     assert!(out.contains("routes +1 -1"), "{out}");
     let show = lab.cli_ok(&["route", "show"]);
-    assert!(show.contains("2001:db8:a::/48 via 2001:db8:2::2 dev br1"), "{show}");
+    assert!(
+        show.contains("2001:db8:a::/48 via 2001:db8:2::2 dev br1"),
+        "{show}"
+    );
     assert!(!show.contains("2001:db8:9::/48"), "{show}");
     // A bad IPv6 route in a file is refused at its line.
     std::fs::write(

@@ -36,7 +36,10 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
                     _ => sw.route_add(dst, via, d.as_deref()).map(|()| None),
                 }
             })?;
-            if let Some(r) = existed.as_ref().filter(|r| r.proto == RouteOrigin::Connected) {
+            if let Some(r) = existed
+                .as_ref()
+                .filter(|r| r.proto == RouteOrigin::Connected)
+            {
                 return Err(ApiError::new(
                     ErrorCode::Exists,
                     format!(
@@ -66,7 +69,8 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             for chunk in routes.chunks(8192) {
                 let chunk = chunk.to_vec();
                 let base = loaded;
-                let n = cx.engine
+                let n = cx
+                    .engine
                     .call(move |sw| {
                         sw.route_batch(|sw| {
                             for (i, (line, dst, via, dev)) in chunk.iter().enumerate() {
@@ -97,16 +101,14 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
         }
         Request::RouteDel { dst, via, dev } => {
             let d = dev.clone();
-            let other = cx.on_switch(move |sw| {
-                match sw.route_exact(dst) {
-                    Some(r)
-                        if via.is_some_and(|v| r.via != Some(v))
-                            || d.as_ref().is_some_and(|d| *d != r.dev) =>
-                    {
-                        Ok(Some(r))
-                    }
-                    _ => sw.route_del(dst).map(|()| None),
+            let other = cx.on_switch(move |sw| match sw.route_exact(dst) {
+                Some(r)
+                    if via.is_some_and(|v| r.via != Some(v))
+                        || d.as_ref().is_some_and(|d| *d != r.dev) =>
+                {
+                    Ok(Some(r))
                 }
+                _ => sw.route_del(dst).map(|()| None),
             })?;
             if let Some(r) = other {
                 return Err(ApiError::new(
@@ -121,7 +123,8 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             log::info!(op = "route_del", dst:% = dst; "route {dst} deleted");
             Ok(Value::Null)
         }
-        Request::RouteGet { addr } => match cx.engine
+        Request::RouteGet { addr } => match cx
+            .engine
             .call(move |sw| (sw.route_get(addr), sw.never_forwarded(addr)))
             .map_err(|_| stopped())?
         {
