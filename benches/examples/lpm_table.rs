@@ -26,11 +26,11 @@ fn main() {
     let which = args.get(1).map(String::as_str).unwrap_or("v4");
     let dir = args.get(2).map(std::path::PathBuf::from);
     match which {
-        "v4" | "v4-1m" => {
-            let table = if which == "v4" {
-                asn_table().expect("run tools/fetch-asn-table first")
-            } else {
-                one_million()
+        "v4" | "v4-1m" | "v4-2m" => {
+            let table = match which {
+                "v4" => asn_table().expect("run tools/fetch-asn-table first"),
+                "v4-1m" => one_million(),
+                _ => synthetic_table(2_000_000, 43),
             };
             let inside = addresses_inside(&table, LOOKUPS, 7);
             let uniform = addresses_uniform(LOOKUPS, 11);
@@ -67,8 +67,12 @@ fn main() {
                 },
             );
         }
-        "v6" => {
-            let table = asn_table_v6().expect("run tools/fetch-asn-table first");
+        "v6" | "v6-1m" => {
+            let table = if which == "v6" {
+                asn_table_v6().expect("run tools/fetch-asn-table first")
+            } else {
+                synthetic_table_v6(1_000_000)
+            };
             let inside = addresses_inside_v6(&table, LOOKUPS, 7);
             let mut rng = Rng::new(11);
             let uniform: Vec<u128> = (0..LOOKUPS)
@@ -102,7 +106,7 @@ fn main() {
                 |i| (0x3fff_0000u128 << 96 | (i as u128) << 80, 48),
             );
         }
-        w => panic!("v4, v4-1m or v6, not {w}"),
+        w => panic!("v4, v4-1m, v4-2m, v6 or v6-1m, not {w}"),
     }
 }
 
@@ -117,6 +121,26 @@ fn one_million() -> Vec<(u32, u8)> {
         t.push(((0x6400_0000 + (i << 8)) | host, len));
     }
     t
+}
+
+/// A 1M-route IPv6 table: prefixes anywhere in 2000::/3, 20% /32, 20%
+/// /40-/47, 40% /48, 10% /56 and 10% /64.
+fn synthetic_table_v6(n: usize) -> Vec<(u128, u8)> {
+    let mut rng = Rng::new(17);
+    (0..n)
+        .map(|_| {
+            let len = match rng.next_u32() % 10 {
+                0 | 1 => 32,
+                2 | 3 => 40 + (rng.next_u32() % 8) as u8,
+                4..=7 => 48,
+                8 => 56,
+                _ => 64,
+            };
+            let r = (0..4).fold(0u128, |a, _| a << 32 | u128::from(rng.next_u32()));
+            let addr = 1 << 125 | r >> 3;
+            (addr & !(u128::MAX >> len), len)
+        })
+        .collect()
 }
 
 fn write(dir: &std::path::Path, name: &str, rows: impl Iterator<Item = (Vec<u8>, u8)>) {
