@@ -6,8 +6,12 @@
 //!     tools/fetch-asn-table    # first, for the real-world table
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use patchbay_benches::{addresses_inside, addresses_uniform, asn_table, ip, synthetic_table};
+use patchbay_benches::{
+    addresses_inside, addresses_inside_v6, addresses_uniform, asn_table, asn_table_v6, ip,
+    synthetic_table,
+};
 use patchbay_dataplane::ip4::Fib;
+use patchbay_dataplane::lpm::Poptrie;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -113,12 +117,47 @@ fn bench_table(c: &mut Criterion, name: &str, table: &[(u32, u8)]) {
     g.finish();
 }
 
+/// The real IPv6 table in the same engine (`Poptrie<u128>`): batched
+/// lookups over 8M addresses inside its prefixes, and its build.
+fn bench_table_v6(c: &mut Criterion, table: &[(u128, u8)]) {
+    let build = || {
+        let mut t = Poptrie::<u128>::new();
+        t.begin_batch();
+        for (i, &(p, len)) in table.iter().enumerate() {
+            t.insert(p, len, (i % 1024) as u32).expect("valid route");
+        }
+        t.end_batch();
+        t
+    };
+    let t = build();
+    let addrs = addresses_inside_v6(table, LOOKUPS, 7);
+    let mut g = c.benchmark_group("lpm/asn-ipv6");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(addrs.len() as u64));
+    let mut out = vec![0u32; addrs.len()];
+    g.bench_function("lookup batched, inside prefixes", |b| {
+        b.iter(|| {
+            for (a, o) in addrs.chunks(64).zip(out.chunks_mut(64)) {
+                t.lookup_batch(a, o);
+            }
+            black_box(&out);
+        })
+    });
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(table.len() as u64));
+    g.bench_function("build the full table", |b| b.iter(|| black_box(build())));
+    g.finish();
+}
+
 fn lpm(c: &mut Criterion) {
     bench_table(c, "synthetic-1M", &synthetic_table(1_000_000, 42));
-    match asn_table() {
-        Some(t) => bench_table(c, "asn-ipv4", &t),
-        None => eprintln!(
-            "lpm: no real-world table at {} (run tools/fetch-asn-table)",
+    match (asn_table(), asn_table_v6()) {
+        (Some(t), Some(t6)) => {
+            bench_table(c, "asn-ipv4", &t);
+            bench_table_v6(c, &t6);
+        }
+        _ => eprintln!(
+            "lpm: no real-world tables at {} (run tools/fetch-asn-table)",
             patchbay_benches::asn_csv_path().display()
         ),
     }
