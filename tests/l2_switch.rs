@@ -657,3 +657,25 @@ fn bad_cli_input_gets_one_line_errors_and_leaves_the_daemon_alone() {
     assert_eq!(links["ports"].as_array().unwrap().len(), 1);
     assert!(links["bridges"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn ipv6_hosts_on_a_bridge_reach_each_other_by_link_local_and_global_addresses() {
+    // NDP's solicitations go to solicited-node multicast groups: the bridge
+    // floods them as it floods broadcast (no MLD snooping).
+    let lab = switched_lab(2, &[]);
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    h1.enable_ipv6(Some("2001:db8:5::1/64"));
+    let ll2 = h2.enable_ipv6(Some("2001:db8:5::2/64"));
+    assert!(h1.ping6_ok("2001:db8:5::2", 3), "global");
+    // The kernel may take a moment to pick a link-local source address.
+    assert!(
+        wait_for(Duration::from_secs(5), || h1.ping6_ok(&ll2, 1)),
+        "link-local {ll2}"
+    );
+    assert!(h1.ping6_ok(&ll2, 3), "link-local {ll2}");
+    let neigh = h1.ns.check(&["ip", "-6", "neigh", "show", "dev", "eth0"]);
+    assert!(neigh.contains(&h2.mac), "NDP learned h2's MAC: {neigh}");
+    // Learned by the bridge like any other frames.
+    let macs = fdb_macs(&lab);
+    assert!(macs.contains(&h1.mac) && macs.contains(&h2.mac), "{macs:?}");
+}

@@ -136,6 +136,68 @@ impl Host {
         let out = self.ping(dst, count);
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" 0% packet loss")
     }
+
+    /// Turns IPv6 on for eth0 (the lab turns it off), without duplicate
+    /// address detection, adds `addr` (CIDR, if any), and returns eth0's
+    /// link-local address once it is there.
+    pub fn enable_ipv6(&self, addr: Option<&str>) -> String {
+        for key in ["all", "default", "eth0"] {
+            self.ns.check(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{key}.accept_dad=0"),
+            ]);
+            self.ns.check(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{key}.disable_ipv6=0"),
+            ]);
+        }
+        if let Some(a) = addr {
+            self.ns
+                .check(&["ip", "-6", "addr", "add", a, "dev", "eth0", "nodad"]);
+        }
+        let mut link_local = String::new();
+        let found = wait_for(Duration::from_secs(5), || {
+            let out = self.ns.check(&[
+                "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link",
+            ]);
+            link_local = out
+                .split_whitespace()
+                .skip_while(|w| *w != "inet6")
+                .nth(1)
+                .and_then(|a| a.split('/').next())
+                .unwrap_or("")
+                .to_string();
+            !link_local.is_empty()
+        });
+        assert!(
+            found,
+            "{}: no IPv6 link-local address on eth0",
+            self.ns.name
+        );
+        link_local
+    }
+
+    /// Whether `count` IPv6 pings to `dst` (out of eth0 for a link-local
+    /// one) all came back.
+    pub fn ping6_ok(&self, dst: &str, count: u32) -> bool {
+        let out = self.ns.run(&[
+            "ping",
+            "-6",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-W",
+            "1",
+            "-q",
+            "-I",
+            "eth0",
+            dst,
+        ]);
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" 0% packet loss")
+    }
 }
 
 /// Where the patchbay binaries are.
