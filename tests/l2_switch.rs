@@ -678,4 +678,34 @@ fn ipv6_hosts_on_a_bridge_reach_each_other_by_link_local_and_global_addresses() 
     // Learned by the bridge like any other frames.
     let macs = fdb_macs(&lab);
     assert!(macs.contains(&h1.mac) && macs.contains(&h2.mac), "{macs:?}");
+
+    // A capture in IPv6 words takes the echoes and nothing else.
+    let file = std::env::temp_dir().join(format!("{}-p1-v6.pcap", lab.tag));
+    let path = file.to_str().unwrap().to_string();
+    let socket = lab.daemon.as_ref().unwrap().socket.clone();
+    let mut capture = std::process::Command::new(&lab.bins.patchbay)
+        .arg("--socket")
+        .arg(&socket)
+        .args(["capture", "p1", "both", "-w", &path, "count", "6"])
+        .args(["filter", "icmp6 and host 2001:db8:5::2 and not port 53"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("patchbay capture");
+    assert!(wait_for(Duration::from_secs(5), || {
+        lab.cli_json(&["stats"])["captures"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    }));
+    assert!(h1.ping6_ok("2001:db8:5::2", 3));
+    assert!(capture.wait().expect("capture ends at its count").success());
+    let out = std::process::Command::new("tcpdump")
+        .args(["-n", "-r", &path])
+        .output()
+        .expect("tcpdump");
+    let _ = std::fs::remove_file(&file);
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    let count = |what: &str| lines.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(count("ICMP6, echo request"), 3, "{lines}");
+    assert_eq!(count("ICMP6, echo reply"), 3, "{lines}");
 }

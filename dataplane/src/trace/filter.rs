@@ -1,11 +1,12 @@
 //! Which packets a trace or a capture takes: a filter in tcpdump's words.
 
 use crate::wire::arp::ArpPacket;
-use crate::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use crate::wire::ethernet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::ipv4::{IpProtocol, Ipv4Packet, IPV4_MIN_HDR_LEN};
+use crate::wire::ipv6::{Ipv6Packet, IPV6_HDR_LEN, NEXT_HEADER_ICMPV6};
 use crate::wire::udp::{self};
 use crate::wire::{EthernetFrame, Mac, ETHERNET_HDR_LEN};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Which packets a trace takes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,11 +18,16 @@ pub struct Filter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Term {
     Arp,
+    /// IPv4 (tcpdump's `ip`).
     Ip,
+    Ip6,
+    /// A transport over IPv4 or IPv6 (`icmp` is IPv4's only, as in
+    /// tcpdump).
     Proto(IpProtocol),
-    Host(Ipv4Addr),
-    Src(Ipv4Addr),
-    Dst(Ipv4Addr),
+    Icmp6,
+    Host(IpAddr),
+    Src(IpAddr),
+    Dst(IpAddr),
     Port(u16),
     SrcPort(u16),
     DstPort(u16),
@@ -40,10 +46,10 @@ fn value<'a>(
 }
 
 impl Filter {
-    /// Parses a tcpdump-like expression: terms `arp`, `ip`, `icmp`, `tcp`,
-    /// `udp`, `host A`, `src [host] A`, `dst [host] A`, `[src|dst] port N`,
-    /// `ether host MAC`, each optionally after `not`, joined by `and` (or
-    /// nothing) and `or`.
+    /// Parses a tcpdump-like expression: terms `arp`, `ip`, `ip6`, `icmp`,
+    /// `icmp6`, `tcp`, `udp`, `host A`, `src [host] A`, `dst [host] A` (A
+    /// IPv4 or IPv6), `[src|dst] port N`, `ether host MAC`, each optionally
+    /// after `not`, joined by `and` (or nothing) and `or`.
     pub fn parse(text: &str) -> Result<Filter, String> {
         let mut any = Vec::new();
         let mut all = Vec::new();
@@ -58,8 +64,8 @@ impl Filter {
                     .map_err(|_| format!("filter: '{p}' is not a port number"))
             };
             let addr = |s: &str| {
-                s.parse::<Ipv4Addr>()
-                    .map_err(|_| format!("filter: '{s}' is not an IPv4 address"))
+                s.parse::<IpAddr>()
+                    .map_err(|_| format!("filter: '{s}' is not an IPv4 or IPv6 address"))
             };
             let term = match w {
                 "or" | "||" => {
@@ -82,7 +88,9 @@ impl Filter {
                 }
                 "arp" => Term::Arp,
                 "ip" => Term::Ip,
+                "ip6" => Term::Ip6,
                 "icmp" => Term::Proto(IpProtocol::Icmp),
+                "icmp6" => Term::Icmp6,
                 "tcp" => Term::Proto(IpProtocol::Tcp),
                 "udp" => Term::Proto(IpProtocol::Udp),
                 "host" => Term::Host(addr(value(&mut words, w, "an address")?)?),
@@ -123,8 +131,9 @@ impl Filter {
                 }
                 other => {
                     return Err(format!(
-                        "filter: unknown word '{other}' (arp, ip, icmp, tcp, udp, host A, src A, \
-                         dst A, [src|dst] port N, ether host MAC, not, and, or; no parentheses)"
+                        "filter: unknown word '{other}' (arp, ip, ip6, icmp, icmp6, tcp, udp, \
+                         host A, src A, dst A, [src|dst] port N, ether host MAC, not, and, or; no \
+                         parentheses)"
                     ))
                 }
             };
@@ -160,25 +169,37 @@ fn term_matches(t: Term, eth: &[u8]) -> bool {
     // Unchecked: a filter looks at the addresses of whatever holds them.
     let ip = (ethertype == ETHERTYPE_IPV4 && l3.len() >= IPV4_MIN_HDR_LEN)
         .then(|| Ipv4Packet::new_unchecked(l3));
-    let is_ip = ip.is_some();
+    let ip6 = (ethertype == ETHERTYPE_IPV6 && l3.len() >= IPV6_HDR_LEN)
+        .then(|| Ipv6Packet::new_unchecked(l3));
+    // The protocol of either family's payload (IPv6: the first next
+    // header), and where that payload starts.
+    let transport = ip
+        .map(|ip| (ip.protocol(), ip.header_len()))
+        .or(ip6.map(|ip6| (ip6.next_header(), IPV6_HDR_LEN)));
     // ARP sender and target addresses count as hosts too.
     let arp_addrs = || {
         let arp = ArpPacket::new_checked(l3).ok();
         arp.filter(|_| ethertype == ETHERTYPE_ARP)
-            .map(|a| (a.sender_ip(), a.target_ip()))
+            .map(|a| (IpAddr::V4(a.sender_ip()), IpAddr::V4(a.target_ip())))
     };
-    let ip_addrs = || ip.map(|ip| (ip.src(), ip.dst()));
+    let ip_addrs = || {
+        ip.map(|ip| (IpAddr::V4(ip.src()), IpAddr::V4(ip.dst())))
+            .or(ip6.map(|ip6| (IpAddr::V6(ip6.src()), IpAddr::V6(ip6.dst()))))
+    };
     let ports = || {
-        let ip = ip?;
-        let l4 = l3.get(ip.header_len()..)?;
-        matches!(ip.protocol(), IpProtocol::Tcp | IpProtocol::Udp)
+        let (proto, at) = transport?;
+        let l4 = l3.get(at..)?;
+        matches!(proto, IpProtocol::Tcp | IpProtocol::Udp)
             .then(|| udp::ports(l4))
             .flatten()
     };
     match t {
         Term::Arp => ethertype == ETHERTYPE_ARP,
-        Term::Ip => is_ip,
-        Term::Proto(p) => ip.is_some_and(|ip| ip.protocol() == p),
+        Term::Ip => ip.is_some(),
+        Term::Ip6 => ip6.is_some(),
+        Term::Proto(IpProtocol::Icmp) => ip.is_some_and(|ip| ip.protocol() == IpProtocol::Icmp),
+        Term::Proto(p) => transport.is_some_and(|(proto, _)| proto == p),
+        Term::Icmp6 => ip6.is_some_and(|ip6| u8::from(ip6.next_header()) == NEXT_HEADER_ICMPV6),
         Term::Host(a) => {
             ip_addrs().is_some_and(|(s, d)| s == a || d == a)
                 || arp_addrs().is_some_and(|(s, d)| s == a || d == a)
@@ -193,5 +214,73 @@ fn term_matches(t: Term, eth: &[u8]) -> bool {
         Term::SrcPort(p) => ports().is_some_and(|(s, _)| s == p),
         Term::DstPort(p) => ports().is_some_and(|(_, d)| d == p),
         Term::Ether(m) => frame.dst() == m || frame.src() == m,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet frame of an IPv6 packet from 2001:db8::1 to ff02::fb
+    /// with `next` as next header and 8 bytes of payload: ports 5353 and
+    /// 5353 if it is UDP.
+    fn ipv6_frame(next: u8) -> Vec<u8> {
+        let mut f = vec![0u8; ETHERNET_HDR_LEN + IPV6_HDR_LEN + 8];
+        f[..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 0xfb]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+        let ip = &mut f[ETHERNET_HDR_LEN..];
+        ip[0] = 0x60;
+        ip[5] = 8;
+        ip[6] = next;
+        ip[7] = 255;
+        ip[8..24].copy_from_slice(
+            &"2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        ip[24..40].copy_from_slice(&"ff02::fb".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        ip[40..44].copy_from_slice(&[0x14, 0xe9, 0x14, 0xe9]);
+        f
+    }
+
+    fn takes(filter: &str, frame: &[u8]) -> bool {
+        Filter::parse(filter).unwrap().matches(frame)
+    }
+
+    #[test]
+    fn ipv6_words_match_ipv6_frames() {
+        let udp = ipv6_frame(17);
+        let icmp6 = ipv6_frame(NEXT_HEADER_ICMPV6);
+        for f in [
+            "ip6",
+            "udp",
+            "port 5353",
+            "dst port 5353",
+            "host 2001:db8::1",
+            "src 2001:db8::1",
+            "dst ff02::fb",
+            "ip6 and not icmp6",
+        ] {
+            assert!(takes(f, &udp), "{f}");
+        }
+        for f in [
+            "ip",
+            "icmp",
+            "icmp6",
+            "tcp",
+            "host 10.0.0.1",
+            "dst 2001:db8::1",
+            "port 53",
+        ] {
+            assert!(!takes(f, &udp), "{f}");
+        }
+        assert!(takes("icmp6", &icmp6));
+        assert!(!takes("icmp", &icmp6));
+        assert!(!takes("port 5353", &icmp6));
+        assert!(Filter::parse("host 2001:zz::1")
+            .unwrap_err()
+            .contains("not an IPv4 or IPv6 address"));
     }
 }

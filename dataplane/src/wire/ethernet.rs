@@ -10,6 +10,7 @@ pub const ETHERNET_MIN_LEN: usize = 60;
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 
 /// Whether `eth` is broadcast ARP (a request or an announcement), which a
 /// bridge floods and shows its router too.

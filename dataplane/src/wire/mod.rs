@@ -14,6 +14,7 @@ pub mod ipnet;
 pub mod ipv4;
 pub mod ipv4_options;
 pub mod ipv4net;
+pub mod ipv6;
 pub mod mac;
 pub mod tcp;
 pub mod udp;
