@@ -702,6 +702,69 @@ fn ipv6_routes_are_added_shown_got_saved_and_applied() {
 }
 
 #[test]
+fn the_router_answers_neighbour_discovery_and_ping6_for_its_ipv6_addresses() {
+    let lab = two_subnets(&[]);
+    let h1 = lab.host(1);
+    h1.enable_ipv6(Some("2001:db8:1::2/64"));
+    // Its unsolicited advertisement reaches the link when an address comes.
+    let peer = patchbay_tools::Capture::start(&h1.ns, "eth0", "icmp6");
+    lab.cli_ok(&["addr", "add", "2001:db8:1::1/64", "dev", "br0"]);
+    lab.cli_fails(
+        &["addr", "add", "2001:db8:1::9/64", "dev", "br1"],
+        "already on bridge br0",
+    );
+    lab.cli_fails(&["addr", "add", "fe80::1/64", "dev", "br0"], "link-local");
+    let addrs = lab.cli_json(&["addr", "show", "dev", "br0"]);
+    let mac = addrs[0]["mac"].as_str().unwrap().to_string();
+    let link_local = addrs[0]["link_local"].as_str().unwrap().to_string();
+    assert!(lab
+        .cli_ok(&["addr", "show"])
+        .contains(&format!("inet6 {link_local}/64 scope link")));
+
+    // Solicited (to its solicited-node group), then answering echoes.
+    assert!(h1.ping6_ok("2001:db8:1::1", 3), "ping -6 the router");
+    assert!(
+        wait_for(Duration::from_secs(5), || h1.ping6_ok(&link_local, 1)),
+        "ping -6 its link-local address"
+    );
+    let neigh = h1.ns.check(&["ip", "-6", "neigh", "show", "2001:db8:1::1"]);
+    assert!(neigh.contains(&mac) && neigh.contains("router"), "{neigh}");
+    let seen = peer.stop();
+    assert!(
+        seen.iter().any(|l| l.contains("neighbor advertisement")
+            && l.contains("tgt is 2001:db8:1::1")
+            && l.contains("> ff02::1")),
+        "no unsolicited NA: {seen:#?}"
+    );
+    if patchbay_tools::have("ndisc6") {
+        let out = h1.ns.check(&["ndisc6", "-1", "2001:db8:1::1", "eth0"]);
+        assert!(
+            out.to_lowercase().contains(&mac.to_lowercase()),
+            "ndisc6: {out}"
+        );
+    }
+    let stats = lab.cli_json(&["stats"]);
+    assert_eq!(stats["ports"][0]["drops"], 0, "{stats}");
+
+    // Its connected route; saved with the address, and gone with it.
+    assert!(lab
+        .cli_ok(&["route", "show"])
+        .contains("2001:db8:1::/64 dev br0"));
+    let saved = lab.cli_ok(&["save"]);
+    assert!(saved.contains("\"2001:db8:1::1/64\""), "{saved}");
+    let file = std::env::temp_dir().join(format!("{}-addr6.toml", lab.tag));
+    std::fs::write(&file, saved.replace(", \"2001:db8:1::1/64\"", "")).unwrap();
+    let out = lab.cli_ok(&["apply", file.to_str().unwrap()]);
+    assert!(out.contains("addresses +0 -1"), "{out}");
+    assert!(!lab.cli_ok(&["route", "show"]).contains("2001:db8:1::"));
+    assert!(!h1.ping6_ok("2001:db8:1::1", 1));
+    std::fs::write(&file, saved).unwrap();
+    lab.cli_ok(&["apply", file.to_str().unwrap()]);
+    assert!(h1.ping6_ok("2001:db8:1::1", 2), "back by apply");
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
 fn packets_waiting_for_arp_keep_the_newest() {
     let lab = two_subnets(&[]);
     let (h1, h2) = (lab.host(1), lab.host(2));

@@ -139,11 +139,12 @@ pub enum Request {
     /// Adds an address (with its connected route) to a bridge's router
     /// interface, which is created with a router MAC on first use.
     AddrAdd {
-        addr: Ipv4Net,
+        /// IPv4 or IPv6, with its prefix length.
+        addr: IpNet,
         dev: String,
     },
     AddrDel {
-        addr: Ipv4Net,
+        addr: IpNet,
         dev: String,
     },
     /// Routes, at most `limit` (default 10,000): those for exactly `dst`,

@@ -145,6 +145,8 @@ pub enum Step {
     },
     AddrDel(String, Ipv4Net),
     AddrAdd(String, Ipv4Net),
+    Addr6Del(String, Ipv6Net),
+    Addr6Add(String, Ipv6Net),
     BridgeDel(String, u32),
     BridgeAdd(String, u32),
     Ageing {
@@ -197,6 +199,8 @@ impl fmt::Display for Step {
             },
             Step::AddrDel(dev, a) => write!(f, "addr del {a} dev {dev}"),
             Step::AddrAdd(dev, a) => write!(f, "addr add {a} dev {dev}"),
+            Step::Addr6Del(dev, a) => write!(f, "addr del {a} dev {dev}"),
+            Step::Addr6Add(dev, a) => write!(f, "addr add {a} dev {dev}"),
             Step::BridgeDel(name, _) => write!(f, "link del {name}"),
             Step::BridgeAdd(name, _) => write!(f, "link add {name} type bridge"),
             Step::Ageing { bridge, to, .. } => write!(f, "link set {bridge} ageing_time {to}"),
@@ -256,8 +260,10 @@ impl Step {
                 }
             }
             Step::Master { port, to, .. } => sw.set_master(port, to.as_deref()),
-            Step::AddrDel(dev, a) => sw.addr_del(dev, *a),
-            Step::AddrAdd(dev, a) => sw.addr_add(dev, *a),
+            Step::AddrDel(dev, a) => sw.addr4_del(dev, *a),
+            Step::AddrAdd(dev, a) => sw.addr4_add(dev, *a),
+            Step::Addr6Del(dev, a) => sw.addr6_del(dev, *a),
+            Step::Addr6Add(dev, a) => sw.addr6_add(dev, *a),
             Step::BridgeDel(name, _) => sw.del_bridge(name),
             Step::BridgeAdd(name, ageing) => sw.add_bridge(name).and_then(|_| {
                 if sw.config().ageing_time == *ageing {

@@ -131,8 +131,9 @@ struct BridgeCfg {
     mtu: Option<u32>,
     rp_filter: Option<RpFilter>,
     redirects: Option<bool>,
+    /// IPv4 and IPv6.
     #[serde(default)]
-    addresses: Vec<Ipv4Net>,
+    addresses: Vec<IpNet>,
 }
 
 #[derive(Deserialize)]

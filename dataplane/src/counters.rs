@@ -17,6 +17,8 @@ pub enum Stage {
     Arp,
     /// IPv4: validation, local delivery, routing, fragmenting, ICMP errors.
     Ip4,
+    /// IPv6: neighbour discovery, local delivery.
+    Ip6,
     /// NAT: sessions, mappings, filtering.
     Nat,
 }
@@ -29,6 +31,7 @@ impl Stage {
             Stage::L2 => "l2",
             Stage::Arp => "arp",
             Stage::Ip4 => "ip4",
+            Stage::Ip6 => "ip6",
             Stage::Nat => "nat",
         }
     }
@@ -74,6 +77,7 @@ macro_rules! drop_reasons {
                     | TxError => Stage::Port,
                     InvalidSrcMac | ReservedGroup | SamePort | NoBridge => Stage::L2,
                     ArpMalformed | ArpQueueFull | ArpUnresolved | ArpTableFull => Stage::Arp,
+                    Ip6Malformed | Icmp6Malformed | NdInvalid | Ip6LocalUnsupported => Stage::Ip6,
                     NatTableFull | NatNoPorts | NatFiltered | NatConflict | NatUntranslatable => {
                         Stage::Nat
                     }
@@ -113,7 +117,7 @@ drop_reasons! {
     NoVlanRoom => "no-vlan-room", "No headroom to put an offloaded VLAN tag back into the frame.";
     RxRingFull => "rx-ring-full", "The kernel dropped it: the receive ring was full.";
     RxError => "rx-error", "The device failed to hand it over.";
-    L3Unsupported => "l3-unsupported", "Sent to the router MAC, but neither IPv4 nor ARP.";
+    L3Unsupported => "l3-unsupported", "Sent to the router MAC, but not ARP, IPv4, or IPv6 the router answers itself (IPv6 is not forwarded yet).";
     ArpMalformed => "arp-malformed", "ARP that is not Ethernet/IPv4, too short, or from a bad sender.";
     ArpQueueFull => "arp-queue-full", "Waiting for ARP, and the neighbour's queue (or the buffer pool) was full.";
     ArpUnresolved => "arp-unresolved", "The next hop did not answer ARP.";
@@ -132,6 +136,10 @@ drop_reasons! {
     Ip4NoRoute => "ip4-no-route", "No route to the destination; the sender gets an ICMP net unreachable.";
     Ip4FragNeeded => "ip4-frag-needed", "Larger than the egress MTU with DF set; the sender gets an ICMP fragmentation needed.";
     Ip4LocalUnsupported => "ip4-local-unsupported", "To a router address, but not an echo request: TCP and UDP get a port unreachable (so 'connection refused'), other protocols a protocol unreachable, as from a host.";
+    Ip6Malformed => "ip6-malformed", "IPv6 frame shorter than its header, whose version is not 6, or whose payload length disagrees with the frame (RFC 8200 3).";
+    Icmp6Malformed => "icmp6-malformed", "ICMPv6 message to the router that is too short, has a bad checksum or an unknown shape (RFC 4443 2.3).";
+    NdInvalid => "nd-invalid", "Neighbour discovery message that fails RFC 4861's checks: hop limit not 255, code not 0, a multicast target, or a DAD probe with a link-layer address (7.1.1).";
+    Ip6LocalUnsupported => "ip6-local-unsupported", "To a router IPv6 address, but neither an echo request nor neighbour discovery.";
     NoBuffer => "no-buffer", "The pool of buffers for frames the router makes was empty.";
     NatTableFull => "nat-table-full", "A new NAT session did not fit in the session table.";
     NatNoPorts => "nat-no-ports", "No outside port left in the NAT rule's range.";

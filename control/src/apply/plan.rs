@@ -422,6 +422,13 @@ fn diff_bridges<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
                 s.addresses.removed += 1;
             }
         }
+        // IPv6 addresses go before any comes (a subnet may move between
+        // bridges); the routes through them are IPv6 routes, kept.
+        let keep6: &[Ipv6Net] = w_bridges.get(rb.name.as_str()).map_or(&[], |w| &w.addrs6);
+        for a in rb.addrs6.iter().filter(|a| !keep6.contains(a)) {
+            ph.addr_dels.push(Step::Addr6Del(rb.name.clone(), *a));
+            s.addresses.removed += 1;
+        }
         if !w_bridges.contains_key(rb.name.as_str()) {
             ph.bridge_dels
                 .push(Step::BridgeDel(rb.name.clone(), rb.ageing_time));
@@ -445,6 +452,11 @@ fn diff_bridges<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
                 s.bridges.changed += 1;
             }
             Some(_) => {}
+        }
+        let had6: &[Ipv6Net] = rb.map_or(&[], |b| &b.addrs6);
+        for a in wb.addrs6.iter().filter(|a| !had6.contains(a)) {
+            ph.addr_adds.push(Step::Addr6Add(wb.name.clone(), *a));
+            s.addresses.added += 1;
         }
         let had: &[Ipv4Net] = rb.map_or(&[], |b| &b.addrs);
         for a in &wb.addrs {

@@ -244,7 +244,7 @@ pub(super) fn parse_addr(command: &str, w: &mut Words) -> Result<(Request, Outpu
             Ok((Request::AddrShow { dev }, Output::Addrs))
         }
         "add" | "del" | "delete" => {
-            let a = net(&ctx, w.next())?;
+            let a = ip_net(&ctx, w.next())?;
             let dev = dev_arg(w)?.ok_or_else(|| format!("{ctx}: missing 'dev BRIDGE'"))?;
             let req = if command == "add" {
                 Request::AddrAdd { addr: a, dev }

@@ -148,6 +148,12 @@ fn addrs(s: &mut String, result: Value) -> Result<(), String> {
         for a in &i.addrs {
             let _ = writeln!(s, "    inet {a}");
         }
+        for a in &i.addrs6 {
+            let _ = writeln!(s, "    inet6 {a}");
+        }
+        if let Some(ll) = i.link_local {
+            let _ = writeln!(s, "    inet6 {ll}/64 scope link");
+        }
     }
     Ok(())
 }

@@ -235,6 +235,7 @@ impl Checker<'_> {
     fn bridges(&mut self, f: &File, config: &SwitchConfig) -> Result<Bridges, ConfigError> {
         let mut bridges = Vec::new();
         let mut subnets: HashMap<Ipv4Net, String> = HashMap::new();
+        let mut subnets6: HashMap<Ipv6Net, String> = HashMap::new();
         // The router's own addresses: never a gateway or a neighbour.
         let mut local: HashSet<Ipv4Addr> = HashSet::new();
         for b in &f.bridges {
@@ -253,8 +254,42 @@ impl Checker<'_> {
                 ));
             }
             let mut addrs: Vec<Ipv4Net> = Vec::new();
+            let mut addrs6: Vec<Ipv6Net> = Vec::new();
             for a in &b.addresses {
                 let at = |m: String| self.key_err(&span, "addresses", m);
+                let a = match a {
+                    IpNet::V4(a) => a,
+                    IpNet::V6(a) => {
+                        let why = if a.addr.is_multicast()
+                            || a.addr.is_loopback()
+                            || a.addr.is_unspecified()
+                            || is_link_local(a.addr)
+                        {
+                            Some("not a unicast address a router can have (the link-local one is made from the router MAC)")
+                        } else if a.len > 126 {
+                            Some("a /127 or /128 leaves no room for hosts; give the link's prefix length (usually /64)")
+                        } else if addrs6.contains(a) {
+                            Some("listed twice")
+                        } else {
+                            None
+                        };
+                        if let Some(why) = why {
+                            return Err(at(format!("bridge {}: address {a}: {why}", b.name)));
+                        }
+                        match subnets6.get(&a.subnet()) {
+                            Some(other) if *other != b.name => return Err(at(format!(
+                                "bridge {}: address {a}: subnet {} is already on bridge {other}",
+                                b.name,
+                                a.subnet()
+                            ))),
+                            _ => {
+                                subnets6.insert(a.subnet(), b.name.clone());
+                            }
+                        }
+                        addrs6.push(*a);
+                        continue;
+                    }
+                };
                 if a.len < 31 && (Some(a.addr) == a.broadcast() || a.addr == a.network()) {
                     return Err(at(format!(
                         "bridge {}: address {a} is the subnet's network or broadcast address; \
@@ -335,6 +370,7 @@ impl Checker<'_> {
                 rp_filter: routed.then(|| b.rp_filter.unwrap_or_default()),
                 redirects: routed.then(|| b.redirects.unwrap_or(true)),
                 addrs,
+                addrs6,
             });
         }
         if !bridges.iter().any(|b| b.name == DEFAULT_BRIDGE) {
@@ -348,6 +384,7 @@ impl Checker<'_> {
                     rp_filter: None,
                     redirects: None,
                     addrs: Vec::new(),
+                    addrs6: Vec::new(),
                 },
             );
         }
@@ -630,7 +667,13 @@ impl Checker<'_> {
             _ => None,
         })?;
         let mut seen = HashSet::with_capacity(v6.len());
-        let mut onlink: Vec<(Ipv6Net, &str)> = Vec::new();
+        // Gateways are reached through the subnets of the bridges' IPv6
+        // addresses and the routes straight out of a bridge.
+        let mut onlink: Vec<(Ipv6Net, &str)> = bridges
+            .list
+            .iter()
+            .flat_map(|b| b.addrs6.iter().map(|a| (a.subnet(), b.name.as_str())))
+            .collect();
         for r in &v6 {
             let dst = r.dst;
             if dst.subnet() != dst {
@@ -645,6 +688,15 @@ impl Checker<'_> {
             }
             if !seen.insert(dst) {
                 return Err(self.key_err(&r.span, "dst", format!("route {dst}: listed twice")));
+            }
+            if let Some((_, b)) = onlink.iter().find(|(n, _)| *n == dst) {
+                return Err(self.key_err(
+                    &r.span,
+                    "dst",
+                    format!(
+                        "route {dst}: that is the connected route of bridge {b}'s address; drop it"
+                    ),
+                ));
             }
             if let Some(d) = &r.dev {
                 if !bridges.list.iter().any(|b| &b.name == d) {

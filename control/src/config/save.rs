@@ -44,8 +44,10 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
             quoted(&b.name),
             b.ageing_time
         );
-        if !b.addrs.is_empty() {
-            let addrs: Vec<String> = b.addrs.iter().map(|a| format!("\"{a}\"")).collect();
+        if !b.addrs.is_empty() || !b.addrs6.is_empty() {
+            let v4 = b.addrs.iter().map(|a| format!("\"{a}\""));
+            let v6 = b.addrs6.iter().map(|a| format!("\"{a}\""));
+            let addrs: Vec<String> = v4.chain(v6).collect();
             let _ = writeln!(out, "addresses = [{}]", addrs.join(", "));
         }
         if let Some(mtu) = b.mtu {

@@ -128,9 +128,9 @@ impl Lab {
             add(LabPort::Outside, "br1"),
         ];
         let net = |s: &str| s.parse::<Ipv4Net>().expect("a prefix");
-        sw.addr_add(DEFAULT_BRIDGE, net("192.168.15.10/24"))
+        sw.addr4_add(DEFAULT_BRIDGE, net("192.168.15.10/24"))
             .expect("address");
-        sw.addr_add("br1", net("203.0.113.1/24")).expect("address");
+        sw.addr4_add("br1", net("203.0.113.1/24")).expect("address");
         sw.set_mtu("br1", 600).expect("mtu");
         sw.route4_add(net("198.51.100.0/24"), Some(SILENT_GATEWAY), None)
             .expect("route");

@@ -52,7 +52,9 @@ mod local;
 mod nat_stages;
 mod validate;
 
-use crate::wire::ethernet::{ETHERNET_MIN_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+use crate::ip6::nd::Ip6Local;
+use crate::ip6::Router6;
+use crate::wire::ethernet::{ETHERNET_MIN_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 /// Offset of the Ethernet header in a frame (after the virtio-net header).
 const L2: usize = VNET_HDR_LEN;
 /// Offset of the ARP or IPv4 header in a frame.
@@ -372,6 +374,7 @@ impl Router {
 /// another.
 pub struct L3<'a> {
     pub router: &'a mut Router,
+    pub router6: &'a mut Router6,
     pub arp: &'a mut ArpCache,
     pub nat: &'a mut Nat,
     pub em: &'a mut Emitter,
@@ -398,6 +401,10 @@ impl L3<'_> {
                 None => L3Out::Consumed,
             },
             ETHERTYPE_IPV4 => self.ip4_input::<T>(frame, in_port, bridge, now),
+            ETHERTYPE_IPV6 => match self.ip6_input::<T>(&frame[L2..], bridge) {
+                Ip6Local::Done => L3Out::Consumed,
+                Ip6Local::Drop(r) => L3Out::Drop(r),
+            },
             _ => L3Out::Drop(DropReason::L3Unsupported),
         }
     }

@@ -2,8 +2,11 @@
 //! IPv4's. Forwarding, NDP and router advertisements build on it.
 
 pub mod fib;
+pub mod nd;
+pub mod router;
 
 pub use fib::{Fib6, Fib6Error, NextHop6};
+pub use router::{Addr6Error, Iface6, Ip6Counters, Router6};
 
 use crate::wire::Ipv6Net;
 use std::net::Ipv6Addr;
@@ -24,6 +27,8 @@ pub enum Route6Error {
     GatewayUnreachable(Ipv6Addr, String),
     #[error("give 'via GATEWAY' or 'dev BRIDGE'")]
     NoNextHop,
+    #[error("{0} is the connected route of a router address; it comes and goes with the address")]
+    Connected(Ipv6Net),
     #[error(transparent)]
     Fib(#[from] Fib6Error),
 }

@@ -86,6 +86,11 @@ pub struct AddrInfo {
     #[serde(default = "yes")]
     pub redirects: bool,
     pub addrs: Vec<Ipv4Net>,
+    /// IPv6 addresses, and the link-local one the interface has with them.
+    #[serde(default)]
+    pub addrs6: Vec<Ipv6Net>,
+    #[serde(default)]
+    pub link_local: Option<Ipv6Addr>,
 }
 
 fn yes() -> bool {
@@ -252,6 +257,8 @@ pub struct BridgeState {
     pub rp_filter: Option<RpFilter>,
     pub redirects: Option<bool>,
     pub addrs: Vec<Ipv4Net>,
+    /// Its IPv6 addresses (the link-local one aside).
+    pub addrs6: Vec<Ipv6Net>,
 }
 
 /// A port and the bridge it is on.

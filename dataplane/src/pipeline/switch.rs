@@ -12,7 +12,7 @@ use crate::counters::{BridgeCounters, DropReason, PortCounters};
 use crate::emit::EmitTo;
 use crate::emit::Emitter;
 use crate::ip4::{router_mac, L3Out, NextHop, Router, RouterError, RpFilter, L3};
-use crate::ip6::{Fib6, Route6Error};
+use crate::ip6::{Route6Error, Router6};
 use crate::l2::AgeingTime;
 use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, Learn, PortId};
 use crate::nat::{Filtering, Nat, NatAction, NatKind, PortRange, Timeouts};
@@ -20,7 +20,7 @@ use crate::port::memory::MemoryPort;
 use crate::port::{LinkState, Port};
 use crate::trace;
 use crate::trace::{Event, Filter, L2Out, Learned, PacketSpec, TracedPacket, Tracer};
-use crate::wire::{IpNet, Ipv4Net};
+use crate::wire::{IpNet, Ipv4Net, Ipv6Net};
 use crate::wire::{Mac, VNET_HDR_LEN};
 use crate::BATCH;
 use mio::unix::SourceFd;
@@ -138,6 +138,10 @@ pub enum SwitchError {
     Router(#[from] RouterError),
     #[error(transparent)]
     Route6(#[from] Route6Error),
+    #[error(transparent)]
+    Addr6(#[from] crate::ip6::Addr6Error),
+    #[error("{net}: subnet {} is already on bridge {bridge}", net.subnet())]
+    Subnet6Elsewhere { net: Ipv6Net, bridge: String },
     #[error("gateway {0} is not of the family of {1}")]
     FamilyMismatch(IpAddr, IpNet),
     #[error("nat: {0}")]
@@ -202,8 +206,9 @@ pub struct Switch {
     fdb: Fdb,
     /// The router's own tables: interfaces, FIB, next hops.
     router: Router,
-    /// The IPv6 routes (forwarding them comes with IPv6 interfaces).
-    fib6: Fib6,
+    /// The router's IPv6 side: interfaces and routes (forwarding comes
+    /// later).
+    router6: Router6,
     /// The router's peers: the neighbour cache, NAT, the frames the router
     /// makes, and the packet trace (which the bridges' stages use too).
     arp: ArpCache,
@@ -251,7 +256,7 @@ impl Switch {
             bridges: Vec::new(),
             fdb: Fdb::new(config.fdb_max),
             router: Router::with_max_routes(config.max_routes),
-            fib6: Fib6::with_max_routes(config.max_routes),
+            router6: Router6::with_max_routes(config.max_routes),
             arp,
             nat,
             em: Emitter::new(config.router_buffers),
@@ -275,6 +280,7 @@ impl Switch {
     fn l3(&mut self) -> L3<'_> {
         L3 {
             router: &mut self.router,
+            router6: &mut self.router6,
             arp: &mut self.arp,
             nat: &mut self.nat,
             em: &mut self.em,
@@ -387,6 +393,7 @@ impl Switch {
             bridges,
             fdb,
             router,
+            router6,
             arp,
             nat,
             em,
@@ -407,7 +414,7 @@ impl Switch {
             }
         };
         let bridge = slot.bridge.filter(|&b| bridges[b as usize].is_some());
-        let router_mac = bridge.and_then(|b| router.router_mac(b));
+        let router_mac = bridge.and_then(|b| router.router_mac(b).or(router6.router_mac(b)));
         for i in 0..n {
             let frame = slot.port.frame(i);
             let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
@@ -435,6 +442,7 @@ impl Switch {
             };
             let l3 = L3 {
                 router,
+                router6,
                 arp,
                 nat,
                 em,

@@ -19,6 +19,13 @@ pub fn is_broadcast_arp(eth: &[u8]) -> bool {
         .is_ok_and(|e| e.ethertype() == ETHERTYPE_ARP && e.dst().is_broadcast())
 }
 
+/// Whether `eth` is IPv6 to a multicast group (33:33:..., RFC 2464 7),
+/// which a bridge floods and shows its router too.
+pub fn is_ipv6_multicast(eth: &[u8]) -> bool {
+    EthernetFrame::new_checked(eth)
+        .is_ok_and(|e| e.ethertype() == ETHERTYPE_IPV6 && e.dst().0[..2] == [0x33, 0x33])
+}
+
 /// A zero-copy view of an Ethernet frame; the header length is checked once
 /// by [`EthernetFrame::new_checked`].
 #[derive(Debug, Clone, Copy)]

@@ -16,8 +16,23 @@ impl Switch {
         self.flush_emitted();
     }
 
-    /// Adds an address to a bridge's router interface.
-    pub fn addr_add(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
+    /// Adds an address of either family to a bridge's router interface.
+    pub fn addr_add(&mut self, bridge: &str, net: IpNet) -> Result<(), SwitchError> {
+        match net {
+            IpNet::V4(n) => self.addr4_add(bridge, n),
+            IpNet::V6(n) => self.addr6_add(bridge, n),
+        }
+    }
+
+    pub fn addr_del(&mut self, bridge: &str, net: IpNet) -> Result<(), SwitchError> {
+        match net {
+            IpNet::V4(n) => self.addr4_del(bridge, n),
+            IpNet::V6(n) => self.addr6_del(bridge, n),
+        }
+    }
+
+    /// Adds an IPv4 address to a bridge's router interface.
+    pub fn addr4_add(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
         // Two bridges on one subnet would share (and, on deletion, lose)
         // one connected route.
@@ -41,7 +56,7 @@ impl Switch {
         Ok(())
     }
 
-    pub fn addr_del(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
+    pub fn addr4_del(&mut self, bridge: &str, net: Ipv4Net) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
         // Its last address takes the bridge's routes with it.
         let gone = self.l3().addr_del(b, net)?;
@@ -114,9 +129,9 @@ impl Switch {
     /// packet sees the routes half compiled.
     pub fn route_batch<R>(&mut self, f: impl FnOnce(&mut Switch) -> R) -> R {
         self.router.begin_route_batch();
-        self.fib6.begin_batch();
+        self.router6.fib.begin_batch();
         let r = f(self);
-        self.fib6.end_batch();
+        self.router6.fib.end_batch();
         self.router.end_route_batch();
         r
     }
@@ -298,14 +313,18 @@ impl Switch {
             .enumerate()
             .filter_map(|(b, br)| {
                 let br = br.as_ref()?;
-                let i = self.router.iface(b as BridgeId)?;
+                let v4 = self.router.iface(b as BridgeId);
+                let v6 = self.router6.iface(b as BridgeId);
+                let mac = v4.map(|i| i.mac).or(v6.map(|i| i.mac))?;
                 Some(AddrInfo {
                     dev: br.name.clone(),
-                    mac: i.mac,
-                    mtu: i.mtu,
-                    rp_filter: i.rp_filter,
-                    redirects: i.redirects,
-                    addrs: i.addrs.clone(),
+                    mac,
+                    mtu: v4.map_or(crate::ip4::Mtu::DEFAULT.get(), |i| i.mtu),
+                    rp_filter: v4.map(|i| i.rp_filter).unwrap_or_default(),
+                    redirects: v4.is_none_or(|i| i.redirects),
+                    addrs: v4.map(|i| i.addrs.clone()).unwrap_or_default(),
+                    addrs6: v6.map(|i| i.addrs.clone()).unwrap_or_default(),
+                    link_local: v6.map(|i| i.link_local),
                 })
             })
             .collect()

@@ -101,6 +101,7 @@ impl Switch {
             bridges,
             fdb,
             router,
+            router6,
             arp,
             nat,
             em,
@@ -119,9 +120,10 @@ impl Switch {
                 reason: DropReason::NoBridge,
             }),
             Some(b) => {
-                let router_mac = router.router_mac(b);
+                let router_mac = router.router_mac(b).or(router6.router_mac(b));
                 let l3 = L3 {
                     router,
+                    router6,
                     arp,
                     nat,
                     em,

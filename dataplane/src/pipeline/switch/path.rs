@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::emit::Emitter;
+use crate::ip6::nd::Ip6Local;
 use crate::wire::EthernetFrame;
 
 /// Where a frame goes once the bridge or the router has decided.
@@ -91,7 +92,11 @@ impl Path<'_> {
         let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
         // Broadcast ARP (requests, announcements) is flooded and shown to
         // the router too; ARP to some other station is not its business.
+        // So is IPv6 multicast (neighbour solicitations to solicited-node
+        // groups) on a bridge with an IPv6 interface.
         let is_arp = crate::wire::ethernet::is_broadcast_arp(eth);
+        let is_ip6_group =
+            crate::wire::ethernet::is_ipv6_multicast(eth) && l3.router6.iface(b).is_some();
         let mut not_learned = BridgeCounters::default();
         let bridge_counters = match bridges[b as usize].as_mut() {
             Some(bridge) if learn => &mut bridge.counters,
@@ -113,6 +118,12 @@ impl Path<'_> {
                 // A broadcast ARP request may be for the router.
                 if is_arp && router_mac.is_some() {
                     if let Some(reason) = l3.arp_input::<T>(eth, b, now_ms) {
+                        counters.drop(reason);
+                        trace!(T; l3.trace, Event::Drop { reason });
+                    }
+                }
+                if is_ip6_group {
+                    if let Ip6Local::Drop(reason) = l3.ip6_input::<T>(eth, b) {
                         counters.drop(reason);
                         trace!(T; l3.trace, Event::Drop { reason });
                     }

@@ -9,6 +9,38 @@ use crate::wire::Ipv6Net;
 use std::net::Ipv6Addr;
 
 impl Switch {
+    /// Adds an IPv6 address to a bridge's router interface (made on the
+    /// first one, with its link-local address), puts its connected route
+    /// in, and tells the link (an unsolicited neighbour advertisement).
+    pub fn addr6_add(&mut self, bridge: &str, net: Ipv6Net) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        // A subnet on one bridge only, as for IPv4.
+        let elsewhere = self
+            .router6
+            .ifaces()
+            .find(|(other, i)| *other != b && i.addrs.iter().any(|a| a.subnet() == net.subnet()));
+        if let Some((other, _)) = elsewhere {
+            return Err(SwitchError::Subnet6Elsewhere {
+                net,
+                bridge: self.bridge_name(other).to_string(),
+            });
+        }
+        let mac = router_mac::for_bridge(self.mac_seed, bridge);
+        self.router6.addr_add(b, net, mac)?;
+        self.l3().announce6(b, net.addr);
+        self.flush_emitted();
+        log_change!(self, op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
+        Ok(())
+    }
+
+    pub fn addr6_del(&mut self, bridge: &str, net: Ipv6Net) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        let gone = self.router6.addr_del(b, net)?;
+        log_change!(self, op = "addr_del", addr:% = net, dev = bridge, routes = gone;
+            "addr {net} dev {bridge}: deleted, with {gone} route(s)");
+        Ok(())
+    }
+
     /// Adds (or replaces) an IPv6 route via a gateway and/or out of a
     /// bridge. A link-local gateway needs the bridge; another gateway must
     /// be reached by a route straight out of a bridge (no gateway), as an
@@ -23,6 +55,11 @@ impl Switch {
         if dst.subnet() != dst {
             return Err(Route6Error::HostBits(dst, dst.subnet()).into());
         }
+        if let Some(nh) = self.router6.fib.get(dst) {
+            if self.router6.is_connected(dst, nh) {
+                return Err(Route6Error::Connected(dst).into());
+            }
+        }
         let next_hop = match (via, dev) {
             (Some(gw), _) if gw.is_unspecified() || gw.is_loopback() || gw.is_multicast() => {
                 return Err(Route6Error::BadGateway(gw).into())
@@ -34,7 +71,7 @@ impl Switch {
             (Some(gw), None) if is_link_local(gw) => {
                 return Err(Route6Error::LinkLocalNeedsDev(gw).into())
             }
-            (Some(gw), dev) => match self.fib6.matching_route(gw) {
+            (Some(gw), dev) => match self.router6.fib.matching_route(gw) {
                 Some((
                     _,
                     NextHop6 {
@@ -56,7 +93,10 @@ impl Switch {
             },
             (None, None) => return Err(Route6Error::NoNextHop.into()),
         };
-        self.fib6.insert(dst, next_hop).map_err(Route6Error::from)?;
+        self.router6
+            .fib
+            .insert(dst, next_hop)
+            .map_err(Route6Error::from)?;
         Ok(())
     }
 
@@ -64,13 +104,13 @@ impl Switch {
         if dst.subnet() != dst {
             return Err(Route6Error::HostBits(dst, dst.subnet()).into());
         }
-        self.fib6.remove(dst).map_err(Route6Error::from)?;
+        self.router6.fib.remove(dst).map_err(Route6Error::from)?;
         Ok(())
     }
 
     /// The IPv6 route for exactly `dst`, if there is one.
     pub fn route6_exact(&self, dst: Ipv6Net) -> Option<RouteInfo> {
-        let nh = self.fib6.get(dst.subnet())?;
+        let nh = self.router6.fib.get(dst.subnet())?;
         Some(self.route6_info(dst.subnet(), nh))
     }
 
@@ -79,7 +119,11 @@ impl Switch {
             dst: IpNet::V6(dst),
             via: nh.gateway.map(IpAddr::V6),
             dev: self.bridge_name(nh.bridge).to_string(),
-            proto: RouteOrigin::Static,
+            proto: if self.router6.is_connected(dst, nh) {
+                RouteOrigin::Connected
+            } else {
+                RouteOrigin::Static
+            },
         }
     }
 
@@ -108,7 +152,7 @@ impl Switch {
         };
         let mut total = 0;
         let mut rows = Vec::new();
-        for (n, nh) in self.fib6.routes() {
+        for (n, nh) in self.router6.fib.routes() {
             if wanted(&n, &nh) {
                 total += 1;
                 if rows.len() < limit {
@@ -132,7 +176,7 @@ impl Switch {
         if self.never_forwarded6(addr) {
             return None;
         }
-        let (net, nh) = self.fib6.matching_route(addr)?;
+        let (net, nh) = self.router6.fib.matching_route(addr)?;
         Some(RouteGet {
             addr: IpAddr::V6(addr),
             route: self.route6_info(net, nh),
@@ -145,9 +189,11 @@ impl Switch {
 
     /// The IPv6 routes as the running state lists them.
     pub(super) fn routes6_state(&self) -> Vec<(Ipv6Net, Option<Ipv6Addr>, String)> {
-        self.fib6
+        self.router6
+            .fib
             .routes()
             .into_iter()
+            .filter(|&(n, nh)| !self.router6.is_connected(n, nh))
             .map(|(n, nh)| (n, nh.gateway, self.bridge_name(nh.bridge).to_string()))
             .collect()
     }

@@ -60,7 +60,10 @@ impl Switch {
                 sw.set_ageing(&b.name, b.ageing_time)?;
             }
             for a in &b.addrs {
-                sw.addr_add(&b.name, *a)?;
+                sw.addr4_add(&b.name, *a)?;
+            }
+            for a in &b.addrs6 {
+                sw.addr6_add(&b.name, *a)?;
             }
             if let Some(mtu) = b.mtu {
                 sw.set_mtu(&b.name, mtu.into())?;
@@ -91,7 +94,10 @@ impl Switch {
                 bridge,
                 gateway: *gateway,
             };
-            sw.fib6.insert(*dst, next_hop).map_err(Route6Error::from)?;
+            sw.router6
+                .fib
+                .insert(*dst, next_hop)
+                .map_err(Route6Error::from)?;
         }
         for (ip, mac, dev) in &state.neighbors {
             sw.neigh_add(*ip, *mac, dev)?;
@@ -134,6 +140,11 @@ impl Switch {
                     rp_filter: iface.map(|i| i.rp_filter),
                     redirects: iface.map(|i| i.redirects),
                     addrs: iface.map(|i| i.addrs.clone()).unwrap_or_default(),
+                    addrs6: self
+                        .router6
+                        .iface(id)
+                        .map(|i| i.addrs.clone())
+                        .unwrap_or_default(),
                 }
             })
             .collect();

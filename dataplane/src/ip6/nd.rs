@@ -1,0 +1,227 @@
+//! nd and ip6-local: what the router answers over IPv6 — neighbour
+//! solicitations for its addresses (RFC 4861 7.2.4) and echo requests to
+//! them (RFC 4443 4.2) — and the unsolicited advertisement of a new
+//! address (RFC 4861 7.2.6). Parsed and made with `smoltcp::wire`: none of
+//! this is on the forwarding path.
+
+use crate::counters::DropReason;
+use crate::emit::EmitTo;
+use crate::ip4::L3;
+use crate::l2::BridgeId;
+use crate::wire::ethernet::ETHERTYPE_IPV6;
+use crate::wire::{EthernetFrame, Mac, ETHERNET_HDR_LEN, VNET_HDR_LEN};
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags, NdiscRepr,
+    RawHardwareAddress,
+};
+use std::net::Ipv6Addr;
+
+const L2: usize = VNET_HDR_LEN;
+const L3: usize = VNET_HDR_LEN + ETHERNET_HDR_LEN;
+/// Where the ICMPv6 message of a made frame starts.
+const L4: usize = L3 + 40;
+/// The all-nodes group (RFC 4291 2.7.1) and its MAC (RFC 2464 7).
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+const ALL_NODES_MAC: Mac = Mac([0x33, 0x33, 0, 0, 0, 1]);
+/// Hop limit of the router's own packets (RFC 8200's suggestion, Linux's).
+const HOP_LIMIT: u8 = 64;
+
+/// What an IPv6 frame to the router came to.
+pub enum Ip6Local {
+    /// Answered, or not the router's business (a multicast it was shown).
+    Done,
+    Drop(DropReason),
+}
+
+impl L3<'_> {
+    /// An IPv6 frame (Ethernet on) that came in on `bridge`, to the router
+    /// MAC or to a multicast group the router may be in.
+    pub fn ip6_input<const T: bool>(&mut self, eth: &[u8], bridge: BridgeId) -> Ip6Local {
+        let Some(iface) = self.router6.iface(bridge) else {
+            return Ip6Local::Drop(DropReason::L3Unsupported);
+        };
+        let mac = iface.mac;
+        self.router6.counters.ip6_in += 1;
+        let Ok(frame) = EthernetFrame::new_checked(eth) else {
+            return Ip6Local::Drop(DropReason::Runt);
+        };
+        let to_group = frame.dst().0[0] & 1 != 0;
+        let Ok(ip) = Ipv6Packet::new_checked(&eth[ETHERNET_HDR_LEN..]) else {
+            return Ip6Local::Drop(DropReason::Ip6Malformed);
+        };
+        let Ok(ip) = Ipv6Repr::parse(&ip) else {
+            return Ip6Local::Drop(DropReason::Ip6Malformed);
+        };
+        let payload = &eth[ETHERNET_HDR_LEN + 40..][..ip.payload_len];
+        let ours = self.router6.owner(ip.dst_addr, bridge).is_some();
+        if ip.next_header != IpProtocol::Icmpv6 {
+            return if ours {
+                Ip6Local::Drop(DropReason::Ip6LocalUnsupported)
+            } else if to_group {
+                Ip6Local::Done
+            } else {
+                Ip6Local::Drop(DropReason::L3Unsupported)
+            };
+        }
+        let Ok(icmp) = Icmpv6Packet::new_checked(payload) else {
+            return Ip6Local::Drop(DropReason::Icmp6Malformed);
+        };
+        let Ok(repr) = Icmpv6Repr::parse(
+            &ip.src_addr,
+            &ip.dst_addr,
+            &icmp,
+            &ChecksumCapabilities::default(),
+        ) else {
+            return Ip6Local::Drop(DropReason::Icmp6Malformed);
+        };
+        match repr {
+            Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+                target_addr,
+                lladdr,
+            }) => {
+                // RFC 4861 7.1.1: from a neighbour (hop limit 255), code 0,
+                // a unicast target; from :: (DAD) only to a solicited-node
+                // group and without a link-layer address.
+                let dad = ip.src_addr.is_unspecified();
+                if ip.hop_limit != 255
+                    || icmp.msg_code() != 0
+                    || target_addr.is_multicast()
+                    || (dad && (lladdr.is_some() || !ip.dst_addr.is_multicast()))
+                {
+                    return Ip6Local::Drop(DropReason::NdInvalid);
+                }
+                self.router6.counters.nd_solicits_in += 1;
+                if self.router6.owner(target_addr, bridge) != Some(bridge) {
+                    // For another host of the link: not ours to answer.
+                    return Ip6Local::Done;
+                }
+                let (dst, dst_mac, flags) = if dad {
+                    // Someone checks our address: all nodes hear it is taken.
+                    let flags = NdiscNeighborFlags::ROUTER | NdiscNeighborFlags::OVERRIDE;
+                    (ALL_NODES, ALL_NODES_MAC, flags)
+                } else {
+                    // The solicitation's link-layer address, else the
+                    // frame's source.
+                    let to = lladdr
+                        .and_then(|l| <[u8; 6]>::try_from(l.as_bytes()).ok())
+                        .map_or(frame.src(), Mac);
+                    let flags = NdiscNeighborFlags::ROUTER
+                        | NdiscNeighborFlags::SOLICITED
+                        | NdiscNeighborFlags::OVERRIDE;
+                    (ip.src_addr, to, flags)
+                };
+                self.advertise(bridge, mac, target_addr, dst, dst_mac, flags);
+                Ip6Local::Done
+            }
+            Icmpv6Repr::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            } if ours && !to_group => {
+                let reply = Icmpv6Repr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                };
+                if self.emit6(
+                    bridge,
+                    mac,
+                    frame.src(),
+                    ip.dst_addr,
+                    ip.src_addr,
+                    HOP_LIMIT,
+                    &reply,
+                ) {
+                    self.router6.counters.echo_replies_sent += 1;
+                    Ip6Local::Done
+                } else {
+                    Ip6Local::Drop(DropReason::NoBuffer)
+                }
+            }
+            _ if ours => Ip6Local::Drop(DropReason::Ip6LocalUnsupported),
+            _ if to_group => Ip6Local::Done,
+            _ => Ip6Local::Drop(DropReason::L3Unsupported),
+        }
+    }
+
+    /// A neighbour advertisement of `target` (an address of ours on
+    /// `bridge`, whose router MAC is `mac`), from it to `dst`.
+    fn advertise(
+        &mut self,
+        bridge: BridgeId,
+        mac: Mac,
+        target: Ipv6Addr,
+        dst: Ipv6Addr,
+        dst_mac: Mac,
+        flags: NdiscNeighborFlags,
+    ) {
+        let na = Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+            flags,
+            target_addr: target,
+            lladdr: Some(RawHardwareAddress::from_bytes(&mac.0)),
+        });
+        // RFC 4861 7.1.2: hop limit 255, so a receiver knows it is on-link.
+        if self.emit6(bridge, mac, dst_mac, target, dst, 255, &na) {
+            self.router6.counters.nd_adverts_sent += 1;
+        }
+    }
+
+    /// Tells the link that `addr` of `bridge`'s interface is here (RFC 4861
+    /// 7.2.6), as a gratuitous ARP does for IPv4.
+    pub fn announce6(&mut self, bridge: BridgeId, addr: Ipv6Addr) {
+        let Some(mac) = self.router6.router_mac(bridge) else {
+            return;
+        };
+        let flags = NdiscNeighborFlags::ROUTER | NdiscNeighborFlags::OVERRIDE;
+        self.advertise(bridge, mac, addr, ALL_NODES, ALL_NODES_MAC, flags);
+    }
+
+    /// Makes and sends an ICMPv6 message in a frame from `src_mac` to
+    /// `dst_mac` on `bridge`; false if no buffer was free.
+    #[allow(clippy::too_many_arguments)]
+    fn emit6(
+        &mut self,
+        bridge: BridgeId,
+        src_mac: Mac,
+        dst_mac: Mac,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        hop_limit: u8,
+        msg: &Icmpv6Repr<'_>,
+    ) -> bool {
+        let len = msg.buffer_len();
+        if L4 + len > crate::emit::BUF_SIZE {
+            return false;
+        }
+        let Some(i) = self.em.alloc() else {
+            return false;
+        };
+        let b = self.em.buf_mut(i);
+        EthernetFrame::new_unchecked(&mut b[L2..L3]).emit(dst_mac, src_mac, ETHERTYPE_IPV6);
+        let ip = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Icmpv6,
+            payload_len: len,
+            hop_limit,
+        };
+        ip.emit(&mut Ipv6Packet::new_unchecked(&mut b[L3..L4]));
+        msg.emit(
+            &src,
+            &dst,
+            &mut Icmpv6Packet::new_unchecked(&mut b[L4..L4 + len]),
+            &ChecksumCapabilities::default(),
+        );
+        self.em.set_len(i, L4 + len);
+        self.em.send(
+            i,
+            EmitTo::Bridge {
+                bridge,
+                dst: dst_mac,
+                except: None,
+            },
+        );
+        true
+    }
+}

@@ -1,0 +1,235 @@
+//! The router's IPv6 side: an interface per bridge with IPv6 addresses (its
+//! link-local one made from the router MAC), and the IPv6 routing table.
+
+use super::fib::{Fib6, NextHop6};
+use super::Fib6Error;
+use crate::l2::BridgeId;
+use crate::wire::{Ipv6Net, Mac};
+use serde::{Deserialize, Serialize};
+use std::net::Ipv6Addr;
+
+/// A bridge's IPv6 router interface.
+#[derive(Debug, Clone)]
+pub struct Iface6 {
+    pub mac: Mac,
+    /// fe80::/64 with the interface identifier of the router MAC (RFC
+    /// 4291 2.5.1, modified EUI-64).
+    pub link_local: Ipv6Addr,
+    /// Its global (and unique local) addresses.
+    pub addrs: Vec<Ipv6Net>,
+}
+
+impl Iface6 {
+    /// Whether `addr` is one of its addresses, link-local included.
+    pub fn owns(&self, addr: Ipv6Addr) -> bool {
+        addr == self.link_local || self.addrs.iter().any(|a| a.addr == addr)
+    }
+}
+
+/// The link-local address of an interface with MAC `mac` (modified
+/// EUI-64: the universal/local bit flipped, ff:fe in the middle).
+pub fn link_local(mac: Mac) -> Ipv6Addr {
+    let m = mac.0;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 0x02,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
+/// IPv6 counters of the router.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Ip6Counters {
+    /// IPv6 packets to the router MAC, and multicast ones it looked at.
+    pub ip6_in: u64,
+    pub nd_solicits_in: u64,
+    pub nd_adverts_sent: u64,
+    pub echo_replies_sent: u64,
+}
+
+/// Why an IPv6 address change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Addr6Error {
+    #[error("{0}: already an address of this bridge")]
+    Exists(Ipv6Net),
+    #[error("{0}: not an address of this bridge")]
+    NoSuchAddr(Ipv6Net),
+    #[error("{0}: not a unicast address a router can have (multicast, loopback, unspecified or link-local; the link-local one is made from the router MAC)")]
+    BadAddr(Ipv6Net),
+    #[error("{0}: a /128 or /127 subnet leaves no room for hosts; give the prefix length of the link (usually /64)")]
+    BadLen(Ipv6Net),
+    #[error(transparent)]
+    Fib(#[from] Fib6Error),
+}
+
+/// The IPv6 interfaces and routes.
+#[derive(Clone, Default)]
+pub struct Router6 {
+    ifaces: Vec<Option<Iface6>>,
+    pub fib: Fib6,
+    pub counters: Ip6Counters,
+}
+
+impl Router6 {
+    pub fn with_max_routes(max_routes: usize) -> Router6 {
+        Router6 {
+            fib: Fib6::with_max_routes(max_routes),
+            ..Router6::default()
+        }
+    }
+
+    pub fn iface(&self, bridge: BridgeId) -> Option<&Iface6> {
+        self.ifaces
+            .get(usize::from(bridge))
+            .and_then(Option::as_ref)
+    }
+
+    pub fn router_mac(&self, bridge: BridgeId) -> Option<Mac> {
+        self.iface(bridge).map(|i| i.mac)
+    }
+
+    /// The bridge whose interface has `addr` (a link-local one is only
+    /// looked for on `on`, its link).
+    pub fn owner(&self, addr: Ipv6Addr, on: BridgeId) -> Option<BridgeId> {
+        if super::fib::is_link_local(addr) {
+            return self.iface(on).filter(|i| i.link_local == addr).map(|_| on);
+        }
+        self.ifaces
+            .iter()
+            .enumerate()
+            .find(|(_, i)| i.as_ref().is_some_and(|i| i.owns(addr)))
+            .map(|(b, _)| b as BridgeId)
+    }
+
+    /// Adds `net` to bridge `bridge`'s interface (made, with router MAC
+    /// `mac`, on its first address), and its connected route.
+    pub fn addr_add(&mut self, bridge: BridgeId, net: Ipv6Net, mac: Mac) -> Result<(), Addr6Error> {
+        let a = net.addr;
+        if a.is_multicast() || a.is_loopback() || a.is_unspecified() || super::fib::is_link_local(a)
+        {
+            return Err(Addr6Error::BadAddr(net));
+        }
+        if net.len > 126 {
+            return Err(Addr6Error::BadLen(net));
+        }
+        if self.iface(bridge).is_some_and(|i| i.addrs.contains(&net)) {
+            return Err(Addr6Error::Exists(net));
+        }
+        // The connected route first: a full table refuses the address whole.
+        let connected = NextHop6 {
+            bridge,
+            gateway: None,
+        };
+        self.fib.insert(net.subnet(), connected)?;
+        let b = usize::from(bridge);
+        if self.ifaces.len() <= b {
+            self.ifaces.resize(b + 1, None);
+        }
+        let iface = self.ifaces[b].get_or_insert_with(|| Iface6 {
+            mac,
+            link_local: link_local(mac),
+            addrs: Vec::new(),
+        });
+        iface.addrs.push(net);
+        Ok(())
+    }
+
+    /// Removes `net` from bridge `bridge`, and its connected route unless
+    /// another address keeps it; the interface goes with its last address
+    /// (routes out of the bridge stay). How many routes went.
+    pub fn addr_del(&mut self, bridge: BridgeId, net: Ipv6Net) -> Result<usize, Addr6Error> {
+        let iface = self
+            .ifaces
+            .get_mut(usize::from(bridge))
+            .and_then(Option::as_mut)
+            .ok_or(Addr6Error::NoSuchAddr(net))?;
+        let at = iface
+            .addrs
+            .iter()
+            .position(|a| *a == net)
+            .ok_or(Addr6Error::NoSuchAddr(net))?;
+        iface.addrs.remove(at);
+        let still = iface.addrs.iter().any(|a| a.subnet() == net.subnet());
+        if iface.addrs.is_empty() {
+            self.ifaces[usize::from(bridge)] = None;
+        }
+        let connected = NextHop6 {
+            bridge,
+            gateway: None,
+        };
+        if !still && self.fib.get(net.subnet()) == Some(connected) {
+            let _ = self.fib.remove(net.subnet());
+            return Ok(1);
+        }
+        Ok(0)
+    }
+
+    /// Whether `net` out of `nh` is the connected route of an address.
+    pub fn is_connected(&self, net: Ipv6Net, nh: NextHop6) -> bool {
+        nh.gateway.is_none()
+            && self
+                .iface(nh.bridge)
+                .is_some_and(|i| i.addrs.iter().any(|a| a.subnet() == net))
+    }
+
+    /// A bridge went: its interface, and every route out of it.
+    pub fn forget_bridge(&mut self, bridge: BridgeId) -> usize {
+        if let Some(slot) = self.ifaces.get_mut(usize::from(bridge)) {
+            *slot = None;
+        }
+        self.fib.forget_bridge(bridge)
+    }
+
+    /// Every interface, with its bridge.
+    pub fn ifaces(&self) -> impl Iterator<Item = (BridgeId, &Iface6)> {
+        self.ifaces
+            .iter()
+            .enumerate()
+            .filter_map(|(b, i)| Some((b as BridgeId, i.as_ref()?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_addresses_come_from_the_mac() {
+        let mac: Mac = "02:11:22:33:44:55".parse().unwrap();
+        assert_eq!(link_local(mac).to_string(), "fe80::11:22ff:fe33:4455");
+    }
+
+    #[test]
+    fn addresses_bring_their_connected_route_and_take_it_away() {
+        let mut r = Router6::with_max_routes(10);
+        let mac: Mac = "02:00:00:00:00:01".parse().unwrap();
+        let net: Ipv6Net = "2001:db8:1::1/64".parse().unwrap();
+        r.addr_add(1, net, mac).unwrap();
+        assert_eq!(r.addr_add(1, net, mac), Err(Addr6Error::Exists(net)));
+        let other: Ipv6Net = "2001:db8:1::2/64".parse().unwrap();
+        r.addr_add(1, other, mac).unwrap();
+        assert_eq!(r.fib.len(), 1);
+        assert_eq!(r.owner("2001:db8:1::2".parse().unwrap(), 0), Some(1));
+        assert_eq!(r.owner(link_local(mac), 1), Some(1));
+        assert_eq!(r.owner(link_local(mac), 0), None);
+        assert_eq!(r.addr_del(1, net), Ok(0), "the other keeps the route");
+        assert_eq!(r.addr_del(1, other), Ok(1));
+        assert!(r.iface(1).is_none());
+        for bad in ["fe80::1/64", "ff02::1/64", "::1/128", "2001:db8::1/128"] {
+            assert!(r.addr_add(1, bad.parse().unwrap(), mac).is_err(), "{bad}");
+        }
+    }
+}
