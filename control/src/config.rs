@@ -462,6 +462,39 @@ to_port = 80
             e.starts_with("lab.toml:2:") && e.contains("at least 1"),
             "{e}"
         );
+        let e = err("[[bridge]]\nname = \"lan\"\naddresses = [\"fe80::1/64\"]\n");
+        assert!(
+            e.starts_with("lab.toml:3:") && e.contains("link-local"),
+            "{e}"
+        );
+        let e = err(
+            "[[bridge]]\nname = \"a\"\naddresses = [\"2001:db8::1/64\"]\n\
+                     [[bridge]]\nname = \"b\"\naddresses = [\"2001:db8::2/64\"]\n",
+        );
+        assert!(
+            e.contains("subnet 2001:db8::/64 is already on bridge a"),
+            "{e}"
+        );
+        let e = err(
+            "[[bridge]]\nname = \"a\"\naddresses = [\"2001:db8::1/64\"]\n\
+                     [[route]]\ndst = \"2001:db8:9::/48\"\nvia = \"2001:db8:1::1\"\n",
+        );
+        assert!(
+            e.contains("no IPv6 route out of a bridge covers the gateway"),
+            "{e}"
+        );
+        let e = err("[[route]]\ndst = \"2001:db8:9::/48\"\nvia = \"10.0.0.1\"\n");
+        assert!(e.contains("not of the prefix's family"), "{e}");
+        let ok = parse(
+            "lab.toml",
+            "[[bridge]]\nname = \"a\"\naddresses = [\"10.0.1.1/24\", \"2001:db8::1/64\"]\n\
+             [[route]]\ndst = \"2001:db8:9::/48\"\nvia = \"2001:db8::9\"\n",
+        )
+        .unwrap();
+        let a = ok.state.bridges.iter().find(|b| b.name == "a").unwrap();
+        assert_eq!((a.addrs.len(), a.addrs6.len()), (1, 1));
+        assert_eq!(ok.state.routes6[0].2, "a", "the gateway's bridge");
+
         let e = err("[limits]\nmax_routes = 0\n");
         assert!(e.contains("limits.max_routes: must be at least 1"), "{e}");
 

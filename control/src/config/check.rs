@@ -231,6 +231,46 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// An IPv6 address of bridge `bridge` (whose addresses so far are
+    /// `addrs`): one a router can have, on a subnet of no other bridge.
+    fn address6(
+        &self,
+        span: &Range<usize>,
+        bridge: &str,
+        a: &Ipv6Net,
+        addrs: &[Ipv6Net],
+        subnets: &mut HashMap<Ipv6Net, String>,
+    ) -> Result<(), ConfigError> {
+        let ip = a.addr;
+        let why =
+            if ip.is_multicast() || ip.is_loopback() || ip.is_unspecified() || is_link_local(ip) {
+                "not a unicast address a router can have (the link-local one is made from the \
+             router MAC)"
+                    .to_string()
+            } else if a.len > 126 {
+                "a /127 or /128 leaves no room for hosts; give the link's prefix length (usually \
+             /64)"
+                    .to_string()
+            } else if addrs.contains(a) {
+                "listed twice".to_string()
+            } else {
+                match subnets.get(&a.subnet()) {
+                    Some(other) if other != bridge => {
+                        format!("subnet {} is already on bridge {other}", a.subnet())
+                    }
+                    _ => {
+                        subnets.insert(a.subnet(), bridge.to_string());
+                        return Ok(());
+                    }
+                }
+            };
+        Err(self.key_err(
+            span,
+            "addresses",
+            format!("bridge {bridge}: address {a}: {why}"),
+        ))
+    }
+
     /// `[[bridge]]`s and their addresses (`br0` is always there).
     fn bridges(&mut self, f: &File, config: &SwitchConfig) -> Result<Bridges, ConfigError> {
         let mut bridges = Vec::new();
@@ -260,32 +300,7 @@ impl Checker<'_> {
                 let a = match a {
                     IpNet::V4(a) => a,
                     IpNet::V6(a) => {
-                        let why = if a.addr.is_multicast()
-                            || a.addr.is_loopback()
-                            || a.addr.is_unspecified()
-                            || is_link_local(a.addr)
-                        {
-                            Some("not a unicast address a router can have (the link-local one is made from the router MAC)")
-                        } else if a.len > 126 {
-                            Some("a /127 or /128 leaves no room for hosts; give the link's prefix length (usually /64)")
-                        } else if addrs6.contains(a) {
-                            Some("listed twice")
-                        } else {
-                            None
-                        };
-                        if let Some(why) = why {
-                            return Err(at(format!("bridge {}: address {a}: {why}", b.name)));
-                        }
-                        match subnets6.get(&a.subnet()) {
-                            Some(other) if *other != b.name => return Err(at(format!(
-                                "bridge {}: address {a}: subnet {} is already on bridge {other}",
-                                b.name,
-                                a.subnet()
-                            ))),
-                            _ => {
-                                subnets6.insert(a.subnet(), b.name.clone());
-                            }
-                        }
+                        self.address6(&span, &b.name, a, &addrs6, &mut subnets6)?;
                         addrs6.push(*a);
                         continue;
                     }
@@ -753,7 +768,8 @@ impl Checker<'_> {
                                 &r.span,
                                 "via",
                                 format!(
-                                    "route {} via {gw}: no IPv6 route out of {} covers the                                      gateway; add one (dst = \"PREFIX\", dev = \"BRIDGE\")",
+                                    "route {} via {gw}: no IPv6 route out of {} covers the \
+                                     gateway; add one (dst = \"PREFIX\", dev = \"BRIDGE\")",
                                     r.dst,
                                     dev.as_deref().unwrap_or("a bridge")
                                 ),
