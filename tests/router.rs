@@ -765,6 +765,76 @@ fn the_router_answers_neighbour_discovery_and_ping6_for_its_ipv6_addresses() {
 }
 
 #[test]
+fn hosts_configure_themselves_from_the_router_advertisements() {
+    let lab = two_subnets(&[]);
+    let h1 = lab.host(1);
+    lab.cli_ok(&["addr", "add", "2001:db8:1::1/64", "dev", "br0"]);
+    lab.cli_ok(&["link", "set", "br0", "rdnss", "2001:db8:1::53"]);
+    // IPv6 on: the host solicits, and configures an address (SLAAC) and
+    // its default route from the answer.
+    h1.enable_ipv6(None);
+    let addrs = lab.cli_json(&["addr", "show", "dev", "br0"]);
+    let link_local = addrs[0]["link_local"].as_str().unwrap().to_string();
+    let global = || {
+        h1.ns.check(&[
+            "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global",
+        ])
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || global().contains("2001:db8:1:")),
+        "no SLAAC address: {}",
+        global()
+    );
+    let default = || h1.ns.check(&["ip", "-6", "route", "show", "default"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || default().contains(&link_local)),
+        "no default route via {link_local}: {}",
+        default()
+    );
+    assert!(h1.ping6_ok("2001:db8:1::1", 2), "from the SLAAC address");
+    // rdisc6 (ndisc6) reads the advertisement field by field. Within 3 s
+    // of the last one patchbay does not answer a solicitation (RFC 4861
+    // 6.2.6), so rdisc6 asks a few times.
+    let ra = h1
+        .ns
+        .check(&["rdisc6", "-1", "-r", "5", "-w", "2000", "eth0"]);
+    let field = |name: &str| {
+        ra.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .map(|l| l.split(':').skip(1).collect::<Vec<_>>().join(":"))
+            .unwrap_or_default()
+    };
+    assert!(field("Router lifetime").contains(" 1800 "), "{ra}");
+    assert!(field("MTU").contains(" 1500 "), "{ra}");
+    assert!(field("Prefix").contains("2001:db8:1::/64"), "{ra}");
+    assert!(field("Autonomous address conf.").contains("Yes"), "{ra}");
+    assert!(
+        field("Recursive DNS server").contains("2001:db8:1::53"),
+        "{ra}"
+    );
+    assert!(
+        ra.contains(&link_local),
+        "from the link-local address: {ra}"
+    );
+    let cfg = lab.cli_ok(&["save"]);
+    assert!(cfg.contains("rdnss = [\"2001:db8:1::53\"]"), "{cfg}");
+
+    // Off: a last advertisement with a lifetime of 0 takes the host's
+    // default route away.
+    lab.cli_ok(&["link", "set", "br0", "ra", "off"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || !default().contains(&link_local)),
+        "default route kept: {}",
+        default()
+    );
+    assert!(lab
+        .cli_ok(&["addr", "show"])
+        .contains("ra off lifetime 1800s"));
+    lab.cli_fails(&["link", "set", "br1", "ra", "on"], "no IPv6 address");
+    assert!(lab.cli_ok(&["save"]).contains("ra = false"));
+}
+
+#[test]
 fn packets_waiting_for_arp_keep_the_newest() {
     let lab = two_subnets(&[]);
     let (h1, h2) = (lab.host(1), lab.host(2));

@@ -22,7 +22,7 @@ use patchbay_dataplane::pipeline::{BridgeInfo, PortInfo};
 use patchbay_dataplane::wire::Mac;
 use patchbay_dataplane::wire::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -82,6 +82,15 @@ pub enum Request {
         /// Bridges with a router interface: whether to send ICMP redirects.
         #[serde(default)]
         redirects: Option<bool>,
+        /// Bridges with an IPv6 address: router advertisements on or off,
+        /// their router lifetime (seconds), and the DNS servers they
+        /// announce (empty: none).
+        #[serde(default)]
+        ra: Option<bool>,
+        #[serde(default)]
+        ra_lifetime: Option<u16>,
+        #[serde(default)]
+        rdnss: Option<Vec<Ipv6Addr>>,
     },
     /// Deletes a port or a bridge.
     LinkDel {
@@ -426,6 +435,9 @@ impl Request {
             mtu,
             rp_filter,
             redirects,
+            ra,
+            ra_lifetime,
+            rdnss,
             ..
         } = self
         else {
@@ -437,6 +449,9 @@ impl Request {
             && mtu.is_none()
             && rp_filter.is_none()
             && redirects.is_none()
+            && ra.is_none()
+            && ra_lifetime.is_none()
+            && rdnss.is_none()
         {
             return Some(LinkSetProblem::Nothing);
         }

@@ -22,6 +22,7 @@ pub use plan::{plan, Plan};
 
 use crate::config::{self, ConfigError, Parsed};
 use patchbay_dataplane::ip4::RpFilter;
+use patchbay_dataplane::ip6::Ra;
 use patchbay_dataplane::pipeline::{
     BridgeState, NatRuleState, PortState, RunningState, Switch, SwitchConfig,
 };
@@ -147,6 +148,12 @@ pub enum Step {
     AddrAdd(String, Ipv4Net),
     Addr6Del(String, Ipv6Net),
     Addr6Add(String, Ipv6Net),
+    /// A bridge's router advertisements, from and to.
+    Ra {
+        bridge: String,
+        from: Ra,
+        to: Ra,
+    },
     BridgeDel(String, u32),
     BridgeAdd(String, u32),
     Ageing {
@@ -201,6 +208,12 @@ impl fmt::Display for Step {
             Step::AddrAdd(dev, a) => write!(f, "addr add {a} dev {dev}"),
             Step::Addr6Del(dev, a) => write!(f, "addr del {a} dev {dev}"),
             Step::Addr6Add(dev, a) => write!(f, "addr add {a} dev {dev}"),
+            Step::Ra { bridge, to, .. } => write!(
+                f,
+                "link set {bridge} ra {} ra_lifetime {}",
+                if to.on { "on" } else { "off" },
+                to.lifetime
+            ),
             Step::BridgeDel(name, _) => write!(f, "link del {name}"),
             Step::BridgeAdd(name, _) => write!(f, "link add {name} type bridge"),
             Step::Ageing { bridge, to, .. } => write!(f, "link set {bridge} ageing_time {to}"),
@@ -264,6 +277,12 @@ impl Step {
             Step::AddrAdd(dev, a) => sw.addr4_add(dev, *a),
             Step::Addr6Del(dev, a) => sw.addr6_del(dev, *a),
             Step::Addr6Add(dev, a) => sw.addr6_add(dev, *a),
+            Step::Ra { bridge, to, .. } => sw.set_ra(
+                bridge,
+                Some(to.on),
+                Some(to.lifetime),
+                Some(to.rdnss.clone()),
+            ),
             Step::BridgeDel(name, _) => sw.del_bridge(name),
             Step::BridgeAdd(name, ageing) => sw.add_bridge(name).and_then(|_| {
                 if sw.config().ageing_time == *ageing {

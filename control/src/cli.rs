@@ -450,8 +450,23 @@ mod tests {
                 mtu: None,
                 rp_filter: None,
                 redirects: None,
+                ra: None,
+                ra_lifetime: None,
+                rdnss: None,
             }
         );
+        let ra = run("link set br0 ra off ra_lifetime 600 rdnss 2001:db8::53,2001:db8::54")
+            .unwrap()
+            .request;
+        assert!(matches!(
+            ra,
+            Request::LinkSet {
+                ra: Some(false),
+                ra_lifetime: Some(600),
+                rdnss: Some(ref d),
+                ..
+            } if d.len() == 2
+        ));
         assert_eq!(
             run("route add default via 10.2.0.254").unwrap().request,
             Request::RouteAdd {

@@ -36,6 +36,7 @@
 use crate::api::NatRuleSpec;
 use patchbay_dataplane::ip4::{Mtu, RpFilter};
 use patchbay_dataplane::ip6::fib::is_link_local;
+use patchbay_dataplane::ip6::Ra;
 use patchbay_dataplane::l2::AgeingTime;
 use patchbay_dataplane::nat::{Filtering, NatAction, PortRange, Timeouts};
 use patchbay_dataplane::pipeline::{
@@ -134,6 +135,11 @@ struct BridgeCfg {
     /// IPv4 and IPv6.
     #[serde(default)]
     addresses: Vec<IpNet>,
+    /// Router advertisements (with an IPv6 address): on, router lifetime,
+    /// DNS servers.
+    ra: Option<bool>,
+    ra_lifetime: Option<u16>,
+    rdnss: Option<Vec<Ipv6Addr>>,
 }
 
 #[derive(Deserialize)]

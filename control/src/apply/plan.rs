@@ -4,6 +4,7 @@
 
 use super::*;
 use patchbay_dataplane::ip6::fib::is_link_local;
+use patchbay_dataplane::ip6::Ra;
 
 /// The difference between the running state and a file, as steps in an
 /// order that keeps every step valid: removals (NAT rules, entries, routes,
@@ -457,6 +458,23 @@ fn diff_bridges<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
         for a in wb.addrs6.iter().filter(|a| !had6.contains(a)) {
             ph.addr_adds.push(Step::Addr6Add(wb.name.clone(), *a));
             s.addresses.added += 1;
+        }
+        // Router advertisements: an IPv6 interface that keeps an address
+        // keeps its settings; a new one starts with the defaults.
+        if let Some(to) = &wb.ra {
+            let kept = had6.iter().any(|a| wb.addrs6.contains(a));
+            let from = match rb.and_then(|b| b.ra.clone()) {
+                Some(ra) if kept => ra,
+                _ => Ra::default(),
+            };
+            if from != *to {
+                ph.addr_adds.push(Step::Ra {
+                    bridge: wb.name.clone(),
+                    from,
+                    to: to.clone(),
+                });
+                s.bridges.changed += 1;
+            }
         }
         let had: &[Ipv4Net] = rb.map_or(&[], |b| &b.addrs);
         for a in &wb.addrs {

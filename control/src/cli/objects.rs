@@ -672,8 +672,34 @@ pub(super) fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String>
     let name = w.name("link name")?;
     let (mut master, mut nomaster, mut ageing_time, mut mtu) = (None, false, None, None);
     let (mut rp_filter, mut redirects) = (None, None);
+    let (mut ra, mut ra_lifetime, mut rdnss) = (None, None, None);
+    let on_off = |what: &str, v: &str| match v {
+        "on" | "1" => Ok(true),
+        "off" | "0" => Ok(false),
+        _ => Err(format!("{ctx}: {what} must be on or off, not '{v}'")),
+    };
     while let Some(x) = w.next() {
         match x.as_str() {
+            "ra" => ra = Some(on_off("ra", &w.value("ra", "on or off")?)?),
+            "ra_lifetime" => {
+                let v = w.value("ra_lifetime", "seconds")?;
+                ra_lifetime = Some(v.parse::<u16>().map_err(|_| {
+                    format!("{ctx}: ra_lifetime must be seconds from 0 to 65535, not '{v}'")
+                })?);
+            }
+            "rdnss" => {
+                let v = w.value("rdnss", "IPv6 addresses (a,b) or none")?;
+                rdnss = Some(if v == "none" {
+                    Vec::new()
+                } else {
+                    v.split(',')
+                        .map(|a| {
+                            a.parse::<std::net::Ipv6Addr>()
+                                .map_err(|_| format!("{ctx}: rdnss: '{a}' is not an IPv6 address"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?
+                });
+            }
             "master" => master = Some(w.value("master", "a bridge name")?),
             "nomaster" => nomaster = true,
             "mtu" => {
@@ -688,12 +714,7 @@ pub(super) fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String>
                 rp_filter = Some(v.parse::<RpFilter>().map_err(|e| format!("{ctx}: {e}"))?);
             }
             "redirects" => {
-                let v = w.value("redirects", "on or off")?;
-                redirects = Some(match v.as_str() {
-                    "on" | "1" => true,
-                    "off" | "0" => false,
-                    _ => return Err(format!("{ctx}: redirects must be on or off, not '{v}'")),
-                });
+                redirects = Some(on_off("redirects", &w.value("redirects", "on or off")?)?)
             }
             "ageing_time" => {
                 ageing_time = Some(number(
@@ -720,11 +741,15 @@ pub(super) fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String>
         mtu,
         rp_filter,
         redirects,
+        ra,
+        ra_lifetime,
+        rdnss,
     };
     match req.link_set_problem() {
         Some(LinkSetProblem::Nothing) => Err(format!(
             "{ctx}: nothing to change (master BRIDGE, nomaster, ageing_time SECS, mtu BYTES, \
-             rp_filter strict|loose|off or redirects on|off)"
+             rp_filter strict|loose|off, redirects on|off, ra on|off, ra_lifetime SECS or \
+             rdnss ADDR[,ADDR]|none)"
         )),
         Some(LinkSetProblem::MasterAndNomaster) => {
             Err(format!("{ctx}: give master or nomaster, not both"))

@@ -154,6 +154,18 @@ fn addrs(s: &mut String, result: Value) -> Result<(), String> {
         if let Some(ll) = i.link_local {
             let _ = writeln!(s, "    inet6 {ll}/64 scope link");
         }
+        if let Some(ra) = &i.ra {
+            let mut line = format!(
+                "    ra {} lifetime {}s",
+                if ra.on { "on" } else { "off" },
+                ra.lifetime
+            );
+            if !ra.rdnss.is_empty() {
+                let dns: Vec<String> = ra.rdnss.iter().map(|a| a.to_string()).collect();
+                let _ = write!(line, " rdnss {}", dns.join(","));
+            }
+            let _ = writeln!(s, "{line}");
+        }
     }
     Ok(())
 }

@@ -377,6 +377,32 @@ impl Checker<'_> {
                     ));
                 }
             }
+            // Router advertisements are the IPv6 interface's.
+            for (key, given) in [
+                ("ra", b.ra.is_some()),
+                ("ra_lifetime", b.ra_lifetime.is_some()),
+                ("rdnss", b.rdnss.is_some()),
+            ] {
+                if given && addrs6.is_empty() {
+                    return Err(self.key_err(
+                        &span,
+                        key,
+                        format!(
+                            "bridge {}: {key} is for router advertisements, which need an IPv6 \
+                             address; add one, or drop the {key}",
+                            b.name
+                        ),
+                    ));
+                }
+            }
+            let ra = (!addrs6.is_empty()).then(|| {
+                let d = Ra::default();
+                Ra {
+                    on: b.ra.unwrap_or(d.on),
+                    lifetime: b.ra_lifetime.unwrap_or(d.lifetime),
+                    rdnss: b.rdnss.clone().unwrap_or(d.rdnss),
+                }
+            });
             let routed = !addrs.is_empty();
             bridges.push(BridgeState {
                 name: b.name.clone(),
@@ -386,6 +412,7 @@ impl Checker<'_> {
                 redirects: routed.then(|| b.redirects.unwrap_or(true)),
                 addrs,
                 addrs6,
+                ra,
             });
         }
         if !bridges.iter().any(|b| b.name == DEFAULT_BRIDGE) {
@@ -400,6 +427,7 @@ impl Checker<'_> {
                     redirects: None,
                     addrs: Vec::new(),
                     addrs6: Vec::new(),
+                    ra: None,
                 },
             );
         }

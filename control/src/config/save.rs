@@ -59,6 +59,19 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
         if b.redirects == Some(false) {
             let _ = writeln!(out, "redirects = false");
         }
+        if let Some(ra) = &b.ra {
+            let d = Ra::default();
+            if ra.on != d.on {
+                let _ = writeln!(out, "ra = {}", ra.on);
+            }
+            if ra.lifetime != d.lifetime {
+                let _ = writeln!(out, "ra_lifetime = {}", ra.lifetime);
+            }
+            if !ra.rdnss.is_empty() {
+                let dns: Vec<String> = ra.rdnss.iter().map(|a| format!("\"{a}\"")).collect();
+                let _ = writeln!(out, "rdnss = [{}]", dns.join(", "));
+            }
+        }
     }
     for p in &state.ports {
         let kind = if p.kind == PortKind::Tap {

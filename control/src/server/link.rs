@@ -89,7 +89,10 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
         Request::LinkSet { .. } if req.link_set_problem().is_some() => {
             let why = match req.link_set_problem() {
                 Some(LinkSetProblem::MasterAndNomaster) => "give master or nomaster, not both",
-                _ => "link_set needs master, nomaster, ageing_time, mtu, rp_filter or redirects",
+                _ => {
+                    "link_set needs master, nomaster, ageing_time, mtu, rp_filter, redirects, ra, \
+                     ra_lifetime or rdnss"
+                }
             };
             Err(ApiError::new(ErrorCode::BadRequest, why))
         }
@@ -101,6 +104,9 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             mtu,
             rp_filter,
             redirects,
+            ra,
+            ra_lifetime,
+            rdnss,
         } => {
             cx.on_switch(move |sw| {
                 let mut r = Ok(());
@@ -115,6 +121,9 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
                 }
                 if r.is_ok() && (rp_filter.is_some() || redirects.is_some()) {
                     r = sw.set_policy(&name, rp_filter, redirects);
+                }
+                if r.is_ok() && (ra.is_some() || ra_lifetime.is_some() || rdnss.is_some()) {
+                    r = sw.set_ra(&name, ra, ra_lifetime, rdnss);
                 }
                 r
             })?;

@@ -401,7 +401,7 @@ impl L3<'_> {
                 None => L3Out::Consumed,
             },
             ETHERTYPE_IPV4 => self.ip4_input::<T>(frame, in_port, bridge, now),
-            ETHERTYPE_IPV6 => match self.ip6_input::<T>(&frame[L2..], bridge) {
+            ETHERTYPE_IPV6 => match self.ip6_input::<T>(&frame[L2..], bridge, now) {
                 Ip6Local::Done => L3Out::Consumed,
                 Ip6Local::Drop(r) => L3Out::Drop(r),
             },

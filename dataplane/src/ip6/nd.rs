@@ -9,7 +9,7 @@ use crate::emit::EmitTo;
 use crate::ip4::L3;
 use crate::l2::BridgeId;
 use crate::wire::ethernet::ETHERTYPE_IPV6;
-use crate::wire::{EthernetFrame, Mac, ETHERNET_HDR_LEN, VNET_HDR_LEN};
+use crate::wire::{EthernetFrame, Ipv6Net, Mac, ETHERNET_HDR_LEN, VNET_HDR_LEN};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags, NdiscRepr,
@@ -26,6 +26,17 @@ const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 const ALL_NODES_MAC: Mac = Mac([0x33, 0x33, 0, 0, 0, 1]);
 /// Hop limit of the router's own packets (RFC 8200's suggestion, Linux's).
 const HOP_LIMIT: u8 = 64;
+/// RFC 4861 10: MIN_DELAY_BETWEEN_RAS, and MAX_INITIAL_RTR_ADVERT_INTERVAL.
+const MIN_DELAY_BETWEEN_RAS_MS: u64 = 3_000;
+const INITIAL_RA_INTERVAL_MS: u64 = 16_000;
+/// Unsolicited advertisements come every 200 to 600 s (radvd's
+/// MinRtrAdvInterval and MaxRtrAdvInterval).
+const RA_INTERVAL_MS: (u64, u64) = (200_000, 600_000);
+/// Prefix lifetimes (radvd's AdvValidLifetime and AdvPreferredLifetime),
+/// and the DNS servers' (2 x MaxRtrAdvInterval, RFC 8106 5.1).
+const PREFIX_VALID_S: u32 = 86_400;
+const PREFIX_PREFERRED_S: u32 = 14_400;
+const RDNSS_LIFETIME_S: u32 = 1_200;
 
 /// What an IPv6 frame to the router came to.
 pub enum Ip6Local {
@@ -37,7 +48,12 @@ pub enum Ip6Local {
 impl L3<'_> {
     /// An IPv6 frame (Ethernet on) that came in on `bridge`, to the router
     /// MAC or to a multicast group the router may be in.
-    pub fn ip6_input<const T: bool>(&mut self, eth: &[u8], bridge: BridgeId) -> Ip6Local {
+    pub fn ip6_input<const T: bool>(
+        &mut self,
+        eth: &[u8],
+        bridge: BridgeId,
+        now_ms: u64,
+    ) -> Ip6Local {
         let Some(iface) = self.router6.iface(bridge) else {
             return Ip6Local::Drop(DropReason::L3Unsupported);
         };
@@ -114,6 +130,28 @@ impl L3<'_> {
                 self.advertise(bridge, mac, target_addr, dst, dst_mac, flags);
                 Ip6Local::Done
             }
+            Icmpv6Repr::Ndisc(NdiscRepr::RouterSolicit { lladdr }) => {
+                // RFC 4861 6.1.1: hop limit 255, code 0; from :: without a
+                // link-layer address.
+                if ip.hop_limit != 255
+                    || icmp.msg_code() != 0
+                    || (ip.src_addr.is_unspecified() && lladdr.is_some())
+                {
+                    return Ip6Local::Drop(DropReason::NdInvalid);
+                }
+                self.router6.counters.router_solicits_in += 1;
+                // Answered to all nodes, as RFC 4861 6.2.6 allows, but at
+                // most one every 3 s; a host asks again within 4 s.
+                let recent = self
+                    .router6
+                    .iface(bridge)
+                    .and_then(|i| i.last_ra_ms)
+                    .is_some_and(|t| now_ms < t + MIN_DELAY_BETWEEN_RAS_MS);
+                if !recent {
+                    self.send_ra(bridge, now_ms);
+                }
+                Ip6Local::Done
+            }
             Icmpv6Repr::EchoRequest {
                 ident,
                 seq_no,
@@ -175,6 +213,137 @@ impl L3<'_> {
         };
         let flags = NdiscNeighborFlags::ROUTER | NdiscNeighborFlags::OVERRIDE;
         self.advertise(bridge, mac, addr, ALL_NODES, ALL_NODES_MAC, flags);
+    }
+
+    /// Sends the unsolicited advertisements that are due, on every bridge
+    /// that advertises (called once a second).
+    pub fn ra_tick(&mut self, now_ms: u64) {
+        let due: Vec<BridgeId> = self
+            .router6
+            .ifaces()
+            .filter(|(_, i)| i.ra.on && now_ms >= i.next_ra_ms)
+            .map(|(b, _)| b)
+            .collect();
+        for b in due {
+            self.send_ra(b, now_ms);
+        }
+    }
+
+    /// A router advertisement to all nodes on `bridge`: its prefixes (on
+    /// link; autonomous if /64, for SLAAC), MTU, DNS servers; a lifetime
+    /// of 0 if advertisements are off (RFC 4861 6.2.5: the last one).
+    ///
+    /// Written here rather than with `smoltcp::wire::NdiscRepr`, which
+    /// holds one prefix and no DNS servers.
+    pub fn send_ra(&mut self, bridge: BridgeId, now_ms: u64) {
+        let mtu = self.router.iface(bridge).map_or(1500, |i| i.mtu);
+        let jitter = self.router6.random.next_u64();
+        let Some(iface) = self.router6.iface_mut(bridge) else {
+            return;
+        };
+        let (mac, src) = (iface.mac, iface.link_local);
+        let lifetime = if iface.ra.on { iface.ra.lifetime } else { 0 };
+        iface.last_ra_ms = Some(now_ms);
+        iface.next_ra_ms = if iface.initial_ras > 0 {
+            iface.initial_ras -= 1;
+            now_ms + INITIAL_RA_INTERVAL_MS
+        } else {
+            now_ms + RA_INTERVAL_MS.0 + jitter % (RA_INTERVAL_MS.1 - RA_INTERVAL_MS.0)
+        };
+        let mut msg = [0u8; 1280 - 40];
+        let mut len = 16;
+        msg[0] = 134;
+        msg[4] = HOP_LIMIT;
+        msg[6..8].copy_from_slice(&lifetime.to_be_bytes());
+        let mut option = |bytes: &[u8]| {
+            if len + bytes.len() <= msg.len() {
+                msg[len..len + bytes.len()].copy_from_slice(bytes);
+                len += bytes.len();
+            }
+        };
+        // Source link-layer address (RFC 4861 4.6.1).
+        let mut slla = [1, 1, 0, 0, 0, 0, 0, 0];
+        slla[2..].copy_from_slice(&mac.0);
+        option(&slla);
+        // MTU (4.6.4).
+        let mut m = [5, 1, 0, 0, 0, 0, 0, 0];
+        m[4..].copy_from_slice(&u32::from(mtu).to_be_bytes());
+        option(&m);
+        // Prefix information (4.6.2), one a subnet.
+        let mut prefixes: Vec<Ipv6Net> = iface.addrs.iter().map(|a| a.subnet()).collect();
+        prefixes.dedup();
+        for p in prefixes {
+            let mut pi = [0u8; 32];
+            pi[0] = 3;
+            pi[1] = 4;
+            pi[2] = p.len;
+            pi[3] = 0x80 | if p.len == 64 { 0x40 } else { 0 };
+            pi[4..8].copy_from_slice(&PREFIX_VALID_S.to_be_bytes());
+            pi[8..12].copy_from_slice(&PREFIX_PREFERRED_S.to_be_bytes());
+            pi[16..32].copy_from_slice(&p.addr.octets());
+            option(&pi);
+        }
+        // Recursive DNS servers (RFC 8106 5.1).
+        if !iface.ra.rdnss.is_empty() {
+            let n = iface.ra.rdnss.len().min(8);
+            let mut r = [0u8; 8 + 16 * 8];
+            r[0] = 25;
+            r[1] = (1 + 2 * n) as u8;
+            r[4..8].copy_from_slice(&RDNSS_LIFETIME_S.to_be_bytes());
+            for (k, a) in iface.ra.rdnss.iter().take(n).enumerate() {
+                r[8 + 16 * k..24 + 16 * k].copy_from_slice(&a.octets());
+            }
+            option(&r[..8 + 16 * n]);
+        }
+        let sum = crate::wire::checksum::add(0, &src.octets());
+        let sum = crate::wire::checksum::add(sum, &ALL_NODES.octets());
+        let sum = crate::wire::checksum::add(sum, &(len as u32).to_be_bytes());
+        let sum = crate::wire::checksum::add(sum, &[0, 0, 0, 58]);
+        let sum = crate::wire::checksum::add(sum, &msg[..len]);
+        msg[2..4].copy_from_slice(&crate::wire::checksum::finish(sum).to_be_bytes());
+        if self.emit_raw6(bridge, mac, ALL_NODES_MAC, src, ALL_NODES, 255, &msg[..len]) {
+            self.router6.counters.router_adverts_sent += 1;
+        }
+    }
+
+    /// Sends an ICMPv6 message made elsewhere (`msg`, checksum in) in a
+    /// frame from `src_mac` to `dst_mac` on `bridge`; false if no buffer
+    /// was free.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_raw6(
+        &mut self,
+        bridge: BridgeId,
+        src_mac: Mac,
+        dst_mac: Mac,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        hop_limit: u8,
+        msg: &[u8],
+    ) -> bool {
+        let Some(i) = self.em.alloc() else {
+            return false;
+        };
+        let b = self.em.buf_mut(i);
+        EthernetFrame::new_unchecked(&mut b[L2..L3]).emit(dst_mac, src_mac, ETHERTYPE_IPV6);
+        let ip = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Icmpv6,
+            payload_len: msg.len(),
+            hop_limit,
+        };
+        ip.emit(&mut Ipv6Packet::new_unchecked(&mut b[L3..L4]));
+        b[L4..L4 + msg.len()].copy_from_slice(msg);
+        self.em.set_len(i, L4 + msg.len());
+        self.em.send(
+            i,
+            EmitTo::Bridge {
+                bridge,
+                dst: dst_mac,
+                except: None,
+            },
+        );
+        true
     }
 
     /// Makes and sends an ICMPv6 message in a frame from `src_mac` to

@@ -8,6 +8,32 @@ use crate::wire::{Ipv6Net, Mac};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv6Addr;
 
+/// What a bridge's router advertisements say, and whether it sends them
+/// (RFC 4861 6.2.1; the defaults are radvd's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ra {
+    /// Sent (periodically, and in answer to solicitations).
+    pub on: bool,
+    /// Seconds hosts keep patchbay as a default router (0: not one).
+    pub lifetime: u16,
+    /// DNS servers announced (RFC 8106), if any.
+    #[serde(default)]
+    pub rdnss: Vec<Ipv6Addr>,
+}
+
+impl Default for Ra {
+    fn default() -> Ra {
+        Ra {
+            on: true,
+            lifetime: RA_LIFETIME,
+            rdnss: Vec::new(),
+        }
+    }
+}
+
+/// Default router lifetime, seconds (RFC 4861 6.2.1: 3 x MaxRtrAdvInterval).
+pub const RA_LIFETIME: u16 = 1800;
+
 /// A bridge's IPv6 router interface.
 #[derive(Debug, Clone)]
 pub struct Iface6 {
@@ -17,6 +43,13 @@ pub struct Iface6 {
     pub link_local: Ipv6Addr,
     /// Its global (and unique local) addresses.
     pub addrs: Vec<Ipv6Net>,
+    pub ra: Ra,
+    /// When the next unsolicited advertisement is due (ms), how many of
+    /// the quick initial ones are left, and when the last multicast one
+    /// went (RFC 4861 6.2.4, 6.2.6).
+    pub(crate) next_ra_ms: u64,
+    pub(crate) initial_ras: u8,
+    pub(crate) last_ra_ms: Option<u64>,
 }
 
 impl Iface6 {
@@ -58,6 +91,10 @@ pub struct Ip6Counters {
     pub nd_solicits_in: u64,
     pub nd_adverts_sent: u64,
     pub echo_replies_sent: u64,
+    #[serde(default)]
+    pub router_solicits_in: u64,
+    #[serde(default)]
+    pub router_adverts_sent: u64,
 }
 
 /// Why an IPv6 address change was refused.
@@ -71,16 +108,35 @@ pub enum Addr6Error {
     BadAddr(Ipv6Net),
     #[error("{0}: a /128 or /127 subnet leaves no room for hosts; give the prefix length of the link (usually /64)")]
     BadLen(Ipv6Net),
+    #[error("the bridge has no IPv6 address (add one first)")]
+    NoInterface,
     #[error(transparent)]
     Fib(#[from] Fib6Error),
 }
 
+/// Quick advertisements after a change (RFC 4861 10:
+/// MAX_INITIAL_RTR_ADVERTISEMENTS).
+pub(crate) const MAX_INITIAL_RAS: u8 = 3;
+
 /// The IPv6 interfaces and routes.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Router6 {
     ifaces: Vec<Option<Iface6>>,
     pub fib: Fib6,
     pub counters: Ip6Counters,
+    /// Jitter of the advertisements' intervals.
+    pub(crate) random: crate::random::Random,
+}
+
+impl Default for Router6 {
+    fn default() -> Router6 {
+        Router6 {
+            ifaces: Vec::new(),
+            fib: Fib6::default(),
+            counters: Ip6Counters::default(),
+            random: crate::random::Random::seeded(),
+        }
+    }
 }
 
 impl Router6 {
@@ -142,9 +198,36 @@ impl Router6 {
             mac,
             link_local: link_local(mac),
             addrs: Vec::new(),
+            ra: Ra::default(),
+            next_ra_ms: 0,
+            initial_ras: 0,
+            last_ra_ms: None,
         });
         iface.addrs.push(net);
+        // A new prefix is advertised at once, then a few more times
+        // quickly (RFC 4861 6.2.4).
+        iface.next_ra_ms = 0;
+        iface.initial_ras = MAX_INITIAL_RAS;
         Ok(())
+    }
+
+    /// Changes what bridge `bridge` advertises; the old settings.
+    pub fn set_ra(&mut self, bridge: BridgeId, ra: Ra) -> Result<Ra, Addr6Error> {
+        let iface = self
+            .ifaces
+            .get_mut(usize::from(bridge))
+            .and_then(Option::as_mut)
+            .ok_or(Addr6Error::NoInterface)?;
+        let old = std::mem::replace(&mut iface.ra, ra);
+        iface.next_ra_ms = 0;
+        iface.initial_ras = MAX_INITIAL_RAS;
+        Ok(old)
+    }
+
+    pub(crate) fn iface_mut(&mut self, bridge: BridgeId) -> Option<&mut Iface6> {
+        self.ifaces
+            .get_mut(usize::from(bridge))
+            .and_then(Option::as_mut)
     }
 
     /// Removes `net` from bridge `bridge`, and its connected route unless

@@ -91,6 +91,9 @@ pub struct AddrInfo {
     pub addrs6: Vec<Ipv6Net>,
     #[serde(default)]
     pub link_local: Option<Ipv6Addr>,
+    /// What its router advertisements say (with an IPv6 address).
+    #[serde(default)]
+    pub ra: Option<crate::ip6::Ra>,
 }
 
 fn yes() -> bool {
@@ -259,6 +262,8 @@ pub struct BridgeState {
     pub addrs: Vec<Ipv4Net>,
     /// Its IPv6 addresses (the link-local one aside).
     pub addrs6: Vec<Ipv6Net>,
+    /// Its router advertisements; `None` without an IPv6 address.
+    pub ra: Option<crate::ip6::Ra>,
 }
 
 /// A port and the bridge it is on.

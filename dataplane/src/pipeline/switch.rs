@@ -682,6 +682,7 @@ impl Switch {
     pub fn housekeeping(&mut self) {
         let now_ms = self.started.elapsed().as_millis() as u64;
         self.l3().housekeeping(now_ms);
+        self.l3().ra_tick(now_ms);
         self.flush_emitted();
         let now = self.now();
         let bridges = &mut self.bridges;

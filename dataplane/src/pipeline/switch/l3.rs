@@ -325,6 +325,7 @@ impl Switch {
                     addrs: v4.map(|i| i.addrs.clone()).unwrap_or_default(),
                     addrs6: v6.map(|i| i.addrs.clone()).unwrap_or_default(),
                     link_local: v6.map(|i| i.link_local),
+                    ra: v6.map(|i| i.ra.clone()),
                 })
             })
             .collect()

@@ -123,7 +123,7 @@ impl Path<'_> {
                     }
                 }
                 if is_ip6_group {
-                    if let Ip6Local::Drop(reason) = l3.ip6_input::<T>(eth, b) {
+                    if let Ip6Local::Drop(reason) = l3.ip6_input::<T>(eth, b, now_ms) {
                         counters.drop(reason);
                         trace!(T; l3.trace, Event::Drop { reason });
                     }

@@ -28,8 +28,44 @@ impl Switch {
         let mac = router_mac::for_bridge(self.mac_seed, bridge);
         self.router6.addr_add(b, net, mac)?;
         self.l3().announce6(b, net.addr);
+        // Its prefix advertised at once (if the bridge advertises).
+        if self.router6.iface(b).is_some_and(|i| i.ra.on) {
+            let now_ms = self.started.elapsed().as_millis() as u64;
+            self.l3().send_ra(b, now_ms);
+        }
         self.flush_emitted();
         log_change!(self, op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
+        Ok(())
+    }
+
+    /// Changes what a bridge's router advertisements say (each if given);
+    /// turned off, a last one with a router lifetime of 0 tells hosts to
+    /// stop using it (RFC 4861 6.2.5).
+    pub fn set_ra(
+        &mut self,
+        bridge: &str,
+        on: Option<bool>,
+        lifetime: Option<u16>,
+        rdnss: Option<Vec<Ipv6Addr>>,
+    ) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(bridge)?;
+        let mut ra = self
+            .router6
+            .iface(b)
+            .ok_or(crate::ip6::Addr6Error::NoInterface)?
+            .ra
+            .clone();
+        ra.on = on.unwrap_or(ra.on);
+        ra.lifetime = lifetime.unwrap_or(ra.lifetime);
+        ra.rdnss = rdnss.unwrap_or(ra.rdnss);
+        let was = self.router6.set_ra(b, ra.clone())?;
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        if was.on || ra.on {
+            self.l3().send_ra(b, now_ms);
+            self.flush_emitted();
+        }
+        log_change!(self, op = "bridge_set", bridge, ra = ra.on, ra_lifetime = ra.lifetime;
+            "bridge {bridge}: ra {} lifetime {}s rdnss {:?}", if ra.on { "on" } else { "off" }, ra.lifetime, ra.rdnss);
         Ok(())
     }
 

@@ -65,6 +65,9 @@ impl Switch {
             for a in &b.addrs6 {
                 sw.addr6_add(&b.name, *a)?;
             }
+            if let Some(ra) = b.ra.clone().filter(|ra| *ra != crate::ip6::Ra::default()) {
+                sw.set_ra(&b.name, Some(ra.on), Some(ra.lifetime), Some(ra.rdnss))?;
+            }
             if let Some(mtu) = b.mtu {
                 sw.set_mtu(&b.name, mtu.into())?;
             }
@@ -145,6 +148,7 @@ impl Switch {
                         .iface(id)
                         .map(|i| i.addrs.clone())
                         .unwrap_or_default(),
+                    ra: self.router6.iface(id).map(|i| i.ra.clone()),
                 }
             })
             .collect();
