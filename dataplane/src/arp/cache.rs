@@ -116,18 +116,29 @@ pub enum Resolve {
     Full,
 }
 
-/// A request the timers want sent: by broadcast (`mac` is `None`), or to
-/// the MAC a neighbour had (a probe of a stale entry in use).
+/// A request the timers want sent: to everyone (`mac` is `None`: an ARP
+/// broadcast, a solicitation to the solicited-node group), or to the MAC a
+/// neighbour had (a probe of a stale entry in use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ask {
+pub struct Ask<A = Ipv4Addr> {
     pub bridge: BridgeId,
-    pub ip: Ipv4Addr,
+    pub ip: A,
     pub mac: Option<Mac>,
 }
 
+/// An address a neighbour cache is keyed by: IPv4 (ARP) or IPv6 (NDP).
+pub trait NeighAddr: Copy + Eq + std::hash::Hash + std::fmt::Debug {}
+impl NeighAddr for Ipv4Addr {}
+impl NeighAddr for std::net::Ipv6Addr {}
+
 /// The ARP cache of every bridge with a router interface.
-pub struct ArpCache {
-    map: HashMap<(BridgeId, Ipv4Addr), Neighbor, ahash::RandomState>,
+pub type ArpCache = NeighborCache<Ipv4Addr>;
+/// The IPv6 neighbour cache (RFC 4861 7.3), the same states and timers.
+pub type NdCache = NeighborCache<std::net::Ipv6Addr>;
+
+/// A neighbour cache: per bridge, which MAC each address has.
+pub struct NeighborCache<A: NeighAddr> {
+    map: HashMap<(BridgeId, A), Neighbor, ahash::RandomState>,
     max: usize,
     reachable_ms: u64,
     stale_ms: u64,
@@ -147,11 +158,11 @@ fn drain(next: &[u16], n: &mut Neighbor, out: &mut Vec<u16>) {
     n.n_pending = 0;
 }
 
-impl ArpCache {
+impl<A: NeighAddr> NeighborCache<A> {
     /// A cache of at most `max` entries, whose packets wait in buffers of a
     /// pool of `buffers`.
-    pub fn new(max: usize, buffers: usize) -> ArpCache {
-        ArpCache {
+    pub fn new(max: usize, buffers: usize) -> NeighborCache<A> {
+        NeighborCache {
             map: HashMap::with_capacity_and_hasher(
                 max.saturating_mul(2),
                 ahash::RandomState::new(),
@@ -180,13 +191,13 @@ impl ArpCache {
         self.max
     }
 
-    pub fn get(&self, bridge: BridgeId, ip: Ipv4Addr) -> Option<&Neighbor> {
+    pub fn get(&self, bridge: BridgeId, ip: A) -> Option<&Neighbor> {
         self.map.get(&(bridge, ip))
     }
 
     /// The MAC of `ip` on `bridge`, or what to do about not knowing it. A
     /// stale entry that is used starts its delay before a probe.
-    pub fn resolve(&mut self, bridge: BridgeId, ip: Ipv4Addr, now: u64) -> Resolve {
+    pub fn resolve(&mut self, bridge: BridgeId, ip: A, now: u64) -> Resolve {
         if let Some(n) = self.map.get_mut(&(bridge, ip)) {
             return match n.state {
                 NeighState::Stale => {
@@ -212,8 +223,8 @@ impl ArpCache {
         Resolve::Pending { ask: true }
     }
 
-    /// What [`ArpCache::resolve`] would give, changing nothing (for dry runs).
-    pub fn peek(&self, bridge: BridgeId, ip: Ipv4Addr) -> Resolve {
+    /// What [`NeighborCache::resolve`] would give, changing nothing (for dry runs).
+    pub fn peek(&self, bridge: BridgeId, ip: A) -> Resolve {
         match self.map.get(&(bridge, ip)) {
             Some(n) if n.state.has_mac() => Resolve::Mac(n.mac),
             Some(n) if n.state == NeighState::Failed => Resolve::Failed,
@@ -226,7 +237,7 @@ impl ArpCache {
     /// Returns `Err(buf)` if there is no such entry (the caller frees it),
     /// and `Ok(Some(oldest))` when the queue was full: the oldest buffer,
     /// taken off to make room, for the caller to free.
-    pub fn queue(&mut self, bridge: BridgeId, ip: Ipv4Addr, buf: u16) -> Result<Option<u16>, u16> {
+    pub fn queue(&mut self, bridge: BridgeId, ip: A, buf: u16) -> Result<Option<u16>, u16> {
         let Some(n) = self.map.get_mut(&(bridge, ip)) else {
             return Err(buf);
         };
@@ -253,7 +264,7 @@ impl ArpCache {
 
     /// Takes the oldest waiting packet of `ip`, if any (to make room in the
     /// pool for a newer one).
-    pub fn unqueue_oldest(&mut self, bridge: BridgeId, ip: Ipv4Addr) -> Option<u16> {
+    pub fn unqueue_oldest(&mut self, bridge: BridgeId, ip: A) -> Option<u16> {
         let n = self.map.get_mut(&(bridge, ip))?;
         if n.head == NIL {
             return None;
@@ -273,7 +284,7 @@ impl ArpCache {
     pub fn confirm(
         &mut self,
         bridge: BridgeId,
-        ip: Ipv4Addr,
+        ip: A,
         mac: Mac,
         now: u64,
         create: bool,
@@ -305,7 +316,7 @@ impl ArpCache {
     pub fn add_permanent(
         &mut self,
         bridge: BridgeId,
-        ip: Ipv4Addr,
+        ip: A,
         mac: Mac,
         waiting: &mut Vec<u16>,
     ) -> bool {
@@ -322,7 +333,7 @@ impl ArpCache {
     }
 
     /// Removes an entry; its waiting packets go to `dropped`.
-    pub fn remove(&mut self, bridge: BridgeId, ip: Ipv4Addr, dropped: &mut Vec<u16>) -> bool {
+    pub fn remove(&mut self, bridge: BridgeId, ip: A, dropped: &mut Vec<u16>) -> bool {
         match self.map.remove(&(bridge, ip)) {
             Some(mut n) => {
                 drain(&self.next, &mut n, dropped);
@@ -336,7 +347,7 @@ impl ArpCache {
     /// `dropped`); returns how many went.
     pub fn retain(
         &mut self,
-        mut keep: impl FnMut(BridgeId, Ipv4Addr, &Neighbor) -> bool,
+        mut keep: impl FnMut(BridgeId, A, &Neighbor) -> bool,
         dropped: &mut Vec<u16>,
     ) -> usize {
         let before = self.map.len();
@@ -353,7 +364,7 @@ impl ArpCache {
 
     /// Runs the timers. Gives the requests to send through `ask` and,
     /// through `failed`, the packets of entries that just failed.
-    pub fn tick(&mut self, now: u64, ask: &mut Vec<Ask>, failed: &mut Vec<u16>) {
+    pub fn tick(&mut self, now: u64, ask: &mut Vec<Ask<A>>, failed: &mut Vec<u16>) {
         let (reachable_ms, stale_ms) = (self.reachable_ms, self.stale_ms);
         let next = &self.next;
         self.map.retain(|&(bridge, ip), n| {
@@ -411,7 +422,7 @@ impl ArpCache {
         });
     }
 
-    pub fn entries(&self) -> impl Iterator<Item = (BridgeId, Ipv4Addr, &Neighbor)> {
+    pub fn entries(&self) -> impl Iterator<Item = (BridgeId, A, &Neighbor)> {
         self.map.iter().map(|(&(b, ip), n)| (b, ip, n))
     }
 }
