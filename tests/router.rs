@@ -835,6 +835,106 @@ fn hosts_configure_themselves_from_the_router_advertisements() {
 }
 
 #[test]
+fn ipv6_is_routed_with_hop_limit_errors_and_path_mtu() {
+    let lab = two_subnets(&[]);
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    lab.cli_ok(&["addr", "add", "2001:db8:1::1/64", "dev", "br0"]);
+    lab.cli_ok(&["addr", "add", "2001:db8:2::1/64", "dev", "br1"]);
+    h1.enable_ipv6(Some("2001:db8:1::2/64"));
+    h2.enable_ipv6(Some("2001:db8:2::2/64"));
+    // Default routes from the advertisements.
+    for h in [h1, h2] {
+        assert!(
+            wait_for(Duration::from_secs(10), || h
+                .ns
+                .check(&["ip", "-6", "route", "show", "default"])
+                .contains("fe80::")),
+            "{}: no default route",
+            h.ns.name
+        );
+    }
+    // Routed (the next hop solicited on the way), the hop limit one less.
+    assert!(
+        wait_for(Duration::from_secs(5), || h1.ping6_ok("2001:db8:2::2", 1)),
+        "h1 -> h2 over IPv6"
+    );
+    let out = h1
+        .ns
+        .check(&["ping", "-6", "-c", "1", "-W", "2", "2001:db8:2::2"]);
+    assert!(out.contains("ttl=63") || out.contains("hlim=63"), "{out}");
+    assert!(h2.ping6_ok("2001:db8:1::2", 3), "h2 -> h1 over IPv6");
+
+    // traceroute -6: patchbay is the first hop.
+    if patchbay_tools::have("traceroute") {
+        let tr = h1.ns.check(&[
+            "traceroute",
+            "-6",
+            "-n",
+            "-q",
+            "1",
+            "-w",
+            "2",
+            "-m",
+            "4",
+            "2001:db8:2::2",
+        ]);
+        let first = tr.lines().nth(1).unwrap_or("");
+        assert!(first.contains("2001:db8:1::1"), "{tr}");
+    }
+
+    // No route: the sender is told.
+    let out = h1
+        .ns
+        .run(&["ping", "-6", "-c", "1", "-W", "2", "2001:db8:99::1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("No route") || text.contains("no route"),
+        "{text}"
+    );
+
+    // Path MTU: never fragmented on the way, the sender gets the MTU.
+    lab.cli_ok(&["link", "set", "br1", "mtu", "1400"]);
+    let out = h1.ns.run(&[
+        "ping",
+        "-6",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-M",
+        "do",
+        "-s",
+        "1452",
+        "2001:db8:2::2",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("mtu=1400") || text.contains("mtu = 1400"),
+        "{text}"
+    );
+    // The host learned it: a smaller packet of the same size now goes in
+    // fragments it makes itself, and arrives.
+    let out = h1.ns.run(&[
+        "ping",
+        "-6",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-s",
+        "1452",
+        "2001:db8:2::2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let drops = lab.cli_json(&["stats"])["ports"][0]["drops_by_reason"].clone();
+    assert!(drops.get("ip6-no-route").is_some(), "{drops}");
+}
+
+#[test]
 fn packets_waiting_for_arp_keep_the_newest() {
     let lab = two_subnets(&[]);
     let (h1, h2) = (lab.host(1), lab.host(2));

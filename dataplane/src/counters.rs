@@ -77,7 +77,9 @@ macro_rules! drop_reasons {
                     | TxError => Stage::Port,
                     InvalidSrcMac | ReservedGroup | SamePort | NoBridge => Stage::L2,
                     ArpMalformed | ArpQueueFull | ArpUnresolved | ArpTableFull => Stage::Arp,
-                    Ip6Malformed | Icmp6Malformed | NdInvalid | Ip6LocalUnsupported => Stage::Ip6,
+                    Ip6Malformed | Icmp6Malformed | NdInvalid | Ip6LocalUnsupported
+                    | Ip6BadSource | Ip6NotForwarded | Ip6HopLimit | Ip6NoRoute | Ip6TooBig
+                    | NdUnresolved => Stage::Ip6,
                     NatTableFull | NatNoPorts | NatFiltered | NatConflict | NatUntranslatable => {
                         Stage::Nat
                     }
@@ -140,6 +142,12 @@ drop_reasons! {
     Icmp6Malformed => "icmp6-malformed", "ICMPv6 message to the router that is too short, has a bad checksum or an unknown shape (RFC 4443 2.3).";
     NdInvalid => "nd-invalid", "Neighbour discovery message that fails RFC 4861's checks: hop limit not 255, code not 0, a multicast target, or a DAD probe with a link-layer address (7.1.1).";
     Ip6LocalUnsupported => "ip6-local-unsupported", "To a router IPv6 address, but neither an echo request nor neighbour discovery.";
+    Ip6BadSource => "ip6-bad-source", "Source address is multicast, unspecified or loopback (RFC 4291 2.5.2, 2.7).";
+    Ip6NotForwarded => "ip6-not-forwarded", "To or from a link-local address, or to a multicast, unspecified or loopback one, which the router never forwards (RFC 4291 2.5.6; a link-local sender gets beyond-scope, RFC 4443 3.1).";
+    Ip6HopLimit => "ip6-hop-limit", "Hop limit would reach 0 (RFC 8200 3); the sender gets an ICMPv6 time exceeded.";
+    Ip6NoRoute => "ip6-no-route", "No IPv6 route to the destination; the sender gets an ICMPv6 no route (RFC 4443 3.1).";
+    Ip6TooBig => "ip6-too-big", "Larger than the egress MTU: IPv6 is never fragmented on the way; the sender gets a packet too big with the MTU (RFC 8200 5, RFC 8201).";
+    NdUnresolved => "nd-unresolved", "The next hop did not answer neighbour solicitations (RFC 4861 7.3.3); the sender gets an ICMPv6 address unreachable.";
     NoBuffer => "no-buffer", "The pool of buffers for frames the router makes was empty.";
     NatTableFull => "nat-table-full", "A new NAT session did not fit in the session table.";
     NatNoPorts => "nat-no-ports", "No outside port left in the NAT rule's range.";

@@ -401,10 +401,22 @@ impl L3<'_> {
                 None => L3Out::Consumed,
             },
             ETHERTYPE_IPV4 => self.ip4_input::<T>(frame, in_port, bridge, now),
-            ETHERTYPE_IPV6 => match self.ip6_input::<T>(&frame[L2..], bridge, now) {
-                Ip6Local::Done => L3Out::Consumed,
-                Ip6Local::Drop(r) => L3Out::Drop(r),
-            },
+            ETHERTYPE_IPV6 => {
+                // To a group or to one of our addresses: answered here;
+                // else routed.
+                let local = frame.len() < L3 + 40 || {
+                    let dst: [u8; 16] = frame[L3 + 24..L3 + 40].try_into().expect("16 bytes");
+                    let dst = std::net::Ipv6Addr::from(dst);
+                    dst.is_multicast() || self.router6.owner(dst, bridge).is_some()
+                };
+                if !local {
+                    return self.ip6_forward::<T>(frame, in_port, bridge, now);
+                }
+                match self.ip6_input::<T>(&frame[L2..], bridge, now) {
+                    Ip6Local::Done => L3Out::Consumed,
+                    Ip6Local::Drop(r) => L3Out::Drop(r),
+                }
+            }
             _ => L3Out::Drop(DropReason::L3Unsupported),
         }
     }

@@ -2,6 +2,7 @@
 //! IPv4's. Forwarding, NDP and router advertisements build on it.
 
 pub mod fib;
+pub mod forward;
 pub mod nd;
 pub mod router;
 

@@ -38,6 +38,26 @@ const PREFIX_VALID_S: u32 = 86_400;
 const PREFIX_PREFERRED_S: u32 = 14_400;
 const RDNSS_LIFETIME_S: u32 = 1_200;
 
+/// The solicited-node group of `addr` (RFC 4291 2.7.1), and its MAC.
+pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
+    let o = addr.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
+pub fn solicited_node_mac(addr: Ipv6Addr) -> Mac {
+    let o = solicited_node(addr).octets();
+    Mac([0x33, 0x33, o[12], o[13], o[14], o[15]])
+}
+
 /// What an IPv6 frame to the router came to.
 pub enum Ip6Local {
     /// Answered, or not the router's business (a multicast it was shown).
@@ -112,6 +132,10 @@ impl L3<'_> {
                     // For another host of the link: not ours to answer.
                     return Ip6Local::Done;
                 }
+                // The solicitor is a neighbour (RFC 4861 7.2.3).
+                if let Some(m) = lladdr.and_then(|l| <[u8; 6]>::try_from(l.as_bytes()).ok()) {
+                    self.learn6(bridge, ip.src_addr, Mac(m), now_ms, true);
+                }
                 let (dst, dst_mac, flags) = if dad {
                     // Someone checks our address: all nodes hear it is taken.
                     let flags = NdiscNeighborFlags::ROUTER | NdiscNeighborFlags::OVERRIDE;
@@ -128,6 +152,22 @@ impl L3<'_> {
                     (ip.src_addr, to, flags)
                 };
                 self.advertise(bridge, mac, target_addr, dst, dst_mac, flags);
+                Ip6Local::Done
+            }
+            Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+                target_addr,
+                lladdr,
+                ..
+            }) => {
+                if ip.hop_limit != 255 || icmp.msg_code() != 0 || target_addr.is_multicast() {
+                    return Ip6Local::Drop(DropReason::NdInvalid);
+                }
+                // An answer to a solicitation (or an update): only for an
+                // entry we have (RFC 4861 7.2.5).
+                let mac = lladdr
+                    .and_then(|l| <[u8; 6]>::try_from(l.as_bytes()).ok())
+                    .map_or(frame.src(), Mac);
+                self.learn6(bridge, target_addr, mac, now_ms, false);
                 Ip6Local::Done
             }
             Icmpv6Repr::Ndisc(NdiscRepr::RouterSolicit { lladdr }) => {
@@ -180,6 +220,39 @@ impl L3<'_> {
             _ if ours => Ip6Local::Drop(DropReason::Ip6LocalUnsupported),
             _ if to_group => Ip6Local::Done,
             _ => Ip6Local::Drop(DropReason::L3Unsupported),
+        }
+    }
+
+    /// Records that `addr` is at `mac` on `bridge` (created if `create`),
+    /// and sends the packets that waited for it.
+    fn learn6(&mut self, bridge: BridgeId, addr: Ipv6Addr, mac: Mac, now: u64, create: bool) {
+        if addr.is_unspecified() {
+            return;
+        }
+        let mut waiting = std::mem::take(&mut self.router6.scratch);
+        if self
+            .router6
+            .nd
+            .confirm(bridge, addr, mac, now, create, &mut waiting)
+            && !waiting.is_empty()
+        {
+            self.release6(bridge, mac, &mut waiting);
+        }
+        self.router6.scratch = waiting;
+    }
+
+    /// The neighbour cache's timers: solicitations to send, and packets
+    /// whose next hop never answered (dropped; later ones get an address
+    /// unreachable while the entry is failed).
+    pub fn nd_tick(&mut self, now: u64) {
+        let (mut asks, mut failed) = (Vec::new(), Vec::new());
+        self.router6.nd.tick(now, &mut asks, &mut failed);
+        for a in asks {
+            self.solicit(a.bridge, a.ip, a.mac);
+        }
+        for i in failed {
+            self.em.free(i);
+            self.router6.counters.nd_failed += 1;
         }
     }
 
@@ -349,7 +422,7 @@ impl L3<'_> {
     /// Makes and sends an ICMPv6 message in a frame from `src_mac` to
     /// `dst_mac` on `bridge`; false if no buffer was free.
     #[allow(clippy::too_many_arguments)]
-    fn emit6(
+    pub(super) fn emit6(
         &mut self,
         bridge: BridgeId,
         src_mac: Mac,

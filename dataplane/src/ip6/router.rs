@@ -3,6 +3,7 @@
 
 use super::fib::{Fib6, NextHop6};
 use super::Fib6Error;
+use crate::arp::NdCache;
 use crate::l2::BridgeId;
 use crate::wire::{Ipv6Net, Mac};
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,17 @@ pub struct Ip6Counters {
     pub router_solicits_in: u64,
     #[serde(default)]
     pub router_adverts_sent: u64,
+    #[serde(default)]
+    pub ip6_forwarded: u64,
+    #[serde(default)]
+    pub nd_solicits_sent: u64,
+    /// Packets dropped because their next hop never answered.
+    #[serde(default)]
+    pub nd_failed: u64,
+    #[serde(default)]
+    pub icmp6_errors_sent: u64,
+    #[serde(default)]
+    pub icmp6_errors_limited: u64,
 }
 
 /// Why an IPv6 address change was refused.
@@ -119,31 +131,50 @@ pub enum Addr6Error {
 pub(crate) const MAX_INITIAL_RAS: u8 = 3;
 
 /// The IPv6 interfaces and routes.
-#[derive(Clone)]
 pub struct Router6 {
     ifaces: Vec<Option<Iface6>>,
     pub fib: Fib6,
+    /// The neighbour cache (NDP), with its packets waiting for an answer.
+    pub nd: NdCache,
     pub counters: Ip6Counters,
     /// Jitter of the advertisements' intervals.
     pub(crate) random: crate::random::Random,
+    /// ICMPv6 errors: a token bucket (credit in ms, last top-up).
+    icmp_credit: (u64, u64),
+    /// Buffers released by an advertisement, reused.
+    pub(crate) scratch: Vec<u16>,
 }
 
-impl Default for Router6 {
-    fn default() -> Router6 {
-        Router6 {
-            ifaces: Vec::new(),
-            fib: Fib6::default(),
-            counters: Ip6Counters::default(),
-            random: crate::random::Random::seeded(),
-        }
-    }
-}
+/// ICMPv6 errors: a burst of 50, then one every 5 ms (200/s), as IPv4's
+/// total (RFC 4443 2.4(f)).
+const ICMP_INTERVAL_MS: u64 = 5;
+const ICMP_BURST: u64 = 50;
 
 impl Router6 {
-    pub fn with_max_routes(max_routes: usize) -> Router6 {
+    /// At most `max_routes` routes and `max_neighbors` neighbours, whose
+    /// waiting packets are buffers of a pool of `buffers`.
+    pub fn new(max_routes: usize, max_neighbors: usize, buffers: usize) -> Router6 {
         Router6 {
+            ifaces: Vec::new(),
             fib: Fib6::with_max_routes(max_routes),
-            ..Router6::default()
+            nd: NdCache::new(max_neighbors, buffers),
+            counters: Ip6Counters::default(),
+            random: crate::random::Random::seeded(),
+            icmp_credit: (ICMP_BURST * ICMP_INTERVAL_MS, 0),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Whether an ICMPv6 error may go now; takes a token if so.
+    pub(crate) fn icmp_allow(&mut self, now: u64) -> bool {
+        let (credit, last) = self.icmp_credit;
+        let credit = (credit + now.saturating_sub(last)).min(ICMP_BURST * ICMP_INTERVAL_MS);
+        if credit >= ICMP_INTERVAL_MS {
+            self.icmp_credit = (credit - ICMP_INTERVAL_MS, now);
+            true
+        } else {
+            self.icmp_credit = (credit, now);
+            false
         }
     }
 
@@ -297,7 +328,7 @@ mod tests {
 
     #[test]
     fn addresses_bring_their_connected_route_and_take_it_away() {
-        let mut r = Router6::with_max_routes(10);
+        let mut r = Router6::new(10, 16, 16);
         let mac: Mac = "02:00:00:00:00:01".parse().unwrap();
         let net: Ipv6Net = "2001:db8:1::1/64".parse().unwrap();
         r.addr_add(1, net, mac).unwrap();

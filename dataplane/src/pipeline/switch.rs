@@ -256,7 +256,7 @@ impl Switch {
             bridges: Vec::new(),
             fdb: Fdb::new(config.fdb_max),
             router: Router::with_max_routes(config.max_routes),
-            router6: Router6::with_max_routes(config.max_routes),
+            router6: Router6::new(config.max_routes, config.arp_max, buffers),
             arp,
             nat,
             em: Emitter::new(config.router_buffers),
@@ -683,6 +683,7 @@ impl Switch {
         let now_ms = self.started.elapsed().as_millis() as u64;
         self.l3().housekeeping(now_ms);
         self.l3().ra_tick(now_ms);
+        self.l3().nd_tick(now_ms);
         self.flush_emitted();
         let now = self.now();
         let bridges = &mut self.bridges;

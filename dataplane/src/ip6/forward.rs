@@ -1,0 +1,273 @@
+//! ip6-forward: a packet to the router MAC for another host (RFC 8200).
+//!
+//! ```text
+//! ip6-validate (source, scope) -> hop limit -> ip6-lookup (Fib6)
+//!   -> egress MTU (never fragmented: packet too big) -> nd-resolve
+//!   (or queue and solicit) -> ip6-rewrite (hop limit, MACs)
+//! icmp6-error: time exceeded, unreachable (no route, beyond scope,
+//!   address), packet too big; rate limited (RFC 4443 2.4(f))
+//! ```
+//!
+//! The fast path reads the header through `wire::ipv6`'s view and writes
+//! two fields; errors and solicitations are made with `smoltcp::wire`.
+
+use super::nd::{solicited_node, solicited_node_mac};
+use crate::arp::Resolve;
+use crate::counters::DropReason;
+use crate::emit::EmitTo;
+use crate::ip4::{L3Out, L3};
+use crate::l2::{BridgeId, PortId};
+use crate::wire::ipv6::{Ipv6Packet, IPV6_HDR_LEN};
+use crate::wire::vnet::VnetHdr;
+use crate::wire::{EthernetFrame, Mac, ETHERNET_HDR_LEN, VNET_HDR_LEN};
+use smoltcp::wire::{
+    Icmpv6DstUnreachable, Icmpv6Repr, Icmpv6TimeExceeded, Ipv6Packet as SmolIpv6, Ipv6Repr,
+};
+use std::net::Ipv6Addr;
+
+const L2: usize = VNET_HDR_LEN;
+const L3: usize = VNET_HDR_LEN + ETHERNET_HDR_LEN;
+/// The least MTU of IPv6 (RFC 8200 5): an error never makes a longer packet.
+const MIN_MTU: usize = 1280;
+
+/// An ICMPv6 error about a packet.
+#[derive(Debug, Clone, Copy)]
+enum Error6 {
+    Unreachable(Icmpv6DstUnreachable),
+    HopLimit,
+    TooBig(u32),
+}
+
+impl L3<'_> {
+    /// Forwards an IPv6 packet (the frame from its virtio header) that came
+    /// in on `in_port` of `bridge` to the router MAC, for another host.
+    pub fn ip6_forward<const T: bool>(
+        &mut self,
+        frame: &mut [u8],
+        in_port: PortId,
+        bridge: BridgeId,
+        now: u64,
+    ) -> L3Out {
+        let _ = in_port;
+        let Ok(ip) = Ipv6Packet::new_checked(&frame[L3..]) else {
+            return L3Out::Drop(DropReason::Ip6Malformed);
+        };
+        let (src, dst, hop_limit) = (ip.src(), ip.dst(), ip.hop_limit());
+        let total = IPV6_HDR_LEN + ip.payload_len();
+        // ip6-validate: never from a group or from nowhere (RFC 4291
+        // 2.5.2, 2.7); never routed beyond a link-local scope (RFC 4291
+        // 2.5.6): the sender of a link-local source hears why (RFC 4443
+        // 3.1 code 2).
+        if src.is_multicast() || src.is_unspecified() || src.is_loopback() {
+            return L3Out::Drop(DropReason::Ip6BadSource);
+        }
+        if dst.is_multicast() || dst.is_unspecified() || dst.is_loopback() {
+            return L3Out::Drop(DropReason::Ip6NotForwarded);
+        }
+        if super::fib::is_link_local(dst) {
+            return L3Out::Drop(DropReason::Ip6NotForwarded);
+        }
+        if super::fib::is_link_local(src) {
+            let why = Error6::Unreachable(Icmpv6DstUnreachable::BeyondScope);
+            self.icmp6_error(frame, bridge, why, now);
+            return L3Out::Drop(DropReason::Ip6NotForwarded);
+        }
+        if hop_limit <= 1 {
+            self.icmp6_error(frame, bridge, Error6::HopLimit, now);
+            return L3Out::Drop(DropReason::Ip6HopLimit);
+        }
+        // ip6-lookup.
+        let Some(nh) = self.router6.fib.lookup(dst) else {
+            let why = Error6::Unreachable(Icmpv6DstUnreachable::NoRoute);
+            self.icmp6_error(frame, bridge, why, now);
+            return L3Out::Drop(DropReason::Ip6NoRoute);
+        };
+        // Out of a bridge with an IPv6 interface only (it solicits there).
+        let Some(out_mac) = self.router6.router_mac(nh.bridge) else {
+            let why = Error6::Unreachable(Icmpv6DstUnreachable::NoRoute);
+            self.icmp6_error(frame, bridge, why, now);
+            return L3Out::Drop(DropReason::Ip6NoRoute);
+        };
+        // The egress MTU, as for IPv4 (a GSO super-frame leaves as segments
+        // of gso_size): never fragmented, too big gets the MTU back.
+        let mtu = self
+            .router
+            .iface(nh.bridge)
+            .map_or(1500, |i| usize::from(i.mtu));
+        let vnet = VnetHdr::new_unchecked(&frame[..VNET_HDR_LEN]);
+        let on_wire = if vnet.is_gso() {
+            usize::from(vnet.hdr_len()).saturating_sub(ETHERNET_HDR_LEN)
+                + usize::from(vnet.gso_size())
+        } else {
+            total
+        };
+        if on_wire > mtu {
+            self.icmp6_error(frame, bridge, Error6::TooBig(mtu as u32), now);
+            return L3Out::Drop(DropReason::Ip6TooBig);
+        }
+        // nd-resolve.
+        let next = nh.gateway.unwrap_or(dst);
+        let resolved = if T && self.trace.dry {
+            self.router6.nd.peek(nh.bridge, next)
+        } else {
+            self.router6.nd.resolve(nh.bridge, next, now)
+        };
+        match resolved {
+            Resolve::Failed => {
+                let why = Error6::Unreachable(Icmpv6DstUnreachable::AddrUnreachable);
+                self.icmp6_error(frame, bridge, why, now);
+                return L3Out::Drop(DropReason::NdUnresolved);
+            }
+            Resolve::Full => return L3Out::Drop(DropReason::ArpTableFull),
+            Resolve::Mac(_) | Resolve::Pending { .. } => {}
+        }
+        // ip6-rewrite: the hop limit (no header checksum in IPv6), then
+        // the MACs, once the next hop's is known.
+        frame[L3 + 7] = hop_limit - 1;
+        match resolved {
+            Resolve::Mac(m) => {
+                let mut eth = EthernetFrame::new_unchecked(&mut frame[L2..L3]);
+                eth.set_src(out_mac);
+                eth.set_dst(m);
+                self.router6.counters.ip6_forwarded += 1;
+                L3Out::Forward {
+                    bridge: nh.bridge,
+                    dst: m,
+                }
+            }
+            Resolve::Pending { ask } => {
+                if T && self.trace.dry {
+                    return L3Out::Consumed;
+                }
+                if ask {
+                    self.solicit(nh.bridge, next, None);
+                }
+                self.wait_for_nd(&frame[..L3 + total], nh.bridge, next)
+            }
+            Resolve::Failed | Resolve::Full => unreachable!("handled above"),
+        }
+    }
+
+    /// Queues a copy of `frame` until `next` answers a solicitation.
+    fn wait_for_nd(&mut self, frame: &[u8], bridge: BridgeId, next: Ipv6Addr) -> L3Out {
+        // As for ARP: waiting packets hold at most half the pool.
+        if self.em.available() <= self.em.capacity() / 2 {
+            let Some(old) = self.router6.nd.unqueue_oldest(bridge, next) else {
+                return L3Out::Drop(DropReason::ArpQueueFull);
+            };
+            self.em.free(old);
+        }
+        let Some(i) = self.em.copy(frame) else {
+            return L3Out::Drop(DropReason::NoBuffer);
+        };
+        match self.router6.nd.queue(bridge, next, i) {
+            Ok(None) => L3Out::Consumed,
+            Ok(Some(oldest)) => {
+                self.em.free(oldest);
+                L3Out::Consumed
+            }
+            Err(i) => {
+                self.em.free(i);
+                L3Out::Drop(DropReason::ArpQueueFull)
+            }
+        }
+    }
+
+    /// Sends packets that waited for `mac` on `bridge`.
+    pub(super) fn release6(&mut self, bridge: BridgeId, mac: Mac, waiting: &mut Vec<u16>) {
+        let Some(ours) = self.router6.router_mac(bridge) else {
+            waiting.drain(..).for_each(|i| self.em.free(i));
+            return;
+        };
+        for i in waiting.drain(..) {
+            let mut eth = EthernetFrame::new_unchecked(&mut self.em.frame_mut(i)[L2..L3]);
+            eth.set_src(ours);
+            eth.set_dst(mac);
+            self.router6.counters.ip6_forwarded += 1;
+            self.em.send(
+                i,
+                EmitTo::Bridge {
+                    bridge,
+                    dst: mac,
+                    except: None,
+                },
+            );
+        }
+    }
+
+    /// Asks who has `target` on `bridge`: to its solicited-node group, or
+    /// (a probe) to the MAC it had.
+    pub(super) fn solicit(&mut self, bridge: BridgeId, target: Ipv6Addr, mac: Option<Mac>) {
+        let Some(iface) = self.router6.iface(bridge) else {
+            return;
+        };
+        // From our address on the target's subnet, else the link-local one.
+        let src = iface
+            .addrs
+            .iter()
+            .find(|a| a.contains(target))
+            .map_or(iface.link_local, |a| a.addr);
+        let our_mac = iface.mac;
+        let (dst, dst_mac) = match mac {
+            Some(m) => (target, m),
+            None => (solicited_node(target), solicited_node_mac(target)),
+        };
+        let ns = Icmpv6Repr::Ndisc(smoltcp::wire::NdiscRepr::NeighborSolicit {
+            target_addr: target,
+            lladdr: Some(smoltcp::wire::RawHardwareAddress::from_bytes(&our_mac.0)),
+        });
+        if self.emit6(bridge, our_mac, dst_mac, src, dst, 255, &ns) {
+            self.router6.counters.nd_solicits_sent += 1;
+        }
+    }
+
+    /// An ICMPv6 error about the packet in `frame` (from its virtio
+    /// header, not yet rewritten) back to its sender, on `bridge` to the MAC
+    /// it came from; rate limited.
+    fn icmp6_error(&mut self, frame: &[u8], bridge: BridgeId, why: Error6, now: u64) {
+        if !self.router6.icmp_allow(now) {
+            self.router6.counters.icmp6_errors_limited += 1;
+            return;
+        }
+        let Some(iface) = self.router6.iface(bridge) else {
+            return;
+        };
+        let (our_mac, link_local) = (iface.mac, iface.link_local);
+        let global = iface.addrs.first().map(|a| a.addr);
+        let Ok(eth) = EthernetFrame::new_checked(&frame[L2..]) else {
+            return;
+        };
+        let to_mac = eth.src();
+        let Ok(ip) = SmolIpv6::new_checked(&frame[L3..]) else {
+            return;
+        };
+        let Ok(header) = Ipv6Repr::parse(&ip) else {
+            return;
+        };
+        // As much of the packet as fits in the least MTU (RFC 4443 2.4(c)).
+        let room = MIN_MTU - IPV6_HDR_LEN - 8 - IPV6_HDR_LEN;
+        let payload = &frame[L3 + IPV6_HDR_LEN..];
+        let data = &payload[..payload.len().min(header.payload_len).min(room)];
+        let msg = match why {
+            Error6::Unreachable(reason) => Icmpv6Repr::DstUnreachable {
+                reason,
+                header,
+                data,
+            },
+            Error6::HopLimit => Icmpv6Repr::TimeExceeded {
+                reason: Icmpv6TimeExceeded::HopLimitExceeded,
+                header,
+                data,
+            },
+            Error6::TooBig(mtu) => Icmpv6Repr::PktTooBig { mtu, header, data },
+        };
+        let src = if super::fib::is_link_local(header.src_addr) {
+            link_local
+        } else {
+            global.unwrap_or(link_local)
+        };
+        if self.emit6(bridge, our_mac, to_mac, src, header.src_addr, 64, &msg) {
+            self.router6.counters.icmp6_errors_sent += 1;
+        }
+    }
+}
