@@ -745,6 +745,20 @@ fn the_router_answers_neighbour_discovery_and_ping6_for_its_ipv6_addresses() {
     }
     let stats = lab.cli_json(&["stats"]);
     assert_eq!(stats["ports"][0]["drops"], 0, "{stats}");
+    // TCP to the router: refused at once (port unreachable), as a host
+    // with nothing listening.
+    let script = "import socket\n\
+                  try: socket.create_connection(('2001:db8:1::1', 80), timeout=3); print('connected')\n\
+                  except ConnectionRefusedError: print('refused')\n\
+                  except Exception as e: print(repr(e))";
+    let tcp = h1.ns.run(&["python3", "-c", script]);
+    let said = String::from_utf8_lossy(&tcp.stdout);
+    assert_eq!(
+        said.trim(),
+        "refused",
+        "{said} {}",
+        String::from_utf8_lossy(&tcp.stderr)
+    );
 
     // Its connected route; saved with the address, and gone with it.
     assert!(lab

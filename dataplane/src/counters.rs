@@ -141,7 +141,7 @@ drop_reasons! {
     Ip6Malformed => "ip6-malformed", "IPv6 frame shorter than its header, whose version is not 6, or whose payload length disagrees with the frame (RFC 8200 3).";
     Icmp6Malformed => "icmp6-malformed", "ICMPv6 message to the router that is too short, has a bad checksum or an unknown shape (RFC 4443 2.3).";
     NdInvalid => "nd-invalid", "Neighbour discovery message that fails RFC 4861's checks: hop limit not 255, code not 0, a multicast target, or a DAD probe with a link-layer address (7.1.1).";
-    Ip6LocalUnsupported => "ip6-local-unsupported", "To a router IPv6 address, but neither an echo request nor neighbour discovery.";
+    Ip6LocalUnsupported => "ip6-local-unsupported", "To a router IPv6 address, but neither an echo request nor neighbour discovery: TCP and UDP get a port unreachable, other protocols a parameter problem (RFC 4443 3.1, 3.4), as from a host.";
     Ip6BadSource => "ip6-bad-source", "Source address is multicast, unspecified or loopback (RFC 4291 2.5.2, 2.7).";
     Ip6NotForwarded => "ip6-not-forwarded", "To or from a link-local address, or to a multicast, unspecified or loopback one, which the router never forwards (RFC 4291 2.5.6; a link-local sender gets beyond-scope, RFC 4443 3.1).";
     Ip6HopLimit => "ip6-hop-limit", "Hop limit would reach 0 (RFC 8200 3); the sender gets an ICMPv6 time exceeded.";

@@ -32,10 +32,12 @@ const MIN_MTU: usize = 1280;
 
 /// An ICMPv6 error about a packet.
 #[derive(Debug, Clone, Copy)]
-enum Error6 {
+pub(crate) enum Error6 {
     Unreachable(Icmpv6DstUnreachable),
     HopLimit,
     TooBig(u32),
+    /// An unrecognized next header (RFC 4443 3.4 code 1), at offset 6.
+    NextHeader,
 }
 
 impl L3<'_> {
@@ -69,23 +71,23 @@ impl L3<'_> {
         }
         if super::fib::is_link_local(src) {
             let why = Error6::Unreachable(Icmpv6DstUnreachable::BeyondScope);
-            self.icmp6_error(frame, bridge, why, now);
+            self.icmp6_error(&frame[L2..], bridge, why, now);
             return L3Out::Drop(DropReason::Ip6NotForwarded);
         }
         if hop_limit <= 1 {
-            self.icmp6_error(frame, bridge, Error6::HopLimit, now);
+            self.icmp6_error(&frame[L2..], bridge, Error6::HopLimit, now);
             return L3Out::Drop(DropReason::Ip6HopLimit);
         }
         // ip6-lookup.
         let Some(nh) = self.router6.fib.lookup(dst) else {
             let why = Error6::Unreachable(Icmpv6DstUnreachable::NoRoute);
-            self.icmp6_error(frame, bridge, why, now);
+            self.icmp6_error(&frame[L2..], bridge, why, now);
             return L3Out::Drop(DropReason::Ip6NoRoute);
         };
         // Out of a bridge with an IPv6 interface only (it solicits there).
         let Some(out_mac) = self.router6.router_mac(nh.bridge) else {
             let why = Error6::Unreachable(Icmpv6DstUnreachable::NoRoute);
-            self.icmp6_error(frame, bridge, why, now);
+            self.icmp6_error(&frame[L2..], bridge, why, now);
             return L3Out::Drop(DropReason::Ip6NoRoute);
         };
         // The egress MTU, as for IPv4 (a GSO super-frame leaves as segments
@@ -102,7 +104,7 @@ impl L3<'_> {
             total
         };
         if on_wire > mtu {
-            self.icmp6_error(frame, bridge, Error6::TooBig(mtu as u32), now);
+            self.icmp6_error(&frame[L2..], bridge, Error6::TooBig(mtu as u32), now);
             return L3Out::Drop(DropReason::Ip6TooBig);
         }
         // nd-resolve.
@@ -115,7 +117,7 @@ impl L3<'_> {
         match resolved {
             Resolve::Failed => {
                 let why = Error6::Unreachable(Icmpv6DstUnreachable::AddrUnreachable);
-                self.icmp6_error(frame, bridge, why, now);
+                self.icmp6_error(&frame[L2..], bridge, why, now);
                 return L3Out::Drop(DropReason::NdUnresolved);
             }
             Resolve::Full => return L3Out::Drop(DropReason::ArpTableFull),
@@ -221,10 +223,10 @@ impl L3<'_> {
         }
     }
 
-    /// An ICMPv6 error about the packet in `frame` (from its virtio
+    /// An ICMPv6 error about the packet in `eth` (from its Ethernet
     /// header, not yet rewritten) back to its sender, on `bridge` to the MAC
     /// it came from; rate limited.
-    fn icmp6_error(&mut self, frame: &[u8], bridge: BridgeId, why: Error6, now: u64) {
+    pub(crate) fn icmp6_error(&mut self, eth: &[u8], bridge: BridgeId, why: Error6, now: u64) {
         if !self.router6.icmp_allow(now) {
             self.router6.counters.icmp6_errors_limited += 1;
             return;
@@ -234,11 +236,11 @@ impl L3<'_> {
         };
         let (our_mac, link_local) = (iface.mac, iface.link_local);
         let global = iface.addrs.first().map(|a| a.addr);
-        let Ok(eth) = EthernetFrame::new_checked(&frame[L2..]) else {
+        let Ok(frame) = EthernetFrame::new_checked(eth) else {
             return;
         };
-        let to_mac = eth.src();
-        let Ok(ip) = SmolIpv6::new_checked(&frame[L3..]) else {
+        let to_mac = frame.src();
+        let Ok(ip) = SmolIpv6::new_checked(&eth[ETHERNET_HDR_LEN..]) else {
             return;
         };
         let Ok(header) = Ipv6Repr::parse(&ip) else {
@@ -246,7 +248,7 @@ impl L3<'_> {
         };
         // As much of the packet as fits in the least MTU (RFC 4443 2.4(c)).
         let room = MIN_MTU - IPV6_HDR_LEN - 8 - IPV6_HDR_LEN;
-        let payload = &frame[L3 + IPV6_HDR_LEN..];
+        let payload = &eth[ETHERNET_HDR_LEN + IPV6_HDR_LEN..];
         let data = &payload[..payload.len().min(header.payload_len).min(room)];
         let msg = match why {
             Error6::Unreachable(reason) => Icmpv6Repr::DstUnreachable {
@@ -260,6 +262,12 @@ impl L3<'_> {
                 data,
             },
             Error6::TooBig(mtu) => Icmpv6Repr::PktTooBig { mtu, header, data },
+            Error6::NextHeader => Icmpv6Repr::ParamProblem {
+                reason: smoltcp::wire::Icmpv6ParamProblem::UnrecognizedNxtHdr,
+                pointer: 6,
+                header,
+                data,
+            },
         };
         let src = if super::fib::is_link_local(header.src_addr) {
             link_local

@@ -4,6 +4,7 @@
 //! address (RFC 4861 7.2.6). Parsed and made with `smoltcp::wire`: none of
 //! this is on the forwarding path.
 
+use super::forward::Error6;
 use crate::counters::DropReason;
 use crate::emit::EmitTo;
 use crate::ip4::L3;
@@ -12,8 +13,8 @@ use crate::wire::ethernet::ETHERTYPE_IPV6;
 use crate::wire::{EthernetFrame, Ipv6Net, Mac, ETHERNET_HDR_LEN, VNET_HDR_LEN};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags, NdiscRepr,
-    RawHardwareAddress,
+    Icmpv6DstUnreachable, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Packet, Ipv6Repr,
+    NdiscNeighborFlags, NdiscRepr, RawHardwareAddress,
 };
 use std::net::Ipv6Addr;
 
@@ -92,7 +93,19 @@ impl L3<'_> {
         let payload = &eth[ETHERNET_HDR_LEN + 40..][..ip.payload_len];
         let ours = self.router6.owner(ip.dst_addr, bridge).is_some();
         if ip.next_header != IpProtocol::Icmpv6 {
-            return if ours {
+            return if ours && !to_group {
+                // As from a host: nothing listens (port unreachable, so
+                // "connection refused"), or an unknown protocol (RFC 4443
+                // 3.4: parameter problem, unrecognized next header).
+                let why = match ip.next_header {
+                    IpProtocol::Tcp | IpProtocol::Udp => {
+                        Error6::Unreachable(Icmpv6DstUnreachable::PortUnreachable)
+                    }
+                    _ => Error6::NextHeader,
+                };
+                self.icmp6_error(eth, bridge, why, now_ms);
+                Ip6Local::Drop(DropReason::Ip6LocalUnsupported)
+            } else if ours {
                 Ip6Local::Drop(DropReason::Ip6LocalUnsupported)
             } else if to_group {
                 Ip6Local::Done
