@@ -948,8 +948,13 @@ fn ipv6_is_routed_with_hop_limit_errors_and_path_mtu() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let drops = lab.cli_json(&["stats"])["ports"][0]["drops_by_reason"].clone();
+    let stats = lab.cli_json(&["stats"]);
+    let drops = &stats["ports"][0]["drops_by_reason"];
     assert!(drops.get("ip6-no-route").is_some(), "{drops}");
+    assert!(drops.get("ip6-too-big").is_some(), "{drops}");
+    assert!(stats["ip6"]["ip6_forwarded"].as_u64() > Some(1000), "{stats}");
+    assert!(stats["ip6"]["icmp6_errors_sent"].as_u64() >= Some(3), "{stats}");
+    assert!(lab.cli_ok(&["stats"]).contains("router ip6: in "));
 }
 
 #[test]

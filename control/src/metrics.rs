@@ -26,6 +26,7 @@ pub fn stages(s: &StatsInfo) -> BTreeMap<&'static str, (u64, BTreeMap<String, u6
     out.entry("l2").or_default().0 = l2;
     out.entry("arp").or_default().0 = s.l3.arp_in;
     out.entry("ip4").or_default().0 = s.l3.ip4_in;
+    out.entry("ip6").or_default().0 = s.ip6.ip6_in;
     out.entry("nat").or_default().0 = s.nat.translated;
     for p in &s.ports {
         for (reason, n) in &p.drops_by_reason {
@@ -303,6 +304,69 @@ fn counters(o: &mut String, s: &StatsInfo) {
         family(o, name, "counter", help);
         let _ = writeln!(o, "patchbay_{name} {v}");
     }
+    let v6 = &s.ip6;
+    for (name, help, v) in [
+        (
+            "ip6_in_total",
+            "IPv6 packets to the router (multicast ones it read too).",
+            v6.ip6_in,
+        ),
+        (
+            "ip6_forwarded_total",
+            "IPv6 packets routed.",
+            v6.ip6_forwarded,
+        ),
+        (
+            "icmp6_echo_replies_total",
+            "ICMPv6 echo replies sent.",
+            v6.echo_replies_sent,
+        ),
+        (
+            "icmp6_errors_sent_total",
+            "ICMPv6 errors sent.",
+            v6.icmp6_errors_sent,
+        ),
+        (
+            "icmp6_rate_limited_total",
+            "ICMPv6 errors not sent: rate limit.",
+            v6.icmp6_errors_limited,
+        ),
+        (
+            "nd_solicits_in_total",
+            "Neighbour solicitations read.",
+            v6.nd_solicits_in,
+        ),
+        (
+            "nd_solicits_sent_total",
+            "Neighbour solicitations sent.",
+            v6.nd_solicits_sent,
+        ),
+        (
+            "nd_adverts_sent_total",
+            "Neighbour advertisements sent.",
+            v6.nd_adverts_sent,
+        ),
+        (
+            "nd_failed_drops_total",
+            "Packets dropped after waiting for a neighbour that never answered.",
+            v6.nd_failed,
+        ),
+        (
+            "ra_solicits_in_total",
+            "Router solicitations read.",
+            v6.router_solicits_in,
+        ),
+        (
+            "ra_sent_total",
+            "Router advertisements sent.",
+            v6.router_adverts_sent,
+        ),
+    ] {
+        family(o, name, "counter", help);
+        let _ = writeln!(o, "patchbay_{name} {v}");
+    }
+    family(o, "nd_entries", "gauge", "IPv6 neighbour cache entries.");
+    let _ = writeln!(o, "patchbay_nd_entries {}", s.nd_entries);
 }
 
 /// Running captures.

@@ -126,6 +126,19 @@ pub fn render(cur: &StatsInfo, prev: Option<&StatsInfo>, secs: f64) -> String {
         si(rate(nat.translated, pnat.map(|p| p.translated), secs)),
         si(rate(nat.sessions_created, pnat.map(|p| p.sessions_created), secs)),
     );
+    let (v6, pv6) = (&cur.ip6, prev.map(|p| &p.ip6));
+    let _ = writeln!(
+        o,
+        "router6/s: ip6 in {}  forwarded {}  nd solicits in {}  icmp6 errors {}",
+        si(rate(v6.ip6_in, pv6.map(|p| p.ip6_in), secs)),
+        si(rate(v6.ip6_forwarded, pv6.map(|p| p.ip6_forwarded), secs)),
+        si(rate(v6.nd_solicits_in, pv6.map(|p| p.nd_solicits_in), secs)),
+        si(rate(
+            v6.icmp6_errors_sent,
+            pv6.map(|p| p.icmp6_errors_sent),
+            secs
+        )),
+    );
     let drops: Vec<String> = crate::metrics::stages(cur)
         .into_iter()
         .flat_map(|(_, (_, d))| d)

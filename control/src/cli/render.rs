@@ -377,6 +377,25 @@ fn stats(s: &mut String, result: Value) -> Result<(), String> {
         l3.arp_replies_sent,
         l3.arp_requests_sent
     );
+    let v6 = &st.ip6;
+    let _ = writeln!(
+        s,
+        "router ip6: in {}, forwarded {}, echo replies {}, icmp6 errors sent {} (rate limited {}); \
+         nd: {} neighbours, solicits in {} out {}, adverts sent {}, unanswered drops {}; \
+         ra: solicits in {}, adverts sent {}",
+        v6.ip6_in,
+        v6.ip6_forwarded,
+        v6.echo_replies_sent,
+        v6.icmp6_errors_sent,
+        v6.icmp6_errors_limited,
+        st.nd_entries,
+        v6.nd_solicits_in,
+        v6.nd_solicits_sent,
+        v6.nd_adverts_sent,
+        v6.nd_failed,
+        v6.router_solicits_in,
+        v6.router_adverts_sent
+    );
     for (stage, (n, drops)) in crate::metrics::stages(&st) {
         let mut line = format!("stage {stage}: {n} packets");
         for (reason, k) in drops {

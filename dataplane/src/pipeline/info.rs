@@ -69,6 +69,11 @@ pub struct StatsInfo {
     pub max_routes: usize,
     pub router_buffers_free: usize,
     pub l3: L3Counters,
+    /// The router's IPv6 counters, and its neighbour cache's size.
+    #[serde(default)]
+    pub ip6: crate::ip6::Ip6Counters,
+    #[serde(default)]
+    pub nd_entries: usize,
     pub uptime_secs: u64,
     /// Packet captures under way.
     #[serde(default)]

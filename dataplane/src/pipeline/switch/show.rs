@@ -90,6 +90,8 @@ impl Switch {
             max_routes: self.router.fib().max_routes(),
             router_buffers_free: self.em.available(),
             l3: self.router.counters().clone(),
+            ip6: self.router6.counters.clone(),
+            nd_entries: self.router6.nd.len(),
             uptime_secs: self.started.elapsed().as_secs(),
             captures: self.captures(),
         }
