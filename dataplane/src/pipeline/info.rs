@@ -166,7 +166,8 @@ pub struct RouteGet {
 /// One ARP cache entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NeighInfo {
-    pub ip: Ipv4Addr,
+    /// IPv4 (ARP) or IPv6 (NDP).
+    pub ip: IpAddr,
     pub mac: Option<Mac>,
     pub dev: String,
     /// The port the MAC was learned on, if known.

@@ -364,26 +364,30 @@ impl Switch {
         Ok(n)
     }
 
-    /// The ARP cache, sorted by bridge and address.
+    /// The ARP cache, then the IPv6 neighbour cache, each sorted by bridge
+    /// and address.
     pub fn neighbors(&self) -> Vec<NeighInfo> {
         let now = self.started.elapsed().as_millis() as u64;
-        let mut rows: Vec<_> = self.arp.entries().collect();
-        rows.sort_by_key(|(b, ip, _)| (*b, *ip));
-        rows.into_iter()
-            .map(|(b, ip, n)| NeighInfo {
-                ip,
-                mac: (n.state != NeighState::Incomplete && n.state != NeighState::Failed)
-                    .then_some(n.mac),
-                dev: self.bridge_name(b).to_string(),
-                port: self
-                    .fdb
-                    .lookup(b, n.mac)
-                    .map(|p| self.port_name(p).to_string()),
-                state: n.state,
-                age: (n.state != NeighState::Permanent)
-                    .then(|| (now.saturating_sub(n.updated) / 1000) as u32),
-                queued: n.n_pending,
-            })
+        let info = |b: BridgeId, ip: IpAddr, n: &crate::arp::Neighbor| NeighInfo {
+            ip,
+            mac: n.state.has_mac().then_some(n.mac),
+            dev: self.bridge_name(b).to_string(),
+            port: self
+                .fdb
+                .lookup(b, n.mac)
+                .map(|p| self.port_name(p).to_string()),
+            state: n.state,
+            age: (n.state != NeighState::Permanent)
+                .then(|| (now.saturating_sub(n.updated) / 1000) as u32),
+            queued: n.n_pending,
+        };
+        let mut v4: Vec<_> = self.arp.entries().collect();
+        v4.sort_by_key(|(b, ip, _)| (*b, *ip));
+        let mut v6: Vec<_> = self.router6.nd.entries().collect();
+        v6.sort_by_key(|(b, ip, _)| (*b, *ip));
+        v4.into_iter()
+            .map(|(b, ip, n)| info(b, IpAddr::V4(ip), n))
+            .chain(v6.into_iter().map(|(b, ip, n)| info(b, IpAddr::V6(ip), n)))
             .collect()
     }
 }
