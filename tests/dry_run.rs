@@ -15,8 +15,8 @@ use std::net::Ipv4Addr;
 
 fn spec(src: Ipv4Addr, dst: Ipv4Addr, proto: &str) -> PacketSpec {
     PacketSpec {
-        src,
-        dst,
+        src: src.into(),
+        dst: dst.into(),
         proto: Some(proto.into()),
         sport: None,
         dport: None,

@@ -882,6 +882,63 @@ fn ipv6_is_routed_with_hop_limit_errors_and_path_mtu() {
     let received = iperf3_bytes(&h1.ns, &h2.ns, "2001:db8:2::2", 2);
     assert!(received > 10e6, "iperf3 -6 moved only {received} bytes");
 
+    // The same decisions, stage by stage, for a made-up packet.
+    let tr = lab.cli_ok(&[
+        "trace",
+        "packet",
+        "in",
+        "p1",
+        "src",
+        "2001:db8:1::2",
+        "dst",
+        "2001:db8:2::2",
+        "proto",
+        "udp",
+        "dport",
+        "53",
+    ]);
+    for want in [
+        "ip6-input: 2001:db8:1::2 > 2001:db8:2::2 udp hop limit 64",
+        "ip6-lookup: 2001:db8:2::2 matches 2001:db8:2::/64 dev br1",
+        &format!("nd-resolve: 2001:db8:2::2 is at {}", h2.mac),
+        "ip6-rewrite: hop limit 64->63",
+        "would leave by p2",
+    ] {
+        assert!(tr.contains(want), "{want} not in:\n{tr}");
+    }
+    let tr = lab.cli_ok(&[
+        "trace",
+        "packet",
+        "in",
+        "p1",
+        "src",
+        "2001:db8:1::2",
+        "dst",
+        "2001:db8:2::2",
+        "ttl",
+        "1",
+    ]);
+    assert!(
+        tr.contains("icmp6-error: time exceeded (hop limit) would go to 2001:db8:1::2"),
+        "{tr}"
+    );
+    let tr = lab.cli_ok(&[
+        "trace",
+        "packet",
+        "in",
+        "p1",
+        "src",
+        "2001:db8:1::2",
+        "dst",
+        "2001:db8:1::1",
+        "proto",
+        "icmp",
+    ]);
+    assert!(
+        tr.contains("echo request to 2001:db8:1::1 -> an echo reply would be sent"),
+        "{tr}"
+    );
+
     // traceroute -6: patchbay is the first hop.
     if patchbay_tools::have("traceroute") {
         let tr = h1.ns.check(&[
@@ -952,8 +1009,14 @@ fn ipv6_is_routed_with_hop_limit_errors_and_path_mtu() {
     let drops = &stats["ports"][0]["drops_by_reason"];
     assert!(drops.get("ip6-no-route").is_some(), "{drops}");
     assert!(drops.get("ip6-too-big").is_some(), "{drops}");
-    assert!(stats["ip6"]["ip6_forwarded"].as_u64() > Some(1000), "{stats}");
-    assert!(stats["ip6"]["icmp6_errors_sent"].as_u64() >= Some(3), "{stats}");
+    assert!(
+        stats["ip6"]["ip6_forwarded"].as_u64() > Some(1000),
+        "{stats}"
+    );
+    assert!(
+        stats["ip6"]["icmp6_errors_sent"].as_u64() >= Some(3),
+        "{stats}"
+    );
     assert!(lab.cli_ok(&["stats"]).contains("router ip6: in "));
 }
 

@@ -62,7 +62,8 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   trace show | trace stop                       what each stage decided about each packet
   trace packet in PORT src A dst B [proto udp|tcp|icmp|arp] [sport N] [dport N] [ttl N]
                [len N] [smac MAC] [dmac MAC]    a made-up packet through the live tables:
-                                                nothing is sent, learned or created
+                                                nothing is sent, learned or created; A and B
+                                                IPv4 or IPv6 (ttl: the hop limit; icmp: ICMPv6's)
   capture PORT [rx|tx|both] -w FILE|- [count N] [snaplen N] [filter EXPR]
                                                 pcap of a port's frames (-w - | tcpdump -r -);
                                                 a slow reader loses captures, never traffic

@@ -378,8 +378,8 @@ pub(super) fn parse_trace(command: &str, w: &mut Words) -> Result<(Request, Outp
         "packet" => {
             let mut port = None;
             let mut spec = patchbay_dataplane::trace::PacketSpec {
-                src: Ipv4Addr::UNSPECIFIED,
-                dst: Ipv4Addr::UNSPECIFIED,
+                src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 proto: None,
                 sport: None,
                 dport: None,
@@ -397,11 +397,11 @@ pub(super) fn parse_trace(command: &str, w: &mut Words) -> Result<(Request, Outp
                 match x.as_str() {
                     "in" | "port" | "dev" => port = Some(w.value(&x, "a port name")?),
                     "src" => {
-                        spec.src = addr(&ctx, w.next())?;
+                        spec.src = ip_addr(&ctx, w.next())?;
                         src = true;
                     }
                     "dst" => {
-                        spec.dst = addr(&ctx, w.next())?;
+                        spec.dst = ip_addr(&ctx, w.next())?;
                         dst = true;
                     }
                     "proto" => spec.proto = Some(w.value("proto", "udp, tcp, icmp or arp")?),

@@ -139,7 +139,10 @@ fn verdict(events: &[Event], names: &Names) -> String {
             format!("would leave in {count} fragments (MTU {mtu})")
         }
         (None, false, _) => format!("would leave by {}", out.join(", ")),
-        (None, true, true) => "taken by the router (answered, or waiting for ARP)".to_string(),
+        (None, true, true) => {
+            "taken by the router (answered, or waiting for ARP or a neighbour solicitation)"
+                .to_string()
+        }
         (None, true, false) => "goes nowhere: no other port of the bridge to take it".to_string(),
     }
 }

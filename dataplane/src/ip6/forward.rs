@@ -17,6 +17,8 @@ use crate::counters::DropReason;
 use crate::emit::EmitTo;
 use crate::ip4::{L3Out, L3};
 use crate::l2::{BridgeId, PortId};
+use crate::trace;
+use crate::trace::{Event, NextHopMac};
 use crate::wire::ipv6::{Ipv6Packet, IPV6_HDR_LEN};
 use crate::wire::vnet::VnetHdr;
 use crate::wire::{EthernetFrame, Mac, ETHERNET_HDR_LEN, VNET_HDR_LEN};
@@ -56,6 +58,16 @@ impl L3<'_> {
         };
         let (src, dst, hop_limit) = (ip.src(), ip.dst(), ip.hop_limit());
         let total = IPV6_HDR_LEN + ip.payload_len();
+        trace!(
+            T; self.trace,
+            Event::Ip6 {
+                src,
+                dst,
+                next_header: ip.next_header(),
+                hop_limit,
+                len: total as u16,
+            }
+        );
         // ip6-validate: never from a group or from nowhere (RFC 4291
         // 2.5.2, 2.7); never routed beyond a link-local scope (RFC 4291
         // 2.5.6): the sender of a link-local source hears why (RFC 4443
@@ -71,23 +83,37 @@ impl L3<'_> {
         }
         if super::fib::is_link_local(src) {
             let why = Error6::Unreachable(Icmpv6DstUnreachable::BeyondScope);
-            self.icmp6_error(&frame[L2..], bridge, why, now);
+            self.icmp6_error::<T>(&frame[L2..], bridge, why, now);
             return L3Out::Drop(DropReason::Ip6NotForwarded);
         }
         if hop_limit <= 1 {
-            self.icmp6_error(&frame[L2..], bridge, Error6::HopLimit, now);
+            self.icmp6_error::<T>(&frame[L2..], bridge, Error6::HopLimit, now);
             return L3Out::Drop(DropReason::Ip6HopLimit);
         }
         // ip6-lookup.
         let Some(nh) = self.router6.fib.lookup(dst) else {
             let why = Error6::Unreachable(Icmpv6DstUnreachable::NoRoute);
-            self.icmp6_error(&frame[L2..], bridge, why, now);
+            self.icmp6_error::<T>(&frame[L2..], bridge, why, now);
             return L3Out::Drop(DropReason::Ip6NoRoute);
         };
+        if T && self.trace.on {
+            if let Some((net, _)) = self.router6.fib.matching_route(dst) {
+                trace!(
+                    T; self.trace,
+                    Event::Lookup6 {
+                        dst,
+                        prefix: net.addr,
+                        len: net.len,
+                        via: nh.gateway,
+                        bridge: nh.bridge,
+                    }
+                );
+            }
+        }
         // Out of a bridge with an IPv6 interface only (it solicits there).
         let Some(out_mac) = self.router6.router_mac(nh.bridge) else {
             let why = Error6::Unreachable(Icmpv6DstUnreachable::NoRoute);
-            self.icmp6_error(&frame[L2..], bridge, why, now);
+            self.icmp6_error::<T>(&frame[L2..], bridge, why, now);
             return L3Out::Drop(DropReason::Ip6NoRoute);
         };
         // The egress MTU, as for IPv4 (a GSO super-frame leaves as segments
@@ -104,7 +130,7 @@ impl L3<'_> {
             total
         };
         if on_wire > mtu {
-            self.icmp6_error(&frame[L2..], bridge, Error6::TooBig(mtu as u32), now);
+            self.icmp6_error::<T>(&frame[L2..], bridge, Error6::TooBig(mtu as u32), now);
             return L3Out::Drop(DropReason::Ip6TooBig);
         }
         // nd-resolve.
@@ -117,7 +143,7 @@ impl L3<'_> {
         match resolved {
             Resolve::Failed => {
                 let why = Error6::Unreachable(Icmpv6DstUnreachable::AddrUnreachable);
-                self.icmp6_error(&frame[L2..], bridge, why, now);
+                self.icmp6_error::<T>(&frame[L2..], bridge, why, now);
                 return L3Out::Drop(DropReason::NdUnresolved);
             }
             Resolve::Full => return L3Out::Drop(DropReason::ArpTableFull),
@@ -128,6 +154,16 @@ impl L3<'_> {
         frame[L3 + 7] = hop_limit - 1;
         match resolved {
             Resolve::Mac(m) => {
+                trace!(T; self.trace, Event::Resolve6 { next_hop: next, mac: NextHopMac::Known(m) });
+                trace!(
+                    T; self.trace,
+                    Event::Rewrite6 {
+                        hop_from: hop_limit,
+                        hop_to: hop_limit - 1,
+                        src_mac: out_mac,
+                        dst_mac: m,
+                    }
+                );
                 let mut eth = EthernetFrame::new_unchecked(&mut frame[L2..L3]);
                 eth.set_src(out_mac);
                 eth.set_dst(m);
@@ -138,6 +174,8 @@ impl L3<'_> {
                 }
             }
             Resolve::Pending { ask } => {
+                let mac = NextHopMac::Queued { asked: ask };
+                trace!(T; self.trace, Event::Resolve6 { next_hop: next, mac });
                 if T && self.trace.dry {
                     return L3Out::Consumed;
                 }
@@ -226,7 +264,28 @@ impl L3<'_> {
     /// An ICMPv6 error about the packet in `eth` (from its Ethernet
     /// header, not yet rewritten) back to its sender, on `bridge` to the MAC
     /// it came from; rate limited.
-    pub(crate) fn icmp6_error(&mut self, eth: &[u8], bridge: BridgeId, why: Error6, now: u64) {
+    pub(crate) fn icmp6_error<const T: bool>(
+        &mut self,
+        eth: &[u8],
+        bridge: BridgeId,
+        why: Error6,
+        now: u64,
+    ) {
+        if T && self.trace.on {
+            if let Ok(ip) = Ipv6Packet::new_checked(&eth[ETHERNET_HDR_LEN..]) {
+                let (kind, code, mtu) = match why {
+                    Error6::Unreachable(r) => (1, u8::from(r), 0),
+                    Error6::TooBig(mtu) => (2, 0, mtu),
+                    Error6::HopLimit => (3, 0, 0),
+                    Error6::NextHeader => (4, 1, 0),
+                };
+                let to = ip.src();
+                trace!(T; self.trace, Event::Icmp6Error { kind, code, to, mtu });
+            }
+            if self.trace.dry {
+                return;
+            }
+        }
         if !self.router6.icmp_allow(now) {
             self.router6.counters.icmp6_errors_limited += 1;
             return;

@@ -9,6 +9,8 @@ use crate::counters::DropReason;
 use crate::emit::EmitTo;
 use crate::ip4::L3;
 use crate::l2::BridgeId;
+use crate::trace;
+use crate::trace::{Event, Nd6};
 use crate::wire::ethernet::ETHERTYPE_IPV6;
 use crate::wire::{EthernetFrame, Ipv6Net, Mac, ETHERNET_HDR_LEN, VNET_HDR_LEN};
 use smoltcp::phy::ChecksumCapabilities;
@@ -91,6 +93,18 @@ impl L3<'_> {
             return Ip6Local::Drop(DropReason::Ip6Malformed);
         };
         let payload = &eth[ETHERNET_HDR_LEN + 40..][..ip.payload_len];
+        trace!(
+            T; self.trace,
+            Event::Ip6 {
+                src: ip.src_addr,
+                dst: ip.dst_addr,
+                next_header: crate::wire::IpProtocol::from(u8::from(ip.next_header)),
+                hop_limit: ip.hop_limit,
+                len: (40 + ip.payload_len) as u16,
+            }
+        );
+        // A dry run (`trace packet`) decides, and sends or learns nothing.
+        let dry = T && self.trace.dry;
         let ours = self.router6.owner(ip.dst_addr, bridge).is_some();
         if ip.next_header != IpProtocol::Icmpv6 {
             return if ours && !to_group {
@@ -103,7 +117,7 @@ impl L3<'_> {
                     }
                     _ => Error6::NextHeader,
                 };
-                self.icmp6_error(eth, bridge, why, now_ms);
+                self.icmp6_error::<T>(eth, bridge, why, now_ms);
                 Ip6Local::Drop(DropReason::Ip6LocalUnsupported)
             } else if ours {
                 Ip6Local::Drop(DropReason::Ip6LocalUnsupported)
@@ -141,7 +155,9 @@ impl L3<'_> {
                     return Ip6Local::Drop(DropReason::NdInvalid);
                 }
                 self.router6.counters.nd_solicits_in += 1;
-                if self.router6.owner(target_addr, bridge) != Some(bridge) {
+                let ours = self.router6.owner(target_addr, bridge) == Some(bridge);
+                trace!(T; self.trace, Event::Nd { what: Nd6::Solicit { ours }, addr: target_addr });
+                if !ours || dry {
                     // For another host of the link: not ours to answer.
                     return Ip6Local::Done;
                 }
@@ -180,7 +196,10 @@ impl L3<'_> {
                 let mac = lladdr
                     .and_then(|l| <[u8; 6]>::try_from(l.as_bytes()).ok())
                     .map_or(frame.src(), Mac);
-                self.learn6(bridge, target_addr, mac, now_ms, false);
+                trace!(T; self.trace, Event::Nd { what: Nd6::Advert, addr: target_addr });
+                if !dry {
+                    self.learn6(bridge, target_addr, mac, now_ms, false);
+                }
                 Ip6Local::Done
             }
             Icmpv6Repr::Ndisc(NdiscRepr::RouterSolicit { lladdr }) => {
@@ -200,7 +219,9 @@ impl L3<'_> {
                     .iface(bridge)
                     .and_then(|i| i.last_ra_ms)
                     .is_some_and(|t| now_ms < t + MIN_DELAY_BETWEEN_RAS_MS);
-                if !recent {
+                let what = Nd6::RouterSolicit { answered: !recent };
+                trace!(T; self.trace, Event::Nd { what, addr: ip.src_addr });
+                if !recent && !dry {
                     self.send_ra(bridge, now_ms);
                 }
                 Ip6Local::Done
@@ -210,6 +231,10 @@ impl L3<'_> {
                 seq_no,
                 data,
             } if ours && !to_group => {
+                trace!(T; self.trace, Event::Nd { what: Nd6::Echo, addr: ip.dst_addr });
+                if dry {
+                    return Ip6Local::Done;
+                }
                 let reply = Icmpv6Repr::EchoReply {
                     ident,
                     seq_no,

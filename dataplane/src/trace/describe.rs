@@ -39,6 +39,12 @@ impl fmt::Display for Described<'_> {
             | Event::IcmpError { .. }
             | Event::Rewrite { .. } => self.ip4(f),
             Event::Nat { .. } | Event::NatRelated { .. } => self.nat(f),
+            Event::Ip6 { .. }
+            | Event::Nd { .. }
+            | Event::Lookup6 { .. }
+            | Event::Resolve6 { .. }
+            | Event::Rewrite6 { .. }
+            | Event::Icmp6Error { .. } => self.ip6(f),
             Event::Drop { reason } => write!(f, "drop: {} ({})", reason.name(), reason.help()),
         }
     }
@@ -233,6 +239,116 @@ impl Described<'_> {
                 f,
                 "ip4-rewrite: ttl {ttl_from}->{ttl_to}, src mac {src_mac}, dst mac {dst_mac}"
             ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The IPv6 router's stages.
+    fn ip6(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bridge = self.bridge;
+        let would = |done: &'static str, dry: &'static str| if self.dry { dry } else { done };
+        match *self.event {
+            Event::Ip6 {
+                src,
+                dst,
+                next_header,
+                hop_limit,
+                len,
+            } => write!(
+                f,
+                "ip6-input: {src} > {dst} {} hop limit {hop_limit} len {len}",
+                if u8::from(next_header) == 58 {
+                    "icmp6".to_string()
+                } else {
+                    next_header.to_string()
+                }
+            ),
+            Event::Nd { what, addr } => match what {
+                Nd6::Solicit { ours: true } => write!(
+                    f,
+                    "nd: who has {addr}? ours: {}",
+                    would("advertisement sent", "an advertisement would be sent")
+                ),
+                Nd6::Solicit { ours: false } => {
+                    write!(f, "nd: who has {addr}? another host's, not answered")
+                }
+                Nd6::Advert => write!(f, "nd: advertisement: {addr} is here (learned)"),
+                Nd6::RouterSolicit { answered } => write!(
+                    f,
+                    "nd: router solicitation from {addr}: {}",
+                    if answered {
+                        would("advertisement sent", "an advertisement would be sent")
+                    } else {
+                        "not answered (one went less than 3 s ago)"
+                    }
+                ),
+                Nd6::Echo => write!(
+                    f,
+                    "ip6-local: echo request to {addr} -> {}",
+                    would("echo reply sent", "an echo reply would be sent")
+                ),
+            },
+            Event::Lookup6 {
+                dst,
+                prefix,
+                len,
+                via,
+                bridge: b,
+            } => match via {
+                Some(gw) => write!(
+                    f,
+                    "ip6-lookup: {dst} matches {prefix}/{len} via {gw} dev {}",
+                    bridge(b)
+                ),
+                None => write!(
+                    f,
+                    "ip6-lookup: {dst} matches {prefix}/{len} dev {}",
+                    bridge(b)
+                ),
+            },
+            Event::Resolve6 { next_hop, mac } => match mac {
+                NextHopMac::Known(m) => write!(f, "nd-resolve: {next_hop} is at {m}"),
+                NextHopMac::Queued { asked } => write!(
+                    f,
+                    "nd-resolve: {next_hop} unknown: queued{}",
+                    if asked {
+                        would(", solicitation sent", ", a solicitation would be sent")
+                    } else {
+                        ", a solicitation is out"
+                    }
+                ),
+            },
+            Event::Rewrite6 {
+                hop_from,
+                hop_to,
+                src_mac,
+                dst_mac,
+            } => write!(
+                f,
+                "ip6-rewrite: hop limit {hop_from}->{hop_to}, src mac {src_mac}, dst mac {dst_mac}"
+            ),
+            Event::Icmp6Error {
+                kind,
+                code,
+                to,
+                mtu,
+            } => {
+                let what = match (kind, code) {
+                    (1, 0) => "no route".to_string(),
+                    (1, 2) => "beyond scope of source address".to_string(),
+                    (1, 3) => "address unreachable".to_string(),
+                    (1, 4) => "port unreachable".to_string(),
+                    (2, _) => format!("packet too big (mtu {mtu})"),
+                    (3, _) => "time exceeded (hop limit)".to_string(),
+                    (4, _) => "parameter problem".to_string(),
+                    (k, c) => format!("type {k} code {c}"),
+                };
+                write!(
+                    f,
+                    "icmp6-error: {what} {} {to}",
+                    would("sent to", "would go to")
+                )
+            }
             _ => Ok(()),
         }
     }

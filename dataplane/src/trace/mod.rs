@@ -14,7 +14,7 @@ use crate::counters::DropReason;
 use crate::l2::{BridgeId, PortId};
 use crate::wire::{IpProtocol, Mac};
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Most packets one trace keeps.
 pub const MAX_PACKETS: u32 = 10_000;
@@ -62,6 +62,21 @@ pub enum NextHopMac {
     Queued {
         asked: bool,
     },
+}
+
+/// What the router's IPv6 side made of a message to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Nd6 {
+    /// A neighbour solicitation for this address: one of ours (answered)
+    /// or another host's.
+    Solicit { ours: bool },
+    /// A neighbour advertisement: this address is at the frame's MAC.
+    Advert,
+    /// A router solicitation: answered unless one went less than 3 s ago.
+    RouterSolicit { answered: bool },
+    /// An echo request to this address of ours.
+    Echo,
 }
 
 /// What NAT did to a packet that is not a session's own.
@@ -166,6 +181,41 @@ pub enum Event {
         ttl_to: u8,
         src_mac: Mac,
         dst_mac: Mac,
+    },
+    /// ip6-input: the header as it came.
+    Ip6 {
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        next_header: IpProtocol,
+        hop_limit: u8,
+        len: u16,
+    },
+    /// nd, ip6-local: what the router answers itself.
+    Nd { what: Nd6, addr: Ipv6Addr },
+    /// ip6-lookup: the route that matched.
+    Lookup6 {
+        dst: Ipv6Addr,
+        prefix: Ipv6Addr,
+        len: u8,
+        via: Option<Ipv6Addr>,
+        bridge: BridgeId,
+    },
+    /// nd-resolve: the next hop's MAC.
+    Resolve6 { next_hop: Ipv6Addr, mac: NextHopMac },
+    /// ip6-rewrite.
+    Rewrite6 {
+        hop_from: u8,
+        hop_to: u8,
+        src_mac: Mac,
+        dst_mac: Mac,
+    },
+    /// icmp6-error: an error sent back to the source (RFC 4443 types).
+    Icmp6Error {
+        kind: u8,
+        code: u8,
+        to: Ipv6Addr,
+        #[serde(default)]
+        mtu: u32,
     },
     /// The frame is sent out of a port (or would be, in a dry run).
     Tx { port: PortId },

@@ -8,16 +8,17 @@ use crate::wire::tcp::{self, TcpPacket, TCP_MIN_HDR_LEN};
 use crate::wire::udp::{UdpPacket, UDP_HDR_LEN};
 use crate::wire::{EthernetFrame, Mac, ETHERNET_HDR_LEN};
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 /// A described packet for `trace packet`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PacketSpec {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
-    /// `udp` (default), `tcp` (a SYN), `icmp` (an echo request) or `arp` (a
-    /// request for `dst` from `src`).
+    /// IPv4 or IPv6 (both of one family).
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// `udp` (default), `tcp` (a SYN), `icmp` (an echo request; ICMPv6's
+    /// for IPv6) or `arp` (a request for `dst` from `src`, IPv4 only).
     #[serde(default)]
     pub proto: Option<String>,
     #[serde(default)]
@@ -26,7 +27,8 @@ pub struct PacketSpec {
     pub dport: Option<u16>,
     #[serde(default)]
     pub ttl: Option<u8>,
-    /// Total IPv4 length (default: headers and 32 bytes of payload).
+    /// Total IPv4 length, or IPv6 payload length (default: headers and 32
+    /// bytes of payload). `ttl` is IPv6's hop limit.
     #[serde(default)]
     pub len: Option<u16>,
     #[serde(default)]
@@ -39,6 +41,11 @@ impl PacketSpec {
     /// The frame, behind a zeroed virtio-net header. `dmac` is used when the
     /// spec has none.
     pub fn build(&self, smac: Mac, dmac: Mac) -> Result<Vec<u8>, String> {
+        let (src, dst) = match (self.src, self.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => (s, d),
+            (IpAddr::V6(s), IpAddr::V6(d)) => return self.build6(s, d, smac, dmac),
+            _ => return Err("src and dst must both be IPv4 or both IPv6".into()),
+        };
         use crate::wire::VNET_HDR_LEN;
         let smac = self.smac.unwrap_or(smac);
         let proto = self.proto.as_deref().unwrap_or("udp");
@@ -50,9 +57,9 @@ impl PacketSpec {
             let arp = ArpRepr {
                 op: OP_REQUEST,
                 sender_mac: smac,
-                sender_ip: self.src,
+                sender_ip: src,
                 target_mac: Mac::ZERO,
-                target_ip: self.dst,
+                target_ip: dst,
             };
             let at = f.len();
             f.resize(VNET_HDR_LEN + ETHERNET_MIN_LEN, 0);
@@ -74,8 +81,8 @@ impl PacketSpec {
         let at = f.len();
         f.resize(at + total, 0);
         let header = Ipv4Repr {
-            src: self.src,
-            dst: self.dst,
+            src,
+            dst,
             protocol: number,
             ttl: self.ttl.unwrap_or(64),
             tos: 0,
@@ -103,6 +110,71 @@ impl PacketSpec {
                 echo.set_msg_type(icmp::ECHO_REQUEST);
                 echo.set_echo(sport, 1);
                 echo.fill_checksum();
+            }
+        }
+        Ok(f)
+    }
+
+    /// An IPv6 packet: UDP, a TCP SYN or an ICMPv6 echo request (its
+    /// checksum made with `smoltcp::wire`, so the router's own stages take
+    /// it as a host's).
+    fn build6(
+        &self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        smac: Mac,
+        dmac: Mac,
+    ) -> Result<Vec<u8>, String> {
+        use crate::wire::ethernet::ETHERTYPE_IPV6;
+        use crate::wire::VNET_HDR_LEN;
+        use smoltcp::wire::{
+            Icmpv6Packet, Icmpv6Repr, IpProtocol as P, Ipv6Packet as V6, Ipv6Repr,
+        };
+        let proto = self.proto.as_deref().unwrap_or("udp");
+        let (next, l4) = match proto {
+            "udp" => (P::Udp, UDP_HDR_LEN),
+            "tcp" => (P::Tcp, TCP_MIN_HDR_LEN),
+            "icmp" | "icmp6" => (P::Icmpv6, 8),
+            "arp" => return Err("arp is IPv4's (IPv6 neighbours are found by icmp6)".into()),
+            p => return Err(format!("proto must be udp, tcp or icmp, not '{p}'")),
+        };
+        let payload = usize::from(self.len.unwrap_or((l4 + 32) as u16));
+        if payload < l4 || payload > 9000 {
+            return Err(format!("len {payload}: between {l4} and 9000"));
+        }
+        let at = VNET_HDR_LEN + ETHERNET_HDR_LEN;
+        let mut f = vec![0u8; at + 40 + payload];
+        EthernetFrame::new_unchecked(&mut f[VNET_HDR_LEN..]).emit(
+            self.dmac.unwrap_or(dmac),
+            self.smac.unwrap_or(smac),
+            ETHERTYPE_IPV6,
+        );
+        let header = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: next,
+            payload_len: payload,
+            hop_limit: self.ttl.unwrap_or(64),
+        };
+        header.emit(&mut V6::new_unchecked(&mut f[at..at + 40]));
+        let l4b = &mut f[at + 40..];
+        let (sport, dport) = (self.sport.unwrap_or(40000), self.dport.unwrap_or(53));
+        match next {
+            P::Udp => UdpPacket::new_unchecked(l4b).emit(sport, dport, payload as u16),
+            P::Tcp => TcpPacket::new_unchecked(l4b).emit_probe(sport, dport, tcp::FLAG_SYN),
+            _ => {
+                let data = vec![0u8; payload - 8];
+                let echo = Icmpv6Repr::EchoRequest {
+                    ident: sport,
+                    seq_no: 1,
+                    data: &data,
+                };
+                echo.emit(
+                    &src,
+                    &dst,
+                    &mut Icmpv6Packet::new_unchecked(l4b),
+                    &smoltcp::phy::ChecksumCapabilities::default(),
+                );
             }
         }
         Ok(f)

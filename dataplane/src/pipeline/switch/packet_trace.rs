@@ -56,25 +56,40 @@ impl Switch {
     ) -> Result<TracedPacket, SwitchError> {
         let rx = self.existing_port(port)?;
         let bridge = self.ports[rx as usize].as_ref().and_then(|s| s.bridge);
+        // The MAC the router's neighbour caches have for an address.
+        let known = |b: BridgeId, ip: IpAddr| {
+            let n = match ip {
+                IpAddr::V4(a) => self.arp.get(b, a),
+                IpAddr::V6(a) => self.router6.nd.get(b, a),
+            };
+            n.filter(|n| n.state.has_mac()).map(|n| n.mac)
+        };
         let smac = bridge
-            .and_then(|b| self.arp.get(b, spec.src))
-            .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
-            .map_or(Mac([0x02, 0, 0, 0, 0, 0x01]), |n| n.mac);
+            .and_then(|b| known(b, spec.src))
+            .unwrap_or(Mac([0x02, 0, 0, 0, 0, 0x01]));
         // A host sends to an address on its own subnet directly (to the MAC
-        // the router's ARP cache has for it), anywhere else to the router.
-        let on_link = |b: BridgeId| {
-            self.router.iface(b).is_some_and(|i| {
-                i.addrs
-                    .iter()
-                    .any(|a| a.contains(spec.src) && a.contains(spec.dst))
-            })
+        // the router's neighbour cache has for it), anywhere else to the
+        // router.
+        let on_link = |b: BridgeId| match (spec.src, spec.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => self
+                .router
+                .iface(b)
+                .is_some_and(|i| i.addrs.iter().any(|a| a.contains(s) && a.contains(d))),
+            (IpAddr::V6(s), IpAddr::V6(d)) => self
+                .router6
+                .iface(b)
+                .is_some_and(|i| i.addrs.iter().any(|a| a.contains(s) && a.contains(d))),
+            _ => false,
         };
         let dmac = bridge
             .filter(|&b| on_link(b))
-            .and_then(|b| self.arp.get(b, spec.dst))
-            .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
-            .map(|n| n.mac)
-            .or_else(|| bridge.and_then(|b| self.router.router_mac(b)))
+            .and_then(|b| known(b, spec.dst))
+            .or_else(|| {
+                bridge.and_then(|b| match spec.dst {
+                    IpAddr::V4(_) => self.router.router_mac(b),
+                    IpAddr::V6(_) => self.router6.router_mac(b),
+                })
+            })
             .unwrap_or(Mac::BROADCAST);
         let mut frame = spec.build(smac, dmac).map_err(SwitchError::BadFrame)?;
         self.trace_packet(port, &mut frame)
