@@ -877,6 +877,14 @@ fn ipv6_is_routed_with_hop_limit_errors_and_path_mtu() {
         .check(&["ping", "-6", "-c", "1", "-W", "2", "2001:db8:2::2"]);
     assert!(out.contains("ttl=63") || out.contains("hlim=63"), "{out}");
     assert!(h2.ping6_ok("2001:db8:1::2", 3), "h2 -> h1 over IPv6");
+    let get = lab.cli_ok(&["route", "get", "2001:db8:2::2"]);
+    assert!(
+        get.contains(&format!("next hop 2001:db8:2::2 is {} on port p2", h2.mac)),
+        "{get}"
+    );
+    assert!(lab
+        .cli_ok(&["route", "get", "2001:db8:1::1"])
+        .starts_with("local 2001:db8:1::1 dev br0"));
     // TCP with the hosts' default offloads: GSO super-frames of IPv6 TCP
     // are carried as IPv4's are.
     let received = iperf3_bytes(&h1.ns, &h2.ns, "2001:db8:2::2", 2);

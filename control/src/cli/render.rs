@@ -219,8 +219,8 @@ fn route_get(s: &mut String, result: Value) -> Result<(), String> {
         _ if g.addr.is_ipv6() => {
             let _ = writeln!(
                 s,
-                "    next hop {} (IPv6 neighbours are not resolved yet: NDP comes with IPv6 \
-                 forwarding)",
+                "    next hop {} not resolved yet: the first packet sends a neighbour \
+                 solicitation",
                 g.next_hop
             );
         }

@@ -212,14 +212,46 @@ impl Switch {
         if self.never_forwarded6(addr) {
             return None;
         }
+        // The router's own address: answered, not routed.
+        if let Some(b) = self.router6.owner(addr, 0).filter(|_| !is_link_local(addr)) {
+            return Some(RouteGet {
+                addr: IpAddr::V6(addr),
+                route: RouteInfo {
+                    dst: IpNet::V6(Ipv6Net { addr, len: 128 }),
+                    via: None,
+                    dev: self.bridge_name(b).to_string(),
+                    proto: RouteOrigin::Local,
+                },
+                next_hop: IpAddr::V6(addr),
+                src: Some(IpAddr::V6(addr)),
+                neighbor_mac: self.router6.router_mac(b),
+                port: None,
+            });
+        }
         let (net, nh) = self.router6.fib.matching_route(addr)?;
+        let next = nh.gateway.unwrap_or(addr);
+        let mac = self
+            .router6
+            .nd
+            .get(nh.bridge, next)
+            .filter(|n| n.state.has_mac())
+            .map(|n| n.mac);
+        let port = mac
+            .and_then(|m| self.fdb.lookup(nh.bridge, m))
+            .map(|p| self.port_name(p).to_string());
+        let src = self.router6.iface(nh.bridge).map(|i| {
+            i.addrs
+                .iter()
+                .find(|a| a.contains(next))
+                .map_or(i.link_local, |a| a.addr)
+        });
         Some(RouteGet {
             addr: IpAddr::V6(addr),
             route: self.route6_info(net, nh),
-            next_hop: IpAddr::V6(nh.gateway.unwrap_or(addr)),
-            src: None,
-            neighbor_mac: None,
-            port: None,
+            next_hop: IpAddr::V6(next),
+            src: src.map(IpAddr::V6),
+            neighbor_mac: mac,
+            port,
         })
     }
 
