@@ -764,10 +764,52 @@ fn the_router_answers_neighbour_discovery_and_ping6_for_its_ipv6_addresses() {
     assert!(lab
         .cli_ok(&["route", "show"])
         .contains("2001:db8:1::/64 dev br0"));
+    // Its neighbours: h1, learned from its solicitation; one made permanent.
+    lab.cli_ok(&[
+        "neigh",
+        "add",
+        "2001:db8:1::9",
+        "lladdr",
+        "02:00:00:00:00:99",
+        "dev",
+        "br0",
+    ]);
+    lab.cli_fails(
+        &[
+            "neigh",
+            "add",
+            "2001:db8:1::1",
+            "lladdr",
+            "02:00:00:00:00:98",
+            "dev",
+            "br0",
+        ],
+        "address of the router itself",
+    );
+    let neigh = lab.cli_ok(&["neigh", "show"]);
+    assert!(
+        neigh.contains("2001:db8:1::9 dev br0 lladdr 02:00:00:00:00:99 PERMANENT"),
+        "{neigh}"
+    );
+    // (h1 solicits from whichever of its addresses it picks: the static one
+    // or the one it made from the advertisement.)
+    assert!(
+        neigh.contains(&format!("dev br0 lladdr {} port p1", h1.mac)),
+        "{neigh}"
+    );
     let saved = lab.cli_ok(&["save"]);
     assert!(saved.contains("\"2001:db8:1::1/64\""), "{saved}");
+    assert!(saved.contains("ip = \"2001:db8:1::9\""), "{saved}");
     let file = std::env::temp_dir().join(format!("{}-addr6.toml", lab.tag));
-    std::fs::write(&file, saved.replace(", \"2001:db8:1::1/64\"", "")).unwrap();
+    // Without the address, its neighbour must go too: a file that keeps
+    // it is refused.
+    let no_addr = saved.replace(", \"2001:db8:1::1/64\"", "");
+    std::fs::write(&file, &no_addr).unwrap();
+    let bad = lab.cli(&["apply", file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a bridge with an IPv6 address"));
+    let neigh = "\n[[neigh]]\nip = \"2001:db8:1::9\"\nmac = \"02:00:00:00:00:99\"\ndev = \"br0\"\n";
+    assert!(no_addr.contains(neigh), "{no_addr}");
+    std::fs::write(&file, no_addr.replace(neigh, "")).unwrap();
     let out = lab.cli_ok(&["apply", file.to_str().unwrap()]);
     assert!(out.contains("addresses +0 -1"), "{out}");
     assert!(!lab.cli_ok(&["route", "show"]).contains("2001:db8:1::"));

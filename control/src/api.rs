@@ -211,14 +211,15 @@ pub enum Request {
     /// Adds a permanent ARP entry.
     /// A permanent entry with another MAC is an error unless `replace`.
     NeighAdd {
-        ip: Ipv4Addr,
+        /// IPv4 (ARP) or IPv6 (NDP).
+        ip: IpAddr,
         mac: Mac,
         dev: String,
         #[serde(default)]
         replace: bool,
     },
     NeighDel {
-        ip: Ipv4Addr,
+        ip: IpAddr,
         dev: String,
     },
     /// Forgets learned ARP entries. Result: the number removed.

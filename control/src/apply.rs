@@ -33,7 +33,7 @@ use patchbay_dataplane::wire::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Ports opened for an apply, or taken out of the switch by it, by name and
 /// kind.
@@ -114,9 +114,9 @@ impl fmt::Display for Summary {
 pub enum Step {
     NatDel(NatRuleState),
     NatAdd(NatRuleState),
-    NeighDel(Ipv4Addr, Mac, String),
+    NeighDel(IpAddr, Mac, String),
     NeighAdd {
-        ip: Ipv4Addr,
+        ip: IpAddr,
         mac: Mac,
         dev: String,
         old: Option<Mac>,

@@ -175,7 +175,8 @@ struct RouteCfg {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NeighCfg {
-    ip: Ipv4Addr,
+    /// IPv4 or IPv6.
+    ip: IpAddr,
     mac: Mac,
     dev: String,
 }

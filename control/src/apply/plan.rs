@@ -243,25 +243,32 @@ fn diff_nat<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
 fn diff_neighbors<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
     let (r, w) = (d.r, d.w);
     let reset = &d.reset;
-    let r_neigh: HashMap<(Ipv4Addr, &str), Mac> = r
-        .neighbors
-        .iter()
-        .map(|(ip, mac, dev)| ((*ip, dev.as_str()), *mac))
-        .collect();
-    let w_neigh: HashSet<(Ipv4Addr, &str)> = w
-        .neighbors
-        .iter()
-        .map(|(ip, _, dev)| (*ip, dev.as_str()))
-        .collect();
-    for (ip, mac, dev) in &r.neighbors {
-        if !w_neigh.contains(&(*ip, dev.as_str())) {
-            ph.removals.push(Step::NeighDel(*ip, *mac, dev.clone()));
+    // IPv4 and IPv6 alike; only IPv4's go with a remade interface.
+    let both = |s: &'a RunningState| -> Vec<(IpAddr, Mac, &'a str)> {
+        let v4 = s
+            .neighbors
+            .iter()
+            .map(|(ip, m, d)| (IpAddr::V4(*ip), *m, d.as_str()));
+        let v6 = s
+            .neighbors6
+            .iter()
+            .map(|(ip, m, d)| (IpAddr::V6(*ip), *m, d.as_str()));
+        v4.chain(v6).collect()
+    };
+    let (rn, wn) = (both(r), both(w));
+    let r_neigh: HashMap<(IpAddr, &str), Mac> =
+        rn.iter().map(|&(ip, mac, dev)| ((ip, dev), mac)).collect();
+    let w_neigh: HashSet<(IpAddr, &str)> = wn.iter().map(|&(ip, _, dev)| (ip, dev)).collect();
+    for &(ip, mac, dev) in &rn {
+        if !w_neigh.contains(&(ip, dev)) {
+            ph.removals.push(Step::NeighDel(ip, mac, dev.to_string()));
             s.neighbors.removed += 1;
         }
     }
-    for (ip, mac, dev) in &w.neighbors {
-        let was = r_neigh.get(&(*ip, dev.as_str())).copied();
-        let old = was.filter(|_| !reset.contains(dev.as_str()));
+    for &(ip, mac, dev) in &wn {
+        let (ip, mac) = (&ip, &mac);
+        let was = r_neigh.get(&(*ip, dev)).copied();
+        let old = was.filter(|_| ip.is_ipv6() || !reset.contains(dev));
         if old == Some(*mac) {
             continue;
         }
@@ -274,7 +281,7 @@ fn diff_neighbors<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
         ph.neigh_adds.push(Step::NeighAdd {
             ip: *ip,
             mac: *mac,
-            dev: dev.clone(),
+            dev: dev.to_string(),
             old,
         });
     }

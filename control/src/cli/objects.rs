@@ -196,12 +196,6 @@ pub(super) fn net(ctx: &str, s: Option<String>) -> Result<Ipv4Net, String> {
     s.parse().map_err(|e| format!("{ctx}: {e}"))
 }
 
-pub(super) fn addr(ctx: &str, s: Option<String>) -> Result<Ipv4Addr, String> {
-    let s = s.ok_or_else(|| format!("{ctx}: missing IPv4 address"))?;
-    s.parse()
-        .map_err(|_| format!("{ctx}: '{s}' is not an IPv4 address"))
-}
-
 /// A route's prefix, IPv4 or IPv6.
 fn ip_net(ctx: &str, s: Option<String>) -> Result<IpNet, String> {
     let s = s.ok_or_else(|| {
@@ -579,7 +573,7 @@ pub(super) fn parse_neigh(command: &str, w: &mut Words) -> Result<(Request, Outp
             Ok((Request::NeighFlush { dev }, Output::Flushed))
         }
         "add" | "replace" | "del" | "delete" => {
-            let ip = addr(&ctx, w.next())?;
+            let ip = ip_addr(&ctx, w.next())?;
             let (mut mac_s, mut dev) = (None, None);
             while let Some(x) = w.next() {
                 match x.as_str() {

@@ -118,7 +118,7 @@ impl Checker<'_> {
         let fdb = self.fdb(&f, &ports)?;
         let routes = self.routes(&f, &bridges)?;
         let routes6 = self.routes6(&f, &bridges)?;
-        let neighbors = self.neighbors(&f, &bridges)?;
+        let (neighbors, neighbors6) = self.neighbors(&f, &bridges)?;
         let nat = self.nat(&f, &bridges)?;
         Ok(Parsed {
             state: RunningState {
@@ -129,6 +129,7 @@ impl Checker<'_> {
                 routes,
                 routes6,
                 neighbors,
+                neighbors6,
                 nat,
             },
             rx_ring_mib,
@@ -813,26 +814,33 @@ impl Checker<'_> {
     }
 
     /// `[[neighbor]]`s: permanent ARP entries.
-    fn neighbors(
-        &self,
-        f: &File,
-        bridges: &Bridges,
-    ) -> Result<Vec<(Ipv4Addr, Mac, String)>, ConfigError> {
+    fn neighbors(&self, f: &File, bridges: &Bridges) -> Result<Neighbors, ConfigError> {
         let local = &bridges.local;
         let bridge = |name: &str| bridges.list.iter().find(|b| b.name == name);
-        let routed = |dev: &str| bridge(dev).is_some_and(|b| !b.addrs.is_empty());
+        let routed = |dev: &str, v6: bool| {
+            bridge(dev).is_some_and(|b| {
+                if v6 {
+                    !b.addrs6.is_empty()
+                } else {
+                    !b.addrs.is_empty()
+                }
+            })
+        };
         let mut neighbors = Vec::new();
+        let mut neighbors6 = Vec::new();
         let mut neigh_seen = HashSet::new();
         for n in &f.neighbors {
             let span = n.span();
             let n = n.get_ref();
-            if !routed(&n.dev) {
+            if !routed(&n.dev, n.ip.is_ipv6()) {
                 return Err(self.key_err(
                     &span,
                     "dev",
                     format!(
-                        "neigh {}: '{}' is not a bridge with an address",
-                        n.ip, n.dev
+                        "neigh {}: '{}' is not a bridge with an {} address",
+                        n.ip,
+                        n.dev,
+                        if n.ip.is_ipv6() { "IPv6" } else { "IPv4" }
                     ),
                 ));
             }
@@ -843,7 +851,14 @@ impl Checker<'_> {
                     format!("neigh {}: a neighbour's MAC must be unicast", n.ip),
                 ));
             }
-            if local.contains(&n.ip) {
+            let is_local = match n.ip {
+                IpAddr::V4(a) => local.contains(&a),
+                IpAddr::V6(a) => bridges
+                    .list
+                    .iter()
+                    .any(|b| b.addrs6.iter().any(|x| x.addr == a)),
+            };
+            if is_local {
                 return Err(self.key_err(
                     &span,
                     "ip",
@@ -856,10 +871,19 @@ impl Checker<'_> {
             if !neigh_seen.insert((n.ip, n.dev.clone())) {
                 return Err(self.err(&span, format!("neigh {} dev {}: listed twice", n.ip, n.dev)));
             }
-            neighbors.push((n.ip, n.mac, n.dev.clone()));
+            match n.ip {
+                IpAddr::V4(a) => neighbors.push((a, n.mac, n.dev.clone())),
+                IpAddr::V6(a) if a.is_multicast() || a.is_unspecified() || a.is_loopback() => {
+                    return Err(self.key_err(
+                        &span,
+                        "ip",
+                        format!("neigh {a}: a neighbour must have a unicast address"),
+                    ))
+                }
+                IpAddr::V6(a) => neighbors6.push((a, n.mac, n.dev.clone())),
+            }
         }
-
-        Ok(neighbors)
+        Ok((neighbors, neighbors6))
     }
 
     /// `[[nat]]` rules.
@@ -911,3 +935,6 @@ struct FamilyRoute<N, A> {
     via: Option<A>,
     dev: Option<String>,
 }
+
+/// Permanent neighbours of a file: IPv4's and IPv6's.
+type Neighbors = (Vec<(Ipv4Addr, Mac, String)>, Vec<(Ipv6Addr, Mac, String)>);

@@ -106,7 +106,15 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
         }
         let _ = writeln!(out, "dev = {}", quoted(dev));
     }
-    for (ip, mac, dev) in &state.neighbors {
+    let v4 = state
+        .neighbors
+        .iter()
+        .map(|(ip, m, d)| (IpAddr::V4(*ip), m, d));
+    let v6 = state
+        .neighbors6
+        .iter()
+        .map(|(ip, m, d)| (IpAddr::V6(*ip), m, d));
+    for (ip, mac, dev) in v4.chain(v6) {
         let _ = write!(
             out,
             "\n[[neigh]]\nip = \"{ip}\"\nmac = \"{mac}\"\ndev = {}\n",

@@ -134,9 +134,9 @@ impl Lab {
         sw.set_mtu("br1", 600).expect("mtu");
         sw.route4_add(net("198.51.100.0/24"), Some(SILENT_GATEWAY), None)
             .expect("route");
-        sw.neigh_add(OUTSIDE_HOST, OUTSIDE_HOST_MAC, "br1")
+        sw.neigh4_add(OUTSIDE_HOST, OUTSIDE_HOST_MAC, "br1")
             .expect("neighbour");
-        sw.neigh_add(INSIDE_HOST, INSIDE_HOST_MAC, DEFAULT_BRIDGE)
+        sw.neigh4_add(INSIDE_HOST, INSIDE_HOST_MAC, DEFAULT_BRIDGE)
             .expect("neighbour");
         let snat = NatAction::Snat {
             first: SNAT_FIRST,

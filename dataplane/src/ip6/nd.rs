@@ -279,6 +279,48 @@ impl L3<'_> {
         self.router6.scratch = waiting;
     }
 
+    /// Adds a permanent neighbour; packets that waited for it go now.
+    /// False if the cache is full.
+    pub fn neigh6_add(&mut self, bridge: BridgeId, addr: Ipv6Addr, mac: Mac) -> bool {
+        let mut waiting = std::mem::take(&mut self.router6.scratch);
+        let added = self
+            .router6
+            .nd
+            .add_permanent(bridge, addr, mac, &mut waiting);
+        if !waiting.is_empty() {
+            self.release6(bridge, mac, &mut waiting);
+        }
+        self.router6.scratch = waiting;
+        added
+    }
+
+    /// Forgets every IPv6 neighbour of `bridge`, permanent ones too (its
+    /// interface went).
+    pub fn forget_neighbors6(&mut self, bridge: BridgeId) {
+        let mut dropped = std::mem::take(&mut self.router6.scratch);
+        self.router6.nd.retain(|b, _, _| b != bridge, &mut dropped);
+        for i in dropped.drain(..) {
+            self.em.free(i);
+        }
+        self.router6.scratch = dropped;
+    }
+
+    /// Forgets the learned IPv6 neighbours (of `bridge`, or all); how many.
+    pub fn neigh6_flush(&mut self, bridge: Option<BridgeId>) -> usize {
+        let mut dropped = std::mem::take(&mut self.router6.scratch);
+        let n = self.router6.nd.retain(
+            |b, _, n| {
+                n.state == crate::arp::NeighState::Permanent || bridge.is_some_and(|x| x != b)
+            },
+            &mut dropped,
+        );
+        for i in dropped.drain(..) {
+            self.em.free(i);
+        }
+        self.router6.scratch = dropped;
+        n
+    }
+
     /// The neighbour cache's timers: solicitations to send, and packets
     /// whose next hop never answered (dropped; later ones get an address
     /// unreachable while the entry is failed).

@@ -251,6 +251,8 @@ pub struct RunningState {
     pub routes6: Vec<(Ipv6Net, Option<Ipv6Addr>, String)>,
     /// Permanent ARP entries: address, MAC, bridge.
     pub neighbors: Vec<(Ipv4Addr, Mac, String)>,
+    /// Permanent IPv6 neighbours: address, MAC, bridge.
+    pub neighbors6: Vec<(Ipv6Addr, Mac, String)>,
     pub nat: Vec<NatRuleState>,
 }
 

@@ -142,6 +142,14 @@ pub enum SwitchError {
     Addr6(#[from] crate::ip6::Addr6Error),
     #[error("{net}: subnet {} is already on bridge {bridge}", net.subnet())]
     Subnet6Elsewhere { net: Ipv6Net, bridge: String },
+    #[error("{0}: a neighbour must have a unicast address")]
+    BadNeighbor6(std::net::Ipv6Addr),
+    #[error("{0} is an address of the router itself, not a neighbour")]
+    Neighbor6IsLocal(std::net::Ipv6Addr),
+    #[error("{0}: no such neighbour")]
+    NoSuchNeighbor6(std::net::Ipv6Addr),
+    #[error("the IPv6 neighbour cache is full ({0} entries)")]
+    NdFull(usize),
     #[error("gateway {0} is not of the family of {1}")]
     FamilyMismatch(IpAddr, IpNet),
     #[error("nat: {0}")]

@@ -332,17 +332,33 @@ impl Switch {
     }
 
     /// The MAC of a permanent ARP entry for `ip` on bridge `dev`.
-    pub fn permanent_neighbor(&self, ip: Ipv4Addr, dev: &str) -> Result<Option<Mac>, SwitchError> {
+    pub fn permanent_neighbor(&self, ip: IpAddr, dev: &str) -> Result<Option<Mac>, SwitchError> {
         let b = self.existing_bridge(dev)?;
-        Ok(self
-            .arp
-            .get(b, ip)
-            .filter(|n| n.state == NeighState::Permanent)
+        let n = match ip {
+            IpAddr::V4(a) => self.arp.get(b, a),
+            IpAddr::V6(a) => self.router6.nd.get(b, a),
+        };
+        Ok(n.filter(|n| n.state == NeighState::Permanent)
             .map(|n| n.mac))
     }
 
+    /// Adds a permanent ARP or IPv6 neighbour entry.
+    pub fn neigh_add(&mut self, ip: IpAddr, mac: Mac, dev: &str) -> Result<(), SwitchError> {
+        match ip {
+            IpAddr::V4(a) => self.neigh4_add(a, mac, dev),
+            IpAddr::V6(a) => self.neigh6_add(a, mac, dev),
+        }
+    }
+
+    pub fn neigh_del(&mut self, ip: IpAddr, dev: &str) -> Result<(), SwitchError> {
+        match ip {
+            IpAddr::V4(a) => self.neigh4_del(a, dev),
+            IpAddr::V6(a) => self.neigh6_del(a, dev),
+        }
+    }
+
     /// Adds a permanent ARP entry.
-    pub fn neigh_add(&mut self, ip: Ipv4Addr, mac: Mac, dev: &str) -> Result<(), SwitchError> {
+    pub fn neigh4_add(&mut self, ip: Ipv4Addr, mac: Mac, dev: &str) -> Result<(), SwitchError> {
         let b = self.existing_bridge(dev)?;
         self.l3().neigh_add(b, ip, mac)?;
         self.flush_emitted();
@@ -350,7 +366,7 @@ impl Switch {
         Ok(())
     }
 
-    pub fn neigh_del(&mut self, ip: Ipv4Addr, dev: &str) -> Result<(), SwitchError> {
+    pub fn neigh4_del(&mut self, ip: Ipv4Addr, dev: &str) -> Result<(), SwitchError> {
         let b = self.existing_bridge(dev)?;
         self.l3().neigh_del(b, ip)?;
         log_change!(self, op = "neigh_del", ip:% = ip, dev; "neigh {ip} dev {dev}: deleted");
@@ -359,7 +375,7 @@ impl Switch {
 
     pub fn neigh_flush(&mut self, dev: Option<&str>) -> Result<usize, SwitchError> {
         let b = dev.map(|d| self.existing_bridge(d)).transpose()?;
-        let n = self.l3().neigh_flush(b);
+        let n = self.l3().neigh_flush(b) + self.l3().neigh6_flush(b);
         log_change!(self, op = "neigh_flush", removed = n; "neigh: flushed {n} entries");
         Ok(n)
     }

@@ -49,6 +49,7 @@ impl Switch {
         }
         self.fdb.retain(|b, _, _| b != id);
         let routes = self.l3().forget_interface(id) + self.router6.forget_bridge(id);
+        self.l3().forget_neighbors6(id);
         let rules = self.nat.forget_bridge(id);
         self.bridges[id as usize] = None;
         log_change!(self, op = "bridge_del", bridge = name, routes, nat_rules = rules;

@@ -69,9 +69,45 @@ impl Switch {
         Ok(())
     }
 
+    /// Adds a permanent IPv6 neighbour (on a bridge with an IPv6 address).
+    pub fn neigh6_add(&mut self, ip: Ipv6Addr, mac: Mac, dev: &str) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(dev)?;
+        if self.router6.iface(b).is_none() {
+            return Err(crate::ip6::Addr6Error::NoInterface.into());
+        }
+        if ip.is_multicast() || ip.is_unspecified() || ip.is_loopback() {
+            return Err(SwitchError::BadNeighbor6(ip));
+        }
+        if self.router6.owner(ip, b).is_some() {
+            return Err(SwitchError::Neighbor6IsLocal(ip));
+        }
+        if !self.l3().neigh6_add(b, ip, mac) {
+            return Err(SwitchError::NdFull(self.router6.nd.max()));
+        }
+        self.flush_emitted();
+        log_change!(self, op = "neigh_add", ip:% = ip, mac:% = mac, dev; "neigh {ip} lladdr {mac} dev {dev} permanent");
+        Ok(())
+    }
+
+    pub fn neigh6_del(&mut self, ip: Ipv6Addr, dev: &str) -> Result<(), SwitchError> {
+        let b = self.existing_bridge(dev)?;
+        let mut dropped = Vec::new();
+        if !self.router6.nd.remove(b, ip, &mut dropped) {
+            return Err(SwitchError::NoSuchNeighbor6(ip));
+        }
+        for i in dropped {
+            self.em.free(i);
+        }
+        log_change!(self, op = "neigh_del", ip:% = ip, dev; "neigh {ip} dev {dev}: deleted");
+        Ok(())
+    }
+
     pub fn addr6_del(&mut self, bridge: &str, net: Ipv6Net) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
         let gone = self.router6.addr_del(b, net)?;
+        if self.router6.iface(b).is_none() {
+            self.l3().forget_neighbors6(b);
+        }
         log_change!(self, op = "addr_del", addr:% = net, dev = bridge, routes = gone;
             "addr {net} dev {bridge}: deleted, with {gone} route(s)");
         Ok(())
@@ -253,6 +289,19 @@ impl Switch {
             neighbor_mac: mac,
             port,
         })
+    }
+
+    /// The permanent IPv6 neighbours, as the running state lists them.
+    pub(super) fn neighbors6_state(&self) -> Vec<(Ipv6Addr, Mac, String)> {
+        let mut rows: Vec<(Ipv6Addr, Mac, String)> = self
+            .router6
+            .nd
+            .entries()
+            .filter(|(_, _, n)| n.state == NeighState::Permanent)
+            .map(|(b, ip, n)| (ip, n.mac, self.bridge_name(b).to_string()))
+            .collect();
+        rows.sort();
+        rows
     }
 
     /// The IPv6 routes as the running state lists them.

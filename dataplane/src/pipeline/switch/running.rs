@@ -103,7 +103,10 @@ impl Switch {
                 .map_err(Route6Error::from)?;
         }
         for (ip, mac, dev) in &state.neighbors {
-            sw.neigh_add(*ip, *mac, dev)?;
+            sw.neigh4_add(*ip, *mac, dev)?;
+        }
+        for (ip, mac, dev) in &state.neighbors6 {
+            sw.neigh6_add(*ip, *mac, dev)?;
         }
         for r in &state.nat {
             sw.nat.number_next_rule(r.id);
@@ -203,6 +206,7 @@ impl Switch {
             // Small tables for now (lab routes): copied here, on the
             // forwarding thread, with their bridge names.
             routes6: self.routes6_state(),
+            neighbors6: self.neighbors6_state(),
             neighbors: neighbors
                 .into_iter()
                 .map(|(b, ip, mac)| (ip, mac, self.bridge_name(b).to_string()))
