@@ -714,6 +714,29 @@ fn the_router_answers_neighbour_discovery_and_ping6_for_its_ipv6_addresses() {
         "already on bridge br0",
     );
     lab.cli_fails(&["addr", "add", "fe80::1/64", "dev", "br0"], "link-local");
+    // Duplicate address detection: h1 has 2001:db8:1::7 already, so the
+    // router does not take it.
+    h1.ns.check(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:1::7/64",
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    lab.cli_ok(&["addr", "add", "2001:db8:1::7/64", "dev", "br0"]);
+    assert!(
+        wait_for(Duration::from_secs(3), || lab
+            .cli_ok(&["addr", "show", "dev", "br0"])
+            .contains("inet6 2001:db8:1::7/64 dadfailed")),
+        "{}",
+        lab.cli_ok(&["addr", "show", "dev", "br0"])
+    );
+    assert_eq!(lab.cli_json(&["stats"])["ip6"]["dad_conflicts"], 1);
+    lab.cli_ok(&["addr", "del", "2001:db8:1::7/64", "dev", "br0"]);
+    h1.ns.check(&["ip", "-6", "addr", "del", "2001:db8:1::7/64", "dev", "eth0"]);
     let addrs = lab.cli_json(&["addr", "show", "dev", "br0"]);
     let mac = addrs[0]["mac"].as_str().unwrap().to_string();
     let link_local = addrs[0]["link_local"].as_str().unwrap().to_string();
@@ -729,6 +752,8 @@ fn the_router_answers_neighbour_discovery_and_ping6_for_its_ipv6_addresses() {
     );
     let neigh = h1.ns.check(&["ip", "-6", "neigh", "show", "2001:db8:1::1"]);
     assert!(neigh.contains(&mac) && neigh.contains("router"), "{neigh}");
+    // The advertisement goes once detection has waited a second.
+    std::thread::sleep(Duration::from_millis(2200));
     let seen = peer.stop();
     assert!(
         seen.iter().any(|l| l.contains("neighbor advertisement")

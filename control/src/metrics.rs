@@ -357,6 +357,11 @@ fn counters(o: &mut String, s: &StatsInfo) {
             v6.router_solicits_in,
         ),
         (
+            "dad_conflicts_total",
+            "Router IPv6 addresses another node has too.",
+            v6.dad_conflicts,
+        ),
+        (
             "ra_sent_total",
             "Router advertisements sent.",
             v6.router_adverts_sent,

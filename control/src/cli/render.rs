@@ -149,7 +149,12 @@ fn addrs(s: &mut String, result: Value) -> Result<(), String> {
             let _ = writeln!(s, "    inet {a}");
         }
         for a in &i.addrs6 {
-            let _ = writeln!(s, "    inet6 {a}");
+            let dup = if i.dad_failed.contains(&a.addr) {
+                " dadfailed (another node of the link has it)"
+            } else {
+                ""
+            };
+            let _ = writeln!(s, "    inet6 {a}{dup}");
         }
         if let Some(ll) = i.link_local {
             let _ = writeln!(s, "    inet6 {ll}/64 scope link");
@@ -381,7 +386,8 @@ fn stats(s: &mut String, result: Value) -> Result<(), String> {
     let _ = writeln!(
         s,
         "router ip6: in {}, forwarded {}, echo replies {}, icmp6 errors sent {} (rate limited {}); \
-         nd: {} neighbours, solicits in {} out {}, adverts sent {}, unanswered drops {}; \
+         nd: {} neighbours, solicits in {} out {}, adverts sent {}, unanswered drops {}, \
+         address conflicts {}; \
          ra: solicits in {}, adverts sent {}",
         v6.ip6_in,
         v6.ip6_forwarded,
@@ -393,6 +399,7 @@ fn stats(s: &mut String, result: Value) -> Result<(), String> {
         v6.nd_solicits_sent,
         v6.nd_adverts_sent,
         v6.nd_failed,
+        v6.dad_conflicts,
         v6.router_solicits_in,
         v6.router_adverts_sent
     );

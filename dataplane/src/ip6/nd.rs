@@ -40,6 +40,9 @@ const RA_INTERVAL_MS: (u64, u64) = (200_000, 600_000);
 const PREFIX_VALID_S: u32 = 86_400;
 const PREFIX_PREFERRED_S: u32 = 14_400;
 const RDNSS_LIFETIME_S: u32 = 1_200;
+/// How long duplicate address detection waits for an answer (RFC 4861 10:
+/// RETRANS_TIMER, one solicitation).
+const DAD_MS: u64 = 1_000;
 
 /// The solicited-node group of `addr` (RFC 4291 2.7.1), and its MAC.
 pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
@@ -155,6 +158,12 @@ impl L3<'_> {
                     return Ip6Local::Drop(DropReason::NdInvalid);
                 }
                 self.router6.counters.nd_solicits_in += 1;
+                // Another node checks an address we are checking too: both
+                // have it (RFC 4862 5.4.3).
+                if dad && !dry && self.is_tentative(bridge, target_addr) {
+                    self.dad_failed(bridge, target_addr);
+                    return Ip6Local::Done;
+                }
                 let ours = self.router6.owner(target_addr, bridge) == Some(bridge);
                 trace!(T; self.trace, Event::Nd { what: Nd6::Solicit { ours }, addr: target_addr });
                 if !ours || dry {
@@ -197,9 +206,28 @@ impl L3<'_> {
                     .and_then(|l| <[u8; 6]>::try_from(l.as_bytes()).ok())
                     .map_or(frame.src(), Mac);
                 trace!(T; self.trace, Event::Nd { what: Nd6::Advert, addr: target_addr });
-                if !dry {
-                    self.learn6(bridge, target_addr, mac, now_ms, false);
+                if dry {
+                    return Ip6Local::Done;
                 }
+                // Someone else advertises one of our addresses: during
+                // detection, it is theirs (RFC 4862 5.4.4); after, it is
+                // logged and counted, and we keep answering.
+                let ours = self
+                    .router6
+                    .iface(bridge)
+                    .and_then(|i| (i.owns(target_addr) && mac != i.mac).then_some(i.mac));
+                if ours.is_some() {
+                    if self.is_tentative(bridge, target_addr) {
+                        self.dad_failed(bridge, target_addr);
+                    } else {
+                        self.router6.counters.dad_conflicts += 1;
+                        log::warn!(
+                            "ip6: {target_addr} is advertised by {mac} too: an address conflict"
+                        );
+                    }
+                    return Ip6Local::Done;
+                }
+                self.learn6(bridge, target_addr, mac, now_ms, false);
                 Ip6Local::Done
             }
             Icmpv6Repr::Ndisc(NdiscRepr::RouterSolicit { lladdr }) => {
@@ -258,6 +286,66 @@ impl L3<'_> {
             _ if ours => Ip6Local::Drop(DropReason::Ip6LocalUnsupported),
             _ if to_group => Ip6Local::Done,
             _ => Ip6Local::Drop(DropReason::L3Unsupported),
+        }
+    }
+
+    /// Starts duplicate address detection of `addr` on `bridge` (RFC 4862
+    /// 5.4): a solicitation from the unspecified address to its
+    /// solicited-node group; the address is used meanwhile (RFC 4429), and
+    /// advertised once a second passes without an answer.
+    pub fn start_dad(&mut self, bridge: BridgeId, addr: Ipv6Addr, now: u64) {
+        let Some(iface) = self.router6.iface_mut(bridge) else {
+            return;
+        };
+        iface.tentative.retain(|(a, _)| *a != addr);
+        iface.tentative.push((addr, now + DAD_MS));
+        let mac = iface.mac;
+        let ns = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+            target_addr: addr,
+            lladdr: None,
+        });
+        let (dst, dst_mac) = (solicited_node(addr), solicited_node_mac(addr));
+        if self.emit6(bridge, mac, dst_mac, Ipv6Addr::UNSPECIFIED, dst, 255, &ns) {
+            self.router6.counters.nd_solicits_sent += 1;
+        }
+    }
+
+    fn is_tentative(&self, bridge: BridgeId, addr: Ipv6Addr) -> bool {
+        self.router6
+            .iface(bridge)
+            .is_some_and(|i| i.tentative.iter().any(|(a, _)| *a == addr))
+    }
+
+    /// `addr` of `bridge` is another node's (RFC 4862 5.4.5).
+    fn dad_failed(&mut self, bridge: BridgeId, addr: Ipv6Addr) {
+        let Some(iface) = self.router6.iface_mut(bridge) else {
+            return;
+        };
+        iface.tentative.retain(|(a, _)| *a != addr);
+        if !iface.dad_failed.contains(&addr) {
+            iface.dad_failed.push(addr);
+        }
+        self.router6.counters.dad_conflicts += 1;
+        log::warn!("ip6: {addr} is a duplicate: another node on the link has it; not used");
+    }
+
+    /// Ends the detections that are due: their addresses are advertised.
+    pub fn dad_tick(&mut self, now: u64) {
+        let done: Vec<(BridgeId, Ipv6Addr)> = self
+            .router6
+            .ifaces()
+            .flat_map(|(b, i)| {
+                i.tentative
+                    .iter()
+                    .filter(move |(_, until)| now >= *until)
+                    .map(move |(a, _)| (b, *a))
+            })
+            .collect();
+        for (b, a) in done {
+            if let Some(iface) = self.router6.iface_mut(b) {
+                iface.tentative.retain(|(x, _)| *x != a);
+            }
+            self.announce6(b, a);
         }
     }
 

@@ -51,12 +51,20 @@ pub struct Iface6 {
     pub(crate) next_ra_ms: u64,
     pub(crate) initial_ras: u8,
     pub(crate) last_ra_ms: Option<u64>,
+    /// Addresses under duplicate address detection, and until when (ms):
+    /// used at once (optimistic, RFC 4429), advertised when it ends.
+    pub(crate) tentative: Vec<(Ipv6Addr, u64)>,
+    /// Addresses another node of the link turned out to have (RFC 4862
+    /// 5.4.5): kept, but neither answered for nor used.
+    pub dad_failed: Vec<Ipv6Addr>,
 }
 
 impl Iface6 {
-    /// Whether `addr` is one of its addresses, link-local included.
+    /// Whether `addr` is one of its addresses, link-local included (not
+    /// one found duplicate).
     pub fn owns(&self, addr: Ipv6Addr) -> bool {
-        addr == self.link_local || self.addrs.iter().any(|a| a.addr == addr)
+        (addr == self.link_local || self.addrs.iter().any(|a| a.addr == addr))
+            && !self.dad_failed.contains(&addr)
     }
 }
 
@@ -107,6 +115,9 @@ pub struct Ip6Counters {
     pub icmp6_errors_sent: u64,
     #[serde(default)]
     pub icmp6_errors_limited: u64,
+    /// Router addresses another node turned out to have.
+    #[serde(default)]
+    pub dad_conflicts: u64,
 }
 
 /// Why an IPv6 address change was refused.
@@ -233,6 +244,8 @@ impl Router6 {
             next_ra_ms: 0,
             initial_ras: 0,
             last_ra_ms: None,
+            tentative: Vec::new(),
+            dad_failed: Vec::new(),
         });
         iface.addrs.push(net);
         // A new prefix is advertised at once, then a few more times
@@ -276,6 +289,8 @@ impl Router6 {
             .position(|a| *a == net)
             .ok_or(Addr6Error::NoSuchAddr(net))?;
         iface.addrs.remove(at);
+        iface.dad_failed.retain(|a| *a != net.addr);
+        iface.tentative.retain(|(a, _)| *a != net.addr);
         let still = iface.addrs.iter().any(|a| a.subnet() == net.subnet());
         if iface.addrs.is_empty() {
             self.ifaces[usize::from(bridge)] = None;

@@ -99,6 +99,9 @@ pub struct AddrInfo {
     /// What its router advertisements say (with an IPv6 address).
     #[serde(default)]
     pub ra: Option<crate::ip6::Ra>,
+    /// IPv6 addresses another node of the link has too: not used.
+    #[serde(default)]
+    pub dad_failed: Vec<Ipv6Addr>,
 }
 
 fn yes() -> bool {

@@ -692,6 +692,7 @@ impl Switch {
         self.l3().housekeeping(now_ms);
         self.l3().ra_tick(now_ms);
         self.l3().nd_tick(now_ms);
+        self.l3().dad_tick(now_ms);
         self.flush_emitted();
         let now = self.now();
         let bridges = &mut self.bridges;

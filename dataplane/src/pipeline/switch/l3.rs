@@ -326,6 +326,7 @@ impl Switch {
                     addrs6: v6.map(|i| i.addrs.clone()).unwrap_or_default(),
                     link_local: v6.map(|i| i.link_local),
                     ra: v6.map(|i| i.ra.clone()),
+                    dad_failed: v6.map(|i| i.dad_failed.clone()).unwrap_or_default(),
                 })
             })
             .collect()

@@ -26,8 +26,18 @@ impl Switch {
             });
         }
         let mac = router_mac::for_bridge(self.mac_seed, bridge);
+        let first = self.router6.iface(b).is_none();
         self.router6.addr_add(b, net, mac)?;
-        self.l3().announce6(b, net.addr);
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        // Detection first; the address is advertised when it ends. A new
+        // interface checks its link-local address too.
+        if first {
+            let ll = self.router6.iface(b).map(|i| i.link_local);
+            if let Some(ll) = ll {
+                self.l3().start_dad(b, ll, now_ms);
+            }
+        }
+        self.l3().start_dad(b, net.addr, now_ms);
         // Its prefix advertised at once (if the bridge advertises).
         if self.router6.iface(b).is_some_and(|i| i.ra.on) {
             let now_ms = self.started.elapsed().as_millis() as u64;
