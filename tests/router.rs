@@ -736,7 +736,8 @@ fn the_router_answers_neighbour_discovery_and_ping6_for_its_ipv6_addresses() {
     );
     assert_eq!(lab.cli_json(&["stats"])["ip6"]["dad_conflicts"], 1);
     lab.cli_ok(&["addr", "del", "2001:db8:1::7/64", "dev", "br0"]);
-    h1.ns.check(&["ip", "-6", "addr", "del", "2001:db8:1::7/64", "dev", "eth0"]);
+    h1.ns
+        .check(&["ip", "-6", "addr", "del", "2001:db8:1::7/64", "dev", "eth0"]);
     let addrs = lab.cli_json(&["addr", "show", "dev", "br0"]);
     let mac = addrs[0]["mac"].as_str().unwrap().to_string();
     let link_local = addrs[0]["link_local"].as_str().unwrap().to_string();
