@@ -25,7 +25,7 @@ use patchbay_dataplane::BATCH;
 use patchbay_tools::{wait_for, Bins, Daemon, Netns};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -43,8 +43,9 @@ struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// What the DUT does: `bridge` (kernel bridge vs patchbay's L2 switch)
-    /// or `router` (kernel IPv4 forwarding vs patchbay's router).
+    /// What the DUT does: `bridge` (kernel bridge vs patchbay's L2 switch),
+    /// `router` (kernel IPv4 forwarding vs patchbay's router), `router6`
+    /// (the same over IPv6) or `nat`.
     #[arg(long, default_value = "bridge")]
     mode: String,
     /// Measure only one side: `kernel` or `patchbay`.
@@ -69,7 +70,8 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         cpu: usize,
         /// Send IPv4/UDP from SRC to DST (as SRC,DST) instead of a raw
-        /// EtherType: the frames a router forwards.
+        /// EtherType: the frames a router forwards. IPv6 addresses send
+        /// IPv6/UDP (62-byte frames: the least an IPv6/UDP frame is).
         #[arg(long)]
         udp: Option<String>,
         /// With --udp: every frame a new flow (new ports), for NAT and
@@ -88,6 +90,8 @@ enum Dut {
     PatchbayRouter,
     KernelNat,
     PatchbayNat,
+    KernelRouter6,
+    PatchbayRouter6,
 }
 
 impl Dut {
@@ -99,7 +103,13 @@ impl Dut {
             Dut::PatchbayRouter => "patchbay-router",
             Dut::KernelNat => "kernel-nat",
             Dut::PatchbayNat => "patchbay-nat",
+            Dut::KernelRouter6 => "kernel-router6",
+            Dut::PatchbayRouter6 => "patchbay-router6",
         }
+    }
+
+    fn v6(self) -> bool {
+        matches!(self, Dut::KernelRouter6 | Dut::PatchbayRouter6)
     }
 
     fn routed(self) -> bool {
@@ -147,7 +157,8 @@ fn main() -> anyhow::Result<()> {
         "bridge" => [Dut::KernelBridge, Dut::Patchbay],
         "router" => [Dut::KernelRouter, Dut::PatchbayRouter],
         "nat" => [Dut::KernelNat, Dut::PatchbayNat],
-        other => bail!("unknown mode '{other}' (bridge, router, nat)"),
+        "router6" => [Dut::KernelRouter6, Dut::PatchbayRouter6],
+        other => bail!("unknown mode '{other}' (bridge, router, router6, nat)"),
     };
     let duts: Vec<Dut> = match args.only.as_deref() {
         None => pair.to_vec(),
@@ -258,6 +269,21 @@ struct Topology {
 }
 
 const GEN_IP: &str = "10.1.0.1";
+const GEN_IP6: &str = "2001:db8:1::1";
+
+/// Turns IPv6 on in `ns` (the lab turns it off), without duplicate address
+/// detection.
+fn ipv6_on(ns: &Netns, forwarding: bool) -> anyhow::Result<()> {
+    for key in ["accept_dad=0", "disable_ipv6=0"] {
+        for scope in ["all", "default", "eth0", "in0", "out0"] {
+            let _ = ns.run(&["sysctl", "-qw", &format!("net.ipv6.conf.{scope}.{key}")]);
+        }
+    }
+    if forwarding {
+        sh(&mut ns.command(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]))?;
+    }
+    Ok(())
+}
 
 fn sh(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
@@ -276,23 +302,34 @@ impl Topology {
             Netns::new(&format!("{tag}-sink")),
         );
         // Routed: gen and sink on two subnets with the DUT as their gateway.
-        let (sink_ip, gws) = if dut_kind.routed() {
-            ("10.2.0.2", Some(("10.1.0.254", "10.2.0.254")))
+        let (gen_ip, sink_ip, gws) = if dut_kind.v6() {
+            (
+                GEN_IP6,
+                "2001:db8:2::2",
+                Some(("2001:db8:1::fe", "2001:db8:2::fe")),
+            )
+        } else if dut_kind.routed() {
+            (GEN_IP, "10.2.0.2", Some(("10.1.0.254", "10.2.0.254")))
         } else {
-            ("10.1.0.2", None)
+            (GEN_IP, "10.1.0.2", None)
         };
-        for (host, port, ip) in [(&gen, "in0", GEN_IP), (&sink, "out0", sink_ip)] {
+        let plen = if dut_kind.v6() { 64 } else { 24 };
+        for (host, port, ip) in [(&gen, "in0", gen_ip), (&sink, "out0", sink_ip)] {
             sh(Command::new("ip").args([
                 "link", "add", "eth0", "netns", &host.name, "type", "veth", "peer", "name", port,
                 "netns", &dut.name,
             ]))?;
-            sh(&mut host.command(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]))?;
+            if dut_kind.v6() {
+                ipv6_on(host, false)?;
+            }
+            sh(&mut host.command(&["ip", "addr", "add", &format!("{ip}/{plen}"), "dev", "eth0"]))?;
             sh(&mut host.command(&["ip", "link", "set", "eth0", "up"]))?;
             sh(&mut dut.command(&["ip", "link", "set", port, "up"]))?;
         }
         if let Some((g1, g2)) = gws {
-            sh(&mut gen.command(&["ip", "route", "add", "default", "via", g1]))?;
-            sh(&mut sink.command(&["ip", "route", "add", "default", "via", g2]))?;
+            let family = if dut_kind.v6() { "-6" } else { "-4" };
+            sh(&mut gen.command(&["ip", family, "route", "add", "default", "via", g1]))?;
+            sh(&mut sink.command(&["ip", family, "route", "add", "default", "via", g2]))?;
         }
         let daemon = match dut_kind {
             Dut::KernelBridge => {
@@ -301,6 +338,12 @@ impl Topology {
                     sh(&mut dut.command(&["ip", "link", "set", p, "master", "br0"]))?;
                 }
                 sh(&mut dut.command(&["ip", "link", "set", "br0", "up"]))?;
+                None
+            }
+            Dut::KernelRouter6 => {
+                ipv6_on(&dut, true)?;
+                sh(&mut dut.command(&["ip", "addr", "add", "2001:db8:1::fe/64", "dev", "in0"]))?;
+                sh(&mut dut.command(&["ip", "addr", "add", "2001:db8:2::fe/64", "dev", "out0"]))?;
                 None
             }
             Dut::KernelRouter | Dut::KernelNat => {
@@ -324,7 +367,7 @@ impl Topology {
                 }
                 None
             }
-            Dut::Patchbay | Dut::PatchbayRouter | Dut::PatchbayNat => {
+            Dut::Patchbay | Dut::PatchbayRouter | Dut::PatchbayNat | Dut::PatchbayRouter6 => {
                 let mut lab_daemon = patchbay_tools::lab::start_daemon(
                     &dut,
                     bins,
@@ -358,8 +401,13 @@ impl Topology {
                     };
                     pb(&["link", "add", "br1", "type", "bridge"])?;
                     pb(&["link", "set", "out0", "master", "br1"])?;
-                    pb(&["addr", "add", "10.1.0.254/24", "dev", "br0"])?;
-                    pb(&["addr", "add", "10.2.0.254/24", "dev", "br1"])?;
+                    if dut_kind.v6() {
+                        pb(&["addr", "add", "2001:db8:1::fe/64", "dev", "br0"])?;
+                        pb(&["addr", "add", "2001:db8:2::fe/64", "dev", "br1"])?;
+                    } else {
+                        pb(&["addr", "add", "10.1.0.254/24", "dev", "br0"])?;
+                        pb(&["addr", "add", "10.2.0.254/24", "dev", "br1"])?;
+                    }
                     if dut_kind.natted() {
                         pb(&[
                             "nat",
@@ -469,7 +517,7 @@ impl Topology {
         // Bridged: to the sink's MAC. Routed: to the router's MAC on gen's
         // side, as IPv4/UDP to the sink.
         let dst = match (self.kind, &self.daemon) {
-            (Dut::PatchbayRouter | Dut::PatchbayNat, Some(d)) => {
+            (Dut::PatchbayRouter | Dut::PatchbayNat | Dut::PatchbayRouter6, Some(d)) => {
                 let bins = Bins::beside_current_exe();
                 let out = sh(Command::new(&bins.patchbay)
                     .arg("--socket")
@@ -478,12 +526,13 @@ impl Topology {
                 let addrs: Value = serde_json::from_str(&out)?;
                 addrs[0]["mac"].as_str().context("router MAC")?.to_string()
             }
-            (Dut::KernelRouter | Dut::KernelNat, _) => {
+            (Dut::KernelRouter | Dut::KernelNat | Dut::KernelRouter6, _) => {
                 sh(&mut self.dut.command(&["cat", "/sys/class/net/in0/address"]))?
             }
             _ => sh(&mut self.sink.command(&["cat", "/sys/class/net/eth0/address"]))?,
         };
-        let udp = format!("{GEN_IP},{}", self.sink_ip);
+        let gen_ip = if self.kind.v6() { GEN_IP6 } else { GEN_IP };
+        let udp = format!("{gen_ip},{}", self.sink_ip);
         let exe = std::env::current_exe()?;
         let rx0 = self.sink_rx_packets()?;
         let cpu0 = busy_cpu_secs()?;
@@ -624,6 +673,13 @@ fn generate(
     let src: Mac = std::fs::read_to_string(format!("/sys/class/net/{dev}/address"))?
         .trim()
         .parse()?;
+    if let Some((a, b)) = udp
+        .filter(|u| u.contains(':'))
+        .and_then(|u| u.split_once(','))
+    {
+        let (a, b): (Ipv6Addr, Ipv6Addr) = (a.parse()?, b.parse()?);
+        return generate6(dev, dst, src, secs, a, b);
+    }
     let udp = match udp.filter(|u| !u.is_empty()) {
         Some(pair) => {
             let (a, b) = pair.split_once(',').context("--udp SRC,DST")?;
@@ -666,6 +722,50 @@ fn generate(
             port.send(&mut batch.iter().map(Vec::as_slice), &mut counters);
         }
     }
+    while Instant::now() < deadline {
+        for _ in 0..64 {
+            port.send(&mut std::iter::repeat_n(&frame[..], BATCH), &mut counters);
+        }
+    }
+    println!(
+        "{}",
+        json!({"sent": counters.tx_packets, "dropped": counters.total_drops()})
+    );
+    Ok(())
+}
+
+/// The generator over IPv6: 62-byte IPv6/UDP frames (the least there is:
+/// 14 + 40 + 8) from `a` to `b`, to the discard port, with the UDP
+/// checksum IPv6 requires.
+fn generate6(
+    dev: &str,
+    dst: Mac,
+    src: Mac,
+    secs: u64,
+    a: Ipv6Addr,
+    b: Ipv6Addr,
+) -> anyhow::Result<()> {
+    use patchbay_dataplane::wire::checksum;
+    use patchbay_dataplane::wire::ethernet::ETHERTYPE_IPV6;
+    let mut frame = vec![0u8; VNET_HDR_LEN + ETHERNET_HDR_LEN + 48];
+    EthernetFrame::new_unchecked(&mut frame[VNET_HDR_LEN..]).emit(dst, src, ETHERTYPE_IPV6);
+    let ip = &mut frame[VNET_HDR_LEN + ETHERNET_HDR_LEN..];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&8u16.to_be_bytes());
+    ip[6] = 17;
+    ip[7] = 64;
+    ip[8..24].copy_from_slice(&a.octets());
+    ip[24..40].copy_from_slice(&b.octets());
+    ip[40..42].copy_from_slice(&9999u16.to_be_bytes());
+    ip[42..44].copy_from_slice(&9u16.to_be_bytes());
+    ip[44..46].copy_from_slice(&8u16.to_be_bytes());
+    let sum = checksum::add(0, &ip[8..40]);
+    let sum = checksum::add(sum, &[0, 0, 0, 8, 0, 0, 0, 17]);
+    let sum = checksum::add(sum, &ip[40..48]);
+    ip[46..48].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+    let mut port = AfPacketPort::open(dev, &PortOptions { rx_ring_mib: 1 })?;
+    let mut counters = PortCounters::default();
+    let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
         for _ in 0..64 {
             port.send(&mut std::iter::repeat_n(&frame[..], BATCH), &mut counters);
