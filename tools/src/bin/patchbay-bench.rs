@@ -747,7 +747,7 @@ fn generate6(
 ) -> anyhow::Result<()> {
     use patchbay_dataplane::wire::checksum;
     use patchbay_dataplane::wire::ethernet::ETHERTYPE_IPV6;
-    let mut frame = vec![0u8; VNET_HDR_LEN + ETHERNET_HDR_LEN + 48];
+    let mut frame = [0u8; VNET_HDR_LEN + ETHERNET_HDR_LEN + 48];
     EthernetFrame::new_unchecked(&mut frame[VNET_HDR_LEN..]).emit(dst, src, ETHERTYPE_IPV6);
     let ip = &mut frame[VNET_HDR_LEN + ETHERNET_HDR_LEN..];
     ip[0] = 0x60;
