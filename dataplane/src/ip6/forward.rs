@@ -219,6 +219,15 @@ impl L3<'_> {
             waiting.drain(..).for_each(|i| self.em.free(i));
             return;
         };
+        if !waiting.is_empty() {
+            trace!(
+                self.trace,
+                Event::Released {
+                    count: waiting.len() as u16,
+                    mac,
+                }
+            );
+        }
         for i in waiting.drain(..) {
             let mut eth = EthernetFrame::new_unchecked(&mut self.em.frame_mut(i)[L2..L3]);
             eth.set_src(ours);

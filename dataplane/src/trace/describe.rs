@@ -94,7 +94,7 @@ impl Described<'_> {
                     let s = if n == 1 { "" } else { "s" };
                     write!(f, "l2-forward: {dst} {why}: flood to {n} port{s}")
                 }
-                L2Out::Router => write!(f, "l2-forward: {dst} is the router: ip4/arp input"),
+                L2Out::Router => write!(f, "l2-forward: {dst} is the router: router input"),
             },
             Event::Tx { port: p } => {
                 write!(
@@ -150,7 +150,7 @@ impl Described<'_> {
                 let s = if count == 1 { "" } else { "s" };
                 write!(
                     f,
-                    "arp-input: {count} packet{s} that waited for {mac} sent on"
+                    "released: {count} packet{s} that waited for {mac} sent on"
                 )
             }
             _ => Ok(()),

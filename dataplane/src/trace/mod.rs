@@ -173,7 +173,7 @@ pub enum Event {
     },
     /// arp-resolve: the next hop's MAC.
     Resolve { next_hop: Ipv4Addr, mac: NextHopMac },
-    /// arp-input: packets that waited for this MAC are sent now.
+    /// arp-input, nd: packets that waited for this MAC are sent now.
     Released { count: u16, mac: Mac },
     /// ip4-rewrite.
     Rewrite {
