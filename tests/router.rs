@@ -1043,6 +1043,14 @@ fn ipv6_is_routed_with_hop_limit_errors_and_path_mtu() {
         "{text}"
     );
 
+    // Nobody at the address: the solicitations go unanswered, and the
+    // waiting packet's sender is told (address unreachable).
+    let out = h1
+        .ns
+        .run(&["ping", "-6", "-c", "1", "-W", "6", "2001:db8:2::99"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Address unreachable"), "{text}");
+
     // Path MTU: never fragmented on the way, the sender gets the MTU.
     lab.cli_ok(&["link", "set", "br1", "mtu", "1400"]);
     let out = h1.ns.run(&[

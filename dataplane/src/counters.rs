@@ -147,7 +147,7 @@ drop_reasons! {
     Ip6HopLimit => "ip6-hop-limit", "Hop limit would reach 0 (RFC 8200 3); the sender gets an ICMPv6 time exceeded.";
     Ip6NoRoute => "ip6-no-route", "No IPv6 route to the destination; the sender gets an ICMPv6 no route (RFC 4443 3.1).";
     Ip6TooBig => "ip6-too-big", "Larger than the egress MTU: IPv6 is never fragmented on the way; the sender gets a packet too big with the MTU (RFC 8200 5, RFC 8201).";
-    NdUnresolved => "nd-unresolved", "The next hop did not answer neighbour solicitations (RFC 4861 7.3.3); the sender gets an ICMPv6 address unreachable.";
+    NdUnresolved => "nd-unresolved", "The next hop did not answer neighbour solicitations (RFC 4861 7.3.3); the sender gets an ICMPv6 address unreachable (RFC 4443 3.1), as do the senders of the packets that waited for it.";
     NoBuffer => "no-buffer", "The pool of buffers for frames the router makes was empty.";
     NatTableFull => "nat-table-full", "A new NAT session did not fit in the session table.";
     NatNoPorts => "nat-no-ports", "No outside port left in the NAT rule's range.";

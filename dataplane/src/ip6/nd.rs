@@ -410,8 +410,9 @@ impl L3<'_> {
     }
 
     /// The neighbour cache's timers: solicitations to send, and packets
-    /// whose next hop never answered (dropped; later ones get an address
-    /// unreachable while the entry is failed).
+    /// whose next hop never answered: each sender gets an address
+    /// unreachable (RFC 4443 3.1 code 3), as later packets do while the
+    /// entry is failed.
     pub fn nd_tick(&mut self, now: u64) {
         let (mut asks, mut failed) = (Vec::new(), Vec::new());
         self.router6.nd.tick(now, &mut asks, &mut failed);
@@ -419,8 +420,24 @@ impl L3<'_> {
             self.solicit(a.bridge, a.ip, a.mac);
         }
         for i in failed {
-            self.em.free(i);
             self.router6.counters.nd_failed += 1;
+            // The packet as it came (its hop limit back): the error goes to
+            // its source by the route back, to the MAC it came from.
+            let frame = self.em.frame_mut(i);
+            let back = (frame.len() >= L3 + 40).then(|| {
+                frame[L3 + 7] = frame[L3 + 7].saturating_add(1);
+                let src: [u8; 16] = frame[L3 + 8..L3 + 24].try_into().expect("16 bytes");
+                Ipv6Addr::from(src)
+            });
+            let bridge = back
+                .and_then(|s| self.router6.fib.lookup(s))
+                .map(|nh| nh.bridge);
+            if let Some(b) = bridge {
+                let eth = self.em.frame(i)[L2..].to_vec();
+                let why = Error6::Unreachable(Icmpv6DstUnreachable::AddrUnreachable);
+                self.icmp6_error::<false>(&eth, b, why, now);
+            }
+            self.em.free(i);
         }
     }
 
