@@ -852,6 +852,19 @@ fn hosts_configure_themselves_from_the_router_advertisements() {
     let h1 = lab.host(1);
     lab.cli_ok(&["addr", "add", "2001:db8:1::1/64", "dev", "br0"]);
     lab.cli_ok(&["link", "set", "br0", "rdnss", "2001:db8:1::53"]);
+    lab.cli_ok(&[
+        "link",
+        "set",
+        "br0",
+        "ra_valid_lft",
+        "7200",
+        "ra_preferred_lft",
+        "3600",
+    ]);
+    lab.cli_fails(
+        &["link", "set", "br0", "ra_preferred_lft", "9000"],
+        "over ra_valid_lft",
+    );
     // IPv6 on: the host solicits, and configures an address (SLAAC) and
     // its default route from the answer.
     h1.enable_ipv6(None);
@@ -900,6 +913,12 @@ fn hosts_configure_themselves_from_the_router_advertisements() {
     );
     let cfg = lab.cli_ok(&["save"]);
     assert!(cfg.contains("rdnss = [\"2001:db8:1::53\"]"), "{cfg}");
+    assert!(
+        cfg.contains("ra_valid_lft = 7200\nra_preferred_lft = 3600"),
+        "{cfg}"
+    );
+    assert!(field("Valid time").contains(" 7200 "), "{ra}");
+    assert!(field("Pref. time").contains(" 3600 "), "{ra}");
 
     // Off: a last advertisement with a lifetime of 0 takes the host's
     // default route away.

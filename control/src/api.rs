@@ -91,6 +91,11 @@ pub enum Request {
         ra_lifetime: Option<u16>,
         #[serde(default)]
         rdnss: Option<Vec<Ipv6Addr>>,
+        /// The advertised prefixes' valid and preferred lifetimes (s).
+        #[serde(default)]
+        ra_valid_lft: Option<u32>,
+        #[serde(default)]
+        ra_preferred_lft: Option<u32>,
     },
     /// Deletes a port or a bridge.
     LinkDel {
@@ -439,6 +444,8 @@ impl Request {
             ra,
             ra_lifetime,
             rdnss,
+            ra_valid_lft,
+            ra_preferred_lft,
             ..
         } = self
         else {
@@ -453,6 +460,8 @@ impl Request {
             && ra.is_none()
             && ra_lifetime.is_none()
             && rdnss.is_none()
+            && ra_valid_lft.is_none()
+            && ra_preferred_lft.is_none()
         {
             return Some(LinkSetProblem::Nothing);
         }

@@ -22,7 +22,7 @@ pub use plan::{plan, Plan};
 
 use crate::config::{self, ConfigError, Parsed};
 use patchbay_dataplane::ip4::RpFilter;
-use patchbay_dataplane::ip6::Ra;
+use patchbay_dataplane::ip6::{Ra, RaChange};
 use patchbay_dataplane::pipeline::{
     BridgeState, NatRuleState, PortState, RunningState, Switch, SwitchConfig,
 };
@@ -277,12 +277,7 @@ impl Step {
             Step::AddrAdd(dev, a) => sw.addr4_add(dev, *a),
             Step::Addr6Del(dev, a) => sw.addr6_del(dev, *a),
             Step::Addr6Add(dev, a) => sw.addr6_add(dev, *a),
-            Step::Ra { bridge, to, .. } => sw.set_ra(
-                bridge,
-                Some(to.on),
-                Some(to.lifetime),
-                Some(to.rdnss.clone()),
-            ),
+            Step::Ra { bridge, to, .. } => sw.set_ra(bridge, RaChange::to(to)),
             Step::BridgeDel(name, _) => sw.del_bridge(name),
             Step::BridgeAdd(name, ageing) => sw.add_bridge(name).and_then(|_| {
                 if sw.config().ageing_time == *ageing {

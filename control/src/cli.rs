@@ -454,6 +454,8 @@ mod tests {
                 ra: None,
                 ra_lifetime: None,
                 rdnss: None,
+                ra_valid_lft: None,
+                ra_preferred_lft: None,
             }
         );
         let ra = run("link set br0 ra off ra_lifetime 600 rdnss 2001:db8::53,2001:db8::54")

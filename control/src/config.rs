@@ -140,6 +140,8 @@ struct BridgeCfg {
     ra: Option<bool>,
     ra_lifetime: Option<u16>,
     rdnss: Option<Vec<Ipv6Addr>>,
+    ra_valid_lft: Option<u32>,
+    ra_preferred_lft: Option<u32>,
 }
 
 #[derive(Deserialize)]

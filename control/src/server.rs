@@ -31,7 +31,7 @@ use crate::config;
 use clients::{Clients, Place};
 use patchbay_dataplane::capture as pcap;
 use patchbay_dataplane::ip4::{FibError, RouterError};
-use patchbay_dataplane::ip6::{Fib6Error, Route6Error};
+use patchbay_dataplane::ip6::{Fib6Error, RaChange, Route6Error};
 use patchbay_dataplane::pipeline::{
     name_at, EngineHandle, RouteFilter, RouteOrigin, RunningSnapshot, Switch, SwitchError,
 };

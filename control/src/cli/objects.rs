@@ -667,6 +667,7 @@ pub(super) fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String>
     let (mut master, mut nomaster, mut ageing_time, mut mtu) = (None, false, None, None);
     let (mut rp_filter, mut redirects) = (None, None);
     let (mut ra, mut ra_lifetime, mut rdnss) = (None, None, None);
+    let (mut ra_valid_lft, mut ra_preferred_lft) = (None, None);
     let on_off = |what: &str, v: &str| match v {
         "on" | "1" => Ok(true),
         "off" | "0" => Ok(false),
@@ -680,6 +681,17 @@ pub(super) fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String>
                 ra_lifetime = Some(v.parse::<u16>().map_err(|_| {
                     format!("{ctx}: ra_lifetime must be seconds from 0 to 65535, not '{v}'")
                 })?);
+            }
+            "ra_valid_lft" | "ra_preferred_lft" => {
+                let v = w.value(&x, "seconds")?;
+                let secs = v
+                    .parse::<u32>()
+                    .map_err(|_| format!("{ctx}: {x} must be seconds, not '{v}'"))?;
+                if x == "ra_valid_lft" {
+                    ra_valid_lft = Some(secs);
+                } else {
+                    ra_preferred_lft = Some(secs);
+                }
             }
             "rdnss" => {
                 let v = w.value("rdnss", "IPv6 addresses (a,b) or none")?;
@@ -738,12 +750,14 @@ pub(super) fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String>
         ra,
         ra_lifetime,
         rdnss,
+        ra_valid_lft,
+        ra_preferred_lft,
     };
     match req.link_set_problem() {
         Some(LinkSetProblem::Nothing) => Err(format!(
             "{ctx}: nothing to change (master BRIDGE, nomaster, ageing_time SECS, mtu BYTES, \
-             rp_filter strict|loose|off, redirects on|off, ra on|off, ra_lifetime SECS or \
-             rdnss ADDR[,ADDR]|none)"
+             rp_filter strict|loose|off, redirects on|off, ra on|off, ra_lifetime SECS, \
+             rdnss ADDR[,ADDR]|none, ra_valid_lft SECS or ra_preferred_lft SECS)"
         )),
         Some(LinkSetProblem::MasterAndNomaster) => {
             Err(format!("{ctx}: give master or nomaster, not both"))

@@ -161,9 +161,11 @@ fn addrs(s: &mut String, result: Value) -> Result<(), String> {
         }
         if let Some(ra) = &i.ra {
             let mut line = format!(
-                "    ra {} lifetime {}s",
+                "    ra {} lifetime {}s prefixes valid {}s preferred {}s",
                 if ra.on { "on" } else { "off" },
-                ra.lifetime
+                ra.lifetime,
+                ra.valid_lft,
+                ra.preferred_lft
             );
             if !ra.rdnss.is_empty() {
                 let dns: Vec<String> = ra.rdnss.iter().map(|a| a.to_string()).collect();

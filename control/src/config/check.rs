@@ -383,6 +383,8 @@ impl Checker<'_> {
                 ("ra", b.ra.is_some()),
                 ("ra_lifetime", b.ra_lifetime.is_some()),
                 ("rdnss", b.rdnss.is_some()),
+                ("ra_valid_lft", b.ra_valid_lft.is_some()),
+                ("ra_preferred_lft", b.ra_preferred_lft.is_some()),
             ] {
                 if given && addrs6.is_empty() {
                     return Err(self.key_err(
@@ -402,8 +404,20 @@ impl Checker<'_> {
                     on: b.ra.unwrap_or(d.on),
                     lifetime: b.ra_lifetime.unwrap_or(d.lifetime),
                     rdnss: b.rdnss.clone().unwrap_or(d.rdnss),
+                    valid_lft: b.ra_valid_lft.unwrap_or(d.valid_lft),
+                    preferred_lft: b.ra_preferred_lft.unwrap_or(d.preferred_lft),
                 }
             });
+            if let Some(ra) = ra.as_ref().filter(|ra| ra.preferred_lft > ra.valid_lft) {
+                return Err(self.key_err(
+                    &span,
+                    "ra_preferred_lft",
+                    format!(
+                        "bridge {}: ra_preferred_lft {} is over ra_valid_lft {}",
+                        b.name, ra.preferred_lft, ra.valid_lft
+                    ),
+                ));
+            }
             let routed = !addrs.is_empty();
             bridges.push(BridgeState {
                 name: b.name.clone(),

@@ -67,6 +67,12 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
             if ra.lifetime != d.lifetime {
                 let _ = writeln!(out, "ra_lifetime = {}", ra.lifetime);
             }
+            if ra.valid_lft != d.valid_lft {
+                let _ = writeln!(out, "ra_valid_lft = {}", ra.valid_lft);
+            }
+            if ra.preferred_lft != d.preferred_lft {
+                let _ = writeln!(out, "ra_preferred_lft = {}", ra.preferred_lft);
+            }
             if !ra.rdnss.is_empty() {
                 let dns: Vec<String> = ra.rdnss.iter().map(|a| format!("\"{a}\"")).collect();
                 let _ = writeln!(out, "rdnss = [{}]", dns.join(", "));

@@ -91,7 +91,7 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
                 Some(LinkSetProblem::MasterAndNomaster) => "give master or nomaster, not both",
                 _ => {
                     "link_set needs master, nomaster, ageing_time, mtu, rp_filter, redirects, ra, \
-                     ra_lifetime or rdnss"
+                     ra_lifetime, rdnss, ra_valid_lft or ra_preferred_lft"
                 }
             };
             Err(ApiError::new(ErrorCode::BadRequest, why))
@@ -107,6 +107,8 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             ra,
             ra_lifetime,
             rdnss,
+            ra_valid_lft,
+            ra_preferred_lft,
         } => {
             cx.on_switch(move |sw| {
                 let mut r = Ok(());
@@ -122,8 +124,15 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
                 if r.is_ok() && (rp_filter.is_some() || redirects.is_some()) {
                     r = sw.set_policy(&name, rp_filter, redirects);
                 }
-                if r.is_ok() && (ra.is_some() || ra_lifetime.is_some() || rdnss.is_some()) {
-                    r = sw.set_ra(&name, ra, ra_lifetime, rdnss);
+                let change = RaChange {
+                    on: ra,
+                    lifetime: ra_lifetime,
+                    rdnss,
+                    valid_lft: ra_valid_lft,
+                    preferred_lft: ra_preferred_lft,
+                };
+                if r.is_ok() && !change.is_empty() {
+                    r = sw.set_ra(&name, change);
                 }
                 r
             })?;

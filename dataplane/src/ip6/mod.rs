@@ -7,7 +7,7 @@ pub mod nd;
 pub mod router;
 
 pub use fib::{Fib6, Fib6Error, NextHop6};
-pub use router::{Addr6Error, Iface6, Ip6Counters, Ra, Router6};
+pub use router::{Addr6Error, Iface6, Ip6Counters, Ra, RaChange, Router6};
 
 use crate::wire::Ipv6Net;
 use std::net::Ipv6Addr;

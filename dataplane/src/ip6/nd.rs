@@ -35,10 +35,7 @@ const INITIAL_RA_INTERVAL_MS: u64 = 16_000;
 /// Unsolicited advertisements come every 200 to 600 s (radvd's
 /// MinRtrAdvInterval and MaxRtrAdvInterval).
 const RA_INTERVAL_MS: (u64, u64) = (200_000, 600_000);
-/// Prefix lifetimes (radvd's AdvValidLifetime and AdvPreferredLifetime),
-/// and the DNS servers' (2 x MaxRtrAdvInterval, RFC 8106 5.1).
-const PREFIX_VALID_S: u32 = 86_400;
-const PREFIX_PREFERRED_S: u32 = 14_400;
+/// The DNS servers' lifetime (2 x MaxRtrAdvInterval, RFC 8106 5.1).
 const RDNSS_LIFETIME_S: u32 = 1_200;
 /// How long duplicate address detection waits for an answer (RFC 4861 10:
 /// RETRANS_TIMER, one solicitation).
@@ -536,8 +533,8 @@ impl L3<'_> {
             pi[1] = 4;
             pi[2] = p.len;
             pi[3] = 0x80 | if p.len == 64 { 0x40 } else { 0 };
-            pi[4..8].copy_from_slice(&PREFIX_VALID_S.to_be_bytes());
-            pi[8..12].copy_from_slice(&PREFIX_PREFERRED_S.to_be_bytes());
+            pi[4..8].copy_from_slice(&iface.ra.valid_lft.to_be_bytes());
+            pi[8..12].copy_from_slice(&iface.ra.preferred_lft.to_be_bytes());
             pi[16..32].copy_from_slice(&p.addr.octets());
             option(&pi);
         }

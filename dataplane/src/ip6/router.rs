@@ -20,6 +20,20 @@ pub struct Ra {
     /// DNS servers announced (RFC 8106), if any.
     #[serde(default)]
     pub rdnss: Vec<Ipv6Addr>,
+    /// How long hosts keep an address made from a prefix, and prefer it
+    /// (seconds; radvd's AdvValidLifetime and AdvPreferredLifetime).
+    #[serde(default = "valid_default")]
+    pub valid_lft: u32,
+    #[serde(default = "preferred_default")]
+    pub preferred_lft: u32,
+}
+
+fn valid_default() -> u32 {
+    86_400
+}
+
+fn preferred_default() -> u32 {
+    14_400
 }
 
 impl Default for Ra {
@@ -28,7 +42,47 @@ impl Default for Ra {
             on: true,
             lifetime: RA_LIFETIME,
             rdnss: Vec::new(),
+            valid_lft: valid_default(),
+            preferred_lft: preferred_default(),
         }
+    }
+}
+
+/// A change to what a bridge advertises: each field if given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RaChange {
+    pub on: Option<bool>,
+    pub lifetime: Option<u16>,
+    pub rdnss: Option<Vec<Ipv6Addr>>,
+    pub valid_lft: Option<u32>,
+    pub preferred_lft: Option<u32>,
+}
+
+impl RaChange {
+    /// The change that makes any settings `ra`.
+    pub fn to(ra: &Ra) -> RaChange {
+        RaChange {
+            on: Some(ra.on),
+            lifetime: Some(ra.lifetime),
+            rdnss: Some(ra.rdnss.clone()),
+            valid_lft: Some(ra.valid_lft),
+            preferred_lft: Some(ra.preferred_lft),
+        }
+    }
+
+    /// `ra` changed.
+    pub fn applied(self, ra: &Ra) -> Ra {
+        Ra {
+            on: self.on.unwrap_or(ra.on),
+            lifetime: self.lifetime.unwrap_or(ra.lifetime),
+            rdnss: self.rdnss.unwrap_or_else(|| ra.rdnss.clone()),
+            valid_lft: self.valid_lft.unwrap_or(ra.valid_lft),
+            preferred_lft: self.preferred_lft.unwrap_or(ra.preferred_lft),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == RaChange::default()
     }
 }
 
@@ -133,6 +187,8 @@ pub enum Addr6Error {
     BadLen(Ipv6Net),
     #[error("the bridge has no IPv6 address (add one first)")]
     NoInterface,
+    #[error("ra_preferred_lft {0} is over ra_valid_lft {1}: an address cannot be preferred longer than it is valid")]
+    BadLifetimes(u32, u32),
     #[error(transparent)]
     Fib(#[from] Fib6Error),
 }
@@ -262,6 +318,9 @@ impl Router6 {
             .get_mut(usize::from(bridge))
             .and_then(Option::as_mut)
             .ok_or(Addr6Error::NoInterface)?;
+        if ra.preferred_lft > ra.valid_lft {
+            return Err(Addr6Error::BadLifetimes(ra.preferred_lft, ra.valid_lft));
+        }
         let old = std::mem::replace(&mut iface.ra, ra);
         iface.next_ra_ms = 0;
         iface.initial_ras = MAX_INITIAL_RAS;

@@ -54,20 +54,15 @@ impl Switch {
     pub fn set_ra(
         &mut self,
         bridge: &str,
-        on: Option<bool>,
-        lifetime: Option<u16>,
-        rdnss: Option<Vec<Ipv6Addr>>,
+        change: crate::ip6::RaChange,
     ) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
-        let mut ra = self
+        let old = &self
             .router6
             .iface(b)
             .ok_or(crate::ip6::Addr6Error::NoInterface)?
-            .ra
-            .clone();
-        ra.on = on.unwrap_or(ra.on);
-        ra.lifetime = lifetime.unwrap_or(ra.lifetime);
-        ra.rdnss = rdnss.unwrap_or(ra.rdnss);
+            .ra;
+        let ra = change.applied(old);
         let was = self.router6.set_ra(b, ra.clone())?;
         let now_ms = self.started.elapsed().as_millis() as u64;
         if was.on || ra.on {

@@ -66,7 +66,7 @@ impl Switch {
                 sw.addr6_add(&b.name, *a)?;
             }
             if let Some(ra) = b.ra.clone().filter(|ra| *ra != crate::ip6::Ra::default()) {
-                sw.set_ra(&b.name, Some(ra.on), Some(ra.lifetime), Some(ra.rdnss))?;
+                sw.set_ra(&b.name, crate::ip6::RaChange::to(&ra))?;
             }
             if let Some(mtu) = b.mtu {
                 sw.set_mtu(&b.name, mtu.into())?;
