@@ -575,11 +575,6 @@ impl L3<'_> {
         hop_limit: u8,
         msg: &[u8],
     ) -> bool {
-        let Some(i) = self.em.alloc() else {
-            return false;
-        };
-        let b = self.em.buf_mut(i);
-        EthernetFrame::new_unchecked(&mut b[L2..L3]).emit(dst_mac, src_mac, ETHERTYPE_IPV6);
         let ip = Ipv6Repr {
             src_addr: src,
             dst_addr: dst,
@@ -587,18 +582,7 @@ impl L3<'_> {
             payload_len: msg.len(),
             hop_limit,
         };
-        ip.emit(&mut Ipv6Packet::new_unchecked(&mut b[L3..L4]));
-        b[L4..L4 + msg.len()].copy_from_slice(msg);
-        self.em.set_len(i, L4 + msg.len());
-        self.em.send(
-            i,
-            EmitTo::Bridge {
-                bridge,
-                dst: dst_mac,
-                except: None,
-            },
-        );
-        true
+        self.send_icmp6(bridge, src_mac, dst_mac, &ip, |b| b.copy_from_slice(msg))
     }
 
     /// Makes and sends an ICMPv6 message in a frame from `src_mac` to
@@ -614,7 +598,31 @@ impl L3<'_> {
         hop_limit: u8,
         msg: &Icmpv6Repr<'_>,
     ) -> bool {
-        let len = msg.buffer_len();
+        let ip = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Icmpv6,
+            payload_len: msg.buffer_len(),
+            hop_limit,
+        };
+        self.send_icmp6(bridge, src_mac, dst_mac, &ip, |b| {
+            let checksums = ChecksumCapabilities::default();
+            msg.emit(&src, &dst, &mut Icmpv6Packet::new_unchecked(b), &checksums)
+        })
+    }
+
+    /// A frame from the pool with Ethernet and IPv6 headers, its ICMPv6
+    /// message written by `write`, sent on `bridge` to `dst_mac`; false if
+    /// no buffer was free (or the message is too long for one).
+    fn send_icmp6(
+        &mut self,
+        bridge: BridgeId,
+        src_mac: Mac,
+        dst_mac: Mac,
+        ip: &Ipv6Repr,
+        write: impl FnOnce(&mut [u8]),
+    ) -> bool {
+        let len = ip.payload_len;
         if L4 + len > crate::emit::BUF_SIZE {
             return false;
         }
@@ -623,20 +631,8 @@ impl L3<'_> {
         };
         let b = self.em.buf_mut(i);
         EthernetFrame::new_unchecked(&mut b[L2..L3]).emit(dst_mac, src_mac, ETHERTYPE_IPV6);
-        let ip = Ipv6Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Icmpv6,
-            payload_len: len,
-            hop_limit,
-        };
         ip.emit(&mut Ipv6Packet::new_unchecked(&mut b[L3..L4]));
-        msg.emit(
-            &src,
-            &dst,
-            &mut Icmpv6Packet::new_unchecked(&mut b[L4..L4 + len]),
-            &ChecksumCapabilities::default(),
-        );
+        write(&mut b[L4..L4 + len]);
         self.em.set_len(i, L4 + len);
         self.em.send(
             i,
