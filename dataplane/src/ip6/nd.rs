@@ -61,6 +61,22 @@ pub fn solicited_node_mac(addr: Ipv6Addr) -> Mac {
     Mac([0x33, 0x33, o[12], o[13], o[14], o[15]])
 }
 
+/// An ICMPv6 message to the router, as the stages after ip6-input see it.
+struct In6 {
+    bridge: BridgeId,
+    /// The router MAC of the bridge.
+    mac: Mac,
+    eth_src: Mac,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    /// The ICMPv6 code.
+    code: u8,
+    /// A dry run: decide, send and learn nothing.
+    dry: bool,
+    now: u64,
+}
+
 /// What an IPv6 frame to the router came to.
 pub enum Ip6Local {
     /// Answered, or not the router's business (a multicast it was shown).
@@ -138,151 +154,170 @@ impl L3<'_> {
         ) else {
             return Ip6Local::Drop(DropReason::Icmp6Malformed);
         };
+        let m = In6 {
+            bridge,
+            mac,
+            eth_src: frame.src(),
+            src: ip.src_addr,
+            dst: ip.dst_addr,
+            hop_limit: ip.hop_limit,
+            code: icmp.msg_code(),
+            dry,
+            now: now_ms,
+        };
+        let lladdr_mac = |l: Option<smoltcp::wire::RawHardwareAddress>| {
+            l.and_then(|l| <[u8; 6]>::try_from(l.as_bytes()).ok())
+                .map(Mac)
+        };
         match repr {
             Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
                 target_addr,
                 lladdr,
-            }) => {
-                // RFC 4861 7.1.1: from a neighbour (hop limit 255), code 0,
-                // a unicast target; from :: (DAD) only to a solicited-node
-                // group and without a link-layer address.
-                let dad = ip.src_addr.is_unspecified();
-                if ip.hop_limit != 255
-                    || icmp.msg_code() != 0
-                    || target_addr.is_multicast()
-                    || (dad && (lladdr.is_some() || !ip.dst_addr.is_multicast()))
-                {
-                    return Ip6Local::Drop(DropReason::NdInvalid);
-                }
-                self.router6.counters.nd_solicits_in += 1;
-                // Another node checks an address we are checking too: both
-                // have it (RFC 4862 5.4.3).
-                if dad && !dry && self.is_tentative(bridge, target_addr) {
-                    self.dad_failed(bridge, target_addr);
-                    return Ip6Local::Done;
-                }
-                let ours = self.router6.owner(target_addr, bridge) == Some(bridge);
-                trace!(T; self.trace, Event::Nd { what: Nd6::Solicit { ours }, addr: target_addr });
-                if !ours || dry {
-                    // For another host of the link: not ours to answer.
-                    return Ip6Local::Done;
-                }
-                // The solicitor is a neighbour (RFC 4861 7.2.3).
-                if let Some(m) = lladdr.and_then(|l| <[u8; 6]>::try_from(l.as_bytes()).ok()) {
-                    self.learn6(bridge, ip.src_addr, Mac(m), now_ms, true);
-                }
-                let (dst, dst_mac, flags) = if dad {
-                    // Someone checks our address: all nodes hear it is taken.
-                    let flags = NdiscNeighborFlags::ROUTER | NdiscNeighborFlags::OVERRIDE;
-                    (ALL_NODES, ALL_NODES_MAC, flags)
-                } else {
-                    // The solicitation's link-layer address, else the
-                    // frame's source.
-                    let to = lladdr
-                        .and_then(|l| <[u8; 6]>::try_from(l.as_bytes()).ok())
-                        .map_or(frame.src(), Mac);
-                    let flags = NdiscNeighborFlags::ROUTER
-                        | NdiscNeighborFlags::SOLICITED
-                        | NdiscNeighborFlags::OVERRIDE;
-                    (ip.src_addr, to, flags)
-                };
-                self.advertise(bridge, mac, target_addr, dst, dst_mac, flags);
-                Ip6Local::Done
-            }
+            }) => self.nd_solicit::<T>(&m, target_addr, lladdr_mac(lladdr)),
             Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
                 target_addr,
                 lladdr,
                 ..
-            }) => {
-                if ip.hop_limit != 255 || icmp.msg_code() != 0 || target_addr.is_multicast() {
-                    return Ip6Local::Drop(DropReason::NdInvalid);
-                }
-                // An answer to a solicitation (or an update): only for an
-                // entry we have (RFC 4861 7.2.5).
-                let mac = lladdr
-                    .and_then(|l| <[u8; 6]>::try_from(l.as_bytes()).ok())
-                    .map_or(frame.src(), Mac);
-                trace!(T; self.trace, Event::Nd { what: Nd6::Advert, addr: target_addr });
-                if dry {
-                    return Ip6Local::Done;
-                }
-                // Someone else advertises one of our addresses: during
-                // detection, it is theirs (RFC 4862 5.4.4); after, it is
-                // logged and counted, and we keep answering.
-                let ours = self
-                    .router6
-                    .iface(bridge)
-                    .and_then(|i| (i.owns(target_addr) && mac != i.mac).then_some(i.mac));
-                if ours.is_some() {
-                    if self.is_tentative(bridge, target_addr) {
-                        self.dad_failed(bridge, target_addr);
-                    } else {
-                        self.router6.counters.dad_conflicts += 1;
-                        log::warn!(
-                            "ip6: {target_addr} is advertised by {mac} too: an address conflict"
-                        );
-                    }
-                    return Ip6Local::Done;
-                }
-                self.learn6(bridge, target_addr, mac, now_ms, false);
-                Ip6Local::Done
-            }
+            }) => self.nd_advert::<T>(&m, target_addr, lladdr_mac(lladdr)),
             Icmpv6Repr::Ndisc(NdiscRepr::RouterSolicit { lladdr }) => {
-                // RFC 4861 6.1.1: hop limit 255, code 0; from :: without a
-                // link-layer address.
-                if ip.hop_limit != 255
-                    || icmp.msg_code() != 0
-                    || (ip.src_addr.is_unspecified() && lladdr.is_some())
-                {
-                    return Ip6Local::Drop(DropReason::NdInvalid);
-                }
-                self.router6.counters.router_solicits_in += 1;
-                // Answered to all nodes, as RFC 4861 6.2.6 allows, but at
-                // most one every 3 s; a host asks again within 4 s.
-                let recent = self
-                    .router6
-                    .iface(bridge)
-                    .and_then(|i| i.last_ra_ms)
-                    .is_some_and(|t| now_ms < t + MIN_DELAY_BETWEEN_RAS_MS);
-                let what = Nd6::RouterSolicit { answered: !recent };
-                trace!(T; self.trace, Event::Nd { what, addr: ip.src_addr });
-                if !recent && !dry {
-                    self.send_ra(bridge, now_ms);
-                }
-                Ip6Local::Done
+                self.router_solicit::<T>(&m, lladdr.is_some())
             }
             Icmpv6Repr::EchoRequest {
                 ident,
                 seq_no,
                 data,
-            } if ours && !to_group => {
-                trace!(T; self.trace, Event::Nd { what: Nd6::Echo, addr: ip.dst_addr });
-                if dry {
-                    return Ip6Local::Done;
-                }
-                let reply = Icmpv6Repr::EchoReply {
-                    ident,
-                    seq_no,
-                    data,
-                };
-                if self.emit6(
-                    bridge,
-                    mac,
-                    frame.src(),
-                    ip.dst_addr,
-                    ip.src_addr,
-                    HOP_LIMIT,
-                    &reply,
-                ) {
-                    self.router6.counters.echo_replies_sent += 1;
-                    Ip6Local::Done
-                } else {
-                    Ip6Local::Drop(DropReason::NoBuffer)
-                }
-            }
+            } if ours && !to_group => self.echo6::<T>(&m, ident, seq_no, data),
             _ if ours => Ip6Local::Drop(DropReason::Ip6LocalUnsupported),
             _ if to_group => Ip6Local::Done,
             _ => Ip6Local::Drop(DropReason::L3Unsupported),
+        }
+    }
+
+    /// nd: a neighbour solicitation; answered for our own addresses (RFC
+    /// 4861 7.2.4), the solicitor learned (7.2.3).
+    fn nd_solicit<const T: bool>(
+        &mut self,
+        m: &In6,
+        target: Ipv6Addr,
+        lladdr: Option<Mac>,
+    ) -> Ip6Local {
+        // RFC 4861 7.1.1: from a neighbour (hop limit 255), code 0, a
+        // unicast target; from :: (DAD) only to a solicited-node group and
+        // without a link-layer address.
+        let dad = m.src.is_unspecified();
+        if m.hop_limit != 255
+            || m.code != 0
+            || target.is_multicast()
+            || (dad && (lladdr.is_some() || !m.dst.is_multicast()))
+        {
+            return Ip6Local::Drop(DropReason::NdInvalid);
+        }
+        self.router6.counters.nd_solicits_in += 1;
+        // Another node checks an address we are checking too: both have it
+        // (RFC 4862 5.4.3).
+        if dad && !m.dry && self.is_tentative(m.bridge, target) {
+            self.dad_failed(m.bridge, target);
+            return Ip6Local::Done;
+        }
+        let ours = self.router6.owner(target, m.bridge) == Some(m.bridge);
+        trace!(T; self.trace, Event::Nd { what: Nd6::Solicit { ours }, addr: target });
+        if !ours || m.dry {
+            // For another host of the link: not ours to answer.
+            return Ip6Local::Done;
+        }
+        if let Some(mac) = lladdr {
+            self.learn6(m.bridge, m.src, mac, m.now, true);
+        }
+        let (dst, dst_mac, flags) = if dad {
+            // Someone checks our address: all nodes hear it is taken.
+            let flags = NdiscNeighborFlags::ROUTER | NdiscNeighborFlags::OVERRIDE;
+            (ALL_NODES, ALL_NODES_MAC, flags)
+        } else {
+            // To the solicitation's link-layer address, else the frame's
+            // source.
+            let flags = NdiscNeighborFlags::ROUTER
+                | NdiscNeighborFlags::SOLICITED
+                | NdiscNeighborFlags::OVERRIDE;
+            (m.src, lladdr.unwrap_or(m.eth_src), flags)
+        };
+        self.advertise(m.bridge, m.mac, target, dst, dst_mac, flags);
+        Ip6Local::Done
+    }
+
+    /// nd: a neighbour advertisement: the answer to a solicitation (or an
+    /// update), learned only for an entry we have (RFC 4861 7.2.5); one
+    /// of our own addresses from another MAC is a conflict.
+    fn nd_advert<const T: bool>(
+        &mut self,
+        m: &In6,
+        target: Ipv6Addr,
+        lladdr: Option<Mac>,
+    ) -> Ip6Local {
+        if m.hop_limit != 255 || m.code != 0 || target.is_multicast() {
+            return Ip6Local::Drop(DropReason::NdInvalid);
+        }
+        let mac = lladdr.unwrap_or(m.eth_src);
+        trace!(T; self.trace, Event::Nd { what: Nd6::Advert, addr: target });
+        if m.dry {
+            return Ip6Local::Done;
+        }
+        // During detection the address is theirs (RFC 4862 5.4.4); after,
+        // the conflict is logged and counted, and we keep answering.
+        let conflict = self
+            .router6
+            .iface(m.bridge)
+            .is_some_and(|i| i.owns(target) && mac != i.mac);
+        if conflict {
+            if self.is_tentative(m.bridge, target) {
+                self.dad_failed(m.bridge, target);
+            } else {
+                self.router6.counters.dad_conflicts += 1;
+                log::warn!("ip6: {target} is advertised by {mac} too: an address conflict");
+            }
+            return Ip6Local::Done;
+        }
+        self.learn6(m.bridge, target, mac, m.now, false);
+        Ip6Local::Done
+    }
+
+    /// nd: a router solicitation, answered to all nodes as RFC 4861 6.2.6
+    /// allows, at most one every 3 s (a host asks again within 4 s).
+    fn router_solicit<const T: bool>(&mut self, m: &In6, has_lladdr: bool) -> Ip6Local {
+        // RFC 4861 6.1.1: hop limit 255, code 0; from :: without a
+        // link-layer address.
+        if m.hop_limit != 255 || m.code != 0 || (m.src.is_unspecified() && has_lladdr) {
+            return Ip6Local::Drop(DropReason::NdInvalid);
+        }
+        self.router6.counters.router_solicits_in += 1;
+        let recent = self
+            .router6
+            .iface(m.bridge)
+            .and_then(|i| i.last_ra_ms)
+            .is_some_and(|t| m.now < t + MIN_DELAY_BETWEEN_RAS_MS);
+        let what = Nd6::RouterSolicit { answered: !recent };
+        trace!(T; self.trace, Event::Nd { what, addr: m.src });
+        if !recent && !m.dry {
+            self.send_ra(m.bridge, m.now);
+        }
+        Ip6Local::Done
+    }
+
+    /// ip6-local: an echo request to one of our addresses, answered.
+    fn echo6<const T: bool>(&mut self, m: &In6, ident: u16, seq_no: u16, data: &[u8]) -> Ip6Local {
+        trace!(T; self.trace, Event::Nd { what: Nd6::Echo, addr: m.dst });
+        if m.dry {
+            return Ip6Local::Done;
+        }
+        let reply = Icmpv6Repr::EchoReply {
+            ident,
+            seq_no,
+            data,
+        };
+        if self.emit6(m.bridge, m.mac, m.eth_src, m.dst, m.src, HOP_LIMIT, &reply) {
+            self.router6.counters.echo_replies_sent += 1;
+            Ip6Local::Done
+        } else {
+            Ip6Local::Drop(DropReason::NoBuffer)
         }
     }
 
