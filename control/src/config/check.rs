@@ -272,6 +272,57 @@ impl Checker<'_> {
         ))
     }
 
+    /// A bridge's router advertisement settings (`None` without an IPv6
+    /// address, where giving one is an error).
+    fn bridge_ra(
+        &self,
+        span: &Range<usize>,
+        b: &BridgeCfg,
+        has_v6: bool,
+    ) -> Result<Option<Ra>, ConfigError> {
+        // Router advertisements are the IPv6 interface's.
+        for (key, given) in [
+            ("ra", b.ra.is_some()),
+            ("ra_lifetime", b.ra_lifetime.is_some()),
+            ("rdnss", b.rdnss.is_some()),
+            ("ra_valid_lft", b.ra_valid_lft.is_some()),
+            ("ra_preferred_lft", b.ra_preferred_lft.is_some()),
+        ] {
+            if given && !has_v6 {
+                return Err(self.key_err(
+                    span,
+                    key,
+                    format!(
+                        "bridge {}: {key} is for router advertisements, which need an IPv6 \
+                     address; add one, or drop the {key}",
+                        b.name
+                    ),
+                ));
+            }
+        }
+        let ra = has_v6.then(|| {
+            let d = Ra::default();
+            Ra {
+                on: b.ra.unwrap_or(d.on),
+                lifetime: b.ra_lifetime.unwrap_or(d.lifetime),
+                rdnss: b.rdnss.clone().unwrap_or(d.rdnss),
+                valid_lft: b.ra_valid_lft.unwrap_or(d.valid_lft),
+                preferred_lft: b.ra_preferred_lft.unwrap_or(d.preferred_lft),
+            }
+        });
+        if let Some(ra) = ra.as_ref().filter(|ra| ra.preferred_lft > ra.valid_lft) {
+            return Err(self.key_err(
+                span,
+                "ra_preferred_lft",
+                format!(
+                    "bridge {}: ra_preferred_lft {} is over ra_valid_lft {}",
+                    b.name, ra.preferred_lft, ra.valid_lft
+                ),
+            ));
+        }
+        Ok(ra)
+    }
+
     /// `[[bridge]]`s and their addresses (`br0` is always there).
     fn bridges(&mut self, f: &File, config: &SwitchConfig) -> Result<Bridges, ConfigError> {
         let mut bridges = Vec::new();
@@ -378,46 +429,7 @@ impl Checker<'_> {
                     ));
                 }
             }
-            // Router advertisements are the IPv6 interface's.
-            for (key, given) in [
-                ("ra", b.ra.is_some()),
-                ("ra_lifetime", b.ra_lifetime.is_some()),
-                ("rdnss", b.rdnss.is_some()),
-                ("ra_valid_lft", b.ra_valid_lft.is_some()),
-                ("ra_preferred_lft", b.ra_preferred_lft.is_some()),
-            ] {
-                if given && addrs6.is_empty() {
-                    return Err(self.key_err(
-                        &span,
-                        key,
-                        format!(
-                            "bridge {}: {key} is for router advertisements, which need an IPv6 \
-                             address; add one, or drop the {key}",
-                            b.name
-                        ),
-                    ));
-                }
-            }
-            let ra = (!addrs6.is_empty()).then(|| {
-                let d = Ra::default();
-                Ra {
-                    on: b.ra.unwrap_or(d.on),
-                    lifetime: b.ra_lifetime.unwrap_or(d.lifetime),
-                    rdnss: b.rdnss.clone().unwrap_or(d.rdnss),
-                    valid_lft: b.ra_valid_lft.unwrap_or(d.valid_lft),
-                    preferred_lft: b.ra_preferred_lft.unwrap_or(d.preferred_lft),
-                }
-            });
-            if let Some(ra) = ra.as_ref().filter(|ra| ra.preferred_lft > ra.valid_lft) {
-                return Err(self.key_err(
-                    &span,
-                    "ra_preferred_lft",
-                    format!(
-                        "bridge {}: ra_preferred_lft {} is over ra_valid_lft {}",
-                        b.name, ra.preferred_lft, ra.valid_lft
-                    ),
-                ));
-            }
+            let ra = self.bridge_ra(&span, b, !addrs6.is_empty())?;
             let routed = !addrs.is_empty();
             bridges.push(BridgeState {
                 name: b.name.clone(),
