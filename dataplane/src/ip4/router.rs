@@ -410,7 +410,7 @@ impl L3<'_> {
                     dst.is_multicast() || self.router6.owner(dst, bridge).is_some()
                 };
                 if !local {
-                    return self.ip6_forward::<T>(frame, in_port, bridge, now);
+                    return self.ip6_forward::<T>(frame, bridge, now);
                 }
                 match self.ip6_input::<T>(&frame[L2..], bridge, now) {
                     Ip6Local::Done => L3Out::Consumed,

@@ -16,7 +16,7 @@ use crate::arp::Resolve;
 use crate::counters::DropReason;
 use crate::emit::EmitTo;
 use crate::ip4::{L3Out, L3};
-use crate::l2::{BridgeId, PortId};
+use crate::l2::BridgeId;
 use crate::trace;
 use crate::trace::{Event, NextHopMac};
 use crate::wire::ipv6::{Ipv6Packet, IPV6_HDR_LEN};
@@ -42,66 +42,119 @@ pub(crate) enum Error6 {
     NextHeader,
 }
 
+/// What ip6-validate read of a packet to forward.
+struct Header6 {
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    /// Header and payload.
+    total: usize,
+}
+
+/// Where ip6-lookup sends a packet: the next hop, and the router MAC of
+/// its bridge.
+struct Route6 {
+    nh: super::NextHop6,
+    out_mac: Mac,
+}
+
 impl L3<'_> {
     /// Forwards an IPv6 packet (the frame from its virtio header) that came
-    /// in on `in_port` of `bridge` to the router MAC, for another host.
+    /// in on `bridge` to the router MAC, for another host: the stage graph,
+    /// one call a stage.
     pub fn ip6_forward<const T: bool>(
         &mut self,
         frame: &mut [u8],
-        in_port: PortId,
         bridge: BridgeId,
         now: u64,
     ) -> L3Out {
-        let _ = in_port;
+        // Each stage goes on, or says what became of the packet.
+        macro_rules! stage {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(out) => return out,
+                }
+            };
+        }
+        let h = stage!(self.ip6_validate::<T>(frame, bridge, now));
+        let route = stage!(self.ip6_lookup::<T>(frame, bridge, now, &h));
+        self.nd_resolve_rewrite::<T>(frame, bridge, now, &h, &route)
+    }
+
+    /// ip6-validate: never from a group or from nowhere (RFC 4291 2.5.2,
+    /// 2.7); never routed beyond a link-local scope (RFC 4291 2.5.6: the
+    /// sender of a link-local source hears why, RFC 4443 3.1 code 2); the
+    /// hop limit (time exceeded).
+    fn ip6_validate<const T: bool>(
+        &mut self,
+        frame: &[u8],
+        bridge: BridgeId,
+        now: u64,
+    ) -> Result<Header6, L3Out> {
         let Ok(ip) = Ipv6Packet::new_checked(&frame[L3..]) else {
-            return L3Out::Drop(DropReason::Ip6Malformed);
+            return Err(L3Out::Drop(DropReason::Ip6Malformed));
         };
-        let (src, dst, hop_limit) = (ip.src(), ip.dst(), ip.hop_limit());
-        let total = IPV6_HDR_LEN + ip.payload_len();
+        let h = Header6 {
+            src: ip.src(),
+            dst: ip.dst(),
+            hop_limit: ip.hop_limit(),
+            total: IPV6_HDR_LEN + ip.payload_len(),
+        };
         trace!(
             T; self.trace,
             Event::Ip6 {
-                src,
-                dst,
+                src: h.src,
+                dst: h.dst,
                 next_header: ip.next_header(),
-                hop_limit,
-                len: total as u16,
+                hop_limit: h.hop_limit,
+                len: h.total as u16,
             }
         );
-        // ip6-validate: never from a group or from nowhere (RFC 4291
-        // 2.5.2, 2.7); never routed beyond a link-local scope (RFC 4291
-        // 2.5.6): the sender of a link-local source hears why (RFC 4443
-        // 3.1 code 2).
+        let (src, dst) = (h.src, h.dst);
         if src.is_multicast() || src.is_unspecified() || src.is_loopback() {
-            return L3Out::Drop(DropReason::Ip6BadSource);
+            return Err(L3Out::Drop(DropReason::Ip6BadSource));
         }
         if dst.is_multicast() || dst.is_unspecified() || dst.is_loopback() {
-            return L3Out::Drop(DropReason::Ip6NotForwarded);
+            return Err(L3Out::Drop(DropReason::Ip6NotForwarded));
         }
         if super::fib::is_link_local(dst) {
-            return L3Out::Drop(DropReason::Ip6NotForwarded);
+            return Err(L3Out::Drop(DropReason::Ip6NotForwarded));
         }
         if super::fib::is_link_local(src) {
             let why = Error6::Unreachable(Icmpv6DstUnreachable::BeyondScope);
             self.icmp6_error::<T>(&frame[L2..], bridge, why, now);
-            return L3Out::Drop(DropReason::Ip6NotForwarded);
+            return Err(L3Out::Drop(DropReason::Ip6NotForwarded));
         }
-        if hop_limit <= 1 {
+        if h.hop_limit <= 1 {
             self.icmp6_error::<T>(&frame[L2..], bridge, Error6::HopLimit, now);
-            return L3Out::Drop(DropReason::Ip6HopLimit);
+            return Err(L3Out::Drop(DropReason::Ip6HopLimit));
         }
-        // ip6-lookup.
-        let Some(nh) = self.router6.fib.lookup(dst) else {
-            let why = Error6::Unreachable(Icmpv6DstUnreachable::NoRoute);
-            self.icmp6_error::<T>(&frame[L2..], bridge, why, now);
-            return L3Out::Drop(DropReason::Ip6NoRoute);
+        Ok(h)
+    }
+
+    /// ip6-lookup and the egress MTU: the route (no route: the sender is
+    /// told), out of a bridge with an IPv6 interface (it solicits there);
+    /// never fragmented, a packet too big gets the MTU back (a GSO
+    /// super-frame leaves as segments of gso_size, as for IPv4).
+    fn ip6_lookup<const T: bool>(
+        &mut self,
+        frame: &[u8],
+        bridge: BridgeId,
+        now: u64,
+        h: &Header6,
+    ) -> Result<Route6, L3Out> {
+        let no_route = Error6::Unreachable(Icmpv6DstUnreachable::NoRoute);
+        let Some(nh) = self.router6.fib.lookup(h.dst) else {
+            self.icmp6_error::<T>(&frame[L2..], bridge, no_route, now);
+            return Err(L3Out::Drop(DropReason::Ip6NoRoute));
         };
         if T && self.trace.on {
-            if let Some((net, _)) = self.router6.fib.matching_route(dst) {
+            if let Some((net, _)) = self.router6.fib.matching_route(h.dst) {
                 trace!(
                     T; self.trace,
                     Event::Lookup6 {
-                        dst,
+                        dst: h.dst,
                         prefix: net.addr,
                         len: net.len,
                         via: nh.gateway,
@@ -110,14 +163,10 @@ impl L3<'_> {
                 );
             }
         }
-        // Out of a bridge with an IPv6 interface only (it solicits there).
         let Some(out_mac) = self.router6.router_mac(nh.bridge) else {
-            let why = Error6::Unreachable(Icmpv6DstUnreachable::NoRoute);
-            self.icmp6_error::<T>(&frame[L2..], bridge, why, now);
-            return L3Out::Drop(DropReason::Ip6NoRoute);
+            self.icmp6_error::<T>(&frame[L2..], bridge, no_route, now);
+            return Err(L3Out::Drop(DropReason::Ip6NoRoute));
         };
-        // The egress MTU, as for IPv4 (a GSO super-frame leaves as segments
-        // of gso_size): never fragmented, too big gets the MTU back.
         let mtu = self
             .router
             .iface(nh.bridge)
@@ -127,14 +176,28 @@ impl L3<'_> {
             usize::from(vnet.hdr_len()).saturating_sub(ETHERNET_HDR_LEN)
                 + usize::from(vnet.gso_size())
         } else {
-            total
+            h.total
         };
         if on_wire > mtu {
             self.icmp6_error::<T>(&frame[L2..], bridge, Error6::TooBig(mtu as u32), now);
-            return L3Out::Drop(DropReason::Ip6TooBig);
+            return Err(L3Out::Drop(DropReason::Ip6TooBig));
         }
-        // nd-resolve.
-        let next = nh.gateway.unwrap_or(dst);
+        Ok(Route6 { nh, out_mac })
+    }
+
+    /// nd-resolve and ip6-rewrite: the next hop's MAC (or a place in its
+    /// queue, and a solicitation), then the hop limit (no header checksum
+    /// in IPv6) and the MACs.
+    fn nd_resolve_rewrite<const T: bool>(
+        &mut self,
+        frame: &mut [u8],
+        bridge: BridgeId,
+        now: u64,
+        h: &Header6,
+        route: &Route6,
+    ) -> L3Out {
+        let (nh, out_mac, hop_limit) = (route.nh, route.out_mac, h.hop_limit);
+        let next = nh.gateway.unwrap_or(h.dst);
         let resolved = if T && self.trace.dry {
             self.router6.nd.peek(nh.bridge, next)
         } else {
@@ -149,8 +212,6 @@ impl L3<'_> {
             Resolve::Full => return L3Out::Drop(DropReason::ArpTableFull),
             Resolve::Mac(_) | Resolve::Pending { .. } => {}
         }
-        // ip6-rewrite: the hop limit (no header checksum in IPv6), then
-        // the MACs, once the next hop's is known.
         frame[L3 + 7] = hop_limit - 1;
         match resolved {
             Resolve::Mac(m) => {
@@ -182,7 +243,7 @@ impl L3<'_> {
                 if ask {
                     self.solicit(nh.bridge, next, None);
                 }
-                self.wait_for_nd(&frame[..L3 + total], nh.bridge, next)
+                self.wait_for_nd(&frame[..L3 + h.total], nh.bridge, next)
             }
             Resolve::Failed | Resolve::Full => unreachable!("handled above"),
         }
