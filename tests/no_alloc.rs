@@ -1,7 +1,7 @@
 //! The forwarding path allocates nothing per frame in steady state: a
 //! counting global allocator watches the switch forward thousands of
 //! batches of learned unicast, unknown unicast and broadcast frames, and
-//! route batches of IPv4 packets between two bridges.
+//! route batches of IPv4 and of IPv6 packets between two bridges.
 
 use patchbay_dataplane::pipeline::{Switch, SwitchConfig, DEFAULT_BRIDGE};
 use patchbay_dataplane::port::memory::{with_vnet_hdr, MemoryPort};
@@ -176,6 +176,69 @@ fn routing_a_batch_allocates_nothing() {
     assert_eq!(
         allocations, 0,
         "{allocations} allocations while routing {ROUNDS} batches"
+    );
+    assert_eq!(
+        h2.sent_count() - sent_before,
+        ROUNDS * BATCH as u64,
+        "{:?}",
+        sw.ports()
+    );
+}
+
+/// An IPv6/UDP packet from 2001:db8:1::2 to 2001:db8:2::2 in a frame to
+/// `router`, hop limit 255.
+fn routed_frame6(router: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&router);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x86, 0xdd]);
+    let mut ip = vec![0u8; 40 + 60];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&60u16.to_be_bytes());
+    ip[6] = 17;
+    ip[7] = 255;
+    let a: std::net::Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+    let b: std::net::Ipv6Addr = "2001:db8:2::2".parse().unwrap();
+    ip[8..24].copy_from_slice(&a.octets());
+    ip[24..40].copy_from_slice(&b.octets());
+    f.extend_from_slice(&ip);
+    with_vnet_hdr(&f)
+}
+
+#[test]
+fn routing_ipv6_allocates_nothing() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let host_a = [2, 0, 0, 0, 1, 2];
+    let host_b = [2, 0, 0, 0, 2, 2];
+    let mut sw = Switch::new(SwitchConfig::default(), None);
+    sw.add_bridge("br1").unwrap();
+    let (p1, p2) = (MemoryPort::new("p1"), MemoryPort::new("p2"));
+    let (h1, h2) = (p1.handle(), p2.handle());
+    let id1 = sw.add_port(Box::new(p1), Some(DEFAULT_BRIDGE)).unwrap();
+    let id2 = sw.add_port(Box::new(p2), Some("br1")).unwrap();
+    sw.addr_add(DEFAULT_BRIDGE, "2001:db8:1::1/64".parse().unwrap())
+        .unwrap();
+    sw.addr_add("br1", "2001:db8:2::1/64".parse().unwrap())
+        .unwrap();
+    sw.neigh_add("2001:db8:2::2".parse().unwrap(), Mac(host_b), "br1")
+        .unwrap();
+    h2.inject([frame([0xff; 6], host_b, 60)]);
+    sw.process_rx(id2);
+    let router = sw.addrs()[0].mac.0;
+    h1.replay((0..BATCH).map(|_| routed_frame6(router, host_a)).collect());
+    for _ in 0..10 {
+        assert_eq!(sw.process_rx(id1), BATCH);
+    }
+    let sent_before = h2.sent_count();
+    const ROUNDS: u64 = 200;
+    let allocations = allocations_in(|| {
+        for _ in 0..ROUNDS {
+            sw.process_rx(id1);
+        }
+    });
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations while routing {ROUNDS} batches of IPv6"
     );
     assert_eq!(
         h2.sent_count() - sent_before,
