@@ -132,6 +132,19 @@ impl Lab {
             .expect("address");
         sw.addr4_add("br1", net("203.0.113.1/24")).expect("address");
         sw.set_mtu("br1", 600).expect("mtu");
+        // IPv6 too: both bridges route it, so hostile IPv6 reaches the
+        // router's IPv6 stages (NDP, echo, forwarding, errors).
+        let net6 = |s: &str| s.parse::<crate::wire::Ipv6Net>().expect("a prefix");
+        sw.addr6_add(DEFAULT_BRIDGE, net6("2001:db8:15::10/64"))
+            .expect("address");
+        sw.addr6_add("br1", net6("2001:db8:113::1/64"))
+            .expect("address");
+        sw.neigh6_add(
+            "2001:db8:113::2".parse().expect("an address"),
+            OUTSIDE_HOST_MAC,
+            "br1",
+        )
+        .expect("neighbour");
         sw.route4_add(net("198.51.100.0/24"), Some(SILENT_GATEWAY), None)
             .expect("route");
         sw.neigh4_add(OUTSIDE_HOST, OUTSIDE_HOST_MAC, "br1")

@@ -278,7 +278,66 @@ pub fn seed_specs() -> Vec<(LabPort, FrameSpec)> {
                 }
             }),
         ),
+        // IPv6: a neighbour solicitation to the router's solicited-node
+        // group, an echo request to it, and UDP routed out (the bytes as a
+        // host sends them; the fuzzer changes them from there).
+        (Inside, ipv6(Router, InMac, ns6())),
+        (Inside, ipv6(Router, InMac, icmp6_echo())),
+        (Inside, ipv6(Router, InMac, udp6())),
     ]
+}
+
+/// An IPv6 frame of `payload` (IPv6 header on), as `Body::Other`.
+fn ipv6(dst: MacChoice, src: MacChoice, payload: Vec<u8>) -> FrameSpec {
+    FrameSpec {
+        dst,
+        src,
+        body: Body::Other {
+            ethertype: crate::wire::ethernet::ETHERTYPE_IPV6,
+            payload,
+        },
+    }
+}
+
+/// An IPv6 packet from 2001:db8:15::2 to `dst` with `next` and `l4`, its
+/// ICMPv6 checksum filled in for ICMPv6.
+fn ip6_packet(dst: std::net::Ipv6Addr, next: u8, hop_limit: u8, l4: &[u8]) -> Vec<u8> {
+    let src: std::net::Ipv6Addr = "2001:db8:15::2".parse().expect("an address");
+    let mut p = vec![0u8; 40 + l4.len()];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+    p[6] = next;
+    p[7] = hop_limit;
+    p[8..24].copy_from_slice(&src.octets());
+    p[24..40].copy_from_slice(&dst.octets());
+    p[40..].copy_from_slice(l4);
+    if next == 58 {
+        use crate::wire::checksum;
+        let sum = checksum::add(0, &p[8..40]);
+        let sum = checksum::add(sum, &(l4.len() as u32).to_be_bytes());
+        let sum = checksum::add(sum, &[0, 0, 0, 58]);
+        let sum = checksum::add(sum, &p[40..]);
+        p[42..44].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+    }
+    p
+}
+
+fn ns6() -> Vec<u8> {
+    let target: std::net::Ipv6Addr = "2001:db8:15::10".parse().expect("an address");
+    let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&target.octets());
+    m.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 2]);
+    ip6_packet("ff02::1:ff00:10".parse().expect("an address"), 58, 255, &m)
+}
+
+fn icmp6_echo() -> Vec<u8> {
+    let m = [128, 0, 0, 0, 0x12, 0x34, 0, 1, 1, 2, 3, 4];
+    ip6_packet("2001:db8:15::10".parse().expect("an address"), 58, 64, &m)
+}
+
+fn udp6() -> Vec<u8> {
+    let m = [0x9c, 0x40, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4];
+    ip6_packet("2001:db8:113::2".parse().expect("an address"), 17, 64, &m)
 }
 
 impl ArpSpec {
