@@ -887,38 +887,43 @@ fn hosts_configure_themselves_from_the_router_advertisements() {
         default()
     );
     assert!(h1.ping6_ok("2001:db8:1::1", 2), "from the SLAAC address");
-    // rdisc6 (ndisc6) reads the advertisement field by field. Within 3 s
-    // of the last one patchbay does not answer a solicitation (RFC 4861
-    // 6.2.6), so rdisc6 asks a few times.
-    let ra = h1
-        .ns
-        .check(&["rdisc6", "-1", "-r", "5", "-w", "2000", "eth0"]);
-    let field = |name: &str| {
-        ra.lines()
-            .find(|l| l.trim_start().starts_with(name))
-            .map(|l| l.split(':').skip(1).collect::<Vec<_>>().join(":"))
-            .unwrap_or_default()
-    };
-    assert!(field("Router lifetime").contains(" 1800 "), "{ra}");
-    assert!(field("MTU").contains(" 1500 "), "{ra}");
-    assert!(field("Prefix").contains("2001:db8:1::/64"), "{ra}");
-    assert!(field("Autonomous address conf.").contains("Yes"), "{ra}");
-    assert!(
-        field("Recursive DNS server").contains("2001:db8:1::53"),
-        "{ra}"
-    );
-    assert!(
-        ra.contains(&link_local),
-        "from the link-local address: {ra}"
-    );
     let cfg = lab.cli_ok(&["save"]);
     assert!(cfg.contains("rdnss = [\"2001:db8:1::53\"]"), "{cfg}");
     assert!(
         cfg.contains("ra_valid_lft = 7200\nra_preferred_lft = 3600"),
         "{cfg}"
     );
-    assert!(field("Valid time").contains(" 7200 "), "{ra}");
-    assert!(field("Pref. time").contains(" 3600 "), "{ra}");
+    // rdisc6 (ndisc6, which tools/test installs) reads the advertisement
+    // field by field. Within 3 s of the last one patchbay does not answer a
+    // solicitation (RFC 4861 6.2.6), so rdisc6 asks a few times.
+    if patchbay_tools::have("rdisc6") {
+        let ra = h1
+            .ns
+            .check(&["rdisc6", "-1", "-r", "5", "-w", "2000", "eth0"]);
+        let field = |name: &str| {
+            ra.lines()
+                .find(|l| l.trim_start().starts_with(name))
+                .map(|l| l.split(':').skip(1).collect::<Vec<_>>().join(":"))
+                .unwrap_or_default()
+        };
+        for (name, want) in [
+            ("Router lifetime", " 1800 "),
+            ("MTU", " 1500 "),
+            ("Prefix", "2001:db8:1::/64"),
+            ("Autonomous address conf.", "Yes"),
+            ("Recursive DNS server", "2001:db8:1::53"),
+            ("Valid time", " 7200 "),
+            ("Pref. time", " 3600 "),
+        ] {
+            assert!(field(name).contains(want), "{name}: {want} not in:\n{ra}");
+        }
+        assert!(
+            ra.contains(&link_local),
+            "from the link-local address: {ra}"
+        );
+    } else {
+        eprintln!("rdisc6 (package ndisc6) is not installed: its checks are skipped");
+    }
 
     // Off: a last advertisement with a lifetime of 0 takes the host's
     // default route away.
