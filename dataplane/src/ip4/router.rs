@@ -12,6 +12,18 @@
 //! icmp-error (icmp_error.rs): called by the stages above; rate limited
 //! ```
 
+/// In a stage graph (ip4-input's, ip6-forward's): the stage's result
+/// goes on, or the graph returns what became of the packet.
+macro_rules! stage {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(out) => return out,
+        }
+    };
+}
+pub(crate) use stage;
+
 use super::fib::{Fib, FibError};
 use super::icmp;
 use super::reassembly::{Added, Reassembly};
@@ -55,6 +67,7 @@ mod validate;
 use crate::ip6::nd::Ip6Local;
 use crate::ip6::Router6;
 use crate::wire::ethernet::{ETHERNET_MIN_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use crate::wire::ipv6::{Ipv6Packet, IPV6_HDR_LEN};
 /// Offset of the Ethernet header in a frame (after the virtio-net header).
 const L2: usize = VNET_HDR_LEN;
 /// Offset of the ARP or IPv4 header in a frame.
@@ -404,9 +417,8 @@ impl L3<'_> {
             ETHERTYPE_IPV6 => {
                 // To a group or to one of our addresses: answered here;
                 // else routed.
-                let local = frame.len() < L3 + 40 || {
-                    let dst: [u8; 16] = frame[L3 + 24..L3 + 40].try_into().expect("16 bytes");
-                    let dst = std::net::Ipv6Addr::from(dst);
+                let local = frame.len() < L3 + IPV6_HDR_LEN || {
+                    let dst = Ipv6Packet::new_unchecked(&frame[L3..]).dst();
                     dst.is_multicast() || self.router6.owner(dst, bridge).is_some()
                 };
                 if !local {
@@ -436,15 +448,6 @@ impl L3<'_> {
         bridge: BridgeId,
         now: u64,
     ) -> L3Out {
-        // Each stage goes on, or says what became of the packet.
-        macro_rules! stage {
-            ($e:expr) => {
-                match $e {
-                    Ok(v) => v,
-                    Err(out) => return out,
-                }
-            };
-        }
         self.router.counters.ip4_in += 1;
         let d = stage!(self.ip4_validate::<T>(frame, in_port, bridge));
         let pre = stage!(self.nat_pre::<T>(frame, &d, in_port, bridge, now));

@@ -14,7 +14,7 @@
 use super::nd::{solicited_node, solicited_node_mac};
 use crate::arp::Resolve;
 use crate::counters::DropReason;
-use crate::emit::EmitTo;
+use crate::ip4::router::stage;
 use crate::ip4::{L3Out, L3};
 use crate::l2::BridgeId;
 use crate::trace;
@@ -68,15 +68,6 @@ impl L3<'_> {
         bridge: BridgeId,
         now: u64,
     ) -> L3Out {
-        // Each stage goes on, or says what became of the packet.
-        macro_rules! stage {
-            ($e:expr) => {
-                match $e {
-                    Ok(v) => v,
-                    Err(out) => return out,
-                }
-            };
-        }
         let h = stage!(self.ip6_validate::<T>(frame, bridge, now));
         let route = stage!(self.ip6_lookup::<T>(frame, bridge, now, &h));
         self.nd_resolve_rewrite::<T>(frame, bridge, now, &h, &route)
@@ -276,33 +267,14 @@ impl L3<'_> {
 
     /// Sends packets that waited for `mac` on `bridge`.
     pub(super) fn release6(&mut self, bridge: BridgeId, mac: Mac, waiting: &mut Vec<u16>) {
+        // Queued before the rewrite of their source MAC: an error about one
+        // that is never sent goes back to the MAC it came from.
         let Some(ours) = self.router6.router_mac(bridge) else {
             waiting.drain(..).for_each(|i| self.em.free(i));
             return;
         };
-        if !waiting.is_empty() {
-            trace!(
-                self.trace,
-                Event::Released {
-                    count: waiting.len() as u16,
-                    mac,
-                }
-            );
-        }
-        for i in waiting.drain(..) {
-            let mut eth = EthernetFrame::new_unchecked(&mut self.em.frame_mut(i)[L2..L3]);
-            eth.set_src(ours);
-            eth.set_dst(mac);
-            self.router6.counters.ip6_forwarded += 1;
-            self.em.send(
-                i,
-                EmitTo::Bridge {
-                    bridge,
-                    dst: mac,
-                    except: None,
-                },
-            );
-        }
+        self.router6.counters.ip6_forwarded += waiting.len() as u64;
+        self.release_waiting(bridge, Some(ours), mac, waiting);
     }
 
     /// Asks who has `target` on `bridge`: to its solicited-node group, or

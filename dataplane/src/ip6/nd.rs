@@ -610,14 +610,8 @@ impl L3<'_> {
         hop_limit: u8,
         msg: &[u8],
     ) -> bool {
-        let ip = Ipv6Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Icmpv6,
-            payload_len: msg.len(),
-            hop_limit,
-        };
-        self.send_icmp6(bridge, src_mac, dst_mac, &ip, |b| b.copy_from_slice(msg))
+        let (macs, addrs) = ((src_mac, dst_mac), (src, dst, hop_limit));
+        self.send_icmp6(bridge, macs, addrs, msg.len(), |b| b.copy_from_slice(msg))
     }
 
     /// Makes and sends an ICMPv6 message in a frame from `src_mac` to
@@ -633,31 +627,32 @@ impl L3<'_> {
         hop_limit: u8,
         msg: &Icmpv6Repr<'_>,
     ) -> bool {
-        let ip = Ipv6Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Icmpv6,
-            payload_len: msg.buffer_len(),
-            hop_limit,
-        };
-        self.send_icmp6(bridge, src_mac, dst_mac, &ip, |b| {
+        let (macs, addrs) = ((src_mac, dst_mac), (src, dst, hop_limit));
+        self.send_icmp6(bridge, macs, addrs, msg.buffer_len(), |b| {
             let checksums = ChecksumCapabilities::default();
             msg.emit(&src, &dst, &mut Icmpv6Packet::new_unchecked(b), &checksums)
         })
     }
 
-    /// A frame from the pool with Ethernet and IPv6 headers, its ICMPv6
-    /// message written by `write`, sent on `bridge` to `dst_mac`; false if
-    /// no buffer was free (or the message is too long for one).
+    /// A frame from the pool with Ethernet (source and destination MACs)
+    /// and IPv6 headers (source, destination, hop limit), its `len`-byte
+    /// ICMPv6 message written by `write`, sent on `bridge`; false if no
+    /// buffer was free (or the message is too long for one).
     fn send_icmp6(
         &mut self,
         bridge: BridgeId,
-        src_mac: Mac,
-        dst_mac: Mac,
-        ip: &Ipv6Repr,
+        (src_mac, dst_mac): (Mac, Mac),
+        (src, dst, hop_limit): (Ipv6Addr, Ipv6Addr, u8),
+        len: usize,
         write: impl FnOnce(&mut [u8]),
     ) -> bool {
-        let len = ip.payload_len;
+        let ip = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Icmpv6,
+            payload_len: len,
+            hop_limit,
+        };
         if L4 + len > crate::emit::BUF_SIZE {
             return false;
         }

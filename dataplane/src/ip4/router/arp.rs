@@ -57,7 +57,7 @@ impl L3<'_> {
                     &mut waiting,
                 )
             {
-                self.release_waiting(bridge, arp.sender_mac, &mut waiting);
+                self.release_waiting(bridge, None, arp.sender_mac, &mut waiting);
             }
             self.router.scratch = waiting;
         }
@@ -76,8 +76,15 @@ impl L3<'_> {
         None
     }
 
-    /// Sends packets that waited for `mac`.
-    pub(super) fn release_waiting(&mut self, bridge: BridgeId, mac: Mac, waiting: &mut Vec<u16>) {
+    /// Sends packets that waited for `mac` on `bridge` (ARP's or NDP's),
+    /// from the router MAC `src` if they do not have it yet.
+    pub(crate) fn release_waiting(
+        &mut self,
+        bridge: BridgeId,
+        src: Option<Mac>,
+        mac: Mac,
+        waiting: &mut Vec<u16>,
+    ) {
         if !waiting.is_empty() {
             trace!(
                 self.trace,
@@ -88,7 +95,11 @@ impl L3<'_> {
             );
         }
         for i in waiting.drain(..) {
-            EthernetFrame::new_unchecked(&mut self.em.frame_mut(i)[L2..L3]).set_dst(mac);
+            let mut eth = EthernetFrame::new_unchecked(&mut self.em.frame_mut(i)[L2..L3]);
+            eth.set_dst(mac);
+            if let Some(src) = src {
+                eth.set_src(src);
+            }
             self.em.send(
                 i,
                 EmitTo::Bridge {

@@ -311,7 +311,7 @@ impl L3<'_> {
         }
         let mut waiting = std::mem::take(&mut self.router.scratch);
         let ok = self.arp.add_permanent(bridge, ip, mac, &mut waiting);
-        self.release_waiting(bridge, mac, &mut waiting);
+        self.release_waiting(bridge, None, mac, &mut waiting);
         self.router.scratch = waiting;
         if ok {
             Ok(())
