@@ -304,6 +304,11 @@ fn counters(o: &mut String, s: &StatsInfo) {
         family(o, name, "counter", help);
         let _ = writeln!(o, "patchbay_{name} {v}");
     }
+    counters6(o, s);
+}
+
+/// The router's IPv6 counters.
+fn counters6(o: &mut String, s: &StatsInfo) {
     let v6 = &s.ip6;
     for (name, help, v) in [
         (

@@ -38,46 +38,7 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
         t.icmp,
     );
     for b in &state.bridges {
-        let _ = write!(
-            out,
-            "\n[[bridge]]\nname = {}\nageing_time = {}\n",
-            quoted(&b.name),
-            b.ageing_time
-        );
-        if !b.addrs.is_empty() || !b.addrs6.is_empty() {
-            let v4 = b.addrs.iter().map(|a| format!("\"{a}\""));
-            let v6 = b.addrs6.iter().map(|a| format!("\"{a}\""));
-            let addrs: Vec<String> = v4.chain(v6).collect();
-            let _ = writeln!(out, "addresses = [{}]", addrs.join(", "));
-        }
-        if let Some(mtu) = b.mtu {
-            let _ = writeln!(out, "mtu = {mtu}");
-        }
-        if let Some(rp) = b.rp_filter.filter(|rp| *rp != RpFilter::default()) {
-            let _ = writeln!(out, "rp_filter = \"{rp}\"");
-        }
-        if b.redirects == Some(false) {
-            let _ = writeln!(out, "redirects = false");
-        }
-        if let Some(ra) = &b.ra {
-            let d = Ra::default();
-            if ra.on != d.on {
-                let _ = writeln!(out, "ra = {}", ra.on);
-            }
-            if ra.lifetime != d.lifetime {
-                let _ = writeln!(out, "ra_lifetime = {}", ra.lifetime);
-            }
-            if ra.valid_lft != d.valid_lft {
-                let _ = writeln!(out, "ra_valid_lft = {}", ra.valid_lft);
-            }
-            if ra.preferred_lft != d.preferred_lft {
-                let _ = writeln!(out, "ra_preferred_lft = {}", ra.preferred_lft);
-            }
-            if !ra.rdnss.is_empty() {
-                let dns: Vec<String> = ra.rdnss.iter().map(|a| format!("\"{a}\"")).collect();
-                let _ = writeln!(out, "rdnss = [{}]", dns.join(", "));
-            }
-        }
+        bridge_toml(&mut out, b);
     }
     for p in &state.ports {
         let kind = if p.kind == PortKind::Tap {
@@ -164,4 +125,49 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
         };
     }
     out
+}
+
+/// One `[[bridge]]` table: its settings, addresses of both families and
+/// router advertisements, each only where it is not the default.
+fn bridge_toml(out: &mut String, b: &BridgeState) {
+    let _ = write!(
+        out,
+        "\n[[bridge]]\nname = {}\nageing_time = {}\n",
+        quoted(&b.name),
+        b.ageing_time
+    );
+    if !b.addrs.is_empty() || !b.addrs6.is_empty() {
+        let v4 = b.addrs.iter().map(|a| format!("\"{a}\""));
+        let v6 = b.addrs6.iter().map(|a| format!("\"{a}\""));
+        let addrs: Vec<String> = v4.chain(v6).collect();
+        let _ = writeln!(out, "addresses = [{}]", addrs.join(", "));
+    }
+    if let Some(mtu) = b.mtu {
+        let _ = writeln!(out, "mtu = {mtu}");
+    }
+    if let Some(rp) = b.rp_filter.filter(|rp| *rp != RpFilter::default()) {
+        let _ = writeln!(out, "rp_filter = \"{rp}\"");
+    }
+    if b.redirects == Some(false) {
+        let _ = writeln!(out, "redirects = false");
+    }
+    if let Some(ra) = &b.ra {
+        let d = Ra::default();
+        if ra.on != d.on {
+            let _ = writeln!(out, "ra = {}", ra.on);
+        }
+        if ra.lifetime != d.lifetime {
+            let _ = writeln!(out, "ra_lifetime = {}", ra.lifetime);
+        }
+        if ra.valid_lft != d.valid_lft {
+            let _ = writeln!(out, "ra_valid_lft = {}", ra.valid_lft);
+        }
+        if ra.preferred_lft != d.preferred_lft {
+            let _ = writeln!(out, "ra_preferred_lft = {}", ra.preferred_lft);
+        }
+        if !ra.rdnss.is_empty() {
+            let dns: Vec<String> = ra.rdnss.iter().map(|a| format!("\"{a}\"")).collect();
+            let _ = writeln!(out, "rdnss = [{}]", dns.join(", "));
+        }
+    }
 }
