@@ -678,6 +678,9 @@ fn generate(
         .and_then(|u| u.split_once(','))
     {
         let (a, b): (Ipv6Addr, Ipv6Addr) = (a.parse()?, b.parse()?);
+        if new_flows {
+            bail!("--new-flows is for NAT, which is IPv4's");
+        }
         return generate6(dev, dst, src, secs, a, b);
     }
     let udp = match udp.filter(|u| !u.is_empty()) {
@@ -703,35 +706,7 @@ fn generate(
         patchbay_dataplane::wire::ipv4::emit_header(ip, 46, 1, 64, IpProtocol::Udp, a, b);
         UdpPacket::new_unchecked(Ipv4Packet::new_unchecked(ip).payload_mut()).emit(9999, 9, 26);
     }
-    let mut port = AfPacketPort::open(dev, &PortOptions { rx_ring_mib: 1 })?;
-    let mut counters = PortCounters::default();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    if new_flows {
-        // A batch of distinct frames, renumbered each round: 16 source ports
-        // (16 NAT mappings) times 65,535 destination ports, 1M flows.
-        let mut batch: Vec<Vec<u8>> = (0..BATCH).map(|_| frame.clone()).collect();
-        let mut flow: u32 = 0;
-        while Instant::now() < deadline {
-            for f in &mut batch {
-                flow = flow.wrapping_add(1);
-                let mut ip = Ipv4Packet::new_unchecked(&mut f[VNET_HDR_LEN + ETHERNET_HDR_LEN..]);
-                let mut udp = UdpPacket::new_unchecked(ip.payload_mut());
-                udp.set_src_port(40000 + (flow & 15) as u16);
-                udp.set_dst_port(1 + ((flow >> 4) % 65535) as u16);
-            }
-            port.send(&mut batch.iter().map(Vec::as_slice), &mut counters);
-        }
-    }
-    while Instant::now() < deadline {
-        for _ in 0..64 {
-            port.send(&mut std::iter::repeat_n(&frame[..], BATCH), &mut counters);
-        }
-    }
-    println!(
-        "{}",
-        json!({"sent": counters.tx_packets, "dropped": counters.total_drops()})
-    );
-    Ok(())
+    send_for(dev, secs, &frame, new_flows)
 }
 
 /// The generator over IPv6: 62-byte IPv6/UDP frames (the least there is:
@@ -763,12 +738,35 @@ fn generate6(
     let sum = checksum::add(sum, &[0, 0, 0, 8, 0, 0, 0, 17]);
     let sum = checksum::add(sum, &ip[40..48]);
     ip[46..48].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+    send_for(dev, secs, &frame, false)
+}
+
+/// Sends `frame` out of `dev` in batches for `secs` seconds (with
+/// `new_flows`, each frame of a batch a new UDP flow first), through the
+/// same AF_PACKET port code patchbay uses; prints how many went.
+fn send_for(dev: &str, secs: u64, frame: &[u8], new_flows: bool) -> anyhow::Result<()> {
     let mut port = AfPacketPort::open(dev, &PortOptions { rx_ring_mib: 1 })?;
     let mut counters = PortCounters::default();
     let deadline = Instant::now() + Duration::from_secs(secs);
+    if new_flows {
+        // A batch of distinct frames, renumbered each round: 16 source ports
+        // (16 NAT mappings) times 65,535 destination ports, 1M flows.
+        let mut batch: Vec<Vec<u8>> = (0..BATCH).map(|_| frame.to_vec()).collect();
+        let mut flow: u32 = 0;
+        while Instant::now() < deadline {
+            for f in &mut batch {
+                flow = flow.wrapping_add(1);
+                let mut ip = Ipv4Packet::new_unchecked(&mut f[VNET_HDR_LEN + ETHERNET_HDR_LEN..]);
+                let mut udp = UdpPacket::new_unchecked(ip.payload_mut());
+                udp.set_src_port(40000 + (flow & 15) as u16);
+                udp.set_dst_port(1 + ((flow >> 4) % 65535) as u16);
+            }
+            port.send(&mut batch.iter().map(Vec::as_slice), &mut counters);
+        }
+    }
     while Instant::now() < deadline {
         for _ in 0..64 {
-            port.send(&mut std::iter::repeat_n(&frame[..], BATCH), &mut counters);
+            port.send(&mut std::iter::repeat_n(frame, BATCH), &mut counters);
         }
     }
     println!(
