@@ -140,8 +140,14 @@ fn routed_frame(router: [u8; 6], src: [u8; 6]) -> Vec<u8> {
     with_vnet_hdr(&f)
 }
 
-#[test]
-fn routing_a_batch_allocates_nothing() {
+/// Routes batches of `frame(router MAC, host A's MAC)` from br0 (router
+/// address `addrs[0]`) to host B behind br1 (`addrs[1]`, neighbour
+/// `neighbour`), and checks that steady state allocates nothing.
+fn routes_without_allocating(
+    addrs: [&str; 2],
+    neighbour: &str,
+    frame_to: fn([u8; 6], [u8; 6]) -> Vec<u8>,
+) {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let host_a = [2, 0, 0, 0, 1, 2];
     let host_b = [2, 0, 0, 0, 2, 2];
@@ -151,22 +157,22 @@ fn routing_a_batch_allocates_nothing() {
     let (h1, h2) = (p1.handle(), p2.handle());
     let id1 = sw.add_port(Box::new(p1), Some(DEFAULT_BRIDGE)).unwrap();
     let id2 = sw.add_port(Box::new(p2), Some("br1")).unwrap();
-    sw.addr_add(DEFAULT_BRIDGE, "10.1.0.1/24".parse().unwrap())
+    sw.addr_add(DEFAULT_BRIDGE, addrs[0].parse().unwrap())
         .unwrap();
-    sw.addr_add("br1", "10.2.0.1/24".parse().unwrap()).unwrap();
-    sw.neigh_add("10.2.0.2".parse().unwrap(), Mac(host_b), "br1")
+    sw.addr_add("br1", addrs[1].parse().unwrap()).unwrap();
+    sw.neigh_add(neighbour.parse().unwrap(), Mac(host_b), "br1")
         .unwrap();
     // b speaks first, so the switch knows its port on br1.
     h2.inject([frame([0xff; 6], host_b, 60)]);
     sw.process_rx(id2);
     let router = sw.addrs()[0].mac.0;
-    h1.replay((0..BATCH).map(|_| routed_frame(router, host_a)).collect());
+    h1.replay((0..BATCH).map(|_| frame_to(router, host_a)).collect());
     for _ in 0..10 {
         assert_eq!(sw.process_rx(id1), BATCH);
     }
     let sent_before = h2.sent_count();
-    // The replayed frames are rewritten in place (TTL 255 - 1 each round),
-    // so stay well above TTL 1.
+    // The replayed frames are rewritten in place (TTL or hop limit 255 - 1
+    // each round), so stay well above 1.
     const ROUNDS: u64 = 200;
     let allocations = allocations_in(|| {
         for _ in 0..ROUNDS {
@@ -183,6 +189,11 @@ fn routing_a_batch_allocates_nothing() {
         "{:?}",
         sw.ports()
     );
+}
+
+#[test]
+fn routing_a_batch_allocates_nothing() {
+    routes_without_allocating(["10.1.0.1/24", "10.2.0.1/24"], "10.2.0.2", routed_frame);
 }
 
 /// An IPv6/UDP packet from 2001:db8:1::2 to 2001:db8:2::2 in a frame to
@@ -207,43 +218,9 @@ fn routed_frame6(router: [u8; 6], src: [u8; 6]) -> Vec<u8> {
 
 #[test]
 fn routing_ipv6_allocates_nothing() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let host_a = [2, 0, 0, 0, 1, 2];
-    let host_b = [2, 0, 0, 0, 2, 2];
-    let mut sw = Switch::new(SwitchConfig::default(), None);
-    sw.add_bridge("br1").unwrap();
-    let (p1, p2) = (MemoryPort::new("p1"), MemoryPort::new("p2"));
-    let (h1, h2) = (p1.handle(), p2.handle());
-    let id1 = sw.add_port(Box::new(p1), Some(DEFAULT_BRIDGE)).unwrap();
-    let id2 = sw.add_port(Box::new(p2), Some("br1")).unwrap();
-    sw.addr_add(DEFAULT_BRIDGE, "2001:db8:1::1/64".parse().unwrap())
-        .unwrap();
-    sw.addr_add("br1", "2001:db8:2::1/64".parse().unwrap())
-        .unwrap();
-    sw.neigh_add("2001:db8:2::2".parse().unwrap(), Mac(host_b), "br1")
-        .unwrap();
-    h2.inject([frame([0xff; 6], host_b, 60)]);
-    sw.process_rx(id2);
-    let router = sw.addrs()[0].mac.0;
-    h1.replay((0..BATCH).map(|_| routed_frame6(router, host_a)).collect());
-    for _ in 0..10 {
-        assert_eq!(sw.process_rx(id1), BATCH);
-    }
-    let sent_before = h2.sent_count();
-    const ROUNDS: u64 = 200;
-    let allocations = allocations_in(|| {
-        for _ in 0..ROUNDS {
-            sw.process_rx(id1);
-        }
-    });
-    assert_eq!(
-        allocations, 0,
-        "{allocations} allocations while routing {ROUNDS} batches of IPv6"
-    );
-    assert_eq!(
-        h2.sent_count() - sent_before,
-        ROUNDS * BATCH as u64,
-        "{:?}",
-        sw.ports()
+    routes_without_allocating(
+        ["2001:db8:1::1/64", "2001:db8:2::1/64"],
+        "2001:db8:2::2",
+        routed_frame6,
     );
 }
