@@ -131,21 +131,9 @@ impl Described<'_> {
                 };
                 write!(f, "arp: {what} -> {action}")
             }
-            Event::Resolve { next_hop, mac } => match mac {
-                NextHopMac::Known(m) => write!(f, "arp-resolve: {next_hop} is at {m}"),
-                NextHopMac::Queued { asked } => {
-                    let ask = if asked {
-                        would(", who-has sent", ", who-has would be sent")
-                    } else {
-                        ""
-                    };
-                    write!(
-                        f,
-                        "arp-resolve: {next_hop} unknown: {}{ask}",
-                        would("packet queued", "packet would wait")
-                    )
-                }
-            },
+            Event::Resolve { next_hop, mac } => {
+                resolve_words(f, "arp-resolve", "who-has", &next_hop, mac, self.dry)
+            }
             Event::Released { count, mac } => {
                 let s = if count == 1 { "" } else { "s" };
                 write!(
@@ -185,18 +173,10 @@ impl Described<'_> {
                 len,
                 via,
                 bridge: b,
-            } => match via {
-                Some(gw) => write!(
-                    f,
-                    "ip4-lookup: {dst} matches {prefix}/{len} via {gw} dev {}",
-                    bridge(b)
-                ),
-                None => write!(
-                    f,
-                    "ip4-lookup: {dst} matches {prefix}/{len} dev {}",
-                    bridge(b)
-                ),
-            },
+            } => {
+                let via = via.map(|gw| gw.to_string());
+                lookup_words(f, "ip4-lookup", &dst, &prefix, len, via, &bridge(b))
+            }
             Event::Local { dst, echo_reply } => {
                 if echo_reply {
                     let sent = would("echo reply sent", "an echo reply would be sent");
@@ -294,30 +274,13 @@ impl Described<'_> {
                 len,
                 via,
                 bridge: b,
-            } => match via {
-                Some(gw) => write!(
-                    f,
-                    "ip6-lookup: {dst} matches {prefix}/{len} via {gw} dev {}",
-                    bridge(b)
-                ),
-                None => write!(
-                    f,
-                    "ip6-lookup: {dst} matches {prefix}/{len} dev {}",
-                    bridge(b)
-                ),
-            },
-            Event::Resolve6 { next_hop, mac } => match mac {
-                NextHopMac::Known(m) => write!(f, "nd-resolve: {next_hop} is at {m}"),
-                NextHopMac::Queued { asked } => write!(
-                    f,
-                    "nd-resolve: {next_hop} unknown: queued{}",
-                    if asked {
-                        would(", solicitation sent", ", a solicitation would be sent")
-                    } else {
-                        ", a solicitation is out"
-                    }
-                ),
-            },
+            } => {
+                let via = via.map(|gw| gw.to_string());
+                lookup_words(f, "ip6-lookup", &dst, &prefix, len, via, &bridge(b))
+            }
+            Event::Resolve6 { next_hop, mac } => {
+                resolve_words(f, "nd-resolve", "solicitation", &next_hop, mac, self.dry)
+            }
             Event::Rewrite6 {
                 hop_from,
                 hop_to,
@@ -420,6 +383,53 @@ impl Described<'_> {
                 ),
             },
             _ => Ok(()),
+        }
+    }
+}
+
+/// ip4-lookup's and ip6-lookup's line: the route that matched.
+fn lookup_words(
+    f: &mut fmt::Formatter<'_>,
+    stage: &str,
+    dst: &dyn fmt::Display,
+    prefix: &dyn fmt::Display,
+    len: u8,
+    via: Option<String>,
+    dev: &str,
+) -> fmt::Result {
+    match via {
+        Some(gw) => write!(
+            f,
+            "{stage}: {dst} matches {prefix}/{len} via {gw} dev {dev}"
+        ),
+        None => write!(f, "{stage}: {dst} matches {prefix}/{len} dev {dev}"),
+    }
+}
+
+/// arp-resolve's and nd-resolve's line: the next hop's MAC, or the packet
+/// waiting for it (`ask`: the request, who-has or solicitation, sent now).
+fn resolve_words(
+    f: &mut fmt::Formatter<'_>,
+    stage: &str,
+    ask: &str,
+    next_hop: &dyn fmt::Display,
+    mac: NextHopMac,
+    dry: bool,
+) -> fmt::Result {
+    match mac {
+        NextHopMac::Known(m) => write!(f, "{stage}: {next_hop} is at {m}"),
+        NextHopMac::Queued { asked } => {
+            let (queued, sent) = if dry {
+                ("packet would wait", "would be sent")
+            } else {
+                ("packet queued", "sent")
+            };
+            let asked = if asked {
+                format!(", {ask} {sent}")
+            } else {
+                String::new()
+            };
+            write!(f, "{stage}: {next_hop} unknown: {queued}{asked}")
         }
     }
 }
