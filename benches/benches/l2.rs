@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use patchbay_dataplane::counters::BridgeCounters;
-use patchbay_dataplane::l2::{l2_forward, Fdb};
+use patchbay_dataplane::l2::{l2_forward, Fdb, L2Policy, Segment};
 use patchbay_dataplane::pipeline::{Switch, SwitchConfig, DEFAULT_BRIDGE};
 use patchbay_dataplane::port::memory::{with_vnet_hdr, MemoryPort};
 use patchbay_dataplane::wire::Mac;
@@ -21,10 +21,12 @@ fn mac(i: u32) -> Mac {
     Mac([2, 0, b[0], b[1], b[2], b[3]])
 }
 
+const SEG: Segment = Segment { bridge: 0, vid: 0 };
+
 fn full_fdb() -> Fdb {
     let mut fdb = Fdb::new(FDB_SIZE);
     for i in 0..FDB_SIZE as u32 {
-        fdb.learn(0, mac(i), (i % 8) as u16, 0);
+        fdb.learn(0, 0, mac(i), (i % 8) as u16, 0);
     }
     fdb
 }
@@ -49,21 +51,21 @@ fn fdb(c: &mut Criterion) {
     g.bench_function("lookup, 64k entries", |b| {
         b.iter(|| {
             for k in &keys {
-                black_box(fdb.lookup(0, *k));
+                black_box(fdb.lookup(0, 0, *k));
             }
         })
     });
     g.bench_function("learn (refresh), 64k entries", |b| {
         b.iter(|| {
             for k in &keys {
-                black_box(fdb.learn(0, *k, 1, 5));
+                black_box(fdb.learn(0, 0, *k, 1, 5));
             }
         })
     });
     g.bench_function("learn (full table, new MACs refused)", |b| {
         b.iter(|| {
             for i in 0..keys.len() as u32 {
-                black_box(fdb.learn(0, mac(FDB_SIZE as u32 + i), 1, 5));
+                black_box(fdb.learn(0, 0, mac(FDB_SIZE as u32 + i), 1, 5));
             }
         })
     });
@@ -81,7 +83,19 @@ fn stage(c: &mut Criterion) {
     g.bench_function("known unicast, per batch of 64", |b| {
         b.iter(|| {
             for f in &frames {
-                black_box(l2_forward(f, 9, 0, &mut fdb, 1, &mut counters, None, true).0);
+                black_box(
+                    l2_forward(
+                        f,
+                        9,
+                        SEG,
+                        &mut fdb,
+                        1,
+                        &mut counters,
+                        L2Policy::default(),
+                        true,
+                    )
+                    .0,
+                );
             }
         })
     });

@@ -96,6 +96,13 @@ pub enum Request {
         ra_valid_lft: Option<u32>,
         #[serde(default)]
         ra_preferred_lft: Option<u32>,
+        /// Bridges: 802.1Q VLAN filtering on or off.
+        #[serde(default)]
+        vlan_filtering: Option<bool>,
+        /// Bridges: which link-local groups 01:80:C2:00:00:0N to forward
+        /// (bit N).
+        #[serde(default)]
+        group_fwd_mask: Option<u16>,
     },
     /// Deletes a port or a bridge.
     LinkDel {
@@ -107,18 +114,49 @@ pub enum Request {
         #[serde(default)]
         link: Option<String>,
     },
-    /// Adds a static entry: `mac` is on port `dev`.
-    /// A static entry on another port is an error unless `replace`.
+    /// Adds a static entry: `mac` is on port `dev` (in VLAN `vlan` on a
+    /// bridge with VLAN filtering; the port's PVID if not given). A static
+    /// entry on another port is an error unless `replace`.
     FdbAdd {
         mac: Mac,
         dev: String,
         #[serde(default)]
         replace: bool,
+        #[serde(default)]
+        vlan: Option<u16>,
     },
-    /// Deletes `mac` from the FDB of `dev` (a port or a bridge).
+    /// Deletes `mac` from the FDB of `dev` (a port or a bridge): from VLAN
+    /// `vlan`, or from every VLAN.
     FdbDel {
         mac: Mac,
         dev: String,
+        #[serde(default)]
+        vlan: Option<u16>,
+    },
+    /// Adds VLANs `vid` to `vid_end` (or `vid` alone) to port `dev`, or
+    /// changes their flags, as `bridge vlan add` does.
+    VlanAdd {
+        dev: String,
+        vid: u16,
+        #[serde(default)]
+        vid_end: Option<u16>,
+        #[serde(default)]
+        pvid: bool,
+        #[serde(default)]
+        untagged: bool,
+    },
+    /// Takes VLANs `vid` to `vid_end` (or `vid` alone) off port `dev`.
+    VlanDel {
+        dev: String,
+        vid: u16,
+        #[serde(default)]
+        vid_end: Option<u16>,
+    },
+    /// The VLANs of each bridge port, or of `dev`. Result: a list of
+    /// [`VlanRow`].
+    VlanShow {
+        #[serde(default)]
+        dev: Option<String>,
     },
     /// Flushes learned entries (and static ones if `statics`). Result: the
     /// number removed.
@@ -420,6 +458,25 @@ impl From<Result<serde_json::Value, ApiError>> for Response {
     }
 }
 
+/// One port's VLANs (`vlan show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VlanRow {
+    pub port: String,
+    pub bridge: String,
+    /// Whether its bridge filters by VLAN (without, the VLANs are kept but
+    /// not used).
+    pub vlan_filtering: bool,
+    pub vlans: Vec<VlanEntry>,
+}
+
+/// One VLAN of a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VlanEntry {
+    pub vid: u16,
+    pub pvid: bool,
+    pub untagged: bool,
+}
+
 /// Parses one request line, checking the version.
 /// What is wrong with a `link_set` request, checked in one place for the
 /// CLI and the server.
@@ -446,6 +503,8 @@ impl Request {
             rdnss,
             ra_valid_lft,
             ra_preferred_lft,
+            vlan_filtering,
+            group_fwd_mask,
             ..
         } = self
         else {
@@ -462,6 +521,8 @@ impl Request {
             && rdnss.is_none()
             && ra_valid_lft.is_none()
             && ra_preferred_lft.is_none()
+            && vlan_filtering.is_none()
+            && group_fwd_mask.is_none()
         {
             return Some(LinkSetProblem::Nothing);
         }

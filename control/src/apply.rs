@@ -23,6 +23,7 @@ pub use plan::{plan, Plan};
 use crate::config::{self, ConfigError, Parsed};
 use patchbay_dataplane::ip4::RpFilter;
 use patchbay_dataplane::ip6::{Ra, RaChange};
+use patchbay_dataplane::l2::vlan::{PortVlans, VlanMembership};
 use patchbay_dataplane::pipeline::{
     BridgeState, NatRuleState, PortState, RunningState, Switch, SwitchConfig,
 };
@@ -121,8 +122,8 @@ pub enum Step {
         dev: String,
         old: Option<Mac>,
     },
-    FdbDel(Mac, String),
-    FdbAdd(Mac, String),
+    FdbDel(Mac, String, Option<u16>),
+    FdbAdd(Mac, String, Option<u16>),
     RouteDel(Ipv4Net, Option<Ipv4Addr>, String),
     RouteAdd {
         dst: Ipv4Net,
@@ -156,6 +157,17 @@ pub enum Step {
     },
     BridgeDel(String, u32),
     BridgeAdd(String, u32),
+    /// A bridge's VLAN filtering and link-local group forwarding.
+    BridgeVlan {
+        bridge: String,
+        vlan_filtering: bool,
+        group_fwd_mask: u16,
+    },
+    /// A port's VLANs, set whole.
+    PortVlans {
+        port: String,
+        to: Vec<VlanMembership>,
+    },
     Ageing {
         bridge: String,
         from: u32,
@@ -186,8 +198,12 @@ impl fmt::Display for Step {
             Step::NeighAdd { ip, mac, dev, .. } => {
                 write!(f, "neigh add {ip} lladdr {mac} dev {dev}")
             }
-            Step::FdbDel(mac, dev) => write!(f, "fdb del {mac} dev {dev}"),
-            Step::FdbAdd(mac, dev) => write!(f, "fdb add {mac} dev {dev}"),
+            Step::FdbDel(mac, dev, vlan) => {
+                write!(f, "fdb del {mac} dev {dev}{}", vlan_words(vlan))
+            }
+            Step::FdbAdd(mac, dev, vlan) => {
+                write!(f, "fdb add {mac} dev {dev}{}", vlan_words(vlan))
+            }
             Step::RouteDel(dst, ..) => write!(f, "route del {dst}"),
             Step::RouteAdd { dst, via, dev, .. } => match via {
                 Some(via) => write!(f, "route add {dst} via {via} dev {dev}"),
@@ -216,6 +232,22 @@ impl fmt::Display for Step {
             ),
             Step::BridgeDel(name, _) => write!(f, "link del {name}"),
             Step::BridgeAdd(name, _) => write!(f, "link add {name} type bridge"),
+            Step::BridgeVlan {
+                bridge,
+                vlan_filtering,
+                group_fwd_mask,
+            } => write!(
+                f,
+                "link set {bridge} vlan_filtering {} group_fwd_mask {group_fwd_mask:#x}",
+                u8::from(*vlan_filtering)
+            ),
+            Step::PortVlans { port, to } => {
+                write!(f, "vlan set dev {port}")?;
+                for v in to {
+                    write!(f, " {}", crate::config::vlan_words(v))?;
+                }
+                Ok(())
+            }
             Step::Ageing { bridge, to, .. } => write!(f, "link set {bridge} ageing_time {to}"),
             Step::Mtu { bridge, to, .. } => write!(f, "link set {bridge} mtu {to}"),
             Step::Policy {
@@ -230,6 +262,11 @@ impl fmt::Display for Step {
             Step::Timeouts { .. } => write!(f, "timeouts"),
         }
     }
+}
+
+/// ` vlan N`, or nothing.
+fn vlan_words(vlan: &Option<u16>) -> String {
+    vlan.map(|v| format!(" vlan {v}")).unwrap_or_default()
 }
 
 impl Step {
@@ -250,8 +287,8 @@ impl Step {
                 .map(|id| r.id = id),
             Step::NeighDel(ip, _, dev) => sw.neigh_del(*ip, dev),
             Step::NeighAdd { ip, mac, dev, .. } => sw.neigh_add(*ip, *mac, dev),
-            Step::FdbDel(mac, dev) => sw.fdb_del(*mac, dev),
-            Step::FdbAdd(mac, dev) => sw.fdb_add(*mac, dev),
+            Step::FdbDel(mac, dev, vlan) => sw.fdb_del(*mac, dev, *vlan),
+            Step::FdbAdd(mac, dev, vlan) => sw.fdb_add(*mac, dev, *vlan),
             Step::RouteDel(dst, ..) => sw.route_del(IpNet::V4(*dst)),
             Step::RouteAdd { dst, via, dev, .. } => sw.route4_add(*dst, *via, Some(dev)),
             Step::Route6Del(dst, ..) => sw.route6_del(*dst),
@@ -287,6 +324,14 @@ impl Step {
                 }
             }),
             Step::Ageing { bridge, to, .. } => sw.set_ageing(bridge, *to),
+            Step::BridgeVlan {
+                bridge,
+                vlan_filtering,
+                group_fwd_mask,
+            } => sw
+                .set_vlan_filtering(bridge, *vlan_filtering)
+                .and_then(|()| sw.set_group_fwd_mask(bridge, *group_fwd_mask)),
+            Step::PortVlans { port, to } => sw.set_port_vlans(port, to),
             Step::Mtu { bridge, to, .. } => sw.set_mtu(bridge, u32::from(*to)),
             Step::Policy {
                 bridge,

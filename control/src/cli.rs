@@ -3,6 +3,7 @@
 
 use crate::api::{LinkKind, LinkSetProblem, LinkShow, NatRuleSpec, Request};
 use patchbay_dataplane::ip4::RpFilter;
+use patchbay_dataplane::l2::vlan::parse_vid_range;
 use patchbay_dataplane::nat::Filtering;
 use patchbay_dataplane::pipeline::{
     AddrInfo, FdbRow, NatRuleInfo, NatSessionInfo, NeighInfo, RouteGet, RouteInfo, RouteOrigin,
@@ -27,10 +28,17 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   link set BRIDGE mtu BYTES                     MTU of routed packets (68-9000; needs an address)
   link set BRIDGE rp_filter strict|loose|off    reverse-path filter of what comes in (default strict)
   link set BRIDGE redirects on|off              send ICMP redirects (default on)
+  link set BRIDGE vlan_filtering 0|1            802.1Q: classify frames to VLANs, switch within them
+  link set BRIDGE group_fwd_mask MASK           forward 01:80:C2:00:00:0N for bit N (e.g. 0x4004:
+                                                LLDP and LACP; bit 1, pause, never)
   link del NAME                                 delete a port or a bridge
-  fdb show [dev PORT | br BRIDGE]               learned and static MACs
-  fdb add|replace MAC dev PORT                  add a static entry (replace: move one)
-  fdb del MAC dev PORT | br BRIDGE              delete an entry
+  fdb show [dev PORT | br BRIDGE]               learned and static MACs (with their VLAN)
+  fdb add|replace MAC dev PORT [vlan N]         add a static entry (replace: move one)
+  fdb del MAC dev PORT | br BRIDGE [vlan N]     delete an entry (of every VLAN unless told)
+  vlan add dev PORT vid N[-M] [pvid] [untagged] a port's VLANs (802.1Q; every port starts
+                                                in VLAN 1, pvid untagged)
+  vlan del dev PORT vid N[-M]
+  vlan show [dev PORT]                          each bridge port's VLANs
   fdb flush [dev PORT | br BRIDGE] [static]     forget learned entries (and static)
   addr show [dev BRIDGE]                        router interfaces: MAC, MTU, addresses
   addr add|del A.B.C.D/LEN dev BRIDGE           router address (and connected route)
@@ -110,6 +118,7 @@ pub enum Output {
         path: String,
     },
     Fdb,
+    Vlans,
     Stats,
     Flushed,
     Version,
@@ -261,6 +270,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
     let (request, output) = match (object.as_str(), command.as_str()) {
         ("link", _) => parse_link(&command, &mut w)?,
         ("fdb", _) => parse_fdb(&command, &mut w)?,
+        ("vlan", _) => parse_vlan(&command, &mut w)?,
         ("stats" | "statistics", _) => {
             if w.words.len() > 1 && command != "show" {
                 return Err(format!("stats: unexpected '{command}'"));
@@ -286,7 +296,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         ("neigh" | "neighbor" | "neighbour" | "n", _) => parse_neigh(&command, &mut w)?,
         (o, _) => {
             return Err(format!(
-                "unknown object '{o}' (try: link, fdb, addr, route, neigh, nat, trace, capture, top, stats, apply, save, version)"
+                "unknown object '{o}' (try: link, fdb, vlan, addr, route, neigh, nat, trace, capture, top, stats, apply, save, version)"
             ))
         }
 
@@ -456,8 +466,42 @@ mod tests {
                 rdnss: None,
                 ra_valid_lft: None,
                 ra_preferred_lft: None,
+                vlan_filtering: None,
+                group_fwd_mask: None,
             }
         );
+        assert_eq!(
+            run("vlan add dev p1 vid 10-20 untagged").unwrap().request,
+            Request::VlanAdd {
+                dev: "p1".into(),
+                vid: 10,
+                vid_end: Some(20),
+                pvid: false,
+                untagged: true,
+            }
+        );
+        assert!(run("vlan add dev p1 vid 10-20 pvid")
+            .unwrap_err()
+            .contains("pvid takes one VLAN"));
+        assert!(run("vlan add dev p1 vid 4095")
+            .unwrap_err()
+            .contains("1 to 4094"));
+        assert!(matches!(
+            run("link set br0 vlan_filtering 1 group_fwd_mask 0x4004")
+                .unwrap()
+                .request,
+            Request::LinkSet {
+                vlan_filtering: Some(true),
+                group_fwd_mask: Some(0x4004),
+                ..
+            }
+        ));
+        assert!(matches!(
+            run("fdb add 02:00:00:00:00:09 dev p1 vlan 10")
+                .unwrap()
+                .request,
+            Request::FdbAdd { vlan: Some(10), .. }
+        ));
         let ra = run("link set br0 ra off ra_lifetime 600 rdnss 2001:db8::53,2001:db8::54")
             .unwrap()
             .request;
@@ -507,6 +551,7 @@ mod tests {
                 mac: "02:00:00:00:00:09".parse().unwrap(),
                 dev: "p1".into(),
                 replace: false,
+                vlan: None,
             }
         );
         assert_eq!(

@@ -37,7 +37,8 @@ use crate::api::NatRuleSpec;
 use patchbay_dataplane::ip4::{Mtu, RpFilter};
 use patchbay_dataplane::ip6::fib::is_link_local;
 use patchbay_dataplane::ip6::Ra;
-use patchbay_dataplane::l2::AgeingTime;
+use patchbay_dataplane::l2::vlan::{parse_vid_range, PortVlans, Vid, VlanMembership};
+use patchbay_dataplane::l2::{AgeingTime, GroupFwdMask};
 use patchbay_dataplane::nat::{Filtering, NatAction, PortRange, Timeouts};
 use patchbay_dataplane::pipeline::{
     BridgeState, NatRuleState, PortState, RunningState, SwitchConfig, DEFAULT_BRIDGE,
@@ -142,6 +143,10 @@ struct BridgeCfg {
     rdnss: Option<Vec<Ipv6Addr>>,
     ra_valid_lft: Option<u32>,
     ra_preferred_lft: Option<u32>,
+    /// 802.1Q VLAN filtering (ports' `vlans` then apply).
+    vlan_filtering: Option<bool>,
+    /// Which of 01:80:C2:00:00:0N are forwarded (bit N; `0x4004`).
+    group_fwd_mask: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -152,6 +157,9 @@ struct PortCfg {
     kind: PortKind,
     #[serde(alias = "master")]
     bridge: Option<String>,
+    /// Its VLANs in `bridge vlan` words: `["1 pvid untagged", "10-20"]`
+    /// (default: VLAN 1, untagged, PVID).
+    vlans: Option<Vec<String>>,
 }
 
 fn afpacket() -> PortKind {
@@ -163,6 +171,8 @@ fn afpacket() -> PortKind {
 struct FdbCfg {
     mac: Mac,
     dev: String,
+    /// The VLAN, on a bridge with VLAN filtering (default: the port's PVID).
+    vlan: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -181,6 +191,39 @@ struct NeighCfg {
     ip: IpAddr,
     mac: Mac,
     dev: String,
+}
+
+/// One VLAN of a port in `bridge vlan` words: `10 pvid untagged`.
+pub fn vlan_words(v: &VlanMembership) -> String {
+    let mut s = v.vid.to_string();
+    if v.pvid {
+        s.push_str(" pvid");
+    }
+    if v.untagged {
+        s.push_str(" untagged");
+    }
+    s
+}
+
+/// Reads `10`, `10-20`, `10 pvid untagged` (a range takes no pvid): the
+/// VLANs and their flags.
+pub fn parse_vlan_words(text: &str) -> Result<(std::ops::RangeInclusive<u16>, bool, bool), String> {
+    let mut words = text.split_whitespace();
+    let vids = parse_vid_range(words.next().ok_or("a VLAN entry is empty")?)?;
+    let (mut pvid, mut untagged) = (false, false);
+    for w in words {
+        match w {
+            "pvid" => pvid = true,
+            "untagged" => untagged = true,
+            other => return Err(format!(
+                "'{other}' in VLAN entry '{text}': after the VLAN id come only pvid and untagged"
+            )),
+        }
+    }
+    if pvid && vids.start() != vids.end() {
+        return Err(format!("'{text}': pvid takes one VLAN, not a range"));
+    }
+    Ok((vids, pvid, untagged))
 }
 
 /// Maps byte offsets of a text to line numbers.

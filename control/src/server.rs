@@ -19,6 +19,7 @@ mod nat;
 mod neigh;
 mod route;
 mod trace;
+mod vlan;
 
 pub use lab::apply_config;
 
@@ -413,6 +414,7 @@ fn reads_only(req: &Request) -> bool {
             | Request::LinkShow { .. }
             | Request::Stats
             | Request::FdbShow { .. }
+            | Request::VlanShow { .. }
             | Request::NatShow
             | Request::NatSessions
             | Request::AddrShow { .. }
@@ -441,6 +443,9 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
         | Request::FdbAdd { .. }
         | Request::FdbDel { .. }
         | Request::FdbFlush { .. } => fdb::handle(req, &cx),
+        Request::VlanAdd { .. } | Request::VlanDel { .. } | Request::VlanShow { .. } => {
+            vlan::handle(req, &cx)
+        }
         Request::AddrShow { .. } | Request::AddrAdd { .. } | Request::AddrDel { .. } => {
             addr::handle(req, &cx)
         }

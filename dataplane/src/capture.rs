@@ -64,6 +64,8 @@ pub struct Tap {
     pub counters: Arc<TapCounters>,
     /// Its count is reached, or its writer went away: remove it.
     pub done: bool,
+    /// Where a leaving frame whose tag changes is put together.
+    scratch: Vec<u8>,
 }
 
 /// The writer's end of a capture.
@@ -108,6 +110,7 @@ pub fn tap(
             free: free_rx,
             counters: counters.clone(),
             done: false,
+            scratch: Vec::new(),
         },
         TapHandle {
             frames: frames_rx,
@@ -119,6 +122,25 @@ pub fn tap(
 }
 
 impl Tap {
+    /// Offers a leaving frame to the capture, as it leaves (with its tag
+    /// pushed or popped).
+    #[cold]
+    pub fn offer_tx(&mut self, frame: crate::port::TxFrame<'_>) {
+        if frame.tag == crate::l2::TagOp::Keep {
+            return self.offer(frame.bytes.get(crate::wire::VNET_HDR_LEN..).unwrap_or(&[]));
+        }
+        let mut head = [0u8; crate::wire::vlan::HEAD_MAX];
+        let Some((h, rest)) = frame.pieces(&mut head) else {
+            return;
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend_from_slice(h);
+        scratch.extend_from_slice(rest);
+        self.offer(scratch.get(crate::wire::VNET_HDR_LEN..).unwrap_or(&[]));
+        self.scratch = scratch;
+    }
+
     /// Offers an Ethernet frame to the capture.
     #[cold]
     pub fn offer(&mut self, eth: &[u8]) {

@@ -75,7 +75,8 @@ macro_rules! drop_reasons {
                 match self {
                     Runt | Truncated | NoVlanRoom | RxRingFull | RxError | TxBusy | TxDown
                     | TxError => Stage::Port,
-                    InvalidSrcMac | ReservedGroup | SamePort | NoBridge => Stage::L2,
+                    InvalidSrcMac | ReservedGroup | SamePort | NoBridge | VlanIngress | VlanNoPvid
+                    | VlanEgress => Stage::L2,
                     ArpMalformed | ArpQueueFull | ArpUnresolved | ArpTableFull => Stage::Arp,
                     Ip6Malformed | Icmp6Malformed | NdInvalid | Ip6LocalUnsupported
                     | Ip6BadSource | Ip6NotForwarded | Ip6HopLimit | Ip6NoRoute | Ip6TooBig
@@ -113,7 +114,10 @@ drop_reasons! {
     Runt => "runt", "Shorter than a virtio-net header plus an Ethernet header.";
     Truncated => "truncated", "Larger than the receive buffer; only part of it was captured.";
     InvalidSrcMac => "invalid-src-mac", "Source MAC is multicast, broadcast or all zeros (802.1D 7.8).";
-    ReservedGroup => "reserved-group", "Sent to 01:80:C2:00:00:0X, which a bridge must not forward (802.1D 7.12.6).";
+    ReservedGroup => "reserved-group", "Sent to 01:80:C2:00:00:0X, which a bridge must not forward (802.1D 7.12.6) unless its group_fwd_mask says so.";
+    VlanIngress => "vlan-ingress", "The ingress port is not a member of the frame's VLAN (802.1Q 8.6.2 ingress filtering).";
+    VlanNoPvid => "vlan-no-pvid", "Untagged or priority-tagged, on a port without a PVID (802.1Q 6.9).";
+    VlanEgress => "vlan-egress", "The one port the destination was learned on is not in the frame's VLAN (802.1Q 8.6.4).";
     SamePort => "same-port", "Destination was learned on the ingress port; filtered (802.1D 7.7.1).";
     NoBridge => "no-bridge", "Ingress port is not attached to a bridge.";
     NoVlanRoom => "no-vlan-room", "No headroom to put an offloaded VLAN tag back into the frame.";

@@ -132,6 +132,7 @@ struct Phases {
     addr_adds: Vec<Step>,
     port_adds: Vec<Step>,
     port_attaches: Vec<Step>,
+    port_vlans: Vec<Step>,
     dev_routes: Vec<Step>,
     via_routes: Vec<Step>,
     neigh_adds: Vec<Step>,
@@ -153,6 +154,7 @@ impl Phases {
             self.addr_adds,
             self.port_adds,
             self.port_attaches,
+            self.port_vlans,
             self.dev_routes,
             self.via_routes,
             self.neigh_adds,
@@ -209,6 +211,21 @@ fn diff_ports<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) -> HashSet<&'a
         if !r_ports.contains_key(wp.name.as_str()) {
             ph.port_adds.push(Step::PortAdd(wp.clone()));
             s.ports.added += 1;
+        }
+        // A port that joins a bridge starts in VLAN 1 (untagged, PVID);
+        // one that stays keeps its VLANs.
+        let had = match r_ports.get(wp.name.as_str()) {
+            Some(rp) if !unsettled.contains(wp.name.as_str()) => rp.vlans.clone(),
+            _ => PortVlans::default().iter().collect(),
+        };
+        if wp.master.is_some() && wp.vlans != had {
+            ph.port_vlans.push(Step::PortVlans {
+                port: wp.name.clone(),
+                to: wp.vlans.clone(),
+            });
+            if r_ports.contains_key(wp.name.as_str()) && !unsettled.contains(wp.name.as_str()) {
+                s.ports.changed += 1;
+            }
         }
     }
     unsettled
@@ -290,20 +307,31 @@ fn diff_neighbors<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
 /// Static FDB entries; those of `unsettled` ports are given again.
 fn diff_fdb<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary, unsettled: &HashSet<&'a str>) {
     let (r, w) = (d.r, d.w);
-    let r_fdb: HashSet<(Mac, &str)> = r.fdb.iter().map(|(m, d)| (*m, d.as_str())).collect();
-    let w_fdb: HashSet<(Mac, &str)> = w.fdb.iter().map(|(m, d)| (*m, d.as_str())).collect();
-    for (mac, dev) in &r.fdb {
-        if !w_fdb.contains(&(*mac, dev.as_str())) || unsettled.contains(dev.as_str()) {
+    let key = |(m, d, v): &'a (Mac, String, Option<u16>)| (*m, d.as_str(), *v);
+    let r_fdb: HashSet<(Mac, &str, Option<u16>)> = r.fdb.iter().map(key).collect();
+    let w_fdb: HashSet<(Mac, &str, Option<u16>)> = w.fdb.iter().map(key).collect();
+    // A bridge whose VLAN filtering changes: its entries are given again.
+    let refiltered = |dev: &str| {
+        let filtering = |s: &RunningState| {
+            let master = s.ports.iter().find(|p| p.name == dev)?.master.as_deref()?;
+            Some(s.bridges.iter().find(|b| b.name == master)?.vlan_filtering)
+        };
+        filtering(r) != filtering(w)
+    };
+    for e in &r.fdb {
+        let (mac, dev, vlan) = key(e);
+        if !w_fdb.contains(&(mac, dev, vlan)) || unsettled.contains(dev) || refiltered(dev) {
             // Entries of a port that goes away go with it.
-            if !unsettled.contains(dev.as_str()) {
-                ph.removals.push(Step::FdbDel(*mac, dev.clone()));
+            if !unsettled.contains(dev) {
+                ph.removals.push(Step::FdbDel(mac, dev.to_string(), vlan));
             }
             s.fdb.removed += 1;
         }
     }
-    for (mac, dev) in &w.fdb {
-        if !r_fdb.contains(&(*mac, dev.as_str())) || unsettled.contains(dev.as_str()) {
-            ph.fdb_adds.push(Step::FdbAdd(*mac, dev.clone()));
+    for e in &w.fdb {
+        let (mac, dev, vlan) = key(e);
+        if !r_fdb.contains(&(mac, dev, vlan)) || unsettled.contains(dev) || refiltered(dev) {
+            ph.fdb_adds.push(Step::FdbAdd(mac, dev.to_string(), vlan));
             s.fdb.added += 1;
         }
     }
@@ -460,6 +488,17 @@ fn diff_bridges<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
                 s.bridges.changed += 1;
             }
             Some(_) => {}
+        }
+        let vlan_settings = |b: &BridgeState| (b.vlan_filtering, b.group_fwd_mask);
+        if rb.map_or((false, 0), |b| vlan_settings(b)) != vlan_settings(wb) {
+            ph.bridge_adds.push(Step::BridgeVlan {
+                bridge: wb.name.clone(),
+                vlan_filtering: wb.vlan_filtering,
+                group_fwd_mask: wb.group_fwd_mask,
+            });
+            if rb.is_some() {
+                s.bridges.changed += 1;
+            }
         }
         let had6: &[Ipv6Net] = rb.map_or(&[], |b| &b.addrs6);
         for a in wb.addrs6.iter().filter(|a| !had6.contains(a)) {

@@ -44,10 +44,11 @@ pub(super) fn parse_fdb(command: &str, w: &mut Words) -> Result<(Request, Output
         "add" | "append" | "replace" => {
             let ctx = w.context.clone();
             let mac = mac(&ctx, w.next().as_deref())?;
-            let mut dev = None;
+            let (mut dev, mut vlan) = (None, None);
             while let Some(x) = w.next() {
                 match x.as_str() {
                     "dev" => dev = Some(w.value("dev", "a port name")?),
+                    "vlan" => vlan = Some(vid(&ctx, &w.value("vlan", "a VLAN id")?)?),
                     // iproute2 spells these out; a patchbay entry is always both.
                     "master" | "static" | "permanent" => {}
                     x => return Err(w.unexpected(x)),
@@ -55,21 +56,28 @@ pub(super) fn parse_fdb(command: &str, w: &mut Words) -> Result<(Request, Output
             }
             let dev = dev.ok_or_else(|| format!("{ctx}: missing 'dev PORT'"))?;
             let replace = command == "replace";
-            (Request::FdbAdd { mac, dev, replace }, Output::Nothing)
+            let req = Request::FdbAdd {
+                mac,
+                dev,
+                replace,
+                vlan,
+            };
+            (req, Output::Nothing)
         }
         "del" | "delete" => {
             let ctx = w.context.clone();
             let mac = mac(&ctx, w.next().as_deref())?;
-            let mut dev = None;
+            let (mut dev, mut vlan) = (None, None);
             while let Some(x) = w.next() {
                 match x.as_str() {
                     "dev" | "br" => dev = Some(w.value(&x, "a port or bridge name")?),
+                    "vlan" => vlan = Some(vid(&ctx, &w.value("vlan", "a VLAN id")?)?),
                     "master" => {}
                     x => return Err(w.unexpected(x)),
                 }
             }
             let dev = dev.ok_or_else(|| format!("{ctx}: missing 'dev PORT' or 'br BRIDGE'"))?;
-            (Request::FdbDel { mac, dev }, Output::Nothing)
+            (Request::FdbDel { mac, dev, vlan }, Output::Nothing)
         }
         "flush" => {
             let (mut link, mut statics) = (None, false);
@@ -89,6 +97,67 @@ pub(super) fn parse_fdb(command: &str, w: &mut Words) -> Result<(Request, Output
             ))
         }
     })
+}
+
+/// One VLAN id, 1 to 4094.
+fn vid(ctx: &str, v: &str) -> Result<u16, String> {
+    let r = parse_vid_range(v).map_err(|e| format!("{ctx}: {e}"))?;
+    if r.start() != r.end() {
+        return Err(format!("{ctx}: one VLAN id here, not a range"));
+    }
+    Ok(*r.start())
+}
+
+/// `vlan add|del|show`, in `bridge vlan`'s words.
+pub(super) fn parse_vlan(command: &str, w: &mut Words) -> Result<(Request, Output), String> {
+    let ctx = w.context.clone();
+    let (mut dev, mut vids, mut pvid, mut untagged) = (None, None, false, false);
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "dev" => dev = Some(w.value("dev", "a port name")?),
+            "vid" => {
+                let v = w.value("vid", "a VLAN id or range (10, 10-20)")?;
+                vids = Some(parse_vid_range(&v).map_err(|e| format!("{ctx}: {e}"))?);
+            }
+            "pvid" if command == "add" => pvid = true,
+            "untagged" if command == "add" => untagged = true,
+            // iproute2's words for a port's own VLANs, which is all there is.
+            "master" => {}
+            x => return Err(w.unexpected(x)),
+        }
+    }
+    let req = match command {
+        "show" | "list" | "ls" => {
+            if vids.is_some() {
+                return Err(format!("{ctx}: 'vid' is for add and del"));
+            }
+            return Ok((Request::VlanShow { dev }, Output::Vlans));
+        }
+        "add" | "del" | "delete" => {
+            let dev = dev.ok_or_else(|| format!("{ctx}: missing 'dev PORT'"))?;
+            let vids = vids.ok_or_else(|| format!("{ctx}: missing 'vid N' or 'vid N-M'"))?;
+            let (vid, vid_end) = (
+                *vids.start(),
+                (vids.start() != vids.end()).then_some(*vids.end()),
+            );
+            if command == "add" {
+                if pvid && vid_end.is_some() {
+                    return Err(format!("{ctx}: pvid takes one VLAN, not a range"));
+                }
+                Request::VlanAdd {
+                    dev,
+                    vid,
+                    vid_end,
+                    pvid,
+                    untagged,
+                }
+            } else {
+                Request::VlanDel { dev, vid, vid_end }
+            }
+        }
+        c => return Err(format!("vlan: unknown command '{c}' (try: show, add, del)")),
+    };
+    Ok((req, Output::Nothing))
 }
 
 /// `apply FILE [check]`.
@@ -668,6 +737,7 @@ pub(super) fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String>
     let (mut rp_filter, mut redirects) = (None, None);
     let (mut ra, mut ra_lifetime, mut rdnss) = (None, None, None);
     let (mut ra_valid_lft, mut ra_preferred_lft) = (None, None);
+    let (mut vlan_filtering, mut group_fwd_mask) = (None, None);
     let on_off = |what: &str, v: &str| match v {
         "on" | "1" => Ok(true),
         "off" | "0" => Ok(false),
@@ -705,6 +775,20 @@ pub(super) fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String>
                         })
                         .collect::<Result<Vec<_>, _>>()?
                 });
+            }
+            "vlan_filtering" => {
+                let v = w.value("vlan_filtering", "1 or 0")?;
+                vlan_filtering = Some(on_off("vlan_filtering", &v)?);
+            }
+            "group_fwd_mask" => {
+                let v = w.value("group_fwd_mask", "a 16-bit mask (0x4004)")?;
+                let n = match v.strip_prefix("0x").or(v.strip_prefix("0X")) {
+                    Some(hex) => u16::from_str_radix(hex, 16),
+                    None => v.parse(),
+                };
+                group_fwd_mask = Some(n.map_err(|_| {
+                    format!("{ctx}: group_fwd_mask must be a 16-bit mask like 0x4004, not '{v}'")
+                })?);
             }
             "master" => master = Some(w.value("master", "a bridge name")?),
             "nomaster" => nomaster = true,
@@ -752,12 +836,15 @@ pub(super) fn parse_link_set(w: &mut Words) -> Result<(Request, Output), String>
         rdnss,
         ra_valid_lft,
         ra_preferred_lft,
+        vlan_filtering,
+        group_fwd_mask,
     };
     match req.link_set_problem() {
         Some(LinkSetProblem::Nothing) => Err(format!(
             "{ctx}: nothing to change (master BRIDGE, nomaster, ageing_time SECS, mtu BYTES, \
              rp_filter strict|loose|off, redirects on|off, ra on|off, ra_lifetime SECS, \
-             rdnss ADDR[,ADDR]|none, ra_valid_lft SECS or ra_preferred_lft SECS)"
+             rdnss ADDR[,ADDR]|none, ra_valid_lft SECS, ra_preferred_lft SECS, \
+             vlan_filtering 0|1 or group_fwd_mask MASK)"
         )),
         Some(LinkSetProblem::MasterAndNomaster) => {
             Err(format!("{ctx}: give master or nomaster, not both"))

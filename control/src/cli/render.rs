@@ -71,6 +71,7 @@ pub fn render(output: &Output, result: Value) -> Result<String, String> {
         }
         Output::NatSessions => nat_sessions(&mut s, result)?,
         Output::Fdb => fdb(&mut s, result)?,
+        Output::Vlans => vlans(&mut s, result)?,
         Output::Stats => stats(&mut s, result)?,
     }
     Ok(s)
@@ -330,7 +331,51 @@ fn fdb(s: &mut String, result: Value) -> Result<(), String> {
             Some(age) => format!("age {age}s"),
             None => "static".to_string(),
         };
-        let _ = writeln!(s, "{} dev {} master {} {state}", r.mac, r.port, r.bridge);
+        let vlan = r.vlan.map(|v| format!(" vlan {v}")).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{} dev {}{vlan} master {} {state}",
+            r.mac, r.port, r.bridge
+        );
+    }
+    Ok(())
+}
+
+/// `vlan show`, as `bridge vlan show` prints it.
+fn vlans(s: &mut String, result: Value) -> Result<(), String> {
+    let rows: Vec<crate::api::VlanRow> = decode(result)?;
+    let _ = writeln!(s, "{:<15} {:<10} VLANS", "PORT", "BRIDGE");
+    for r in rows {
+        let off = if r.vlan_filtering {
+            ""
+        } else {
+            "  (bridge without vlan_filtering: not used)"
+        };
+        let mut first = true;
+        for v in &r.vlans {
+            let (port, bridge) = if first {
+                (r.port.as_str(), r.bridge.as_str())
+            } else {
+                ("", "")
+            };
+            let mut flags = String::new();
+            if v.pvid {
+                flags.push_str(" PVID");
+            }
+            if v.untagged {
+                flags.push_str(" Egress Untagged");
+            }
+            let _ = writeln!(
+                s,
+                "{port:<15} {bridge:<10} {}{flags}{}",
+                v.vid,
+                if first { off } else { "" }
+            );
+            first = false;
+        }
+        if first {
+            let _ = writeln!(s, "{:<15} {:<10} none", r.port, r.bridge);
+        }
     }
     Ok(())
 }

@@ -117,7 +117,7 @@ impl Checker<'_> {
         self.timeouts(&f, &mut config)?;
         let bridges = self.bridges(&f, &config)?;
         let (ports, port_lines) = self.ports(&f, &bridges)?;
-        let fdb = self.fdb(&f, &ports)?;
+        let fdb = self.fdb(&f, &ports, &bridges)?;
         let routes = self.routes(&f, &bridges)?;
         let routes6 = self.routes6(&f, &bridges)?;
         let (neighbors, neighbors6) = self.neighbors(&f, &bridges)?;
@@ -342,6 +342,14 @@ impl Checker<'_> {
             }
             let ra = self.bridge_ra(&span, b, !addrs6.is_empty())?;
             let routed = !addrs.is_empty();
+            let group_fwd_mask = b.group_fwd_mask.unwrap_or(0);
+            if let Err(e) = GroupFwdMask::new(group_fwd_mask) {
+                return Err(self.key_err(
+                    &span,
+                    "group_fwd_mask",
+                    format!("bridge {}: {e}", b.name),
+                ));
+            }
             bridges.push(BridgeState {
                 name: b.name.clone(),
                 ageing_time,
@@ -351,6 +359,8 @@ impl Checker<'_> {
                 addrs,
                 addrs6,
                 ra,
+                vlan_filtering: b.vlan_filtering.unwrap_or(false),
+                group_fwd_mask,
             });
         }
         if !bridges.iter().any(|b| b.name == DEFAULT_BRIDGE) {
@@ -366,6 +376,8 @@ impl Checker<'_> {
                     addrs: Vec::new(),
                     addrs6: Vec::new(),
                     ra: None,
+                    vlan_filtering: false,
+                    group_fwd_mask: 0,
                 },
             );
         }
@@ -408,19 +420,51 @@ impl Checker<'_> {
                     ));
                 }
             }
+            let vlans = match &p.vlans {
+                None => PortVlans::default(),
+                Some(_) if p.bridge.is_none() => {
+                    return Err(self.key_err(
+                        &span,
+                        "vlans",
+                        format!(
+                            "port {}: VLANs are a bridge port's; give it a bridge",
+                            p.name
+                        ),
+                    ))
+                }
+                Some(list) => {
+                    let mut vlans = PortVlans::none();
+                    for text in list {
+                        let (vids, pvid, untagged) = parse_vlan_words(text).map_err(|e| {
+                            self.key_err(&span, "vlans", format!("port {}: {e}", p.name))
+                        })?;
+                        for v in vids {
+                            vlans.add(Vid::new(v).expect("parsed"), pvid, untagged);
+                        }
+                    }
+                    vlans
+                }
+            };
             port_lines.insert(p.name.clone(), self.lines.line(span.start));
             ports.push(PortState {
                 name: p.name.clone(),
                 kind: p.kind,
                 master: p.bridge.clone(),
+                vlans: vlans.iter().collect(),
             });
         }
 
         Ok((ports, port_lines))
     }
 
-    /// `[[fdb]]`: static entries, on ports that are on a bridge.
-    fn fdb(&self, f: &File, ports: &[PortState]) -> Result<Vec<(Mac, String)>, ConfigError> {
+    /// `[[fdb]]`: static entries, on ports that are on a bridge (and in a
+    /// VLAN of the port, with VLAN filtering).
+    fn fdb(
+        &self,
+        f: &File,
+        ports: &[PortState],
+        bridges: &Bridges,
+    ) -> Result<Vec<(Mac, String, Option<u16>)>, ConfigError> {
         let mut fdb = Vec::new();
         let mut fdb_seen = HashSet::new();
         for e in &f.fdb {
@@ -452,13 +496,46 @@ impl Checker<'_> {
                     format!("fdb {}: static entries must be unicast MACs", e.mac),
                 ));
             }
-            if !fdb_seen.insert((e.mac, master.clone())) {
+            let filtering = bridges
+                .list
+                .iter()
+                .any(|b| b.name == master && b.vlan_filtering);
+            let port = ports.iter().find(|p| p.name == e.dev).expect("found above");
+            let vlan = match (filtering, e.vlan) {
+                (false, None) => None,
+                (false, Some(_)) => {
+                    return Err(self.key_err(
+                        &span,
+                        "vlan",
+                        format!(
+                            "fdb {}: bridge {master} has no VLAN filtering (vlan_filtering = \
+                             true)",
+                            e.mac
+                        ),
+                    ))
+                }
+                (true, v) => {
+                    let vid = v.or_else(|| port.vlans.iter().find(|m| m.pvid).map(|m| m.vid.get()));
+                    let Some(vid) = vid.filter(|&v| Vid::new(v).is_ok()) else {
+                        return Err(self.key_err(
+                            &span,
+                            "vlan",
+                            format!(
+                                "fdb {}: a VLAN from 1 to 4094 (port {} has no PVID to take)",
+                                e.mac, e.dev
+                            ),
+                        ));
+                    };
+                    Some(vid)
+                }
+            };
+            if !fdb_seen.insert((e.mac, master.clone(), vlan)) {
                 return Err(self.err(
                     &span,
                     format!("fdb {}: listed twice in bridge {master}", e.mac),
                 ));
             }
-            fdb.push((e.mac, e.dev.clone()));
+            fdb.push((e.mac, e.dev.clone(), vlan));
         }
 
         Ok(fdb)

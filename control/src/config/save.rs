@@ -53,10 +53,22 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
         );
         if let Some(m) = &p.master {
             let _ = writeln!(out, "bridge = {}", quoted(m));
+            let default: Vec<_> = PortVlans::default().iter().collect();
+            if p.vlans != default {
+                let v: Vec<String> = p
+                    .vlans
+                    .iter()
+                    .map(|v| format!("\"{}\"", super::vlan_words(v)))
+                    .collect();
+                let _ = writeln!(out, "vlans = [{}]", v.join(", "));
+            }
         }
     }
-    for (mac, dev) in &state.fdb {
+    for (mac, dev, vlan) in &state.fdb {
         let _ = write!(out, "\n[[fdb]]\nmac = \"{mac}\"\ndev = {}\n", quoted(dev));
+        if let Some(v) = vlan {
+            let _ = writeln!(out, "vlan = {v}");
+        }
     }
     let v4 = state
         .routes
@@ -141,6 +153,12 @@ fn bridge_toml(out: &mut String, b: &BridgeState) {
         let v6 = b.addrs6.iter().map(|a| format!("\"{a}\""));
         let addrs: Vec<String> = v4.chain(v6).collect();
         let _ = writeln!(out, "addresses = [{}]", addrs.join(", "));
+    }
+    if b.vlan_filtering {
+        let _ = writeln!(out, "vlan_filtering = true");
+    }
+    if b.group_fwd_mask != 0 {
+        let _ = writeln!(out, "group_fwd_mask = {:#06x}", b.group_fwd_mask);
     }
     if let Some(mtu) = b.mtu {
         let _ = writeln!(out, "mtu = {mtu}");

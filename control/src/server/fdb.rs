@@ -27,7 +27,12 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             };
             Ok(to_value(rows))
         }
-        Request::FdbAdd { mac, dev, replace } => {
+        Request::FdbAdd {
+            mac,
+            dev,
+            replace,
+            vlan,
+        } => {
             if !mac.is_unicast() {
                 return Err(ApiError::new(
                     ErrorCode::Invalid,
@@ -35,9 +40,9 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
                 ));
             }
             let other = cx.on_switch(move |sw| {
-                sw.static_fdb_port(mac, &dev).and_then(|p| match p {
+                sw.static_fdb_port(mac, &dev, vlan).and_then(|p| match p {
                     Some(p) if p != dev && !replace => Ok(Some(p)),
-                    _ => sw.fdb_add(mac, &dev).map(|()| None),
+                    _ => sw.fdb_add(mac, &dev, vlan).map(|()| None),
                 })
             })?;
             if let Some(p) = other {
@@ -48,8 +53,8 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             }
             Ok(Value::Null)
         }
-        Request::FdbDel { mac, dev } => {
-            cx.on_switch(move |sw| sw.fdb_del(mac, &dev))?;
+        Request::FdbDel { mac, dev, vlan } => {
+            cx.on_switch(move |sw| sw.fdb_del(mac, &dev, vlan))?;
             Ok(Value::Null)
         }
         Request::FdbFlush { link, statics } => {

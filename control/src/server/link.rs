@@ -91,7 +91,8 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
                 Some(LinkSetProblem::MasterAndNomaster) => "give master or nomaster, not both",
                 _ => {
                     "link_set needs master, nomaster, ageing_time, mtu, rp_filter, redirects, ra, \
-                     ra_lifetime, rdnss, ra_valid_lft or ra_preferred_lft"
+                     ra_lifetime, rdnss, ra_valid_lft, ra_preferred_lft, vlan_filtering or \
+                     group_fwd_mask"
                 }
             };
             Err(ApiError::new(ErrorCode::BadRequest, why))
@@ -109,11 +110,19 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             rdnss,
             ra_valid_lft,
             ra_preferred_lft,
+            vlan_filtering,
+            group_fwd_mask,
         } => {
             cx.on_switch(move |sw| {
                 let mut r = Ok(());
                 if master.is_some() || nomaster {
                     r = sw.set_master(&name, master.as_deref());
+                }
+                if let (Ok(()), Some(mask)) = (&r, group_fwd_mask) {
+                    r = sw.set_group_fwd_mask(&name, mask);
+                }
+                if let (Ok(()), Some(on)) = (&r, vlan_filtering) {
+                    r = sw.set_vlan_filtering(&name, on);
                 }
                 if let (Ok(()), Some(secs)) = (&r, ageing_time) {
                     r = sw.set_ageing(&name, secs);

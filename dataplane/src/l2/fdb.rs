@@ -1,5 +1,6 @@
 //! The filtering database: which port each MAC was last seen on, per bridge
-//! (IEEE 802.1D-2004 7.9).
+//! and VLAN (IEEE 802.1D-2004 7.9; independent VLAN learning, 802.1Q 8.8).
+//! A bridge without VLAN filtering learns in VLAN 0.
 //!
 //! It is bounded: the table is allocated once at its limit, and when it is
 //! full new addresses are simply not learned (their frames are flooded and
@@ -39,18 +40,22 @@ pub enum FdbError {
     Full(usize),
 }
 
-/// The filtering database of every bridge, keyed by (bridge, MAC).
+/// The filtering database of every bridge, keyed by (bridge, VLAN, MAC).
 pub struct Fdb {
-    map: HashMap<u64, FdbEntry, ahash::RandomState>,
+    map: HashMap<u128, FdbEntry, ahash::RandomState>,
     max: usize,
 }
 
-fn key(bridge: BridgeId, mac: Mac) -> u64 {
-    (u64::from(bridge) << 48) | mac.to_u64()
+fn key(bridge: BridgeId, vid: u16, mac: Mac) -> u128 {
+    (u128::from(bridge) << 64) | (u128::from(vid) << 48) | u128::from(mac.to_u64())
 }
 
-fn unkey(k: u64) -> (BridgeId, Mac) {
-    ((k >> 48) as BridgeId, Mac::from_u64(k & 0xffff_ffff_ffff))
+fn unkey(k: u128) -> (BridgeId, u16, Mac) {
+    (
+        (k >> 64) as BridgeId,
+        (k >> 48) as u16,
+        Mac::from_u64(k as u64 & 0xffff_ffff_ffff),
+    )
 }
 
 impl Fdb {
@@ -79,21 +84,22 @@ impl Fdb {
         self.max
     }
 
-    /// The entry of `mac` in `bridge`.
-    pub fn get(&self, bridge: BridgeId, mac: Mac) -> Option<&FdbEntry> {
-        self.map.get(&key(bridge, mac))
+    /// The entry of `mac` in VLAN `vid` of `bridge`.
+    pub fn get(&self, bridge: BridgeId, vid: u16, mac: Mac) -> Option<&FdbEntry> {
+        self.map.get(&key(bridge, vid, mac))
     }
 
-    /// The port `mac` was learned on in `bridge`.
+    /// The port `mac` was learned on in VLAN `vid` of `bridge`.
     #[inline]
-    pub fn lookup(&self, bridge: BridgeId, mac: Mac) -> Option<PortId> {
-        self.map.get(&key(bridge, mac)).map(|e| e.port)
+    pub fn lookup(&self, bridge: BridgeId, vid: u16, mac: Mac) -> Option<PortId> {
+        self.map.get(&key(bridge, vid, mac)).map(|e| e.port)
     }
 
-    /// Learns that `mac` was seen on `port` at `now` (802.1D 7.8).
+    /// Learns that `mac` was seen in VLAN `vid` on `port` at `now` (802.1D
+    /// 7.8).
     #[inline]
-    pub fn learn(&mut self, bridge: BridgeId, mac: Mac, port: PortId, now: u32) -> Learn {
-        let k = key(bridge, mac);
+    pub fn learn(&mut self, bridge: BridgeId, vid: u16, mac: Mac, port: PortId, now: u32) -> Learn {
+        let k = key(bridge, vid, mac);
         if let Some(e) = self.map.get_mut(&k) {
             if e.is_static {
                 return Learn::Static;
@@ -120,8 +126,14 @@ impl Fdb {
     }
 
     /// Adds or replaces a static entry.
-    pub fn add_static(&mut self, bridge: BridgeId, mac: Mac, port: PortId) -> Result<(), FdbError> {
-        let k = key(bridge, mac);
+    pub fn add_static(
+        &mut self,
+        bridge: BridgeId,
+        vid: u16,
+        mac: Mac,
+        port: PortId,
+    ) -> Result<(), FdbError> {
+        let k = key(bridge, vid, mac);
         if !self.map.contains_key(&k) && self.map.len() >= self.max {
             return Err(FdbError::Full(self.max));
         }
@@ -136,16 +148,17 @@ impl Fdb {
         Ok(())
     }
 
-    pub fn remove(&mut self, bridge: BridgeId, mac: Mac) -> Option<FdbEntry> {
-        self.map.remove(&key(bridge, mac))
+    pub fn remove(&mut self, bridge: BridgeId, vid: u16, mac: Mac) -> Option<FdbEntry> {
+        self.map.remove(&key(bridge, vid, mac))
     }
 
-    /// Removes the entries `keep` says no to; returns how many went.
-    pub fn retain(&mut self, mut keep: impl FnMut(BridgeId, Mac, &FdbEntry) -> bool) -> usize {
+    /// Removes the entries `keep` says no to (it is given the bridge, VLAN
+    /// and MAC); returns how many went.
+    pub fn retain(&mut self, mut keep: impl FnMut(BridgeId, u16, Mac, &FdbEntry) -> bool) -> usize {
         let before = self.map.len();
         self.map.retain(|k, e| {
-            let (b, m) = unkey(*k);
-            keep(b, m, e)
+            let (b, v, m) = unkey(*k);
+            keep(b, v, m, e)
         });
         before - self.map.len()
     }
@@ -168,11 +181,11 @@ impl Fdb {
         });
     }
 
-    /// Every entry, for display.
-    pub fn entries(&self) -> impl Iterator<Item = (BridgeId, Mac, FdbEntry)> + '_ {
+    /// Every entry, for display: bridge, VLAN, MAC, entry.
+    pub fn entries(&self) -> impl Iterator<Item = (BridgeId, u16, Mac, FdbEntry)> + '_ {
         self.map.iter().map(|(k, e)| {
-            let (b, m) = unkey(*k);
-            (b, m, *e)
+            let (b, v, m) = unkey(*k);
+            (b, v, m, *e)
         })
     }
 }
@@ -188,39 +201,48 @@ mod tests {
     #[test]
     fn learns_refreshes_and_moves() {
         let mut fdb = Fdb::new(16);
-        assert_eq!(fdb.learn(0, mac(1), 3, 10), Learn::New);
-        assert_eq!(fdb.learn(0, mac(1), 3, 11), Learn::Refreshed);
-        assert_eq!(fdb.lookup(0, mac(1)), Some(3));
-        assert_eq!(fdb.learn(0, mac(1), 4, 12), Learn::Moved);
-        assert_eq!(fdb.lookup(0, mac(1)), Some(4));
-        // Bridges are separate learning domains.
-        assert_eq!(fdb.lookup(1, mac(1)), None);
+        assert_eq!(fdb.learn(0, 0, mac(1), 3, 10), Learn::New);
+        assert_eq!(fdb.learn(0, 0, mac(1), 3, 11), Learn::Refreshed);
+        assert_eq!(fdb.lookup(0, 0, mac(1)), Some(3));
+        assert_eq!(fdb.learn(0, 0, mac(1), 4, 12), Learn::Moved);
+        assert_eq!(fdb.lookup(0, 0, mac(1)), Some(4));
+        // Bridges, and VLANs in a bridge, are separate learning domains.
+        assert_eq!(fdb.lookup(1, 0, mac(1)), None);
+        assert_eq!(fdb.lookup(0, 10, mac(1)), None);
+        assert_eq!(fdb.learn(0, 10, mac(1), 7, 12), Learn::New);
+        assert_eq!(fdb.lookup(0, 10, mac(1)), Some(7));
+        assert_eq!(fdb.lookup(0, 0, mac(1)), Some(4));
+        let all: Vec<_> = fdb
+            .entries()
+            .map(|(b, v, m, e)| (b, v, m, e.port))
+            .collect();
+        assert!(all.contains(&(0, 10, mac(1), 7)), "{all:?}");
     }
 
     #[test]
     fn bounded_when_full() {
         let mut fdb = Fdb::new(2);
-        assert_eq!(fdb.learn(0, mac(1), 1, 0), Learn::New);
-        assert_eq!(fdb.learn(0, mac(2), 1, 0), Learn::New);
-        assert_eq!(fdb.learn(0, mac(3), 1, 0), Learn::Full);
+        assert_eq!(fdb.learn(0, 0, mac(1), 1, 0), Learn::New);
+        assert_eq!(fdb.learn(0, 0, mac(2), 1, 0), Learn::New);
+        assert_eq!(fdb.learn(0, 0, mac(3), 1, 0), Learn::Full);
         assert_eq!(fdb.len(), 2);
         // Known stations keep being refreshed.
-        assert_eq!(fdb.learn(0, mac(1), 2, 1), Learn::Moved);
-        assert_eq!(fdb.add_static(0, mac(9), 1), Err(FdbError::Full(2)));
+        assert_eq!(fdb.learn(0, 0, mac(1), 2, 1), Learn::Moved);
+        assert_eq!(fdb.add_static(0, 0, mac(9), 1), Err(FdbError::Full(2)));
     }
 
     #[test]
     fn ageing_spares_static_entries() {
         let mut fdb = Fdb::new(8);
-        fdb.learn(0, mac(1), 1, 0);
-        fdb.learn(0, mac(2), 1, 250);
-        fdb.add_static(0, mac(3), 2).unwrap();
-        assert_eq!(fdb.learn(0, mac(3), 1, 0), Learn::Static);
+        fdb.learn(0, 0, mac(1), 1, 0);
+        fdb.learn(0, 0, mac(2), 1, 250);
+        fdb.add_static(0, 0, mac(3), 2).unwrap();
+        assert_eq!(fdb.learn(0, 0, mac(3), 1, 0), Learn::Static);
         let mut aged = 0;
         fdb.age(300, |_| 300, |_| aged += 1);
         assert_eq!(aged, 1);
-        assert_eq!(fdb.lookup(0, mac(1)), None);
-        assert_eq!(fdb.lookup(0, mac(2)), Some(1));
-        assert_eq!(fdb.lookup(0, mac(3)), Some(2));
+        assert_eq!(fdb.lookup(0, 0, mac(1)), None);
+        assert_eq!(fdb.lookup(0, 0, mac(2)), Some(1));
+        assert_eq!(fdb.lookup(0, 0, mac(3)), Some(2));
     }
 }

@@ -35,6 +35,10 @@ pub struct BridgeInfo {
     pub name: String,
     pub ports: Vec<String>,
     pub ageing_time: u32,
+    #[serde(default)]
+    pub vlan_filtering: bool,
+    #[serde(default)]
+    pub group_fwd_mask: u16,
     pub fdb_entries: usize,
     pub counters: BridgeCounters,
 }
@@ -45,6 +49,9 @@ pub struct FdbRow {
     pub mac: Mac,
     pub port: String,
     pub bridge: String,
+    /// The VLAN it was learned in, on a bridge with VLAN filtering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
     /// Seconds since the source was last seen; `None` for static entries.
     pub age: Option<u32>,
     #[serde(rename = "static")]
@@ -246,8 +253,9 @@ pub struct RunningState {
     pub config: super::SwitchConfig,
     pub bridges: Vec<BridgeState>,
     pub ports: Vec<PortState>,
-    /// Static FDB entries: MAC and port.
-    pub fdb: Vec<(Mac, String)>,
+    /// Static FDB entries: MAC, port, and VLAN (on a bridge with VLAN
+    /// filtering).
+    pub fdb: Vec<(Mac, String, Option<u16>)>,
     /// Static routes (not the connected ones): prefix, gateway, bridge.
     pub routes: Vec<(Ipv4Net, Option<Ipv4Addr>, String)>,
     /// IPv6 routes: prefix, gateway, bridge.
@@ -275,6 +283,8 @@ pub struct BridgeState {
     pub addrs6: Vec<Ipv6Net>,
     /// Its router advertisements; `None` without an IPv6 address.
     pub ra: Option<crate::ip6::Ra>,
+    pub vlan_filtering: bool,
+    pub group_fwd_mask: u16,
 }
 
 /// A port and the bridge it is on.
@@ -283,6 +293,8 @@ pub struct PortState {
     pub name: String,
     pub kind: PortKind,
     pub master: Option<String>,
+    /// Its VLANs (used on a bridge with VLAN filtering), by VID.
+    pub vlans: Vec<crate::l2::vlan::VlanMembership>,
 }
 
 /// A NAT rule as configured.

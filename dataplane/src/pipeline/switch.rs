@@ -14,10 +14,11 @@ use crate::emit::Emitter;
 use crate::ip4::{router_mac, L3Out, NextHop, Router, RouterError, RpFilter, L3};
 use crate::ip6::{Route6Error, Router6};
 use crate::l2::AgeingTime;
-use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, Learn, PortId};
+use crate::l2::{l2_forward, BridgeId, Fdb, FdbError, L2Decision, L2Policy, Learn, PortId};
+use crate::l2::{GroupFwdMask, PortVlans, Segment, TagOp, Vid};
 use crate::nat::{Filtering, Nat, NatAction, NatKind, PortRange, Timeouts};
 use crate::port::memory::MemoryPort;
-use crate::port::{LinkState, Port};
+use crate::port::{LinkState, Port, TxFrame};
 use crate::trace;
 use crate::trace::{Event, Filter, L2Out, Learned, PacketSpec, TracedPacket, Tracer};
 use crate::wire::{IpNet, Ipv4Net, Ipv6Net};
@@ -55,6 +56,7 @@ use path::{Batch, Path};
 mod route6;
 mod running;
 mod show;
+mod vlans;
 
 /// Routes a router takes unless told: 4M, about 200 MiB of routes and
 /// lookup structure at most.
@@ -124,6 +126,18 @@ pub enum SwitchError {
     DefaultBridge(String),
     #[error("port {0} is not attached to a bridge (use 'patchbay link set {0} master BRIDGE')")]
     NoMaster(String),
+    #[error("{0}: VLAN filtering is off (set it with 'patchbay link set {0} vlan_filtering 1')")]
+    NoVlanFiltering(String),
+    #[error("{0}: a VLAN id is from 1 to 4094")]
+    BadVid(u16),
+    #[error("port {0} has no PVID: name the VLAN ('vlan N')")]
+    NoPvid(String),
+    #[error("pvid takes one VLAN, not a range")]
+    PvidRange,
+    #[error("port {0} is not in VLAN {1}")]
+    NotInVlan(String, String),
+    #[error(transparent)]
+    GroupFwdMask(#[from] crate::l2::PauseForwarded),
     #[error("{mac}: not in the FDB of {bridge}")]
     NoSuchEntry { mac: Mac, bridge: String },
     #[error("{0}: too many ports (at most {max})", max = u16::MAX)]
@@ -165,15 +179,35 @@ pub enum SwitchError {
     },
 }
 
-/// Puts frame `index` on egress port `q`'s queue, noting the port as
-/// touched the first time.
+/// A frame to send out of a port: which frame of the batch (or of the
+/// emitter), the tag change it needs, and whether its tag was taken out in
+/// place (the router's frames), so that it starts four bytes on.
+#[derive(Debug, Clone, Copy)]
+struct TxEntry {
+    index: u16,
+    tag: TagOp,
+    popped: bool,
+}
+
+impl TxEntry {
+    fn frame<'a>(&self, bytes: &'a [u8]) -> TxFrame<'a> {
+        let skip = if self.popped { 4 } else { 0 };
+        TxFrame {
+            bytes: bytes.get(skip..).unwrap_or(&[]),
+            tag: self.tag,
+        }
+    }
+}
+
+/// Puts `entry` on egress port `q`'s queue, noting the port as touched the
+/// first time.
 #[inline]
-fn enqueue_tx(queues: &mut [Vec<u16>], touched: &mut Vec<PortId>, q: PortId, index: usize) {
+fn enqueue_tx(queues: &mut [Vec<TxEntry>], touched: &mut Vec<PortId>, q: PortId, entry: TxEntry) {
     let queue = &mut queues[q as usize];
     if queue.is_empty() {
         touched.push(q);
     }
-    queue.push(index as u16);
+    queue.push(entry);
 }
 
 /// A port [`Switch::add_port`] could not add, handed back with the reason.
@@ -204,6 +238,34 @@ struct Bridge {
     members: Vec<PortId>,
     ageing_time: u32,
     counters: BridgeCounters,
+    /// 802.1Q: frames are classified to VLANs and switched within them
+    /// (see [`crate::l2::vlan`]); off, tags pass through untouched.
+    vlan_filtering: bool,
+    group_fwd_mask: GroupFwdMask,
+}
+
+impl Bridge {
+    /// The VLAN of the bridge's own router interface: VLAN 1 with
+    /// filtering (the Linux bridge's default PVID), none without.
+    fn router_vid(&self) -> u16 {
+        if self.vlan_filtering {
+            Vid::DEFAULT.get()
+        } else {
+            0
+        }
+    }
+}
+
+/// How a frame of VLAN `vid` (0: a bridge without filtering) that carries
+/// an 802.1Q tag or not leaves through port `q`: `None` if it may not.
+#[inline]
+fn egress_op(vlans: &[PortVlans], q: PortId, vid: u16, tagged: bool) -> Option<TagOp> {
+    if vid == 0 {
+        return Some(TagOp::Keep);
+    }
+    vlans
+        .get(usize::from(q))?
+        .egress_op(Vid::new(vid).ok()?, tagged)
 }
 
 /// The switch. Owned by one thread (the engine); the control plane reaches it
@@ -223,8 +285,10 @@ pub struct Switch {
     nat: Nat,
     em: Emitter,
     trace: Tracer,
-    /// Per egress port: indices of the current batch's frames to send there.
-    tx_queues: Vec<Vec<u16>>,
+    /// Per port: its VLANs (used on bridges with VLAN filtering).
+    vlans: Vec<PortVlans>,
+    /// Per egress port: the current batch's frames to send there.
+    tx_queues: Vec<Vec<TxEntry>>,
     /// Egress ports with a non-empty queue, in first-use order.
     tx_touched: Vec<PortId>,
     config: SwitchConfig,
@@ -269,6 +333,7 @@ impl Switch {
             nat,
             em: Emitter::new(config.router_buffers),
             trace: Tracer::default(),
+            vlans: Vec::new(),
             tx_queues: Vec::new(),
             tx_touched: Vec::with_capacity(64),
             config,
@@ -294,6 +359,14 @@ impl Switch {
             em: &mut self.em,
             trace: &mut self.trace,
         }
+    }
+
+    /// The VLAN of bridge `b`'s router interface: 0 unless it filters.
+    fn router_vid(&self, b: BridgeId) -> u16 {
+        self.bridges
+            .get(usize::from(b))
+            .and_then(Option::as_ref)
+            .map_or(0, Bridge::router_vid)
     }
 
     /// Seconds since the switch started: the FDB's clock.
@@ -406,6 +479,7 @@ impl Switch {
             nat,
             em,
             trace,
+            vlans,
             tx_queues,
             tx_touched,
             captures,
@@ -459,6 +533,7 @@ impl Switch {
             let mut path = Path {
                 bridges,
                 fdb,
+                vlans,
                 l3,
                 router_mac,
                 now,
@@ -468,6 +543,7 @@ impl Switch {
                 queues: tx_queues,
                 touched: tx_touched,
                 i,
+                popped: false,
             };
             let frame = slot.port.frame_mut(i);
             path.frame_in::<T>(rx, b, frame, &mut slot.counters, true, &mut out);
@@ -483,8 +559,8 @@ impl Switch {
                 let rx_port = &rx_slot.port;
                 if T {
                     for tap in captures.iter_mut().filter(|t| t.tx && t.port == q) {
-                        for &i in queue.iter() {
-                            tap.offer(&rx_port.frame(i as usize)[VNET_HDR_LEN..]);
+                        for e in queue.iter() {
+                            tap.offer_tx(e.frame(rx_port.frame(usize::from(e.index))));
                         }
                     }
                 }
@@ -494,7 +570,9 @@ impl Switch {
                         .drop_n(DropReason::TxDown, queue.len() as u64);
                 } else {
                     tx_slot.port.send(
-                        &mut queue.iter().map(|&i| rx_port.frame(i as usize)),
+                        &mut queue
+                            .iter()
+                            .map(|e| e.frame(rx_port.frame(usize::from(e.index)))),
                         &mut tx_slot.counters,
                     );
                 }
@@ -513,7 +591,8 @@ impl Switch {
     }
 
     /// Sends the frames the router made (replies, requests, ICMP errors,
-    /// packets released by ARP) and gives their buffers back.
+    /// packets released by ARP) and gives their buffers back. They are
+    /// untagged, in the VLAN of the router interface of their bridge.
     fn flush_emitted(&mut self) {
         if self.em.out.is_empty() {
             return;
@@ -523,50 +602,65 @@ impl Switch {
             bridges,
             fdb,
             em,
+            vlans,
             tx_queues,
             tx_touched,
             captures,
             ..
         } = self;
         for (k, &(to, _)) in em.out.iter().enumerate() {
-            let mut enqueue = |q: PortId| enqueue_tx(tx_queues, tx_touched, q, k);
+            let mut enqueue = |q: PortId, vid: u16| {
+                if let Some(tag) = egress_op(vlans, q, vid, false) {
+                    let entry = TxEntry {
+                        index: k as u16,
+                        tag,
+                        popped: false,
+                    };
+                    enqueue_tx(tx_queues, tx_touched, q, entry)
+                }
+            };
             match to {
-                EmitTo::Port(q) => enqueue(q),
+                EmitTo::Port(q) => {
+                    let bridge = ports
+                        .get(usize::from(q))
+                        .and_then(|s| s.as_ref()?.bridge)
+                        .and_then(|b| bridges[usize::from(b)].as_ref());
+                    enqueue(q, bridge.map_or(0, Bridge::router_vid))
+                }
                 EmitTo::Bridge {
                     bridge,
                     dst,
                     except,
                 } => {
+                    let Some(br) = bridges[bridge as usize].as_ref() else {
+                        continue;
+                    };
+                    let vid = br.router_vid();
                     match (!dst.is_multicast())
-                        .then(|| fdb.lookup(bridge, dst))
+                        .then(|| fdb.lookup(bridge, vid, dst))
                         .flatten()
                     {
-                        Some(q) => enqueue(q),
-                        None => {
-                            let members = bridges[bridge as usize]
-                                .as_ref()
-                                .map_or(&[][..], |b| &b.members[..]);
-                            members
-                                .iter()
-                                .filter(|&&q| Some(q) != except)
-                                .for_each(|&q| enqueue(q));
-                        }
+                        Some(q) => enqueue(q, vid),
+                        None => br
+                            .members
+                            .iter()
+                            .filter(|&&q| Some(q) != except)
+                            .for_each(|&q| enqueue(q, vid)),
                     }
                 }
             }
         }
         for &q in tx_touched.iter() {
             let queue = &mut tx_queues[q as usize];
+            let frame = |e: &TxEntry| e.frame(em.frame(em.out[usize::from(e.index)].1));
             for tap in captures.iter_mut().filter(|t| t.tx && t.port == q) {
-                for &k in queue.iter() {
-                    tap.offer(&em.frame(em.out[k as usize].1)[VNET_HDR_LEN..]);
+                for e in queue.iter() {
+                    tap.offer_tx(frame(e));
                 }
             }
             if let Some(slot) = ports[q as usize].as_mut() {
-                slot.port.send(
-                    &mut queue.iter().map(|&k| em.frame(em.out[k as usize].1)),
-                    &mut slot.counters,
-                );
+                slot.port
+                    .send(&mut queue.iter().map(frame), &mut slot.counters);
             }
             queue.clear();
         }
@@ -660,7 +754,7 @@ impl Switch {
             // Stations behind a dead link cannot be reached through it:
             // forget them so their frames are flooded, as an 802.1D bridge
             // does when a port leaves the forwarding state.
-            self.fdb.retain(|_, _, e| e.is_static || e.port != id);
+            self.fdb.retain(|_, _, _, e| e.is_static || e.port != id);
         } else {
             log::info!("port {}: link {}", slot.port.name(), state.name());
             // Hosts behind a port that comes up hear of the router's
@@ -780,24 +874,26 @@ fn poll_port(registry: &Registry, port: &dyn Port, id: usize, on: bool) -> std::
 
 /// The FDB as copied on the forwarding thread.
 pub struct FdbSnapshot {
-    entries: Vec<(BridgeId, Mac, crate::l2::FdbEntry)>,
+    entries: Vec<(BridgeId, u16, Mac, crate::l2::FdbEntry)>,
     ports: Vec<Option<String>>,
     bridges: Vec<Option<String>>,
     now: u32,
 }
 
 impl FdbSnapshot {
-    /// The rows, sorted by bridge then MAC.
+    /// The rows, sorted by bridge, VLAN, then MAC.
     pub fn finish(mut self) -> Vec<FdbRow> {
-        self.entries.sort_unstable_by_key(|(b, m, _)| (*b, *m));
+        self.entries
+            .sort_unstable_by_key(|(b, v, m, _)| (*b, *v, *m));
         let name =
             |names: &[Option<String>], i: usize| name_at(names, i).unwrap_or("?").to_string();
         self.entries
             .iter()
-            .map(|&(b, mac, e)| FdbRow {
+            .map(|&(b, vid, mac, e)| FdbRow {
                 mac,
                 port: name(&self.ports, usize::from(e.port)),
                 bridge: name(&self.bridges, usize::from(b)),
+                vlan: (vid != 0).then_some(vid),
                 age: (!e.is_static).then(|| self.now.saturating_sub(e.last_seen)),
                 is_static: e.is_static,
             })
@@ -965,7 +1061,7 @@ mod tests {
             .unwrap();
         sw.addr_add("wan", "10.3.0.1/24".parse().unwrap()).unwrap();
         sw.set_mtu("wan", 1400).unwrap();
-        sw.fdb_add("02:00:00:00:00:09".parse().unwrap(), "p1")
+        sw.fdb_add("02:00:00:00:00:09".parse().unwrap(), "p1", None)
             .unwrap();
         sw.neigh_add(
             "10.3.0.9".parse().unwrap(),

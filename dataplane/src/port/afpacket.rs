@@ -32,8 +32,9 @@
 //! wake-up call on the receiver's core.
 
 use super::sys::{self, setsockopt};
-use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, PortOptions};
+use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, PortOptions, TxFrame};
 use crate::counters::{DropReason, PortCounters};
+use crate::wire::vlan::HEAD_MAX;
 use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
 use crate::BATCH;
 use std::io;
@@ -117,6 +118,9 @@ pub struct AfPacketPort {
     big: Box<[u8]>,
     /// Of which this many are in use.
     bigs: usize,
+    /// Per message of a send: the head of a frame whose VLAN tag changes.
+    heads: Box<[[u8; HEAD_MAX]]>,
+    /// Two per message: the head (empty if unchanged), then the rest.
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
 }
@@ -173,7 +177,7 @@ impl AfPacketPort {
             let _ = setsockopt(&tx_fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf);
         }
 
-        let iovs: Box<[libc::iovec]> = (0..BATCH)
+        let iovs: Box<[libc::iovec]> = (0..2 * BATCH)
             .map(|_| libc::iovec {
                 iov_base: std::ptr::null_mut(),
                 iov_len: 0,
@@ -183,7 +187,7 @@ impl AfPacketPort {
             .map(|_| {
                 // SAFETY: mmsghdr is a plain C struct; all-zero is valid.
                 let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                m.msg_hdr.msg_iovlen = 1;
+                m.msg_hdr.msg_iovlen = 2;
                 m
             })
             .collect();
@@ -197,6 +201,7 @@ impl AfPacketPort {
             batch: Vec::with_capacity(BATCH),
             big: vec![0; BIG_SIZE * BIG_PER_BATCH].into_boxed_slice(),
             bigs: 0,
+            heads: vec![[0; HEAD_MAX]; BATCH].into_boxed_slice(),
             iovs,
             msgs,
         };
@@ -504,26 +509,40 @@ impl Port for AfPacketPort {
         self.batch.clear();
     }
 
-    fn send(&mut self, frames: &mut dyn Iterator<Item = &[u8]>, counters: &mut PortCounters) {
+    fn send<'a>(
+        &mut self,
+        frames: &mut dyn Iterator<Item = TxFrame<'a>>,
+        counters: &mut PortCounters,
+    ) {
         loop {
             let mut n = 0;
+            let mut lens = [0usize; BATCH];
             for frame in (&mut *frames).take(BATCH) {
-                self.iovs[n] = libc::iovec {
-                    iov_base: frame.as_ptr() as *mut libc::c_void,
-                    iov_len: frame.len(),
+                // Two iovecs a message: the rewritten head of a frame whose
+                // tag changes, then the rest of it (or all of it).
+                let Some((head, rest)) = frame.pieces(&mut self.heads[n]) else {
+                    counters.drop(DropReason::Runt);
+                    continue;
                 };
-                counters.tx_bytes += frame.len().saturating_sub(VNET_HDR_LEN) as u64;
+                let iov = |b: &[u8]| libc::iovec {
+                    iov_base: b.as_ptr() as *mut libc::c_void,
+                    iov_len: b.len(),
+                };
+                self.iovs[2 * n] = iov(head);
+                self.iovs[2 * n + 1] = iov(rest);
+                lens[n] = frame.wire_len();
+                counters.tx_bytes += lens[n] as u64;
                 n += 1;
             }
             if n == 0 {
                 return;
             }
-            // Point each message at its iovec now: the writes above went
+            // Point each message at its iovecs now: the writes above went
             // through `self.iovs`, so earlier pointers are not to be trusted.
             let iovs = self.iovs.as_mut_ptr();
             for (i, msg) in self.msgs[..n].iter_mut().enumerate() {
-                // SAFETY: i < n <= BATCH, the length of `iovs`.
-                msg.msg_hdr.msg_iov = unsafe { iovs.add(i) };
+                // SAFETY: 2 * i + 1 < 2 * n <= 2 * BATCH, the length of `iovs`.
+                msg.msg_hdr.msg_iov = unsafe { iovs.add(2 * i) };
             }
             let mut done = 0;
             while done < n {
@@ -554,8 +573,8 @@ impl Port for AfPacketPort {
                 } else {
                     n - done
                 };
-                for iov in &self.iovs[done..done + lost] {
-                    counters.tx_bytes -= iov.iov_len.saturating_sub(VNET_HDR_LEN) as u64;
+                for len in &lens[done..done + lost] {
+                    counters.tx_bytes -= *len as u64;
                 }
                 counters.drop_n(reason, lost as u64);
                 done += lost;

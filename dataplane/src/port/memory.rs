@@ -5,8 +5,9 @@
 //! lets a benchmark push the same batch through the switch forever without
 //! allocating. Sent frames are counted, and kept if capture is on.
 
-use super::{LinkState, Port, PortKind};
-use crate::counters::PortCounters;
+use super::{LinkState, Port, PortKind, TxFrame};
+use crate::counters::{DropReason, PortCounters};
+use crate::wire::vlan::HEAD_MAX;
 use crate::wire::vnet::VNET_HDR_LEN;
 use std::collections::VecDeque;
 use std::io;
@@ -135,14 +136,23 @@ impl Port for MemoryPort {
         }
     }
 
-    fn send(&mut self, frames: &mut dyn Iterator<Item = &[u8]>, counters: &mut PortCounters) {
+    fn send<'a>(
+        &mut self,
+        frames: &mut dyn Iterator<Item = TxFrame<'a>>,
+        counters: &mut PortCounters,
+    ) {
         let mut shared = self.shared.0.lock().unwrap();
+        let mut head = [0u8; HEAD_MAX];
         for f in frames {
+            let Some((h, rest)) = f.pieces(&mut head) else {
+                counters.drop(DropReason::Runt);
+                continue;
+            };
             counters.tx_packets += 1;
-            counters.tx_bytes += f.len().saturating_sub(VNET_HDR_LEN) as u64;
+            counters.tx_bytes += f.wire_len() as u64;
             shared.sent_count += 1;
             if shared.capture {
-                shared.sent.push(f.to_vec());
+                shared.sent.push([h, rest].concat());
             }
         }
     }

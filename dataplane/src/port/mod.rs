@@ -19,6 +19,8 @@ pub mod sys;
 pub mod tap;
 
 use crate::counters::{DropReason, PortCounters};
+use crate::l2::TagOp;
+use crate::wire::vlan::{rewrite_head, HEAD_MAX};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::RawFd;
@@ -129,9 +131,14 @@ pub trait Port: Send {
     fn frame_mut(&mut self, index: usize) -> &mut [u8];
     /// Hands the current batch's buffers back.
     fn release(&mut self);
-    /// Sends the frames (each a virtio-net header + Ethernet frame), counting
-    /// what was sent and what was dropped, by reason, in `counters`.
-    fn send(&mut self, frames: &mut dyn Iterator<Item = &[u8]>, counters: &mut PortCounters);
+    /// Sends the frames (each a virtio-net header + Ethernet frame, with the
+    /// VLAN tag change it needs on the way out), counting what was sent and
+    /// what was dropped, by reason, in `counters`.
+    fn send<'a>(
+        &mut self,
+        frames: &mut dyn Iterator<Item = TxFrame<'a>>,
+        counters: &mut PortCounters,
+    );
     /// Asks the kernel whether the interface is up.
     fn link_state(&self) -> LinkState;
     /// Called when polling reported an error on the port's descriptor, and
@@ -149,6 +156,53 @@ pub trait Port: Send {
     /// Frames the kernel dropped before patchbay saw them, since last asked.
     fn take_kernel_drops(&mut self) -> u64 {
         0
+    }
+}
+
+/// A frame to send: its bytes (virtio-net header, Ethernet frame) and the
+/// tag it gains or loses as it leaves ([`crate::l2::vlan`]). A port writes
+/// the changed head from a scratch buffer and the rest from where the frame
+/// lies, so a tag costs a 26-byte copy, not a copy of the frame.
+#[derive(Debug, Clone, Copy)]
+pub struct TxFrame<'a> {
+    pub bytes: &'a [u8],
+    pub tag: TagOp,
+}
+
+impl<'a> TxFrame<'a> {
+    /// A frame that leaves as it is.
+    pub fn plain(bytes: &'a [u8]) -> TxFrame<'a> {
+        TxFrame {
+            bytes,
+            tag: TagOp::Keep,
+        }
+    }
+
+    /// The frame as it leaves, in two pieces: a head from `scratch` (empty
+    /// when the tag is kept) and the rest of the frame. `None` for a tag to
+    /// pop from a frame too short to have one.
+    #[inline]
+    pub fn pieces<'s>(&self, scratch: &'s mut [u8; HEAD_MAX]) -> Option<(&'s [u8], &'a [u8])>
+    where
+        'a: 's,
+    {
+        let push = match self.tag {
+            TagOp::Keep => return Some((&scratch[..0], self.bytes)),
+            TagOp::Pop => None,
+            TagOp::Push(tag) => Some(tag),
+        };
+        let (n, rest) = rewrite_head(self.bytes, push, scratch)?;
+        Some((&scratch[..n], &self.bytes[rest..]))
+    }
+
+    /// Its length on the wire, virtio-net header left out.
+    pub fn wire_len(&self) -> usize {
+        let len = self.bytes.len().saturating_sub(crate::wire::VNET_HDR_LEN);
+        match self.tag {
+            TagOp::Keep => len,
+            TagOp::Pop => len.saturating_sub(4),
+            TagOp::Push(_) => len + 4,
+        }
     }
 }
 

@@ -8,8 +8,9 @@
 //! header, exactly like a veth peer does to an AF_PACKET port.
 
 use super::sys;
-use super::{tx_drop_reason, LinkState, Port, PortError, PortKind};
+use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, TxFrame};
 use crate::counters::{DropReason, PortCounters};
+use crate::wire::vlan::HEAD_MAX;
 use crate::wire::vnet::VNET_HDR_LEN;
 use crate::BATCH;
 use std::io;
@@ -171,15 +172,35 @@ impl Port for TapPort {
         self.count = 0;
     }
 
-    fn send(&mut self, frames: &mut dyn Iterator<Item = &[u8]>, counters: &mut PortCounters) {
+    fn send<'a>(
+        &mut self,
+        frames: &mut dyn Iterator<Item = TxFrame<'a>>,
+        counters: &mut PortCounters,
+    ) {
+        let mut head = [0u8; HEAD_MAX];
         for frame in frames {
-            // SAFETY: writes frame.len() bytes from a live slice.
-            let r = unsafe { libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
+            let Some((h, rest)) = frame.pieces(&mut head) else {
+                counters.drop(DropReason::Runt);
+                continue;
+            };
+            let iov = [
+                libc::iovec {
+                    iov_base: h.as_ptr() as *mut libc::c_void,
+                    iov_len: h.len(),
+                },
+                libc::iovec {
+                    iov_base: rest.as_ptr() as *mut libc::c_void,
+                    iov_len: rest.len(),
+                },
+            ];
+            // SAFETY: writev reads the two live slices the iovecs describe
+            // (a tun device takes one frame per write).
+            let r = unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), 2) };
             if r < 0 {
                 counters.drop(tx_drop_reason(&io::Error::last_os_error()));
             } else {
                 counters.tx_packets += 1;
-                counters.tx_bytes += frame.len().saturating_sub(VNET_HDR_LEN) as u64;
+                counters.tx_bytes += frame.wire_len() as u64;
             }
         }
     }

@@ -28,9 +28,13 @@ pub struct Described<'a> {
 impl fmt::Display for Described<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self.event {
-            Event::Rx { .. } | Event::Learn { .. } | Event::L2 { .. } | Event::Tx { .. } => {
-                self.l2(f)
-            }
+            Event::Rx { .. }
+            | Event::Learn { .. }
+            | Event::L2 { .. }
+            | Event::VlanIn { .. }
+            | Event::VlanPop { .. }
+            | Event::VlanTx { .. }
+            | Event::Tx { .. } => self.l2(f),
             Event::Arp { .. } | Event::Resolve { .. } | Event::Released { .. } => self.arp(f),
             Event::Ip4 { .. }
             | Event::Lookup { .. }
@@ -96,6 +100,25 @@ impl Described<'_> {
                 }
                 L2Out::Router => write!(f, "l2-forward: {dst} is the router: router input"),
             },
+            Event::VlanIn { vid, tagged } => {
+                let how = if tagged {
+                    "tagged"
+                } else {
+                    "untagged: the port's PVID"
+                };
+                write!(f, "vlan-classify: VLAN {vid} ({how})")
+            }
+            Event::VlanPop { vid } => {
+                write!(f, "vlan-pop: VLAN {vid} tag off, for the router")
+            }
+            Event::VlanTx { port: p, vid, push } => {
+                let (stage, on) = if push {
+                    ("vlan-push", "on")
+                } else {
+                    ("vlan-pop", "off")
+                };
+                write!(f, "{stage}: VLAN {vid} tag {on} for {}", port(p))
+            }
             Event::Tx { port: p } => {
                 write!(
                     f,

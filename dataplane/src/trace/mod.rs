@@ -217,6 +217,14 @@ pub enum Event {
         #[serde(default)]
         mtu: u32,
     },
+    /// vlan-classify: the VLAN a frame is in on a bridge with filtering,
+    /// and whether it came tagged.
+    VlanIn { vid: u16, tagged: bool },
+    /// vlan-pop: the tag of a frame for the router taken off.
+    VlanPop { vid: u16 },
+    /// vlan-push / vlan-pop: a frame's tag put on or taken off as it
+    /// leaves through a port.
+    VlanTx { port: PortId, vid: u16, push: bool },
     /// The frame is sent out of a port (or would be, in a dry run).
     Tx { port: PortId },
     /// The packet goes no further.

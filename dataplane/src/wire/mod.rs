@@ -18,6 +18,7 @@ pub mod ipv6;
 pub mod mac;
 pub mod tcp;
 pub mod udp;
+pub mod vlan;
 pub mod vnet;
 
 pub use arp::ArpRepr;

@@ -100,14 +100,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> VnetHdr<T> {
     }
 
     /// Adjusts the offsets after `n` bytes were inserted in front of the L3
-    /// header (a VLAN tag put back into the frame).
-    pub fn shift_offsets(&mut self, n: u16) {
+    /// header (a VLAN tag put in), or taken out if `n` is negative.
+    pub fn shift_offsets(&mut self, n: i16) {
         if self.flags() & F_NEEDS_CSUM != 0 {
-            let v = self.csum_start().saturating_add(n);
+            let v = self.csum_start().saturating_add_signed(n);
             self.set_csum_start(v);
         }
         if self.hdr_len() != 0 {
-            let v = self.hdr_len().saturating_add(n);
+            let v = self.hdr_len().saturating_add_signed(n);
             self.set_hdr_len(v);
         }
     }

@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use patchbay_dataplane::counters::PortCounters;
 use patchbay_dataplane::port::afpacket::AfPacketPort;
-use patchbay_dataplane::port::{sys, Port, PortOptions};
+use patchbay_dataplane::port::{sys, Port, PortOptions, TxFrame};
 use patchbay_dataplane::wire::ethernet::{ETHERNET_MIN_LEN, ETHERTYPE_IPV4};
 use patchbay_dataplane::wire::ipv4::IpProtocol;
 use patchbay_dataplane::wire::udp::UdpPacket;
@@ -761,12 +761,15 @@ fn send_for(dev: &str, secs: u64, frame: &[u8], new_flows: bool) -> anyhow::Resu
                 udp.set_src_port(40000 + (flow & 15) as u16);
                 udp.set_dst_port(1 + ((flow >> 4) % 65535) as u16);
             }
-            port.send(&mut batch.iter().map(Vec::as_slice), &mut counters);
+            port.send(&mut batch.iter().map(|f| TxFrame::plain(f)), &mut counters);
         }
     }
     while Instant::now() < deadline {
         for _ in 0..64 {
-            port.send(&mut std::iter::repeat_n(frame, BATCH), &mut counters);
+            port.send(
+                &mut std::iter::repeat_n(TxFrame::plain(frame), BATCH),
+                &mut counters,
+            );
         }
     }
     println!(

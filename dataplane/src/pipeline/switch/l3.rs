@@ -284,7 +284,7 @@ impl Switch {
             .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
             .map(|n| n.mac);
         let port = mac
-            .and_then(|m| self.fdb.lookup(nh.bridge, m))
+            .and_then(|m| self.fdb.lookup(nh.bridge, self.router_vid(nh.bridge), m))
             .map(|p| self.port_name(p).to_string());
         let src = self
             .router
@@ -391,7 +391,7 @@ impl Switch {
             dev: self.bridge_name(b).to_string(),
             port: self
                 .fdb
-                .lookup(b, n.mac)
+                .lookup(b, self.router_vid(b), n.mac)
                 .map(|p| self.port_name(p).to_string()),
             state: n.state,
             age: (n.state != NeighState::Permanent)

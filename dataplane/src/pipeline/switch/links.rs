@@ -18,6 +18,8 @@ impl Switch {
             members: Vec::new(),
             ageing_time: self.config.ageing_time,
             counters: BridgeCounters::default(),
+            vlan_filtering: false,
+            group_fwd_mask: GroupFwdMask::NONE,
         };
         let id = match self.bridges.iter().position(Option::is_none) {
             Some(free) => {
@@ -47,7 +49,7 @@ impl Switch {
                 slot.bridge = None;
             }
         }
-        self.fdb.retain(|b, _, _| b != id);
+        self.fdb.retain(|b, _, _, _| b != id);
         let routes = self.l3().forget_interface(id) + self.router6.forget_bridge(id);
         self.l3().forget_neighbors6(id);
         let rules = self.nat.forget_bridge(id);
@@ -102,6 +104,7 @@ impl Switch {
                 // Room for a batch, or for every frame the router can make.
                 self.tx_queues
                     .push(Vec::with_capacity(BATCH.max(self.config.router_buffers)));
+                self.vlans.push(PortVlans::default());
                 self.ports.len() - 1
             }
             None => return Err(SwitchError::TooManyPorts(name)),
@@ -130,6 +133,7 @@ impl Switch {
             state.name(),
         );
         let polled = self.registry.is_some() && port.raw_fd().is_some();
+        self.vlans[id] = PortVlans::default();
         self.ports[id] = Some(PortSlot {
             port,
             bridge,
@@ -171,7 +175,7 @@ impl Switch {
             if let Some(bridge) = self.bridges[b as usize].as_mut() {
                 bridge.members.retain(|&p| p != id);
             }
-            self.fdb.retain(|_, _, e| e.port != id);
+            self.fdb.retain(|_, _, _, e| e.port != id);
             self.l3().forget_port(id);
         }
     }
@@ -184,6 +188,9 @@ impl Switch {
             return Ok(());
         }
         self.detach(id);
+        // A port joins a bridge as the Linux bridge has it: in VLAN 1,
+        // untagged, as PVID.
+        self.vlans[id as usize] = PortVlans::default();
         self.ports[id as usize].as_mut().expect("exists").bridge = bridge;
         if let Some(b) = bridge {
             self.bridges[b as usize]
@@ -199,34 +206,70 @@ impl Switch {
         Ok(())
     }
 
-    /// Adds a static FDB entry: `mac` is on `port` (in the port's bridge).
-    pub fn fdb_add(&mut self, mac: Mac, port: &str) -> Result<(), SwitchError> {
-        let id = self.existing_port(port)?;
-        let bridge = self.ports[id as usize]
-            .as_ref()
-            .and_then(|s| s.bridge)
-            .ok_or_else(|| SwitchError::NoMaster(port.to_string()))?;
-        self.fdb.add_static(bridge, mac, id)?;
-        log_change!(self, op = "fdb_add", mac:% = mac, dev = port; "fdb: {mac} dev {port} static");
+    /// Adds a static FDB entry: `mac` is on `port` (in the port's bridge),
+    /// in VLAN `vlan` (on a bridge with VLAN filtering; the port's PVID if
+    /// not given).
+    pub fn fdb_add(&mut self, mac: Mac, port: &str, vlan: Option<u16>) -> Result<(), SwitchError> {
+        let (id, bridge, vid) = self.fdb_place(port, vlan)?;
+        self.fdb.add_static(bridge, vid, mac, id)?;
+        let vlan = if vid == 0 {
+            String::new()
+        } else {
+            format!(" vlan {vid}")
+        };
+        log_change!(self, op = "fdb_add", mac:% = mac, dev = port, vid; "fdb: {mac} dev {port}{vlan} static");
         Ok(())
     }
 
-    /// The port of a static entry for `mac` in the bridge of `port`.
-    pub fn static_fdb_port(&self, mac: Mac, port: &str) -> Result<Option<String>, SwitchError> {
+    /// The port, bridge and VLAN (0: none) of an FDB entry on `port` in
+    /// `vlan`.
+    fn fdb_place(
+        &self,
+        port: &str,
+        vlan: Option<u16>,
+    ) -> Result<(PortId, BridgeId, u16), SwitchError> {
         let id = self.existing_port(port)?;
         let Some(bridge) = self.ports[id as usize].as_ref().and_then(|s| s.bridge) else {
             return Err(SwitchError::NoMaster(port.to_string()));
         };
+        let filtering = self.bridges[bridge as usize]
+            .as_ref()
+            .is_some_and(|b| b.vlan_filtering);
+        let vid = match (filtering, vlan) {
+            (false, None) => 0,
+            (false, Some(_)) => {
+                return Err(SwitchError::NoVlanFiltering(
+                    self.bridge_name(bridge).to_string(),
+                ))
+            }
+            (true, Some(v)) => Vid::new(v).map_err(|_| SwitchError::BadVid(v))?.get(),
+            (true, None) => self.vlans[id as usize]
+                .pvid()
+                .ok_or_else(|| SwitchError::NoPvid(port.to_string()))?
+                .get(),
+        };
+        Ok((id, bridge, vid))
+    }
+
+    /// The port of a static entry for `mac` in the bridge of `port` (and
+    /// `vlan`).
+    pub fn static_fdb_port(
+        &self,
+        mac: Mac,
+        port: &str,
+        vlan: Option<u16>,
+    ) -> Result<Option<String>, SwitchError> {
+        let (_, bridge, vid) = self.fdb_place(port, vlan)?;
         Ok(self
             .fdb
-            .get(bridge, mac)
+            .get(bridge, vid, mac)
             .filter(|e| e.is_static)
             .map(|e| self.port_name(e.port).to_string()))
     }
 
     /// Removes `mac` from the FDB of the bridge named `link`, or of the
-    /// bridge of the port named `link`.
-    pub fn fdb_del(&mut self, mac: Mac, link: &str) -> Result<(), SwitchError> {
+    /// bridge of the port named `link`: from VLAN `vlan`, or every VLAN.
+    pub fn fdb_del(&mut self, mac: Mac, link: &str, vlan: Option<u16>) -> Result<(), SwitchError> {
         let bridge = match (self.bridge_id(link), self.port_id(link)) {
             (Some(b), _) => b,
             (None, Some(p)) => self.ports[p as usize]
@@ -235,12 +278,15 @@ impl Switch {
                 .ok_or_else(|| SwitchError::NoMaster(link.to_string()))?,
             (None, None) => return Err(SwitchError::NoSuchLink(link.to_string())),
         };
-        self.fdb
-            .remove(bridge, mac)
-            .ok_or_else(|| SwitchError::NoSuchEntry {
+        let removed = self
+            .fdb
+            .retain(|b, v, m, _| !(b == bridge && m == mac && vlan.is_none_or(|x| x == v)));
+        if removed == 0 {
+            return Err(SwitchError::NoSuchEntry {
                 mac,
                 bridge: self.bridge_name(bridge).to_string(),
-            })?;
+            });
+        }
         log_change!(self, op = "fdb_del", mac:% = mac, bridge = self.bridge_name(bridge); "fdb: {mac} deleted from {}", self.bridge_name(bridge));
         Ok(())
     }
@@ -256,7 +302,7 @@ impl Switch {
                 (None, None) => return Err(SwitchError::NoSuchLink(l.to_string())),
             },
         };
-        let n = self.fdb.retain(|b, _, e| {
+        let n = self.fdb.retain(|b, _, _, e| {
             let selected = port.is_none_or(|p| e.port == p) && bridge.is_none_or(|x| b == x);
             !(selected && (statics || !e.is_static))
         });

@@ -121,6 +121,7 @@ impl Switch {
             nat,
             em,
             trace,
+            vlans,
             ..
         } = self;
         let saved_counters = (router.counters().clone(), nat.counters.clone());
@@ -147,6 +148,7 @@ impl Switch {
                 let mut path = path::Path {
                     bridges,
                     fdb,
+                    vlans,
                     l3,
                     router_mac,
                     now,

@@ -5,14 +5,17 @@
 //! differ.
 
 use super::*;
+use super::{egress_op, TxEntry};
 use crate::emit::Emitter;
 use crate::ip6::nd::Ip6Local;
 use crate::wire::EthernetFrame;
 
 /// Where a frame goes once the bridge or the router has decided.
 pub(super) trait Egress {
-    /// Out of port `q`.
-    fn send(&mut self, q: PortId);
+    /// Out of port `q`, with its tag changed as `tag` says.
+    fn send(&mut self, q: PortId, tag: TagOp);
+    /// The frame's tag was taken out in place: it now starts four bytes on.
+    fn popped(&mut self);
     /// A copy of `frame` back out of the port it came in on (a port cannot
     /// send from its own batch); false if no buffer is free.
     fn send_back(&mut self, em: &mut Emitter, frame: &[u8], rx: PortId) -> bool;
@@ -20,14 +23,24 @@ pub(super) trait Egress {
 
 /// A real frame, number `i` of its port's batch: into the transmit queues.
 pub(super) struct Batch<'a> {
-    pub queues: &'a mut [Vec<u16>],
+    pub queues: &'a mut [Vec<TxEntry>],
     pub touched: &'a mut Vec<PortId>,
     pub i: usize,
+    pub popped: bool,
 }
 
 impl Egress for Batch<'_> {
-    fn send(&mut self, q: PortId) {
-        enqueue_tx(self.queues, self.touched, q, self.i)
+    fn send(&mut self, q: PortId, tag: TagOp) {
+        let entry = TxEntry {
+            index: self.i as u16,
+            tag,
+            popped: self.popped,
+        };
+        enqueue_tx(self.queues, self.touched, q, entry)
+    }
+
+    fn popped(&mut self) {
+        self.popped = true;
     }
 
     fn send_back(&mut self, em: &mut Emitter, frame: &[u8], rx: PortId) -> bool {
@@ -45,18 +58,21 @@ impl Egress for Batch<'_> {
 pub(super) struct Nowhere;
 
 impl Egress for Nowhere {
-    fn send(&mut self, _: PortId) {}
+    fn send(&mut self, _: PortId, _: TagOp) {}
+
+    fn popped(&mut self) {}
 
     fn send_back(&mut self, _: &mut Emitter, _: &[u8], _: PortId) -> bool {
         true
     }
 }
 
-/// What one frame passes through: the bridges with their FDB, and the
-/// router with its peers.
+/// What one frame passes through: the bridges with their FDB and their
+/// ports' VLANs, and the router with its peers.
 pub(super) struct Path<'a> {
     pub bridges: &'a mut [Option<Bridge>],
     pub fdb: &'a mut Fdb,
+    pub vlans: &'a [PortVlans],
     /// The router with its peers.
     pub l3: L3<'a>,
     /// The router MAC of the bridge the frame came in on, if it has one.
@@ -64,6 +80,13 @@ pub(super) struct Path<'a> {
     /// FDB clock (seconds) and router clock (milliseconds).
     pub now: u32,
     pub now_ms: u64,
+}
+
+/// The segment a frame was classified to, and whether it carries a tag.
+#[derive(Clone, Copy)]
+struct Classified {
+    seg: Segment,
+    tagged: bool,
 }
 
 impl Path<'_> {
@@ -80,92 +103,242 @@ impl Path<'_> {
         learn: bool,
         out: &mut impl Egress,
     ) {
+        let Some(bridge) = self.bridges[b as usize].as_ref() else {
+            return;
+        };
+        let (filtering, group_fwd_mask) = (bridge.vlan_filtering, bridge.group_fwd_mask);
+        let router_vid = bridge.router_vid();
         let Path {
             bridges,
             fdb,
+            vlans,
             l3,
             router_mac,
             now,
             now_ms,
         } = self;
-        let (router_mac, now, now_ms) = (*router_mac, *now, *now_ms);
+        let (now, now_ms) = (*now, *now_ms);
+        let class = match classify(filtering, vlans, rx, b, frame) {
+            Ok(c) => c,
+            Err(reason) => {
+                counters.drop(reason);
+                trace!(T; l3.trace, Event::Drop { reason });
+                return;
+            }
+        };
+        if T && l3.trace.on && filtering {
+            l3.trace.record(Event::VlanIn {
+                vid: class.seg.vid,
+                tagged: class.tagged,
+            });
+        }
+        let (seg, tagged) = (class.seg, class.tagged);
+        // The router is on one VLAN of a bridge with filtering.
+        let at_router = seg.vid == router_vid;
+        let router_mac = router_mac.filter(|_| at_router);
         let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
         // Broadcast ARP (requests, announcements) is flooded and shown to
         // the router too; ARP to some other station is not its business.
         // So is IPv6 multicast (neighbour solicitations to solicited-node
         // groups) on a bridge with an IPv6 interface.
-        let is_arp = crate::wire::ethernet::is_broadcast_arp(eth);
-        let is_ip6_group =
-            crate::wire::ethernet::is_ipv6_multicast(eth) && l3.router6.iface(b).is_some();
+        let (is_arp, is_ip6_group) = match at_router.then(|| shown_to_router(eth, tagged)) {
+            Some(Shown::Arp) => (true, false),
+            Some(Shown::Ip6Group) => (false, l3.router6.iface(b).is_some()),
+            _ => (false, false),
+        };
+        // The router reads them untagged: a copy, as the frame itself goes
+        // on tagged to other ports.
+        let mut copy;
+        let shown = if tagged && (is_arp || is_ip6_group) {
+            copy = [0u8; 1536];
+            untag_into(eth, &mut copy)
+        } else {
+            eth
+        };
         let mut not_learned = BridgeCounters::default();
         let bridge_counters = match bridges[b as usize].as_mut() {
             Some(bridge) if learn => &mut bridge.counters,
             _ => &mut not_learned,
         };
+        let policy = L2Policy {
+            router_mac,
+            group_fwd_mask,
+        };
         let (decision, learned) =
-            l2_forward(eth, rx, b, fdb, now, bridge_counters, router_mac, learn);
+            l2_forward(eth, rx, seg, fdb, now, bridge_counters, policy, learn);
         if T && l3.trace.on {
-            trace_l2(l3.trace, bridges, b, eth, rx, learned, decision);
+            trace_l2(l3.trace, bridges, vlans, class, eth, rx, learned, decision);
         }
         match decision {
-            L2Decision::Forward(q) => out.send(q),
+            L2Decision::Forward(q) => match egress_op(vlans, q, seg.vid, tagged) {
+                Some(tag) => out.send(q, tag),
+                None => {
+                    counters.drop(DropReason::VlanEgress);
+                    trace!(T; l3.trace, Event::Drop { reason: DropReason::VlanEgress });
+                }
+            },
             L2Decision::Flood => {
-                let members = bridges[b as usize].as_ref().map_or(&[][..], |b| &b.members);
-                members
-                    .iter()
-                    .filter(|&&q| q != rx)
-                    .for_each(|&q| out.send(q));
+                flood(bridges, vlans, seg, tagged, rx, out);
                 // A broadcast ARP request may be for the router.
                 if is_arp && router_mac.is_some() {
-                    if let Some(reason) = l3.arp_input::<T>(eth, b, now_ms) {
+                    if let Some(reason) = l3.arp_input::<T>(shown, b, now_ms) {
                         counters.drop(reason);
                         trace!(T; l3.trace, Event::Drop { reason });
                     }
                 }
                 if is_ip6_group {
-                    if let Ip6Local::Drop(reason) = l3.ip6_input::<T>(eth, b, now_ms) {
+                    if let Ip6Local::Drop(reason) = l3.ip6_input::<T>(shown, b, now_ms) {
                         counters.drop(reason);
                         trace!(T; l3.trace, Event::Drop { reason });
                     }
                 }
             }
-            L2Decision::Router => match l3.input::<T>(frame, rx, b, now_ms) {
-                L3Out::Forward { bridge: to, dst } => {
-                    match fdb.lookup(to, dst) {
-                        Some(q) if q != rx => {
-                            trace!(T; l3.trace, Event::Tx { port: q });
-                            out.send(q)
-                        }
-                        Some(_) => send_back::<T>(l3, counters, out, frame, rx),
-                        None => {
-                            let members = bridges[to as usize]
-                                .as_ref()
-                                .map_or(&[][..], |b| &b.members);
-                            if T && l3.trace.on {
-                                trace_flood(l3.trace, dst, members, rx);
-                            }
-                            members
-                                .iter()
-                                .filter(|&&q| q != rx)
-                                .for_each(|&q| out.send(q));
-                            // Flooded back into its own bridge, the
-                            // destination may well be behind the ingress port.
-                            if to == b {
-                                send_back::<T>(l3, counters, out, frame, rx);
+            L2Decision::Router => {
+                // The router reads untagged frames: the tag comes off in
+                // place, and the frame starts four bytes on from here.
+                let frame = if tagged {
+                    crate::wire::vlan::pop_in_place(frame);
+                    out.popped();
+                    trace!(T; l3.trace, Event::VlanPop { vid: seg.vid });
+                    &mut frame[4..]
+                } else {
+                    frame
+                };
+                match l3.input::<T>(frame, rx, b, now_ms) {
+                    L3Out::Forward { bridge: to, dst } => {
+                        let Some(to_bridge) = bridges[to as usize].as_ref() else {
+                            return;
+                        };
+                        let to_seg = Segment {
+                            bridge: to,
+                            vid: to_bridge.router_vid(),
+                        };
+                        match fdb.lookup(to, to_seg.vid, dst) {
+                            Some(q) if q != rx => match egress_op(vlans, q, to_seg.vid, false) {
+                                Some(tag) => {
+                                    trace_tx::<T>(l3.trace, q, to_seg.vid, tag);
+                                    out.send(q, tag)
+                                }
+                                None => {
+                                    counters.drop(DropReason::VlanEgress);
+                                    trace!(T; l3.trace, Event::Drop { reason: DropReason::VlanEgress });
+                                }
+                            },
+                            Some(_) => send_back::<T>(l3, counters, out, frame, rx),
+                            None => {
+                                if T && l3.trace.on {
+                                    trace_flood(l3.trace, bridges, vlans, to_seg, false, dst, rx);
+                                }
+                                flood(bridges, vlans, to_seg, false, rx, out);
+                                // Flooded back into its own bridge, the
+                                // destination may well be behind the ingress
+                                // port.
+                                if to == b {
+                                    send_back::<T>(l3, counters, out, frame, rx);
+                                }
                             }
                         }
                     }
+                    L3Out::Consumed => {}
+                    L3Out::Drop(reason) => {
+                        counters.drop(reason);
+                        trace!(T; l3.trace, Event::Drop { reason });
+                    }
                 }
-                L3Out::Consumed => {}
-                L3Out::Drop(reason) => {
-                    counters.drop(reason);
-                    trace!(T; l3.trace, Event::Drop { reason });
-                }
-            },
+            }
             L2Decision::Drop(reason) => {
                 counters.drop(reason);
                 trace!(T; l3.trace, Event::Drop { reason });
             }
+        }
+    }
+}
+
+/// The VLAN stage (802.1Q 6.9, 8.6.2): on a bridge with filtering, the
+/// frame's VLAN from its tag or the port's PVID, a priority tag given the
+/// PVID, and the frame dropped if the port is not in that VLAN. Without
+/// filtering every frame is in VLAN 0 and its tags are payload.
+#[inline]
+fn classify(
+    filtering: bool,
+    vlans: &[PortVlans],
+    rx: PortId,
+    b: BridgeId,
+    frame: &mut [u8],
+) -> Result<Classified, DropReason> {
+    if !filtering {
+        return Ok(Classified {
+            seg: Segment { bridge: b, vid: 0 },
+            tagged: false,
+        });
+    }
+    let eth = frame.get_mut(VNET_HDR_LEN..).unwrap_or(&mut []);
+    let tag = crate::wire::vlan::outer_tag(eth);
+    let port = vlans.get(usize::from(rx)).ok_or(DropReason::VlanIngress)?;
+    let c = port.classify(tag)?;
+    if c.tagged && tag.is_some_and(|t| t.vid() == 0) {
+        crate::wire::vlan::set_outer_vid(eth, c.vid.get());
+    }
+    Ok(Classified {
+        seg: Segment {
+            bridge: b,
+            vid: c.vid.get(),
+        },
+        tagged: c.tagged,
+    })
+}
+
+/// What of a flooded frame the router is shown.
+#[derive(PartialEq)]
+enum Shown {
+    Arp,
+    Ip6Group,
+    Nothing,
+}
+
+/// Whether the flooded frame `eth` (with a tag, if `tagged`) is broadcast
+/// ARP or IPv6 to a multicast group (33:33:..., RFC 2464 7).
+#[inline]
+fn shown_to_router(eth: &[u8], tagged: bool) -> Shown {
+    let at = if tagged { 16 } else { 12 };
+    let (Some(dst), Some(t)) = (eth.get(..6), eth.get(at..at + 2)) else {
+        return Shown::Nothing;
+    };
+    match u16::from_be_bytes([t[0], t[1]]) {
+        crate::wire::ethernet::ETHERTYPE_ARP if dst == [0xff; 6] => Shown::Arp,
+        crate::wire::ethernet::ETHERTYPE_IPV6 if dst[..2] == [0x33, 0x33] => Shown::Ip6Group,
+        _ => Shown::Nothing,
+    }
+}
+
+/// Copies the tagged frame `eth` into `buf` without its tag; empty if it
+/// does not fit (such frames are not ARP or neighbour discovery).
+fn untag_into<'a>(eth: &[u8], buf: &'a mut [u8]) -> &'a [u8] {
+    let n = eth.len().saturating_sub(4);
+    if n > buf.len() || n < 12 {
+        return &[];
+    }
+    buf[..12].copy_from_slice(&eth[..12]);
+    buf[12..n].copy_from_slice(&eth[16..]);
+    &buf[..n]
+}
+
+/// Sends the frame to every member of `seg` but `rx`, each with its tag
+/// as the member's VLANs want it.
+fn flood(
+    bridges: &[Option<Bridge>],
+    vlans: &[PortVlans],
+    seg: Segment,
+    tagged: bool,
+    rx: PortId,
+    out: &mut impl Egress,
+) {
+    let members = bridges[seg.bridge as usize]
+        .as_ref()
+        .map_or(&[][..], |b| &b.members[..]);
+    for &q in members.iter().filter(|&&q| q != rx) {
+        if let Some(tag) = egress_op(vlans, q, seg.vid, tagged) {
+            out.send(q, tag);
         }
     }
 }
@@ -191,7 +364,8 @@ fn send_back<const T: bool>(
 fn trace_l2(
     tr: &mut Tracer,
     bridges: &[Option<Bridge>],
-    bridge: BridgeId,
+    vlans: &[PortVlans],
+    class: Classified,
     eth: &[u8],
     rx: PortId,
     learned: Option<Learn>,
@@ -219,19 +393,17 @@ fn trace_l2(
             learned,
         });
     }
-    let members = bridges
-        .get(usize::from(bridge))
-        .and_then(Option::as_ref)
-        .map_or(&[][..], |b| &b.members[..]);
     match decision {
         L2Decision::Forward(q) => {
             tr.record(Event::L2 {
                 dst,
                 out: L2Out::Port(q),
             });
-            tr.record(Event::Tx { port: q });
+            if let Some(tag) = egress_op(vlans, q, class.seg.vid, class.tagged) {
+                trace_tx::<true>(tr, q, class.seg.vid, tag);
+            }
         }
-        L2Decision::Flood => trace_flood(tr, dst, members, rx),
+        L2Decision::Flood => trace_flood(tr, bridges, vlans, class.seg, class.tagged, dst, rx),
         L2Decision::Router => tr.record(Event::L2 {
             dst,
             out: L2Out::Router,
@@ -240,15 +412,53 @@ fn trace_l2(
     }
 }
 
-/// Records a flood to every member but `rx`.
+/// Records a frame sent out of `q`, with its tag pushed or popped.
+#[inline]
+fn trace_tx<const T: bool>(tr: &mut Tracer, q: PortId, vid: u16, tag: TagOp) {
+    if !(T && tr.on) {
+        return;
+    }
+    match tag {
+        TagOp::Keep => {}
+        TagOp::Push(_) => tr.record(Event::VlanTx {
+            port: q,
+            vid,
+            push: true,
+        }),
+        TagOp::Pop => tr.record(Event::VlanTx {
+            port: q,
+            vid,
+            push: false,
+        }),
+    }
+    tr.record(Event::Tx { port: q });
+}
+
+/// Records a flood to every member of `seg` but `rx`.
 #[cold]
-fn trace_flood(tr: &mut Tracer, dst: Mac, members: &[PortId], rx: PortId) {
-    let out: Vec<PortId> = members.iter().copied().filter(|&q| q != rx).collect();
+fn trace_flood(
+    tr: &mut Tracer,
+    bridges: &[Option<Bridge>],
+    vlans: &[PortVlans],
+    seg: Segment,
+    tagged: bool,
+    dst: Mac,
+    rx: PortId,
+) {
+    let members = bridges
+        .get(usize::from(seg.bridge))
+        .and_then(Option::as_ref)
+        .map_or(&[][..], |b| &b.members[..]);
+    let out: Vec<(PortId, TagOp)> = members
+        .iter()
+        .filter(|&&q| q != rx)
+        .filter_map(|&q| Some((q, egress_op(vlans, q, seg.vid, tagged)?)))
+        .collect();
     tr.record(Event::L2 {
         dst,
         out: L2Out::Flood(out.len() as u16),
     });
-    for q in out {
-        tr.record(Event::Tx { port: q });
+    for (q, tag) in out {
+        trace_tx::<true>(tr, q, seg.vid, tag);
     }
 }

@@ -74,14 +74,21 @@ impl Switch {
             if b.rp_filter.is_some() || b.redirects.is_some() {
                 sw.set_policy(&b.name, b.rp_filter, b.redirects)?;
             }
+            sw.set_vlan_filtering(&b.name, b.vlan_filtering)?;
+            sw.set_group_fwd_mask(&b.name, b.group_fwd_mask)?;
         }
         for p in &state.ports {
             let port = Box::new(MemoryPort::stand_in(&p.name, p.kind));
-            sw.add_port(port, p.master.as_deref())
+            let id = sw
+                .add_port(port, p.master.as_deref())
                 .map_err(|rejected| rejected.error)?;
+            sw.vlans[usize::from(id)] = crate::l2::PortVlans::none();
+            for v in &p.vlans {
+                sw.vlans[usize::from(id)].add(v.vid, v.pvid, v.untagged);
+            }
         }
-        for (mac, port) in &state.fdb {
-            sw.fdb_add(*mac, port)?;
+        for (mac, port, vlan) in &state.fdb {
+            sw.fdb_add(*mac, port, *vlan)?;
         }
         for (dst, gateway, dev) in &state.routes {
             let bridge = sw.existing_bridge(dev)?;
@@ -152,26 +159,30 @@ impl Switch {
                         .map(|i| i.addrs.clone())
                         .unwrap_or_default(),
                     ra: self.router6.iface(id).map(|i| i.ra.clone()),
+                    vlan_filtering: b.vlan_filtering,
+                    group_fwd_mask: b.group_fwd_mask.bits(),
                 }
             })
             .collect();
         let ports = self
             .ports
             .iter()
-            .flatten()
-            .map(|s| PortState {
+            .enumerate()
+            .filter_map(|(id, s)| Some((id, s.as_ref()?)))
+            .map(|(id, s)| PortState {
                 name: s.port.name().to_string(),
                 kind: s.port.kind(),
                 master: s.bridge.map(|b| self.bridge_name(b).to_string()),
+                vlans: self.port_vlans(id),
             })
             .collect();
         let mut fdb: Vec<_> = self
             .fdb
             .entries()
-            .filter(|(_, _, e)| e.is_static)
-            .map(|(b, mac, e)| (b, mac, self.port_name(e.port).to_string()))
+            .filter(|(_, _, _, e)| e.is_static)
+            .map(|(b, vid, mac, e)| (b, vid, mac, self.port_name(e.port).to_string()))
             .collect();
-        fdb.sort_by_key(|(b, mac, _)| (*b, *mac));
+        fdb.sort_by_key(|(b, vid, mac, _)| (*b, *vid, *mac));
         let connected = self
             .router
             .ifaces()
@@ -201,7 +212,10 @@ impl Switch {
             config: self.config.clone(),
             bridges,
             ports,
-            fdb: fdb.into_iter().map(|(_, mac, p)| (mac, p)).collect(),
+            fdb: fdb
+                .into_iter()
+                .map(|(_, vid, mac, p)| (mac, p, (vid != 0).then_some(vid)))
+                .collect(),
             routes: Vec::new(),
             // Small tables for now (lab routes): copied here, on the
             // forwarding thread, with their bridge names.

@@ -36,7 +36,7 @@ impl Switch {
     /// Every bridge.
     pub fn bridges(&self) -> Vec<BridgeInfo> {
         let mut per_bridge = vec![0usize; self.bridges.len()];
-        for (b, _, _) in self.fdb.entries() {
+        for (b, _, _, _) in self.fdb.entries() {
             per_bridge[b as usize] += 1;
         }
         self.bridges
@@ -51,6 +51,8 @@ impl Switch {
                     .map(|&p| self.port_name(p).to_string())
                     .collect(),
                 ageing_time: b.ageing_time,
+                vlan_filtering: b.vlan_filtering,
+                group_fwd_mask: b.group_fwd_mask.bits(),
                 fdb_entries: per_bridge[i],
                 counters: b.counters.clone(),
             })
