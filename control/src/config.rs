@@ -215,9 +215,11 @@ pub fn parse_vlan_words(text: &str) -> Result<(std::ops::RangeInclusive<u16>, bo
         match w {
             "pvid" => pvid = true,
             "untagged" => untagged = true,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "'{other}' in VLAN entry '{text}': after the VLAN id come only pvid and untagged"
-            )),
+            ))
+            }
         }
     }
     if pvid && vids.start() != vids.end() {
