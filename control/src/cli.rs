@@ -65,8 +65,8 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   save                                          the running config, in the same format
   trace start [count N] [port P] [filter EXPR]  trace the next N packets (default 50) stage by stage;
                                                 EXPR like 'arp or host 10.1.0.5' (arp ip ip6 icmp icmp6
-                                                tcp udp host src dst, [src|dst] port, 'ether host', not
-                                                and or)
+                                                tcp udp host src dst, [src|dst] port, 'ether host',
+                                                vlan [N], not and or)
   trace show | trace stop                       what each stage decided about each packet
   trace packet in PORT src A dst B [proto udp|tcp|icmp|arp] [sport N] [dport N] [ttl N]
                [len N] [smac MAC] [dmac MAC]    a made-up packet through the live tables:

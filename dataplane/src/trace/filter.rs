@@ -32,6 +32,8 @@ enum Term {
     SrcPort(u16),
     DstPort(u16),
     Ether(Mac),
+    /// An 802.1Q (or 802.1ad) tag, with this VLAN id if given.
+    Vlan(Option<u16>),
 }
 
 /// The word after `w`, which needs `what`.
@@ -49,7 +51,8 @@ impl Filter {
     /// Parses a tcpdump-like expression: terms `arp`, `ip`, `ip6`, `icmp`,
     /// `icmp6`, `tcp`, `udp`, `host A`, `src [host] A`, `dst [host] A` (A
     /// IPv4 or IPv6), `[src|dst] port N`, `ether host MAC`, each optionally
-    /// after `not`, joined by `and` (or nothing) and `or`.
+    /// after `not`, joined by `and` (or nothing) and `or`; `vlan [N]` takes
+    /// tagged frames (of VLAN N), and the other terms look inside one tag.
     pub fn parse(text: &str) -> Result<Filter, String> {
         let mut any = Vec::new();
         let mut all = Vec::new();
@@ -121,6 +124,19 @@ impl Filter {
                             .map_err(|_| format!("filter: '{p}' is not a port number"))?,
                     )
                 }
+                "vlan" => {
+                    let vid = match words.peek().and_then(|v| v.parse::<u16>().ok()) {
+                        Some(v) if v <= 4095 => {
+                            words.next();
+                            Some(v)
+                        }
+                        Some(v) => {
+                            return Err(format!("filter: 'vlan {v}': a VLAN id is 0 to 4095"))
+                        }
+                        None => None,
+                    };
+                    Term::Vlan(vid)
+                }
                 "ether" => {
                     let h = value(&mut words, w, "'host MAC'")?;
                     if h != "host" {
@@ -132,8 +148,8 @@ impl Filter {
                 other => {
                     return Err(format!(
                         "filter: unknown word '{other}' (arp, ip, ip6, icmp, icmp6, tcp, udp, \
-                         host A, src A, dst A, [src|dst] port N, ether host MAC, not, and, or; no \
-                         parentheses)"
+                         host A, src A, dst A, [src|dst] port N, ether host MAC, vlan [N], not, \
+                         and, or; no parentheses)"
                     ))
                 }
             };
@@ -164,8 +180,15 @@ fn term_matches(t: Term, eth: &[u8]) -> bool {
     let Ok(frame) = EthernetFrame::new_checked(eth) else {
         return false;
     };
-    let ethertype = frame.ethertype();
-    let l3 = &eth[ETHERNET_HDR_LEN..];
+    // Through one tag, if the frame has one.
+    let tag = crate::wire::vlan::outer_tag(eth);
+    let (ethertype, l3) = match tag {
+        Some(_) => (
+            u16::from_be_bytes([eth[16], eth[17]]),
+            &eth[ETHERNET_HDR_LEN + 4..],
+        ),
+        None => (frame.ethertype(), &eth[ETHERNET_HDR_LEN..]),
+    };
     // Unchecked: a filter looks at the addresses of whatever holds them.
     let ip = (ethertype == ETHERTYPE_IPV4 && l3.len() >= IPV4_MIN_HDR_LEN)
         .then(|| Ipv4Packet::new_unchecked(l3));
@@ -214,6 +237,7 @@ fn term_matches(t: Term, eth: &[u8]) -> bool {
         Term::SrcPort(p) => ports().is_some_and(|(s, _)| s == p),
         Term::DstPort(p) => ports().is_some_and(|(_, d)| d == p),
         Term::Ether(m) => frame.dst() == m || frame.src() == m,
+        Term::Vlan(vid) => tag.is_some_and(|t| vid.is_none_or(|v| t.vid() == v)),
     }
 }
 
@@ -247,6 +271,21 @@ mod tests {
 
     fn takes(filter: &str, frame: &[u8]) -> bool {
         Filter::parse(filter).unwrap().matches(frame)
+    }
+
+    #[test]
+    fn vlan_takes_tagged_frames_and_the_rest_looks_inside() {
+        let plain = ipv6_frame(17);
+        let mut tagged = plain[..12].to_vec();
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00, 20]);
+        tagged.extend_from_slice(&plain[12..]);
+        assert!(takes("vlan", &tagged));
+        assert!(takes("vlan 20", &tagged));
+        assert!(takes("vlan 20 and udp port 5353", &tagged));
+        assert!(!takes("vlan 10", &tagged));
+        assert!(!takes("vlan", &plain));
+        assert!(takes("not vlan and ip6", &plain));
+        assert!(Filter::parse("vlan 4096").is_err());
     }
 
     #[test]
