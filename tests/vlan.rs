@@ -384,3 +384,134 @@ fn kernel_vlan_subinterfaces_as_trunk_hosts() {
     let received = iperf3_bytes(&h1.ns, &lab.host(2).ns, "10.10.0.2", 2);
     assert!(received > 10e6, "iperf3 moved only {received} bytes");
 }
+
+/// A router on a stick: patchbayd A routes between VLAN interfaces br0.10
+/// and br0.20 of its bridge, reached through a trunk from patchbayd B,
+/// whose access ports hold the hosts.
+#[test]
+fn vlan_interfaces_route_arp_ndp_and_nat_as_bridges_do() {
+    let mut a = lab_with(&[]);
+    let mut b = lab_with(&["10.10.0.2/24", "10.20.0.2/24"]);
+    trunk(&a.sw, &b.sw);
+    a.start_daemon(&["--port", "trunk"]);
+    b.start_daemon(&["--port", "p1", "--port", "p2", "--port", "trunk"]);
+    vlan_switch_by_cli_10_20(&b);
+    a.cli_ok(&["link", "set", "br0", "vlan_filtering", "1"]);
+    a.cli_ok(&["vlan", "add", "dev", "trunk", "vid", "10"]);
+    a.cli_ok(&["vlan", "add", "dev", "trunk", "vid", "20"]);
+    // Refused while the bridge does not filter, or on VLAN 1 (br0's own).
+    a.cli_fails(
+        &[
+            "link", "add", "br0.1", "type", "vlan", "link", "br0", "id", "1",
+        ],
+        "VLAN 1 is br0's own",
+    );
+    for (name, id, addr) in [
+        ("br0.10", "10", "10.10.0.1/24"),
+        ("br0.20", "20", "10.20.0.1/24"),
+    ] {
+        a.cli_ok(&["link", "add", name, "type", "vlan", "link", "br0", "id", id]);
+        a.cli_ok(&["addr", "add", addr, "dev", name]);
+    }
+    a.cli_fails(
+        &["link", "set", "br0", "vlan_filtering", "0"],
+        "delete them before",
+    );
+    a.cli_fails(
+        &["link", "set", "trunk", "master", "br0.10"],
+        "is a VLAN interface of br0",
+    );
+    let (h1, h2) = (b.host(1), b.host(2));
+    for (h, gw) in [(h1, "10.10.0.1"), (h2, "10.20.0.1")] {
+        h.ns.check(&["ip", "route", "add", "default", "via", gw]);
+    }
+
+    // ARP and ping to the VLAN interfaces, then routed between VLANs.
+    let arping = h2
+        .ns
+        .run(&["arping", "-c", "2", "-w", "4", "-I", "eth0", "10.20.0.1"]);
+    assert!(arping.status.success(), "arping br0.20");
+    assert!(h1.ping_ok("10.10.0.1", 2), "h1 -> br0.10");
+    let out = h1.ns.run(&["ping", "-c", "3", "-W", "2", "10.20.0.2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "routed between VLANs: {text}");
+    assert!(text.contains("ttl=63"), "one router hop: {text}");
+    let trace = h1
+        .ns
+        .run(&["traceroute", "-n", "-q", "1", "-w", "2", "10.20.0.2"]);
+    let trace = String::from_utf8_lossy(&trace.stdout);
+    assert!(trace.contains(" 10.10.0.1 "), "the first hop: {trace}");
+    let links = a.cli_ok(&["link", "show"]);
+    assert!(links.contains("(VLAN 20 of br0)"), "{links}");
+
+    // NAT out of a VLAN interface: h2 sees h1's pings from br0.20's address.
+    a.cli_ok(&[
+        "nat",
+        "add",
+        "masquerade",
+        "src",
+        "10.10.0.0/24",
+        "out",
+        "br0.20",
+    ]);
+    let cap = Capture::start(&h2.ns, "eth0", "icmp");
+    assert!(h1.ping_ok("10.20.0.2", 2), "masqueraded");
+    let lines = cap.stop();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("10.20.0.1 > 10.20.0.2: ICMP echo request")),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("10.10.0.2")), "{lines:#?}");
+
+    // IPv6 on a VLAN interface: SLAAC from its router advertisements, and
+    // a ping answered after neighbour discovery.
+    a.cli_ok(&["addr", "add", "2001:db8:20::1/64", "dev", "br0.20"]);
+    h2.enable_ipv6(None);
+    let global = || {
+        h2.ns.check(&[
+            "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global",
+        ])
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || global()
+            .contains("2001:db8:20:")),
+        "no SLAAC address from br0.20's RA: {}",
+        global()
+    );
+    assert!(h2.ping6_ok("2001:db8:20::1", 2), "ping -6 br0.20");
+
+    // save and apply carry the VLAN interfaces.
+    let saved = a.cli_ok(&["save"]);
+    assert!(
+        saved.contains("name = \"br0.20\"\nlink = \"br0\"\nid = 20"),
+        "{saved}"
+    );
+    let file = std::env::temp_dir().join(format!("{}-stick.toml", a.tag));
+    std::fs::write(&file, &saved).expect("saved file");
+    let check = a.cli_ok(&["apply", file.to_str().expect("utf-8"), "check"]);
+    assert!(check.contains("no change"), "{check}");
+    // Deleting the interface takes its addresses and NAT rule with it.
+    a.cli_ok(&["link", "del", "br0.20"]);
+    assert!(a
+        .cli_json(&["nat", "show"])
+        .as_array()
+        .is_some_and(|r| r.is_empty()));
+    // And apply brings it all back.
+    a.cli_ok(&["apply", file.to_str().expect("utf-8")]);
+    let _ = std::fs::remove_file(&file);
+    assert!(h1.ping_ok("10.20.0.2", 2), "routed again after apply");
+}
+
+/// B's side of the stick: p1 an access port of VLAN 10, p2 of VLAN 20, the
+/// trunk carries both.
+fn vlan_switch_by_cli_10_20(lab: &Lab) {
+    lab.cli_ok(&["link", "set", "br0", "vlan_filtering", "1"]);
+    for (port, vid) in [("p1", "10"), ("p2", "20")] {
+        lab.cli_ok(&["vlan", "del", "dev", port, "vid", "1"]);
+        lab.cli_ok(&["vlan", "add", "dev", port, "vid", vid, "pvid", "untagged"]);
+    }
+    lab.cli_ok(&["vlan", "add", "dev", "trunk", "vid", "10"]);
+    lab.cli_ok(&["vlan", "add", "dev", "trunk", "vid", "20"]);
+}

@@ -63,6 +63,14 @@ pub enum Request {
         #[serde(default)]
         ageing_time: Option<u32>,
     },
+    /// Adds a VLAN interface `name` on VLAN `id` of bridge `link` (iproute2's
+    /// `link add br0.20 type vlan link br0 id 20`): a router interface for
+    /// addresses, routes and NAT, as a bridge's.
+    LinkAddVlan {
+        name: String,
+        link: String,
+        id: u16,
+    },
     /// Changes a link: a port's bridge (`master`, or `nomaster`), a bridge's
     /// ageing time.
     LinkSet {

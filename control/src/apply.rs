@@ -163,6 +163,12 @@ pub enum Step {
         vlan_filtering: bool,
         group_fwd_mask: u16,
     },
+    /// A VLAN interface: `link add NAME type vlan link BRIDGE id N`.
+    VlanIfaceAdd {
+        name: String,
+        link: String,
+        id: u16,
+    },
     /// A port's VLANs, set whole.
     PortVlans {
         port: String,
@@ -241,6 +247,9 @@ impl fmt::Display for Step {
                 "link set {bridge} vlan_filtering {} group_fwd_mask {group_fwd_mask:#x}",
                 u8::from(*vlan_filtering)
             ),
+            Step::VlanIfaceAdd { name, link, id } => {
+                write!(f, "link add {name} type vlan link {link} id {id}")
+            }
             Step::PortVlans { port, to } => {
                 write!(f, "vlan set dev {port}")?;
                 for v in to {
@@ -332,6 +341,7 @@ impl Step {
                 .set_vlan_filtering(bridge, *vlan_filtering)
                 .and_then(|()| sw.set_group_fwd_mask(bridge, *group_fwd_mask)),
             Step::PortVlans { port, to } => sw.set_port_vlans(port, to),
+            Step::VlanIfaceAdd { name, link, id } => sw.add_vlan_iface(name, link, *id).map(drop),
             Step::Mtu { bridge, to, .. } => sw.set_mtu(bridge, u32::from(*to)),
             Step::Policy {
                 bridge,

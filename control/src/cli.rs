@@ -23,6 +23,8 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   link add NAME type afpacket|tap [master BRIDGE|nomaster]
                                                 add a port (joins br0 unless told)
   link add NAME type bridge [ageing_time SECS]  add a bridge
+  link add NAME type vlan link BRIDGE id N      a router interface on VLAN N of BRIDGE (addr,
+                                                routes, NAT as a bridge's; BRIDGE filters VLANs)
   link set NAME master BRIDGE | nomaster        move a port to a bridge, or out
   link set NAME ageing_time SECS                FDB ageing time of a bridge
   link set BRIDGE mtu BYTES                     MTU of routed packets (68-9000; needs an address)

@@ -147,6 +147,9 @@ struct BridgeCfg {
     vlan_filtering: Option<bool>,
     /// Which of 01:80:C2:00:00:0N are forwarded (bit N; `0x4004`).
     group_fwd_mask: Option<u16>,
+    /// A VLAN interface (`br0.20`): the bridge it is on, and its VLAN.
+    link: Option<String>,
+    id: Option<u16>,
 }
 
 #[derive(Deserialize)]

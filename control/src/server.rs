@@ -436,6 +436,7 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
     match &req {
         Request::LinkShow { .. }
         | Request::LinkAdd { .. }
+        | Request::LinkAddVlan { .. }
         | Request::LinkSet { .. }
         | Request::LinkDel { .. }
         | Request::Stats => link::handle(req, &cx),

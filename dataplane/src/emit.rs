@@ -14,8 +14,9 @@ pub const BUF_SIZE: usize = VNET_HDR_LEN + ETHERNET_HDR_LEN + 4 + 9000;
 /// Where a made frame goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmitTo {
-    /// Out of this port.
-    Port(PortId),
+    /// Out of this port, as a frame of this router interface (whose VLAN
+    /// it is in).
+    Port(PortId, BridgeId),
     /// Into this bridge, to whichever port `Mac` was learned on (flooded if
     /// unknown or broadcast), never back to `except`.
     Bridge {

@@ -129,6 +129,7 @@ struct Phases {
     bridge_dels: Vec<Step>,
     timeouts: Vec<Step>,
     bridge_adds: Vec<Step>,
+    vlan_iface_adds: Vec<Step>,
     addr_adds: Vec<Step>,
     port_adds: Vec<Step>,
     port_attaches: Vec<Step>,
@@ -151,6 +152,7 @@ impl Phases {
             self.bridge_dels,
             self.timeouts,
             self.bridge_adds,
+            self.vlan_iface_adds,
             self.addr_adds,
             self.port_adds,
             self.port_attaches,
@@ -443,10 +445,26 @@ fn diff_bridges<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
     let (r, w) = (d.r, d.w);
     let reset = &d.reset;
     let moves = |a: &Ipv4Net, to: &str| d.moves(a, to);
-    let r_bridges: HashMap<&str, &BridgeState> =
-        r.bridges.iter().map(|b| (b.name.as_str(), b)).collect();
-    let w_bridges: HashMap<&str, &BridgeState> =
-        w.bridges.iter().map(|b| (b.name.as_str(), b)).collect();
+    // A name that changes between bridge and VLAN interface (or VLAN) is
+    // two links: one deleted, one made.
+    let same_kind = |b: &BridgeState, other: &RunningState| {
+        other
+            .bridges
+            .iter()
+            .any(|o| o.name == b.name && o.vlan == b.vlan)
+    };
+    let r_bridges: HashMap<&str, &BridgeState> = r
+        .bridges
+        .iter()
+        .filter(|b| same_kind(b, w))
+        .map(|b| (b.name.as_str(), b))
+        .collect();
+    let w_bridges: HashMap<&str, &BridgeState> = w
+        .bridges
+        .iter()
+        .filter(|b| same_kind(b, r))
+        .map(|b| (b.name.as_str(), b))
+        .collect();
     // For a bridge that stays, its new addresses go in before the old ones
     // go: a router interface that lost its last address would take its
     // routes and ARP entries with it (and end its NAT sessions).
@@ -466,20 +484,35 @@ fn diff_bridges<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
             s.addresses.removed += 1;
         }
         if !w_bridges.contains_key(rb.name.as_str()) {
+            // VLAN interfaces go before the bridges they are on.
+            let at = if rb.vlan.is_some() {
+                0
+            } else {
+                ph.bridge_dels.len()
+            };
             ph.bridge_dels
-                .push(Step::BridgeDel(rb.name.clone(), rb.ageing_time));
+                .insert(at, Step::BridgeDel(rb.name.clone(), rb.ageing_time));
             s.bridges.removed += 1;
         }
     }
     for wb in &w.bridges {
         let rb = r_bridges.get(wb.name.as_str());
-        match rb {
-            None => {
+        match (rb, &wb.vlan) {
+            (None, Some((link, id))) => {
+                ph.vlan_iface_adds.push(Step::VlanIfaceAdd {
+                    name: wb.name.clone(),
+                    link: link.clone(),
+                    id: *id,
+                });
+                s.bridges.added += 1;
+            }
+            (_, Some(_)) => {}
+            (None, None) => {
                 ph.bridge_adds
                     .push(Step::BridgeAdd(wb.name.clone(), wb.ageing_time));
                 s.bridges.added += 1;
             }
-            Some(rb) if rb.ageing_time != wb.ageing_time => {
+            (Some(rb), None) if rb.ageing_time != wb.ageing_time => {
                 ph.bridge_adds.push(Step::Ageing {
                     bridge: wb.name.clone(),
                     from: rb.ageing_time,
@@ -487,10 +520,10 @@ fn diff_bridges<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
                 });
                 s.bridges.changed += 1;
             }
-            Some(_) => {}
+            (Some(_), None) => {}
         }
         let vlan_settings = |b: &BridgeState| (b.vlan_filtering, b.group_fwd_mask);
-        if rb.map_or((false, 0), |b| vlan_settings(b)) != vlan_settings(wb) {
+        if wb.vlan.is_none() && rb.map_or((false, 0), |b| vlan_settings(b)) != vlan_settings(wb) {
             ph.bridge_adds.push(Step::BridgeVlan {
                 bridge: wb.name.clone(),
                 vlan_filtering: wb.vlan_filtering,

@@ -679,21 +679,29 @@ pub(super) fn parse_link_add(w: &mut Words) -> Result<(Request, Output), String>
     let ctx = w.context.clone();
     let name = w.name("link name")?;
     let (mut kind, mut master, mut nomaster, mut ageing_time) = (None, None, false, None);
+    let (mut link, mut id) = (None, None);
     while let Some(x) = w.next() {
         match x.as_str() {
             "type" => {
-                let t = w.value("type", "afpacket, tap or bridge")?;
+                let t = w.value("type", "afpacket, tap, bridge or vlan")?;
                 kind = Some(match t.as_str() {
                     "afpacket" => LinkKind::Afpacket,
                     "tap" => LinkKind::Tap,
                     "bridge" => LinkKind::Bridge,
+                    "vlan" => {
+                        kind = None;
+                        link = Some(link.unwrap_or_default());
+                        continue;
+                    }
                     other => {
                         return Err(format!(
-                            "{ctx}: unknown type '{other}' (afpacket, tap or bridge)"
+                            "{ctx}: unknown type '{other}' (afpacket, tap, bridge or vlan)"
                         ))
                     }
                 });
             }
+            "link" => link = Some(w.value("link", "a bridge name")?),
+            "id" => id = Some(vid(&ctx, &w.value("id", "a VLAN id")?)?),
             "master" => master = Some(w.value("master", "a bridge name")?),
             "nomaster" => nomaster = true,
             "ageing_time" => {
@@ -706,7 +714,23 @@ pub(super) fn parse_link_add(w: &mut Words) -> Result<(Request, Output), String>
             x => return Err(w.unexpected(x)),
         }
     }
-    let kind = kind.ok_or_else(|| format!("{ctx}: missing 'type afpacket|tap|bridge'"))?;
+    if let Some(link) = link {
+        // `type vlan link BRIDGE id N`.
+        if kind.is_some() || master.is_some() || nomaster || ageing_time.is_some() {
+            return Err(format!(
+                "{ctx}: a VLAN interface takes only 'link BRIDGE id N'"
+            ));
+        }
+        let id = id.ok_or_else(|| format!("{ctx}: missing 'id N' (the VLAN)"))?;
+        if link.is_empty() {
+            return Err(format!("{ctx}: missing 'link BRIDGE'"));
+        }
+        return Ok((Request::LinkAddVlan { name, link, id }, Output::Nothing));
+    }
+    if id.is_some() {
+        return Err(format!("{ctx}: 'id' is for 'type vlan'"));
+    }
+    let kind = kind.ok_or_else(|| format!("{ctx}: missing 'type afpacket|tap|bridge|vlan'"))?;
     if kind != LinkKind::Bridge && master.is_none() && !nomaster {
         master = Some(DEFAULT_BRIDGE.to_string());
     }

@@ -122,10 +122,10 @@ fn links(s: &mut String, result: Value) -> Result<(), String> {
                 b.name,
                 b.fdb_entries,
                 b.ageing_time,
-                if b.ports.is_empty() {
-                    "-".to_string()
-                } else {
-                    b.ports.join(" ")
+                match (&b.link, b.vlan_id) {
+                    (Some(link), Some(id)) => format!("(VLAN {id} of {link})"),
+                    _ if b.ports.is_empty() => "-".to_string(),
+                    _ => b.ports.join(" "),
                 }
             );
         }

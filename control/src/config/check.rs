@@ -241,10 +241,24 @@ impl Checker<'_> {
         let mut subnets6: HashMap<Ipv6Net, String> = HashMap::new();
         // The router's own addresses: never a gateway or a neighbour.
         let mut local: HashSet<Ipv4Addr> = HashSet::new();
+        let mut vlan_ifaces = HashSet::new();
         for b in &f.bridges {
             let span = b.span();
             let b = b.get_ref();
             self.new_name(&span, "bridge", &b.name)?;
+            let vlan = self.vlan_iface(&span, b, f)?;
+            if let Some((link, id)) = &vlan {
+                if !vlan_ifaces.insert((link.clone(), *id)) {
+                    return Err(self.key_err(
+                        &span,
+                        "id",
+                        format!(
+                            "bridge {}: VLAN {id} of {link} has an interface already",
+                            b.name
+                        ),
+                    ));
+                }
+            }
             let ageing_time = b.ageing_time.unwrap_or(config.ageing_time);
             if AgeingTime::new(ageing_time).is_err() {
                 return Err(self.key_err(
@@ -361,6 +375,7 @@ impl Checker<'_> {
                 ra,
                 vlan_filtering: b.vlan_filtering.unwrap_or(false),
                 group_fwd_mask,
+                vlan,
             });
         }
         if !bridges.iter().any(|b| b.name == DEFAULT_BRIDGE) {
@@ -378,6 +393,7 @@ impl Checker<'_> {
                     ra: None,
                     vlan_filtering: false,
                     group_fwd_mask: 0,
+                    vlan: None,
                 },
             );
         }
@@ -386,6 +402,65 @@ impl Checker<'_> {
             subnets,
             local,
         })
+    }
+
+    /// For a `[[bridge]]` with `link` and `id`, a VLAN interface: the
+    /// bridge it is on (another `[[bridge]]`, with VLAN filtering) and its
+    /// VLAN (2 to 4094: 1 is the bridge's own).
+    fn vlan_iface(
+        &self,
+        span: &Range<usize>,
+        b: &BridgeCfg,
+        f: &File,
+    ) -> Result<Option<(String, u16)>, ConfigError> {
+        let (link, id) = match (&b.link, b.id) {
+            (None, None) => return Ok(None),
+            (Some(l), Some(id)) => (l, id),
+            (Some(_), None) => {
+                let m = format!("bridge {}: a VLAN interface needs its 'id' too", b.name);
+                return Err(self.key_err(span, "link", m));
+            }
+            (None, Some(_)) => {
+                let m = format!("bridge {}: a VLAN interface needs its 'link' too", b.name);
+                return Err(self.key_err(span, "id", m));
+            }
+        };
+        let why = if !(2..=4094).contains(&id) {
+            Some((
+                "id",
+                format!("VLAN {id}: a VLAN interface is on VLAN 2 to 4094 (1 is {link}'s own)"),
+            ))
+        } else if b.ageing_time.is_some()
+            || b.vlan_filtering.is_some()
+            || b.group_fwd_mask.is_some()
+        {
+            let m = format!("ageing_time, vlan_filtering and group_fwd_mask are {link}'s");
+            Some(("link", m))
+        } else {
+            let parent = f
+                .bridges
+                .iter()
+                .map(|p| p.get_ref())
+                .find(|p| p.name == *link);
+            match parent {
+                Some(p) if p.link.is_some() => {
+                    Some(("link", format!("{link} is a VLAN interface itself")))
+                }
+                Some(p) if p.vlan_filtering == Some(true) => None,
+                Some(_) => Some((
+                    "link",
+                    format!("bridge {link} needs vlan_filtering = true for VLAN interfaces"),
+                )),
+                None => Some((
+                    "link",
+                    format!("no bridge '{link}' (add a [[bridge]] with name = \"{link}\")"),
+                )),
+            }
+        };
+        match why {
+            Some((key, m)) => Err(self.key_err(span, key, format!("bridge {}: {m}", b.name))),
+            None => Ok(Some((link.clone(), id))),
+        }
     }
 
     /// `[[port]]`s, and the line of each.
@@ -409,6 +484,20 @@ impl Checker<'_> {
                 ));
             }
             if let Some(b) = &p.bridge {
+                if let Some(BridgeState {
+                    vlan: Some((link, _)),
+                    ..
+                }) = bridge(b)
+                {
+                    return Err(self.key_err(
+                        &span,
+                        "bridge",
+                        format!(
+                            "port {}: {b} is a VLAN interface; ports join its bridge {link}",
+                            p.name
+                        ),
+                    ));
+                }
                 if bridge(b).is_none() {
                     return Err(self.key_err(
                         &span,

@@ -142,12 +142,15 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
 /// One `[[bridge]]` table: its settings, addresses of both families and
 /// router advertisements, each only where it is not the default.
 fn bridge_toml(out: &mut String, b: &BridgeState) {
-    let _ = write!(
-        out,
-        "\n[[bridge]]\nname = {}\nageing_time = {}\n",
-        quoted(&b.name),
-        b.ageing_time
-    );
+    let _ = write!(out, "\n[[bridge]]\nname = {}\n", quoted(&b.name));
+    match &b.vlan {
+        Some((link, id)) => {
+            let _ = writeln!(out, "link = {}\nid = {id}", quoted(link));
+        }
+        None => {
+            let _ = writeln!(out, "ageing_time = {}", b.ageing_time);
+        }
+    }
     if !b.addrs.is_empty() || !b.addrs6.is_empty() {
         let v4 = b.addrs.iter().map(|a| format!("\"{a}\""));
         let v6 = b.addrs6.iter().map(|a| format!("\"{a}\""));

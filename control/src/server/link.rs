@@ -86,6 +86,11 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             added.map_err(|rejected| switch_error(rejected.error))?;
             Ok(Value::Null)
         }
+        Request::LinkAddVlan { name, link, id } => {
+            port::sys::check_ifname(&name).map_err(port_error)?;
+            cx.on_switch(move |sw| sw.add_vlan_iface(&name, &link, id).map(drop))?;
+            Ok(Value::Null)
+        }
         Request::LinkSet { .. } if req.link_set_problem().is_some() => {
             let why = match req.link_set_problem() {
                 Some(LinkSetProblem::MasterAndNomaster) => "give master or nomaster, not both",

@@ -39,6 +39,11 @@ pub struct BridgeInfo {
     pub vlan_filtering: bool,
     #[serde(default)]
     pub group_fwd_mask: u16,
+    /// A VLAN interface: its bridge and VLAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan_id: Option<u16>,
     pub fdb_entries: usize,
     pub counters: BridgeCounters,
 }
@@ -285,6 +290,8 @@ pub struct BridgeState {
     pub ra: Option<crate::ip6::Ra>,
     pub vlan_filtering: bool,
     pub group_fwd_mask: u16,
+    /// A VLAN interface: the bridge it is on and its VLAN id.
+    pub vlan: Option<(String, u16)>,
 }
 
 /// A port and the bridge it is on.

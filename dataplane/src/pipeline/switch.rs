@@ -132,6 +132,16 @@ pub enum SwitchError {
     BadVid(u16),
     #[error("port {0} has no PVID: name the VLAN ('vlan N')")]
     NoPvid(String),
+    #[error(
+        "{0} is a VLAN interface of {1}, not a bridge (its ports and VLAN settings are {1}'s)"
+    )]
+    IsVlanIface(String, String),
+    #[error("VLAN 1 is {0}'s own: its router interface is there (give the address to {0})")]
+    VlanIsBridges(String),
+    #[error("{0} is already the interface of VLAN {2} of {1}")]
+    VlanIfaceExists(String, String, u16),
+    #[error("{0} has VLAN interfaces ({1}); delete them before turning VLAN filtering off")]
+    HasVlanIfaces(String, String),
     #[error("pvid takes one VLAN, not a range")]
     PvidRange,
     #[error("port {0} is not in VLAN {1}")]
@@ -242,6 +252,11 @@ struct Bridge {
     /// (see [`crate::l2::vlan`]); off, tags pass through untouched.
     vlan_filtering: bool,
     group_fwd_mask: GroupFwdMask,
+    /// A VLAN interface (`br0.20`): a router interface on this VLAN of this
+    /// bridge, with no ports of its own.
+    vlan_of: Option<(BridgeId, Vid)>,
+    /// The VLAN interfaces on this bridge: VLAN id, interface.
+    vlan_ifaces: Vec<(u16, BridgeId)>,
 }
 
 impl Bridge {
@@ -254,6 +269,36 @@ impl Bridge {
             0
         }
     }
+
+    /// The router interface on VLAN `vid` of this bridge (`id`): its own,
+    /// or a VLAN interface.
+    #[inline]
+    fn iface_in(&self, id: BridgeId, vid: u16) -> Option<BridgeId> {
+        if vid == self.router_vid() {
+            return Some(id);
+        }
+        self.vlan_ifaces
+            .iter()
+            .find(|&&(v, _)| v == vid)
+            .map(|&(_, i)| i)
+    }
+}
+
+/// Where the frames of router interface `iface` are switched: its bridge
+/// and VLAN.
+#[inline]
+fn segment_of(bridges: &[Option<Bridge>], iface: BridgeId) -> Option<Segment> {
+    let b = bridges.get(usize::from(iface))?.as_ref()?;
+    Some(match b.vlan_of {
+        Some((bridge, vid)) => Segment {
+            bridge,
+            vid: vid.get(),
+        },
+        None => Segment {
+            bridge: iface,
+            vid: b.router_vid(),
+        },
+    })
 }
 
 /// How a frame of VLAN `vid` (0: a bridge without filtering) that carries
@@ -361,12 +406,13 @@ impl Switch {
         }
     }
 
-    /// The VLAN of bridge `b`'s router interface: 0 unless it filters.
-    fn router_vid(&self, b: BridgeId) -> u16 {
-        self.bridges
-            .get(usize::from(b))
-            .and_then(Option::as_ref)
-            .map_or(0, Bridge::router_vid)
+    /// Where router interface `iface`'s frames are switched: its bridge
+    /// and VLAN (0 on a bridge without filtering).
+    fn segment(&self, iface: BridgeId) -> Segment {
+        segment_of(&self.bridges, iface).unwrap_or(Segment {
+            bridge: iface,
+            vid: 0,
+        })
     }
 
     /// Seconds since the switch started: the FDB's clock.
@@ -620,32 +666,32 @@ impl Switch {
                 }
             };
             match to {
-                EmitTo::Port(q) => {
-                    let bridge = ports
-                        .get(usize::from(q))
-                        .and_then(|s| s.as_ref()?.bridge)
-                        .and_then(|b| bridges[usize::from(b)].as_ref());
-                    enqueue(q, bridge.map_or(0, Bridge::router_vid))
+                EmitTo::Port(q, iface) => {
+                    if let Some(seg) = segment_of(bridges, iface) {
+                        enqueue(q, seg.vid)
+                    }
                 }
                 EmitTo::Bridge {
-                    bridge,
+                    bridge: iface,
                     dst,
                     except,
                 } => {
-                    let Some(br) = bridges[bridge as usize].as_ref() else {
+                    let Some(seg) = segment_of(bridges, iface) else {
                         continue;
                     };
-                    let vid = br.router_vid();
+                    let Some(br) = bridges[usize::from(seg.bridge)].as_ref() else {
+                        continue;
+                    };
                     match (!dst.is_multicast())
-                        .then(|| fdb.lookup(bridge, vid, dst))
+                        .then(|| fdb.lookup(seg.bridge, seg.vid, dst))
                         .flatten()
                     {
-                        Some(q) => enqueue(q, vid),
+                        Some(q) => enqueue(q, seg.vid),
                         None => br
                             .members
                             .iter()
                             .filter(|&&q| Some(q) != except)
-                            .for_each(|&q| enqueue(q, vid)),
+                            .for_each(|&q| enqueue(q, seg.vid)),
                     }
                 }
             }

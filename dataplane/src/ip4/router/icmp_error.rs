@@ -51,7 +51,7 @@ impl L3<'_> {
         // Where the error goes: back out of the ingress port to the previous
         // hop, or along the route to the source.
         let (to, out_bridge, l2_to) = match back {
-            Some(port) => (EmitTo::Port(port), bridge, eth.src()),
+            Some(port) => (EmitTo::Port(port, bridge), bridge, eth.src()),
             None => {
                 let Some(nh) = self
                     .router

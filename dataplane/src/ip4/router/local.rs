@@ -134,7 +134,7 @@ impl L3<'_> {
                 _ => L3Out::Consumed,
             };
         }
-        self.em.send(i, EmitTo::Port(in_port));
+        self.em.send(i, EmitTo::Port(in_port, bridge));
         L3Out::Consumed
     }
 }

@@ -13,6 +13,14 @@ impl Switch {
     /// Gratuitous ARP for every router address of bridge `b`, sent now.
     pub(super) fn announce_router(&mut self, b: BridgeId) {
         self.l3().announce_all(b);
+        let vlan_ifaces: Vec<BridgeId> = self.bridges[usize::from(b)]
+            .as_ref()
+            .map_or(Vec::new(), |br| {
+                br.vlan_ifaces.iter().map(|&(_, i)| i).collect()
+            });
+        for i in vlan_ifaces {
+            self.l3().announce_all(i);
+        }
         self.flush_emitted();
     }
 
@@ -284,7 +292,10 @@ impl Switch {
             .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
             .map(|n| n.mac);
         let port = mac
-            .and_then(|m| self.fdb.lookup(nh.bridge, self.router_vid(nh.bridge), m))
+            .and_then(|m| {
+                let seg = self.segment(nh.bridge);
+                self.fdb.lookup(seg.bridge, seg.vid, m)
+            })
             .map(|p| self.port_name(p).to_string());
         let src = self
             .router
@@ -391,7 +402,7 @@ impl Switch {
             dev: self.bridge_name(b).to_string(),
             port: self
                 .fdb
-                .lookup(b, self.router_vid(b), n.mac)
+                .lookup(self.segment(b).bridge, self.segment(b).vid, n.mac)
                 .map(|p| self.port_name(p).to_string()),
             state: n.state,
             age: (n.state != NeighState::Permanent)

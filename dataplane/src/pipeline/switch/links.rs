@@ -20,6 +20,8 @@ impl Switch {
             counters: BridgeCounters::default(),
             vlan_filtering: false,
             group_fwd_mask: GroupFwdMask::NONE,
+            vlan_of: None,
+            vlan_ifaces: Vec::new(),
         };
         let id = match self.bridges.iter().position(Option::is_none) {
             Some(free) => {
@@ -38,11 +40,25 @@ impl Switch {
         Ok(id as BridgeId)
     }
 
-    /// Deletes a bridge; its ports are left without a bridge.
+    /// Deletes a bridge (with its VLAN interfaces; its ports are left
+    /// without a bridge), or a VLAN interface.
     pub fn del_bridge(&mut self, name: &str) -> Result<(), SwitchError> {
         let id = self.existing_bridge(name)?;
         if name == DEFAULT_BRIDGE {
             return Err(SwitchError::DefaultBridge(name.to_string()));
+        }
+        let (vlan_of, vlan_ifaces) = self.bridges[id as usize]
+            .as_ref()
+            .map(|b| (b.vlan_of, b.vlan_ifaces.clone()))
+            .expect("exists");
+        for (_, i) in vlan_ifaces {
+            let n = self.bridge_name(i).to_string();
+            self.del_bridge(&n)?;
+        }
+        if let Some((parent, _)) = vlan_of {
+            if let Some(p) = self.bridges[usize::from(parent)].as_mut() {
+                p.vlan_ifaces.retain(|&(_, i)| i != id);
+            }
         }
         for slot in self.ports.iter_mut().flatten() {
             if slot.bridge == Some(id) {
@@ -59,12 +75,70 @@ impl Switch {
         Ok(())
     }
 
+    /// Makes a VLAN interface `name` on VLAN `id` of `bridge` (iproute2's
+    /// `link add br0.20 type vlan link br0 id 20`): a router interface that
+    /// takes addresses, neighbours, routes and NAT rules as a bridge does,
+    /// and whose frames are those of that VLAN. The bridge must filter by
+    /// VLAN; its own router interface is on VLAN 1.
+    pub fn add_vlan_iface(
+        &mut self,
+        name: &str,
+        bridge: &str,
+        id: u16,
+    ) -> Result<BridgeId, SwitchError> {
+        self.check_new_name(name)?;
+        let parent = self.plain_bridge(bridge)?;
+        let vid = Vid::new(id).map_err(|_| SwitchError::BadVid(id))?;
+        let br = self.bridges[usize::from(parent)].as_ref().expect("exists");
+        if !br.vlan_filtering {
+            return Err(SwitchError::NoVlanFiltering(bridge.to_string()));
+        }
+        if vid == Vid::DEFAULT {
+            return Err(SwitchError::VlanIsBridges(bridge.to_string()));
+        }
+        if let Some(&(_, other)) = br.vlan_ifaces.iter().find(|&&(v, _)| v == id) {
+            return Err(SwitchError::VlanIfaceExists(
+                self.bridge_name(other).to_string(),
+                bridge.to_string(),
+                id,
+            ));
+        }
+        let iface = self.add_bridge(name)?;
+        let b = self.bridges[usize::from(iface)]
+            .as_mut()
+            .expect("just made");
+        b.vlan_of = Some((parent, vid));
+        self.bridges[usize::from(parent)]
+            .as_mut()
+            .expect("exists")
+            .vlan_ifaces
+            .push((id, iface));
+        log_change!(self, op = "vlan_iface_add", name, bridge, id;
+            "link {name}: VLAN interface on VLAN {id} of {bridge}");
+        Ok(iface)
+    }
+
+    /// A bridge that is not a VLAN interface.
+    pub(super) fn plain_bridge(&self, name: &str) -> Result<BridgeId, SwitchError> {
+        let id = self.existing_bridge(name)?;
+        match self.bridges[usize::from(id)]
+            .as_ref()
+            .and_then(|b| b.vlan_of)
+        {
+            Some((parent, _)) => Err(SwitchError::IsVlanIface(
+                name.to_string(),
+                self.bridge_name(parent).to_string(),
+            )),
+            None => Ok(id),
+        }
+    }
+
     /// Sets a bridge's FDB ageing time in seconds.
     pub fn set_ageing(&mut self, bridge: &str, secs: u32) -> Result<(), SwitchError> {
         let secs = AgeingTime::new(secs)
             .map_err(|e| SwitchError::BadAgeing(e.value))?
             .secs();
-        let id = self.existing_bridge(bridge)?;
+        let id = self.plain_bridge(bridge)?;
         self.bridges[id as usize]
             .as_mut()
             .expect("exists")
@@ -96,7 +170,7 @@ impl Switch {
     ) -> Result<(usize, Option<BridgeId>), SwitchError> {
         let name = port.name().to_string();
         self.check_new_name(&name)?;
-        let bridge = master.map(|m| self.existing_bridge(m)).transpose()?;
+        let bridge = master.map(|m| self.plain_bridge(m)).transpose()?;
         let id = match self.ports.iter().position(Option::is_none) {
             Some(free) => free,
             None if self.ports.len() < usize::from(u16::MAX) => {
@@ -183,7 +257,7 @@ impl Switch {
     /// Attaches a port to a bridge (`Some`) or to none.
     pub fn set_master(&mut self, port: &str, master: Option<&str>) -> Result<(), SwitchError> {
         let id = self.existing_port(port)?;
-        let bridge = master.map(|m| self.existing_bridge(m)).transpose()?;
+        let bridge = master.map(|m| self.plain_bridge(m)).transpose()?;
         if self.ports[id as usize].as_ref().expect("exists").bridge == bridge {
             return Ok(());
         }

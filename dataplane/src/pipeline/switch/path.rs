@@ -5,7 +5,7 @@
 //! differ.
 
 use super::*;
-use super::{egress_op, TxEntry};
+use super::{egress_op, segment_of, TxEntry};
 use crate::emit::Emitter;
 use crate::ip6::nd::Ip6Local;
 use crate::wire::EthernetFrame;
@@ -16,9 +16,10 @@ pub(super) trait Egress {
     fn send(&mut self, q: PortId, tag: TagOp);
     /// The frame's tag was taken out in place: it now starts four bytes on.
     fn popped(&mut self);
-    /// A copy of `frame` back out of the port it came in on (a port cannot
-    /// send from its own batch); false if no buffer is free.
-    fn send_back(&mut self, em: &mut Emitter, frame: &[u8], rx: PortId) -> bool;
+    /// A copy of `frame` (of router interface `iface`) back out of the port
+    /// it came in on (a port cannot send from its own batch); false if no
+    /// buffer is free.
+    fn send_back(&mut self, em: &mut Emitter, frame: &[u8], rx: PortId, iface: BridgeId) -> bool;
 }
 
 /// A real frame, number `i` of its port's batch: into the transmit queues.
@@ -43,10 +44,10 @@ impl Egress for Batch<'_> {
         self.popped = true;
     }
 
-    fn send_back(&mut self, em: &mut Emitter, frame: &[u8], rx: PortId) -> bool {
+    fn send_back(&mut self, em: &mut Emitter, frame: &[u8], rx: PortId, iface: BridgeId) -> bool {
         match em.copy(frame) {
             Some(c) => {
-                em.send(c, EmitTo::Port(rx));
+                em.send(c, EmitTo::Port(rx, iface));
                 true
             }
             None => false,
@@ -62,7 +63,7 @@ impl Egress for Nowhere {
 
     fn popped(&mut self) {}
 
-    fn send_back(&mut self, _: &mut Emitter, _: &[u8], _: PortId) -> bool {
+    fn send_back(&mut self, _: &mut Emitter, _: &[u8], _: PortId, _: BridgeId) -> bool {
         true
     }
 }
@@ -108,6 +109,7 @@ impl Path<'_> {
         };
         let (filtering, group_fwd_mask) = (bridge.vlan_filtering, bridge.group_fwd_mask);
         let router_vid = bridge.router_vid();
+        let has_vlan_ifaces = !bridge.vlan_ifaces.is_empty();
         let Path {
             bridges,
             fdb,
@@ -133,9 +135,22 @@ impl Path<'_> {
             });
         }
         let (seg, tagged) = (class.seg, class.tagged);
-        // The router is on one VLAN of a bridge with filtering.
-        let at_router = seg.vid == router_vid;
-        let router_mac = router_mac.filter(|_| at_router);
+        // The router interface of the frame's VLAN, if there is one: the
+        // bridge's own (VLAN 1 with filtering) or a VLAN interface.
+        let (iface, router_mac) = if seg.vid == router_vid {
+            (Some(b), *router_mac)
+        } else if has_vlan_ifaces {
+            let iface = bridges[b as usize]
+                .as_ref()
+                .and_then(|br| br.iface_in(b, seg.vid));
+            let mac = iface.and_then(|i| l3.router.router_mac(i).or(l3.router6.router_mac(i)));
+            (iface, mac)
+        } else {
+            (None, None)
+        };
+        let at_router = iface.is_some();
+        // The bridge's own id where no interface is (nothing uses it then).
+        let iface = iface.unwrap_or(b);
         let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
         // Broadcast ARP (requests, announcements) is flooded and shown to
         // the router too; ARP to some other station is not its business.
@@ -143,7 +158,7 @@ impl Path<'_> {
         // groups) on a bridge with an IPv6 interface.
         let (is_arp, is_ip6_group) = match at_router.then(|| shown_to_router(eth, tagged)) {
             Some(Shown::Arp) => (true, false),
-            Some(Shown::Ip6Group) => (false, l3.router6.iface(b).is_some()),
+            Some(Shown::Ip6Group) => (false, l3.router6.iface(iface).is_some()),
             _ => (false, false),
         };
         // The router reads them untagged: a copy, as the frame itself goes
@@ -181,13 +196,13 @@ impl Path<'_> {
                 flood(bridges, vlans, seg, tagged, rx, out);
                 // A broadcast ARP request may be for the router.
                 if is_arp && router_mac.is_some() {
-                    if let Some(reason) = l3.arp_input::<T>(shown, b, now_ms) {
+                    if let Some(reason) = l3.arp_input::<T>(shown, iface, now_ms) {
                         counters.drop(reason);
                         trace!(T; l3.trace, Event::Drop { reason });
                     }
                 }
                 if is_ip6_group {
-                    if let Ip6Local::Drop(reason) = l3.ip6_input::<T>(shown, b, now_ms) {
+                    if let Ip6Local::Drop(reason) = l3.ip6_input::<T>(shown, iface, now_ms) {
                         counters.drop(reason);
                         trace!(T; l3.trace, Event::Drop { reason });
                     }
@@ -204,16 +219,12 @@ impl Path<'_> {
                 } else {
                     frame
                 };
-                match l3.input::<T>(frame, rx, b, now_ms) {
+                match l3.input::<T>(frame, rx, iface, now_ms) {
                     L3Out::Forward { bridge: to, dst } => {
-                        let Some(to_bridge) = bridges[to as usize].as_ref() else {
+                        let Some(to_seg) = segment_of(bridges, to) else {
                             return;
                         };
-                        let to_seg = Segment {
-                            bridge: to,
-                            vid: to_bridge.router_vid(),
-                        };
-                        match fdb.lookup(to, to_seg.vid, dst) {
+                        match fdb.lookup(to_seg.bridge, to_seg.vid, dst) {
                             Some(q) if q != rx => match egress_op(vlans, q, to_seg.vid, false) {
                                 Some(tag) => {
                                     trace_tx::<T>(l3.trace, q, to_seg.vid, tag);
@@ -224,17 +235,17 @@ impl Path<'_> {
                                     trace!(T; l3.trace, Event::Drop { reason: DropReason::VlanEgress });
                                 }
                             },
-                            Some(_) => send_back::<T>(l3, counters, out, frame, rx),
+                            Some(_) => send_back::<T>(l3, counters, out, frame, rx, to),
                             None => {
                                 if T && l3.trace.on {
                                     trace_flood(l3.trace, bridges, vlans, to_seg, false, dst, rx);
                                 }
                                 flood(bridges, vlans, to_seg, false, rx, out);
-                                // Flooded back into its own bridge, the
+                                // Flooded back into its own segment, the
                                 // destination may well be behind the ingress
                                 // port.
-                                if to == b {
-                                    send_back::<T>(l3, counters, out, frame, rx);
+                                if to_seg == seg {
+                                    send_back::<T>(l3, counters, out, frame, rx, to);
                                 }
                             }
                         }
@@ -343,15 +354,17 @@ fn flood(
     }
 }
 
-/// Sends a copy of `frame` back out of `rx`, where it came in.
+/// Sends a copy of `frame`, routed out of `iface`, back out of `rx`, where
+/// it came in.
 fn send_back<const T: bool>(
     l3: &mut L3<'_>,
     counters: &mut PortCounters,
     out: &mut impl Egress,
     frame: &[u8],
     rx: PortId,
+    iface: BridgeId,
 ) {
-    if out.send_back(l3.em, frame, rx) {
+    if out.send_back(l3.em, frame, rx, iface) {
         trace!(T; l3.trace, Event::Tx { port: rx });
     } else {
         counters.drop(DropReason::NoBuffer);

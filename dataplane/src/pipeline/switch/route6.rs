@@ -278,7 +278,10 @@ impl Switch {
             .filter(|n| n.state.has_mac())
             .map(|n| n.mac);
         let port = mac
-            .and_then(|m| self.fdb.lookup(nh.bridge, self.router_vid(nh.bridge), m))
+            .and_then(|m| {
+                let seg = self.segment(nh.bridge);
+                self.fdb.lookup(seg.bridge, seg.vid, m)
+            })
             .map(|p| self.port_name(p).to_string());
         let src = self.router6.iface(nh.bridge).map(|i| {
             i.addrs

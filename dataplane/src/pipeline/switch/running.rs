@@ -52,12 +52,25 @@ impl Switch {
     /// is not full here. Its changes are logged at debug level.
     pub fn model(state: &RunningState) -> Result<Switch, SwitchError> {
         let mut sw = Switch::build(state.config.clone(), None, true);
-        for b in &state.bridges {
-            if !sw.has_bridge(&b.name) {
-                sw.add_bridge(&b.name)?;
+        // Bridges first, then the VLAN interfaces on them.
+        let bridges = state.bridges.iter().filter(|b| b.vlan.is_none());
+        let vlan_ifaces = state.bridges.iter().filter(|b| b.vlan.is_some());
+        for b in bridges.chain(vlan_ifaces) {
+            match &b.vlan {
+                Some((link, id)) => {
+                    sw.add_vlan_iface(&b.name, link, *id)?;
+                }
+                None if !sw.has_bridge(&b.name) => {
+                    sw.add_bridge(&b.name)?;
+                }
+                None => {}
             }
-            if b.ageing_time != sw.config.ageing_time {
-                sw.set_ageing(&b.name, b.ageing_time)?;
+            if b.vlan.is_none() {
+                sw.set_vlan_filtering(&b.name, b.vlan_filtering)?;
+                sw.set_group_fwd_mask(&b.name, b.group_fwd_mask)?;
+                if b.ageing_time != sw.config.ageing_time {
+                    sw.set_ageing(&b.name, b.ageing_time)?;
+                }
             }
             for a in &b.addrs {
                 sw.addr4_add(&b.name, *a)?;
@@ -74,8 +87,6 @@ impl Switch {
             if b.rp_filter.is_some() || b.redirects.is_some() {
                 sw.set_policy(&b.name, b.rp_filter, b.redirects)?;
             }
-            sw.set_vlan_filtering(&b.name, b.vlan_filtering)?;
-            sw.set_group_fwd_mask(&b.name, b.group_fwd_mask)?;
         }
         for p in &state.ports {
             let port = Box::new(MemoryPort::stand_in(&p.name, p.kind));
@@ -161,6 +172,9 @@ impl Switch {
                     ra: self.router6.iface(id).map(|i| i.ra.clone()),
                     vlan_filtering: b.vlan_filtering,
                     group_fwd_mask: b.group_fwd_mask.bits(),
+                    vlan: b
+                        .vlan_of
+                        .map(|(p, v)| (self.bridge_name(p).to_string(), v.get())),
                 }
             })
             .collect();

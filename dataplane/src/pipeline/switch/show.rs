@@ -53,6 +53,8 @@ impl Switch {
                 ageing_time: b.ageing_time,
                 vlan_filtering: b.vlan_filtering,
                 group_fwd_mask: b.group_fwd_mask.bits(),
+                link: b.vlan_of.map(|(p, _)| self.bridge_name(p).to_string()),
+                vlan_id: b.vlan_of.map(|(_, v)| v.get()),
                 fdb_entries: per_bridge[i],
                 counters: b.counters.clone(),
             })

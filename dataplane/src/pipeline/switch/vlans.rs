@@ -8,10 +8,16 @@ impl Switch {
     /// Turns 802.1Q VLAN filtering of `bridge` on or off. Learned entries
     /// of the bridge are forgotten (they were learned in other VLANs).
     pub fn set_vlan_filtering(&mut self, bridge: &str, on: bool) -> Result<(), SwitchError> {
-        let id = self.existing_bridge(bridge)?;
+        let id = self.plain_bridge(bridge)?;
         let br = self.bridges[id as usize].as_mut().expect("exists");
         if br.vlan_filtering == on {
             return Ok(());
+        }
+        if let Some(&(_, i)) = br.vlan_ifaces.first() {
+            return Err(SwitchError::HasVlanIfaces(
+                bridge.to_string(),
+                self.bridge_name(i).to_string(),
+            ));
         }
         br.vlan_filtering = on;
         let forgotten = self.fdb.retain(|b, _, _, e| b != id || e.is_static);
@@ -23,7 +29,7 @@ impl Switch {
     /// Sets which link-local groups 01:80:C2:00:00:0N `bridge` forwards.
     pub fn set_group_fwd_mask(&mut self, bridge: &str, mask: u16) -> Result<(), SwitchError> {
         let mask = GroupFwdMask::new(mask)?;
-        let id = self.existing_bridge(bridge)?;
+        let id = self.plain_bridge(bridge)?;
         self.bridges[id as usize]
             .as_mut()
             .expect("exists")
