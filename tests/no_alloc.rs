@@ -70,6 +70,17 @@ fn frame(dst: [u8; 6], src: [u8; 6], len: usize) -> Vec<u8> {
 
 #[test]
 fn forwarding_a_batch_allocates_nothing() {
+    switches_without_allocating(false);
+}
+
+/// The same on an 802.1Q bridge: p1 an access port of VLAN 10, p2 and p3
+/// trunks, so every frame leaves with a tag pushed.
+#[test]
+fn switching_with_vlan_tags_allocates_nothing() {
+    switches_without_allocating(true);
+}
+
+fn switches_without_allocating(vlans: bool) {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let a = [2, 0, 0, 0, 0, 0xa];
     let b = [2, 0, 0, 0, 0, 0xb];
@@ -84,9 +95,21 @@ fn forwarding_a_batch_allocates_nothing() {
     let id1 = sw.add_port(Box::new(p1), Some(DEFAULT_BRIDGE)).unwrap();
     let id2 = sw.add_port(Box::new(p2), Some(DEFAULT_BRIDGE)).unwrap();
     sw.add_port(Box::new(p3), Some(DEFAULT_BRIDGE)).unwrap();
+    if vlans {
+        sw.set_vlan_filtering(DEFAULT_BRIDGE, true).unwrap();
+        sw.vlan_add("p1", 10..=10, true, true).unwrap();
+        for trunk in ["p2", "p3"] {
+            sw.vlan_add(trunk, 10..=10, false, false).unwrap();
+        }
+    }
 
-    // b speaks first, so the switch knows it is on p2.
-    h2.inject([frame([0xff; 6], b, 60)]);
+    // b speaks first, so the switch knows it is on p2 (in VLAN 10, tagged,
+    // on the trunk).
+    let mut hello = frame([0xff; 6], b, 60);
+    if vlans {
+        hello.splice(10 + 12..10 + 12, [0x81, 0x00, 0x00, 10]);
+    }
+    h2.inject([hello]);
     assert_eq!(sw.process_rx(id2), 1);
 
     // p1 then receives the same full batch again and again: known unicast to

@@ -515,3 +515,53 @@ fn vlan_switch_by_cli_10_20(lab: &Lab) {
     lab.cli_ok(&["vlan", "add", "dev", "trunk", "vid", "10"]);
     lab.cli_ok(&["vlan", "add", "dev", "trunk", "vid", "20"]);
 }
+
+/// A TAP port as a trunk: tags ride inside the frames the TAP device hands
+/// over (with their virtio-net header), both ways.
+#[test]
+fn a_tap_trunk_carries_tags_in_its_frames() {
+    let mut lab = lab_with(&["10.0.0.1/24"]);
+    lab.start_daemon(&["--port", "p1"]);
+    lab.cli_ok(&["link", "add", "tap0", "type", "tap"]);
+    let vm = Netns::new(&format!("{}-vm", lab.tag));
+    lab.sw
+        .check(&["ip", "link", "set", "tap0", "netns", &vm.name]);
+    vm.check(&["ip", "link", "set", "tap0", "up"]);
+    lab.cli_ok(&["link", "set", "br0", "vlan_filtering", "1"]);
+    lab.cli_ok(&["vlan", "del", "dev", "p1", "vid", "1"]);
+    lab.cli_ok(&["vlan", "add", "dev", "p1", "vid", "10", "pvid", "untagged"]);
+    lab.cli_ok(&["vlan", "del", "dev", "tap0", "vid", "1"]);
+    lab.cli_ok(&["vlan", "add", "dev", "tap0", "vid", "10"]);
+    let h1 = lab.host(1);
+
+    // Out of the TAP: h1's ARP requests, tagged 10.
+    let cap = Capture::start(&vm, "tap0", "vlan 10 and arp");
+    let _ = h1
+        .ns
+        .run(&["arping", "-c", "2", "-w", "2", "-I", "eth0", "10.0.0.9"]);
+    let lines = cap.stop();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("802.1Q") && l.contains("Request who-has 10.0.0.9")),
+        "{lines:#?}"
+    );
+
+    // Into the TAP: a frame tagged 10, written by the VM, reaches h1
+    // untagged.
+    let mac = vm.check(&["cat", "/sys/class/net/tap0/address"]);
+    let cap = Capture::start(&h1.ns, "eth0", "ether proto 0x88b5");
+    let script = "import socket,sys\n\
+                  s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+                  s.bind(('tap0',0))\n\
+                  s.send(bytes.fromhex(sys.argv[1]))\n";
+    let frame = marked_frame("ff:ff:ff:ff:ff:ff", mac.trim(), Some(10), "88b5");
+    vm.check(&["python3", "-c", script, &frame]);
+    let lines: Vec<String> = cap
+        .stop()
+        .into_iter()
+        .filter(|l| !l.starts_with('\t'))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(!lines[0].contains("802.1Q"), "{lines:#?}");
+}

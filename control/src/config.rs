@@ -474,6 +474,57 @@ to_port = 80
     }
 
     #[test]
+    fn vlan_errors_name_the_line_and_the_fix() {
+        let e = err("[[bridge]]\nname = \"br0\"\ngroup_fwd_mask = 0x0002\n");
+        assert!(
+            e.starts_with("lab.toml:3:") && e.contains("pause frames"),
+            "{e}"
+        );
+        let e = err("[[port]]\nname = \"p1\"\nbridge = \"br0\"\nvlans = [\"10-20 pvid\"]\n");
+        assert!(
+            e.starts_with("lab.toml:4:") && e.contains("pvid takes one VLAN"),
+            "{e}"
+        );
+        let e = err("[[port]]\nname = \"p1\"\nbridge = \"br0\"\nvlans = [\"4095\"]\n");
+        assert!(e.contains("1 to 4094"), "{e}");
+        let e = err(
+            "[[bridge]]\nname = \"br0\"\n[[bridge]]\nname = \"br0.20\"\nlink = \"br0\"\nid = 20\n",
+        );
+        assert!(
+            e.starts_with("lab.toml:5:") && e.contains("vlan_filtering = true"),
+            "{e}"
+        );
+        let vlan_br0 = "[[bridge]]\nname = \"br0\"\nvlan_filtering = true\n";
+        let e = err(&format!(
+            "{vlan_br0}[[bridge]]\nname = \"v1\"\nlink = \"br0\"\nid = 1\n"
+        ));
+        assert!(e.contains("1 is br0's own"), "{e}");
+        let e = err(&format!(
+            "{vlan_br0}[[bridge]]\nname = \"v\"\nlink = \"br0\"\nid = 20\n\
+             [[port]]\nname = \"p1\"\nbridge = \"v\"\n"
+        ));
+        assert!(e.contains("ports join its bridge br0"), "{e}");
+        let e = err("[[port]]\nname = \"p1\"\nbridge = \"br0\"\n[[fdb]]\nmac = \"02:00:00:00:00:01\"\ndev = \"p1\"\nvlan = 10\n");
+        assert!(e.contains("has no VLAN filtering"), "{e}");
+        // A good one: parsed into the running state's form.
+        let ok = parse(
+            "lab.toml",
+            &format!(
+                "{vlan_br0}group_fwd_mask = 0x4004\n[[bridge]]\nname = \"br0.20\"\nlink = \"br0\"\n\
+                 id = 20\naddresses = [\"10.20.0.1/24\"]\n[[port]]\nname = \"t\"\nbridge = \"br0\"\n\
+                 vlans = [\"1 pvid untagged\", \"10-12\"]\n[[fdb]]\nmac = \"02:00:00:00:00:01\"\n\
+                 dev = \"t\"\n"
+            ),
+        )
+        .unwrap();
+        let port = &ok.state.ports[0];
+        assert_eq!(port.vlans.len(), 4);
+        assert_eq!(ok.state.fdb[0].2, Some(1), "the port's PVID");
+        assert_eq!(ok.state.bridges[1].vlan, Some(("br0".to_string(), 20)));
+        assert_eq!(ok.state.bridges[0].group_fwd_mask, 0x4004);
+    }
+
+    #[test]
     fn errors_name_the_line_and_the_fix() {
         let e = err("[[route]]\ndst = \"10.0.0.0/33\"\nvia = \"10.0.0.1\"\n");
         assert!(e.starts_with("lab.toml:2:"), "{e}");

@@ -11,6 +11,11 @@
 //! rate (same generator, pinned to CPU 0), ping RTT, and the CPU time the
 //! whole machine spent per million frames delivered, then prints each
 //! figure with the ratio patchbay/kernel.
+//!
+//! `--mode trunk` compares patchbay with itself: the frames cross two
+//! bridges of one patchbayd joined by a veth pair (`in0 [br0] ta==tb [br1]
+//! out0`), untagged in one run, and in the other as a VLAN trunk between
+//! access ports of VLAN 10 (the tag pushed into `ta`, popped out of `tb`).
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -45,7 +50,8 @@ struct Args {
     json: bool,
     /// What the DUT does: `bridge` (kernel bridge vs patchbay's L2 switch),
     /// `router` (kernel IPv4 forwarding vs patchbay's router), `router6`
-    /// (the same over IPv6) or `nat`.
+    /// (the same over IPv6), `nat`, or `trunk` (patchbay across a VLAN
+    /// trunk vs the same path untagged).
     #[arg(long, default_value = "bridge")]
     mode: String,
     /// Measure only one side: `kernel` or `patchbay`.
@@ -92,6 +98,10 @@ enum Dut {
     PatchbayNat,
     KernelRouter6,
     PatchbayRouter6,
+    /// Two patchbay bridges joined by a veth pair, untagged.
+    PatchbayUntagged,
+    /// The same, the pair a VLAN trunk between access ports of VLAN 10.
+    PatchbayTrunk,
 }
 
 impl Dut {
@@ -105,7 +115,14 @@ impl Dut {
             Dut::PatchbayNat => "patchbay-nat",
             Dut::KernelRouter6 => "kernel-router6",
             Dut::PatchbayRouter6 => "patchbay-router6",
+            Dut::PatchbayUntagged => "patchbay-untagged",
+            Dut::PatchbayTrunk => "patchbay-trunk",
         }
+    }
+
+    /// The two bridges joined by a veth pair (`ta`, `tb`).
+    fn two_bridges(self) -> bool {
+        matches!(self, Dut::PatchbayUntagged | Dut::PatchbayTrunk)
     }
 
     fn v6(self) -> bool {
@@ -113,7 +130,7 @@ impl Dut {
     }
 
     fn routed(self) -> bool {
-        !matches!(self, Dut::KernelBridge | Dut::Patchbay)
+        !matches!(self, Dut::KernelBridge | Dut::Patchbay) && !self.two_bridges()
     }
 
     fn natted(self) -> bool {
@@ -158,7 +175,8 @@ fn main() -> anyhow::Result<()> {
         "router" => [Dut::KernelRouter, Dut::PatchbayRouter],
         "nat" => [Dut::KernelNat, Dut::PatchbayNat],
         "router6" => [Dut::KernelRouter6, Dut::PatchbayRouter6],
-        other => bail!("unknown mode '{other}' (bridge, router, router6, nat)"),
+        "trunk" => [Dut::PatchbayUntagged, Dut::PatchbayTrunk],
+        other => bail!("unknown mode '{other}' (bridge, router, router6, nat, trunk)"),
     };
     let duts: Vec<Dut> = match args.only.as_deref() {
         None => pair.to_vec(),
@@ -236,19 +254,24 @@ fn report(
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
+    let ratio_name = if args.mode == "trunk" {
+        "trunk/untagged"
+    } else {
+        "patchbay/kernel"
+    };
     println!(
-        "{:<42} {:>14} {:>14} {:>16}",
+        "{:<42} {:>17} {:>17} {:>16}",
         "figure (median of {runs} run(s), {secs} s each)"
             .replace("{runs}", &args.runs.to_string())
             .replace("{secs}", &args.secs.to_string()),
         kernel,
         patchbay,
-        "patchbay/kernel"
+        ratio_name
     );
     let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     for (k, label) in FIGURES {
         println!(
-            "{:<42} {:>14} {:>14} {:>16}",
+            "{:<42} {:>17} {:>17} {:>16}",
             label,
             cell(get(kernel, k)),
             cell(get(patchbay, k)),
@@ -367,7 +390,20 @@ impl Topology {
                 }
                 None
             }
-            Dut::Patchbay | Dut::PatchbayRouter | Dut::PatchbayNat | Dut::PatchbayRouter6 => {
+            Dut::Patchbay
+            | Dut::PatchbayRouter
+            | Dut::PatchbayNat
+            | Dut::PatchbayRouter6
+            | Dut::PatchbayUntagged
+            | Dut::PatchbayTrunk => {
+                let trunk_ports: &[&str] = if dut_kind.two_bridges() {
+                    sh(&mut dut.command(&[
+                        "ip", "link", "add", "ta", "type", "veth", "peer", "name", "tb",
+                    ]))?;
+                    &["--port", "ta", "--port", "tb"]
+                } else {
+                    &[]
+                };
                 let mut lab_daemon = patchbay_tools::lab::start_daemon(
                     &dut,
                     bins,
@@ -386,19 +422,41 @@ impl Topology {
                         "2000000",
                     ]
                     .into_iter()
+                    .chain(trunk_ports.iter().copied())
                     .chain(extra.iter().map(String::as_str))
                     .collect::<Vec<_>>(),
                 );
                 if !lab_daemon.alive() {
                     bail!("patchbayd exited: {}", lab_daemon.log());
                 }
+                let pb = |args: &[&str]| {
+                    sh(Command::new(&bins.patchbay)
+                        .arg("--socket")
+                        .arg(&lab_daemon.socket)
+                        .args(args))
+                };
+                if dut_kind.two_bridges() {
+                    pb(&["link", "add", "br1", "type", "bridge"])?;
+                    pb(&["link", "set", "tb", "master", "br1"])?;
+                    pb(&["link", "set", "out0", "master", "br1"])?;
+                }
+                if dut_kind == Dut::PatchbayTrunk {
+                    for br in ["br0", "br1"] {
+                        pb(&["link", "set", br, "vlan_filtering", "1"])?;
+                    }
+                    for p in ["in0", "ta", "tb", "out0"] {
+                        pb(&["vlan", "del", "dev", p, "vid", "1"])?;
+                    }
+                    for access in ["in0", "out0"] {
+                        pb(&[
+                            "vlan", "add", "dev", access, "vid", "10", "pvid", "untagged",
+                        ])?;
+                    }
+                    for trunk in ["ta", "tb"] {
+                        pb(&["vlan", "add", "dev", trunk, "vid", "10"])?;
+                    }
+                }
                 if dut_kind.routed() {
-                    let pb = |args: &[&str]| {
-                        sh(Command::new(&bins.patchbay)
-                            .arg("--socket")
-                            .arg(&lab_daemon.socket)
-                            .args(args))
-                    };
                     pb(&["link", "add", "br1", "type", "bridge"])?;
                     pb(&["link", "set", "out0", "master", "br1"])?;
                     if dut_kind.v6() {
@@ -447,12 +505,21 @@ impl Topology {
 
     fn set_offloads(&self, on: bool) -> anyhow::Result<()> {
         let v = if on { "on" } else { "off" };
-        for (ns, dev) in [
+        let trunk = [(&self.dut, "ta"), (&self.dut, "tb")];
+        let trunk = if self.kind.two_bridges() {
+            &trunk[..]
+        } else {
+            &[]
+        };
+        for &(ns, dev) in [
             (&self.gen, "eth0"),
             (&self.sink, "eth0"),
             (&self.dut, "in0"),
             (&self.dut, "out0"),
-        ] {
+        ]
+        .iter()
+        .chain(trunk)
+        {
             sh(&mut ns.command(&["ethtool", "-K", dev, "tx", v, "tso", v, "gso", v, "gro", v]))?;
         }
         Ok(())
