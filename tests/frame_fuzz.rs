@@ -181,3 +181,18 @@ fn a_checksum_offset_inside_the_ip_header_is_refused_not_written() {
     let mut lab = Lab::new();
     lab.run(INPUT);
 }
+
+/// The tagged seed reaches the VLAN stages and the router through its VLAN
+/// interface (br0.10), which answers it.
+#[test]
+fn the_tagged_seed_is_answered_by_the_vlan_interface() {
+    let mut lab = Lab::new();
+    let (port, spec) = patchbay_dataplane::fuzzing::seed_specs()
+        .into_iter()
+        .find(|(_, s)| format!("{s:?}").contains("ethertype: 33024"))
+        .expect("a tagged seed");
+    let before = lab.switch.stats().l3.arp_replies_sent;
+    let frame = spec.build(port, lab.router_macs);
+    lab.feed(port, frame, false);
+    assert_eq!(lab.switch.stats().l3.arp_replies_sent, before + 1);
+}

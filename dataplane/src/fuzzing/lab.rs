@@ -7,6 +7,9 @@
 //!                                192.168.15.10/24            203.0.113.1/24, MTU 600
 //! ```
 //!
+//! br0 filters VLANs: "neighbour" is also a trunk of VLAN 10, whose VLAN
+//! interface br0.10 is 10.10.0.1/24.
+//!
 //! Routes: 198.51.100.0/24 via 203.0.113.254, which never answers ARP.
 //! NAT on br1: SNAT of 192.168.15.128/25 to 203.0.113.20-21, ports
 //! 20000-20003 (a range the fuzzer can exhaust), masquerade of the rest of
@@ -132,6 +135,19 @@ impl Lab {
             .expect("address");
         sw.addr4_add("br1", net("203.0.113.1/24")).expect("address");
         sw.set_mtu("br1", 600).expect("mtu");
+        // br0 is an 802.1Q bridge: the neighbour port is also a trunk of
+        // VLAN 10, where the VLAN interface br0.10 routes, so tagged frames
+        // reach the VLAN stages and the router through a tag; STP, LACP
+        // and LLDP are forwarded.
+        sw.set_vlan_filtering(DEFAULT_BRIDGE, true)
+            .expect("filtering");
+        sw.set_group_fwd_mask(DEFAULT_BRIDGE, 0x4005).expect("mask");
+        sw.vlan_add(LabPort::Neighbour.name(), 10..=10, false, false)
+            .expect("vlan");
+        sw.add_vlan_iface("br0.10", DEFAULT_BRIDGE, 10)
+            .expect("vlan interface");
+        sw.addr4_add("br0.10", net("10.10.0.1/24"))
+            .expect("address");
         // IPv6 too: both bridges route it, so hostile IPv6 reaches the
         // router's IPv6 stages (NDP, echo, forwarding, errors).
         let net6 = |s: &str| s.parse::<crate::wire::Ipv6Net>().expect("a prefix");

@@ -138,7 +138,21 @@ pub fn seed_specs() -> Vec<(LabPort, FrameSpec)> {
         cut: None,
         ihl: None,
     };
+    // An ARP request for br0.10 (10.10.0.1), tagged VLAN 10, from a station
+    // on the trunk.
+    let mut tagged_arp = vec![0x00, 0x0a, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1];
+    tagged_arp.extend_from_slice(&[2, 0, 0, 0, 3, 2, 10, 10, 0, 2]);
+    tagged_arp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 10, 0, 1]);
+    let tagged_arp = FrameSpec {
+        dst: Bcast,
+        src: MacChoice::Station(2),
+        body: frame::Body::Other {
+            ethertype: crate::wire::vlan::TPID_8021Q,
+            payload: tagged_arp,
+        },
+    };
     vec![
+        (Neighbour, tagged_arp),
         (Inside, to_out(udp(eph, dns, 24))),
         (Inside, to_out(syn(eph, PortChoice::Http))),
         (Inside, to_out(echo(false))),
