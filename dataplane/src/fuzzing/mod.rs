@@ -151,8 +151,7 @@ pub fn seed_specs() -> Vec<(LabPort, FrameSpec)> {
             payload: tagged_arp,
         },
     };
-    vec![
-        (Neighbour, tagged_arp),
+    let mut seeds = vec![
         (Inside, to_out(udp(eph, dns, 24))),
         (Inside, to_out(syn(eph, PortChoice::Http))),
         (Inside, to_out(echo(false))),
@@ -298,7 +297,9 @@ pub fn seed_specs() -> Vec<(LabPort, FrameSpec)> {
         (Inside, ipv6(Router, InMac, ns6())),
         (Inside, ipv6(Router, InMac, icmp6_echo())),
         (Inside, ipv6(Router, InMac, udp6())),
-    ]
+    ];
+    seeds.push((Neighbour, tagged_arp));
+    seeds
 }
 
 /// An IPv6 frame of `payload` (IPv6 header on), as `Body::Other`.

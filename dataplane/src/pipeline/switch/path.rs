@@ -92,9 +92,11 @@ struct Classified {
 
 impl Path<'_> {
     /// Takes `frame` (a virtio-net header and an Ethernet frame), in on port
-    /// `rx` of bridge `b`, to where the bridge and the router send it.
-    /// Drops are counted in `counters` (the port's); the bridge learns the
-    /// source only if `learn`.
+    /// `rx` of bridge `b`, to where the bridge and the router send it:
+    /// vlan-classify, l2-learn and l2-forward, then out of one port, flooded
+    /// in the frame's VLAN, or to the router. Drops are counted in
+    /// `counters` (the port's); the bridge learns the source only if
+    /// `learn`.
     pub fn frame_in<const T: bool>(
         &mut self,
         rx: PortId,
@@ -108,161 +110,185 @@ impl Path<'_> {
             return;
         };
         let (filtering, group_fwd_mask) = (bridge.vlan_filtering, bridge.group_fwd_mask);
-        let router_vid = bridge.router_vid();
-        let has_vlan_ifaces = !bridge.vlan_ifaces.is_empty();
-        let Path {
-            bridges,
-            fdb,
-            vlans,
-            l3,
-            router_mac,
-            now,
-            now_ms,
-        } = self;
-        let (now, now_ms) = (*now, *now_ms);
-        let class = match classify(filtering, vlans, rx, b, frame) {
+        let class = match classify(filtering, self.vlans, rx, b, frame) {
             Ok(c) => c,
-            Err(reason) => {
-                counters.drop(reason);
-                trace!(T; l3.trace, Event::Drop { reason });
-                return;
-            }
+            Err(reason) => return drop::<T>(self.l3.trace, counters, reason),
         };
-        if T && l3.trace.on && filtering {
-            l3.trace.record(Event::VlanIn {
+        if T && self.l3.trace.on && filtering {
+            self.l3.trace.record(Event::VlanIn {
                 vid: class.seg.vid,
                 tagged: class.tagged,
             });
         }
         let (seg, tagged) = (class.seg, class.tagged);
-        // The router interface of the frame's VLAN, if there is one: the
-        // bridge's own (VLAN 1 with filtering) or a VLAN interface.
-        let (iface, router_mac) = if seg.vid == router_vid {
-            (Some(b), *router_mac)
-        } else if has_vlan_ifaces {
-            let iface = bridges[b as usize]
-                .as_ref()
-                .and_then(|br| br.iface_in(b, seg.vid));
-            let mac = iface.and_then(|i| l3.router.router_mac(i).or(l3.router6.router_mac(i)));
-            (iface, mac)
-        } else {
-            (None, None)
-        };
-        let at_router = iface.is_some();
-        // The bridge's own id where no interface is (nothing uses it then).
-        let iface = iface.unwrap_or(b);
+        let iface = self.router_on(seg);
         let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
-        // Broadcast ARP (requests, announcements) is flooded and shown to
-        // the router too; ARP to some other station is not its business.
-        // So is IPv6 multicast (neighbour solicitations to solicited-node
-        // groups) on a bridge with an IPv6 interface.
-        let (is_arp, is_ip6_group) = match at_router.then(|| shown_to_router(eth, tagged)) {
-            Some(Shown::Arp) => (true, false),
-            Some(Shown::Ip6Group) => (false, l3.router6.iface(iface).is_some()),
-            _ => (false, false),
+        let policy = L2Policy {
+            router_mac: iface.map(|(_, mac)| mac),
+            group_fwd_mask,
         };
-        // The router reads them untagged: a copy, as the frame itself goes
-        // on tagged to other ports.
-        let mut copy;
-        let shown = if tagged && (is_arp || is_ip6_group) {
-            copy = [0u8; 1536];
-            untag_into(eth, &mut copy)
-        } else {
-            eth
-        };
+        let Path {
+            bridges,
+            fdb,
+            vlans,
+            l3,
+            now,
+            ..
+        } = self;
         let mut not_learned = BridgeCounters::default();
         let bridge_counters = match bridges[b as usize].as_mut() {
             Some(bridge) if learn => &mut bridge.counters,
             _ => &mut not_learned,
         };
-        let policy = L2Policy {
-            router_mac,
-            group_fwd_mask,
-        };
         let (decision, learned) =
-            l2_forward(eth, rx, seg, fdb, now, bridge_counters, policy, learn);
+            l2_forward(eth, rx, seg, fdb, *now, bridge_counters, policy, learn);
         if T && l3.trace.on {
             trace_l2(l3.trace, bridges, vlans, class, eth, rx, learned, decision);
         }
         match decision {
             L2Decision::Forward(q) => match egress_op(vlans, q, seg.vid, tagged) {
                 Some(tag) => out.send(q, tag),
-                None => {
-                    counters.drop(DropReason::VlanEgress);
-                    trace!(T; l3.trace, Event::Drop { reason: DropReason::VlanEgress });
-                }
+                None => drop::<T>(l3.trace, counters, DropReason::VlanEgress),
             },
             L2Decision::Flood => {
                 flood(bridges, vlans, seg, tagged, rx, out);
-                // A broadcast ARP request may be for the router.
-                if is_arp && router_mac.is_some() {
-                    if let Some(reason) = l3.arp_input::<T>(shown, iface, now_ms) {
-                        counters.drop(reason);
-                        trace!(T; l3.trace, Event::Drop { reason });
-                    }
-                }
-                if is_ip6_group {
-                    if let Ip6Local::Drop(reason) = l3.ip6_input::<T>(shown, iface, now_ms) {
-                        counters.drop(reason);
-                        trace!(T; l3.trace, Event::Drop { reason });
-                    }
+                if let Some((iface, _)) = iface {
+                    self.show_router::<T>(eth, tagged, iface, counters);
                 }
             }
             L2Decision::Router => {
-                // The router reads untagged frames: the tag comes off in
-                // place, and the frame starts four bytes on from here.
-                let frame = if tagged {
-                    crate::wire::vlan::pop_in_place(frame);
-                    out.popped();
-                    trace!(T; l3.trace, Event::VlanPop { vid: seg.vid });
-                    &mut frame[4..]
-                } else {
-                    frame
-                };
-                match l3.input::<T>(frame, rx, iface, now_ms) {
-                    L3Out::Forward { bridge: to, dst } => {
-                        let Some(to_seg) = segment_of(bridges, to) else {
-                            return;
-                        };
-                        match fdb.lookup(to_seg.bridge, to_seg.vid, dst) {
-                            Some(q) if q != rx => match egress_op(vlans, q, to_seg.vid, false) {
-                                Some(tag) => {
-                                    trace_tx::<T>(l3.trace, q, to_seg.vid, tag);
-                                    out.send(q, tag)
-                                }
-                                None => {
-                                    counters.drop(DropReason::VlanEgress);
-                                    trace!(T; l3.trace, Event::Drop { reason: DropReason::VlanEgress });
-                                }
-                            },
-                            Some(_) => send_back::<T>(l3, counters, out, frame, rx, to),
-                            None => {
-                                if T && l3.trace.on {
-                                    trace_flood(l3.trace, bridges, vlans, to_seg, false, dst, rx);
-                                }
-                                flood(bridges, vlans, to_seg, false, rx, out);
-                                // Flooded back into its own segment, the
-                                // destination may well be behind the ingress
-                                // port.
-                                if to_seg == seg {
-                                    send_back::<T>(l3, counters, out, frame, rx, to);
-                                }
-                            }
-                        }
-                    }
-                    L3Out::Consumed => {}
-                    L3Out::Drop(reason) => {
-                        counters.drop(reason);
-                        trace!(T; l3.trace, Event::Drop { reason });
-                    }
+                // Only the MAC of the segment's interface leads here.
+                if let Some((iface, _)) = iface {
+                    self.route::<T>(frame, rx, class, iface, counters, out)
                 }
             }
-            L2Decision::Drop(reason) => {
-                counters.drop(reason);
-                trace!(T; l3.trace, Event::Drop { reason });
+            L2Decision::Drop(reason) => drop::<T>(l3.trace, counters, reason),
+        }
+    }
+
+    /// The router interface on `seg`, and its MAC: the bridge's own (VLAN 1
+    /// with filtering) or a VLAN interface.
+    #[inline]
+    fn router_on(&self, seg: Segment) -> Option<(BridgeId, Mac)> {
+        let bridge = self.bridges[usize::from(seg.bridge)].as_ref()?;
+        if seg.vid == bridge.router_vid() {
+            return Some((seg.bridge, self.router_mac?));
+        }
+        if bridge.vlan_ifaces.is_empty() {
+            return None;
+        }
+        let iface = bridge.iface_in(seg.bridge, seg.vid)?;
+        let router = &self.l3.router;
+        let mac = router
+            .router_mac(iface)
+            .or(self.l3.router6.router_mac(iface))?;
+        Some((iface, mac))
+    }
+
+    /// Shows a flooded frame to the router interface of its VLAN if it is
+    /// broadcast ARP (requests, announcements) or IPv6 to a multicast group
+    /// (neighbour solicitations) on an IPv6 interface; ARP to some other
+    /// station is not its business. The router reads it untagged: a copy,
+    /// as the frame itself goes on tagged to other ports.
+    fn show_router<const T: bool>(
+        &mut self,
+        eth: &[u8],
+        tagged: bool,
+        iface: BridgeId,
+        counters: &mut PortCounters,
+    ) {
+        let l3 = &mut self.l3;
+        let shown = match shown_to_router(eth, tagged) {
+            Shown::Ip6Group if l3.router6.iface(iface).is_none() => return,
+            Shown::Nothing => return,
+            shown => shown,
+        };
+        let mut copy;
+        let eth = if tagged {
+            copy = [0u8; 1536];
+            untag_into(eth, &mut copy)
+        } else {
+            eth
+        };
+        let reason = match shown {
+            Shown::Arp => l3.arp_input::<T>(eth, iface, self.now_ms),
+            _ => match l3.ip6_input::<T>(eth, iface, self.now_ms) {
+                Ip6Local::Drop(reason) => Some(reason),
+                _ => None,
+            },
+        };
+        if let Some(reason) = reason {
+            drop::<T>(l3.trace, counters, reason);
+        }
+    }
+
+    /// The router's part: a frame to the MAC of router interface `iface`
+    /// (its tag, if it has one, taken off in place), routed, and sent on
+    /// in the segment of the interface it leaves by.
+    fn route<const T: bool>(
+        &mut self,
+        frame: &mut [u8],
+        rx: PortId,
+        class: Classified,
+        iface: BridgeId,
+        counters: &mut PortCounters,
+        out: &mut impl Egress,
+    ) {
+        let Path {
+            bridges,
+            fdb,
+            vlans,
+            l3,
+            now_ms,
+            ..
+        } = self;
+        // The router reads untagged frames: the frame starts four bytes on
+        // from here.
+        let frame = if class.tagged {
+            crate::wire::vlan::pop_in_place(frame);
+            out.popped();
+            trace!(T; l3.trace, Event::VlanPop { vid: class.seg.vid });
+            &mut frame[4..]
+        } else {
+            frame
+        };
+        let (to, dst) = match l3.input::<T>(frame, rx, iface, *now_ms) {
+            L3Out::Forward { bridge: to, dst } => (to, dst),
+            L3Out::Consumed => return,
+            L3Out::Drop(reason) => return drop::<T>(l3.trace, counters, reason),
+        };
+        let Some(seg) = segment_of(bridges, to) else {
+            return;
+        };
+        match fdb.lookup(seg.bridge, seg.vid, dst) {
+            Some(q) if q != rx => match egress_op(vlans, q, seg.vid, false) {
+                Some(tag) => {
+                    trace_tx::<T>(l3.trace, q, seg.vid, tag);
+                    out.send(q, tag)
+                }
+                None => drop::<T>(l3.trace, counters, DropReason::VlanEgress),
+            },
+            Some(_) => send_back::<T>(l3, counters, out, frame, rx, to),
+            None => {
+                if T && l3.trace.on {
+                    trace_flood(l3.trace, bridges, vlans, seg, false, dst, rx);
+                }
+                flood(bridges, vlans, seg, false, rx, out);
+                // Flooded back into its own segment, the destination may
+                // well be behind the ingress port.
+                if seg == class.seg {
+                    send_back::<T>(l3, counters, out, frame, rx, to);
+                }
             }
         }
     }
+}
+
+/// Counts a drop against the port, and traces it.
+#[inline]
+fn drop<const T: bool>(trace: &mut Tracer, counters: &mut PortCounters, reason: DropReason) {
+    counters.drop(reason);
+    trace!(T; trace, Event::Drop { reason });
 }
 
 /// The VLAN stage (802.1Q 6.9, 8.6.2): on a bridge with filtering, the
@@ -300,7 +326,7 @@ fn classify(
 }
 
 /// What of a flooded frame the router is shown.
-#[derive(PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Shown {
     Arp,
     Ip6Group,
