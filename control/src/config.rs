@@ -715,5 +715,10 @@ mod example {
         let p = super::parse("gateway-lab.toml", text).unwrap();
         assert_eq!(p.state.ports.len(), 3);
         assert_eq!(p.state.nat.len(), 2);
+        let text = include_str!("../../examples/vlan-lab.toml");
+        let p = super::parse("vlan-lab.toml", text).unwrap();
+        assert_eq!(p.state.ports[2].vlans.len(), 3);
+        assert_eq!(p.state.bridges.len(), 3);
+        assert_eq!(p.state.nat[0].bridge, "br0.20");
     }
 }
