@@ -395,7 +395,7 @@ fn vlan_interfaces_route_arp_ndp_and_nat_as_bridges_do() {
     trunk(&a.sw, &b.sw);
     a.start_daemon(&["--port", "trunk"]);
     b.start_daemon(&["--port", "p1", "--port", "p2", "--port", "trunk"]);
-    vlan_switch_by_cli_10_20(&b);
+    vlan_switch_by_cli(&b);
     a.cli_ok(&["link", "set", "br0", "vlan_filtering", "1"]);
     a.cli_ok(&["vlan", "add", "dev", "trunk", "vid", "10"]);
     a.cli_ok(&["vlan", "add", "dev", "trunk", "vid", "20"]);
@@ -502,18 +502,6 @@ fn vlan_interfaces_route_arp_ndp_and_nat_as_bridges_do() {
     a.cli_ok(&["apply", file.to_str().expect("utf-8")]);
     let _ = std::fs::remove_file(&file);
     assert!(h1.ping_ok("10.20.0.2", 2), "routed again after apply");
-}
-
-/// B's side of the stick: p1 an access port of VLAN 10, p2 of VLAN 20, the
-/// trunk carries both.
-fn vlan_switch_by_cli_10_20(lab: &Lab) {
-    lab.cli_ok(&["link", "set", "br0", "vlan_filtering", "1"]);
-    for (port, vid) in [("p1", "10"), ("p2", "20")] {
-        lab.cli_ok(&["vlan", "del", "dev", port, "vid", "1"]);
-        lab.cli_ok(&["vlan", "add", "dev", port, "vid", vid, "pvid", "untagged"]);
-    }
-    lab.cli_ok(&["vlan", "add", "dev", "trunk", "vid", "10"]);
-    lab.cli_ok(&["vlan", "add", "dev", "trunk", "vid", "20"]);
 }
 
 /// A TAP port as a trunk: tags ride inside the frames the TAP device hands

@@ -497,42 +497,7 @@ fn diff_bridges<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
     }
     for wb in &w.bridges {
         let rb = r_bridges.get(wb.name.as_str());
-        match (rb, &wb.vlan) {
-            (None, Some((link, id))) => {
-                ph.vlan_iface_adds.push(Step::VlanIfaceAdd {
-                    name: wb.name.clone(),
-                    link: link.clone(),
-                    id: *id,
-                });
-                s.bridges.added += 1;
-            }
-            (_, Some(_)) => {}
-            (None, None) => {
-                ph.bridge_adds
-                    .push(Step::BridgeAdd(wb.name.clone(), wb.ageing_time));
-                s.bridges.added += 1;
-            }
-            (Some(rb), None) if rb.ageing_time != wb.ageing_time => {
-                ph.bridge_adds.push(Step::Ageing {
-                    bridge: wb.name.clone(),
-                    from: rb.ageing_time,
-                    to: wb.ageing_time,
-                });
-                s.bridges.changed += 1;
-            }
-            (Some(_), None) => {}
-        }
-        let vlan_settings = |b: &BridgeState| (b.vlan_filtering, b.group_fwd_mask);
-        if wb.vlan.is_none() && rb.map_or((false, 0), |b| vlan_settings(b)) != vlan_settings(wb) {
-            ph.bridge_adds.push(Step::BridgeVlan {
-                bridge: wb.name.clone(),
-                vlan_filtering: wb.vlan_filtering,
-                group_fwd_mask: wb.group_fwd_mask,
-            });
-            if rb.is_some() {
-                s.bridges.changed += 1;
-            }
-        }
+        link_steps(rb.copied(), wb, ph, s);
         let had6: &[Ipv6Net] = rb.map_or(&[], |b| &b.addrs6);
         for a in wb.addrs6.iter().filter(|a| !had6.contains(a)) {
             ph.addr_adds.push(Step::Addr6Add(wb.name.clone(), *a));
@@ -598,6 +563,47 @@ fn diff_bridges<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) {
                 });
                 s.bridges.changed += 1;
             }
+        }
+    }
+}
+
+/// The link itself: a bridge or VLAN interface made, a bridge's ageing
+/// time, VLAN filtering and group_fwd_mask.
+fn link_steps(rb: Option<&BridgeState>, wb: &BridgeState, ph: &mut Phases, s: &mut Summary) {
+    match (rb, &wb.vlan) {
+        (None, Some((link, id))) => {
+            ph.vlan_iface_adds.push(Step::VlanIfaceAdd {
+                name: wb.name.clone(),
+                link: link.clone(),
+                id: *id,
+            });
+            s.bridges.added += 1;
+        }
+        (_, Some(_)) => {}
+        (None, None) => {
+            ph.bridge_adds
+                .push(Step::BridgeAdd(wb.name.clone(), wb.ageing_time));
+            s.bridges.added += 1;
+        }
+        (Some(rb), None) if rb.ageing_time != wb.ageing_time => {
+            ph.bridge_adds.push(Step::Ageing {
+                bridge: wb.name.clone(),
+                from: rb.ageing_time,
+                to: wb.ageing_time,
+            });
+            s.bridges.changed += 1;
+        }
+        (Some(_), None) => {}
+    }
+    let vlan_settings = |b: &BridgeState| (b.vlan_filtering, b.group_fwd_mask);
+    if wb.vlan.is_none() && rb.map_or((false, 0), vlan_settings) != vlan_settings(wb) {
+        ph.bridge_adds.push(Step::BridgeVlan {
+            bridge: wb.name.clone(),
+            vlan_filtering: wb.vlan_filtering,
+            group_fwd_mask: wb.group_fwd_mask,
+        });
+        if rb.is_some() {
+            s.bridges.changed += 1;
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::*;
 
 mod v6;
+mod vlan;
 
 pub(super) struct Checker<'a> {
     pub(super) file: &'a str,
@@ -246,19 +247,7 @@ impl Checker<'_> {
             let span = b.span();
             let b = b.get_ref();
             self.new_name(&span, "bridge", &b.name)?;
-            let vlan = self.vlan_iface(&span, b, f)?;
-            if let Some((link, id)) = &vlan {
-                if !vlan_ifaces.insert((link.clone(), *id)) {
-                    return Err(self.key_err(
-                        &span,
-                        "id",
-                        format!(
-                            "bridge {}: VLAN {id} of {link} has an interface already",
-                            b.name
-                        ),
-                    ));
-                }
-            }
+            let (vlan, group_fwd_mask) = self.bridge_vlans(&span, b, f, &mut vlan_ifaces)?;
             let ageing_time = b.ageing_time.unwrap_or(config.ageing_time);
             if AgeingTime::new(ageing_time).is_err() {
                 return Err(self.key_err(
@@ -356,14 +345,6 @@ impl Checker<'_> {
             }
             let ra = self.bridge_ra(&span, b, !addrs6.is_empty())?;
             let routed = !addrs.is_empty();
-            let group_fwd_mask = b.group_fwd_mask.unwrap_or(0);
-            if let Err(e) = GroupFwdMask::new(group_fwd_mask) {
-                return Err(self.key_err(
-                    &span,
-                    "group_fwd_mask",
-                    format!("bridge {}: {e}", b.name),
-                ));
-            }
             bridges.push(BridgeState {
                 name: b.name.clone(),
                 ageing_time,
@@ -402,65 +383,6 @@ impl Checker<'_> {
             subnets,
             local,
         })
-    }
-
-    /// For a `[[bridge]]` with `link` and `id`, a VLAN interface: the
-    /// bridge it is on (another `[[bridge]]`, with VLAN filtering) and its
-    /// VLAN (2 to 4094: 1 is the bridge's own).
-    fn vlan_iface(
-        &self,
-        span: &Range<usize>,
-        b: &BridgeCfg,
-        f: &File,
-    ) -> Result<Option<(String, u16)>, ConfigError> {
-        let (link, id) = match (&b.link, b.id) {
-            (None, None) => return Ok(None),
-            (Some(l), Some(id)) => (l, id),
-            (Some(_), None) => {
-                let m = format!("bridge {}: a VLAN interface needs its 'id' too", b.name);
-                return Err(self.key_err(span, "link", m));
-            }
-            (None, Some(_)) => {
-                let m = format!("bridge {}: a VLAN interface needs its 'link' too", b.name);
-                return Err(self.key_err(span, "id", m));
-            }
-        };
-        let why = if !(2..=4094).contains(&id) {
-            Some((
-                "id",
-                format!("VLAN {id}: a VLAN interface is on VLAN 2 to 4094 (1 is {link}'s own)"),
-            ))
-        } else if b.ageing_time.is_some()
-            || b.vlan_filtering.is_some()
-            || b.group_fwd_mask.is_some()
-        {
-            let m = format!("ageing_time, vlan_filtering and group_fwd_mask are {link}'s");
-            Some(("link", m))
-        } else {
-            let parent = f
-                .bridges
-                .iter()
-                .map(|p| p.get_ref())
-                .find(|p| p.name == *link);
-            match parent {
-                Some(p) if p.link.is_some() => {
-                    Some(("link", format!("{link} is a VLAN interface itself")))
-                }
-                Some(p) if p.vlan_filtering == Some(true) => None,
-                Some(_) => Some((
-                    "link",
-                    format!("bridge {link} needs vlan_filtering = true for VLAN interfaces"),
-                )),
-                None => Some((
-                    "link",
-                    format!("no bridge '{link}' (add a [[bridge]] with name = \"{link}\")"),
-                )),
-            }
-        };
-        match why {
-            Some((key, m)) => Err(self.key_err(span, key, format!("bridge {}: {m}", b.name))),
-            None => Ok(Some((link.clone(), id))),
-        }
     }
 
     /// `[[port]]`s, and the line of each.
@@ -509,31 +431,7 @@ impl Checker<'_> {
                     ));
                 }
             }
-            let vlans = match &p.vlans {
-                None => PortVlans::default(),
-                Some(_) if p.bridge.is_none() => {
-                    return Err(self.key_err(
-                        &span,
-                        "vlans",
-                        format!(
-                            "port {}: VLANs are a bridge port's; give it a bridge",
-                            p.name
-                        ),
-                    ))
-                }
-                Some(list) => {
-                    let mut vlans = PortVlans::none();
-                    for text in list {
-                        let (vids, pvid, untagged) = parse_vlan_words(text).map_err(|e| {
-                            self.key_err(&span, "vlans", format!("port {}: {e}", p.name))
-                        })?;
-                        for v in vids {
-                            vlans.add(Vid::new(v).expect("parsed"), pvid, untagged);
-                        }
-                    }
-                    vlans
-                }
-            };
+            let vlans = self.port_vlans(&span, p)?;
             port_lines.insert(p.name.clone(), self.lines.line(span.start));
             ports.push(PortState {
                 name: p.name.clone(),
@@ -585,39 +483,7 @@ impl Checker<'_> {
                     format!("fdb {}: static entries must be unicast MACs", e.mac),
                 ));
             }
-            let filtering = bridges
-                .list
-                .iter()
-                .any(|b| b.name == master && b.vlan_filtering);
-            let port = ports.iter().find(|p| p.name == e.dev).expect("found above");
-            let vlan = match (filtering, e.vlan) {
-                (false, None) => None,
-                (false, Some(_)) => {
-                    return Err(self.key_err(
-                        &span,
-                        "vlan",
-                        format!(
-                            "fdb {}: bridge {master} has no VLAN filtering (vlan_filtering = \
-                             true)",
-                            e.mac
-                        ),
-                    ))
-                }
-                (true, v) => {
-                    let vid = v.or_else(|| port.vlans.iter().find(|m| m.pvid).map(|m| m.vid.get()));
-                    let Some(vid) = vid.filter(|&v| Vid::new(v).is_ok()) else {
-                        return Err(self.key_err(
-                            &span,
-                            "vlan",
-                            format!(
-                                "fdb {}: a VLAN from 1 to 4094 (port {} has no PVID to take)",
-                                e.mac, e.dev
-                            ),
-                        ));
-                    };
-                    Some(vid)
-                }
-            };
+            let vlan = self.fdb_vlan(&span, e, &master, ports, bridges)?;
             if !fdb_seen.insert((e.mac, master.clone(), vlan)) {
                 return Err(self.err(
                     &span,

@@ -102,56 +102,7 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             };
             Err(ApiError::new(ErrorCode::BadRequest, why))
         }
-        Request::LinkSet {
-            name,
-            master,
-            nomaster,
-            ageing_time,
-            mtu,
-            rp_filter,
-            redirects,
-            ra,
-            ra_lifetime,
-            rdnss,
-            ra_valid_lft,
-            ra_preferred_lft,
-            vlan_filtering,
-            group_fwd_mask,
-        } => {
-            cx.on_switch(move |sw| {
-                let mut r = Ok(());
-                if master.is_some() || nomaster {
-                    r = sw.set_master(&name, master.as_deref());
-                }
-                if let (Ok(()), Some(mask)) = (&r, group_fwd_mask) {
-                    r = sw.set_group_fwd_mask(&name, mask);
-                }
-                if let (Ok(()), Some(on)) = (&r, vlan_filtering) {
-                    r = sw.set_vlan_filtering(&name, on);
-                }
-                if let (Ok(()), Some(secs)) = (&r, ageing_time) {
-                    r = sw.set_ageing(&name, secs);
-                }
-                if let (Ok(()), Some(mtu)) = (&r, mtu) {
-                    r = sw.set_mtu(&name, mtu);
-                }
-                if r.is_ok() && (rp_filter.is_some() || redirects.is_some()) {
-                    r = sw.set_policy(&name, rp_filter, redirects);
-                }
-                let change = RaChange {
-                    on: ra,
-                    lifetime: ra_lifetime,
-                    rdnss,
-                    valid_lft: ra_valid_lft,
-                    preferred_lft: ra_preferred_lft,
-                };
-                if r.is_ok() && !change.is_empty() {
-                    r = sw.set_ra(&name, change);
-                }
-                r
-            })?;
-            Ok(Value::Null)
-        }
+        req @ Request::LinkSet { .. } => set(req, cx),
         Request::LinkDel { name } => {
             let removed = cx.on_switch(move |sw| {
                 if sw.has_bridge(&name) {
@@ -170,4 +121,61 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
         }
         other => Err(misrouted(&other)),
     }
+}
+
+/// `link set`: a port's bridge, a bridge's settings, its router
+/// interface's.
+fn set(req: Request, cx: &Cx) -> Result<Value, ApiError> {
+    let Request::LinkSet {
+        name,
+        master,
+        nomaster,
+        ageing_time,
+        mtu,
+        rp_filter,
+        redirects,
+        ra,
+        ra_lifetime,
+        rdnss,
+        ra_valid_lft,
+        ra_preferred_lft,
+        vlan_filtering,
+        group_fwd_mask,
+    } = req
+    else {
+        return Err(misrouted(&req));
+    };
+    cx.on_switch(move |sw| {
+        let mut r = Ok(());
+        if master.is_some() || nomaster {
+            r = sw.set_master(&name, master.as_deref());
+        }
+        if let (Ok(()), Some(mask)) = (&r, group_fwd_mask) {
+            r = sw.set_group_fwd_mask(&name, mask);
+        }
+        if let (Ok(()), Some(on)) = (&r, vlan_filtering) {
+            r = sw.set_vlan_filtering(&name, on);
+        }
+        if let (Ok(()), Some(secs)) = (&r, ageing_time) {
+            r = sw.set_ageing(&name, secs);
+        }
+        if let (Ok(()), Some(mtu)) = (&r, mtu) {
+            r = sw.set_mtu(&name, mtu);
+        }
+        if r.is_ok() && (rp_filter.is_some() || redirects.is_some()) {
+            r = sw.set_policy(&name, rp_filter, redirects);
+        }
+        let change = RaChange {
+            on: ra,
+            lifetime: ra_lifetime,
+            rdnss,
+            valid_lft: ra_valid_lft,
+            preferred_lft: ra_preferred_lft,
+        };
+        if r.is_ok() && !change.is_empty() {
+            r = sw.set_ra(&name, change);
+        }
+        r
+    })?;
+    Ok(Value::Null)
 }
