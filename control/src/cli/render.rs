@@ -122,11 +122,7 @@ fn links(s: &mut String, result: Value) -> Result<(), String> {
                 b.name,
                 b.fdb_entries,
                 b.ageing_time,
-                match (&b.link, b.vlan_id) {
-                    (Some(link), Some(id)) => format!("(VLAN {id} of {link})"),
-                    _ if b.ports.is_empty() => "-".to_string(),
-                    _ => b.ports.join(" "),
-                }
+                bridge_ports(b)
             );
         }
     }
@@ -339,6 +335,25 @@ fn fdb(s: &mut String, result: Value) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// A bridge's ports, and its VLAN settings; a VLAN interface's VLAN.
+fn bridge_ports(b: &patchbay_dataplane::pipeline::BridgeInfo) -> String {
+    if let (Some(link), Some(id)) = (&b.link, b.vlan_id) {
+        return format!("(VLAN {id} of {link})");
+    }
+    let mut s = if b.ports.is_empty() {
+        "-".to_string()
+    } else {
+        b.ports.join(" ")
+    };
+    if b.vlan_filtering {
+        s.push_str("  [vlan_filtering]");
+    }
+    if b.group_fwd_mask != 0 {
+        let _ = write!(s, "  [group_fwd_mask {:#06x}]", b.group_fwd_mask);
+    }
+    s
 }
 
 /// `vlan show`, as `bridge vlan show` prints it.
