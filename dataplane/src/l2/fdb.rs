@@ -42,19 +42,40 @@ pub enum FdbError {
 
 /// The filtering database of every bridge, keyed by (bridge, VLAN, MAC).
 pub struct Fdb {
-    map: HashMap<u128, FdbEntry, ahash::RandomState>,
+    map: HashMap<Key, FdbEntry, ahash::RandomState>,
     max: usize,
 }
 
-fn key(bridge: BridgeId, vid: u16, mac: Mac) -> u128 {
-    (u128::from(bridge) << 64) | (u128::from(vid) << 48) | u128::from(mac.to_u64())
+/// (bridge, VLAN, MAC): the VLAN and MAC in one word, the bridge in
+/// another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    vid_mac: u64,
+    bridge: BridgeId,
 }
 
-fn unkey(k: u128) -> (BridgeId, u16, Mac) {
+impl std::hash::Hash for Key {
+    /// One word to hash, not two: the bridge is mixed into the VLAN and
+    /// MAC first (keys that collide there are still told apart by `eq`).
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(self.vid_mac ^ u64::from(self.bridge).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    }
+}
+
+#[inline]
+fn key(bridge: BridgeId, vid: u16, mac: Mac) -> Key {
+    Key {
+        vid_mac: (u64::from(vid) << 48) | mac.to_u64(),
+        bridge,
+    }
+}
+
+fn unkey(k: Key) -> (BridgeId, u16, Mac) {
     (
-        (k >> 64) as BridgeId,
-        (k >> 48) as u16,
-        Mac::from_u64(k as u64 & 0xffff_ffff_ffff),
+        k.bridge,
+        (k.vid_mac >> 48) as u16,
+        Mac::from_u64(k.vid_mac & 0xffff_ffff_ffff),
     )
 }
 
@@ -90,7 +111,7 @@ impl Fdb {
     }
 
     /// The port `mac` was learned on in VLAN `vid` of `bridge`.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, bridge: BridgeId, vid: u16, mac: Mac) -> Option<PortId> {
         self.map.get(&key(bridge, vid, mac)).map(|e| e.port)
     }

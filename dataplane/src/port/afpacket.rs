@@ -528,8 +528,10 @@ impl Port for AfPacketPort {
                     iov_base: b.as_ptr() as *mut libc::c_void,
                     iov_len: b.len(),
                 };
+                // A frame sent as it is takes one iovec: the second.
                 self.iovs[2 * n] = iov(head);
                 self.iovs[2 * n + 1] = iov(rest);
+                self.msgs[n].msg_hdr.msg_iovlen = if head.is_empty() { 1 } else { 2 };
                 lens[n] = frame.wire_len();
                 counters.tx_bytes += lens[n] as u64;
                 n += 1;
@@ -541,13 +543,17 @@ impl Port for AfPacketPort {
             // through `self.iovs`, so earlier pointers are not to be trusted.
             let iovs = self.iovs.as_mut_ptr();
             for (i, msg) in self.msgs[..n].iter_mut().enumerate() {
-                // SAFETY: 2 * i + 1 < 2 * n <= 2 * BATCH, the length of `iovs`.
-                msg.msg_hdr.msg_iov = unsafe { iovs.add(2 * i) };
+                // Its head and the rest, or (one iovec) only the rest.
+                let first = 2 * i + 2 - msg.msg_hdr.msg_iovlen;
+                // SAFETY: first <= 2 * i + 1 < 2 * n <= 2 * BATCH, the
+                // length of `iovs`.
+                msg.msg_hdr.msg_iov = unsafe { iovs.add(first) };
             }
             let mut done = 0;
             while done < n {
-                // SAFETY: msgs[done..n] each point at one iovec of self.iovs,
-                // which point at frames borrowed for the whole call.
+                // SAFETY: msgs[done..n] each point at one or two iovecs of
+                // self.iovs, which point at frames (and heads in
+                // self.heads) borrowed for the whole call.
                 let r = unsafe {
                     libc::sendmmsg(
                         self.tx_fd.as_raw_fd(),

@@ -121,7 +121,7 @@ impl Path<'_> {
             });
         }
         let (seg, tagged) = (class.seg, class.tagged);
-        let iface = self.router_on(seg);
+        let iface = self.router_on(bridge, seg);
         let eth = frame.get(VNET_HDR_LEN..).unwrap_or(&[]);
         let policy = L2Policy {
             router_mac: iface.map(|(_, mac)| mac),
@@ -166,11 +166,10 @@ impl Path<'_> {
         }
     }
 
-    /// The router interface on `seg`, and its MAC: the bridge's own (VLAN 1
-    /// with filtering) or a VLAN interface.
+    /// The router interface on `seg` (of `bridge`), and its MAC: the
+    /// bridge's own (VLAN 1 with filtering) or a VLAN interface.
     #[inline]
-    fn router_on(&self, seg: Segment) -> Option<(BridgeId, Mac)> {
-        let bridge = self.bridges[usize::from(seg.bridge)].as_ref()?;
+    fn router_on(&self, bridge: &Bridge, seg: Segment) -> Option<(BridgeId, Mac)> {
         if seg.vid == bridge.router_vid() {
             return Some((seg.bridge, self.router_mac?));
         }
