@@ -15,6 +15,7 @@ pub mod apply;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dhcp;
 pub mod metrics;
 pub mod server;
 pub mod top;
