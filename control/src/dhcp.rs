@@ -5,6 +5,7 @@
 //! - [`leases`]: who has which address until when; bounded by the pool.
 //! - [`server`]: a client's message in, the answer out.
 
+pub mod file;
 pub mod leases;
 pub mod pool;
 pub mod server;
