@@ -174,6 +174,32 @@ pub enum Request {
         #[serde(default)]
         statics: bool,
     },
+    /// Serves DHCP on `pool.bridge` (replacing its pool). Result: null.
+    DhcpAdd {
+        pool: crate::dhcp::Pool,
+    },
+    /// Stops the DHCP server of `bridge`.
+    DhcpDel {
+        bridge: String,
+    },
+    /// Keeps `ip` for `mac` on `bridge`'s pool (replacing its reservation).
+    DhcpHostAdd {
+        bridge: String,
+        mac: Mac,
+        ip: Ipv4Addr,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    DhcpHostDel {
+        bridge: String,
+        mac: Mac,
+    },
+    /// The pools and the servers' counters. Result: `{"pools": [Pool],
+    /// "counters": DhcpCounters}`.
+    DhcpShow,
+    /// Every lease. Result: a list of `{"bridge", "ip", "mac", "client_id",
+    /// "hostname", "state", "expires"}`.
+    DhcpLeases,
     /// Counters of everything. Result: [`patchbay_dataplane::pipeline::StatsInfo`].
     Stats,
     /// NAT rules with hit counters. Result: a list of

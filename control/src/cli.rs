@@ -42,6 +42,10 @@ usage: patchbay [--socket PATH] [-j] OBJECT COMMAND [ARGS]
   vlan del dev PORT vid N[-M]
   vlan show [dev PORT]                          each bridge port's VLANs
   fdb flush [dev PORT | br BRIDGE] [static]     forget learned entries (and static)
+  dhcp add BRIDGE range A-B [router R] [dns D[,D]] [lease SECS] [domain NAME] [mtu N]
+           [route PREFIX via GW]...             a DHCP server on BRIDGE (its address on the subnet)
+  dhcp host add BRIDGE MAC ADDR [name NAME]     a reservation; dhcp host del BRIDGE MAC
+  dhcp show | dhcp leases | dhcp del BRIDGE     pools and counters; leases; stop serving
   addr show [dev BRIDGE]                        router interfaces: MAC, MTU, addresses
   addr add|del A.B.C.D/LEN dev BRIDGE           router address (and connected route)
   route show [[root] PREFIX] [dev BRIDGE]       the routing table (PREFIX: that route; root: inside it)
@@ -121,6 +125,8 @@ pub enum Output {
     },
     Fdb,
     Vlans,
+    DhcpPools,
+    DhcpLeases,
     Stats,
     Flushed,
     Version,
@@ -273,6 +279,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         ("link", _) => parse_link(&command, &mut w)?,
         ("fdb", _) => parse_fdb(&command, &mut w)?,
         ("vlan", _) => parse_vlan(&command, &mut w)?,
+        ("dhcp", _) => parse_dhcp(&command, &mut w)?,
         ("stats" | "statistics", _) => {
             if w.words.len() > 1 && command != "show" {
                 return Err(format!("stats: unexpected '{command}'"));
@@ -298,7 +305,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, String> {
         ("neigh" | "neighbor" | "neighbour" | "n", _) => parse_neigh(&command, &mut w)?,
         (o, _) => {
             return Err(format!(
-                "unknown object '{o}' (try: link, fdb, vlan, addr, route, neigh, nat, trace, capture, top, stats, apply, save, version)"
+                "unknown object '{o}' (try: link, fdb, vlan, dhcp, addr, route, neigh, nat, trace, capture, top, stats, apply, save, version)"
             ))
         }
 

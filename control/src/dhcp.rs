@@ -9,6 +9,7 @@ pub mod file;
 pub mod leases;
 pub mod pool;
 pub mod server;
+pub mod service;
 
 pub use leases::{Lease, LeaseState, Leases};
 pub use pool::{Pool, Reservation};

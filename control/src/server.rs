@@ -12,6 +12,7 @@
 mod addr;
 mod capture;
 mod clients;
+mod dhcp;
 mod fdb;
 mod lab;
 mod link;
@@ -142,17 +143,17 @@ impl Server {
 
     /// Serves clients on a background thread until the process exits.
     /// The socket file is handed back: dropping it removes it.
-    pub fn spawn(self, engine: EngineHandle, opts: PortOptions) -> io::Result<SocketFile> {
+    pub fn spawn(self, engine: EngineHandle, svc: Services) -> io::Result<SocketFile> {
         let Server { listener, file } = self;
         std::thread::Builder::new()
             .name("control".into())
-            .spawn(move || serve(listener, engine, opts))?;
+            .spawn(move || serve(listener, engine, svc))?;
         Ok(file)
     }
 }
 
 /// Accepts clients, each served on a thread of its own.
-fn serve(listener: UnixListener, engine: EngineHandle, opts: PortOptions) {
+fn serve(listener: UnixListener, engine: EngineHandle, opts: Services) {
     let clients = Clients::new(MAX_CLIENTS);
     for stream in listener.incoming() {
         let stream = match stream {
@@ -309,7 +310,7 @@ fn serve_client(
     stream: &UnixStream,
     place: &Place,
     engine: &EngineHandle,
-    opts: &PortOptions,
+    opts: &Services,
 ) -> io::Result<()> {
     stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
     let mut reader = BufReader::new(stream);
@@ -415,6 +416,8 @@ fn reads_only(req: &Request) -> bool {
             | Request::Stats
             | Request::FdbShow { .. }
             | Request::VlanShow { .. }
+            | Request::DhcpShow
+            | Request::DhcpLeases
             | Request::NatShow
             | Request::NatSessions
             | Request::AddrShow { .. }
@@ -430,9 +433,13 @@ fn reads_only(req: &Request) -> bool {
 }
 
 /// Carries out one request.
-pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result<Value, ApiError> {
+pub fn handle(req: Request, engine: &EngineHandle, svc: &Services) -> Result<Value, ApiError> {
     let _changing = (!reads_only(&req)).then(|| CHANGES.lock().unwrap_or_else(|e| e.into_inner()));
-    let cx = Cx { engine, opts };
+    let cx = Cx {
+        engine,
+        opts: &svc.opts,
+        dhcp: &svc.dhcp,
+    };
     match &req {
         Request::LinkShow { .. }
         | Request::LinkAdd { .. }
@@ -447,6 +454,12 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
         Request::VlanAdd { .. } | Request::VlanDel { .. } | Request::VlanShow { .. } => {
             vlan::handle(req, &cx)
         }
+        Request::DhcpAdd { .. }
+        | Request::DhcpDel { .. }
+        | Request::DhcpHostAdd { .. }
+        | Request::DhcpHostDel { .. }
+        | Request::DhcpShow
+        | Request::DhcpLeases => dhcp::handle(req, &cx),
         Request::AddrShow { .. } | Request::AddrAdd { .. } | Request::AddrDel { .. } => {
             addr::handle(req, &cx)
         }
@@ -478,6 +491,15 @@ pub fn handle(req: Request, engine: &EngineHandle, opts: &PortOptions) -> Result
 struct Cx<'a> {
     engine: &'a EngineHandle,
     opts: &'a PortOptions,
+    dhcp: &'a crate::dhcp::service::Service,
+}
+
+/// What the control plane serves besides the engine: how ports are opened,
+/// and the DHCP service.
+#[derive(Clone)]
+pub struct Services {
+    pub opts: PortOptions,
+    pub dhcp: std::sync::Arc<crate::dhcp::service::Service>,
 }
 
 impl Cx<'_> {

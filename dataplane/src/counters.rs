@@ -141,6 +141,8 @@ drop_reasons! {
     Ip4TtlExpired => "ip4-ttl-expired", "TTL would reach 0 (RFC 1812 5.3.1); the sender gets an ICMP time exceeded.";
     Ip4NoRoute => "ip4-no-route", "No route to the destination; the sender gets an ICMP net unreachable.";
     Ip4FragNeeded => "ip4-frag-needed", "Larger than the egress MTU with DF set; the sender gets an ICMP fragmentation needed.";
+    DhcpQueueFull => "dhcp-queue-full", "A DHCP message for the server, but its queue to the DHCP thread is full.";
+    DhcpMalformed => "dhcp-malformed", "A DHCP message too long for the server's buffers.";
     Ip4LocalUnsupported => "ip4-local-unsupported", "To a router address, but not an echo request: TCP and UDP get a port unreachable (so 'connection refused'), other protocols a protocol unreachable, as from a host.";
     Ip6Malformed => "ip6-malformed", "IPv6 frame shorter than its header, whose version is not 6, or whose payload length disagrees with the frame (RFC 8200 3).";
     Icmp6Malformed => "icmp6-malformed", "ICMPv6 message to the router that is too short, has a bad checksum or an unknown shape (RFC 4443 2.3).";

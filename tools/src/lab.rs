@@ -457,7 +457,13 @@ pub fn start_daemon(ns: &Netns, bins: &Bins, tag: &str, args: &[&str]) -> Daemon
     let log = std::env::temp_dir().join(format!("{tag}.log"));
     let logfile = std::fs::File::create(&log).expect("log file");
     let mut cmd = ns.command(&[bins.patchbayd.to_str().expect("utf-8 path")]);
-    cmd.arg("--socket").arg(&socket).args(args);
+    cmd.arg("--socket").arg(&socket);
+    // Leases of its own, never the machine's: unless the test gives a path.
+    if !args.contains(&"--dhcp-leases") {
+        let leases = std::env::temp_dir().join(format!("{tag}.leases"));
+        cmd.arg("--dhcp-leases").arg(leases);
+    }
+    cmd.args(args);
     let child = cmd
         .stdout(logfile.try_clone().expect("log fd"))
         .stderr(logfile)

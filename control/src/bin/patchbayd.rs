@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use patchbay_control::api::Request;
-use patchbay_control::server::{self, Server};
+use patchbay_control::server::{self, Server, Services};
 use patchbay_control::{apply, config};
 use patchbay_dataplane::pipeline::{Engine, EngineHandle, SwitchConfig, DEFAULT_BRIDGE};
 use patchbay_dataplane::port::{self, PortKind, PortOptions};
@@ -39,6 +39,10 @@ struct Args {
     /// 0660 instead of 0600).
     #[arg(long, value_name = "GROUP")]
     socket_group: Option<String>,
+    /// Where the DHCP servers keep their leases (written atomically, read
+    /// at start; a corrupt file is reported and set aside).
+    #[arg(long, value_name = "PATH", default_value = patchbay_control::dhcp::file::DEFAULT_PATH)]
+    dhcp_leases: PathBuf,
     /// Most FDB entries (all bridges together); past it new MACs are flooded, not learned.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     fdb_max: usize,
@@ -127,7 +131,7 @@ fn switch_config(args: &Args) -> SwitchConfig {
 
 /// SIGHUP: re-reads the config file and applies it as `patchbay apply`
 /// would; on an error nothing changes and the error is logged.
-fn reload(path: Option<&std::path::Path>, engine: &EngineHandle, opts: &PortOptions) {
+fn reload(path: Option<&std::path::Path>, engine: &EngineHandle, opts: &Services) {
     let Some(path) = path else {
         log::warn!("SIGHUP: patchbayd was started without --config; nothing to re-read");
         return;
@@ -213,6 +217,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let (engine, handle) = Engine::new(config).context("starting the engine")?;
+    let mut engine = engine;
+    // The DHCP thread, with its queue from the forwarding thread.
+    let dhcp_service = patchbay_control::dhcp::service::Service::new(args.dhcp_leases.clone());
+    let queue = engine.switch().dhcp_connect();
+    dhcp_service
+        .spawn(queue, handle.clone())
+        .context("starting the DHCP thread")?;
     let mut engine = engine.with_busy_poll(std::time::Duration::from_micros(args.busy_poll_us));
     // Router MACs stay the same across restarts on the same socket.
     engine.switch().set_instance(&args.socket.to_string_lossy());
@@ -236,8 +247,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         log::info!("metrics at http://{at}/metrics");
     }
     // Removed when dropped, on the way out, if still ours.
+    let svc = Services {
+        opts: opts.clone(),
+        dhcp: dhcp_service,
+    };
     let _socket = server
-        .spawn(handle.clone(), opts.clone())
+        .spawn(handle.clone(), svc.clone())
         .context("starting the control thread")?;
 
     let stopper = handle.clone();
@@ -247,7 +262,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .spawn(move || {
             for sig in signals.forever() {
                 if sig == signal_hook::consts::SIGHUP {
-                    reload(config_path.as_deref(), &stopper, &opts);
+                    reload(config_path.as_deref(), &stopper, &svc);
                     continue;
                 }
                 log::info!("signal {sig}: stopping");

@@ -3,7 +3,9 @@
 
 use super::*;
 
+mod dhcp;
 mod vlan;
+pub(super) use dhcp::parse_dhcp;
 pub(super) use vlan::parse_vlan;
 use vlan::vid;
 

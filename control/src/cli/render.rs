@@ -72,6 +72,8 @@ pub fn render(output: &Output, result: Value) -> Result<String, String> {
         Output::NatSessions => nat_sessions(&mut s, result)?,
         Output::Fdb => fdb(&mut s, result)?,
         Output::Vlans => vlans(&mut s, result)?,
+        Output::DhcpPools => dhcp_pools(&mut s, result)?,
+        Output::DhcpLeases => dhcp_leases(&mut s, result)?,
         Output::Stats => stats(&mut s, result)?,
     }
     Ok(s)
@@ -354,6 +356,89 @@ fn bridge_ports(b: &patchbay_dataplane::pipeline::BridgeInfo) -> String {
         let _ = write!(s, "  [group_fwd_mask {:#06x}]", b.group_fwd_mask);
     }
     s
+}
+
+/// `dhcp show`: each pool, and the counters.
+fn dhcp_pools(s: &mut String, result: Value) -> Result<(), String> {
+    let pools: Vec<crate::dhcp::Pool> = decode(result["pools"].clone())?;
+    for p in &pools {
+        let _ = write!(
+            s,
+            "{} range {}-{} lease {}",
+            p.bridge, p.first, p.last, p.lease_secs
+        );
+        if let Some(r) = p.router {
+            let _ = write!(s, " router {r}");
+        }
+        if !p.dns.is_empty() {
+            let dns: Vec<String> = p.dns.iter().map(|d| d.to_string()).collect();
+            let _ = write!(s, " dns {}", dns.join(","));
+        }
+        if let Some(d) = &p.domain {
+            let _ = write!(s, " domain {d}");
+        }
+        if let Some(m) = p.mtu {
+            let _ = write!(s, " mtu {m}");
+        }
+        for (dst, gw) in &p.routes {
+            let _ = write!(s, " route {dst} via {gw}");
+        }
+        s.push('\n');
+        for h in &p.hosts {
+            let name = h
+                .name
+                .as_deref()
+                .map(|n| format!(" name {n}"))
+                .unwrap_or_default();
+            let _ = writeln!(s, "  host {} {}{name}", h.mac, h.ip);
+        }
+    }
+    let c = &result["counters"];
+    let n = |k: &str| c[k].as_u64().unwrap_or(0);
+    let _ = writeln!(
+        s,
+        "offers {}, acks {}, naks {}, declines {}, releases {}, informs {}, no address left {}, \
+         malformed {}",
+        n("offers"),
+        n("acks"),
+        n("naks"),
+        n("declines"),
+        n("releases"),
+        n("informs"),
+        n("exhausted"),
+        n("malformed")
+    );
+    Ok(())
+}
+
+/// `dhcp leases`: a line each.
+fn dhcp_leases(s: &mut String, result: Value) -> Result<(), String> {
+    let rows = result.as_array().cloned().unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for r in rows {
+        let expires = r["expires"].as_u64().unwrap_or(0);
+        let left = if expires > now {
+            format!("{}s left", expires - now)
+        } else {
+            "expired".to_string()
+        };
+        let _ = writeln!(
+            s,
+            "{} {} lladdr {} {} {}{}",
+            r["bridge"].as_str().unwrap_or("?"),
+            r["ip"].as_str().unwrap_or("?"),
+            r["mac"].as_str().unwrap_or("?"),
+            r["state"].as_str().unwrap_or("?"),
+            left,
+            r["hostname"]
+                .as_str()
+                .map(|h| format!(" name {h}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// `vlan show`, as `bridge vlan show` prints it.

@@ -1,6 +1,7 @@
 //! IPv4 routing (RFC 1812): the forwarding table ([`fib`]), ICMP messages ([`icmp`]) and the router stages
 //! ([`router`]).
 
+pub mod dhcp;
 pub mod fib;
 pub mod icmp;
 pub mod reassembly;

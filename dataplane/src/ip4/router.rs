@@ -238,6 +238,9 @@ pub struct Router {
     /// out (both of MAX_HELD_FRAGMENTS).
     held: Vec<HeldFragment>,
     releasing: Vec<HeldFragment>,
+    /// DHCP messages to the servers of the router's interfaces, on their
+    /// way to the DHCP thread.
+    pub dhcp: super::dhcp::DhcpQueue,
 }
 
 impl Default for Router {
@@ -271,6 +274,7 @@ impl Router {
             scratch: Vec::with_capacity(64),
             held: Vec::with_capacity(MAX_HELD_FRAGMENTS),
             releasing: Vec::with_capacity(MAX_HELD_FRAGMENTS),
+            dhcp: super::dhcp::DhcpQueue::default(),
         }
     }
 

@@ -22,6 +22,6 @@ pub use info::{
     StatsInfo,
 };
 pub use switch::{
-    Rejected, RunningSnapshot, Switch, SwitchConfig, SwitchError, DEFAULT_BRIDGE,
-    DEFAULT_MAX_ROUTES, MAX_BRIDGES,
+    DhcpAnswer, DhcpIface, Rejected, RunningSnapshot, Switch, SwitchConfig, SwitchError,
+    DEFAULT_BRIDGE, DEFAULT_MAX_ROUTES, MAX_BRIDGES,
 };

@@ -47,6 +47,8 @@ macro_rules! log_change {
 }
 
 mod captures;
+mod dhcp;
+pub use dhcp::{DhcpAnswer, DhcpIface};
 mod l3;
 mod links;
 mod nat_rules;

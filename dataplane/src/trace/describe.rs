@@ -39,6 +39,8 @@ impl fmt::Display for Described<'_> {
             Event::Ip4 { .. }
             | Event::Lookup { .. }
             | Event::Local { .. }
+            | Event::Dhcp { .. }
+            | Event::DhcpAnswer { .. }
             | Event::Fragmented { .. }
             | Event::IcmpError { .. }
             | Event::Rewrite { .. } => self.ip4(f),
@@ -200,6 +202,27 @@ impl Described<'_> {
                 let via = via.map(|gw| gw.to_string());
                 lookup_words(f, "ip4-lookup", &dst, &prefix, len, via, &bridge(b))
             }
+            Event::Dhcp { queued: true } => {
+                let q = would("queued for the DHCP server", "would go to the DHCP server");
+                write!(f, "ip4-dhcp: to port 67: {q}")
+            }
+            Event::Dhcp { queued: false } => {
+                write!(
+                    f,
+                    "ip4-dhcp: to port 67, but the DHCP server's queue is full"
+                )
+            }
+            Event::DhcpAnswer {
+                kind,
+                ip,
+                mac,
+                secs,
+            } => match kind {
+                DhcpKind::Offer => write!(f, "dhcp: offer {ip} to {mac}, lease {secs} s"),
+                DhcpKind::Ack => write!(f, "dhcp: ack {ip} to {mac}, lease {secs} s"),
+                DhcpKind::Nak => write!(f, "dhcp: nak to {mac} (asked for {ip})"),
+                DhcpKind::Inform => write!(f, "dhcp: options to {ip} ({mac}), no lease"),
+            },
             Event::Local { dst, echo_reply } => {
                 if echo_reply {
                     let sent = would("echo reply sent", "an echo reply would be sent");

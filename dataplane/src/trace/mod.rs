@@ -156,6 +156,16 @@ pub enum Event {
     },
     /// ip4-local: a packet for the router itself.
     Local { dst: Ipv4Addr, echo_reply: bool },
+    /// ip4-dhcp: a message to the DHCP server, queued for it (or not: the
+    /// queue is full).
+    Dhcp { queued: bool },
+    /// dhcp: the server's answer (made by patchbay, on its way out).
+    DhcpAnswer {
+        kind: DhcpKind,
+        ip: Ipv4Addr,
+        mac: Mac,
+        secs: u32,
+    },
     /// ip4-mtu: split into this many fragments.
     Fragmented { count: u16, mtu: u16 },
     /// icmp-error: an error sent back to the source.
@@ -229,6 +239,17 @@ pub enum Event {
     Tx { port: PortId },
     /// The packet goes no further.
     Drop { reason: DropReason },
+}
+
+/// What a DHCP server's answer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpKind {
+    Offer,
+    Ack,
+    Nak,
+    /// An ACK to a DHCPINFORM: options, no address.
+    Inform,
 }
 
 /// A traced packet: its number, when it came (microseconds since the trace
@@ -331,6 +352,25 @@ impl Tracer {
                 ethertype: e.ethertype(),
             });
         }
+    }
+
+    /// A frame patchbay made (a DHCP server's answer): traced if the
+    /// filter takes it, whatever the port.
+    #[cold]
+    pub fn begin_made(&mut self, eth: &[u8]) {
+        if self.left == 0 || !self.filter.matches(eth) {
+            return;
+        }
+        self.left -= 1;
+        self.next_number += 1;
+        let at_us = self.started.map_or(0, |s| s.elapsed().as_micros() as u64);
+        self.packets.push(std::sync::Arc::new(TracedPacket {
+            number: self.next_number,
+            at_us,
+            events: Vec::with_capacity(4),
+            truncated: false,
+        }));
+        self.on = true;
     }
 
     /// The traced packet is done with.

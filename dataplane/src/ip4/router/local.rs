@@ -1,6 +1,7 @@
 //! ip4-local and ip4-reassemble: what is addressed to the router itself.
 
 use super::*;
+use crate::ip4::dhcp::is_to_server;
 
 impl L3<'_> {
     /// ip4-reassemble: a fragment addressed to the router is held until
@@ -47,6 +48,30 @@ impl L3<'_> {
         out
     }
 
+    /// ip4-dhcp: a DHCP message to the server of `bridge` (broadcast, or
+    /// to the router's address), queued for the DHCP thread.
+    pub(crate) fn dhcp_input<const T: bool>(
+        &mut self,
+        eth: &[u8],
+        in_port: PortId,
+        bridge: BridgeId,
+    ) -> L3Out {
+        if T && self.trace.dry {
+            trace!(T; self.trace, Event::Dhcp { queued: true });
+            return L3Out::Consumed;
+        }
+        match self.router.dhcp.offer(bridge, in_port, eth) {
+            Ok(()) => {
+                trace!(T; self.trace, Event::Dhcp { queued: true });
+                L3Out::Consumed
+            }
+            Err(reason) => {
+                trace!(T; self.trace, Event::Dhcp { queued: false });
+                L3Out::Drop(reason)
+            }
+        }
+    }
+
     /// ip4-local: the router answers pings to its addresses.
     pub(super) fn local_input<const T: bool>(
         &mut self,
@@ -68,6 +93,9 @@ impl L3<'_> {
                 echo_reply: is_echo,
             }
         );
+        if !is_echo && self.router.dhcp.is_served(bridge) && is_to_server(&frame[VNET_HDR_LEN..]) {
+            return self.dhcp_input::<T>(&frame[VNET_HDR_LEN..], in_port, bridge);
+        }
         if !is_echo {
             // As a host answers what it does not serve.
             let code = match ip.protocol() {

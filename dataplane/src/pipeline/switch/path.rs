@@ -153,7 +153,7 @@ impl Path<'_> {
             L2Decision::Flood => {
                 flood(bridges, vlans, seg, tagged, rx, out);
                 if let Some((iface, _)) = iface {
-                    self.show_router::<T>(eth, tagged, iface, counters);
+                    self.show_router::<T>(eth, tagged, rx, iface, counters);
                 }
             }
             L2Decision::Router => {
@@ -185,20 +185,23 @@ impl Path<'_> {
     }
 
     /// Shows a flooded frame to the router interface of its VLAN if it is
-    /// broadcast ARP (requests, announcements) or IPv6 to a multicast group
-    /// (neighbour solicitations) on an IPv6 interface; ARP to some other
+    /// broadcast ARP (requests, announcements), IPv6 to a multicast group
+    /// (neighbour solicitations) on an IPv6 interface, or a broadcast to a
+    /// DHCP server the interface has; ARP to some other
     /// station is not its business. The router reads it untagged: a copy,
     /// as the frame itself goes on tagged to other ports.
     fn show_router<const T: bool>(
         &mut self,
         eth: &[u8],
         tagged: bool,
+        rx: PortId,
         iface: BridgeId,
         counters: &mut PortCounters,
     ) {
         let l3 = &mut self.l3;
         let shown = match shown_to_router(eth, tagged) {
             Shown::Ip6Group if l3.router6.iface(iface).is_none() => return,
+            Shown::Ip4Broadcast if !l3.router.dhcp.is_served(iface) => return,
             Shown::Nothing => return,
             shown => shown,
         };
@@ -211,6 +214,13 @@ impl Path<'_> {
         };
         let reason = match shown {
             Shown::Arp => l3.arp_input::<T>(eth, iface, self.now_ms),
+            Shown::Ip4Broadcast if crate::ip4::dhcp::is_to_server(eth) => {
+                match l3.dhcp_input::<T>(eth, rx, iface) {
+                    L3Out::Drop(reason) => Some(reason),
+                    _ => None,
+                }
+            }
+            Shown::Ip4Broadcast => None,
             _ => match l3.ip6_input::<T>(eth, iface, self.now_ms) {
                 Ip6Local::Drop(reason) => Some(reason),
                 _ => None,
@@ -329,6 +339,8 @@ fn classify(
 enum Shown {
     Arp,
     Ip6Group,
+    /// IPv4 broadcast: a DHCP server may be asked.
+    Ip4Broadcast,
     Nothing,
 }
 
@@ -342,6 +354,7 @@ fn shown_to_router(eth: &[u8], tagged: bool) -> Shown {
     };
     match u16::from_be_bytes([t[0], t[1]]) {
         crate::wire::ethernet::ETHERTYPE_ARP if dst == [0xff; 6] => Shown::Arp,
+        crate::wire::ethernet::ETHERTYPE_IPV4 if dst == [0xff; 6] => Shown::Ip4Broadcast,
         crate::wire::ethernet::ETHERTYPE_IPV6 if dst[..2] == [0x33, 0x33] => Shown::Ip6Group,
         _ => Shown::Nothing,
     }
