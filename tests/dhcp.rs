@@ -44,7 +44,7 @@ impl Drop for EtcNetns {
 
 /// A lab of `n` hosts without addresses on br0, whose router interface is
 /// 192.168.15.10/24; `leases` is the lease file.
-fn lab(n: usize, leases: &PathBuf) -> (Lab, Vec<EtcNetns>) {
+fn lab(n: usize, leases: &std::path::Path) -> (Lab, Vec<EtcNetns>) {
     let mut lab = Lab::new(bins(), n);
     let mut args: Vec<String> = lab.port_args();
     args.extend(["--dhcp-leases".to_string(), leases.display().to_string()]);
