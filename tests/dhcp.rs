@@ -315,3 +315,88 @@ fn a_corrupt_lease_file_is_set_aside_and_malformed_messages_counted() {
     let _ = std::fs::remove_file(&leases);
     let _ = std::fs::remove_file(&aside);
 }
+
+const DHCP_LAB: &str = r#"
+[[bridge]]
+name = "br0"
+addresses = ["192.168.15.10/24"]
+
+[[port]]
+name = "p1"
+bridge = "br0"
+
+[[dhcp]]
+bridge = "br0"
+range = "192.168.15.100-192.168.15.150"
+router = "192.168.15.10"
+dns = ["192.168.15.10"]
+lease = 600
+domain = "lab"
+mtu = 1400
+routes = ["10.9.0.0/16 via 192.168.15.10"]
+hosts = [{ mac = "02:00:00:00:00:99", ip = "192.168.15.99", name = "nine" }]
+"#;
+
+#[test]
+fn a_config_file_carries_dhcp_and_dhcpcd_takes_its_options() {
+    let mut lab = Lab::new(bins(), 1);
+    let leases = leases_path(&format!("{}-cfg", lab.tag));
+    let leases_arg = leases.display().to_string();
+    lab.start_daemon(&["--dhcp-leases", &leases_arg]);
+    let file = std::env::temp_dir().join(format!("{}-dhcp.toml", lab.tag));
+    std::fs::write(&file, DHCP_LAB).expect("config");
+    let path = file.to_str().expect("utf-8");
+    let out = lab.cli_ok(&["apply", path]);
+    assert!(out.contains("dhcp +1"), "{out}");
+    // save gives back what apply took.
+    let saved = lab.cli_ok(&["save"]);
+    assert!(
+        saved.contains("[[dhcp]]")
+            && saved.contains("routes = [\"10.9.0.0/16 via 192.168.15.10\"]"),
+        "{saved}"
+    );
+    std::fs::write(&file, &saved).expect("saved config");
+    let check = lab.cli_ok(&["apply", path, "check"]);
+    assert!(check.contains("no change"), "{check}");
+    let _ = std::fs::remove_file(&file);
+
+    let h1 = lab.host(1);
+    h1.ns.check(&["ip", "addr", "flush", "dev", "eth0"]);
+    let etc = EtcNetns::new(&h1.ns);
+    // dhcpcd, where it works here; else ISC dhclient, which takes option
+    // 121 too.
+    let dhcpcd = h1.ns.run(&[
+        "timeout",
+        "30",
+        "dhcpcd",
+        "--oneshot",
+        "--ipv4only",
+        "--nobackground",
+        "--noarp",
+        "--timeout",
+        "20",
+        "eth0",
+    ]);
+    if !dhcpcd.status.success() {
+        eprintln!(
+            "dhcpcd did not configure the host here ({}); using dhclient",
+            String::from_utf8_lossy(&dhcpcd.stderr).trim()
+        );
+        assert!(dhclient(&h1.ns));
+        dhclient_stop(&h1.ns);
+    }
+    assert_eq!(ipv4_of(&h1.ns), "192.168.15.100/24");
+    // Option 121: the route, and the default route in it (RFC 3442).
+    let routes = h1.ns.check(&["ip", "-4", "route"]);
+    assert!(routes.contains("10.9.0.0/16 via 192.168.15.10"), "{routes}");
+    assert!(routes.contains("default via 192.168.15.10"), "{routes}");
+    assert!(
+        etc.resolv_conf().contains("192.168.15.10"),
+        "{}",
+        etc.resolv_conf()
+    );
+    // (Option 26, the MTU, is in every answer; dhcpcd applies it only when
+    // its configuration asks for it: the server's unit tests check it.)
+    let _ = h1.ns.run(&["dhcpcd", "--release", "eth0"]);
+    let _ = std::fs::remove_file(&leases);
+}

@@ -66,6 +66,10 @@ pub struct Summary {
     pub routes: Counts,
     pub neighbors: Counts,
     pub nat: Counts,
+    /// DHCP servers (changed by the control plane once the switch's part
+    /// is done).
+    #[serde(default)]
+    pub dhcp: Counts,
     pub timeouts_changed: bool,
     /// Nothing was changed: only checked and compared.
     pub dry_run: bool,
@@ -92,6 +96,7 @@ impl fmt::Display for Summary {
             ("routes", self.routes),
             ("neighbors", self.neighbors),
             ("nat", self.nat),
+            ("dhcp", self.dhcp),
         ] {
             if c.total() > 0 {
                 parts.push(format!("{what} +{} -{} ~{}", c.added, c.removed, c.changed));
@@ -442,6 +447,7 @@ fn run_steps(
                 rx_ring_mib: 0,
                 limits_line: None,
                 port_lines: HashMap::new(),
+                dhcp: Vec::new(),
             };
             let mut undo_failed = 0;
             match plan("undo", &sw.running_state(), 0, &back) {

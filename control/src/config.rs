@@ -77,6 +77,8 @@ pub struct Parsed {
     pub limits_line: Option<usize>,
     /// The line of each port, for errors in opening it.
     pub port_lines: HashMap<String, usize>,
+    /// The DHCP servers (control plane only: not in the switch).
+    pub dhcp: Vec<crate::dhcp::Pool>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +98,8 @@ struct File {
     routes: Vec<Spanned<RouteCfg>>,
     #[serde(default, rename = "neigh")]
     neighbors: Vec<Spanned<NeighCfg>>,
+    #[serde(default, rename = "dhcp")]
+    dhcp: Vec<Spanned<DhcpCfg>>,
     #[serde(default, rename = "nat")]
     /// Read as tables and turned into rules one by one: a rule's kind
     /// decides its keys, and serde reads such a table without positions,
@@ -167,6 +171,27 @@ struct PortCfg {
 
 fn afpacket() -> PortKind {
     PortKind::Afpacket
+}
+
+/// A bridge's DHCP server.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DhcpCfg {
+    bridge: String,
+    /// `FIRST-LAST`.
+    range: String,
+    router: Option<Ipv4Addr>,
+    #[serde(default)]
+    dns: Vec<Ipv4Addr>,
+    /// Seconds (default 3600).
+    lease: Option<u32>,
+    domain: Option<String>,
+    mtu: Option<u16>,
+    /// `["10.9.0.0/16 via 192.168.15.1"]`.
+    #[serde(default)]
+    routes: Vec<String>,
+    #[serde(default)]
+    hosts: Vec<crate::dhcp::Reservation>,
 }
 
 #[derive(Deserialize)]
@@ -380,7 +405,7 @@ pub fn nat_rule(spec: &NatRuleSpec) -> Result<NatRuleState, (&'static str, Strin
 mod check;
 mod save;
 use check::Checker;
-pub use save::to_toml;
+pub use save::{dhcp_toml, to_toml};
 
 #[cfg(test)]
 mod tests {

@@ -22,8 +22,6 @@ mod route;
 mod trace;
 mod vlan;
 
-pub use lab::apply_config;
-
 use crate::api::{
     self, ApiError, ErrorCode, LinkKind, LinkSetProblem, LinkShow, Request, Response,
     MAX_REQUEST_BYTES,

@@ -240,6 +240,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 apply::execute(engine.switch(), steps, ports, &before)
             })?;
         log::info!("config {file}: {summary}");
+        for pool in &lab.dhcp {
+            let iface = engine.switch().dhcp_serve(&pool.bridge, true)?;
+            dhcp_service.add(pool.clone(), iface);
+        }
     }
     if let Some(addr) = args.metrics {
         let at = patchbay_control::metrics::serve(addr, handle.clone())

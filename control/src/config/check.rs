@@ -3,6 +3,7 @@
 
 use super::*;
 
+mod dhcp;
 mod v6;
 mod vlan;
 
@@ -123,6 +124,7 @@ impl Checker<'_> {
         let routes6 = self.routes6(&f, &bridges)?;
         let (neighbors, neighbors6) = self.neighbors(&f, &bridges)?;
         let nat = self.nat(&f, &bridges)?;
+        let dhcp = self.dhcp(&f, &bridges)?;
         Ok(Parsed {
             state: RunningState {
                 config,
@@ -138,6 +140,7 @@ impl Checker<'_> {
             rx_ring_mib,
             limits_line,
             port_lines,
+            dhcp,
         })
     }
 

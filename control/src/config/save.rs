@@ -192,3 +192,56 @@ fn bridge_toml(out: &mut String, b: &BridgeState) {
         }
     }
 }
+
+/// The DHCP servers as `[[dhcp]]` tables.
+pub fn dhcp_toml(pools: &[crate::dhcp::Pool]) -> String {
+    let mut out = String::new();
+    for p in pools {
+        let _ = write!(
+            out,
+            "\n[[dhcp]]\nbridge = {}\nrange = \"{}-{}\"\nlease = {}\n",
+            quoted(&p.bridge),
+            p.first,
+            p.last,
+            p.lease_secs
+        );
+        if let Some(r) = p.router {
+            let _ = writeln!(out, "router = \"{r}\"");
+        }
+        if !p.dns.is_empty() {
+            let dns: Vec<String> = p.dns.iter().map(|d| format!("\"{d}\"")).collect();
+            let _ = writeln!(out, "dns = [{}]", dns.join(", "));
+        }
+        if let Some(d) = &p.domain {
+            let _ = writeln!(out, "domain = {}", quoted(d));
+        }
+        if let Some(m) = p.mtu {
+            let _ = writeln!(out, "mtu = {m}");
+        }
+        if !p.routes.is_empty() {
+            let r: Vec<String> = p
+                .routes
+                .iter()
+                .map(|(d, g)| format!("\"{d} via {g}\""))
+                .collect();
+            let _ = writeln!(out, "routes = [{}]", r.join(", "));
+        }
+        if !p.hosts.is_empty() {
+            let h: Vec<String> = p
+                .hosts
+                .iter()
+                .map(|h| match &h.name {
+                    Some(n) => format!(
+                        "{{ mac = \"{}\", ip = \"{}\", name = {} }}",
+                        h.mac,
+                        h.ip,
+                        quoted(n)
+                    ),
+                    None => format!("{{ mac = \"{}\", ip = \"{}\" }}", h.mac, h.ip),
+                })
+                .collect();
+            let _ = writeln!(out, "hosts = [{}]", h.join(", "));
+        }
+    }
+    out
+}
