@@ -400,3 +400,102 @@ fn a_config_file_carries_dhcp_and_dhcpcd_takes_its_options() {
     let _ = h1.ns.run(&["dhcpcd", "--release", "eth0"]);
     let _ = std::fs::remove_file(&leases);
 }
+
+/// DISCOVERs from 300 random MACs, written through a raw socket.
+const DISCOVER_FLOOD: &str = r#"
+import os, socket, struct
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(('eth0', 0))
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while t >> 16: t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+for i in range(300):
+    mac = bytes([2]) + os.urandom(5)
+    dhcp = struct.pack('!BBBBIHH4s4s4s4s16s', 1, 1, 6, 0, i, 0, 0x8000, b'\0'*4, b'\0'*4, b'\0'*4, b'\0'*4, mac + b'\0'*10)
+    dhcp += b'\0' * 192 + bytes([99, 130, 83, 99, 53, 1, 1, 255])
+    udp = struct.pack('!HHHH', 68, 67, 8 + len(dhcp), 0) + dhcp
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, b'\0'*4, b'\xff'*4)
+    ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+    s.send(b'\xff'*6 + mac + b'\x08\x00' + ip + udp)
+"#;
+
+#[test]
+fn a_flood_of_discovers_from_random_macs_only_fills_the_pool() {
+    let leases = leases_path(&format!("pb{}d", std::process::id()));
+    let _ = std::fs::remove_file(&leases);
+    let (lab, _etc) = lab(1, &leases);
+    dhcp_add(&lab, "192.168.15.100-192.168.15.110");
+    lab.host(1).ns.check(&["python3", "-c", DISCOVER_FLOOD]);
+    let done = wait_for(Duration::from_secs(10), || {
+        let c = &lab.cli_json(&["dhcp", "show"])["counters"];
+        let n = |k: &str| c[k].as_u64().unwrap_or(0);
+        n("offers") + n("exhausted") + drops(&lab, "p1", "dhcp-queue-full") >= 300
+    });
+    let shown = lab.cli_json(&["dhcp", "show"]);
+    assert!(done, "{shown}");
+    let c = &shown["counters"];
+    assert_eq!(
+        c["offers"].as_u64(),
+        Some(11),
+        "one offer per address: {shown}"
+    );
+    assert!(c["exhausted"].as_u64().unwrap_or(0) > 0, "{shown}");
+    let rows = lab.cli_json(&["dhcp", "leases"]);
+    assert_eq!(
+        rows.as_array().map(Vec::len),
+        Some(11),
+        "the table holds the pool, no more"
+    );
+    let _ = std::fs::remove_file(&leases);
+}
+
+fn drops(lab: &Lab, port: &str, reason: &str) -> u64 {
+    let links = lab.cli_json(&["link", "show"]);
+    links["ports"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == port))
+        .and_then(|p| p["drops_by_reason"][reason].as_u64())
+        .unwrap_or(0)
+}
+
+/// dhcpcd probes the address it gets (RFC 5227): one another host already
+/// holds is declined, set aside, and the client gets another.
+#[test]
+fn an_address_in_use_is_declined_and_set_aside() {
+    let leases = leases_path(&format!("pb{}e", std::process::id()));
+    let _ = std::fs::remove_file(&leases);
+    let (lab, _etc) = lab(2, &leases);
+    dhcp_add(&lab, "192.168.15.100-192.168.15.110");
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    // h2 holds the pool's first address without asking.
+    h2.ns
+        .check(&["ip", "addr", "add", "192.168.15.100/24", "dev", "eth0"]);
+    let out = h1.ns.run(&[
+        "timeout",
+        "60",
+        "dhcpcd",
+        "--oneshot",
+        "--ipv4only",
+        "--nobackground",
+        "--timeout",
+        "40",
+        "eth0",
+    ]);
+    if !out.status.success() && ipv4_of(&h1.ns).is_empty() {
+        eprintln!(
+            "skipped: dhcpcd did not run here: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return;
+    }
+    let shown = lab.cli_json(&["dhcp", "show"]);
+    assert!(
+        shown["counters"]["declines"].as_u64().unwrap_or(0) >= 1,
+        "{shown}"
+    );
+    assert_eq!(ipv4_of(&h1.ns), "192.168.15.101/24", "{shown}");
+    let _ = h1.ns.run(&["dhcpcd", "--release", "eth0"]);
+    let _ = std::fs::remove_file(&leases);
+}

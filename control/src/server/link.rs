@@ -104,6 +104,7 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
         }
         req @ Request::LinkSet { .. } => set(req, cx),
         Request::LinkDel { name } => {
+            let bridge = name.clone();
             let removed = cx.on_switch(move |sw| {
                 if sw.has_bridge(&name) {
                     sw.del_bridge(&name).map(|()| None)
@@ -117,6 +118,8 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             // Closing the port waits on the kernel: do it here, not on the
             // forwarding thread.
             drop(removed);
+            // A bridge's DHCP server goes with it.
+            cx.dhcp.del(&bridge);
             Ok(Value::Null)
         }
         other => Err(misrouted(&other)),

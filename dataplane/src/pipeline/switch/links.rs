@@ -69,6 +69,7 @@ impl Switch {
         let routes = self.l3().forget_interface(id) + self.router6.forget_bridge(id);
         self.l3().forget_neighbors6(id);
         let rules = self.nat.forget_bridge(id);
+        self.router.dhcp.serve(id, false);
         self.bridges[id as usize] = None;
         log_change!(self, op = "bridge_del", bridge = name, routes, nat_rules = rules;
             "bridge {name}: deleted, with {routes} route(s) and {rules} NAT rule(s)");
