@@ -112,7 +112,8 @@ pub fn decode(payload: &[u8]) -> Result<Message, Malformed> {
     if msg.opcode() != Opcode::BootRequest {
         return Err(Malformed::NotRequest);
     }
-    if msg.chaddr().len() != 6 {
+    // hlen first: dhcproto's chaddr() slices by it, and panics past 16.
+    if msg.hlen() != 6 {
         return Err(Malformed::NotEthernet);
     }
     if msg.opts().msg_type().is_none() {
@@ -497,6 +498,73 @@ mod tests {
             answer(&p, &mut l, iface(), &reboot, 0).0,
             Decision::Ack { .. }
         ));
+    }
+
+    #[test]
+    fn release_and_inform() {
+        let (p, mut l) = (pool(), Leases::default());
+        let (_, r) = answer(&p, &mut l, iface(), &msg(MessageType::Discover, vec![]), 0);
+        let ip = reply(r).yiaddr();
+        let req = msg(
+            MessageType::Request,
+            vec![DhcpOption::RequestedIpAddress(ip)],
+        );
+        answer(&p, &mut l, iface(), &req, 1);
+        let z = Ipv4Addr::UNSPECIFIED;
+        let mut rel = Message::new_with_id(9, ip, z, z, z, &MAC);
+        rel.opts_mut()
+            .insert(DhcpOption::MessageType(MessageType::Release));
+        let (d, r) = answer(&p, &mut l, iface(), &rel, 2);
+        assert_eq!((d, r), (Decision::Released { ip, mac: Mac(MAC) }, None));
+        assert!(!l.get(ip).unwrap().is_active(2));
+        let mut inform = Message::new_with_id(10, ip, z, z, z, &MAC);
+        inform
+            .opts_mut()
+            .insert(DhcpOption::MessageType(MessageType::Inform));
+        let (d, r) = answer(&p, &mut l, iface(), &inform, 3);
+        assert!(matches!(d, Decision::Inform { .. }));
+        let r = r.unwrap();
+        assert_eq!(r.dst_ip, ip, "to ciaddr");
+        let ack = Message::decode(&mut Decoder::new(&r.payload)).unwrap();
+        assert!(ack.yiaddr().is_unspecified());
+        assert!(
+            ack.opts().get(OptionCode::AddressLeaseTime).is_none(),
+            "no lease in an INFORM's ACK"
+        );
+    }
+
+    #[test]
+    fn random_bytes_never_panic_the_decoder() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let real = {
+            let mut b = Vec::new();
+            msg(
+                MessageType::Discover,
+                vec![DhcpOption::Hostname("h".into())],
+            )
+            .encode(&mut Encoder::new(&mut b))
+            .unwrap();
+            b
+        };
+        for _ in 0..20_000 {
+            let mut b = real.clone();
+            let n = (next() % 8) as usize;
+            for _ in 0..=n {
+                let at = (next() as usize) % b.len();
+                b[at] = next() as u8;
+            }
+            b.truncate(((next() as usize) % (b.len() + 1)).max(200));
+            if let Ok(m) = decode(&b) {
+                let mut l = Leases::default();
+                let _ = answer(&pool(), &mut l, iface(), &m, 0);
+            }
+        }
     }
 
     #[test]

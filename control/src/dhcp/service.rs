@@ -179,7 +179,15 @@ impl Service {
         loop {
             match queue.frames.recv_timeout(Duration::from_secs(5)) {
                 Ok(f) => {
-                    let out = self.handle(&f);
+                    // A message that trips the decoder up is a dropped
+                    // message, never a dead DHCP thread.
+                    let out =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(&f)))
+                            .unwrap_or_else(|_| {
+                                log::error!("dhcp: a message made the server panic; dropped");
+                                self.lock().counters.malformed += 1;
+                                None
+                            });
                     let _ = queue.free.send(f.frame);
                     if let Some((frame, answer)) = out {
                         let (iface, port) = (f.iface, f.port);
