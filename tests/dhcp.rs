@@ -89,6 +89,19 @@ fn dhclient_stop(ns: &Netns) {
     let _ = std::fs::remove_file(pf);
 }
 
+/// Runs dhcpcd once on eth0 of `ns` (with `args`), its lease database and
+/// control socket on private tmpfs mounts: dhcpcd keeps them by interface
+/// name, which every host here shares.
+fn dhcpcd(ns: &Netns, args: &[&str]) -> std::process::Output {
+    let script = format!(
+        "mkdir -p /var/lib/dhcpcd /run/dhcpcd && mount -t tmpfs none /var/lib/dhcpcd && \
+         mount -t tmpfs none /run/dhcpcd && exec timeout 60 dhcpcd --oneshot --ipv4only \
+         --nobackground {} eth0",
+        args.join(" ")
+    );
+    ns.run(&["sh", "-c", &script])
+}
+
 fn ipv4_of(ns: &Netns) -> String {
     let out = ns.check(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
     out.split_whitespace()
@@ -365,18 +378,7 @@ fn a_config_file_carries_dhcp_and_dhcpcd_takes_its_options() {
     let etc = EtcNetns::new(&h1.ns);
     // dhcpcd, where it works here; else ISC dhclient, which takes option
     // 121 too.
-    let dhcpcd = h1.ns.run(&[
-        "timeout",
-        "30",
-        "dhcpcd",
-        "--oneshot",
-        "--ipv4only",
-        "--nobackground",
-        "--noarp",
-        "--timeout",
-        "20",
-        "eth0",
-    ]);
+    let dhcpcd = dhcpcd(&h1.ns, &["--noarp", "--timeout", "20"]);
     if !dhcpcd.status.success() {
         eprintln!(
             "dhcpcd did not configure the host here ({}); using dhclient",
@@ -397,7 +399,6 @@ fn a_config_file_carries_dhcp_and_dhcpcd_takes_its_options() {
     );
     // (Option 26, the MTU, is in every answer; dhcpcd applies it only when
     // its configuration asks for it: the server's unit tests check it.)
-    let _ = h1.ns.run(&["dhcpcd", "--release", "eth0"]);
     let _ = std::fs::remove_file(&leases);
 }
 
@@ -472,17 +473,7 @@ fn an_address_in_use_is_declined_and_set_aside() {
     // h2 holds the pool's first address without asking.
     h2.ns
         .check(&["ip", "addr", "add", "192.168.15.100/24", "dev", "eth0"]);
-    let out = h1.ns.run(&[
-        "timeout",
-        "60",
-        "dhcpcd",
-        "--oneshot",
-        "--ipv4only",
-        "--nobackground",
-        "--timeout",
-        "40",
-        "eth0",
-    ]);
+    let out = dhcpcd(&h1.ns, &["--timeout", "40"]);
     if !out.status.success() && ipv4_of(&h1.ns).is_empty() {
         eprintln!(
             "skipped: dhcpcd did not run here: {}",
@@ -496,6 +487,5 @@ fn an_address_in_use_is_declined_and_set_aside() {
         "{shown}"
     );
     assert_eq!(ipv4_of(&h1.ns), "192.168.15.101/24", "{shown}");
-    let _ = h1.ns.run(&["dhcpcd", "--release", "eth0"]);
     let _ = std::fs::remove_file(&leases);
 }
