@@ -46,10 +46,7 @@ impl Drop for EtcNetns {
 /// 192.168.15.10/24; `leases` is the lease file.
 fn lab(n: usize, leases: &std::path::Path) -> (Lab, Vec<EtcNetns>) {
     let mut lab = Lab::new(bins(), n);
-    let mut args: Vec<String> = lab.port_args();
-    args.extend(["--dhcp-leases".to_string(), leases.display().to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    lab.start_daemon(&args);
+    start(&mut lab, leases);
     lab.cli_ok(&["addr", "add", "192.168.15.10/24", "dev", "br0"]);
     let etc = lab
         .hosts
@@ -60,6 +57,34 @@ fn lab(n: usize, leases: &std::path::Path) -> (Lab, Vec<EtcNetns>) {
         })
         .collect();
     (lab, etc)
+}
+
+/// Starts patchbayd with every host's port, and `leases` as its lease
+/// file.
+fn start(lab: &mut Lab, leases: &std::path::Path) {
+    let mut args: Vec<String> = lab.port_args();
+    args.extend(["--dhcp-leases".to_string(), leases.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    lab.start_daemon(&args);
+}
+
+/// One quick try of busybox udhcpc (two DISCOVERs a second apart) that
+/// configures nothing: whether it got a lease.
+fn udhcpc_once(ns: &Netns) -> std::process::Output {
+    ns.run(&[
+        "busybox",
+        "udhcpc",
+        "-i",
+        "eth0",
+        "-n",
+        "-q",
+        "-t",
+        "2",
+        "-T",
+        "1",
+        "-s",
+        "/bin/true",
+    ])
 }
 
 fn leases_path(lab_tag: &str) -> PathBuf {
@@ -235,20 +260,7 @@ fn leases_survive_a_restart_and_an_exhausted_pool_offers_nothing() {
     assert_eq!(ipv4_of(&h1.ns), "192.168.15.100/24");
     dhclient_stop(&h1.ns);
     // The pool is spent: h2 gets no offer, and it is counted.
-    let out = h2.ns.run(&[
-        "busybox",
-        "udhcpc",
-        "-i",
-        "eth0",
-        "-n",
-        "-q",
-        "-t",
-        "2",
-        "-T",
-        "1",
-        "-s",
-        "/bin/true",
-    ]);
+    let out = udhcpc_once(&h2.ns);
     assert!(!out.status.success(), "an offer from a spent pool");
     let shown = lab.cli_json(&["dhcp", "show"]);
     assert!(
@@ -260,10 +272,7 @@ fn leases_survive_a_restart_and_an_exhausted_pool_offers_nothing() {
     // there (h2 still gets nothing), and h1 gets its address back.
     // The old daemon goes first: dropped, it takes its socket file along.
     drop(lab.daemon.take());
-    let mut args: Vec<String> = lab.port_args();
-    args.extend(["--dhcp-leases".to_string(), leases.display().to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    lab.start_daemon(&args);
+    start(&mut lab, &leases);
     lab.cli_ok(&["addr", "add", "192.168.15.10/24", "dev", "br0"]);
     dhcp_add(&lab, "192.168.15.100-192.168.15.100");
     let rows = lab.cli_json(&["dhcp", "leases"]);
@@ -272,20 +281,7 @@ fn leases_survive_a_restart_and_an_exhausted_pool_offers_nothing() {
         "lease kept: {rows}"
     );
     let (h1, h2) = (lab.host(1), lab.host(2));
-    let out = h2.ns.run(&[
-        "busybox",
-        "udhcpc",
-        "-i",
-        "eth0",
-        "-n",
-        "-q",
-        "-t",
-        "2",
-        "-T",
-        "1",
-        "-s",
-        "/bin/true",
-    ]);
+    let out = udhcpc_once(&h2.ns);
     assert!(
         !out.status.success(),
         "h1's address went to h2 after the restart"
@@ -432,7 +428,7 @@ fn a_flood_of_discovers_from_random_macs_only_fills_the_pool() {
     let done = wait_for(Duration::from_secs(10), || {
         let c = &lab.cli_json(&["dhcp", "show"])["counters"];
         let n = |k: &str| c[k].as_u64().unwrap_or(0);
-        n("offers") + n("exhausted") + drops(&lab, "p1", "dhcp-queue-full") >= 300
+        n("offers") + n("exhausted") + lab.drops("p1", "dhcp-queue-full") >= 300
     });
     let shown = lab.cli_json(&["dhcp", "show"]);
     assert!(done, "{shown}");
@@ -450,15 +446,6 @@ fn a_flood_of_discovers_from_random_macs_only_fills_the_pool() {
         "the table holds the pool, no more"
     );
     let _ = std::fs::remove_file(&leases);
-}
-
-fn drops(lab: &Lab, port: &str, reason: &str) -> u64 {
-    let links = lab.cli_json(&["link", "show"]);
-    links["ports"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == port))
-        .and_then(|p| p["drops_by_reason"][reason].as_u64())
-        .unwrap_or(0)
 }
 
 /// dhcpcd probes the address it gets (RFC 5227): one another host already

@@ -75,15 +75,6 @@ fn hex_of(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn drops(lab: &Lab, port: &str, reason: &str) -> u64 {
-    let links = lab.cli_json(&["link", "show"]);
-    links["ports"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == port))
-        .and_then(|p| p["drops_by_reason"][reason].as_u64())
-        .unwrap_or(0)
-}
-
 /// Sets up switch `lab`: br0 filters VLANs; p1 is an access port of VLAN
 /// 10, p2 of VLAN 20, and `trunk` carries both tagged.
 fn vlan_switch_by_cli(lab: &Lab) {
@@ -232,7 +223,7 @@ fn two_switches_joined_by_a_trunk_keep_vlans_apart() {
         bytes / pkts.max(1) > 3000,
         "TSO frames crossed the trunk whole: {bytes} bytes in {pkts} frames"
     );
-    assert_eq!(drops(&a, "trunk", "vlan-ingress"), 0);
+    assert_eq!(a.drops("trunk", "vlan-ingress"), 0);
 }
 
 /// Frames and bytes sent out of `port`.
@@ -278,7 +269,7 @@ fn tagged_frames_from_a_raw_socket_are_classified_filtered_and_untagged() {
         "it arrives untagged: {lines:#?}"
     );
     assert!(wait_for(Duration::from_secs(2), || {
-        drops(&lab, "p1", "vlan-ingress") == 1 && drops(&lab, "p1", "vlan-no-pvid") == 1
+        lab.drops("p1", "vlan-ingress") == 1 && lab.drops("p1", "vlan-no-pvid") == 1
     }));
 
     // h2's kernel answers an ARP request that came tagged: the answer goes
@@ -334,7 +325,7 @@ fn group_fwd_mask_forwards_lldp_stp_and_lacp_but_never_pause_frames() {
         lines.iter().filter(|l| !l.starts_with('\t')).count()
     };
     assert_eq!(heard(), 0, "802.1D: link-local groups stay on their link");
-    assert_eq!(drops(&lab, "p1", "reserved-group"), 3);
+    assert_eq!(lab.drops("p1", "reserved-group"), 3);
     lab.cli_ok(&["link", "set", "br0", "group_fwd_mask", "0x4005"]);
     assert_eq!(heard(), 3, "LLDP, STP and LACP forwarded");
     lab.cli_fails(

@@ -427,6 +427,16 @@ impl Lab {
         assert!(err.starts_with("patchbay: "), "{args:?}: {err}");
     }
 
+    /// Frames port `port` dropped for `reason` (a drop reason's name).
+    pub fn drops(&self, port: &str, reason: &str) -> u64 {
+        let links = self.cli_json(&["link", "show"]);
+        links["ports"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == port))
+            .and_then(|p| p["drops_by_reason"][reason].as_u64())
+            .unwrap_or(0)
+    }
+
     /// Runs the CLI with `-j` and parses the JSON.
     pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
         let mut a = vec!["-j"];

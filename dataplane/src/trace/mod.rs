@@ -333,16 +333,7 @@ impl Tracer {
         if self.left == 0 || self.port.is_some_and(|p| p != port) || !self.filter.matches(eth) {
             return;
         }
-        self.left -= 1;
-        self.next_number += 1;
-        let at_us = self.started.map_or(0, |s| s.elapsed().as_micros() as u64);
-        self.packets.push(std::sync::Arc::new(TracedPacket {
-            number: self.next_number,
-            at_us,
-            events: Vec::with_capacity(8),
-            truncated: false,
-        }));
-        self.on = true;
+        self.start_packet();
         if let Ok(e) = crate::wire::EthernetFrame::new_checked(eth) {
             self.record(Event::Rx {
                 port,
@@ -361,13 +352,18 @@ impl Tracer {
         if self.left == 0 || !self.filter.matches(eth) {
             return;
         }
+        self.start_packet();
+    }
+
+    /// Opens the record of the next traced packet.
+    fn start_packet(&mut self) {
         self.left -= 1;
         self.next_number += 1;
         let at_us = self.started.map_or(0, |s| s.elapsed().as_micros() as u64);
         self.packets.push(std::sync::Arc::new(TracedPacket {
             number: self.next_number,
             at_us,
-            events: Vec::with_capacity(4),
+            events: Vec::with_capacity(8),
             truncated: false,
         }));
         self.on = true;
