@@ -8,6 +8,7 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod gso;
 pub mod icmp;
 pub mod ip;
 pub mod ipnet;
@@ -20,6 +21,7 @@ pub mod tcp;
 pub mod udp;
 pub mod vlan;
 pub mod vnet;
+pub mod vxlan;
 
 pub use arp::ArpRepr;
 pub use ethernet::{EthernetFrame, ETHERNET_HDR_LEN};
