@@ -71,6 +71,20 @@ pub enum Request {
         link: String,
         id: u16,
     },
+    /// Adds a VXLAN port `name` (VNI `id`, the underlay's `local` address
+    /// and UDP `dstport`, a first remote VTEP for the flood list), attached
+    /// to `master` if given.
+    LinkAddVxlan {
+        name: String,
+        id: u32,
+        local: Ipv4Addr,
+        #[serde(default)]
+        remote: Option<Ipv4Addr>,
+        #[serde(default = "vxlan_port")]
+        dstport: u16,
+        #[serde(default)]
+        master: Option<String>,
+    },
     /// Changes a link: a port's bridge (`master`, or `nomaster`), a bridge's
     /// ageing time.
     LinkSet {
@@ -132,6 +146,10 @@ pub enum Request {
         replace: bool,
         #[serde(default)]
         vlan: Option<u16>,
+        /// A VXLAN port's remote VTEP for `mac` (00:00:00:00:00:00: one
+        /// more VTEP for the flood list).
+        #[serde(default)]
+        dst: Option<Ipv4Addr>,
     },
     /// Deletes `mac` from the FDB of `dev` (a port or a bridge): from VLAN
     /// `vlan`, or from every VLAN.
@@ -140,6 +158,9 @@ pub enum Request {
         dev: String,
         #[serde(default)]
         vlan: Option<u16>,
+        /// A VXLAN port's flood list entry (with 00:00:00:00:00:00).
+        #[serde(default)]
+        dst: Option<Ipv4Addr>,
     },
     /// Adds VLANs `vid` to `vid_end` (or `vid` alone) to port `dev`, or
     /// changes their flags, as `bridge vlan add` does.
@@ -490,6 +511,10 @@ impl From<Result<serde_json::Value, ApiError>> for Response {
             },
         }
     }
+}
+
+fn vxlan_port() -> u16 {
+    patchbay_dataplane::wire::vxlan::VXLAN_PORT
 }
 
 /// One port's VLANs (`vlan show`).

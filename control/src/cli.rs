@@ -561,6 +561,7 @@ mod tests {
                 dev: "p1".into(),
                 replace: false,
                 vlan: None,
+                dst: None,
             }
         );
         assert_eq!(

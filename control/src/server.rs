@@ -381,9 +381,10 @@ fn switch_error(e: SwitchError) -> ApiError {
 fn port_error(e: PortError) -> ApiError {
     let code = match &e {
         PortError::NoSuchInterface(_) => ErrorCode::NotFound,
-        PortError::BadName(_) | PortError::NotEthernet(_) | PortError::NotTap(_) => {
-            ErrorCode::Invalid
-        }
+        PortError::BadName(_)
+        | PortError::NotEthernet(_)
+        | PortError::NotTap(_)
+        | PortError::NeedsSettings(_) => ErrorCode::Invalid,
         PortError::Os { .. } => ErrorCode::System,
     };
     ApiError::new(code, e.to_string())
@@ -442,6 +443,7 @@ pub fn handle(req: Request, engine: &EngineHandle, svc: &Services) -> Result<Val
         Request::LinkShow { .. }
         | Request::LinkAdd { .. }
         | Request::LinkAddVlan { .. }
+        | Request::LinkAddVxlan { .. }
         | Request::LinkSet { .. }
         | Request::LinkDel { .. }
         | Request::Stats => link::handle(req, &cx),

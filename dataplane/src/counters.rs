@@ -141,6 +141,11 @@ drop_reasons! {
     Ip4TtlExpired => "ip4-ttl-expired", "TTL would reach 0 (RFC 1812 5.3.1); the sender gets an ICMP time exceeded.";
     Ip4NoRoute => "ip4-no-route", "No route to the destination; the sender gets an ICMP net unreachable.";
     Ip4FragNeeded => "ip4-frag-needed", "Larger than the egress MTU with DF set; the sender gets an ICMP fragmentation needed.";
+    VxlanTooBig => "vxlan-too-big", "Too big for the VXLAN underlay's MTU once encapsulated; the outer packet is never fragmented (DF).";
+    VxlanNoVtep => "vxlan-no-vtep", "No remote VTEP for the frame: unknown destination and an empty flood list.";
+    VxlanVni => "vxlan-vni", "A VXLAN datagram for another VNI than the port's.";
+    VxlanMalformed => "vxlan-malformed", "A datagram to the VXLAN port too short for the header, or with flags other than I (RFC 7348 5).";
+    GsoUnsupported => "gso-unsupported", "A segmentation-offload frame of a kind patchbay cannot segment itself (UDP fragmentation offload), or broken offsets.";
     DhcpQueueFull => "dhcp-queue-full", "A DHCP message for the server, but its queue to the DHCP thread is full.";
     DhcpMalformed => "dhcp-malformed", "A DHCP message too long for the server's buffers.";
     Ip4LocalUnsupported => "ip4-local-unsupported", "To a router address, but not an echo request: TCP and UDP get a port unreachable (so 'connection refused'), other protocols a protocol unreachable, as from a host.";

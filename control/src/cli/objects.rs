@@ -5,6 +5,7 @@ use super::*;
 
 mod dhcp;
 mod vlan;
+mod vxlan;
 pub(super) use dhcp::parse_dhcp;
 pub(super) use vlan::parse_vlan;
 use vlan::vid;
@@ -50,11 +51,12 @@ pub(super) fn parse_fdb(command: &str, w: &mut Words) -> Result<(Request, Output
         "add" | "append" | "replace" => {
             let ctx = w.context.clone();
             let mac = mac(&ctx, w.next().as_deref())?;
-            let (mut dev, mut vlan) = (None, None);
+            let (mut dev, mut vlan, mut dst) = (None, None, None);
             while let Some(x) = w.next() {
                 match x.as_str() {
                     "dev" => dev = Some(w.value("dev", "a port name")?),
                     "vlan" => vlan = Some(vid(&ctx, &w.value("vlan", "a VLAN id")?)?),
+                    "dst" => dst = Some(vtep(&ctx, &w.value("dst", "a VTEP address")?)?),
                     // iproute2 spells these out; a patchbay entry is always both.
                     "master" | "static" | "permanent" => {}
                     x => return Err(w.unexpected(x)),
@@ -67,23 +69,33 @@ pub(super) fn parse_fdb(command: &str, w: &mut Words) -> Result<(Request, Output
                 dev,
                 replace,
                 vlan,
+                dst,
             };
             (req, Output::Nothing)
         }
         "del" | "delete" => {
             let ctx = w.context.clone();
             let mac = mac(&ctx, w.next().as_deref())?;
-            let (mut dev, mut vlan) = (None, None);
+            let (mut dev, mut vlan, mut dst) = (None, None, None);
             while let Some(x) = w.next() {
                 match x.as_str() {
                     "dev" | "br" => dev = Some(w.value(&x, "a port or bridge name")?),
                     "vlan" => vlan = Some(vid(&ctx, &w.value("vlan", "a VLAN id")?)?),
+                    "dst" => dst = Some(vtep(&ctx, &w.value("dst", "a VTEP address")?)?),
                     "master" => {}
                     x => return Err(w.unexpected(x)),
                 }
             }
             let dev = dev.ok_or_else(|| format!("{ctx}: missing 'dev PORT' or 'br BRIDGE'"))?;
-            (Request::FdbDel { mac, dev, vlan }, Output::Nothing)
+            (
+                Request::FdbDel {
+                    mac,
+                    dev,
+                    vlan,
+                    dst,
+                },
+                Output::Nothing,
+            )
         }
         "flush" => {
             let (mut link, mut statics) = (None, false);
@@ -103,6 +115,12 @@ pub(super) fn parse_fdb(command: &str, w: &mut Words) -> Result<(Request, Output
             ))
         }
     })
+}
+
+/// A remote VTEP's address.
+fn vtep(ctx: &str, v: &str) -> Result<std::net::Ipv4Addr, String> {
+    v.parse()
+        .map_err(|_| format!("{ctx}: dst must be an IPv4 address (a VTEP), not '{v}'"))
 }
 
 /// `apply FILE [check]`.
@@ -623,6 +641,12 @@ pub(super) fn parse_neigh(command: &str, w: &mut Words) -> Result<(Request, Outp
 pub(super) fn parse_link_add(w: &mut Words) -> Result<(Request, Output), String> {
     let ctx = w.context.clone();
     let name = w.name("link name")?;
+    if w.words
+        .windows(2)
+        .any(|p| p[0] == "type" && p[1] == "vxlan")
+    {
+        return vxlan::parse_link_add_vxlan(&ctx, name, w);
+    }
     let (mut kind, mut master, mut nomaster, mut ageing_time) = (None, None, false, None);
     let (mut link, mut id) = (None, None);
     while let Some(x) = w.next() {

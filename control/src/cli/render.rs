@@ -330,9 +330,10 @@ fn fdb(s: &mut String, result: Value) -> Result<(), String> {
             None => "static".to_string(),
         };
         let vlan = r.vlan.map(|v| format!(" vlan {v}")).unwrap_or_default();
+        let dst = r.dst.map(|d| format!(" dst {d}")).unwrap_or_default();
         let _ = writeln!(
             s,
-            "{} dev {}{vlan} master {} {state}",
+            "{} dev {}{vlan}{dst} master {} {state}",
             r.mac, r.port, r.bridge
         );
     }

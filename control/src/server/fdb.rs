@@ -1,6 +1,7 @@
 //! `fdb` requests: the forwarding database of each bridge.
 
 use super::*;
+use patchbay_dataplane::wire::Mac;
 
 /// Carries out a request of this object (the dispatcher sends it here).
 pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
@@ -30,8 +31,18 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
         Request::FdbAdd {
             mac,
             dev,
+            dst: Some(vtep),
+            ..
+        } => {
+            cx.on_switch(move |sw| sw.fdb_vxlan_add(mac, &dev, vtep))?;
+            Ok(Value::Null)
+        }
+        Request::FdbAdd {
+            mac,
+            dev,
             replace,
             vlan,
+            dst: None,
         } => {
             if !mac.is_unicast() {
                 return Err(ApiError::new(
@@ -53,7 +64,16 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             }
             Ok(Value::Null)
         }
-        Request::FdbDel { mac, dev, vlan } => {
+        Request::FdbDel {
+            mac,
+            dev,
+            dst,
+            vlan: _,
+        } if dst.is_some() || mac == Mac([0; 6]) => {
+            cx.on_switch(move |sw| sw.fdb_vxlan_del(mac, &dev, dst))?;
+            Ok(Value::Null)
+        }
+        Request::FdbDel { mac, dev, vlan, .. } => {
             cx.on_switch(move |sw| sw.fdb_del(mac, &dev, vlan))?;
             Ok(Value::Null)
         }

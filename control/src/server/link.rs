@@ -86,6 +86,38 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             added.map_err(|rejected| switch_error(rejected.error))?;
             Ok(Value::Null)
         }
+        Request::LinkAddVxlan {
+            name,
+            id,
+            local,
+            remote,
+            dstport,
+            master,
+        } => {
+            port::sys::check_ifname(&name).map_err(port_error)?;
+            let taken = name.clone();
+            if cx
+                .engine
+                .call(move |sw| sw.has_link(&taken))
+                .map_err(|_| stopped())?
+            {
+                return Err(switch_error(SwitchError::Exists(name)));
+            }
+            let cfg = port::vxlan::VxlanConfig {
+                vni: id,
+                local,
+                remote,
+                dstport,
+            };
+            let port: Box<dyn port::Port> =
+                Box::new(port::vxlan::VxlanPort::open(&name, cfg).map_err(port_error)?);
+            let added = cx
+                .engine
+                .call(move |sw| sw.add_port(port, master.as_deref()).map(drop))
+                .map_err(|_| stopped())?;
+            added.map_err(|rejected| switch_error(rejected.error))?;
+            Ok(Value::Null)
+        }
         Request::LinkAddVlan { name, link, id } => {
             port::sys::check_ifname(&name).map_err(port_error)?;
             cx.on_switch(move |sw| sw.add_vlan_iface(&name, &link, id).map(drop))?;

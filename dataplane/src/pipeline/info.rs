@@ -57,6 +57,9 @@ pub struct FdbRow {
     /// The VLAN it was learned in, on a bridge with VLAN filtering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<u16>,
+    /// Behind a VXLAN port: the remote VTEP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst: Option<std::net::Ipv4Addr>,
     /// Seconds since the source was last seen; `None` for static entries.
     pub age: Option<u32>,
     #[serde(rename = "static")]

@@ -59,6 +59,7 @@ mod route6;
 mod running;
 mod show;
 mod vlans;
+mod vxlan;
 
 /// Routes a router takes unless told: 4M, about 200 MiB of routes and
 /// lookup structure at most.
@@ -144,6 +145,8 @@ pub enum SwitchError {
     VlanIfaceExists(String, String, u16),
     #[error("{0} has VLAN interfaces ({1}); delete them before turning VLAN filtering off")]
     HasVlanIfaces(String, String),
+    #[error("{0} is not a VXLAN port: 'dst' is for VXLAN ports")]
+    NotVxlan(String),
     #[error("pvid takes one VLAN, not a range")]
     PvidRange,
     #[error("port {0} is not in VLAN {1}")]
@@ -836,6 +839,7 @@ impl Switch {
         self.l3().nd_tick(now_ms);
         self.l3().dad_tick(now_ms);
         self.flush_emitted();
+        self.age_vxlan();
         let now = self.now();
         let bridges = &mut self.bridges;
         let ageing: Vec<u32> = bridges
@@ -926,6 +930,10 @@ pub struct FdbSnapshot {
     ports: Vec<Option<String>>,
     bridges: Vec<Option<String>>,
     now: u32,
+    /// The remote VTEP of MACs behind VXLAN ports.
+    vteps: std::collections::HashMap<(PortId, Mac), Ipv4Addr>,
+    /// VXLAN flood lists: port, its bridge, a VTEP.
+    floods: Vec<(PortId, Option<BridgeId>, Ipv4Addr)>,
 }
 
 impl FdbSnapshot {
@@ -935,17 +943,30 @@ impl FdbSnapshot {
             .sort_unstable_by_key(|(b, v, m, _)| (*b, *v, *m));
         let name =
             |names: &[Option<String>], i: usize| name_at(names, i).unwrap_or("?").to_string();
-        self.entries
+        let mut rows: Vec<FdbRow> = self
+            .entries
             .iter()
             .map(|&(b, vid, mac, e)| FdbRow {
                 mac,
                 port: name(&self.ports, usize::from(e.port)),
                 bridge: name(&self.bridges, usize::from(b)),
                 vlan: (vid != 0).then_some(vid),
+                dst: self.vteps.get(&(e.port, mac)).copied(),
                 age: (!e.is_static).then(|| self.now.saturating_sub(e.last_seen)),
                 is_static: e.is_static,
             })
-            .collect()
+            .collect();
+        // A flood list's VTEPs, as iproute2 lists them: the all-zeros MAC.
+        rows.extend(self.floods.iter().map(|&(p, b, vtep)| FdbRow {
+            mac: Mac([0; 6]),
+            port: name(&self.ports, usize::from(p)),
+            bridge: b.map_or("-".to_string(), |b| name(&self.bridges, usize::from(b))),
+            vlan: None,
+            dst: Some(vtep),
+            age: None,
+            is_static: true,
+        }));
+        rows
     }
 }
 

@@ -17,6 +17,7 @@ pub mod afpacket;
 pub mod memory;
 pub mod sys;
 pub mod tap;
+pub mod vxlan;
 
 use crate::counters::{DropReason, PortCounters};
 use crate::l2::TagOp;
@@ -31,6 +32,8 @@ use std::os::fd::RawFd;
 pub enum PortKind {
     Afpacket,
     Tap,
+    /// A VXLAN tunnel to remote VTEPs (made by `link add ... type vxlan`).
+    Vxlan,
     /// In-process, for tests: never read from a config or a request.
     #[serde(skip_deserializing)]
     Memory,
@@ -41,6 +44,7 @@ impl PortKind {
         match self {
             PortKind::Afpacket => "afpacket",
             PortKind::Tap => "tap",
+            PortKind::Vxlan => "vxlan",
             PortKind::Memory => "memory",
         }
     }
@@ -78,6 +82,10 @@ pub enum PortError {
     NotEthernet(String),
     #[error("port {0}: an interface of that name exists and is not a TAP device")]
     NotTap(String),
+    #[error(
+        "port {0}: a VXLAN port needs its settings (link add NAME type vxlan id N local A ...)"
+    )]
+    NeedsSettings(String),
     #[error("port {name}: {what}: {source}")]
     Os {
         name: String,
@@ -157,6 +165,13 @@ pub trait Port: Send {
     fn take_kernel_drops(&mut self) -> u64 {
         0
     }
+    /// The port as a VXLAN port, if it is one: its remote VTEPs.
+    fn as_vxlan(&self) -> Option<&vxlan::VxlanPort> {
+        None
+    }
+    fn as_vxlan_mut(&mut self) -> Option<&mut vxlan::VxlanPort> {
+        None
+    }
 }
 
 /// A frame to send: its bytes (virtio-net header, Ethernet frame) and the
@@ -215,7 +230,7 @@ pub fn check(kind: PortKind, name: &str) -> Result<(), PortError> {
     match kind {
         PortKind::Afpacket => afpacket::AfPacketPort::check(name).map(drop),
         PortKind::Tap => tap::TapPort::check(name),
-        PortKind::Memory => Ok(()),
+        PortKind::Vxlan | PortKind::Memory => Ok(()),
     }
 }
 
@@ -225,6 +240,8 @@ pub fn open(kind: PortKind, name: &str, opts: &PortOptions) -> Result<Box<dyn Po
     Ok(match kind {
         PortKind::Afpacket => Box::new(afpacket::AfPacketPort::open(name, opts)?),
         PortKind::Tap => Box::new(tap::TapPort::open(name)?),
+        // Opened with its settings: vxlan::VxlanPort::open.
+        PortKind::Vxlan => return Err(PortError::NeedsSettings(name.to_string())),
         PortKind::Memory => Box::new(memory::MemoryPort::new(name)),
     })
 }

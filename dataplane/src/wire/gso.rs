@@ -77,6 +77,82 @@ fn fill_tcp_checksum(eth: &mut [u8], l3: usize, l4: usize, v6: bool) {
     eth[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
 }
 
+/// Fills in the transport checksum of `eth` (an Ethernet frame, IPv4 or
+/// IPv6, TCP or UDP, not a fragment) if it was left partial: the field
+/// holds only the pseudo header's sum, as a sender's kernel leaves it for a
+/// device to finish. Frames that crossed a veth inside a tunnel arrive so.
+/// A checksum that is complete, or simply wrong, is left alone. Returns
+/// whether it filled one in.
+pub fn complete_partial(eth: &mut [u8]) -> bool {
+    let Ok((l3, l4, v6, proto)) = transport(eth) else {
+        return false;
+    };
+    let field = if proto == IpProtocol::Tcp {
+        l4 + 16
+    } else {
+        l4 + 6
+    };
+    let end = if v6 {
+        l3 + 40 + usize::from(u16::from_be_bytes([eth[l3 + 4], eth[l3 + 5]]))
+    } else {
+        if eth[l3 + 6] & 0x3f != 0 || eth[l3 + 7] != 0 {
+            return false; // a fragment
+        }
+        l3 + usize::from(u16::from_be_bytes([eth[l3 + 2], eth[l3 + 3]]))
+    };
+    if end > eth.len() || field + 2 > end {
+        return false;
+    }
+    let len = (end - l4) as u32;
+    let pseudo = if v6 {
+        checksum::add(0, &eth[l3 + 8..l3 + 40]) + u32::from(u8::from(proto)) + len
+    } else {
+        let src: [u8; 4] = eth[l3 + 12..l3 + 16].try_into().expect("4 bytes");
+        let dst: [u8; 4] = eth[l3 + 16..l3 + 20].try_into().expect("4 bytes");
+        checksum::pseudo_header(src.into(), dst.into(), proto, len as u16)
+    };
+    let partial = !checksum::finish(pseudo);
+    if u16::from_be_bytes([eth[field], eth[field + 1]]) != partial {
+        return false;
+    }
+    eth[field..field + 2].fill(0);
+    let mut c = checksum::finish(checksum::add(pseudo, &eth[l4..end]));
+    if c == 0 && proto == IpProtocol::Udp {
+        c = 0xffff;
+    }
+    eth[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// L3 and L4 offsets of a TCP or UDP packet in `eth`, IPv6 or not, and
+/// which transport.
+fn transport(eth: &[u8]) -> Result<(usize, usize, bool, IpProtocol), GsoError> {
+    let mut l3 = 14;
+    let mut ethertype = u16::from_be_bytes([
+        *eth.get(12).ok_or(GsoError::Malformed)?,
+        *eth.get(13).ok_or(GsoError::Malformed)?,
+    ]);
+    if ethertype == super::vlan::TPID_8021Q {
+        let b = eth.get(16..18).ok_or(GsoError::Malformed)?;
+        ethertype = u16::from_be_bytes([b[0], b[1]]);
+        l3 = 18;
+    }
+    let (l4, v6, proto) = match ethertype {
+        ETHERTYPE_IPV4 => {
+            let ihl = usize::from(eth.get(l3).ok_or(GsoError::Malformed)? & 0x0f) * 4;
+            let p = *eth.get(l3 + 9).ok_or(GsoError::Malformed)?;
+            (l3 + ihl.max(20), false, p)
+        }
+        ETHERTYPE_IPV6 => (l3 + 40, true, *eth.get(l3 + 6).ok_or(GsoError::Malformed)?),
+        _ => return Err(GsoError::Unsupported),
+    };
+    let proto = IpProtocol::from(proto);
+    if !matches!(proto, IpProtocol::Tcp | IpProtocol::Udp) || eth.len() < l4 + 8 {
+        return Err(GsoError::Unsupported);
+    }
+    Ok((l3, l4, v6, proto))
+}
+
 /// Makes `frame` (virtio-net header and Ethernet frame) into wire frames
 /// (Ethernet, no header) and hands each to `out`; `scratch` is where they
 /// are put together (it keeps its capacity between calls). Returns how many
@@ -241,6 +317,14 @@ mod tests {
         let mut got = Vec::new();
         assert_eq!(segment(&f, &mut scratch, |s| got = s.to_vec()), Ok(1));
         assert!(tcp_ok(&got));
+        // The same, finished where it is (a tunnel's inner frame).
+        let mut eth = f[VNET_HDR_LEN..].to_vec();
+        assert!(complete_partial(&mut eth));
+        assert_eq!(eth, got);
+        assert!(
+            !complete_partial(&mut eth),
+            "a complete checksum is left alone"
+        );
         f[0] = 0;
         assert_eq!(segment(&f, &mut scratch, |s| got = s.to_vec()), Ok(1));
         assert_eq!(&got[..], &f[VNET_HDR_LEN..]);

@@ -65,11 +65,28 @@ impl Switch {
     /// [`FdbSnapshot::finish`] sorts and names it elsewhere.
     pub fn fdb_snapshot(&self) -> FdbSnapshot {
         let (ports, bridges) = self.names();
+        // VXLAN ports: where each remote MAC is, and the flood lists.
+        let mut vteps = std::collections::HashMap::new();
+        let mut floods = Vec::new();
+        for (id, slot) in self.ports.iter().enumerate() {
+            let Some(v) = slot.as_ref().and_then(|s| s.port.as_vxlan()) else {
+                continue;
+            };
+            for (mac, r) in v.remotes() {
+                vteps.insert((id as PortId, mac), r.vtep);
+            }
+            let bridge = slot.as_ref().and_then(|s| s.bridge);
+            for &vtep in v.flood_list() {
+                floods.push((id as PortId, bridge, vtep));
+            }
+        }
         FdbSnapshot {
             entries: self.fdb.entries().collect(),
             ports,
             bridges,
             now: self.now(),
+            vteps,
+            floods,
         }
     }
 

@@ -1,0 +1,459 @@
+//! A VXLAN port (RFC 7348): the bridge's frames to and from remote VTEPs,
+//! in UDP datagrams through the host kernel's UDP stack, so any underlay
+//! the kernel can route works.
+//!
+//! - Receive: one socket bound to `local:dstport`; a datagram's VXLAN
+//!   header is checked (flags exactly I, the port's VNI), the inner source
+//!   MAC is learned against the sender's address, and the inner frame is
+//!   the port's frame.
+//! - Send: TSO frames are segmented first and partial checksums filled in
+//!   ([`crate::wire::gso`]): nothing would segment them inside a UDP
+//!   datagram. Each frame goes to the VTEP its destination MAC was learned
+//!   on (or given, `fdb add MAC dev vx0 dst A`), else to every VTEP of the
+//!   flood list (head-end replication: `remote`, and `fdb append
+//!   00:00:00:00:00:00 dev vx0 dst A`). The UDP source port comes from a
+//!   hash of the inner flow: eight sending sockets on ports the kernel
+//!   picks, one chosen per flow.
+//! - DF: the outer packets are never fragmented (`IP_PMTUDISC_DO`); an inner
+//!   frame that does not fit the underlay's MTU is dropped and counted
+//!   (`vxlan-too-big`). A bridge that routes into VXLAN gets an MTU 50 bytes
+//!   under the underlay's, so the router sends "fragmentation needed".
+
+use super::sys::setsockopt;
+use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, TxFrame};
+use crate::counters::{DropReason, PortCounters};
+use crate::wire::vlan::HEAD_MAX;
+use crate::wire::vnet::VNET_HDR_LEN;
+use crate::wire::vxlan::{self, VxlanError, VXLAN_HDR_LEN};
+use crate::wire::Mac;
+use crate::BATCH;
+use std::collections::HashMap;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+/// Room for a jumbo frame, its virtio header in front.
+const BUF: usize = VNET_HDR_LEN + 9216;
+/// Sending sockets: source ports a flow hash picks from.
+const TX_SOCKETS: usize = 8;
+/// Remote MACs a port learns at most.
+pub const MAX_REMOTES: usize = 16_384;
+
+/// How a VXLAN port is set up (`link add vx0 type vxlan id 42 local A
+/// [remote B] dstport 4789`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanConfig {
+    pub vni: u32,
+    pub local: Ipv4Addr,
+    pub remote: Option<Ipv4Addr>,
+    pub dstport: u16,
+}
+
+/// Where a remote MAC is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remote {
+    pub vtep: Ipv4Addr,
+    /// Seconds (the port's clock) it was last seen; `None` if static.
+    pub seen: Option<u64>,
+}
+
+/// A port on a VXLAN segment.
+pub struct VxlanPort {
+    name: String,
+    cfg: VxlanConfig,
+    rx: OwnedFd,
+    tx: Vec<OwnedFd>,
+    bufs: Vec<Box<[u8]>>,
+    lens: [usize; BATCH],
+    count: usize,
+    remotes: HashMap<Mac, Remote, ahash::RandomState>,
+    /// Head-end replication: every VTEP of the segment.
+    flood: Vec<Ipv4Addr>,
+    /// The underlay's MTU (the interface of `local`).
+    mtu: usize,
+    started: Instant,
+    /// Frames put together for sending (tag changes, segmentation).
+    scratch: Vec<u8>,
+    segs: Vec<u8>,
+}
+
+fn udp_socket(name: &str, addr: Ipv4Addr, port: u16) -> Result<OwnedFd, PortError> {
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(PortError::os(name, "socket(AF_INET, SOCK_DGRAM)"));
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1i32);
+    // DF on every outer packet: never fragmented on the underlay.
+    let _ = setsockopt(
+        &fd,
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        &libc::IP_PMTUDISC_DO,
+    );
+    let sa = sockaddr(addr, port);
+    // SAFETY: bind(2) reads a sockaddr_in of the size given.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
+    };
+    if r < 0 {
+        return Err(PortError::os(
+            name,
+            "bind (is local an address of this namespace?)",
+        ));
+    }
+    Ok(fd)
+}
+
+fn sockaddr(addr: Ipv4Addr, port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(addr).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// The MTU of the interface that holds `addr`, if one does.
+fn mtu_of(addr: Ipv4Addr) -> Option<usize> {
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we free below.
+    if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
+        return None;
+    }
+    let mut name = None;
+    let mut p = ifap;
+    while !p.is_null() {
+        // SAFETY: p is a node of the list getifaddrs made, not yet freed.
+        let ifa = unsafe { &*p };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points at a sockaddr whose family we read
+            // first; AF_INET ones are sockaddr_in.
+            let fam = unsafe { (*ifa.ifa_addr).sa_family } as i32;
+            if fam == libc::AF_INET {
+                // SAFETY: as above, an AF_INET address.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                if Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)) == addr {
+                    // SAFETY: ifa_name is a NUL-terminated string of the list.
+                    let n = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+                    name = Some(n.to_string_lossy().into_owned());
+                }
+            }
+        }
+        p = ifa.ifa_next;
+    }
+    // SAFETY: the list getifaddrs made, freed once.
+    unsafe { libc::freeifaddrs(ifap) };
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{}/mtu", name?)).ok()?;
+    mtu.trim().parse().ok()
+}
+
+impl VxlanPort {
+    pub fn open(name: &str, cfg: VxlanConfig) -> Result<VxlanPort, PortError> {
+        let rx = udp_socket(name, cfg.local, cfg.dstport)?;
+        let tx = (0..TX_SOCKETS)
+            .map(|_| udp_socket(name, cfg.local, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mtu = mtu_of(cfg.local).unwrap_or(1500);
+        Ok(VxlanPort {
+            name: name.to_string(),
+            flood: cfg.remote.into_iter().collect(),
+            cfg,
+            rx,
+            tx,
+            bufs: (0..BATCH)
+                .map(|_| vec![0u8; BUF].into_boxed_slice())
+                .collect(),
+            lens: [0; BATCH],
+            count: 0,
+            remotes: HashMap::with_capacity_and_hasher(64, ahash::RandomState::new()),
+            mtu,
+            started: Instant::now(),
+            scratch: Vec::with_capacity(BUF),
+            segs: Vec::with_capacity(BUF),
+        })
+    }
+
+    pub fn config(&self) -> &VxlanConfig {
+        &self.cfg
+    }
+
+    /// The VTEPs every broadcast, multicast and unknown frame goes to.
+    pub fn flood_list(&self) -> &[Ipv4Addr] {
+        &self.flood
+    }
+
+    /// Adds a VTEP to the flood list (`fdb append 00:00:00:00:00:00 dev
+    /// vx0 dst A`); false if it is there.
+    pub fn flood_add(&mut self, vtep: Ipv4Addr) -> bool {
+        if self.flood.contains(&vtep) {
+            return false;
+        }
+        self.flood.push(vtep);
+        true
+    }
+
+    pub fn flood_del(&mut self, vtep: Ipv4Addr) -> bool {
+        let before = self.flood.len();
+        self.flood.retain(|&v| v != vtep);
+        self.flood.len() != before
+    }
+
+    /// Puts `mac` at `vtep` for good (`fdb add MAC dev vx0 dst A`).
+    pub fn remote_add(&mut self, mac: Mac, vtep: Ipv4Addr) {
+        self.remotes.insert(mac, Remote { vtep, seen: None });
+    }
+
+    pub fn remote_del(&mut self, mac: Mac) -> bool {
+        self.remotes.remove(&mac).is_some()
+    }
+
+    /// Where `mac` is, if known.
+    pub fn remote(&self, mac: Mac) -> Option<Remote> {
+        self.remotes.get(&mac).copied()
+    }
+
+    /// Every remote MAC and its VTEP.
+    pub fn remotes(&self) -> impl Iterator<Item = (Mac, Remote)> + '_ {
+        self.remotes.iter().map(|(m, r)| (*m, *r))
+    }
+
+    /// Forgets learned remotes not seen for `ageing` seconds.
+    pub fn age(&mut self, ageing: u64) {
+        let now = self.started.elapsed().as_secs();
+        self.remotes
+            .retain(|_, r| r.seen.is_none_or(|s| now.saturating_sub(s) < ageing));
+    }
+
+    /// Sends one wire frame (Ethernet) to its VTEP(s).
+    fn send_eth(&self, eth: &[u8], counters: &mut PortCounters) {
+        if eth.len() + VXLAN_HDR_LEN + 8 + 20 > self.mtu {
+            counters.drop(DropReason::VxlanTooBig);
+            return;
+        }
+        let dst = Mac::from_slice(&eth[..6]);
+        let one;
+        let vteps: &[Ipv4Addr] = match self.remotes.get(&dst).filter(|_| dst.is_unicast()) {
+            Some(r) => {
+                one = [r.vtep];
+                &one
+            }
+            None => &self.flood,
+        };
+        if vteps.is_empty() {
+            counters.drop(DropReason::VxlanNoVtep);
+            return;
+        }
+        let mut hdr = [0u8; VXLAN_HDR_LEN];
+        vxlan::emit(&mut hdr, self.cfg.vni);
+        // The inner flow: MACs, and the L3/L4 addresses and ports where an
+        // IPv4 or IPv6 packet has them.
+        let flow = eth.get(..eth.len().min(54)).unwrap_or(eth);
+        let h = flow.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let sock = &self.tx[(h as usize) % self.tx.len()];
+        for &vtep in vteps {
+            let iov = [
+                libc::iovec {
+                    iov_base: hdr.as_ptr() as *mut libc::c_void,
+                    iov_len: hdr.len(),
+                },
+                libc::iovec {
+                    iov_base: eth.as_ptr() as *mut libc::c_void,
+                    iov_len: eth.len(),
+                },
+            ];
+            let mut sa = sockaddr(vtep, self.cfg.dstport);
+            // SAFETY: msghdr is plain C; all-zero is valid, then pointed at
+            // the live iovecs and sockaddr above for the call.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = (&mut sa as *mut libc::sockaddr_in).cast();
+            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+            msg.msg_iovlen = 2;
+            // SAFETY: sendmsg reads the msghdr and what it points at, all
+            // alive for the call.
+            let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
+            if r < 0 {
+                counters.drop(tx_drop_reason(&io::Error::last_os_error()));
+            } else {
+                counters.tx_packets += 1;
+                counters.tx_bytes += eth.len() as u64;
+            }
+        }
+    }
+}
+
+impl Port for VxlanPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> PortKind {
+        PortKind::Vxlan
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.rx.as_raw_fd())
+    }
+
+    fn recv(&mut self, max: usize, counters: &mut PortCounters) -> io::Result<usize> {
+        self.count = 0;
+        let max = max.min(BATCH);
+        let now = self.started.elapsed().as_secs();
+        for _ in 0..2 * max {
+            if self.count == max {
+                break;
+            }
+            let buf = &mut self.bufs[self.count];
+            // SAFETY: sockaddr_in is plain C; all-zero is valid.
+            let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            let mut fromlen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            // The datagram lands two bytes in: its VXLAN header then ends
+            // where the virtio header does, and the inner frame starts
+            // where a port's frame does.
+            let at = VNET_HDR_LEN - VXLAN_HDR_LEN;
+            // SAFETY: recvfrom writes at most buf.len() - at bytes into the
+            // buffer and a sockaddr_in into `from`.
+            let r = unsafe {
+                libc::recvfrom(
+                    self.rx.as_raw_fd(),
+                    buf[at..].as_mut_ptr().cast(),
+                    buf.len() - at,
+                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                    (&mut from as *mut libc::sockaddr_in).cast(),
+                    &mut fromlen,
+                )
+            };
+            if r < 0 {
+                match io::Error::last_os_error().raw_os_error() {
+                    Some(libc::EAGAIN) => break,
+                    Some(libc::EINTR) => continue,
+                    _ => {
+                        counters.drop(DropReason::RxError);
+                        continue;
+                    }
+                }
+            }
+            let len = r as usize;
+            if len > buf.len() - at {
+                counters.drop(DropReason::Truncated);
+                continue;
+            }
+            match vxlan::check(&buf[at..at + len], self.cfg.vni) {
+                Ok(()) => {}
+                Err(VxlanError::Vni(_)) => {
+                    counters.drop(DropReason::VxlanVni);
+                    continue;
+                }
+                Err(_) => {
+                    counters.drop(DropReason::VxlanMalformed);
+                    continue;
+                }
+            }
+            buf[..VNET_HDR_LEN].fill(0);
+            let frame_len = at + len;
+            let src = Mac::from_slice(&buf[VNET_HDR_LEN + 6..VNET_HDR_LEN + 12]);
+            let vtep = Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr));
+            if src.is_unicast() {
+                let room = self.remotes.len() < MAX_REMOTES;
+                match self.remotes.get_mut(&src) {
+                    Some(r) if r.seen.is_some() => {
+                        r.vtep = vtep;
+                        r.seen = Some(now);
+                    }
+                    Some(_) => {}
+                    None if room => {
+                        self.remotes.insert(
+                            src,
+                            Remote {
+                                vtep,
+                                seen: Some(now),
+                            },
+                        );
+                    }
+                    None => {}
+                }
+            }
+            // Sent from a veth, a frame's transport checksum may still be
+            // partial inside the datagram: a port has no device after it to
+            // finish it.
+            crate::wire::gso::complete_partial(&mut buf[VNET_HDR_LEN..frame_len]);
+            self.lens[self.count] = frame_len;
+            self.count += 1;
+        }
+        Ok(self.count)
+    }
+
+    fn frame(&self, index: usize) -> &[u8] {
+        &self.bufs[index][..self.lens[index]]
+    }
+
+    fn frame_mut(&mut self, index: usize) -> &mut [u8] {
+        &mut self.bufs[index][..self.lens[index]]
+    }
+
+    fn release(&mut self) {
+        self.count = 0;
+    }
+
+    fn send<'a>(
+        &mut self,
+        frames: &mut dyn Iterator<Item = TxFrame<'a>>,
+        counters: &mut PortCounters,
+    ) {
+        let mut head = [0u8; HEAD_MAX];
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut segs = std::mem::take(&mut self.segs);
+        for f in frames {
+            let Some((h, rest)) = f.pieces(&mut head) else {
+                counters.drop(DropReason::Runt);
+                continue;
+            };
+            let whole: &[u8] = if h.is_empty() {
+                rest
+            } else {
+                scratch.clear();
+                scratch.extend_from_slice(h);
+                scratch.extend_from_slice(rest);
+                &scratch
+            };
+            let sent =
+                crate::wire::gso::segment(whole, &mut segs, |eth| self.send_eth(eth, counters));
+            if sent.is_err() {
+                counters.drop(DropReason::GsoUnsupported);
+            }
+        }
+        self.scratch = scratch;
+        self.segs = segs;
+    }
+
+    /// Up while its socket is: the underlay's state is the kernel's.
+    fn link_state(&self) -> LinkState {
+        LinkState::Up
+    }
+
+    fn as_vxlan(&self) -> Option<&VxlanPort> {
+        Some(self)
+    }
+
+    fn as_vxlan_mut(&mut self) -> Option<&mut VxlanPort> {
+        Some(self)
+    }
+}
