@@ -33,8 +33,9 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
-/// Room for a jumbo frame, its virtio header in front.
-const BUF: usize = VNET_HDR_LEN + 9216;
+/// Room for the biggest datagram, its virtio header in front: a tunnel's
+/// TSO super-frame comes whole.
+const BUF: usize = VNET_HDR_LEN + 65_536;
 /// Sending sockets: source ports a flow hash picks from.
 const TX_SOCKETS: usize = 8;
 /// Remote MACs a port learns at most.
@@ -166,6 +167,11 @@ fn mtu_of(addr: Ipv4Addr) -> Option<usize> {
 impl VxlanPort {
     pub fn open(name: &str, cfg: VxlanConfig) -> Result<VxlanPort, PortError> {
         let rx = udp_socket(name, cfg.local, cfg.dstport)?;
+        // Room for bursts of TSO super-frames (64 KiB datagrams each).
+        let buf = 16i32 << 20;
+        if setsockopt(&rx, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &buf).is_err() {
+            let _ = setsockopt(&rx, libc::SOL_SOCKET, libc::SO_RCVBUF, &buf);
+        }
         let tx = (0..TX_SOCKETS)
             .map(|_| udp_socket(name, cfg.local, 0))
             .collect::<Result<Vec<_>, _>>()?;
@@ -392,9 +398,19 @@ impl Port for VxlanPort {
                 }
             }
             // Sent from a veth, a frame's transport checksum may still be
-            // partial inside the datagram: a port has no device after it to
-            // finish it.
-            crate::wire::gso::complete_partial(&mut buf[VNET_HDR_LEN..frame_len]);
+            // partial inside the datagram, and a TCP frame may be a whole
+            // TSO super-frame (the kernel delivers a UDP tunnel's GSO packet
+            // as one datagram): the egress device is told to finish it.
+            // Segments the size the hosts of a segment have: the inner
+            // MTU, at most Ethernet's 1500 (the sender's MSS is not in the
+            // datagram).
+            let inner_mtu = (self.mtu.saturating_sub(vxlan::OVERHEAD)).min(1500);
+            let (vnet, eth) = buf[..frame_len].split_at_mut(VNET_HDR_LEN);
+            if eth.len() <= inner_mtu + 14 + 4
+                || !crate::wire::gso::describe_super_frame(eth, inner_mtu, vnet)
+            {
+                crate::wire::gso::complete_partial(eth);
+            }
             self.lens[self.count] = frame_len;
             self.count += 1;
         }

@@ -124,6 +124,29 @@ pub fn complete_partial(eth: &mut [u8]) -> bool {
     true
 }
 
+/// For a TCP super-frame that arrived whole (a tunnel delivers one as a
+/// single datagram), writes the virtio-net header `vnet` that has the
+/// egress device segment it: segments of at most `mtu` bytes of IP packet,
+/// its checksum finished per segment. Returns false for anything else (the
+/// header is left alone).
+pub fn describe_super_frame(eth: &[u8], mtu: usize, vnet: &mut [u8]) -> bool {
+    let Ok((l3, l4, v6, IpProtocol::Tcp)) = transport(eth) else {
+        return false;
+    };
+    let Some(&off) = eth.get(l4 + 12) else {
+        return false;
+    };
+    let thl = usize::from(off >> 4) * 4;
+    let hdr = l4 + thl;
+    let ip_hdr = l4 - l3;
+    if thl < 20 || hdr >= eth.len() || mtu <= ip_hdr + thl {
+        return false;
+    }
+    let mss = (mtu - ip_hdr - thl) as u16;
+    VnetHdr::new_unchecked(vnet).set_tcp_gso(v6, hdr as u16, mss, l4 as u16);
+    true
+}
+
 /// L3 and L4 offsets of a TCP or UDP packet in `eth`, IPv6 or not, and
 /// which transport.
 fn transport(eth: &[u8]) -> Result<(usize, usize, bool, IpProtocol), GsoError> {

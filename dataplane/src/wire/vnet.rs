@@ -99,6 +99,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> VnetHdr<T> {
         self.set_u16_at(6, v)
     }
 
+    /// Describes a TCP super-frame whose checksum is left partial: the
+    /// device segments it at `gso_size` bytes of payload, its headers
+    /// `hdr_len` long, the TCP checksum field at `csum_start` + 16.
+    pub fn set_tcp_gso(&mut self, v6: bool, hdr_len: u16, gso_size: u16, csum_start: u16) {
+        let b = self.buf.as_mut();
+        b[0] = F_NEEDS_CSUM;
+        b[1] = if v6 { GSO_TCPV6 } else { GSO_TCPV4 };
+        self.set_u16_at(2, hdr_len);
+        self.set_u16_at(4, gso_size);
+        self.set_u16_at(6, csum_start);
+        self.set_u16_at(8, 16);
+    }
+
     /// Adjusts the offsets after `n` bytes were inserted in front of the L3
     /// header (a VLAN tag put in), or taken out if `n` is negative.
     pub fn shift_offsets(&mut self, n: i16) {

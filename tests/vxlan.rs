@@ -1,0 +1,199 @@
+//! VXLAN ports against a kernel VTEP (`ip link add vxb type vxlan` in a
+//! kernel bridge) and against another patchbayd: one L2 segment across two
+//! "sites" joined by an underlay veth pair (MTU 1600, so that hosts keep
+//! their 1500).
+//!
+//! Needs root and the tools that `tools/test` installs.
+
+use patchbay_tools::{iperf3_bytes, wait_for, Bins, Lab, Netns};
+use std::process::Command;
+use std::time::Duration;
+
+fn bins() -> Bins {
+    Bins {
+        patchbayd: env!("CARGO_BIN_EXE_patchbayd").into(),
+        patchbay: env!("CARGO_BIN_EXE_patchbay").into(),
+    }
+}
+
+/// An underlay veth pair `und` between `a` (10.200.0.1) and `b`
+/// (10.200.0.2), MTU 1600.
+fn underlay(a: &Netns, b: &Netns) {
+    let ok = Command::new("ip")
+        .args([
+            "link", "add", "und", "netns", &a.name, "type", "veth", "peer", "name", "und", "netns",
+            &b.name,
+        ])
+        .status()
+        .expect("ip")
+        .success();
+    assert!(ok, "underlay veth");
+    for (ns, ip) in [(a, "10.200.0.1/24"), (b, "10.200.0.2/24")] {
+        ns.check(&["ip", "addr", "add", ip, "dev", "und"]);
+        ns.check(&["ip", "link", "set", "und", "mtu", "1600", "up"]);
+    }
+}
+
+/// The kernel's site: in `site`, a VXLAN device (VNI 42) and host `h2`
+/// (10.10.0.2) on a kernel bridge.
+fn kernel_site(site: &Netns, tag: &str) -> (Netns, String) {
+    let h2 = Netns::new(&format!("{tag}-kh2"));
+    let ok = Command::new("ip")
+        .args([
+            "link", "add", "eth0", "netns", &h2.name, "type", "veth", "peer", "name", "p2",
+            "netns", &site.name,
+        ])
+        .status()
+        .expect("ip")
+        .success();
+    assert!(ok);
+    h2.check(&["ip", "addr", "add", "10.10.0.2/24", "dev", "eth0"]);
+    h2.check(&["ip", "link", "set", "eth0", "up"]);
+    site.check(&[
+        "ip",
+        "link",
+        "add",
+        "vxb",
+        "type",
+        "vxlan",
+        "id",
+        "42",
+        "local",
+        "10.200.0.2",
+        "remote",
+        "10.200.0.1",
+        "dstport",
+        "4789",
+        "dev",
+        "und",
+    ]);
+    site.check(&["ip", "link", "add", "brb", "type", "bridge"]);
+    for l in ["vxb", "p2"] {
+        site.check(&["ip", "link", "set", l, "master", "brb"]);
+    }
+    for l in ["vxb", "brb", "p2"] {
+        site.check(&["ip", "link", "set", l, "up"]);
+    }
+    let mac = h2
+        .check(&["cat", "/sys/class/net/eth0/address"])
+        .trim()
+        .to_string();
+    (h2, mac)
+}
+
+#[test]
+fn a_vxlan_port_interoperates_with_a_kernel_vtep() {
+    // Site A: patchbayd with h1 (10.10.0.1) on p1 and vx0.
+    let mut a = Lab::new(bins(), 0);
+    a.add_host("10.10.0.1/24");
+    let site = Netns::new(&format!("{}-ksite", a.tag));
+    underlay(&a.sw, &site);
+    let (h2, h2_mac) = kernel_site(&site, &a.tag);
+    a.start_daemon(&["--port", "p1"]);
+    a.cli_ok(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        "42",
+        "local",
+        "10.200.0.1",
+        "remote",
+        "10.200.0.2",
+        "dstport",
+        "4789",
+        "master",
+        "br0",
+    ]);
+    let h1 = a.host(1);
+
+    assert!(h1.ping_ok("10.10.0.2", 3), "h1 -> h2 across VXLAN");
+    let df = h1.ns.run(&[
+        "ping",
+        "-c",
+        "2",
+        "-W",
+        "2",
+        "-M",
+        "do",
+        "-s",
+        "1472",
+        "10.10.0.2",
+    ]);
+    assert!(df.status.success(), "a 1472-byte ping with DF");
+    let arping = h2.run(&["arping", "-c", "2", "-w", "4", "-I", "eth0", "10.10.0.1"]);
+    assert!(
+        String::from_utf8_lossy(&arping.stdout).contains(&h1.mac),
+        "arping h1 from the kernel's side"
+    );
+
+    // Each side learned the other's MAC at the right VTEP.
+    let fdb = a.cli_json(&["fdb", "show"]);
+    let row = fdb
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["mac"] == h2_mac.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (row["port"].as_str(), row["dst"].as_str()),
+        (Some("vx0"), Some("10.200.0.2")),
+        "{fdb}"
+    );
+    let kfdb = site.check(&["bridge", "fdb", "show", "dev", "vxb"]);
+    assert!(
+        kfdb.contains(&format!("{} dst 10.200.0.1", h1.mac)),
+        "the kernel's FDB learned h1: {kfdb}"
+    );
+
+    // TCP with default offloads, both ways: patchbay segments the TSO
+    // frames it encapsulates, and finishes the partial checksums of what
+    // comes out of the kernel's tunnel.
+    let forward = iperf3_bytes(&h1.ns, &h2, "10.10.0.2", 2);
+    assert!(forward > 10e6, "h1 -> h2 moved only {forward} bytes");
+    let reverse = iperf3_bytes(&h2, &h1.ns, "10.10.0.1", 2);
+    assert!(reverse > 10e6, "h2 -> h1 moved only {reverse} bytes");
+    assert_eq!(a.drops("vx0", "gso-unsupported"), 0);
+}
+
+#[test]
+fn bad_vxlan_datagrams_are_counted_drops() {
+    let mut a = Lab::new(bins(), 0);
+    a.add_host("10.10.0.1/24");
+    let site = Netns::new(&format!("{}-bsite", a.tag));
+    underlay(&a.sw, &site);
+    a.start_daemon(&["--port", "p1"]);
+    a.cli_ok(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        "42",
+        "local",
+        "10.200.0.1",
+        "master",
+        "br0",
+    ]);
+    let frame = "ffffffffffff020000000002" // broadcast from 02:..:02
+        .to_string()
+        + "88b5"
+        + &"00".repeat(46);
+    let script = format!(
+        "import socket\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+         f=bytes.fromhex('{frame}')\n\
+         for d in [bytes([8,0,0,0,0,0,43,0])+f, bytes([8,0,0,0,0,0,42]), bytes([12,0,0,0,0,0,42,0])+f, bytes([0,0,0,0,0,0,42,0])+f]:\n\
+         \x20   s.sendto(d,('10.200.0.1',4789))\n"
+    );
+    site.check(&["python3", "-c", &script]);
+    let counted = wait_for(Duration::from_secs(3), || {
+        a.drops("vx0", "vxlan-vni") == 1 && a.drops("vx0", "vxlan-malformed") == 3
+    });
+    assert!(counted, "{}", a.cli_ok(&["stats"]));
+    // Nothing reached h1.
+    let fdb = a.cli_ok(&["fdb", "show"]);
+    assert!(!fdb.contains("02:00:00:00:00:02"), "{fdb}");
+}
