@@ -197,3 +197,80 @@ fn bad_vxlan_datagrams_are_counted_drops() {
     let fdb = a.cli_ok(&["fdb", "show"]);
     assert!(!fdb.contains("02:00:00:00:00:02"), "{fdb}");
 }
+
+/// patchbayd A's side, as a config file: br0 with h1's port and vx0.
+const SITE_A: &str = r#"
+[[port]]
+name = "p1"
+bridge = "br0"
+
+[[port]]
+name = "vx0"
+kind = "vxlan"
+bridge = "br0"
+vni = 42
+local = "10.200.0.1"
+remote = "10.200.0.2"
+flood = ["10.200.0.9"]
+remotes = [{ mac = "02:00:00:00:00:99", dst = "10.200.0.2" }]
+"#;
+
+#[test]
+fn two_patchbays_over_vxlan_and_the_config_carries_it() {
+    let mut a = Lab::new(bins(), 0);
+    a.add_host("10.10.0.1/24");
+    let mut b = Lab::new(bins(), 0);
+    b.add_host("10.10.0.2/24");
+    underlay(&a.sw, &b.sw);
+    a.start_daemon(&[]);
+    b.start_daemon(&["--port", "p1"]);
+    let file = std::env::temp_dir().join(format!("{}-vxlan.toml", a.tag));
+    std::fs::write(&file, SITE_A).expect("config");
+    let path = file.to_str().expect("utf-8");
+    a.cli_ok(&["apply", path]);
+    b.cli_ok(&[
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        "42",
+        "local",
+        "10.200.0.2",
+        "master",
+        "br0",
+    ]);
+    b.cli_ok(&[
+        "fdb",
+        "append",
+        "00:00:00:00:00:00",
+        "dev",
+        "vx0",
+        "dst",
+        "10.200.0.1",
+    ]);
+    assert!(a.host(1).ping_ok("10.10.0.2", 3), "site A -> site B");
+    let received = iperf3_bytes(&a.host(1).ns, &b.host(1).ns, "10.10.0.2", 2);
+    assert!(received > 10e6, "iperf3 moved only {received} bytes");
+
+    // save gives the VXLAN port back as the file had it.
+    let saved = a.cli_ok(&["save"]);
+    assert!(
+        saved.contains(
+            "kind = \"vxlan\"\nvni = 42\nlocal = \"10.200.0.1\"\nremote = \"10.200.0.2\""
+        ),
+        "{saved}"
+    );
+    assert!(saved.contains("flood = [\"10.200.0.9\"]"), "{saved}");
+    std::fs::write(&file, &saved).expect("saved");
+    let check = a.cli_ok(&["apply", path, "check"]);
+    assert!(check.contains("no change"), "{check}");
+    let _ = std::fs::remove_file(&file);
+    // The flood list and the static remote in fdb show.
+    let fdb = a.cli_ok(&["fdb", "show"]);
+    assert!(
+        fdb.contains("00:00:00:00:00:00 dev vx0 dst 10.200.0.9"),
+        "{fdb}"
+    );
+}

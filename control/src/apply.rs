@@ -372,16 +372,12 @@ pub fn open_ports(
     file: &str,
     plan: &Plan,
     want: &Parsed,
-    open: impl Fn(PortKind, &str) -> Result<Box<dyn Port>, port::PortError>,
+    open: impl Fn(&PortState) -> Result<Box<dyn Port>, port::PortError>,
 ) -> Result<OpenPorts, ConfigError> {
     let mut opened = HashMap::new();
     for step in &plan.steps {
         if let Step::PortAdd(p) = step {
-            let kind = match p.kind {
-                PortKind::Tap => PortKind::Tap,
-                _ => PortKind::Afpacket,
-            };
-            let port = open(kind, &p.name).map_err(|e| ConfigError {
+            let port = open(p).map_err(|e| ConfigError {
                 file: file.to_string(),
                 line: want.port_lines.get(&p.name).copied().unwrap_or(0),
                 // The error names the port already.
@@ -391,6 +387,31 @@ pub fn open_ports(
         }
     }
     Ok(opened)
+}
+
+/// The kind of port a config's port is opened as (memory ports are never
+/// in a config: AF_PACKET).
+fn port_kind(p: &PortState) -> PortKind {
+    match p.kind {
+        PortKind::Memory => PortKind::Afpacket,
+        k => k,
+    }
+}
+
+/// Opens a port as a config describes it: a VXLAN port with its settings,
+/// flood list and static remote MACs.
+pub fn open_port(p: &PortState, opts: &PortOptions) -> Result<Box<dyn Port>, port::PortError> {
+    let Some(v) = &p.vxlan else {
+        return port::open(port_kind(p), &p.name, opts);
+    };
+    let mut vx = port::vxlan::VxlanPort::open(&p.name, v.config.clone())?;
+    for &vtep in &v.flood {
+        vx.flood_add(vtep);
+    }
+    for &(mac, vtep) in &v.statics {
+        vx.remote_add(mac, vtep);
+    }
+    Ok(Box::new(vx))
 }
 
 /// What [`execute`] did.
@@ -501,9 +522,10 @@ pub fn apply_parsed(
         return Ok(summary);
     }
     if dry_run {
-        let stand_ins = open_ports(file, &plan, want, |kind, name| {
-            port::check(kind, name)?;
-            Ok(Box::new(MemoryPort::stand_in(name, kind)))
+        let stand_ins = open_ports(file, &plan, want, |p| {
+            let kind = port_kind(p);
+            port::check(kind, &p.name)?;
+            Ok(Box::new(MemoryPort::stand_in(&p.name, kind)))
         })?;
         let mut model = Switch::model(&running).map_err(|e| {
             ApplyError::Failed(format!("cannot model the running switch to check on: {e}"))
@@ -513,7 +535,7 @@ pub fn apply_parsed(
             .map_err(ApplyError::Failed)?;
         return Ok(summary);
     }
-    let opened = open_ports(file, &plan, want, |kind, name| port::open(kind, name, opts))?;
+    let opened = open_ports(file, &plan, want, |p| open_port(p, opts))?;
     let outcome = on_switch(plan.steps, opened, running);
     drop(outcome.ports);
     outcome.result.map_err(ApplyError::Failed)?;

@@ -167,6 +167,25 @@ struct PortCfg {
     /// Its VLANs in `bridge vlan` words: `["1 pvid untagged", "10-20"]`
     /// (default: VLAN 1, untagged, PVID).
     vlans: Option<Vec<String>>,
+    /// `kind = "vxlan"`: the VNI, the underlay's local address, a first
+    /// remote VTEP, the UDP port (default 4789), more VTEPs for the flood
+    /// list, and static remote MACs.
+    vni: Option<u32>,
+    local: Option<Ipv4Addr>,
+    remote: Option<Ipv4Addr>,
+    dstport: Option<u16>,
+    #[serde(default)]
+    flood: Vec<Ipv4Addr>,
+    #[serde(default)]
+    remotes: Vec<RemoteCfg>,
+}
+
+/// A static remote MAC of a VXLAN port.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteCfg {
+    mac: Mac,
+    dst: Ipv4Addr,
 }
 
 fn afpacket() -> PortKind {

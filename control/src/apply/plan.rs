@@ -182,7 +182,8 @@ fn diff_ports<'a>(d: &Diff<'a>, ph: &mut Phases, s: &mut Summary) -> HashSet<&'a
                 unsettled.insert(&rp.name);
                 s.ports.removed += 1;
             }
-            Some(wp) if wp.kind != rp.kind => {
+            // Another kind, or other VXLAN settings: a port made anew.
+            Some(wp) if wp.kind != rp.kind || wp.vxlan != rp.vxlan => {
                 ph.port_dels.push(Step::PortDel(rp.clone()));
                 ph.port_adds.push(Step::PortAdd((*wp).clone()));
                 unsettled.insert(&rp.name);

@@ -405,7 +405,7 @@ impl Checker<'_> {
                 return Err(self.key_err(
                     &span,
                     "kind",
-                    format!("port {}: kind is afpacket or tap", p.name),
+                    format!("port {}: kind is afpacket, tap or vxlan", p.name),
                 ));
             }
             if let Some(b) = &p.bridge {
@@ -435,12 +435,14 @@ impl Checker<'_> {
                 }
             }
             let vlans = self.port_vlans(&span, p)?;
+            let vxlan = self.port_vxlan(&span, p)?;
             port_lines.insert(p.name.clone(), self.lines.line(span.start));
             ports.push(PortState {
                 name: p.name.clone(),
                 kind: p.kind,
                 master: p.bridge.clone(),
                 vlans: vlans.iter().collect(),
+                vxlan,
             });
         }
 

@@ -41,16 +41,37 @@ pub fn to_toml(state: &RunningState, rx_ring_mib: u32) -> String {
         bridge_toml(&mut out, b);
     }
     for p in &state.ports {
-        let kind = if p.kind == PortKind::Tap {
-            "tap"
-        } else {
-            "afpacket"
+        let kind = match p.kind {
+            PortKind::Tap | PortKind::Vxlan => p.kind.name(),
+            _ => "afpacket",
         };
         let _ = write!(
             out,
             "\n[[port]]\nname = {}\nkind = \"{kind}\"\n",
             quoted(&p.name)
         );
+        if let Some(v) = &p.vxlan {
+            let c = &v.config;
+            let _ = writeln!(out, "vni = {}\nlocal = \"{}\"", c.vni, c.local);
+            if let Some(r) = c.remote {
+                let _ = writeln!(out, "remote = \"{r}\"");
+            }
+            if c.dstport != patchbay_dataplane::wire::vxlan::VXLAN_PORT {
+                let _ = writeln!(out, "dstport = {}", c.dstport);
+            }
+            if !v.flood.is_empty() {
+                let f: Vec<String> = v.flood.iter().map(|a| format!("\"{a}\"")).collect();
+                let _ = writeln!(out, "flood = [{}]", f.join(", "));
+            }
+            if !v.statics.is_empty() {
+                let r: Vec<String> = v
+                    .statics
+                    .iter()
+                    .map(|(m, d)| format!("{{ mac = \"{m}\", dst = \"{d}\" }}"))
+                    .collect();
+                let _ = writeln!(out, "remotes = [{}]", r.join(", "));
+            }
+        }
         if let Some(m) = &p.master {
             let _ = writeln!(out, "bridge = {}", quoted(m));
             let default: Vec<_> = PortVlans::default().iter().collect();

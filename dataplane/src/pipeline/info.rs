@@ -305,6 +305,17 @@ pub struct PortState {
     pub master: Option<String>,
     /// Its VLANs (used on a bridge with VLAN filtering), by VID.
     pub vlans: Vec<crate::l2::vlan::VlanMembership>,
+    /// A VXLAN port's settings.
+    pub vxlan: Option<VxlanState>,
+}
+
+/// A VXLAN port as configured: its settings, the VTEPs added to its flood
+/// list (`remote` is the first), and its static remote MACs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanState {
+    pub config: crate::port::vxlan::VxlanConfig,
+    pub flood: Vec<Ipv4Addr>,
+    pub statics: Vec<(Mac, Ipv4Addr)>,
 }
 
 /// A NAT rule as configured.

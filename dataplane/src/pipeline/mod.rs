@@ -19,7 +19,7 @@ pub use engine::{Engine, EngineHandle, EngineStopped, Job};
 pub use info::{
     name_at, AddrInfo, BridgeInfo, BridgeState, FdbRow, NatRuleInfo, NatRuleState, NatSessionInfo,
     NeighInfo, PortInfo, PortState, RouteFilter, RouteGet, RouteInfo, RouteOrigin, RunningState,
-    StatsInfo,
+    StatsInfo, VxlanState,
 };
 pub use switch::{
     DhcpAnswer, DhcpIface, Rejected, RunningSnapshot, Switch, SwitchConfig, SwitchError,

@@ -932,8 +932,9 @@ pub struct FdbSnapshot {
     now: u32,
     /// The remote VTEP of MACs behind VXLAN ports.
     vteps: std::collections::HashMap<(PortId, Mac), Ipv4Addr>,
-    /// VXLAN flood lists: port, its bridge, a VTEP.
-    floods: Vec<(PortId, Option<BridgeId>, Ipv4Addr)>,
+    /// VXLAN ports' own entries: port, its bridge, MAC (all zeros: the
+    /// flood list), VTEP.
+    floods: Vec<(PortId, Option<BridgeId>, Mac, Ipv4Addr)>,
 }
 
 impl FdbSnapshot {
@@ -956,9 +957,10 @@ impl FdbSnapshot {
                 is_static: e.is_static,
             })
             .collect();
-        // A flood list's VTEPs, as iproute2 lists them: the all-zeros MAC.
-        rows.extend(self.floods.iter().map(|&(p, b, vtep)| FdbRow {
-            mac: Mac([0; 6]),
+        // A flood list's VTEPs, as iproute2 lists them (the all-zeros MAC),
+        // and static remotes.
+        rows.extend(self.floods.iter().map(|&(p, b, mac, vtep)| FdbRow {
+            mac,
             port: name(&self.ports, usize::from(p)),
             bridge: b.map_or("-".to_string(), |b| name(&self.bridges, usize::from(b))),
             vlan: None,

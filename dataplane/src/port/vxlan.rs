@@ -220,6 +220,27 @@ impl VxlanPort {
         self.flood.len() != before
     }
 
+    /// The flood list's VTEPs beyond `remote` (those `fdb append` added).
+    pub fn flood_added(&self) -> Vec<Ipv4Addr> {
+        self.flood
+            .iter()
+            .copied()
+            .filter(|v| Some(*v) != self.cfg.remote)
+            .collect()
+    }
+
+    /// The remote MACs given (`fdb add MAC dev vx0 dst A`), by MAC.
+    pub fn statics(&self) -> Vec<(Mac, Ipv4Addr)> {
+        let mut s: Vec<(Mac, Ipv4Addr)> = self
+            .remotes
+            .iter()
+            .filter(|(_, r)| r.seen.is_none())
+            .map(|(m, r)| (*m, r.vtep))
+            .collect();
+        s.sort();
+        s
+    }
+
     /// Puts `mac` at `vtep` for good (`fdb add MAC dev vx0 dst A`).
     pub fn remote_add(&mut self, mac: Mac, vtep: Ipv4Addr) {
         self.remotes.insert(mac, Remote { vtep, seen: None });

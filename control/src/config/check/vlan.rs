@@ -174,3 +174,50 @@ impl Checker<'_> {
         })
     }
 }
+
+impl Checker<'_> {
+    /// A `[[port]]`'s VXLAN settings: with `kind = "vxlan"`, `vni` and
+    /// `local` at least; with another kind, none.
+    pub(super) fn port_vxlan(
+        &self,
+        span: &Range<usize>,
+        p: &PortCfg,
+    ) -> Result<Option<patchbay_dataplane::pipeline::VxlanState>, ConfigError> {
+        let given = p.vni.is_some()
+            || p.local.is_some()
+            || p.remote.is_some()
+            || p.dstport.is_some()
+            || !p.flood.is_empty()
+            || !p.remotes.is_empty();
+        if p.kind != PortKind::Vxlan {
+            if given {
+                let m = format!("port {}: vni, local, remote, dstport, flood and remotes are for kind = \"vxlan\"", p.name);
+                return Err(self.key_err(span, "kind", m));
+            }
+            return Ok(None);
+        }
+        let (Some(vni), Some(local)) = (p.vni, p.local) else {
+            let m = format!(
+                "port {}: a VXLAN port needs vni and local (its underlay address)",
+                p.name
+            );
+            return Err(self.key_err(span, "kind", m));
+        };
+        if vni > patchbay_dataplane::wire::vxlan::VNI_MAX {
+            let m = format!("port {}: vni {vni}: 24 bits at most (16777215)", p.name);
+            return Err(self.key_err(span, "vni", m));
+        }
+        Ok(Some(patchbay_dataplane::pipeline::VxlanState {
+            config: patchbay_dataplane::port::vxlan::VxlanConfig {
+                vni,
+                local,
+                remote: p.remote,
+                dstport: p
+                    .dstport
+                    .unwrap_or(patchbay_dataplane::wire::vxlan::VXLAN_PORT),
+            },
+            flood: p.flood.clone(),
+            statics: p.remotes.iter().map(|r| (r.mac, r.dst)).collect(),
+        }))
+    }
+}

@@ -188,6 +188,14 @@ impl Switch {
                 kind: s.port.kind(),
                 master: s.bridge.map(|b| self.bridge_name(b).to_string()),
                 vlans: self.port_vlans(id),
+                vxlan: s
+                    .port
+                    .as_vxlan()
+                    .map(|v| crate::pipeline::info::VxlanState {
+                        config: v.config().clone(),
+                        flood: v.flood_added(),
+                        statics: v.statics(),
+                    }),
             })
             .collect();
         let mut fdb: Vec<_> = self

@@ -77,7 +77,13 @@ impl Switch {
             }
             let bridge = slot.as_ref().and_then(|s| s.bridge);
             for &vtep in v.flood_list() {
-                floods.push((id as PortId, bridge, vtep));
+                floods.push((id as PortId, bridge, Mac([0; 6]), vtep));
+            }
+            // Static remotes the bridge has not learned (yet).
+            for (mac, vtep) in v.statics() {
+                if bridge.is_none_or(|b| self.fdb.get(b, 0, mac).is_none()) {
+                    floods.push((id as PortId, bridge, mac, vtep));
+                }
             }
         }
         FdbSnapshot {
