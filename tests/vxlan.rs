@@ -251,6 +251,21 @@ fn two_patchbays_over_vxlan_and_the_config_carries_it() {
         "10.200.0.1",
     ]);
     assert!(a.host(1).ping_ok("10.10.0.2", 3), "site A -> site B");
+    // The trace shows both ends of the tunnel.
+    a.cli_ok(&["trace", "start", "count", "2", "filter", "icmp"]);
+    b.cli_ok(&["trace", "start", "count", "2", "filter", "icmp"]);
+    assert!(a.host(1).ping_ok("10.10.0.2", 1));
+    let ta = a.cli_ok(&["trace", "show"]);
+    assert!(ta.contains("vxlan-encap: VNI 42 out of vx0"), "{ta}");
+    assert!(
+        ta.contains("vxlan-decap: VNI 42 from VTEP 10.200.0.2"),
+        "{ta}"
+    );
+    let tb = b.cli_ok(&["trace", "show"]);
+    assert!(
+        tb.contains("vxlan-decap: VNI 42 from VTEP 10.200.0.1"),
+        "{tb}"
+    );
     let received = iperf3_bytes(&a.host(1).ns, &b.host(1).ns, "10.10.0.2", 2);
     assert!(received > 10e6, "iperf3 moved only {received} bytes");
 

@@ -556,6 +556,13 @@ impl Switch {
             if T {
                 if trace.armed {
                     trace.begin(rx, eth);
+                    if let Some(v) = slot.port.as_vxlan() {
+                        let src = crate::wire::EthernetFrame::new_checked(eth).map(|e| e.src());
+                        trace!(T; trace, Event::VxlanDecap {
+                            vni: v.config().vni,
+                            vtep: src.ok().and_then(|m| v.remote(m)).map(|r| r.vtep),
+                        });
+                    }
                 }
                 for tap in captures.iter_mut().filter(|t| t.rx && t.port == rx) {
                     tap.offer(eth);

@@ -34,6 +34,8 @@ impl fmt::Display for Described<'_> {
             | Event::VlanIn { .. }
             | Event::VlanPop { .. }
             | Event::VlanTx { .. }
+            | Event::VxlanDecap { .. }
+            | Event::VxlanEncap { .. }
             | Event::Tx { .. } => self.l2(f),
             Event::Arp { .. } | Event::Resolve { .. } | Event::Released { .. } => self.arp(f),
             Event::Ip4 { .. }
@@ -102,6 +104,16 @@ impl Described<'_> {
                 }
                 L2Out::Router => write!(f, "l2-forward: {dst} is the router: router input"),
             },
+            Event::VxlanDecap { vni, vtep } => match vtep {
+                Some(v) => write!(f, "vxlan-decap: VNI {vni} from VTEP {v}"),
+                None => write!(f, "vxlan-decap: VNI {vni}"),
+            },
+            Event::VxlanEncap { port: p, vni } => write!(
+                f,
+                "vxlan-encap: VNI {vni} out of {}: to the VTEP its destination was learned at, \
+                 else to the flood list",
+                port(p)
+            ),
             Event::VlanIn { vid, tagged } => {
                 let how = if tagged {
                     "tagged"

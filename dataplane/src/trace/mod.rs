@@ -166,6 +166,10 @@ pub enum Event {
         mac: Mac,
         secs: u32,
     },
+    /// vxlan-decap: a frame out of a VXLAN datagram from `vtep`.
+    VxlanDecap { vni: u32, vtep: Option<Ipv4Addr> },
+    /// vxlan-encap: a frame into VXLAN datagrams out of `port`.
+    VxlanEncap { port: PortId, vni: u32 },
     /// ip4-mtu: split into this many fragments.
     Fragmented { count: u16, mtu: u16 },
     /// icmp-error: an error sent back to the source.
@@ -287,9 +291,17 @@ pub struct Tracer {
     /// Shared with readers: reading a trace copies pointers, not events.
     packets: Vec<std::sync::Arc<TracedPacket>>,
     next_number: u32,
+    /// The VNI of each VXLAN port, by port id, as the trace started: a
+    /// frame sent out of one is traced as encapsulated.
+    pub vxlan: Vec<Option<u32>>,
 }
 
 impl Tracer {
+    /// The VNI of port `port`, if it is a VXLAN port.
+    pub fn vni_of(&self, port: PortId) -> Option<u32> {
+        self.vxlan.get(usize::from(port)).copied().flatten()
+    }
+
     /// Arms a trace of the next `count` packets (at most [`MAX_PACKETS`])
     /// that come in on `port` (any if `None`) and match `filter`. Forgets
     /// the previous trace.

@@ -14,6 +14,11 @@ impl Switch {
     ) -> Result<(), SwitchError> {
         let port = port.map(|p| self.existing_port(p)).transpose()?;
         self.trace.start(count, port, filter);
+        self.trace.vxlan = self
+            .ports
+            .iter()
+            .map(|s| s.as_ref()?.port.as_vxlan().map(|v| v.config().vni))
+            .collect();
         log::info!(op = "trace_start", count; "trace: the next {count} packets");
         Ok(())
     }

@@ -482,6 +482,9 @@ fn trace_tx<const T: bool>(tr: &mut Tracer, q: PortId, vid: u16, tag: TagOp) {
             push: false,
         }),
     }
+    if let Some(vni) = tr.vni_of(q) {
+        tr.record(Event::VxlanEncap { port: q, vni });
+    }
     tr.record(Event::Tx { port: q });
 }
 
