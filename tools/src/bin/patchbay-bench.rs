@@ -50,8 +50,9 @@ struct Args {
     json: bool,
     /// What the DUT does: `bridge` (kernel bridge vs patchbay's L2 switch),
     /// `router` (kernel IPv4 forwarding vs patchbay's router), `router6`
-    /// (the same over IPv6), `nat`, or `trunk` (patchbay across a VLAN
-    /// trunk vs the same path untagged).
+    /// (the same over IPv6), `nat`, `trunk` (patchbay across a VLAN trunk
+    /// vs the same path untagged), or `vxlan` (a kernel VTEP vs patchbay's
+    /// VXLAN port, each to a kernel VTEP at a far site).
     #[arg(long, default_value = "bridge")]
     mode: String,
     /// Measure only one side: `kernel` or `patchbay`.
@@ -102,6 +103,10 @@ enum Dut {
     PatchbayUntagged,
     /// The same, the pair a VLAN trunk between access ports of VLAN 10.
     PatchbayTrunk,
+    /// A VTEP (VNI 42) in a kernel bridge, to a kernel VTEP at the far site.
+    KernelVxlan,
+    /// patchbay's VXLAN port, to the same kernel VTEP.
+    PatchbayVxlan,
 }
 
 impl Dut {
@@ -117,7 +122,15 @@ impl Dut {
             Dut::PatchbayRouter6 => "patchbay-router6",
             Dut::PatchbayUntagged => "patchbay-untagged",
             Dut::PatchbayTrunk => "patchbay-trunk",
+            Dut::KernelVxlan => "kernel-vxlan",
+            Dut::PatchbayVxlan => "patchbay-vxlan",
         }
+    }
+
+    /// The sink is at a far site, behind a kernel VTEP: the DUT's VTEP
+    /// reaches it over an underlay veth pair.
+    fn vxlan(self) -> bool {
+        matches!(self, Dut::KernelVxlan | Dut::PatchbayVxlan)
     }
 
     /// The two bridges joined by a veth pair (`ta`, `tb`).
@@ -130,7 +143,7 @@ impl Dut {
     }
 
     fn routed(self) -> bool {
-        !matches!(self, Dut::KernelBridge | Dut::Patchbay) && !self.two_bridges()
+        !matches!(self, Dut::KernelBridge | Dut::Patchbay) && !self.two_bridges() && !self.vxlan()
     }
 
     fn natted(self) -> bool {
@@ -176,6 +189,7 @@ fn main() -> anyhow::Result<()> {
         "nat" => [Dut::KernelNat, Dut::PatchbayNat],
         "router6" => [Dut::KernelRouter6, Dut::PatchbayRouter6],
         "trunk" => [Dut::PatchbayUntagged, Dut::PatchbayTrunk],
+        "vxlan" => [Dut::KernelVxlan, Dut::PatchbayVxlan],
         other => bail!("unknown mode '{other}' (bridge, router, router6, nat, trunk)"),
     };
     let duts: Vec<Dut> = match args.only.as_deref() {
@@ -281,12 +295,53 @@ fn report(
     Ok(())
 }
 
+/// The underlay between the DUT's site (10.200.0.1) and the far one
+/// (10.200.0.2, MTU 1600 so hosts keep 1500), and the far site's kernel
+/// VTEP in a bridge with the sink's port.
+fn vxlan_sites(dut: &Netns, far: &Netns) -> anyhow::Result<()> {
+    sh(Command::new("ip").args([
+        "link", "add", "und", "netns", &dut.name, "type", "veth", "peer", "name", "und", "netns",
+        &far.name,
+    ]))?;
+    for (ns, ip) in [(dut, "10.200.0.1/24"), (far, "10.200.0.2/24")] {
+        sh(&mut ns.command(&["ip", "addr", "add", ip, "dev", "und"]))?;
+        sh(&mut ns.command(&["ip", "link", "set", "und", "mtu", "1600", "up"]))?;
+    }
+    sh(&mut far.command(&[
+        "ip",
+        "link",
+        "add",
+        "vxf",
+        "type",
+        "vxlan",
+        "id",
+        "42",
+        "local",
+        "10.200.0.2",
+        "remote",
+        "10.200.0.1",
+        "dstport",
+        "4789",
+        "dev",
+        "und",
+    ]))?;
+    sh(&mut far.command(&["ip", "link", "add", "brf", "type", "bridge"]))?;
+    for p in ["out0", "vxf"] {
+        sh(&mut far.command(&["ip", "link", "set", p, "master", "brf"]))?;
+        sh(&mut far.command(&["ip", "link", "set", p, "up"]))?;
+    }
+    sh(&mut far.command(&["ip", "link", "set", "brf", "up"]))?;
+    Ok(())
+}
+
 /// The three namespaces and, for patchbay, the daemon.
 struct Topology {
     daemon: Option<Daemon>,
     gen: Netns,
     sink: Netns,
     dut: Netns,
+    /// The far site of a VXLAN run (the sink's side).
+    far: Option<Netns>,
     kind: Dut,
     sink_ip: &'static str,
 }
@@ -337,17 +392,25 @@ impl Topology {
             (GEN_IP, "10.1.0.2", None)
         };
         let plen = if dut_kind.v6() { 64 } else { 24 };
+        let far = dut_kind.vxlan().then(|| Netns::new(&format!("{tag}-far")));
         for (host, port, ip) in [(&gen, "in0", gen_ip), (&sink, "out0", sink_ip)] {
+            let side = match &far {
+                Some(far) if port == "out0" => far,
+                _ => &dut,
+            };
             sh(Command::new("ip").args([
                 "link", "add", "eth0", "netns", &host.name, "type", "veth", "peer", "name", port,
-                "netns", &dut.name,
+                "netns", &side.name,
             ]))?;
             if dut_kind.v6() {
                 ipv6_on(host, false)?;
             }
             sh(&mut host.command(&["ip", "addr", "add", &format!("{ip}/{plen}"), "dev", "eth0"]))?;
             sh(&mut host.command(&["ip", "link", "set", "eth0", "up"]))?;
-            sh(&mut dut.command(&["ip", "link", "set", port, "up"]))?;
+            sh(&mut side.command(&["ip", "link", "set", port, "up"]))?;
+        }
+        if let Some(far) = &far {
+            vxlan_sites(&dut, far)?;
         }
         if let Some((g1, g2)) = gws {
             let family = if dut_kind.v6() { "-6" } else { "-4" };
@@ -355,6 +418,33 @@ impl Topology {
             sh(&mut sink.command(&["ip", family, "route", "add", "default", "via", g2]))?;
         }
         let daemon = match dut_kind {
+            Dut::KernelVxlan => {
+                sh(&mut dut.command(&[
+                    "ip",
+                    "link",
+                    "add",
+                    "vxa",
+                    "type",
+                    "vxlan",
+                    "id",
+                    "42",
+                    "local",
+                    "10.200.0.1",
+                    "remote",
+                    "10.200.0.2",
+                    "dstport",
+                    "4789",
+                    "dev",
+                    "und",
+                ]))?;
+                sh(&mut dut.command(&["ip", "link", "add", "br0", "type", "bridge"]))?;
+                for p in ["in0", "vxa"] {
+                    sh(&mut dut.command(&["ip", "link", "set", p, "master", "br0"]))?;
+                    sh(&mut dut.command(&["ip", "link", "set", p, "up"]))?;
+                }
+                sh(&mut dut.command(&["ip", "link", "set", "br0", "up"]))?;
+                None
+            }
             Dut::KernelBridge => {
                 sh(&mut dut.command(&["ip", "link", "add", "br0", "type", "bridge"]))?;
                 for p in ["in0", "out0"] {
@@ -395,7 +485,8 @@ impl Topology {
             | Dut::PatchbayNat
             | Dut::PatchbayRouter6
             | Dut::PatchbayUntagged
-            | Dut::PatchbayTrunk => {
+            | Dut::PatchbayTrunk
+            | Dut::PatchbayVxlan => {
                 let trunk_ports: &[&str] = if dut_kind.two_bridges() {
                     sh(&mut dut.command(&[
                         "ip", "link", "add", "ta", "type", "veth", "peer", "name", "tb",
@@ -411,20 +502,18 @@ impl Topology {
                     // The kernel's conntrack holds 262,144 entries here:
                     // give patchbay's session table room for the
                     // new-flows run too, so both measure rate, not size.
-                    &[
-                        "--port",
-                        "in0",
-                        "--port",
-                        "out0",
-                        "--cpu",
-                        "1",
-                        "--nat-max",
-                        "2000000",
-                    ]
-                    .into_iter()
-                    .chain(trunk_ports.iter().copied())
-                    .chain(extra.iter().map(String::as_str))
-                    .collect::<Vec<_>>(),
+                    &["--port", "in0"]
+                        .into_iter()
+                        .chain(
+                            (!dut_kind.vxlan())
+                                .then_some(["--port", "out0"])
+                                .into_iter()
+                                .flatten(),
+                        )
+                        .chain(["--cpu", "1", "--nat-max", "2000000"])
+                        .chain(trunk_ports.iter().copied())
+                        .chain(extra.iter().map(String::as_str))
+                        .collect::<Vec<_>>(),
                 );
                 if !lab_daemon.alive() {
                     bail!("patchbayd exited: {}", lab_daemon.log());
@@ -439,6 +528,25 @@ impl Topology {
                     pb(&["link", "add", "br1", "type", "bridge"])?;
                     pb(&["link", "set", "tb", "master", "br1"])?;
                     pb(&["link", "set", "out0", "master", "br1"])?;
+                }
+                if dut_kind == Dut::PatchbayVxlan {
+                    pb(&[
+                        "link",
+                        "add",
+                        "vx0",
+                        "type",
+                        "vxlan",
+                        "id",
+                        "42",
+                        "local",
+                        "10.200.0.1",
+                        "remote",
+                        "10.200.0.2",
+                        "dstport",
+                        "4789",
+                        "master",
+                        "br0",
+                    ])?;
                 }
                 if dut_kind == Dut::PatchbayTrunk {
                     for br in ["br0", "br1"] {
@@ -486,6 +594,7 @@ impl Topology {
             gen,
             sink,
             dut,
+            far,
             kind: dut_kind,
             sink_ip,
         };
@@ -511,11 +620,12 @@ impl Topology {
         } else {
             &[]
         };
+        let out0 = (self.far.as_ref().unwrap_or(&self.dut), "out0");
         for &(ns, dev) in [
             (&self.gen, "eth0"),
             (&self.sink, "eth0"),
             (&self.dut, "in0"),
-            (&self.dut, "out0"),
+            out0,
         ]
         .iter()
         .chain(trunk)
