@@ -14,6 +14,8 @@
 //!   00:00:00:00:00:00 dev vx0 dst A`). The UDP source port comes from a
 //!   hash of the inner flow: eight sending sockets on ports the kernel
 //!   picks, one chosen per flow.
+//! - The outer UDP checksum is left on: the kernel refuses UDP_SEGMENT
+//!   sends on a socket without it (SO_NO_CHECK), tried and measured.
 //! - DF: the outer packets are never fragmented (`IP_PMTUDISC_DO`); an inner
 //!   frame that does not fit the underlay's MTU is dropped and counted
 //!   (`vxlan-too-big`). A bridge that routes into VXLAN gets an MTU 50 bytes
