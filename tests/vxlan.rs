@@ -1,4 +1,4 @@
-//! VXLAN ports against a kernel VTEP (`ip link add vxb type vxlan` in a
+//! VXLAN ports against a kernel VTEP (`ip link add vxk type vxlan` in a
 //! kernel bridge) and against another patchbayd: one L2 segment across two
 //! "sites" joined by an underlay veth pair (MTU 1600, so that hosts keep
 //! their 1500).
@@ -13,24 +13,6 @@ fn bins() -> Bins {
     Bins {
         patchbayd: env!("CARGO_BIN_EXE_patchbayd").into(),
         patchbay: env!("CARGO_BIN_EXE_patchbay").into(),
-    }
-}
-
-/// An underlay veth pair `und` between `a` (10.200.0.1) and `b`
-/// (10.200.0.2), MTU 1600.
-fn underlay(a: &Netns, b: &Netns) {
-    let ok = Command::new("ip")
-        .args([
-            "link", "add", "und", "netns", &a.name, "type", "veth", "peer", "name", "und", "netns",
-            &b.name,
-        ])
-        .status()
-        .expect("ip")
-        .success();
-    assert!(ok, "underlay veth");
-    for (ns, ip) in [(a, "10.200.0.1/24"), (b, "10.200.0.2/24")] {
-        ns.check(&["ip", "addr", "add", ip, "dev", "und"]);
-        ns.check(&["ip", "link", "set", "und", "mtu", "1600", "up"]);
     }
 }
 
@@ -49,31 +31,7 @@ fn kernel_site(site: &Netns, tag: &str) -> (Netns, String) {
     assert!(ok);
     h2.check(&["ip", "addr", "add", "10.10.0.2/24", "dev", "eth0"]);
     h2.check(&["ip", "link", "set", "eth0", "up"]);
-    site.check(&[
-        "ip",
-        "link",
-        "add",
-        "vxb",
-        "type",
-        "vxlan",
-        "id",
-        "42",
-        "local",
-        "10.200.0.2",
-        "remote",
-        "10.200.0.1",
-        "dstport",
-        "4789",
-        "dev",
-        "und",
-    ]);
-    site.check(&["ip", "link", "add", "brb", "type", "bridge"]);
-    for l in ["vxb", "p2"] {
-        site.check(&["ip", "link", "set", l, "master", "brb"]);
-    }
-    for l in ["vxb", "brb", "p2"] {
-        site.check(&["ip", "link", "set", l, "up"]);
-    }
+    patchbay_tools::lab::kernel_vtep(site, "10.200.0.2", "10.200.0.1", &["p2"]);
     let mac = h2
         .check(&["cat", "/sys/class/net/eth0/address"])
         .trim()
@@ -87,7 +45,7 @@ fn a_vxlan_port_interoperates_with_a_kernel_vtep() {
     let mut a = Lab::new(bins(), 0);
     a.add_host("10.10.0.1/24");
     let site = Netns::new(&format!("{}-ksite", a.tag));
-    underlay(&a.sw, &site);
+    patchbay_tools::lab::vxlan_underlay(&a.sw, &site);
     let (h2, h2_mac) = kernel_site(&site, &a.tag);
     a.start_daemon(&["--port", "p1"]);
     a.cli_ok(&[
@@ -141,7 +99,7 @@ fn a_vxlan_port_interoperates_with_a_kernel_vtep() {
         (Some("vx0"), Some("10.200.0.2")),
         "{fdb}"
     );
-    let kfdb = site.check(&["bridge", "fdb", "show", "dev", "vxb"]);
+    let kfdb = site.check(&["bridge", "fdb", "show", "dev", "vxk"]);
     assert!(
         kfdb.contains(&format!("{} dst 10.200.0.1", h1.mac)),
         "the kernel's FDB learned h1: {kfdb}"
@@ -162,7 +120,7 @@ fn bad_vxlan_datagrams_are_counted_drops() {
     let mut a = Lab::new(bins(), 0);
     a.add_host("10.10.0.1/24");
     let site = Netns::new(&format!("{}-bsite", a.tag));
-    underlay(&a.sw, &site);
+    patchbay_tools::lab::vxlan_underlay(&a.sw, &site);
     a.start_daemon(&["--port", "p1"]);
     a.cli_ok(&[
         "link",
@@ -221,7 +179,7 @@ fn two_patchbays_over_vxlan_and_the_config_carries_it() {
     a.add_host("10.10.0.1/24");
     let mut b = Lab::new(bins(), 0);
     b.add_host("10.10.0.2/24");
-    underlay(&a.sw, &b.sw);
+    patchbay_tools::lab::vxlan_underlay(&a.sw, &b.sw);
     a.start_daemon(&[]);
     b.start_daemon(&["--port", "p1"]);
     let file = std::env::temp_dir().join(format!("{}-vxlan.toml", a.tag));

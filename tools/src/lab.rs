@@ -620,3 +620,32 @@ pub fn iperf3_bytes(client: &Netns, server: &Netns, server_ip: &str, secs: u32) 
         .as_f64()
         .unwrap_or(0.0)
 }
+
+/// An underlay for VXLAN between two sites: a veth pair `und`, 10.200.0.1
+/// in `a` and 10.200.0.2 in `b`, MTU 1600 (so that hosts over the tunnel
+/// keep 1500).
+pub fn vxlan_underlay(a: &Netns, b: &Netns) {
+    check(Command::new("ip").args([
+        "link", "add", "und", "netns", &a.name, "type", "veth", "peer", "name", "und", "netns",
+        &b.name,
+    ]));
+    for (ns, ip) in [(a, "10.200.0.1/24"), (b, "10.200.0.2/24")] {
+        ns.check(&["ip", "addr", "add", ip, "dev", "und"]);
+        ns.check(&["ip", "link", "set", "und", "mtu", "1600", "up"]);
+    }
+}
+
+/// A kernel VTEP in `site`: `vxk` (VNI 42, from `local` to `remote`, UDP
+/// 4789, over `und`) in a kernel bridge `brk` with `ports`, all up.
+pub fn kernel_vtep(site: &Netns, local: &str, remote: &str, ports: &[&str]) {
+    site.check(&[
+        "ip", "link", "add", "vxk", "type", "vxlan", "id", "42", "local", local, "remote", remote,
+        "dstport", "4789", "dev", "und",
+    ]);
+    site.check(&["ip", "link", "add", "brk", "type", "bridge"]);
+    for p in ports.iter().chain(&["vxk"]) {
+        site.check(&["ip", "link", "set", p, "master", "brk"]);
+        site.check(&["ip", "link", "set", p, "up"]);
+    }
+    site.check(&["ip", "link", "set", "brk", "up"]);
+}

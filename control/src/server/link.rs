@@ -69,22 +69,9 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
                 PortKind::Afpacket
             };
             // Cheap checks first, so a doomed request does not open anything.
-            let taken = name.clone();
-            if cx
-                .engine
-                .call(move |sw| sw.has_link(&taken))
-                .map_err(|_| stopped())?
-            {
-                return Err(switch_error(SwitchError::Exists(name)));
-            }
+            free_name(cx, &name)?;
             let port = port::open(kind, &name, cx.opts).map_err(port_error)?;
-            let added = cx
-                .engine
-                .call(move |sw| sw.add_port(port, master.as_deref()).map(drop))
-                .map_err(|_| stopped())?;
-            // A rejected port is closed here, on this thread.
-            added.map_err(|rejected| switch_error(rejected.error))?;
-            Ok(Value::Null)
+            add_port(cx, port, master)
         }
         Request::LinkAddVxlan {
             name,
@@ -95,28 +82,15 @@ pub(super) fn handle(req: Request, cx: &Cx) -> Result<Value, ApiError> {
             master,
         } => {
             port::sys::check_ifname(&name).map_err(port_error)?;
-            let taken = name.clone();
-            if cx
-                .engine
-                .call(move |sw| sw.has_link(&taken))
-                .map_err(|_| stopped())?
-            {
-                return Err(switch_error(SwitchError::Exists(name)));
-            }
+            free_name(cx, &name)?;
             let cfg = port::vxlan::VxlanConfig {
                 vni: id,
                 local,
                 remote,
                 dstport,
             };
-            let port: Box<dyn port::Port> =
-                Box::new(port::vxlan::VxlanPort::open(&name, cfg).map_err(port_error)?);
-            let added = cx
-                .engine
-                .call(move |sw| sw.add_port(port, master.as_deref()).map(drop))
-                .map_err(|_| stopped())?;
-            added.map_err(|rejected| switch_error(rejected.error))?;
-            Ok(Value::Null)
+            let port = port::vxlan::VxlanPort::open(&name, cfg).map_err(port_error)?;
+            add_port(cx, Box::new(port), master)
         }
         Request::LinkAddVlan { name, link, id } => {
             port::sys::check_ifname(&name).map_err(port_error)?;
@@ -212,5 +186,29 @@ fn set(req: Request, cx: &Cx) -> Result<Value, ApiError> {
         }
         r
     })?;
+    Ok(Value::Null)
+}
+
+/// Refuses a name a port or bridge has.
+fn free_name(cx: &Cx, name: &str) -> Result<(), ApiError> {
+    let taken = name.to_string();
+    if cx
+        .engine
+        .call(move |sw| sw.has_link(&taken))
+        .map_err(|_| stopped())?
+    {
+        return Err(switch_error(SwitchError::Exists(name.to_string())));
+    }
+    Ok(())
+}
+
+/// Adds an opened port to the switch; a rejected one is closed here, on
+/// this thread.
+fn add_port(cx: &Cx, port: Box<dyn port::Port>, master: Option<String>) -> Result<Value, ApiError> {
+    let added = cx
+        .engine
+        .call(move |sw| sw.add_port(port, master.as_deref()).map(drop))
+        .map_err(|_| stopped())?;
+    added.map_err(|rejected| switch_error(rejected.error))?;
     Ok(Value::Null)
 }

@@ -298,40 +298,9 @@ fn report(
 /// The underlay between the DUT's site (10.200.0.1) and the far one
 /// (10.200.0.2, MTU 1600 so hosts keep 1500), and the far site's kernel
 /// VTEP in a bridge with the sink's port.
-fn vxlan_sites(dut: &Netns, far: &Netns) -> anyhow::Result<()> {
-    sh(Command::new("ip").args([
-        "link", "add", "und", "netns", &dut.name, "type", "veth", "peer", "name", "und", "netns",
-        &far.name,
-    ]))?;
-    for (ns, ip) in [(dut, "10.200.0.1/24"), (far, "10.200.0.2/24")] {
-        sh(&mut ns.command(&["ip", "addr", "add", ip, "dev", "und"]))?;
-        sh(&mut ns.command(&["ip", "link", "set", "und", "mtu", "1600", "up"]))?;
-    }
-    sh(&mut far.command(&[
-        "ip",
-        "link",
-        "add",
-        "vxf",
-        "type",
-        "vxlan",
-        "id",
-        "42",
-        "local",
-        "10.200.0.2",
-        "remote",
-        "10.200.0.1",
-        "dstport",
-        "4789",
-        "dev",
-        "und",
-    ]))?;
-    sh(&mut far.command(&["ip", "link", "add", "brf", "type", "bridge"]))?;
-    for p in ["out0", "vxf"] {
-        sh(&mut far.command(&["ip", "link", "set", p, "master", "brf"]))?;
-        sh(&mut far.command(&["ip", "link", "set", p, "up"]))?;
-    }
-    sh(&mut far.command(&["ip", "link", "set", "brf", "up"]))?;
-    Ok(())
+fn vxlan_sites(dut: &Netns, far: &Netns) {
+    patchbay_tools::lab::vxlan_underlay(dut, far);
+    patchbay_tools::lab::kernel_vtep(far, "10.200.0.2", "10.200.0.1", &["out0"]);
 }
 
 /// The three namespaces and, for patchbay, the daemon.
@@ -410,7 +379,7 @@ impl Topology {
             sh(&mut side.command(&["ip", "link", "set", port, "up"]))?;
         }
         if let Some(far) = &far {
-            vxlan_sites(&dut, far)?;
+            vxlan_sites(&dut, far);
         }
         if let Some((g1, g2)) = gws {
             let family = if dut_kind.v6() { "-6" } else { "-4" };
@@ -419,30 +388,7 @@ impl Topology {
         }
         let daemon = match dut_kind {
             Dut::KernelVxlan => {
-                sh(&mut dut.command(&[
-                    "ip",
-                    "link",
-                    "add",
-                    "vxa",
-                    "type",
-                    "vxlan",
-                    "id",
-                    "42",
-                    "local",
-                    "10.200.0.1",
-                    "remote",
-                    "10.200.0.2",
-                    "dstport",
-                    "4789",
-                    "dev",
-                    "und",
-                ]))?;
-                sh(&mut dut.command(&["ip", "link", "add", "br0", "type", "bridge"]))?;
-                for p in ["in0", "vxa"] {
-                    sh(&mut dut.command(&["ip", "link", "set", p, "master", "br0"]))?;
-                    sh(&mut dut.command(&["ip", "link", "set", p, "up"]))?;
-                }
-                sh(&mut dut.command(&["ip", "link", "set", "br0", "up"]))?;
+                patchbay_tools::lab::kernel_vtep(&dut, "10.200.0.1", "10.200.0.2", &["in0"]);
                 None
             }
             Dut::KernelBridge => {
