@@ -195,7 +195,7 @@ impl VxlanPort {
                 .collect(),
             lens: [0; BATCH],
             count: 0,
-            remotes: HashMap::with_capacity_and_hasher(64, ahash::RandomState::new()),
+            remotes: HashMap::with_capacity_and_hasher(MAX_REMOTES, ahash::RandomState::new()),
             mtu,
             started: Instant::now(),
             scratch: Vec::with_capacity(BUF),
@@ -278,10 +278,10 @@ impl VxlanPort {
 
     /// The VTEPs a frame to `dst` goes to: the one `dst` was learned at
     /// (or given), else the flood list.
-    fn vteps_for(&self, dst: Mac) -> Vec<Ipv4Addr> {
+    fn vteps_for(&self, dst: Mac) -> &[Ipv4Addr] {
         match self.remotes.get(&dst).filter(|_| dst.is_unicast()) {
-            Some(r) => vec![r.vtep],
-            None => self.flood.clone(),
+            Some(r) => std::slice::from_ref(&r.vtep),
+            None => &self.flood,
         }
     }
 
@@ -361,17 +361,19 @@ impl VxlanPort {
             counters.drop(DropReason::Runt);
             return;
         };
+        let mut gso = std::mem::take(&mut self.gso);
+        let mut segs = std::mem::take(&mut self.segs);
+        gso.clear();
         let vteps = self.vteps_for(Mac::from_slice(&eth[..6]));
         if vteps.is_empty() {
             counters.drop(DropReason::VxlanNoVtep);
+            self.gso = gso;
+            self.segs = segs;
             return;
         }
         let mut hdr = [0u8; VXLAN_HDR_LEN];
         vxlan::emit(&mut hdr, self.cfg.vni);
         let limit = self.mtu - VXLAN_HDR_LEN - 8 - 20;
-        let mut gso = std::mem::take(&mut self.gso);
-        let mut segs = std::mem::take(&mut self.segs);
-        gso.clear();
         // Datagrams in `gso`: how many, of what size, and inner bytes.
         let (mut n, mut size, mut bytes) = (0u64, 0usize, 0u64);
         let sock = self.socket_for(eth);
@@ -381,7 +383,7 @@ impl VxlanPort {
             |gso: &mut Vec<u8>, n: &mut u64, size: usize, bytes: &mut u64, c: &mut PortCounters| {
                 if *n > 0 {
                     let g = if *n > 1 { size as u16 } else { 0 };
-                    Self::send_datagrams(sock, dstport, gso, g, &vteps, *n, *bytes, c);
+                    Self::send_datagrams(sock, dstport, gso, g, vteps, *n, *bytes, c);
                 }
                 gso.clear();
                 *n = 0;
