@@ -420,6 +420,15 @@ impl Switch {
         })
     }
 
+    /// The name of the port a router interface reaches `mac` through (its
+    /// segment's FDB entry), for the show commands.
+    fn port_toward(&self, iface: BridgeId, mac: Mac) -> Option<String> {
+        let seg = self.segment(iface);
+        self.fdb
+            .lookup(seg.bridge, seg.vid, mac)
+            .map(|p| self.port_name(p).to_string())
+    }
+
     /// Seconds since the switch started: the FDB's clock.
     fn now(&self) -> u32 {
         self.started.elapsed().as_secs() as u32

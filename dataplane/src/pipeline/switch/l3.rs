@@ -291,12 +291,7 @@ impl Switch {
         let mac = neighbor
             .filter(|n| !matches!(n.state, NeighState::Incomplete | NeighState::Failed))
             .map(|n| n.mac);
-        let port = mac
-            .and_then(|m| {
-                let seg = self.segment(nh.bridge);
-                self.fdb.lookup(seg.bridge, seg.vid, m)
-            })
-            .map(|p| self.port_name(p).to_string());
+        let port = mac.and_then(|m| self.port_toward(nh.bridge, m));
         let src = self
             .router
             .iface(nh.bridge)
@@ -400,10 +395,7 @@ impl Switch {
             ip,
             mac: n.state.has_mac().then_some(n.mac),
             dev: self.bridge_name(b).to_string(),
-            port: self
-                .fdb
-                .lookup(self.segment(b).bridge, self.segment(b).vid, n.mac)
-                .map(|p| self.port_name(p).to_string()),
+            port: self.port_toward(b, n.mac),
             state: n.state,
             age: (n.state != NeighState::Permanent)
                 .then(|| (now.saturating_sub(n.updated) / 1000) as u32),

@@ -277,12 +277,7 @@ impl Switch {
             .get(nh.bridge, next)
             .filter(|n| n.state.has_mac())
             .map(|n| n.mac);
-        let port = mac
-            .and_then(|m| {
-                let seg = self.segment(nh.bridge);
-                self.fdb.lookup(seg.bridge, seg.vid, m)
-            })
-            .map(|p| self.port_name(p).to_string());
+        let port = mac.and_then(|m| self.port_toward(nh.bridge, m));
         let src = self.router6.iface(nh.bridge).map(|i| {
             i.addrs
                 .iter()
