@@ -114,6 +114,13 @@ fn dhclient_stop(ns: &Netns) {
     let _ = std::fs::remove_file(pf);
 }
 
+/// Stops the dhclient of `ns` and removes its lease file: the end of a
+/// test.
+fn dhclient_done(ns: &Netns) {
+    dhclient_stop(ns);
+    let _ = std::fs::remove_file(format!("/tmp/{}.dhclient.leases", ns.name));
+}
+
 /// Runs dhcpcd once on eth0 of `ns` (with `args`), its lease database and
 /// control socket on private tmpfs mounts: dhcpcd keeps them by interface
 /// name, which every host here shares.
@@ -198,7 +205,8 @@ fn clients_get_their_address_route_and_dns_and_reservations_hold() {
 
     // busybox udhcpc: a script of ours applies what it gets, as its
     // default script would.
-    let script = "/tmp/pb-udhcpc.sh";
+    let script = std::env::temp_dir().join(format!("pb{}-udhcpc.sh", std::process::id()));
+    let script = script.to_str().expect("temp dir path");
     std::fs::write(
         script,
         "#!/bin/sh\n[ \"$1\" = bound ] || exit 0\n\
@@ -211,6 +219,7 @@ fn clients_get_their_address_route_and_dns_and_reservations_hold() {
     let out = h3.ns.run(&[
         "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "3", "-T", "2", "-s", script,
     ]);
+    let _ = std::fs::remove_file(script);
     assert!(
         out.status.success(),
         "udhcpc: {}",
@@ -243,7 +252,7 @@ fn clients_get_their_address_route_and_dns_and_reservations_hold() {
     let file = std::fs::read_to_string(&leases).expect("lease file");
     assert!(file.contains("192.168.15.120"), "{file}");
     for h in [h1, h2] {
-        dhclient_stop(&h.ns);
+        dhclient_done(&h.ns);
     }
     let _ = std::fs::remove_file(&leases);
 }
@@ -289,7 +298,7 @@ fn leases_survive_a_restart_and_an_exhausted_pool_offers_nothing() {
     h1.ns.check(&["ip", "addr", "flush", "dev", "eth0"]);
     assert!(dhclient(&h1.ns));
     assert_eq!(ipv4_of(&h1.ns), "192.168.15.100/24");
-    dhclient_stop(&h1.ns);
+    dhclient_done(&h1.ns);
     let _ = std::fs::remove_file(&leases);
 }
 
@@ -320,7 +329,7 @@ fn a_corrupt_lease_file_is_set_aside_and_malformed_messages_counted() {
     // And the server still answers.
     h1.ns.check(&["ip", "addr", "flush", "dev", "eth0"]);
     assert!(dhclient(&h1.ns));
-    dhclient_stop(&h1.ns);
+    dhclient_done(&h1.ns);
     let _ = std::fs::remove_file(&leases);
     let _ = std::fs::remove_file(&aside);
 }
@@ -381,7 +390,7 @@ fn a_config_file_carries_dhcp_and_dhcpcd_takes_its_options() {
             String::from_utf8_lossy(&dhcpcd.stderr).trim()
         );
         assert!(dhclient(&h1.ns));
-        dhclient_stop(&h1.ns);
+        dhclient_done(&h1.ns);
     }
     assert_eq!(ipv4_of(&h1.ns), "192.168.15.100/24");
     // Option 121: the route, and the default route in it (RFC 3442).
