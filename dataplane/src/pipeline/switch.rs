@@ -61,6 +61,9 @@ mod show;
 mod vlans;
 mod vxlan;
 
+pub use running::RunningSnapshot;
+use vlans::{egress_op, segment_of};
+
 /// Routes a router takes unless told: 4M, about 200 MiB of routes and
 /// lookup structure at most.
 pub const DEFAULT_MAX_ROUTES: usize = 4 << 20;
@@ -262,60 +265,6 @@ struct Bridge {
     vlan_of: Option<(BridgeId, Vid)>,
     /// The VLAN interfaces on this bridge: VLAN id, interface.
     vlan_ifaces: Vec<(u16, BridgeId)>,
-}
-
-impl Bridge {
-    /// The VLAN of the bridge's own router interface: VLAN 1 with
-    /// filtering (the Linux bridge's default PVID), none without.
-    fn router_vid(&self) -> u16 {
-        if self.vlan_filtering {
-            Vid::DEFAULT.get()
-        } else {
-            0
-        }
-    }
-
-    /// The router interface on VLAN `vid` of this bridge (`id`): its own,
-    /// or a VLAN interface.
-    #[inline]
-    fn iface_in(&self, id: BridgeId, vid: u16) -> Option<BridgeId> {
-        if vid == self.router_vid() {
-            return Some(id);
-        }
-        self.vlan_ifaces
-            .iter()
-            .find(|&&(v, _)| v == vid)
-            .map(|&(_, i)| i)
-    }
-}
-
-/// Where the frames of router interface `iface` are switched: its bridge
-/// and VLAN.
-#[inline]
-fn segment_of(bridges: &[Option<Bridge>], iface: BridgeId) -> Option<Segment> {
-    let b = bridges.get(usize::from(iface))?.as_ref()?;
-    Some(match b.vlan_of {
-        Some((bridge, vid)) => Segment {
-            bridge,
-            vid: vid.get(),
-        },
-        None => Segment {
-            bridge: iface,
-            vid: b.router_vid(),
-        },
-    })
-}
-
-/// How a frame of VLAN `vid` (0: a bridge without filtering) that carries
-/// an 802.1Q tag or not leaves through port `q`: `None` if it may not.
-#[inline]
-fn egress_op(vlans: &[PortVlans], q: PortId, vid: u16, tagged: bool) -> Option<TagOp> {
-    if vid == 0 {
-        return Some(TagOp::Keep);
-    }
-    vlans
-        .get(usize::from(q))?
-        .egress_op(Vid::new(vid).ok()?, tagged)
 }
 
 /// The switch. Owned by one thread (the engine); the control plane reaches it
@@ -890,35 +839,6 @@ impl Switch {
     }
 }
 
-/// The running state as copied on the forwarding thread, routes still in
-/// the FIB's form; [`RunningSnapshot::finish`] makes the list.
-pub struct RunningSnapshot {
-    state: RunningState,
-    routes: crate::ip4::RouteList,
-    next_hops: Vec<crate::ip4::NextHop>,
-    bridge_names: Vec<Option<String>>,
-    /// Connected subnets: network, length, bridge.
-    connected: std::collections::HashSet<(Ipv4Addr, u8, BridgeId)>,
-}
-
-impl RunningSnapshot {
-    /// The static routes (connected ones left out), named.
-    pub fn finish(mut self) -> RunningState {
-        let name = |b: BridgeId| name_at(&self.bridge_names, usize::from(b)).unwrap_or("?");
-        let mut routes = Vec::with_capacity(self.routes.len());
-        for (prefix, len, nh_id) in self.routes.iter() {
-            let nh = self.next_hops[nh_id as usize];
-            if nh.gateway.is_none() && self.connected.contains(&(prefix, len, nh.bridge)) {
-                continue;
-            }
-            let dst = Ipv4Net { addr: prefix, len };
-            routes.push((dst, nh.gateway, name(nh.bridge).to_string()));
-        }
-        self.state.routes = routes;
-        self.state
-    }
-}
-
 /// Registers a port's descriptors with the poller under its id (`on`), or
 /// takes them off: each of them, whatever happens to the other, and one
 /// that already is where it should be is no error.
@@ -938,54 +858,6 @@ fn poll_port(registry: &Registry, port: &dyn Port, id: usize, on: bool) -> std::
         }
     }
     result
-}
-
-/// The FDB as copied on the forwarding thread.
-pub struct FdbSnapshot {
-    entries: Vec<(BridgeId, u16, Mac, crate::l2::FdbEntry)>,
-    ports: Vec<Option<String>>,
-    bridges: Vec<Option<String>>,
-    now: u32,
-    /// The remote VTEP of MACs behind VXLAN ports.
-    vteps: std::collections::HashMap<(PortId, Mac), Ipv4Addr>,
-    /// VXLAN ports' own entries: port, its bridge, MAC (all zeros: the
-    /// flood list), VTEP.
-    floods: Vec<(PortId, Option<BridgeId>, Mac, Ipv4Addr)>,
-}
-
-impl FdbSnapshot {
-    /// The rows, sorted by bridge, VLAN, then MAC.
-    pub fn finish(mut self) -> Vec<FdbRow> {
-        self.entries
-            .sort_unstable_by_key(|(b, v, m, _)| (*b, *v, *m));
-        let name =
-            |names: &[Option<String>], i: usize| name_at(names, i).unwrap_or("?").to_string();
-        let mut rows: Vec<FdbRow> = self
-            .entries
-            .iter()
-            .map(|&(b, vid, mac, e)| FdbRow {
-                mac,
-                port: name(&self.ports, usize::from(e.port)),
-                bridge: name(&self.bridges, usize::from(b)),
-                vlan: (vid != 0).then_some(vid),
-                dst: self.vteps.get(&(e.port, mac)).copied(),
-                age: (!e.is_static).then(|| self.now.saturating_sub(e.last_seen)),
-                is_static: e.is_static,
-            })
-            .collect();
-        // A flood list's VTEPs, as iproute2 lists them (the all-zeros MAC),
-        // and static remotes.
-        rows.extend(self.floods.iter().map(|&(p, b, mac, vtep)| FdbRow {
-            mac,
-            port: name(&self.ports, usize::from(p)),
-            bridge: b.map_or("-".to_string(), |b| name(&self.bridges, usize::from(b))),
-            vlan: None,
-            dst: Some(vtep),
-            age: None,
-            is_static: true,
-        }));
-        rows
-    }
 }
 
 #[cfg(test)]

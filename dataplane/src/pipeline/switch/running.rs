@@ -262,3 +262,32 @@ impl Switch {
         }
     }
 }
+
+/// The running state as copied on the forwarding thread, routes still in
+/// the FIB's form; [`RunningSnapshot::finish`] makes the list.
+pub struct RunningSnapshot {
+    state: RunningState,
+    routes: crate::ip4::RouteList,
+    next_hops: Vec<crate::ip4::NextHop>,
+    bridge_names: Vec<Option<String>>,
+    /// Connected subnets: network, length, bridge.
+    connected: std::collections::HashSet<(Ipv4Addr, u8, BridgeId)>,
+}
+
+impl RunningSnapshot {
+    /// The static routes (connected ones left out), named.
+    pub fn finish(mut self) -> RunningState {
+        let name = |b: BridgeId| name_at(&self.bridge_names, usize::from(b)).unwrap_or("?");
+        let mut routes = Vec::with_capacity(self.routes.len());
+        for (prefix, len, nh_id) in self.routes.iter() {
+            let nh = self.next_hops[nh_id as usize];
+            if nh.gateway.is_none() && self.connected.contains(&(prefix, len, nh.bridge)) {
+                continue;
+            }
+            let dst = Ipv4Net { addr: prefix, len };
+            routes.push((dst, nh.gateway, name(nh.bridge).to_string()));
+        }
+        self.state.routes = routes;
+        self.state
+    }
+}

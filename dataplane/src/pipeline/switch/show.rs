@@ -124,3 +124,51 @@ impl Switch {
         }
     }
 }
+
+/// The FDB as copied on the forwarding thread.
+pub struct FdbSnapshot {
+    entries: Vec<(BridgeId, u16, Mac, crate::l2::FdbEntry)>,
+    ports: Vec<Option<String>>,
+    bridges: Vec<Option<String>>,
+    now: u32,
+    /// The remote VTEP of MACs behind VXLAN ports.
+    vteps: std::collections::HashMap<(PortId, Mac), Ipv4Addr>,
+    /// VXLAN ports' own entries: port, its bridge, MAC (all zeros: the
+    /// flood list), VTEP.
+    floods: Vec<(PortId, Option<BridgeId>, Mac, Ipv4Addr)>,
+}
+
+impl FdbSnapshot {
+    /// The rows, sorted by bridge, VLAN, then MAC.
+    pub fn finish(mut self) -> Vec<FdbRow> {
+        self.entries
+            .sort_unstable_by_key(|(b, v, m, _)| (*b, *v, *m));
+        let name =
+            |names: &[Option<String>], i: usize| name_at(names, i).unwrap_or("?").to_string();
+        let mut rows: Vec<FdbRow> = self
+            .entries
+            .iter()
+            .map(|&(b, vid, mac, e)| FdbRow {
+                mac,
+                port: name(&self.ports, usize::from(e.port)),
+                bridge: name(&self.bridges, usize::from(b)),
+                vlan: (vid != 0).then_some(vid),
+                dst: self.vteps.get(&(e.port, mac)).copied(),
+                age: (!e.is_static).then(|| self.now.saturating_sub(e.last_seen)),
+                is_static: e.is_static,
+            })
+            .collect();
+        // A flood list's VTEPs, as iproute2 lists them (the all-zeros MAC),
+        // and static remotes.
+        rows.extend(self.floods.iter().map(|&(p, b, mac, vtep)| FdbRow {
+            mac,
+            port: name(&self.ports, usize::from(p)),
+            bridge: b.map_or("-".to_string(), |b| name(&self.bridges, usize::from(b))),
+            vlan: None,
+            dst: Some(vtep),
+            age: None,
+            is_static: true,
+        }));
+        rows
+    }
+}

@@ -161,6 +161,60 @@ fn range_words(vids: &RangeInclusive<u16>) -> String {
     }
 }
 
+impl Bridge {
+    /// The VLAN of the bridge's own router interface: VLAN 1 with
+    /// filtering (the Linux bridge's default PVID), none without.
+    pub(super) fn router_vid(&self) -> u16 {
+        if self.vlan_filtering {
+            Vid::DEFAULT.get()
+        } else {
+            0
+        }
+    }
+
+    /// The router interface on VLAN `vid` of this bridge (`id`): its own,
+    /// or a VLAN interface.
+    #[inline]
+    pub(super) fn iface_in(&self, id: BridgeId, vid: u16) -> Option<BridgeId> {
+        if vid == self.router_vid() {
+            return Some(id);
+        }
+        self.vlan_ifaces
+            .iter()
+            .find(|&&(v, _)| v == vid)
+            .map(|&(_, i)| i)
+    }
+}
+
+/// Where the frames of router interface `iface` are switched: its bridge
+/// and VLAN.
+#[inline]
+pub(super) fn segment_of(bridges: &[Option<Bridge>], iface: BridgeId) -> Option<Segment> {
+    let b = bridges.get(usize::from(iface))?.as_ref()?;
+    Some(match b.vlan_of {
+        Some((bridge, vid)) => Segment {
+            bridge,
+            vid: vid.get(),
+        },
+        None => Segment {
+            bridge: iface,
+            vid: b.router_vid(),
+        },
+    })
+}
+
+/// How a frame of VLAN `vid` (0: a bridge without filtering) that carries
+/// an 802.1Q tag or not leaves through port `q`: `None` if it may not.
+#[inline]
+pub(super) fn egress_op(vlans: &[PortVlans], q: PortId, vid: u16, tagged: bool) -> Option<TagOp> {
+    if vid == 0 {
+        return Some(TagOp::Keep);
+    }
+    vlans
+        .get(usize::from(q))?
+        .egress_op(Vid::new(vid).ok()?, tagged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
