@@ -124,7 +124,7 @@ fn with_ip(mut s: FrameSpec, f: impl FnOnce(&mut Ipv4Spec)) -> FrameSpec {
 pub fn seed_specs() -> Vec<(LabPort, FrameSpec)> {
     use Addr::*;
     use LabPort::*;
-    use MacChoice::{Broadcast as Bcast, InsideHost as InMac, OutsideHost as OutMac, Router};
+    use MacChoice::{InsideHost as InMac, OutsideHost as OutMac, Router};
     let (eph, dns) = (PortChoice::Ephemeral(0), PortChoice::Dns);
     let to_out = |l4| spec(Router, InMac, InsideHost, OutsideHost, l4);
     let from_out = |l4| spec(Router, OutMac, OutsideHost, RouterOutside, l4);
@@ -138,20 +138,7 @@ pub fn seed_specs() -> Vec<(LabPort, FrameSpec)> {
         cut: None,
         ihl: None,
     };
-    // An ARP request for br0.10 (10.10.0.1), tagged VLAN 10, from a station
-    // on the trunk.
-    let mut tagged_arp = vec![0x00, 0x0a, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1];
-    tagged_arp.extend_from_slice(&[2, 0, 0, 0, 3, 2, 10, 10, 0, 2]);
-    tagged_arp.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 10, 0, 1]);
-    let tagged_arp = FrameSpec {
-        dst: Bcast,
-        src: MacChoice::Station(2),
-        body: frame::Body::Other {
-            ethertype: crate::wire::vlan::TPID_8021Q,
-            payload: tagged_arp,
-        },
-    };
-    let mut seeds = vec![
+    vec![
         (Inside, to_out(udp(eph, dns, 24))),
         (Inside, to_out(syn(eph, PortChoice::Http))),
         (Inside, to_out(echo(false))),
@@ -167,18 +154,7 @@ pub fn seed_specs() -> Vec<(LabPort, FrameSpec)> {
                 ip.frag = Frag::DontFragment
             }),
         ),
-        (
-            Inside,
-            ArpSpec {
-                reply: false,
-                sender_mac: InMac,
-                sender_ip: InsideHost,
-                target_mac: MacChoice::Zero,
-                target_ip: RouterInside,
-                odd: None,
-            }
-            .into_frame(Bcast, InMac),
-        ),
+        (Inside, arp_request(InMac, InsideHost, RouterInside)),
         // The SNAT'd half of the inside network, and its narrow port range.
         (
             Neighbour,
@@ -270,18 +246,7 @@ pub fn seed_specs() -> Vec<(LabPort, FrameSpec)> {
                 syn(eph, PortChoice::Any(22)),
             ),
         ),
-        (
-            Outside,
-            ArpSpec {
-                reply: false,
-                sender_mac: OutMac,
-                sender_ip: OutsideHost,
-                target_mac: MacChoice::Zero,
-                target_ip: RouterOutside,
-                odd: None,
-            }
-            .into_frame(Bcast, OutMac),
-        ),
+        (Outside, arp_request(OutMac, OutsideHost, RouterOutside)),
         (
             Outside,
             with_ip(from_out(udp(dns, eph, 64)), |ip| {
@@ -297,9 +262,37 @@ pub fn seed_specs() -> Vec<(LabPort, FrameSpec)> {
         (Inside, ipv6(Router, InMac, ns6())),
         (Inside, ipv6(Router, InMac, icmp6_echo())),
         (Inside, ipv6(Router, InMac, udp6())),
-    ];
-    seeds.push((Neighbour, tagged_arp));
-    seeds
+        (Neighbour, tagged_arp()),
+    ]
+}
+
+/// An ARP request for br0.10 (10.10.0.1), tagged VLAN 10, from a station
+/// on the trunk.
+fn tagged_arp() -> FrameSpec {
+    let mut payload = vec![0x00, 0x0a, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1];
+    payload.extend_from_slice(&[2, 0, 0, 0, 3, 2, 10, 10, 0, 2]);
+    payload.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 10, 0, 1]);
+    FrameSpec {
+        dst: MacChoice::Broadcast,
+        src: MacChoice::Station(2),
+        body: frame::Body::Other {
+            ethertype: crate::wire::vlan::TPID_8021Q,
+            payload,
+        },
+    }
+}
+
+/// A broadcast ARP request from `mac` at `ip` for `target`.
+fn arp_request(mac: MacChoice, ip: Addr, target: Addr) -> FrameSpec {
+    ArpSpec {
+        reply: false,
+        sender_mac: mac,
+        sender_ip: ip,
+        target_mac: MacChoice::Zero,
+        target_ip: target,
+        odd: None,
+    }
+    .into_frame(MacChoice::Broadcast, mac)
 }
 
 /// An IPv6 frame of `payload` (IPv6 header on), as `Body::Other`.
