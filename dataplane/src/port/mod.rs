@@ -104,6 +104,63 @@ impl PortError {
     }
 }
 
+/// The frames of one receive batch of a port that reads a frame per
+/// system call (TAP, VXLAN): [`crate::BATCH`] buffers of one size, and how
+/// many of them hold a frame.
+pub(crate) struct RxBatch {
+    bufs: Box<[Box<[u8]>]>,
+    lens: [usize; crate::BATCH],
+    count: usize,
+}
+
+impl RxBatch {
+    /// Buffers of `size` bytes each, allocated once.
+    pub(crate) fn new(size: usize) -> RxBatch {
+        RxBatch {
+            bufs: (0..crate::BATCH)
+                .map(|_| vec![0u8; size].into_boxed_slice())
+                .collect(),
+            lens: [0; crate::BATCH],
+            count: 0,
+        }
+    }
+
+    /// Forgets the frames: the buffers are free again.
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        self.count = 0;
+    }
+
+    /// How many frames the batch holds.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// The buffer the next frame is read into (the batch is not full).
+    #[inline]
+    pub(crate) fn next_buf(&mut self) -> &mut [u8] {
+        &mut self.bufs[self.count]
+    }
+
+    /// Keeps the first `len` bytes of the next buffer as a frame.
+    #[inline]
+    pub(crate) fn push(&mut self, len: usize) {
+        self.lens[self.count] = len;
+        self.count += 1;
+    }
+
+    #[inline]
+    pub(crate) fn frame(&self, index: usize) -> &[u8] {
+        &self.bufs[index][..self.lens[index]]
+    }
+
+    #[inline]
+    pub(crate) fn frame_mut(&mut self, index: usize) -> &mut [u8] {
+        &mut self.bufs[index][..self.lens[index]]
+    }
+}
+
 /// Maps a send error to the drop reason it stands for.
 pub(crate) fn tx_drop_reason(err: &io::Error) -> DropReason {
     match err.raw_os_error() {

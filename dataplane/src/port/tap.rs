@@ -8,7 +8,7 @@
 //! header, exactly like a veth peer does to an AF_PACKET port.
 
 use super::sys;
-use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, TxFrame};
+use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, RxBatch, TxFrame};
 use crate::counters::{DropReason, PortCounters};
 use crate::wire::vlan::HEAD_MAX;
 use crate::wire::vnet::VNET_HDR_LEN;
@@ -35,9 +35,7 @@ const BUF_SIZE: usize = VNET_HDR_LEN + 65_536 + 64;
 pub struct TapPort {
     name: String,
     fd: OwnedFd,
-    bufs: Box<[Box<[u8]>]>,
-    lens: [usize; BATCH],
-    count: usize,
+    rx_batch: RxBatch,
 }
 
 impl TapPort {
@@ -100,11 +98,7 @@ impl TapPort {
         Ok(TapPort {
             name: name.to_string(),
             fd,
-            bufs: (0..BATCH)
-                .map(|_| vec![0u8; BUF_SIZE].into_boxed_slice())
-                .collect(),
-            lens: [0; BATCH],
-            count: 0,
+            rx_batch: RxBatch::new(BUF_SIZE),
         })
     }
 }
@@ -123,14 +117,14 @@ impl Port for TapPort {
     }
 
     fn recv(&mut self, max: usize, counters: &mut PortCounters) -> io::Result<usize> {
-        self.count = 0;
+        self.rx_batch.clear();
         let max = max.min(BATCH);
         // Bounded, so a device that keeps failing cannot hold the loop.
         for _ in 0..2 * max {
-            if self.count == max {
+            if self.rx_batch.len() == max {
                 break;
             }
-            let buf = &mut self.bufs[self.count];
+            let buf = self.rx_batch.next_buf();
             // SAFETY: reads at most buf.len() bytes into the buffer.
             let r = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if r < 0 {
@@ -154,22 +148,21 @@ impl Port for TapPort {
                 counters.drop(DropReason::Runt);
                 continue;
             }
-            self.lens[self.count] = len;
-            self.count += 1;
+            self.rx_batch.push(len);
         }
-        Ok(self.count)
+        Ok(self.rx_batch.len())
     }
 
     fn frame(&self, index: usize) -> &[u8] {
-        &self.bufs[index][..self.lens[index]]
+        self.rx_batch.frame(index)
     }
 
     fn frame_mut(&mut self, index: usize) -> &mut [u8] {
-        &mut self.bufs[index][..self.lens[index]]
+        self.rx_batch.frame_mut(index)
     }
 
     fn release(&mut self) {
-        self.count = 0;
+        self.rx_batch.clear();
     }
 
     fn send<'a>(

@@ -22,7 +22,7 @@
 //!   under the underlay's, so the router sends "fragmentation needed".
 
 use super::sys::setsockopt;
-use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, TxFrame};
+use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, RxBatch, TxFrame};
 use crate::counters::{DropReason, PortCounters};
 use crate::wire::vlan::HEAD_MAX;
 use crate::wire::vnet::VNET_HDR_LEN;
@@ -71,9 +71,7 @@ pub struct VxlanPort {
     cfg: VxlanConfig,
     rx: OwnedFd,
     tx: Vec<OwnedFd>,
-    bufs: Vec<Box<[u8]>>,
-    lens: [usize; BATCH],
-    count: usize,
+    rx_batch: RxBatch,
     remotes: HashMap<Mac, Remote, ahash::RandomState>,
     /// Head-end replication: every VTEP of the segment.
     flood: Vec<Ipv4Addr>,
@@ -190,11 +188,7 @@ impl VxlanPort {
             cfg,
             rx,
             tx,
-            bufs: (0..BATCH)
-                .map(|_| vec![0u8; BUF].into_boxed_slice())
-                .collect(),
-            lens: [0; BATCH],
-            count: 0,
+            rx_batch: RxBatch::new(BUF),
             remotes: HashMap::with_capacity_and_hasher(MAX_REMOTES, ahash::RandomState::new()),
             mtu,
             started: Instant::now(),
@@ -438,14 +432,14 @@ impl Port for VxlanPort {
     }
 
     fn recv(&mut self, max: usize, counters: &mut PortCounters) -> io::Result<usize> {
-        self.count = 0;
+        self.rx_batch.clear();
         let max = max.min(BATCH);
         let now = self.started.elapsed().as_secs();
         for _ in 0..2 * max {
-            if self.count == max {
+            if self.rx_batch.len() == max {
                 break;
             }
-            let buf = &mut self.bufs[self.count];
+            let buf = self.rx_batch.next_buf();
             // SAFETY: sockaddr_in is plain C; all-zero is valid.
             let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
             let mut fromlen = std::mem::size_of::<libc::sockaddr_in>() as u32;
@@ -529,22 +523,21 @@ impl Port for VxlanPort {
             {
                 crate::wire::gso::complete_partial(eth);
             }
-            self.lens[self.count] = frame_len;
-            self.count += 1;
+            self.rx_batch.push(frame_len);
         }
-        Ok(self.count)
+        Ok(self.rx_batch.len())
     }
 
     fn frame(&self, index: usize) -> &[u8] {
-        &self.bufs[index][..self.lens[index]]
+        self.rx_batch.frame(index)
     }
 
     fn frame_mut(&mut self, index: usize) -> &mut [u8] {
-        &mut self.bufs[index][..self.lens[index]]
+        self.rx_batch.frame_mut(index)
     }
 
     fn release(&mut self) {
-        self.count = 0;
+        self.rx_batch.clear();
     }
 
     fn send<'a>(
