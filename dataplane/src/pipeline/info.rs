@@ -181,6 +181,31 @@ pub struct RouteGet {
     pub port: Option<String>,
 }
 
+impl RouteGet {
+    /// The answer for one of the router's own addresses, on interface
+    /// `dev` with MAC `mac`: local, not routed (`ip route get` says "local"
+    /// too).
+    pub fn local(addr: IpAddr, dev: String, mac: Option<Mac>) -> RouteGet {
+        let dst = match addr {
+            IpAddr::V4(a) => IpNet::V4(Ipv4Net { addr: a, len: 32 }),
+            IpAddr::V6(a) => IpNet::V6(Ipv6Net { addr: a, len: 128 }),
+        };
+        RouteGet {
+            addr,
+            route: RouteInfo {
+                dst,
+                via: None,
+                dev,
+                proto: RouteOrigin::Local,
+            },
+            next_hop: addr,
+            src: Some(addr),
+            neighbor_mac: mac,
+            port: None,
+        }
+    }
+}
+
 /// One ARP cache entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NeighInfo {

@@ -263,22 +263,9 @@ impl Switch {
     }
 
     fn route4_get(&self, addr: Ipv4Addr) -> Option<RouteGet> {
-        // The router's own address: answered, not routed (`ip route get`
-        // says "local" too).
         if let Some((b, _)) = self.router.addrs().find(|&(_, a)| a.addr == addr) {
-            return Some(RouteGet {
-                addr: IpAddr::V4(addr),
-                route: RouteInfo {
-                    dst: IpNet::V4(Ipv4Net { addr, len: 32 }),
-                    via: None,
-                    dev: self.bridge_name(b).to_string(),
-                    proto: RouteOrigin::Local,
-                },
-                next_hop: IpAddr::V4(addr),
-                src: Some(IpAddr::V4(addr)),
-                neighbor_mac: self.router.router_mac(b),
-                port: None,
-            });
+            let dev = self.bridge_name(b).to_string();
+            return Some(RouteGet::local(addr.into(), dev, self.router.router_mac(b)));
         }
         if self.router.never_forwarded(addr) {
             return None;

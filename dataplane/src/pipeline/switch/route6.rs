@@ -255,19 +255,12 @@ impl Switch {
         }
         // The router's own address: answered, not routed.
         if let Some(b) = self.router6.owner(addr, 0).filter(|_| !is_link_local(addr)) {
-            return Some(RouteGet {
-                addr: IpAddr::V6(addr),
-                route: RouteInfo {
-                    dst: IpNet::V6(Ipv6Net { addr, len: 128 }),
-                    via: None,
-                    dev: self.bridge_name(b).to_string(),
-                    proto: RouteOrigin::Local,
-                },
-                next_hop: IpAddr::V6(addr),
-                src: Some(IpAddr::V6(addr)),
-                neighbor_mac: self.router6.router_mac(b),
-                port: None,
-            });
+            let dev = self.bridge_name(b).to_string();
+            return Some(RouteGet::local(
+                addr.into(),
+                dev,
+                self.router6.router_mac(b),
+            ));
         }
         let (net, nh) = self.router6.fib.matching_route(addr)?;
         let next = nh.gateway.unwrap_or(addr);
