@@ -78,11 +78,143 @@ pub struct VxlanPort {
     /// The underlay's MTU (the interface of `local`).
     mtu: usize,
     started: Instant,
-    /// Frames put together for sending (tag changes, segmentation).
+    /// Frames put together for sending (tag changes).
     scratch: Vec<u8>,
-    segs: Vec<u8>,
-    /// VXLAN datagrams put together for one UDP_SEGMENT send.
-    gso: Vec<u8>,
+    /// VXLAN datagrams gathered for one UDP_SEGMENT send.
+    run: Run,
+}
+
+/// Where a run of datagrams goes: one VTEP, or every VTEP of the flood
+/// list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    Vtep(Ipv4Addr),
+    Flood,
+}
+
+/// VXLAN datagrams back to back for one UDP_SEGMENT send: from one sending
+/// socket to one destination, all `size` bytes but perhaps the last. The
+/// segments of a TSO frame make one, and so do frames of a flow that follow
+/// each other in a batch (64-byte frames too): one system call and one
+/// trip through the kernel's UDP stack for up to 64 datagrams.
+struct Run {
+    buf: Box<[u8]>,
+    len: usize,
+    sock: usize,
+    dest: Dest,
+    /// Bytes of each datagram (the first one's).
+    size: usize,
+    /// Datagrams, and the inner bytes they carry.
+    n: u64,
+    bytes: u64,
+    /// A shorter datagram came: it must be the last of the send.
+    closed: bool,
+}
+
+/// Datagrams a UDP_SEGMENT send carries at most (the kernel's
+/// UDP_MAX_SEGMENTS was 64 before Linux 6.7), and the bytes.
+const RUN_DATAGRAMS: u64 = 64;
+const RUN_BYTES: usize = 65_000;
+
+impl Run {
+    fn new() -> Run {
+        Run {
+            buf: vec![0; RUN_BYTES].into_boxed_slice(),
+            len: 0,
+            sock: 0,
+            dest: Dest::Flood,
+            size: 0,
+            n: 0,
+            bytes: 0,
+            closed: false,
+        }
+    }
+
+    /// Whether a datagram of `d` bytes from `sock` to `dest` can join.
+    fn takes(&self, sock: usize, dest: Dest, d: usize) -> bool {
+        self.n == 0
+            || (self.sock == sock
+                && self.dest == dest
+                && !self.closed
+                && d <= self.size
+                && self.n < RUN_DATAGRAMS
+                && self.len + d <= RUN_BYTES)
+    }
+
+    /// Room for a datagram of `d` bytes (which must join, see `takes`).
+    fn push(&mut self, sock: usize, dest: Dest, d: usize, inner: usize) -> &mut [u8] {
+        if self.n == 0 {
+            (self.sock, self.dest, self.size) = (sock, dest, d);
+        }
+        self.closed = d < self.size;
+        self.n += 1;
+        self.bytes += inner as u64;
+        let at = self.len;
+        self.len += d;
+        &mut self.buf[at..self.len]
+    }
+}
+
+/// How a VXLAN port's datagrams leave: its sending sockets, destination
+/// port and flood list.
+struct Sender<'a> {
+    tx: &'a [OwnedFd],
+    dstport: u16,
+    flood: &'a [Ipv4Addr],
+}
+
+impl Sender<'_> {
+    /// Sends the run and empties it.
+    fn flush(&self, run: &mut Run, counters: &mut PortCounters) {
+        if run.n > 0 {
+            let gso = if run.n > 1 { run.size as u16 } else { 0 };
+            let vteps = match &run.dest {
+                Dest::Vtep(v) => std::slice::from_ref(v),
+                Dest::Flood => self.flood,
+            };
+            VxlanPort::send_datagrams(
+                &self.tx[run.sock],
+                self.dstport,
+                &run.buf[..run.len],
+                gso,
+                vteps,
+                run.n,
+                run.bytes,
+                counters,
+            );
+        }
+        (run.len, run.n, run.bytes, run.closed) = (0, 0, 0, false);
+    }
+}
+
+/// One frame's segments on their way into runs.
+struct FrameSink<'a, 'b> {
+    run: &'a mut Run,
+    sender: &'a Sender<'b>,
+    counters: &'a mut PortCounters,
+    sock: usize,
+    dest: Dest,
+    vni: u32,
+    /// Inner frames bigger than this do not fit the underlay.
+    limit: usize,
+    too_big: u64,
+}
+
+impl crate::wire::gso::SegmentSink for FrameSink<'_, '_> {
+    fn room(&mut self, len: usize) -> Option<&mut [u8]> {
+        if len > self.limit {
+            self.too_big += 1;
+            return None;
+        }
+        let d = VXLAN_HDR_LEN + len;
+        if !self.run.takes(self.sock, self.dest, d) {
+            self.sender.flush(self.run, self.counters);
+        }
+        let datagram = self.run.push(self.sock, self.dest, d, len);
+        let (hdr, inner) = datagram.split_at_mut(VXLAN_HDR_LEN);
+        vxlan::emit(hdr, self.vni);
+        Some(inner)
+    }
 }
 
 fn udp_socket(name: &str, addr: Ipv4Addr, port: u16) -> Result<OwnedFd, PortError> {
@@ -193,8 +325,7 @@ impl VxlanPort {
             mtu,
             started: Instant::now(),
             scratch: Vec::with_capacity(BUF),
-            segs: Vec::with_capacity(BUF),
-            gso: Vec::with_capacity(BUF),
+            run: Run::new(),
         })
     }
 
@@ -270,24 +401,20 @@ impl VxlanPort {
             .retain(|_, r| r.seen.is_none_or(|s| now.saturating_sub(s) < ageing));
     }
 
-    /// The VTEPs a frame to `dst` goes to: the one `dst` was learned at
-    /// (or given), else the flood list.
-    fn vteps_for(&self, dst: Mac) -> &[Ipv4Addr] {
+    /// Where a frame to `dst` goes: the VTEP `dst` was learned at (or
+    /// given), else the flood list; `None` if that is empty.
+    fn dest_for(&self, dst: Mac) -> Option<Dest> {
         match self.remotes.get(&dst).filter(|_| dst.is_unicast()) {
-            Some(r) => std::slice::from_ref(&r.vtep),
-            None => &self.flood,
+            Some(r) => Some(Dest::Vtep(r.vtep)),
+            None if self.flood.is_empty() => None,
+            None => Some(Dest::Flood),
         }
     }
 
-    /// The sending socket of a flow: a hash of the inner frame's MACs and
-    /// its L3/L4 addresses and ports (RFC 7348 5: entropy in the source
-    /// port).
-    fn socket_for(&self, eth: &[u8]) -> &OwnedFd {
-        let flow = eth.get(..eth.len().min(54)).unwrap_or(eth);
-        let h = flow.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        &self.tx[(h as usize) % self.tx.len()]
+    /// The sending socket of a flow, by a hash of the inner flow: its
+    /// source port is the flow's (RFC 7348 5: entropy in the source port).
+    fn socket_for(&self, eth: &[u8]) -> usize {
+        (vxlan::flow_hash(eth) as usize) % self.tx.len()
     }
 
     /// Sends `payload` (VXLAN datagrams back to back, each `gso` bytes but
@@ -347,74 +474,42 @@ impl VxlanPort {
         }
     }
 
-    /// Sends one frame (virtio-net header and Ethernet frame): its
-    /// segments, VXLAN header each, to its VTEP(s) in as few system calls
-    /// as UDP_SEGMENT allows.
-    fn send_frame(&mut self, frame: &[u8], counters: &mut PortCounters) {
+    /// Puts one frame (virtio-net header and Ethernet frame) into runs:
+    /// its segments, a VXLAN header each, joining the frames before them
+    /// where they can.
+    fn queue_frame(&mut self, frame: &[u8], counters: &mut PortCounters) {
         let Some(eth) = frame.get(VNET_HDR_LEN..).filter(|e| e.len() >= 14) else {
             counters.drop(DropReason::Runt);
             return;
         };
-        let mut gso = std::mem::take(&mut self.gso);
-        let mut segs = std::mem::take(&mut self.segs);
-        gso.clear();
-        let vteps = self.vteps_for(Mac::from_slice(&eth[..6]));
-        if vteps.is_empty() {
+        let Some(dest) = self.dest_for(Mac::from_slice(&eth[..6])) else {
             counters.drop(DropReason::VxlanNoVtep);
-            self.gso = gso;
-            self.segs = segs;
             return;
-        }
-        let mut hdr = [0u8; VXLAN_HDR_LEN];
-        vxlan::emit(&mut hdr, self.cfg.vni);
-        let limit = self.mtu - VXLAN_HDR_LEN - 8 - 20;
-        // Datagrams in `gso`: how many, of what size, and inner bytes.
-        let (mut n, mut size, mut bytes) = (0u64, 0usize, 0u64);
+        };
         let sock = self.socket_for(eth);
-        let dstport = self.cfg.dstport;
-        let mut too_big = 0;
-        let flush =
-            |gso: &mut Vec<u8>, n: &mut u64, size: usize, bytes: &mut u64, c: &mut PortCounters| {
-                if *n > 0 {
-                    let g = if *n > 1 { size as u16 } else { 0 };
-                    Self::send_datagrams(sock, dstport, gso, g, vteps, *n, *bytes, c);
-                }
-                gso.clear();
-                *n = 0;
-                *bytes = 0;
-            };
-        let done = crate::wire::gso::segment(frame, &mut segs, |seg| {
-            if seg.len() > limit {
-                too_big += 1;
-                return;
-            }
-            let d = VXLAN_HDR_LEN + seg.len();
-            // A datagram of another size than the first ends a GSO send
-            // (only the last may be shorter), as do 64 of them or 64 KiB.
-            if n > 0 && (d > size || n >= 64 || gso.len() + d > 65_000) {
-                flush(&mut gso, &mut n, size, &mut bytes, counters);
-            }
-            if n == 0 {
-                size = d;
-            }
-            gso.extend_from_slice(&hdr);
-            gso.extend_from_slice(seg);
-            n += 1;
-            bytes += seg.len() as u64;
-            // A shorter one is the last of its send.
-            if d < size {
-                flush(&mut gso, &mut n, size, &mut bytes, counters);
-            }
-        });
-        flush(&mut gso, &mut n, size, &mut bytes, counters);
+        let sender = Sender {
+            tx: &self.tx,
+            dstport: self.cfg.dstport,
+            flood: &self.flood,
+        };
+        let mut sink = FrameSink {
+            run: &mut self.run,
+            sender: &sender,
+            counters,
+            sock,
+            dest,
+            vni: self.cfg.vni,
+            limit: self.mtu - VXLAN_HDR_LEN - 8 - 20,
+            too_big: 0,
+        };
+        let done = crate::wire::gso::segment(frame, &mut sink);
+        let too_big = sink.too_big;
         if done.is_err() {
             counters.drop(DropReason::GsoUnsupported);
         }
         if too_big > 0 {
             counters.drop_n(DropReason::VxlanTooBig, too_big);
         }
-        self.gso = gso;
-        self.segs = segs;
     }
 }
 
@@ -553,15 +648,21 @@ impl Port for VxlanPort {
                 continue;
             };
             if h.is_empty() {
-                self.send_frame(rest, counters);
+                self.queue_frame(rest, counters);
             } else {
                 scratch.clear();
                 scratch.extend_from_slice(h);
                 scratch.extend_from_slice(rest);
-                self.send_frame(&scratch, counters);
+                self.queue_frame(&scratch, counters);
             }
         }
         self.scratch = scratch;
+        let sender = Sender {
+            tx: &self.tx,
+            dstport: self.cfg.dstport,
+            flood: &self.flood,
+        };
+        sender.flush(&mut self.run, counters);
     }
 
     /// Up while its socket is: the underlay's state is the kernel's.

@@ -176,31 +176,34 @@ fn transport(eth: &[u8]) -> Result<(usize, usize, bool, IpProtocol), GsoError> {
     Ok((l3, l4, v6, proto))
 }
 
+/// Where [`segment`] writes the wire frames it makes.
+pub trait SegmentSink {
+    /// Room for the next frame, exactly `len` bytes, which [`segment`]
+    /// then fills; `None` skips that frame (too big for the sink, say).
+    fn room(&mut self, len: usize) -> Option<&mut [u8]>;
+}
+
 /// Makes `frame` (virtio-net header and Ethernet frame) into wire frames
-/// (Ethernet, no header) and hands each to `out`; `scratch` is where they
-/// are put together (it keeps its capacity between calls). Returns how many
-/// frames went out.
-pub fn segment(
-    frame: &[u8],
-    scratch: &mut Vec<u8>,
-    mut out: impl FnMut(&[u8]),
-) -> Result<usize, GsoError> {
+/// (Ethernet, no header), each written straight into the room `sink`
+/// gives: one copy of every byte, the checksum read from where it landed.
+/// Returns how many frames were made (skipped ones included).
+pub fn segment(frame: &[u8], sink: &mut impl SegmentSink) -> Result<usize, GsoError> {
     let vnet = VnetHdr::new_checked(frame).map_err(|_| GsoError::Malformed)?;
     let eth = &frame[VNET_HDR_LEN..];
     let gso = vnet.gso_type() & !super::vnet::GSO_ECN;
     if gso == GSO_NONE {
-        if !vnet.needs_csum() {
-            out(eth);
-            return Ok(1);
-        }
-        scratch.clear();
-        scratch.extend_from_slice(frame);
-        let end = scratch.len();
-        let start = VNET_HDR_LEN + usize::from(vnet.csum_start());
-        if !super::vnet::complete_checksum(scratch, start, end) {
+        let start = usize::from(vnet.csum_start());
+        let at = start + usize::from(vnet.csum_offset());
+        if vnet.needs_csum() && (at + 2 > eth.len() || start >= eth.len()) {
             return Err(GsoError::Malformed);
         }
-        out(&scratch[VNET_HDR_LEN..]);
+        if let Some(out) = sink.room(eth.len()) {
+            out.copy_from_slice(eth);
+            if vnet.needs_csum() {
+                let c = checksum::checksum(&out[start..]);
+                out[at..at + 2].copy_from_slice(&c.to_be_bytes());
+            }
+        }
         return Ok(1);
     }
     if gso != GSO_TCPV4 && gso != GSO_TCPV6 {
@@ -223,11 +226,12 @@ pub fn segment(
     let count = payload.len().div_ceil(mss).max(1);
     for i in 0..count {
         let chunk = &payload[(i * mss).min(payload.len())..((i + 1) * mss).min(payload.len())];
-        scratch.clear();
-        scratch.extend_from_slice(&eth[..hdr]);
-        scratch.extend_from_slice(chunk);
-        let s = &mut scratch[..];
-        let len = s.len();
+        let len = hdr + chunk.len();
+        let Some(s) = sink.room(len) else {
+            continue;
+        };
+        s[..hdr].copy_from_slice(&eth[..hdr]);
+        s[hdr..].copy_from_slice(chunk);
         if v6 {
             s[l3 + 4..l3 + 6].copy_from_slice(&((len - l3 - 40) as u16).to_be_bytes());
         } else {
@@ -248,7 +252,6 @@ pub fn segment(
         }
         s[l4 + 13] = flags;
         fill_tcp_checksum(s, l3, l4, v6);
-        out(s);
     }
     Ok(count)
 }
@@ -282,6 +285,24 @@ mod tests {
         f
     }
 
+    /// Each frame made, in a Vec of its own.
+    #[derive(Default)]
+    struct Frames(Vec<Vec<u8>>);
+
+    impl SegmentSink for Frames {
+        fn room(&mut self, len: usize) -> Option<&mut [u8]> {
+            self.0.push(vec![0; len]);
+            self.0.last_mut().map(|v| &mut v[..])
+        }
+    }
+
+    fn frames(frame: &[u8]) -> Result<Vec<Vec<u8>>, GsoError> {
+        let mut out = Frames::default();
+        let n = segment(frame, &mut out)?;
+        assert_eq!(n, out.0.len());
+        Ok(out.0)
+    }
+
     fn tcp_ok(eth: &[u8]) -> bool {
         let l4 = &eth[34..];
         let sum = checksum::pseudo_header(
@@ -296,10 +317,8 @@ mod tests {
     #[test]
     fn a_tso_frame_becomes_mss_sized_segments_with_their_own_headers() {
         let f = tso(3000, 1448);
-        let mut scratch = Vec::new();
-        let mut segs: Vec<Vec<u8>> = Vec::new();
-        let n = segment(&f, &mut scratch, |s| segs.push(s.to_vec())).unwrap();
-        assert_eq!(n, 3);
+        let segs = frames(&f).unwrap();
+        assert_eq!(segs.len(), 3);
         let sizes: Vec<usize> = segs.iter().map(|s| s.len() - 54).collect();
         assert_eq!(sizes, [1448, 1448, 104]);
         let mut payload = Vec::new();
@@ -336,9 +355,7 @@ mod tests {
         let folded = !checksum::finish(pseudo);
         let at = VNET_HDR_LEN + 34 + 16;
         f[at..at + 2].copy_from_slice(&folded.to_be_bytes());
-        let mut scratch = Vec::new();
-        let mut got = Vec::new();
-        assert_eq!(segment(&f, &mut scratch, |s| got = s.to_vec()), Ok(1));
+        let got = frames(&f).unwrap().remove(0);
         assert!(tcp_ok(&got));
         // The same, finished where it is (a tunnel's inner frame).
         let mut eth = f[VNET_HDR_LEN..].to_vec();
@@ -349,17 +366,10 @@ mod tests {
             "a complete checksum is left alone"
         );
         f[0] = 0;
-        assert_eq!(segment(&f, &mut scratch, |s| got = s.to_vec()), Ok(1));
-        assert_eq!(&got[..], &f[VNET_HDR_LEN..]);
+        assert_eq!(frames(&f).unwrap(), [f[VNET_HDR_LEN..].to_vec()]);
         // UDP fragmentation offload is not done here.
         f[1] = crate::wire::vnet::GSO_UDP;
-        assert_eq!(
-            segment(&f, &mut scratch, |_| {}),
-            Err(GsoError::Unsupported)
-        );
-        assert_eq!(
-            segment(&f[..20], &mut scratch, |_| {}),
-            Err(GsoError::Unsupported)
-        );
+        assert_eq!(frames(&f), Err(GsoError::Unsupported));
+        assert_eq!(frames(&f[..20]), Err(GsoError::Unsupported));
     }
 }
