@@ -214,7 +214,10 @@ fn two_patchbays_over_vxlan_and_the_config_carries_it() {
     b.cli_ok(&["trace", "start", "count", "2", "filter", "icmp"]);
     assert!(a.host(1).ping_ok("10.10.0.2", 1));
     let ta = a.cli_ok(&["trace", "show"]);
-    assert!(ta.contains("vxlan-encap: VNI 42 out of vx0"), "{ta}");
+    assert!(
+        ta.contains("vxlan-encap: VNI 42 out of vx0 to VTEP 10.200.0.2"),
+        "{ta}"
+    );
     assert!(
         ta.contains("vxlan-decap: VNI 42 from VTEP 10.200.0.2"),
         "{ta}"
@@ -245,5 +248,175 @@ fn two_patchbays_over_vxlan_and_the_config_carries_it() {
     assert!(
         fdb.contains("00:00:00:00:00:00 dev vx0 dst 10.200.0.9"),
         "{fdb}"
+    );
+}
+
+/// `addr show`'s line for `dev`.
+fn addr_line(lab: &Lab, dev: &str) -> String {
+    let out = lab.cli_ok(&["addr", "show"]);
+    out.lines()
+        .find(|l| l.starts_with(&format!("{dev}: ")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_routed_bridge_facing_vxlan_takes_its_mtu_and_capture_shows_inner_frames() {
+    // Site A: patchbayd routes between h1 (10.20.0.1, br1) and br0, whose
+    // VXLAN port reaches h2 (10.10.0.2) behind a kernel VTEP. The underlay
+    // has MTU 1500: inner packets of at most 1450 bytes.
+    let mut a = Lab::new(bins(), 0);
+    a.add_host("10.20.0.1/24");
+    let site = Netns::new(&format!("{}-ksite", a.tag));
+    patchbay_tools::lab::vxlan_underlay(&a.sw, &site);
+    for ns in [&a.sw, &site] {
+        ns.check(&["ip", "link", "set", "und", "mtu", "1500"]);
+    }
+    // The kernel's site as its own lab would be: the VXLAN device at 1450
+    // (its underlay's less 50), so its host too.
+    let (h2, _) = kernel_site(&site, &a.tag);
+    h2.check(&["ip", "link", "set", "eth0", "mtu", "1450"]);
+    h2.check(&["ip", "route", "add", "default", "via", "10.10.0.254"]);
+    a.host(1)
+        .ns
+        .check(&["ip", "route", "add", "default", "via", "10.20.0.254"]);
+    a.start_daemon(&["--port", "p1"]);
+    let vx0 = [
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        "42",
+        "local",
+        "10.200.0.1",
+        "remote",
+        "10.200.0.2",
+        "dstport",
+        "4789",
+        "master",
+        "br0",
+    ];
+    a.cli_ok(&vx0);
+    a.cli_ok(&["addr", "add", "10.10.0.254/24", "dev", "br0"]);
+    a.cli_ok(&["link", "add", "br1", "type", "bridge"]);
+    a.cli_ok(&["link", "set", "p1", "master", "br1"]);
+    a.cli_ok(&["addr", "add", "10.20.0.254/24", "dev", "br1"]);
+    assert!(
+        addr_line(&a, "br0").contains("mtu 1450"),
+        "{}",
+        addr_line(&a, "br0")
+    );
+    assert!(
+        addr_line(&a, "br1").contains("mtu 1500"),
+        "{}",
+        addr_line(&a, "br1")
+    );
+
+    // The router's MTU logic: DF and too big gets "fragmentation needed"
+    // with the tunnel's MTU; without DF the router fragments; 1450 fits.
+    let h1 = a.host(1);
+    assert!(h1.ping_ok("10.10.0.2", 3), "h1 -> h2, routed into VXLAN");
+    let big = h1.ns.run(&[
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-M",
+        "do",
+        "-s",
+        "1472",
+        "10.10.0.2",
+    ]);
+    let said = String::from_utf8_lossy(&big.stdout);
+    assert!(!big.status.success(), "{said}");
+    assert!(said.contains("mtu = 1450"), "{said}");
+    let fits = [
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-M",
+        "do",
+        "-s",
+        "1422",
+        "10.10.0.2",
+    ];
+    assert!(h1.ns.run(&fits).status.success(), "1450 bytes with DF");
+    let fragmented = ["ping", "-c", "1", "-W", "2", "-s", "1472", "10.10.0.2"];
+    assert!(
+        h1.ns.run(&fragmented).status.success(),
+        "fragmented by the router"
+    );
+    assert_eq!(a.drops("vx0", "vxlan-too-big"), 0);
+
+    // The trace names the VTEP a frame goes to.
+    a.cli_ok(&["trace", "start", "count", "1", "filter", "icmp"]);
+    assert!(h1.ping_ok("10.10.0.2", 1));
+    let t = a.cli_ok(&["trace", "show"]);
+    assert!(
+        t.contains("vxlan-encap: VNI 42 out of vx0 to VTEP 10.200.0.2"),
+        "{t}"
+    );
+
+    // capture vx0 shows the inner frames, not the UDP datagrams.
+    let file = std::env::temp_dir().join(format!("{}-vx0.pcap", a.tag));
+    let path = file.to_str().expect("utf-8").to_string();
+    let socket = a.daemon.as_ref().expect("daemon").socket.clone();
+    let mut capture = Command::new(&a.bins.patchbay)
+        .arg("--socket")
+        .arg(&socket)
+        .args([
+            "capture", "vx0", "both", "-w", &path, "count", "4", "filter", "icmp",
+        ])
+        .spawn()
+        .expect("patchbay capture");
+    assert!(wait_for(Duration::from_secs(5), || {
+        a.cli_json(&["stats"])["captures"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    }));
+    assert!(h1.ping_ok("10.10.0.2", 2));
+    assert!(capture.wait().expect("capture ends").success());
+    let read = Command::new("tcpdump")
+        .args(["-n", "-e", "-r", &path])
+        .output()
+        .expect("tcpdump -r");
+    let _ = std::fs::remove_file(&file);
+    let lines = String::from_utf8_lossy(&read.stdout);
+    assert_eq!(lines.lines().count(), 4, "{lines}");
+    assert_eq!(
+        lines
+            .lines()
+            .filter(|l| l.contains("10.20.0.1 > 10.10.0.2: ICMP echo request"))
+            .count(),
+        2,
+        "{lines}"
+    );
+    assert!(
+        !lines.contains("4789") && !lines.contains("VXLAN"),
+        "{lines}"
+    );
+
+    // Without VXLAN ports the interface is back at 1500; an MTU that was
+    // set stays whatever joins or leaves.
+    a.cli_ok(&["link", "del", "vx0"]);
+    assert!(
+        addr_line(&a, "br0").contains("mtu 1500"),
+        "{}",
+        addr_line(&a, "br0")
+    );
+    a.cli_ok(&vx0);
+    assert!(addr_line(&a, "br0").contains("mtu 1450"));
+    a.cli_ok(&["link", "set", "br0", "mtu", "1400"]);
+    a.cli_ok(&["link", "del", "vx0"]);
+    a.cli_ok(&vx0);
+    assert!(
+        addr_line(&a, "br0").contains("mtu 1400"),
+        "{}",
+        addr_line(&a, "br0")
     );
 }

@@ -265,6 +265,9 @@ struct Bridge {
     vlan_of: Option<(BridgeId, Vid)>,
     /// The VLAN interfaces on this bridge: VLAN id, interface.
     vlan_ifaces: Vec<(u16, BridgeId)>,
+    /// The router interface's MTU was set (`link set br0 mtu N`, a config
+    /// file's `mtu`): it no longer follows the bridge's VXLAN ports.
+    mtu_set: bool,
 }
 
 /// The switch. Owned by one thread (the engine); the control plane reaches it
@@ -574,6 +577,9 @@ impl Switch {
             {
                 let rx_port = &rx_slot.port;
                 if T {
+                    if let Some(v) = tx_slot.port.as_vxlan() {
+                        trace.resolve_vxlan(q, |dst| v.trace_to(dst));
+                    }
                     for tap in captures.iter_mut().filter(|t| t.tx && t.port == q) {
                         for e in queue.iter() {
                             tap.offer_tx(e.frame(rx_port.frame(usize::from(e.index))));

@@ -333,6 +333,13 @@ impl VxlanPort {
         &self.cfg
     }
 
+    /// The biggest inner IPv4 packet the underlay carries: its MTU less
+    /// the outer IPv4, UDP and VXLAN headers and the inner Ethernet header
+    /// (RFC 7348 4.3).
+    pub fn inner_mtu(&self) -> usize {
+        self.mtu.saturating_sub(vxlan::OVERHEAD)
+    }
+
     /// The VTEPs every broadcast, multicast and unknown frame goes to.
     pub fn flood_list(&self) -> &[Ipv4Addr] {
         &self.flood
@@ -408,6 +415,14 @@ impl VxlanPort {
             Some(r) => Some(Dest::Vtep(r.vtep)),
             None if self.flood.is_empty() => None,
             None => Some(Dest::Flood),
+        }
+    }
+
+    /// Where a frame to `dst` goes, as a trace tells it.
+    pub fn trace_to(&self, dst: Mac) -> crate::trace::VxlanTo {
+        match self.dest_for(dst) {
+            Some(Dest::Vtep(v)) => crate::trace::VxlanTo::Vtep(v),
+            _ => crate::trace::VxlanTo::Flood(self.flood.len() as u16),
         }
     }
 

@@ -108,12 +108,24 @@ impl Described<'_> {
                 Some(v) => write!(f, "vxlan-decap: VNI {vni} from VTEP {v}"),
                 None => write!(f, "vxlan-decap: VNI {vni}"),
             },
-            Event::VxlanEncap { port: p, vni } => write!(
-                f,
-                "vxlan-encap: VNI {vni} out of {}: to the VTEP its destination was learned at, \
-                 else to the flood list",
-                port(p)
-            ),
+            Event::VxlanEncap {
+                port: p,
+                vni,
+                dst,
+                to,
+            } => {
+                write!(f, "vxlan-encap: VNI {vni} out of {}", port(p))?;
+                match to {
+                    VxlanTo::Pending => Ok(()),
+                    VxlanTo::Vtep(v) => write!(f, " to VTEP {v} ({dst} was learned there)"),
+                    VxlanTo::Flood(0) => write!(f, ": {dst} unknown, and no flood list: dropped"),
+                    VxlanTo::Flood(n) => write!(
+                        f,
+                        " to the flood list ({n} VTEP{}): {dst} unknown, broadcast or multicast",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                }
+            }
             Event::VlanIn { vid, tagged } => {
                 let how = if tagged {
                     "tagged"

@@ -91,6 +91,18 @@ pub enum NatRelated {
     Held,
 }
 
+/// Where a VXLAN port sends a traced frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VxlanTo {
+    /// Not known yet: the port's table is read as the frame leaves.
+    Pending,
+    /// The VTEP its destination MAC was learned at (or given).
+    Vtep(Ipv4Addr),
+    /// Every VTEP of the flood list, this many.
+    Flood(u16),
+}
+
 /// One stage's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "stage", rename_all = "kebab-case")]
@@ -168,8 +180,14 @@ pub enum Event {
     },
     /// vxlan-decap: a frame out of a VXLAN datagram from `vtep`.
     VxlanDecap { vni: u32, vtep: Option<Ipv4Addr> },
-    /// vxlan-encap: a frame into VXLAN datagrams out of `port`.
-    VxlanEncap { port: PortId, vni: u32 },
+    /// vxlan-encap: a frame to `dst` into VXLAN datagrams out of `port`,
+    /// to `to`.
+    VxlanEncap {
+        port: PortId,
+        vni: u32,
+        dst: Mac,
+        to: VxlanTo,
+    },
     /// ip4-mtu: split into this many fragments.
     Fragmented { count: u16, mtu: u16 },
     /// icmp-error: an error sent back to the source.
@@ -316,6 +334,31 @@ impl Tracer {
             packets: Vec::with_capacity(count as usize),
             ..Tracer::default()
         };
+    }
+
+    /// Fills in where VXLAN port `port` sends the traced frames it has
+    /// not been asked about yet (`to` gives it for a destination MAC).
+    #[cold]
+    pub fn resolve_vxlan(&mut self, port: PortId, to: impl Fn(Mac) -> VxlanTo) {
+        let pending = |e: &Event| matches!(e, Event::VxlanEncap { port: p, to: VxlanTo::Pending, .. } if *p == port);
+        for p in &mut self.packets {
+            if !p.events.iter().any(pending) {
+                continue;
+            }
+            for e in &mut std::sync::Arc::make_mut(p).events {
+                if let Event::VxlanEncap {
+                    port: q,
+                    dst,
+                    to: t,
+                    ..
+                } = e
+                {
+                    if *q == port && *t == VxlanTo::Pending {
+                        *t = to(*dst);
+                    }
+                }
+            }
+        }
     }
 
     /// Disarms the trace; what it recorded stays readable.

@@ -60,6 +60,9 @@ impl Switch {
         self.l3().addr_add(b, net, mac)?;
         // Its gratuitous ARP goes out now, not at the next housekeeping.
         self.flush_emitted();
+        // A new router interface takes the MTU its bridge's VXLAN ports
+        // leave.
+        self.follow_vxlan_mtu(b);
         log_change!(self, op = "addr_add", addr:% = net, dev = bridge; "addr {net} dev {bridge}");
         Ok(())
     }
@@ -73,10 +76,14 @@ impl Switch {
         Ok(())
     }
 
-    /// Sets the MTU of a bridge's router interface.
+    /// Sets the MTU of a bridge's router interface, for good: it no
+    /// longer follows the bridge's VXLAN ports.
     pub fn set_mtu(&mut self, bridge: &str, mtu: u32) -> Result<(), SwitchError> {
         let b = self.existing_bridge(bridge)?;
         self.router.set_mtu(b, mtu)?;
+        if let Some(br) = self.bridges[usize::from(b)].as_mut() {
+            br.mtu_set = true;
+        }
         log_change!(self, op = "bridge_set", bridge, mtu; "bridge {bridge}: mtu {mtu}");
         Ok(())
     }

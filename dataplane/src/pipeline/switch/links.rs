@@ -22,6 +22,7 @@ impl Switch {
             group_fwd_mask: GroupFwdMask::NONE,
             vlan_of: None,
             vlan_ifaces: Vec::new(),
+            mtu_set: false,
         };
         let id = match self.bridges.iter().position(Option::is_none) {
             Some(free) => {
@@ -114,6 +115,7 @@ impl Switch {
             .expect("exists")
             .vlan_ifaces
             .push((id, iface));
+        self.follow_vxlan_mtu(parent);
         log_change!(self, op = "vlan_iface_add", name, bridge, id;
             "link {name}: VLAN interface on VLAN {id} of {bridge}");
         Ok(iface)
@@ -223,6 +225,7 @@ impl Switch {
             if state == LinkState::Up {
                 self.announce_router(b);
             }
+            self.follow_vxlan_mtu(b);
         }
         id as PortId
     }
@@ -252,6 +255,7 @@ impl Switch {
             }
             self.fdb.retain(|_, _, _, e| e.port != id);
             self.l3().forget_port(id);
+            self.follow_vxlan_mtu(b);
         }
     }
 
@@ -276,6 +280,7 @@ impl Switch {
             if self.ports[id as usize].as_ref().expect("exists").state == LinkState::Up {
                 self.announce_router(b);
             }
+            self.follow_vxlan_mtu(b);
         }
         log_change!(self, op = "port_set", port, master = master.unwrap_or("none"); "port {port}: master {}", master.unwrap_or("none"));
         Ok(())

@@ -164,6 +164,11 @@ impl Switch {
                 path.frame_in::<true>(rx, b, frame, &mut counters, false, &mut path::Nowhere);
             }
         }
+        for (q, slot) in ports.iter().enumerate() {
+            if let Some(v) = slot.as_ref().and_then(|s| s.port.as_vxlan()) {
+                trace.resolve_vxlan(q as PortId, |dst| v.trace_to(dst));
+            }
+        }
         trace.end();
         let packet = trace.end_dry(saved_trace);
         router.restore_counters(saved_counters.0);

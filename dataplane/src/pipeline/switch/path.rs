@@ -272,7 +272,7 @@ impl Path<'_> {
         match fdb.lookup(seg.bridge, seg.vid, dst) {
             Some(q) if q != rx => match egress_op(vlans, q, seg.vid, false) {
                 Some(tag) => {
-                    trace_tx::<T>(l3.trace, q, seg.vid, tag);
+                    trace_tx::<T>(l3.trace, q, seg.vid, tag, dst);
                     out.send(q, tag)
                 }
                 None => drop::<T>(l3.trace, counters, DropReason::VlanEgress),
@@ -451,7 +451,7 @@ fn trace_l2(
                 out: L2Out::Port(q),
             });
             if let Some(tag) = egress_op(vlans, q, class.seg.vid, class.tagged) {
-                trace_tx::<true>(tr, q, class.seg.vid, tag);
+                trace_tx::<true>(tr, q, class.seg.vid, tag, dst);
             }
         }
         L2Decision::Flood => trace_flood(tr, bridges, vlans, class.seg, class.tagged, dst, rx),
@@ -463,9 +463,9 @@ fn trace_l2(
     }
 }
 
-/// Records a frame sent out of `q`, with its tag pushed or popped.
+/// Records a frame to `dst` sent out of `q`, with its tag pushed or popped.
 #[inline]
-fn trace_tx<const T: bool>(tr: &mut Tracer, q: PortId, vid: u16, tag: TagOp) {
+fn trace_tx<const T: bool>(tr: &mut Tracer, q: PortId, vid: u16, tag: TagOp, dst: Mac) {
     if !(T && tr.on) {
         return;
     }
@@ -483,7 +483,12 @@ fn trace_tx<const T: bool>(tr: &mut Tracer, q: PortId, vid: u16, tag: TagOp) {
         }),
     }
     if let Some(vni) = tr.vni_of(q) {
-        tr.record(Event::VxlanEncap { port: q, vni });
+        tr.record(Event::VxlanEncap {
+            port: q,
+            vni,
+            dst,
+            to: crate::trace::VxlanTo::Pending,
+        });
     }
     tr.record(Event::Tx { port: q });
 }
@@ -513,6 +518,6 @@ fn trace_flood(
         out: L2Out::Flood(out.len() as u16),
     });
     for (q, tag) in out {
-        trace_tx::<true>(tr, q, seg.vid, tag);
+        trace_tx::<true>(tr, q, seg.vid, tag, dst);
     }
 }

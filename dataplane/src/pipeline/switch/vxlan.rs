@@ -60,6 +60,48 @@ impl Switch {
         Ok(())
     }
 
+    /// Gives the router interface of `bridge`, and of its VLAN interfaces,
+    /// the MTU its VXLAN ports leave for inner packets (the underlay's less
+    /// the 50 bytes of encapsulation; at most the default 1500): routed
+    /// packets too big for the tunnel get "fragmentation needed" (or are
+    /// fragmented) at the router, not dropped in the port. As the Linux
+    /// bridge follows its ports' MTU: an MTU that was set stays; without
+    /// VXLAN ports the interface goes back to 1500.
+    pub(super) fn follow_vxlan_mtu(&mut self, bridge: BridgeId) {
+        let Some(br) = self.bridges[usize::from(bridge)].as_ref() else {
+            return;
+        };
+        if let Some((parent, _)) = br.vlan_of {
+            return self.follow_vxlan_mtu(parent);
+        }
+        let mtu = br
+            .members
+            .iter()
+            .filter_map(|&p| self.ports[usize::from(p)].as_ref()?.port.as_vxlan())
+            .map(|v| v.inner_mtu())
+            .min()
+            .map_or(crate::ip4::router::DEFAULT_MTU, |m| {
+                m.min(usize::from(crate::ip4::router::DEFAULT_MTU)) as u16
+            });
+        let ifaces: Vec<BridgeId> = std::iter::once(bridge)
+            .chain(br.vlan_ifaces.iter().map(|&(_, i)| i))
+            .collect();
+        for b in ifaces {
+            let set = self.bridges[usize::from(b)]
+                .as_ref()
+                .is_none_or(|x| x.mtu_set);
+            let now = self.router.iface(b).map(|i| i.mtu);
+            if set || now.is_none() || now == Some(mtu) {
+                continue;
+            }
+            if self.router.set_mtu(b, u32::from(mtu)).is_ok() {
+                let name = self.bridge_name(b).to_string();
+                log_change!(self, op = "bridge_set", bridge = name.as_str(), mtu;
+                    "bridge {name}: mtu {mtu}, from its VXLAN ports");
+            }
+        }
+    }
+
     /// Ages the remote MACs VXLAN ports learned, with their bridge's
     /// ageing time (housekeeping, once a second).
     pub(super) fn age_vxlan(&mut self) {
