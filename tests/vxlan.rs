@@ -5,7 +5,7 @@
 //!
 //! Needs root and the tools that `tools/test` installs.
 
-use patchbay_tools::{iperf3_bytes, wait_for, Bins, Lab, Netns};
+use patchbay_tools::{iperf3_bytes, wait_for, wait_listening, Bins, Capture, Lab, Netns};
 use std::process::Command;
 use std::time::Duration;
 
@@ -229,6 +229,21 @@ fn two_patchbays_over_vxlan_and_the_config_carries_it() {
     );
     let received = iperf3_bytes(&a.host(1).ns, &b.host(1).ns, "10.10.0.2", 2);
     assert!(received > 10e6, "iperf3 moved only {received} bytes");
+    // Site A's segments leave in UDP_SEGMENT trains, which site B's socket
+    // takes whole (UDP_GRO): B makes the segments of a flow one TSO frame
+    // again, and h2 receives frames far bigger than its MTU.
+    let big = Capture::start(&b.host(1).ns, "eth0", "tcp and greater 3000");
+    b.host(1).ns.check(&["iperf3", "-s", "-D", "-1"]);
+    wait_listening(&b.host(1).ns, "tcp", 5201);
+    a.host(1)
+        .ns
+        .check(&["iperf3", "-c", "10.10.0.2", "-n", "4M"]);
+    let big = big.stop();
+    assert!(
+        big.len() > 10,
+        "{} frames over 3,000 bytes: {big:#?}",
+        big.len()
+    );
 
     // save gives the VXLAN port back as the file had it.
     let saved = a.cli_ok(&["save"]);

@@ -143,6 +143,13 @@ impl RxBatch {
         &mut self.bufs[self.count]
     }
 
+    /// Trades the next buffer for `other`, of the same size (the data read
+    /// into it goes to `other`).
+    #[inline]
+    pub(crate) fn swap_next(&mut self, other: &mut Box<[u8]>) {
+        std::mem::swap(&mut self.bufs[self.count], other);
+    }
+
     /// Keeps the first `len` bytes of the next buffer as a frame.
     #[inline]
     pub(crate) fn push(&mut self, len: usize) {

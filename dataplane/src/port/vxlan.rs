@@ -24,6 +24,7 @@
 use super::sys::setsockopt;
 use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, RxBatch, TxFrame};
 use crate::counters::{DropReason, PortCounters};
+use crate::wire::gro::Merge;
 use crate::wire::vlan::HEAD_MAX;
 use crate::wire::vnet::VNET_HDR_LEN;
 use crate::wire::vxlan::{self, VxlanError, VXLAN_HDR_LEN};
@@ -44,6 +45,10 @@ const TX_SOCKETS: usize = 8;
 /// datagrams in one call (UDP GSO, Linux 4.18).
 const SOL_UDP: i32 = 17;
 const UDP_SEGMENT: i32 = 103;
+/// `UDP_GRO` (Linux 5.0): the kernel may coalesce datagrams of one sender
+/// into one receive, telling their size in a control message; it also
+/// takes a sender's UDP_SEGMENT train whole instead of cutting it up.
+const UDP_GRO: i32 = 104;
 /// Remote MACs a port learns at most.
 pub const MAX_REMOTES: usize = 16_384;
 
@@ -82,6 +87,21 @@ pub struct VxlanPort {
     scratch: Vec<u8>,
     /// VXLAN datagrams gathered for one UDP_SEGMENT send.
     run: Run,
+    /// Datagrams the kernel coalesced (UDP_GRO), back to back, not all
+    /// made into frames yet.
+    train: Box<[u8]>,
+    pending: Option<Train>,
+}
+
+/// Where the datagrams of a coalesced receive are in `VxlanPort::train`.
+#[derive(Debug, Clone, Copy)]
+struct Train {
+    /// The next one starts here; the last ends at `end`.
+    pos: usize,
+    end: usize,
+    /// Bytes of each (the last may be shorter).
+    size: usize,
+    vtep: Ipv4Addr,
 }
 
 /// Where a run of datagrams goes: one VTEP, or every VTEP of the flood
@@ -313,6 +333,8 @@ impl VxlanPort {
         let tx = (0..TX_SOCKETS)
             .map(|_| udp_socket(name, cfg.local, 0))
             .collect::<Result<Vec<_>, _>>()?;
+        // Without it (before Linux 5.0) datagrams come one by one.
+        let _ = setsockopt(&rx, SOL_UDP, UDP_GRO, &1i32);
         let mtu = mtu_of(cfg.local).unwrap_or(1500);
         Ok(VxlanPort {
             name: name.to_string(),
@@ -326,6 +348,8 @@ impl VxlanPort {
             started: Instant::now(),
             scratch: Vec::with_capacity(BUF),
             run: Run::new(),
+            train: vec![0; BUF].into_boxed_slice(),
+            pending: None,
         })
     }
 
@@ -528,6 +552,178 @@ impl VxlanPort {
     }
 }
 
+/// Reads what waits on `sock` into `buf`: its length, the size of each
+/// datagram if the kernel coalesced several into it (UDP_GRO; else 0), and
+/// the sender. `None` if nothing waits; a drop reason for a failed read.
+fn recv_datagrams(
+    sock: &OwnedFd,
+    buf: &mut [u8],
+) -> Result<Option<(usize, usize, Ipv4Addr)>, DropReason> {
+    loop {
+        // SAFETY: sockaddr_in is plain C; all-zero is valid.
+        let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // Room for the UDP_GRO control message (an int).
+        let mut control = [0u64; 8];
+        // SAFETY: msghdr is plain C; all-zero is valid, then pointed at the
+        // live sockaddr, iovec and control buffer above.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&mut from as *mut libc::sockaddr_in).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: recvmsg writes at most iov_len bytes into `buf`, the
+        // sender into `from` and control messages into `control`, all
+        // alive and of the sizes given.
+        let r = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+        if r < 0 {
+            return match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EAGAIN) => Ok(None),
+                Some(libc::EINTR) => continue,
+                _ => Err(DropReason::RxError),
+            };
+        }
+        if msg.msg_flags & libc::MSG_TRUNC != 0 {
+            return Err(DropReason::Truncated);
+        }
+        let mut gso = 0;
+        // SAFETY: the control messages recvmsg wrote, walked with the
+        // CMSG macros within msg_controllen; an UDP_GRO one holds an int.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                    gso =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()).max(0) as usize;
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        let vtep = Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr));
+        return Ok(Some((r as usize, gso, vtep)));
+    }
+}
+
+/// Whether the datagram `d` is a VXLAN frame for `vni`; counts why not.
+fn vxlan_ok(d: &[u8], vni: u32, counters: &mut PortCounters) -> bool {
+    match vxlan::check(d, vni) {
+        Ok(()) => true,
+        Err(VxlanError::Vni(_)) => {
+            counters.drop(DropReason::VxlanVni);
+            false
+        }
+        Err(_) => {
+            counters.drop(DropReason::VxlanMalformed);
+            false
+        }
+    }
+}
+
+/// Learns that `src` is at `vtep` (seen at `now`): a learned MAC moves and
+/// is refreshed, a static one stays, a new one is kept while there is room.
+fn learn(
+    remotes: &mut HashMap<Mac, Remote, ahash::RandomState>,
+    src: Mac,
+    vtep: Ipv4Addr,
+    now: u64,
+) {
+    if !src.is_unicast() {
+        return;
+    }
+    let room = remotes.len() < MAX_REMOTES;
+    match remotes.get_mut(&src) {
+        Some(r) if r.seen.is_some() => {
+            r.vtep = vtep;
+            r.seen = Some(now);
+        }
+        Some(_) => {}
+        None if room => {
+            remotes.insert(
+                src,
+                Remote {
+                    vtep,
+                    seen: Some(now),
+                },
+            );
+        }
+        None => {}
+    }
+}
+
+impl VxlanPort {
+    /// Makes frames of the coalesced datagrams not yet taken, while the
+    /// batch has room: consecutive TCP segments of one flow become one
+    /// super-frame ([`crate::wire::gro`]), anything else a frame each.
+    fn drain_train(&mut self, max: usize, now: u64, counters: &mut PortCounters) {
+        let Some(mut t) = self.pending else {
+            return;
+        };
+        // The frame being put together in the batch's next buffer: its
+        // merge and length.
+        let mut open: Option<(Merge, usize)> = None;
+        while t.pos < t.end {
+            let end = (t.pos + t.size).min(t.end);
+            let d = &self.train[t.pos..end];
+            if !vxlan_ok(d, self.cfg.vni, counters) {
+                t.pos = end;
+                continue;
+            }
+            let inner = &d[VXLAN_HDR_LEN..];
+            if let Some((m, len)) = &mut open {
+                let buf = &mut self.rx_batch.next_buf()[VNET_HDR_LEN..];
+                if let Some(n) = m.append(buf, *len, inner) {
+                    *len = n;
+                    t.pos = end;
+                    continue;
+                }
+                let (m, len) = open.take().expect("open");
+                close(&mut self.rx_batch, m, len);
+            }
+            if self.rx_batch.len() == max {
+                break;
+            }
+            learn(
+                &mut self.remotes,
+                Mac::from_slice(&inner[6..12]),
+                t.vtep,
+                now,
+            );
+            let buf = self.rx_batch.next_buf();
+            buf[..VNET_HDR_LEN].fill(0);
+            let eth = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + inner.len()];
+            eth.copy_from_slice(inner);
+            t.pos = end;
+            match Merge::start(eth) {
+                Some(m) => open = Some((m, eth.len())),
+                None => {
+                    crate::wire::gso::complete_partial(eth);
+                    self.rx_batch.push(VNET_HDR_LEN + inner.len());
+                }
+            }
+        }
+        if let Some((m, len)) = open {
+            close(&mut self.rx_batch, m, len);
+        }
+        self.pending = (t.pos < t.end).then_some(t);
+    }
+}
+
+/// Keeps the frame in the batch's next buffer, `len` bytes of Ethernet
+/// frame: a super-frame of several segments is finished first.
+fn close(batch: &mut RxBatch, m: Merge, len: usize) {
+    let buf = batch.next_buf();
+    if m.segments() > 1 {
+        let (vnet, eth) = buf.split_at_mut(VNET_HDR_LEN);
+        m.finish(vnet, &mut eth[..len]);
+    }
+    batch.push(VNET_HDR_LEN + len);
+}
+
 impl Port for VxlanPort {
     fn name(&self) -> &str {
         &self.name
@@ -545,80 +741,44 @@ impl Port for VxlanPort {
         self.rx_batch.clear();
         let max = max.min(BATCH);
         let now = self.started.elapsed().as_secs();
+        // What is left of a coalesced receive comes first.
+        self.drain_train(max, now, counters);
         for _ in 0..2 * max {
-            if self.rx_batch.len() == max {
+            if self.rx_batch.len() == max || self.pending.is_some() {
                 break;
             }
-            let buf = self.rx_batch.next_buf();
-            // SAFETY: sockaddr_in is plain C; all-zero is valid.
-            let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-            let mut fromlen = std::mem::size_of::<libc::sockaddr_in>() as u32;
             // The datagram lands two bytes in: its VXLAN header then ends
             // where the virtio header does, and the inner frame starts
             // where a port's frame does.
             let at = VNET_HDR_LEN - VXLAN_HDR_LEN;
-            // SAFETY: recvfrom writes at most buf.len() - at bytes into the
-            // buffer and a sockaddr_in into `from`.
-            let r = unsafe {
-                libc::recvfrom(
-                    self.rx.as_raw_fd(),
-                    buf[at..].as_mut_ptr().cast(),
-                    buf.len() - at,
-                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-                    (&mut from as *mut libc::sockaddr_in).cast(),
-                    &mut fromlen,
-                )
-            };
-            if r < 0 {
-                match io::Error::last_os_error().raw_os_error() {
-                    Some(libc::EAGAIN) => break,
-                    Some(libc::EINTR) => continue,
-                    _ => {
-                        counters.drop(DropReason::RxError);
+            let (len, gso, vtep) =
+                match recv_datagrams(&self.rx, &mut self.rx_batch.next_buf()[at..]) {
+                    Ok(Some(got)) => got,
+                    Ok(None) => break,
+                    Err(reason) => {
+                        counters.drop(reason);
                         continue;
                     }
-                }
-            }
-            let len = r as usize;
-            if len > buf.len() - at {
-                counters.drop(DropReason::Truncated);
+                };
+            if gso > 0 && len > gso {
+                // Several datagrams: made into frames from the train.
+                self.rx_batch.swap_next(&mut self.train);
+                self.pending = Some(Train {
+                    pos: at,
+                    end: at + len,
+                    size: gso,
+                    vtep,
+                });
+                self.drain_train(max, now, counters);
                 continue;
             }
-            match vxlan::check(&buf[at..at + len], self.cfg.vni) {
-                Ok(()) => {}
-                Err(VxlanError::Vni(_)) => {
-                    counters.drop(DropReason::VxlanVni);
-                    continue;
-                }
-                Err(_) => {
-                    counters.drop(DropReason::VxlanMalformed);
-                    continue;
-                }
+            let inner_mtu = self.inner_mtu().min(1500);
+            let buf = &mut self.rx_batch.next_buf()[..at + len];
+            if !vxlan_ok(&buf[at..], self.cfg.vni, counters) {
+                continue;
             }
-            buf[..VNET_HDR_LEN].fill(0);
-            let frame_len = at + len;
             let src = Mac::from_slice(&buf[VNET_HDR_LEN + 6..VNET_HDR_LEN + 12]);
-            let vtep = Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr));
-            if src.is_unicast() {
-                let room = self.remotes.len() < MAX_REMOTES;
-                match self.remotes.get_mut(&src) {
-                    Some(r) if r.seen.is_some() => {
-                        r.vtep = vtep;
-                        r.seen = Some(now);
-                    }
-                    Some(_) => {}
-                    None if room => {
-                        self.remotes.insert(
-                            src,
-                            Remote {
-                                vtep,
-                                seen: Some(now),
-                            },
-                        );
-                    }
-                    None => {}
-                }
-            }
+            learn(&mut self.remotes, src, vtep, now);
             // Sent from a veth, a frame's transport checksum may still be
             // partial inside the datagram, and a TCP frame may be a whole
             // TSO super-frame (the kernel delivers a UDP tunnel's GSO packet
@@ -626,14 +786,14 @@ impl Port for VxlanPort {
             // Segments the size the hosts of a segment have: the inner
             // MTU, at most Ethernet's 1500 (the sender's MSS is not in the
             // datagram).
-            let inner_mtu = (self.mtu.saturating_sub(vxlan::OVERHEAD)).min(1500);
-            let (vnet, eth) = buf[..frame_len].split_at_mut(VNET_HDR_LEN);
+            let (vnet, eth) = buf.split_at_mut(VNET_HDR_LEN);
+            vnet.fill(0);
             if eth.len() <= inner_mtu + 14 + 4
                 || !crate::wire::gso::describe_super_frame(eth, inner_mtu, vnet)
             {
                 crate::wire::gso::complete_partial(eth);
             }
-            self.rx_batch.push(frame_len);
+            self.rx_batch.push(at + len);
         }
         Ok(self.rx_batch.len())
     }
