@@ -99,6 +99,40 @@ fn ping_arping_and_iperf3_with_default_offloads() {
 }
 
 #[test]
+fn tso_frames_to_a_port_that_takes_none_are_segmented_by_patchbay() {
+    // h1 sends TSO frames; p2's interface takes none (tx checksumming and
+    // TSO off, as a lab turns them off to see real frames): the kernel
+    // would drop them from a packet socket, so patchbay segments them.
+    let lab = switched_lab(2, &[]);
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    lab.sw
+        .check(&["ethtool", "-K", "p2", "tx", "off", "tso", "off"]);
+    // The port asks its interface again within a second.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let received = iperf3_bytes(&h1.ns, &h2.ns, &h2.ip, 2);
+    assert!(received > 10e6, "iperf3 moved only {received} bytes");
+    let links = lab.cli_json(&["link", "show"]);
+    let p2 = port(&links, "p2").expect("p2");
+    let (bytes, pkts) = (
+        p2["tx_bytes"].as_f64().unwrap(),
+        p2["tx_packets"].as_f64().unwrap(),
+    );
+    assert!(
+        bytes / pkts <= 1514.0,
+        "average frame out of p2 {} bytes",
+        bytes / pkts
+    );
+    let p1 = port(&links, "p1").expect("p1");
+    let rx = p1["rx_bytes"].as_f64().unwrap() / p1["rx_packets"].as_f64().unwrap();
+    assert!(rx > 3000.0, "h1 sent TSO frames: average {rx} bytes");
+    assert_eq!(
+        p2["drops_by_reason"]["tx-busy"].as_u64().unwrap_or(0),
+        0,
+        "{p2}"
+    );
+}
+
+#[test]
 fn floods_unknown_unicast_until_learned() {
     let lab = switched_lab(3, &[]);
     let (h1, h2, h3) = (lab.host(1), lab.host(2), lab.host(3));

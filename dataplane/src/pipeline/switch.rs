@@ -832,6 +832,7 @@ impl Switch {
             };
             let dropped = slot.port.take_kernel_drops();
             slot.counters.drop_n(DropReason::RxRingFull, dropped);
+            slot.port.tick();
             // A port off the poller (while the engine spins) hears of no
             // error: it is refreshed every time, which also follows an
             // interface deleted and made again within the second.

@@ -35,7 +35,7 @@ use super::sys::{self, setsockopt};
 use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, PortOptions, TxFrame};
 use crate::counters::{DropReason, PortCounters};
 use crate::wire::vlan::HEAD_MAX;
-use crate::wire::vnet::{VnetHdr, VNET_HDR_LEN};
+use crate::wire::vnet::{VnetHdr, GSO_ECN, GSO_NONE, VNET_HDR_LEN};
 use crate::BATCH;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -123,6 +123,45 @@ pub struct AfPacketPort {
     /// Two per message: the head (empty if unchanged), then the rest.
     iovs: Box<[libc::iovec]>,
     msgs: Box<[libc::mmsghdr]>,
+    /// The interface takes TSO frames (asked at open and every second).
+    /// If not, patchbay segments them itself: the
+    /// kernel does not for a packet socket.
+    tso: bool,
+    /// Where a TSO frame is segmented in software: the segments, each
+    /// with an empty virtio header, back to back, and where each is.
+    soft: Box<[u8]>,
+    soft_segs: Vec<(usize, usize)>,
+    /// A TSO frame whose VLAN tag changes, put together before that.
+    soft_frame: Vec<u8>,
+}
+
+/// Room for a TSO frame's segments: 64 KiB of payload, and a virtio
+/// header and headers (up to 148 bytes) for each of 745 segments of an
+/// MSS as small as 88 bytes.
+const SOFT_BYTES: usize = 256 << 10;
+
+/// Segments made in software into [`AfPacketPort::soft`].
+struct SoftSink<'a> {
+    buf: &'a mut [u8],
+    used: usize,
+    segs: &'a mut Vec<(usize, usize)>,
+    /// Segments that did not fit.
+    left_out: u64,
+}
+
+impl crate::wire::gso::SegmentSink for SoftSink<'_> {
+    fn room(&mut self, len: usize) -> Option<&mut [u8]> {
+        let at = self.used;
+        let end = at + VNET_HDR_LEN + len;
+        if end > self.buf.len() {
+            self.left_out += 1;
+            return None;
+        }
+        self.buf[at..at + VNET_HDR_LEN].fill(0);
+        self.segs.push((at, end - at));
+        self.used = end;
+        Some(&mut self.buf[at + VNET_HDR_LEN..end])
+    }
 }
 
 /// Where a frame of the batch is.
@@ -204,6 +243,10 @@ impl AfPacketPort {
             heads: vec![[0; HEAD_MAX]; BATCH].into_boxed_slice(),
             iovs,
             msgs,
+            tso: sys::takes_tso(name).unwrap_or(true),
+            soft: vec![0; SOFT_BYTES].into_boxed_slice(),
+            soft_segs: Vec::with_capacity(1024),
+            soft_frame: Vec::with_capacity(BIG_SIZE),
         };
         // Up before the rings join their fanout group, which only a socket
         // bound to a running interface can.
@@ -414,6 +457,111 @@ fn put_vlan_back(
     Some((start - 4, len + 4))
 }
 
+/// An iovec over `b`.
+fn iovec(b: &[u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: b.as_ptr() as *mut libc::c_void,
+        iov_len: b.len(),
+    }
+}
+
+impl AfPacketPort {
+    /// Sends messages `0..n`, each of one or two iovecs set up in
+    /// `self.iovs` (the second of a pair when one), `lens[i]` bytes on the
+    /// wire (counted in `tx_bytes` already; taken back for those lost).
+    fn send_msgs(&mut self, n: usize, lens: &[usize], counters: &mut PortCounters) {
+        // Point each message at its iovecs now: the writes before went
+        // through `self.iovs`, so earlier pointers are not to be trusted.
+        let iovs = self.iovs.as_mut_ptr();
+        for (i, msg) in self.msgs[..n].iter_mut().enumerate() {
+            // Its head and the rest, or (one iovec) only the rest.
+            let first = 2 * i + 2 - msg.msg_hdr.msg_iovlen;
+            // SAFETY: first <= 2 * i + 1 < 2 * n <= 2 * BATCH, the
+            // length of `iovs`.
+            msg.msg_hdr.msg_iov = unsafe { iovs.add(first) };
+        }
+        let mut done = 0;
+        while done < n {
+            // SAFETY: msgs[done..n] each point at one or two iovecs of
+            // self.iovs, which point at frames (and heads in self.heads, or
+            // segments in self.soft) alive for the whole call.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.tx_fd.as_raw_fd(),
+                    self.msgs.as_mut_ptr().add(done),
+                    (n - done) as u32,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if r > 0 {
+                done += r as usize;
+                counters.tx_packets += r as u64;
+                continue;
+            }
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            let reason = tx_drop_reason(&err);
+            // A frame the kernel refuses costs only itself; a full or
+            // downed device costs the rest of the batch.
+            let lost = if reason == DropReason::TxError {
+                1
+            } else {
+                n - done
+            };
+            for len in &lens[done..done + lost] {
+                counters.tx_bytes -= *len as u64;
+            }
+            counters.drop_n(reason, lost as u64);
+            done += lost;
+        }
+    }
+
+    /// Sends a TSO frame as the wire frames it stands for, made here
+    /// ([`crate::wire::gso`]): for an interface that takes no TSO frames
+    /// (`ethtool -K dev tso off`, or tx off), which the kernel would drop.
+    #[cold]
+    fn send_segmented(&mut self, frame: TxFrame<'_>, counters: &mut PortCounters) {
+        let Some((head, rest)) = frame.pieces(&mut self.heads[0]) else {
+            counters.drop(DropReason::Runt);
+            return;
+        };
+        let whole: &[u8] = if head.is_empty() {
+            rest
+        } else {
+            self.soft_frame.clear();
+            self.soft_frame.extend_from_slice(head);
+            self.soft_frame.extend_from_slice(rest);
+            &self.soft_frame
+        };
+        self.soft_segs.clear();
+        let mut sink = SoftSink {
+            buf: &mut self.soft,
+            used: 0,
+            segs: &mut self.soft_segs,
+            left_out: 0,
+        };
+        let made = crate::wire::gso::segment(whole, &mut sink);
+        let left_out = sink.left_out;
+        if made.is_err() || left_out > 0 {
+            counters.drop_n(DropReason::GsoUnsupported, left_out.max(1));
+        }
+        let segs = std::mem::take(&mut self.soft_segs);
+        for chunk in segs.chunks(BATCH) {
+            let mut lens = [0usize; BATCH];
+            for (i, &(at, len)) in chunk.iter().enumerate() {
+                self.iovs[2 * i + 1] = iovec(&self.soft[at..at + len]);
+                self.msgs[i].msg_hdr.msg_iovlen = 1;
+                lens[i] = len - VNET_HDR_LEN;
+                counters.tx_bytes += lens[i] as u64;
+            }
+            self.send_msgs(chunk.len(), &lens, counters);
+        }
+        self.soft_segs = segs;
+    }
+}
+
 impl Port for AfPacketPort {
     fn name(&self) -> &str {
         &self.name
@@ -517,82 +665,53 @@ impl Port for AfPacketPort {
         loop {
             let mut n = 0;
             let mut lens = [0usize; BATCH];
+            // A TSO frame the interface does not take: segmented and sent
+            // after the frames before it.
+            let mut soft = None;
             for frame in (&mut *frames).take(BATCH) {
+                if !self.tso
+                    && frame
+                        .bytes
+                        .get(1)
+                        .is_some_and(|&g| g & !GSO_ECN != GSO_NONE)
+                {
+                    soft = Some(frame);
+                    break;
+                }
                 // Two iovecs a message: the rewritten head of a frame whose
                 // tag changes, then the rest of it (or all of it).
                 let Some((head, rest)) = frame.pieces(&mut self.heads[n]) else {
                     counters.drop(DropReason::Runt);
                     continue;
                 };
-                let iov = |b: &[u8]| libc::iovec {
-                    iov_base: b.as_ptr() as *mut libc::c_void,
-                    iov_len: b.len(),
-                };
                 // A frame sent as it is takes one iovec: the second.
-                self.iovs[2 * n] = iov(head);
-                self.iovs[2 * n + 1] = iov(rest);
+                self.iovs[2 * n] = iovec(head);
+                self.iovs[2 * n + 1] = iovec(rest);
                 self.msgs[n].msg_hdr.msg_iovlen = if head.is_empty() { 1 } else { 2 };
                 lens[n] = frame.wire_len();
                 counters.tx_bytes += lens[n] as u64;
                 n += 1;
             }
-            if n == 0 {
-                return;
-            }
-            // Point each message at its iovecs now: the writes above went
-            // through `self.iovs`, so earlier pointers are not to be trusted.
-            let iovs = self.iovs.as_mut_ptr();
-            for (i, msg) in self.msgs[..n].iter_mut().enumerate() {
-                // Its head and the rest, or (one iovec) only the rest.
-                let first = 2 * i + 2 - msg.msg_hdr.msg_iovlen;
-                // SAFETY: first <= 2 * i + 1 < 2 * n <= 2 * BATCH, the
-                // length of `iovs`.
-                msg.msg_hdr.msg_iov = unsafe { iovs.add(first) };
-            }
-            let mut done = 0;
-            while done < n {
-                // SAFETY: msgs[done..n] each point at one or two iovecs of
-                // self.iovs, which point at frames (and heads in
-                // self.heads) borrowed for the whole call.
-                let r = unsafe {
-                    libc::sendmmsg(
-                        self.tx_fd.as_raw_fd(),
-                        self.msgs.as_mut_ptr().add(done),
-                        (n - done) as u32,
-                        libc::MSG_DONTWAIT,
-                    )
-                };
-                if r > 0 {
-                    done += r as usize;
-                    counters.tx_packets += r as u64;
-                    continue;
-                }
-                let err = io::Error::last_os_error();
-                if err.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                let reason = tx_drop_reason(&err);
-                // A frame the kernel refuses costs only itself; a full or
-                // downed device costs the rest of the batch.
-                let lost = if reason == DropReason::TxError {
-                    1
-                } else {
-                    n - done
-                };
-                for len in &lens[done..done + lost] {
-                    counters.tx_bytes -= *len as u64;
-                }
-                counters.drop_n(reason, lost as u64);
-                done += lost;
-            }
-            if n < BATCH {
-                return;
+            self.send_msgs(n, &lens, counters);
+            match soft {
+                Some(frame) => self.send_segmented(frame, counters),
+                None if n < BATCH => return,
+                None => {}
             }
         }
     }
 
     fn link_state(&self) -> LinkState {
         sys::link_state(&self.name)
+    }
+
+    fn tick(&mut self) {
+        if let Ok(tso) = sys::takes_tso(&self.name) {
+            if tso != self.tso {
+                log::debug!("port {}: takes TSO frames: {tso}", self.name);
+                self.tso = tso;
+            }
+        }
     }
 
     fn refresh(&mut self) -> LinkState {

@@ -229,6 +229,10 @@ pub trait Port: Send {
     fn take_kernel_drops(&mut self) -> u64 {
         0
     }
+    /// Once a second (housekeeping): looks again at what can change under
+    /// an up port (an AF_PACKET port: whether its interface takes TSO
+    /// frames).
+    fn tick(&mut self) {}
     /// The port as a VXLAN port, if it is one: its remote VTEPs.
     fn as_vxlan(&self) -> Option<&vxlan::VxlanPort> {
         None

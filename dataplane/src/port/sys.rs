@@ -109,6 +109,38 @@ pub fn driver_info(name: &str) -> io::Result<(String, String)> {
     Ok((text(&info.driver), text(&info.bus_info)))
 }
 
+/// `struct ethtool_value` of <linux/ethtool.h>.
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+const ETHTOOL_GTXCSUM: u32 = 0x16;
+const ETHTOOL_GTSO: u32 = 0x1e;
+
+/// Whether the interface takes TSO frames: TCP segmentation offload on,
+/// and transmit checksumming, which it needs (`ethtool -k NAME`). A frame
+/// it does not take, the kernel will not segment for a packet socket.
+pub fn takes_tso(name: &str) -> io::Result<bool> {
+    let sock = control_socket()?;
+    let mut on = true;
+    for cmd in [ETHTOOL_GTXCSUM, ETHTOOL_GTSO] {
+        let mut v = EthtoolValue { cmd, data: 0 };
+        let mut req = ifreq(name);
+        req.ifr_ifru.ifru_data = (&mut v as *mut EthtoolValue).cast();
+        // SAFETY: SIOCETHTOOL reads ifr_name and the command `v` starts
+        // with, and writes at most size_of::<EthtoolValue>() bytes into
+        // it; `req` and `v` live for the whole call.
+        let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut req) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        on &= v.data != 0;
+    }
+    Ok(on)
+}
+
 /// Sets IFF_UP on the interface, as `ip link set NAME up` does.
 pub fn set_if_up(name: &str) -> io::Result<()> {
     let flags = if_flags(name)?;

@@ -51,8 +51,9 @@ struct Args {
     /// What the DUT does: `bridge` (kernel bridge vs patchbay's L2 switch),
     /// `router` (kernel IPv4 forwarding vs patchbay's router), `router6`
     /// (the same over IPv6), `nat`, `trunk` (patchbay across a VLAN trunk
-    /// vs the same path untagged), or `vxlan` (a kernel VTEP vs patchbay's
-    /// VXLAN port, each to a kernel VTEP at a far site).
+    /// vs the same path untagged), `vxlan` (a kernel VTEP vs patchbay's
+    /// VXLAN port, each to a kernel VTEP at a far site), or `vxlan-pair`
+    /// (kernel VTEPs at both sites vs patchbay at both).
     #[arg(long, default_value = "bridge")]
     mode: String,
     /// Measure only one side: `kernel` or `patchbay`.
@@ -107,6 +108,9 @@ enum Dut {
     KernelVxlan,
     /// patchbay's VXLAN port, to the same kernel VTEP.
     PatchbayVxlan,
+    /// patchbay's VXLAN port at both sites (the far one's patchbayd on
+    /// CPU 0).
+    PatchbayVxlanPair,
 }
 
 impl Dut {
@@ -124,13 +128,17 @@ impl Dut {
             Dut::PatchbayTrunk => "patchbay-trunk",
             Dut::KernelVxlan => "kernel-vxlan",
             Dut::PatchbayVxlan => "patchbay-vxlan",
+            Dut::PatchbayVxlanPair => "patchbay-vxlan-pair",
         }
     }
 
-    /// The sink is at a far site, behind a kernel VTEP: the DUT's VTEP
-    /// reaches it over an underlay veth pair.
+    /// The sink is at a far site, behind a kernel VTEP (or patchbay's, in
+    /// the pair): the DUT's VTEP reaches it over an underlay veth pair.
     fn vxlan(self) -> bool {
-        matches!(self, Dut::KernelVxlan | Dut::PatchbayVxlan)
+        matches!(
+            self,
+            Dut::KernelVxlan | Dut::PatchbayVxlan | Dut::PatchbayVxlanPair
+        )
     }
 
     /// The two bridges joined by a veth pair (`ta`, `tb`).
@@ -190,7 +198,10 @@ fn main() -> anyhow::Result<()> {
         "router6" => [Dut::KernelRouter6, Dut::PatchbayRouter6],
         "trunk" => [Dut::PatchbayUntagged, Dut::PatchbayTrunk],
         "vxlan" => [Dut::KernelVxlan, Dut::PatchbayVxlan],
-        other => bail!("unknown mode '{other}' (bridge, router, router6, nat, trunk)"),
+        "vxlan-pair" => [Dut::KernelVxlan, Dut::PatchbayVxlanPair],
+        other => {
+            bail!("unknown mode '{other}' (bridge, router, router6, nat, trunk, vxlan, vxlan-pair)")
+        }
     };
     let duts: Vec<Dut> = match args.only.as_deref() {
         None => pair.to_vec(),
@@ -296,11 +307,50 @@ fn report(
 }
 
 /// The underlay between the DUT's site (10.200.0.1) and the far one
-/// (10.200.0.2, MTU 1600 so hosts keep 1500), and the far site's kernel
-/// VTEP in a bridge with the sink's port.
-fn vxlan_sites(dut: &Netns, far: &Netns) {
+/// (10.200.0.2, MTU 1600 so hosts keep 1500), and the far site's VTEP in a
+/// bridge with the sink's port: the kernel's, or patchbay's on CPU 0.
+fn vxlan_sites(
+    dut: &Netns,
+    far: &Netns,
+    kind: Dut,
+    bins: &Bins,
+    tag: &str,
+) -> anyhow::Result<Option<Daemon>> {
     patchbay_tools::lab::vxlan_underlay(dut, far);
-    patchbay_tools::lab::kernel_vtep(far, "10.200.0.2", "10.200.0.1", &["out0"]);
+    if kind != Dut::PatchbayVxlanPair {
+        patchbay_tools::lab::kernel_vtep(far, "10.200.0.2", "10.200.0.1", &["out0"]);
+        return Ok(None);
+    }
+    let mut daemon = patchbay_tools::lab::start_daemon(
+        far,
+        bins,
+        &format!("{tag}f"),
+        &["--port", "out0", "--cpu", "0"],
+    );
+    if !daemon.alive() {
+        bail!("far patchbayd exited: {}", daemon.log());
+    }
+    sh(Command::new(&bins.patchbay)
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args([
+            "link",
+            "add",
+            "vx0",
+            "type",
+            "vxlan",
+            "id",
+            "42",
+            "local",
+            "10.200.0.2",
+            "remote",
+            "10.200.0.1",
+            "dstport",
+            "4789",
+            "master",
+            "br0",
+        ]))?;
+    Ok(Some(daemon))
 }
 
 /// The three namespaces and, for patchbay, the daemon.
@@ -309,8 +359,10 @@ struct Topology {
     gen: Netns,
     sink: Netns,
     dut: Netns,
-    /// The far site of a VXLAN run (the sink's side).
+    /// The far site of a VXLAN run (the sink's side), and its patchbayd
+    /// in the pair.
     far: Option<Netns>,
+    _far_daemon: Option<Daemon>,
     kind: Dut,
     sink_ip: &'static str,
 }
@@ -378,9 +430,10 @@ impl Topology {
             sh(&mut host.command(&["ip", "link", "set", "eth0", "up"]))?;
             sh(&mut side.command(&["ip", "link", "set", port, "up"]))?;
         }
-        if let Some(far) = &far {
-            vxlan_sites(&dut, far);
-        }
+        let far_daemon = match &far {
+            Some(far) => vxlan_sites(&dut, far, dut_kind, bins, &tag)?,
+            None => None,
+        };
         if let Some((g1, g2)) = gws {
             let family = if dut_kind.v6() { "-6" } else { "-4" };
             sh(&mut gen.command(&["ip", family, "route", "add", "default", "via", g1]))?;
@@ -432,7 +485,8 @@ impl Topology {
             | Dut::PatchbayRouter6
             | Dut::PatchbayUntagged
             | Dut::PatchbayTrunk
-            | Dut::PatchbayVxlan => {
+            | Dut::PatchbayVxlan
+            | Dut::PatchbayVxlanPair => {
                 let trunk_ports: &[&str] = if dut_kind.two_bridges() {
                     sh(&mut dut.command(&[
                         "ip", "link", "add", "ta", "type", "veth", "peer", "name", "tb",
@@ -475,7 +529,7 @@ impl Topology {
                     pb(&["link", "set", "tb", "master", "br1"])?;
                     pb(&["link", "set", "out0", "master", "br1"])?;
                 }
-                if dut_kind == Dut::PatchbayVxlan {
+                if dut_kind.vxlan() {
                     pb(&[
                         "link",
                         "add",
@@ -541,6 +595,7 @@ impl Topology {
             sink,
             dut,
             far,
+            _far_daemon: far_daemon,
             kind: dut_kind,
             sink_ip,
         };
