@@ -52,8 +52,10 @@ struct Args {
     /// `router` (kernel IPv4 forwarding vs patchbay's router), `router6`
     /// (the same over IPv6), `nat`, `trunk` (patchbay across a VLAN trunk
     /// vs the same path untagged), `vxlan` (a kernel VTEP vs patchbay's
-    /// VXLAN port, each to a kernel VTEP at a far site), or `vxlan-pair`
-    /// (kernel VTEPs at both sites vs patchbay at both).
+    /// VXLAN port, each to a kernel VTEP at a far site), `vxlan-pair`
+    /// (kernel VTEPs at both sites vs patchbay at both), or `vxlan-soft`
+    /// (as `vxlan`, the kernel's underlay without tunnel segmentation
+    /// offload, so that it segments in software as patchbay does).
     #[arg(long, default_value = "bridge")]
     mode: String,
     /// Measure only one side: `kernel` or `patchbay`.
@@ -106,6 +108,11 @@ enum Dut {
     PatchbayTrunk,
     /// A VTEP (VNI 42) in a kernel bridge, to a kernel VTEP at the far site.
     KernelVxlan,
+    /// The same over an underlay that does not segment tunnel packets
+    /// (`tx-udp_tnl-segmentation off`, as a NIC without VXLAN TSO): the
+    /// kernel segments in software, and the far site receives datagrams of
+    /// one segment each, as patchbay sends them.
+    KernelVxlanSoft,
     /// patchbay's VXLAN port, to the same kernel VTEP.
     PatchbayVxlan,
     /// patchbay's VXLAN port at both sites (the far one's patchbayd on
@@ -127,6 +134,7 @@ impl Dut {
             Dut::PatchbayUntagged => "patchbay-untagged",
             Dut::PatchbayTrunk => "patchbay-trunk",
             Dut::KernelVxlan => "kernel-vxlan",
+            Dut::KernelVxlanSoft => "kernel-vxlan-soft",
             Dut::PatchbayVxlan => "patchbay-vxlan",
             Dut::PatchbayVxlanPair => "patchbay-vxlan-pair",
         }
@@ -137,7 +145,7 @@ impl Dut {
     fn vxlan(self) -> bool {
         matches!(
             self,
-            Dut::KernelVxlan | Dut::PatchbayVxlan | Dut::PatchbayVxlanPair
+            Dut::KernelVxlan | Dut::KernelVxlanSoft | Dut::PatchbayVxlan | Dut::PatchbayVxlanPair
         )
     }
 
@@ -199,8 +207,9 @@ fn main() -> anyhow::Result<()> {
         "trunk" => [Dut::PatchbayUntagged, Dut::PatchbayTrunk],
         "vxlan" => [Dut::KernelVxlan, Dut::PatchbayVxlan],
         "vxlan-pair" => [Dut::KernelVxlan, Dut::PatchbayVxlanPair],
+        "vxlan-soft" => [Dut::KernelVxlanSoft, Dut::PatchbayVxlan],
         other => {
-            bail!("unknown mode '{other}' (bridge, router, router6, nat, trunk, vxlan, vxlan-pair)")
+            bail!("unknown mode '{other}' (bridge, router, router6, nat, trunk, vxlan, vxlan-pair, vxlan-soft)")
         }
     };
     let duts: Vec<Dut> = match args.only.as_deref() {
@@ -440,8 +449,19 @@ impl Topology {
             sh(&mut sink.command(&["ip", family, "route", "add", "default", "via", g2]))?;
         }
         let daemon = match dut_kind {
-            Dut::KernelVxlan => {
+            Dut::KernelVxlan | Dut::KernelVxlanSoft => {
                 patchbay_tools::lab::kernel_vtep(&dut, "10.200.0.1", "10.200.0.2", &["in0"]);
+                if dut_kind == Dut::KernelVxlanSoft {
+                    sh(&mut dut.command(&[
+                        "ethtool",
+                        "-K",
+                        "und",
+                        "tx-udp_tnl-segmentation",
+                        "off",
+                        "tx-udp_tnl-csum-segmentation",
+                        "off",
+                    ]))?;
+                }
                 None
             }
             Dut::KernelBridge => {
