@@ -48,23 +48,7 @@ fn a_vxlan_port_interoperates_with_a_kernel_vtep() {
     patchbay_tools::lab::vxlan_underlay(&a.sw, &site);
     let (h2, h2_mac) = kernel_site(&site, &a.tag);
     a.start_daemon(&["--port", "p1"]);
-    a.cli_ok(&[
-        "link",
-        "add",
-        "vx0",
-        "type",
-        "vxlan",
-        "id",
-        "42",
-        "local",
-        "10.200.0.1",
-        "remote",
-        "10.200.0.2",
-        "dstport",
-        "4789",
-        "master",
-        "br0",
-    ]);
+    a.cli_ok(&patchbay_tools::lab::vx0_args("10.200.0.1", "10.200.0.2"));
     let h1 = a.host(1);
 
     assert!(h1.ping_ok("10.10.0.2", 3), "h1 -> h2 across VXLAN");
@@ -296,23 +280,7 @@ fn a_routed_bridge_facing_vxlan_takes_its_mtu_and_capture_shows_inner_frames() {
         .ns
         .check(&["ip", "route", "add", "default", "via", "10.20.0.254"]);
     a.start_daemon(&["--port", "p1"]);
-    let vx0 = [
-        "link",
-        "add",
-        "vx0",
-        "type",
-        "vxlan",
-        "id",
-        "42",
-        "local",
-        "10.200.0.1",
-        "remote",
-        "10.200.0.2",
-        "dstport",
-        "4789",
-        "master",
-        "br0",
-    ];
+    let vx0 = patchbay_tools::lab::vx0_args("10.200.0.1", "10.200.0.2");
     a.cli_ok(&vx0);
     a.cli_ok(&["addr", "add", "10.10.0.254/24", "dev", "br0"]);
     a.cli_ok(&["link", "add", "br1", "type", "bridge"]);

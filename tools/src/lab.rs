@@ -635,6 +635,15 @@ pub fn vxlan_underlay(a: &Netns, b: &Netns) {
     }
 }
 
+/// `patchbay link add vx0 type vxlan id 42 local LOCAL remote REMOTE
+/// dstport 4789 master br0`, as the CLI's words.
+pub fn vx0_args<'a>(local: &'a str, remote: &'a str) -> [&'a str; 15] {
+    [
+        "link", "add", "vx0", "type", "vxlan", "id", "42", "local", local, "remote", remote,
+        "dstport", "4789", "master", "br0",
+    ]
+}
+
 /// A kernel VTEP in `site`: `vxk` (VNI 42, from `local` to `remote`, UDP
 /// 4789, over `und`) in a kernel bridge `brk` with `ports`, all up.
 pub fn kernel_vtep(site: &Netns, local: &str, remote: &str, ports: &[&str]) {

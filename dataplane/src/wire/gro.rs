@@ -195,7 +195,8 @@ impl Merge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::gso::{segment, SegmentSink};
+    use crate::wire::gso::segment;
+    use crate::wire::gso::tests::Frames;
     use crate::wire::vnet::VNET_HDR_LEN;
 
     /// A TCP/IPv4 segment 10.0.0.1:1000 -> 10.0.0.2:80 with `payload`
@@ -220,16 +221,6 @@ mod tests {
         let c = checksum::finish(checksum::add(sum, &f[34..]));
         f[50..52].copy_from_slice(&c.to_be_bytes());
         f
-    }
-
-    #[derive(Default)]
-    struct Frames(Vec<Vec<u8>>);
-
-    impl SegmentSink for Frames {
-        fn room(&mut self, len: usize) -> Option<&mut [u8]> {
-            self.0.push(vec![0; len]);
-            self.0.last_mut().map(|v| &mut v[..])
-        }
     }
 
     #[test]

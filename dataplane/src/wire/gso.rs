@@ -257,7 +257,7 @@ pub fn segment(frame: &[u8], sink: &mut impl SegmentSink) -> Result<usize, GsoEr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::wire::vnet::F_NEEDS_CSUM;
 
@@ -287,7 +287,7 @@ mod tests {
 
     /// Each frame made, in a Vec of its own.
     #[derive(Default)]
-    struct Frames(Vec<Vec<u8>>);
+    pub(crate) struct Frames(pub(crate) Vec<Vec<u8>>);
 
     impl SegmentSink for Frames {
         fn room(&mut self, len: usize) -> Option<&mut [u8]> {

@@ -342,23 +342,7 @@ fn vxlan_sites(
     sh(Command::new(&bins.patchbay)
         .arg("--socket")
         .arg(&daemon.socket)
-        .args([
-            "link",
-            "add",
-            "vx0",
-            "type",
-            "vxlan",
-            "id",
-            "42",
-            "local",
-            "10.200.0.2",
-            "remote",
-            "10.200.0.1",
-            "dstport",
-            "4789",
-            "master",
-            "br0",
-        ]))?;
+        .args(patchbay_tools::lab::vx0_args("10.200.0.2", "10.200.0.1")))?;
     Ok(Some(daemon))
 }
 
@@ -550,23 +534,7 @@ impl Topology {
                     pb(&["link", "set", "out0", "master", "br1"])?;
                 }
                 if dut_kind.vxlan() {
-                    pb(&[
-                        "link",
-                        "add",
-                        "vx0",
-                        "type",
-                        "vxlan",
-                        "id",
-                        "42",
-                        "local",
-                        "10.200.0.1",
-                        "remote",
-                        "10.200.0.2",
-                        "dstport",
-                        "4789",
-                        "master",
-                        "br0",
-                    ])?;
+                    pb(&patchbay_tools::lab::vx0_args("10.200.0.1", "10.200.0.2"))?;
                 }
                 if dut_kind == Dut::PatchbayTrunk {
                     for br in ["br0", "br1"] {
