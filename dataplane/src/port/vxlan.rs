@@ -2,13 +2,16 @@
 //! in UDP datagrams through the host kernel's UDP stack, so any underlay
 //! the kernel can route works.
 //!
-//! - Receive: one socket bound to `local:dstport`; a datagram's VXLAN
-//!   header is checked (flags exactly I, the port's VNI), the inner source
-//!   MAC is learned against the sender's address, and the inner frame is
-//!   the port's frame.
-//! - Send: TSO frames are segmented first and partial checksums filled in
-//!   ([`crate::wire::gso`]): nothing would segment them inside a UDP
-//!   datagram. Each frame goes to the VTEP its destination MAC was learned
+//! - Receive ([`rx`]): one socket bound to `local:dstport`; a datagram's
+//!   VXLAN header is checked (flags exactly I, the port's VNI), the inner
+//!   source MAC is learned against the sender's address, and the inner
+//!   frame is the port's frame. With `UDP_GRO` the kernel hands over a
+//!   sender's train of datagrams at once; the TCP segments of a flow in it
+//!   become one TSO frame again.
+//! - Send ([`tx`]): TSO frames are segmented first and partial checksums
+//!   filled in ([`crate::wire::gso`]): nothing would segment them inside a
+//!   UDP datagram; the datagrams of a flow leave in `UDP_SEGMENT` runs.
+//!   Each frame goes to the VTEP its destination MAC was learned
 //!   on (or given, `fdb add MAC dev vx0 dst A`), else to every VTEP of the
 //!   flood list (head-end replication: `remote`, and `fdb append
 //!   00:00:00:00:00:00 dev vx0 dst A`). The UDP source port comes from a
@@ -19,15 +22,15 @@
 //! - DF: the outer packets are never fragmented (`IP_PMTUDISC_DO`); an inner
 //!   frame that does not fit the underlay's MTU is dropped and counted
 //!   (`vxlan-too-big`). A bridge that routes into VXLAN gets an MTU 50 bytes
-//!   under the underlay's, so the router sends "fragmentation needed".
+//!   under the underlay's (at most 1500), so the router sends
+//!   "fragmentation needed".
 
 use super::sys::setsockopt;
-use super::{tx_drop_reason, LinkState, Port, PortError, PortKind, RxBatch, TxFrame};
+use super::{LinkState, Port, PortError, PortKind, RxBatch, TxFrame};
 use crate::counters::{DropReason, PortCounters};
-use crate::wire::gro::Merge;
 use crate::wire::vlan::HEAD_MAX;
 use crate::wire::vnet::VNET_HDR_LEN;
-use crate::wire::vxlan::{self, VxlanError, VXLAN_HDR_LEN};
+use crate::wire::vxlan::{self, VXLAN_HDR_LEN};
 use crate::wire::Mac;
 use crate::BATCH;
 use std::collections::HashMap;
@@ -36,19 +39,19 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
+mod rx;
+mod tx;
+
+use rx::{learn, recv_datagrams, vxlan_ok, Train, UDP_GRO};
+use tx::{Dest, Run, Sender};
+
 /// Room for the biggest datagram, its virtio header in front: a tunnel's
 /// TSO super-frame comes whole.
 const BUF: usize = VNET_HDR_LEN + 65_536;
 /// Sending sockets: source ports a flow hash picks from.
 const TX_SOCKETS: usize = 8;
-/// `SOL_UDP` and `UDP_SEGMENT` (linux/udp.h): send a buffer of equal-size
-/// datagrams in one call (UDP GSO, Linux 4.18).
+/// `SOL_UDP` (linux/udp.h): the level of UDP's socket options.
 const SOL_UDP: i32 = 17;
-const UDP_SEGMENT: i32 = 103;
-/// `UDP_GRO` (Linux 5.0): the kernel may coalesce datagrams of one sender
-/// into one receive, telling their size in a control message; it also
-/// takes a sender's UDP_SEGMENT train whole instead of cutting it up.
-const UDP_GRO: i32 = 104;
 /// Remote MACs a port learns at most.
 pub const MAX_REMOTES: usize = 16_384;
 
@@ -93,150 +96,6 @@ pub struct VxlanPort {
     pending: Option<Train>,
 }
 
-/// Where the datagrams of a coalesced receive are in `VxlanPort::train`.
-#[derive(Debug, Clone, Copy)]
-struct Train {
-    /// The next one starts here; the last ends at `end`.
-    pos: usize,
-    end: usize,
-    /// Bytes of each (the last may be shorter).
-    size: usize,
-    vtep: Ipv4Addr,
-}
-
-/// Where a run of datagrams goes: one VTEP, or every VTEP of the flood
-/// list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dest {
-    Vtep(Ipv4Addr),
-    Flood,
-}
-
-/// VXLAN datagrams back to back for one UDP_SEGMENT send: from one sending
-/// socket to one destination, all `size` bytes but perhaps the last. The
-/// segments of a TSO frame make one, and so do frames of a flow that follow
-/// each other in a batch (64-byte frames too): one system call and one
-/// trip through the kernel's UDP stack for up to 64 datagrams.
-struct Run {
-    buf: Box<[u8]>,
-    len: usize,
-    sock: usize,
-    dest: Dest,
-    /// Bytes of each datagram (the first one's).
-    size: usize,
-    /// Datagrams, and the inner bytes they carry.
-    n: u64,
-    bytes: u64,
-    /// A shorter datagram came: it must be the last of the send.
-    closed: bool,
-}
-
-/// Datagrams a UDP_SEGMENT send carries at most (the kernel's
-/// UDP_MAX_SEGMENTS was 64 before Linux 6.7), and the bytes.
-const RUN_DATAGRAMS: u64 = 64;
-const RUN_BYTES: usize = 65_000;
-
-impl Run {
-    fn new() -> Run {
-        Run {
-            buf: vec![0; RUN_BYTES].into_boxed_slice(),
-            len: 0,
-            sock: 0,
-            dest: Dest::Flood,
-            size: 0,
-            n: 0,
-            bytes: 0,
-            closed: false,
-        }
-    }
-
-    /// Whether a datagram of `d` bytes from `sock` to `dest` can join.
-    fn takes(&self, sock: usize, dest: Dest, d: usize) -> bool {
-        self.n == 0
-            || (self.sock == sock
-                && self.dest == dest
-                && !self.closed
-                && d <= self.size
-                && self.n < RUN_DATAGRAMS
-                && self.len + d <= RUN_BYTES)
-    }
-
-    /// Room for a datagram of `d` bytes (which must join, see `takes`).
-    fn push(&mut self, sock: usize, dest: Dest, d: usize, inner: usize) -> &mut [u8] {
-        if self.n == 0 {
-            (self.sock, self.dest, self.size) = (sock, dest, d);
-        }
-        self.closed = d < self.size;
-        self.n += 1;
-        self.bytes += inner as u64;
-        let at = self.len;
-        self.len += d;
-        &mut self.buf[at..self.len]
-    }
-}
-
-/// How a VXLAN port's datagrams leave: its sending sockets, destination
-/// port and flood list.
-struct Sender<'a> {
-    tx: &'a [OwnedFd],
-    dstport: u16,
-    flood: &'a [Ipv4Addr],
-}
-
-impl Sender<'_> {
-    /// Sends the run and empties it.
-    fn flush(&self, run: &mut Run, counters: &mut PortCounters) {
-        if run.n > 0 {
-            let gso = if run.n > 1 { run.size as u16 } else { 0 };
-            let vteps = match &run.dest {
-                Dest::Vtep(v) => std::slice::from_ref(v),
-                Dest::Flood => self.flood,
-            };
-            VxlanPort::send_datagrams(
-                &self.tx[run.sock],
-                self.dstport,
-                &run.buf[..run.len],
-                gso,
-                vteps,
-                run.n,
-                run.bytes,
-                counters,
-            );
-        }
-        (run.len, run.n, run.bytes, run.closed) = (0, 0, 0, false);
-    }
-}
-
-/// One frame's segments on their way into runs.
-struct FrameSink<'a, 'b> {
-    run: &'a mut Run,
-    sender: &'a Sender<'b>,
-    counters: &'a mut PortCounters,
-    sock: usize,
-    dest: Dest,
-    vni: u32,
-    /// Inner frames bigger than this do not fit the underlay.
-    limit: usize,
-    too_big: u64,
-}
-
-impl crate::wire::gso::SegmentSink for FrameSink<'_, '_> {
-    fn room(&mut self, len: usize) -> Option<&mut [u8]> {
-        if len > self.limit {
-            self.too_big += 1;
-            return None;
-        }
-        let d = VXLAN_HDR_LEN + len;
-        if !self.run.takes(self.sock, self.dest, d) {
-            self.sender.flush(self.run, self.counters);
-        }
-        let datagram = self.run.push(self.sock, self.dest, d, len);
-        let (hdr, inner) = datagram.split_at_mut(VXLAN_HDR_LEN);
-        vxlan::emit(hdr, self.vni);
-        Some(inner)
-    }
-}
-
 fn udp_socket(name: &str, addr: Ipv4Addr, port: u16) -> Result<OwnedFd, PortError> {
     // SAFETY: socket(2) with constant arguments; the result is checked.
     let fd = unsafe {
@@ -277,7 +136,7 @@ fn udp_socket(name: &str, addr: Ipv4Addr, port: u16) -> Result<OwnedFd, PortErro
     Ok(fd)
 }
 
-fn sockaddr(addr: Ipv4Addr, port: u16) -> libc::sockaddr_in {
+pub(super) fn sockaddr(addr: Ipv4Addr, port: u16) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as u16,
         sin_port: port.to_be(),
@@ -449,279 +308,6 @@ impl VxlanPort {
             _ => crate::trace::VxlanTo::Flood(self.flood.len() as u16),
         }
     }
-
-    /// The sending socket of a flow, by a hash of the inner flow: its
-    /// source port is the flow's (RFC 7348 5: entropy in the source port).
-    fn socket_for(&self, eth: &[u8]) -> usize {
-        (vxlan::flow_hash(eth) as usize) % self.tx.len()
-    }
-
-    /// Sends `payload` (VXLAN datagrams back to back, each `gso` bytes but
-    /// the last, or one datagram if `gso` is 0) to each of `vteps` from
-    /// `sock`: with UDP_SEGMENT, one system call and one trip through the
-    /// kernel for a whole TSO frame's segments. Counts `frames` inner frames
-    /// of `bytes` bytes sent per VTEP.
-    #[allow(clippy::too_many_arguments)]
-    fn send_datagrams(
-        sock: &OwnedFd,
-        dstport: u16,
-        payload: &[u8],
-        gso: u16,
-        vteps: &[Ipv4Addr],
-        frames: u64,
-        bytes: u64,
-        counters: &mut PortCounters,
-    ) {
-        for &vtep in vteps {
-            let iov = libc::iovec {
-                iov_base: payload.as_ptr() as *mut libc::c_void,
-                iov_len: payload.len(),
-            };
-            let mut sa = sockaddr(vtep, dstport);
-            // Room for one control message with a u16.
-            let mut control = [0u64; 4];
-            // SAFETY: msghdr is plain C; all-zero is valid, then pointed at
-            // the live iovec, sockaddr and control buffer above.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_name = (&mut sa as *mut libc::sockaddr_in).cast();
-            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-            msg.msg_iov = &iov as *const libc::iovec as *mut libc::iovec;
-            msg.msg_iovlen = 1;
-            if gso > 0 {
-                msg.msg_control = control.as_mut_ptr().cast();
-                // SAFETY: CMSG_SPACE only computes a size.
-                msg.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
-                // SAFETY: msg_control points at `control`, which holds
-                // CMSG_SPACE(2) bytes (32 >= 24), aligned for cmsghdr.
-                unsafe {
-                    let c = libc::CMSG_FIRSTHDR(&msg);
-                    (*c).cmsg_level = SOL_UDP;
-                    (*c).cmsg_type = UDP_SEGMENT;
-                    (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
-                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), gso);
-                }
-            }
-            // SAFETY: sendmsg reads the msghdr and what it points at, all
-            // alive for the call.
-            let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
-            if r < 0 {
-                counters.drop_n(tx_drop_reason(&io::Error::last_os_error()), frames);
-            } else {
-                counters.tx_packets += frames;
-                counters.tx_bytes += bytes;
-            }
-        }
-    }
-
-    /// Puts one frame (virtio-net header and Ethernet frame) into runs:
-    /// its segments, a VXLAN header each, joining the frames before them
-    /// where they can.
-    fn queue_frame(&mut self, frame: &[u8], counters: &mut PortCounters) {
-        let Some(eth) = frame.get(VNET_HDR_LEN..).filter(|e| e.len() >= 14) else {
-            counters.drop(DropReason::Runt);
-            return;
-        };
-        let Some(dest) = self.dest_for(Mac::from_slice(&eth[..6])) else {
-            counters.drop(DropReason::VxlanNoVtep);
-            return;
-        };
-        let sock = self.socket_for(eth);
-        let sender = Sender {
-            tx: &self.tx,
-            dstport: self.cfg.dstport,
-            flood: &self.flood,
-        };
-        let mut sink = FrameSink {
-            run: &mut self.run,
-            sender: &sender,
-            counters,
-            sock,
-            dest,
-            vni: self.cfg.vni,
-            limit: self.mtu - VXLAN_HDR_LEN - 8 - 20,
-            too_big: 0,
-        };
-        let done = crate::wire::gso::segment(frame, &mut sink);
-        let too_big = sink.too_big;
-        if done.is_err() {
-            counters.drop(DropReason::GsoUnsupported);
-        }
-        if too_big > 0 {
-            counters.drop_n(DropReason::VxlanTooBig, too_big);
-        }
-    }
-}
-
-/// Reads what waits on `sock` into `buf`: its length, the size of each
-/// datagram if the kernel coalesced several into it (UDP_GRO; else 0), and
-/// the sender. `None` if nothing waits; a drop reason for a failed read.
-fn recv_datagrams(
-    sock: &OwnedFd,
-    buf: &mut [u8],
-) -> Result<Option<(usize, usize, Ipv4Addr)>, DropReason> {
-    loop {
-        // SAFETY: sockaddr_in is plain C; all-zero is valid.
-        let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // Room for the UDP_GRO control message (an int).
-        let mut control = [0u64; 8];
-        // SAFETY: msghdr is plain C; all-zero is valid, then pointed at the
-        // live sockaddr, iovec and control buffer above.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_name = (&mut from as *mut libc::sockaddr_in).cast();
-        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        // SAFETY: recvmsg writes at most iov_len bytes into `buf`, the
-        // sender into `from` and control messages into `control`, all
-        // alive and of the sizes given.
-        let r = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
-        if r < 0 {
-            return match io::Error::last_os_error().raw_os_error() {
-                Some(libc::EAGAIN) => Ok(None),
-                Some(libc::EINTR) => continue,
-                _ => Err(DropReason::RxError),
-            };
-        }
-        if msg.msg_flags & libc::MSG_TRUNC != 0 {
-            return Err(DropReason::Truncated);
-        }
-        let mut gso = 0;
-        // SAFETY: the control messages recvmsg wrote, walked with the
-        // CMSG macros within msg_controllen; an UDP_GRO one holds an int.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
-                    gso =
-                        std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()).max(0) as usize;
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-        }
-        let vtep = Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr));
-        return Ok(Some((r as usize, gso, vtep)));
-    }
-}
-
-/// Whether the datagram `d` is a VXLAN frame for `vni`; counts why not.
-fn vxlan_ok(d: &[u8], vni: u32, counters: &mut PortCounters) -> bool {
-    match vxlan::check(d, vni) {
-        Ok(()) => true,
-        Err(VxlanError::Vni(_)) => {
-            counters.drop(DropReason::VxlanVni);
-            false
-        }
-        Err(_) => {
-            counters.drop(DropReason::VxlanMalformed);
-            false
-        }
-    }
-}
-
-/// Learns that `src` is at `vtep` (seen at `now`): a learned MAC moves and
-/// is refreshed, a static one stays, a new one is kept while there is room.
-fn learn(
-    remotes: &mut HashMap<Mac, Remote, ahash::RandomState>,
-    src: Mac,
-    vtep: Ipv4Addr,
-    now: u64,
-) {
-    if !src.is_unicast() {
-        return;
-    }
-    let room = remotes.len() < MAX_REMOTES;
-    match remotes.get_mut(&src) {
-        Some(r) if r.seen.is_some() => {
-            r.vtep = vtep;
-            r.seen = Some(now);
-        }
-        Some(_) => {}
-        None if room => {
-            remotes.insert(
-                src,
-                Remote {
-                    vtep,
-                    seen: Some(now),
-                },
-            );
-        }
-        None => {}
-    }
-}
-
-impl VxlanPort {
-    /// Makes frames of the coalesced datagrams not yet taken, while the
-    /// batch has room: consecutive TCP segments of one flow become one
-    /// super-frame ([`crate::wire::gro`]), anything else a frame each.
-    fn drain_train(&mut self, max: usize, now: u64, counters: &mut PortCounters) {
-        let Some(mut t) = self.pending else {
-            return;
-        };
-        // The frame being put together in the batch's next buffer: its
-        // merge and length.
-        let mut open: Option<(Merge, usize)> = None;
-        while t.pos < t.end {
-            let end = (t.pos + t.size).min(t.end);
-            let d = &self.train[t.pos..end];
-            if !vxlan_ok(d, self.cfg.vni, counters) {
-                t.pos = end;
-                continue;
-            }
-            let inner = &d[VXLAN_HDR_LEN..];
-            if let Some((m, len)) = &mut open {
-                let buf = &mut self.rx_batch.next_buf()[VNET_HDR_LEN..];
-                if let Some(n) = m.append(buf, *len, inner) {
-                    *len = n;
-                    t.pos = end;
-                    continue;
-                }
-                let (m, len) = open.take().expect("open");
-                close(&mut self.rx_batch, m, len);
-            }
-            if self.rx_batch.len() == max {
-                break;
-            }
-            learn(
-                &mut self.remotes,
-                Mac::from_slice(&inner[6..12]),
-                t.vtep,
-                now,
-            );
-            let buf = self.rx_batch.next_buf();
-            buf[..VNET_HDR_LEN].fill(0);
-            let eth = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + inner.len()];
-            eth.copy_from_slice(inner);
-            t.pos = end;
-            match Merge::start(eth) {
-                Some(m) => open = Some((m, eth.len())),
-                None => {
-                    crate::wire::gso::complete_partial(eth);
-                    self.rx_batch.push(VNET_HDR_LEN + inner.len());
-                }
-            }
-        }
-        if let Some((m, len)) = open {
-            close(&mut self.rx_batch, m, len);
-        }
-        self.pending = (t.pos < t.end).then_some(t);
-    }
-}
-
-/// Keeps the frame in the batch's next buffer, `len` bytes of Ethernet
-/// frame: a super-frame of several segments is finished first.
-fn close(batch: &mut RxBatch, m: Merge, len: usize) {
-    let buf = batch.next_buf();
-    if m.segments() > 1 {
-        let (vnet, eth) = buf.split_at_mut(VNET_HDR_LEN);
-        m.finish(vnet, &mut eth[..len]);
-    }
-    batch.push(VNET_HDR_LEN + len);
 }
 
 impl Port for VxlanPort {
