@@ -2,13 +2,13 @@
 //! in UDP datagrams through the host kernel's UDP stack, so any underlay
 //! the kernel can route works.
 //!
-//! - Receive ([`rx`]): one socket bound to `local:dstport`; a datagram's
+//! - Receive (`vxlan/rx.rs`): one socket bound to `local:dstport`; a datagram's
 //!   VXLAN header is checked (flags exactly I, the port's VNI), the inner
 //!   source MAC is learned against the sender's address, and the inner
 //!   frame is the port's frame. With `UDP_GRO` the kernel hands over a
 //!   sender's train of datagrams at once; the TCP segments of a flow in it
 //!   become one TSO frame again.
-//! - Send ([`tx`]): TSO frames are segmented first and partial checksums
+//! - Send (`vxlan/tx.rs`): TSO frames are segmented first and partial checksums
 //!   filled in ([`crate::wire::gso`]): nothing would segment them inside a
 //!   UDP datagram; the datagrams of a flow leave in `UDP_SEGMENT` runs.
 //!   Each frame goes to the VTEP its destination MAC was learned
