@@ -161,8 +161,10 @@ remotes = [{ mac = "02:00:00:00:00:99", dst = "10.200.0.2" }]
 fn two_patchbays_over_vxlan_and_the_config_carries_it() {
     let mut a = Lab::new(bins(), 0);
     a.add_host("10.10.0.1/24");
+    a.add_host("10.11.0.1/24");
     let mut b = Lab::new(bins(), 0);
     b.add_host("10.10.0.2/24");
+    b.add_host("10.11.0.2/24");
     patchbay_tools::lab::vxlan_underlay(&a.sw, &b.sw);
     a.start_daemon(&[]);
     b.start_daemon(&["--port", "p1"]);
@@ -193,6 +195,50 @@ fn two_patchbays_over_vxlan_and_the_config_carries_it() {
         "10.200.0.1",
     ]);
     assert!(a.host(1).ping_ok("10.10.0.2", 3), "site A -> site B");
+    // A second segment on the same UDP port, told apart by its VNI, in the
+    // issue's words: no remote, a flood list.
+    for (lab, local, peer) in [
+        (&a, "10.200.0.1", "10.200.0.2"),
+        (&b, "10.200.0.2", "10.200.0.1"),
+    ] {
+        lab.cli_ok(&["link", "add", "br1", "type", "bridge"]);
+        lab.cli_ok(&["link", "add", "p2", "type", "afpacket", "master", "br1"]);
+        lab.cli_ok(&[
+            "link", "add", "vx1", "type", "vxlan", "id", "43", "local", local, "dstport", "4789",
+            "master", "br1",
+        ]);
+        lab.cli_ok(&[
+            "fdb",
+            "append",
+            "00:00:00:00:00:00",
+            "dev",
+            "vx1",
+            "dst",
+            peer,
+        ]);
+    }
+    assert!(a.host(2).ping_ok("10.11.0.2", 3), "VNI 43 beside VNI 42");
+    assert!(a.host(1).ping_ok("10.10.0.2", 1), "VNI 42 still");
+    let fdb = b.cli_ok(&["fdb", "show"]);
+    let h2 = &a.host(2).mac;
+    assert!(fdb.contains(&format!("{h2} dev vx1")), "{fdb}");
+    assert!(!fdb.contains(&format!("{h2} dev vx0")), "{fdb}");
+    a.cli_fails(
+        &[
+            "link",
+            "add",
+            "vx2",
+            "type",
+            "vxlan",
+            "id",
+            "43",
+            "local",
+            "10.200.0.1",
+            "dstport",
+            "4789",
+        ],
+        "VNI 43 on 10.200.0.1:4789 is vx1's already",
+    );
     // The trace shows both ends of the tunnel.
     a.cli_ok(&["trace", "start", "count", "2", "filter", "icmp"]);
     b.cli_ok(&["trace", "start", "count", "2", "filter", "icmp"]);
@@ -241,6 +287,14 @@ fn two_patchbays_over_vxlan_and_the_config_carries_it() {
     std::fs::write(&file, &saved).expect("saved");
     let check = a.cli_ok(&["apply", path, "check"]);
     assert!(check.contains("no change"), "{check}");
+    // Other settings make the port anew: the new vx0 takes VNI 42 from the
+    // old one on the same UDP port.
+    std::fs::write(&file, saved.replace("10.200.0.9", "10.200.0.8")).expect("changed");
+    a.cli_ok(&["apply", path]);
+    assert!(a.host(1).ping_ok("10.10.0.2", 3), "VNI 42 on the new vx0");
+    assert!(a.host(2).ping_ok("10.11.0.2", 1), "VNI 43 untouched");
+    std::fs::write(&file, &saved).expect("saved");
+    a.cli_ok(&["apply", path]);
     let _ = std::fs::remove_file(&file);
     // The flood list and the static remote in fdb show.
     let fdb = a.cli_ok(&["fdb", "show"]);

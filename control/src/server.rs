@@ -384,7 +384,8 @@ fn port_error(e: PortError) -> ApiError {
         PortError::BadName(_)
         | PortError::NotEthernet(_)
         | PortError::NotTap(_)
-        | PortError::NeedsSettings(_) => ErrorCode::Invalid,
+        | PortError::NeedsSettings(_)
+        | PortError::Invalid(_) => ErrorCode::Invalid,
         PortError::Os { .. } => ErrorCode::System,
     };
     ApiError::new(code, e.to_string())

@@ -86,6 +86,9 @@ pub enum PortError {
         "port {0}: a VXLAN port needs its settings (link add NAME type vxlan id N local A ...)"
     )]
     NeedsSettings(String),
+    /// Settings that cannot be (a VNI another port has on that UDP port).
+    #[error("port {0}")]
+    Invalid(String),
     #[error("port {name}: {what}: {source}")]
     Os {
         name: String,

@@ -39,6 +39,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
+mod group;
 mod rx;
 mod tx;
 
@@ -77,7 +78,9 @@ pub struct Remote {
 pub struct VxlanPort {
     name: String,
     cfg: VxlanConfig,
-    rx: OwnedFd,
+    /// The receiving socket, in the SO_REUSEPORT group of the ports on the
+    /// same local address and UDP port; `None` only while dropped.
+    rx: Option<OwnedFd>,
     tx: Vec<OwnedFd>,
     rx_batch: RxBatch,
     remotes: HashMap<Mac, Remote, ahash::RandomState>,
@@ -96,7 +99,9 @@ pub struct VxlanPort {
     pending: Option<Train>,
 }
 
-fn udp_socket(name: &str, addr: Ipv4Addr, port: u16) -> Result<OwnedFd, PortError> {
+/// A UDP socket bound to `addr:port` (in an SO_REUSEPORT group of
+/// sockets on it if `shared`), DF on what it sends.
+fn udp_socket(name: &str, addr: Ipv4Addr, port: u16, shared: bool) -> Result<OwnedFd, PortError> {
     // SAFETY: socket(2) with constant arguments; the result is checked.
     let fd = unsafe {
         libc::socket(
@@ -110,7 +115,10 @@ fn udp_socket(name: &str, addr: Ipv4Addr, port: u16) -> Result<OwnedFd, PortErro
     }
     // SAFETY: a fresh descriptor nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1i32);
+    if shared {
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, &1i32)
+            .map_err(|_| PortError::os(name, "SO_REUSEPORT"))?;
+    }
     // DF on every outer packet: never fragmented on the underlay.
     let _ = setsockopt(
         &fd,
@@ -130,7 +138,7 @@ fn udp_socket(name: &str, addr: Ipv4Addr, port: u16) -> Result<OwnedFd, PortErro
     if r < 0 {
         return Err(PortError::os(
             name,
-            "bind (is local an address of this namespace?)",
+            "bind (is local an address of this namespace, and its UDP port free of other programs?)",
         ));
     }
     Ok(fd)
@@ -183,14 +191,14 @@ fn mtu_of(addr: Ipv4Addr) -> Option<usize> {
 
 impl VxlanPort {
     pub fn open(name: &str, cfg: VxlanConfig) -> Result<VxlanPort, PortError> {
-        let rx = udp_socket(name, cfg.local, cfg.dstport)?;
+        let rx = group::join(name, cfg.local, cfg.dstport, cfg.vni)?;
         // Room for bursts of TSO super-frames (64 KiB datagrams each).
         let buf = 16i32 << 20;
         if setsockopt(&rx, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &buf).is_err() {
             let _ = setsockopt(&rx, libc::SOL_SOCKET, libc::SO_RCVBUF, &buf);
         }
         let tx = (0..TX_SOCKETS)
-            .map(|_| udp_socket(name, cfg.local, 0))
+            .map(|_| udp_socket(name, cfg.local, 0, false))
             .collect::<Result<Vec<_>, _>>()?;
         // Without it (before Linux 5.0) datagrams come one by one.
         let _ = setsockopt(&rx, SOL_UDP, UDP_GRO, &1i32);
@@ -199,7 +207,7 @@ impl VxlanPort {
             name: name.to_string(),
             flood: cfg.remote.into_iter().collect(),
             cfg,
-            rx,
+            rx: Some(rx),
             tx,
             rx_batch: RxBatch::new(BUF),
             remotes: HashMap::with_capacity_and_hasher(MAX_REMOTES, ahash::RandomState::new()),
@@ -310,6 +318,16 @@ impl VxlanPort {
     }
 }
 
+impl Drop for VxlanPort {
+    /// The receiving socket leaves its group (its VNI's place in the
+    /// group's program) as it closes.
+    fn drop(&mut self) {
+        if let Some(fd) = self.rx.take() {
+            group::leave(fd);
+        }
+    }
+}
+
 impl Port for VxlanPort {
     fn name(&self) -> &str {
         &self.name
@@ -320,7 +338,7 @@ impl Port for VxlanPort {
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
-        Some(self.rx.as_raw_fd())
+        self.rx.as_ref().map(|fd| fd.as_raw_fd())
     }
 
     fn recv(&mut self, max: usize, counters: &mut PortCounters) -> io::Result<usize> {
@@ -337,15 +355,15 @@ impl Port for VxlanPort {
             // where the virtio header does, and the inner frame starts
             // where a port's frame does.
             let at = VNET_HDR_LEN - VXLAN_HDR_LEN;
-            let (len, gso, vtep) =
-                match recv_datagrams(&self.rx, &mut self.rx_batch.next_buf()[at..]) {
-                    Ok(Some(got)) => got,
-                    Ok(None) => break,
-                    Err(reason) => {
-                        counters.drop(reason);
-                        continue;
-                    }
-                };
+            let rx = self.rx.as_ref().expect("open until dropped");
+            let (len, gso, vtep) = match recv_datagrams(rx, &mut self.rx_batch.next_buf()[at..]) {
+                Ok(Some(got)) => got,
+                Ok(None) => break,
+                Err(reason) => {
+                    counters.drop(reason);
+                    continue;
+                }
+            };
             if gso > 0 && len > gso {
                 // Several datagrams: made into frames from the train.
                 self.rx_batch.swap_next(&mut self.train);
