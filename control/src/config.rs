@@ -569,6 +569,26 @@ to_port = 80
     }
 
     #[test]
+    fn vxlan_ports_are_checked_with_their_lines() {
+        let port = |name: &str, vni: u32| {
+            format!("[[port]]\nname = \"{name}\"\nkind = \"vxlan\"\nvni = {vni}\nlocal = \"10.200.0.1\"\n\n")
+        };
+        let e = err(&(port("vx0", 42) + &port("vx1", 42)));
+        assert!(
+            e.starts_with("lab.toml:10:")
+                && e.contains("VNI 42 on 10.200.0.1:4789 is vx0's already"),
+            "{e}"
+        );
+        let e = err(&port("vx0", 1 << 24));
+        assert!(e.contains("24 bits at most"), "{e}");
+        let e = err("[[port]]\nname = \"vx0\"\nkind = \"vxlan\"\nvni = 42\n");
+        assert!(e.contains("needs vni and local"), "{e}");
+        // Two VNIs on one UDP port are two segments.
+        let ok = parse("lab.toml", &(port("vx0", 42) + &port("vx1", 43)));
+        assert!(ok.is_ok(), "{:?}", ok.err());
+    }
+
+    #[test]
     fn errors_name_the_line_and_the_fix() {
         let e = err("[[route]]\ndst = \"10.0.0.0/33\"\nvia = \"10.0.0.1\"\n");
         assert!(e.starts_with("lab.toml:2:"), "{e}");

@@ -436,6 +436,22 @@ impl Checker<'_> {
             }
             let vlans = self.port_vlans(&span, p)?;
             let vxlan = self.port_vxlan(&span, p)?;
+            if let Some(v) = &vxlan {
+                let c = &v.config;
+                let same = ports.iter().find(|o: &&PortState| {
+                    o.vxlan.as_ref().is_some_and(|o| {
+                        (o.config.vni, o.config.local, o.config.dstport)
+                            == (c.vni, c.local, c.dstport)
+                    })
+                });
+                if let Some(o) = same {
+                    let m = format!(
+                        "port {}: VNI {} on {}:{} is {}'s already",
+                        p.name, c.vni, c.local, c.dstport, o.name
+                    );
+                    return Err(self.key_err(&span, "vni", m));
+                }
+            }
             port_lines.insert(p.name.clone(), self.lines.line(span.start));
             ports.push(PortState {
                 name: p.name.clone(),
