@@ -1,7 +1,9 @@
 //! VXLAN ports that share a local address and UDP port, as in
 //!
-//!     patchbay link add vx0 type vxlan id 42 local 10.200.0.1 dstport 4789 master br0
-//!     patchbay link add vx1 type vxlan id 43 local 10.200.0.1 dstport 4789 master br1
+//! ```text
+//! patchbay link add vx0 type vxlan id 42 local 10.200.0.1 dstport 4789 master br0
+//! patchbay link add vx1 type vxlan id 43 local 10.200.0.1 dstport 4789 master br1
+//! ```
 //!
 //! The kernel's VXLAN devices share one socket and look the VNI up; here
 //! each port's receiving socket joins one `SO_REUSEPORT` group, and a
