@@ -262,18 +262,25 @@ fn two_patchbays_over_vxlan_and_the_config_carries_it() {
     // Site A's segments leave in UDP_SEGMENT trains, which site B's socket
     // takes whole (UDP_GRO): B makes the segments of a flow one TSO frame
     // again, and h2 receives frames far bigger than its MTU.
-    let big = Capture::start(&b.host(1).ns, "eth0", "tcp and greater 3000");
-    b.host(1).ns.check(&["iperf3", "-s", "-D", "-1"]);
-    wait_listening(&b.host(1).ns, "tcp", 5201);
-    a.host(1)
-        .ns
-        .check(&["iperf3", "-c", "10.10.0.2", "-n", "4M"]);
-    let big = big.stop();
-    assert!(
-        big.len() > 10,
-        "{} frames over 3,000 bytes: {big:#?}",
-        big.len()
-    );
+    // The same over IPv6 inside the tunnel.
+    a.host(1).enable_ipv6(Some("fd00:10::1/64"));
+    b.host(1).enable_ipv6(Some("fd00:10::2/64"));
+    assert!(a.host(1).ping6_ok("fd00:10::2", 3), "IPv6 across VXLAN");
+    for (dst, filter) in [
+        ("10.10.0.2", "ip and tcp and greater 3000"),
+        ("fd00:10::2", "ip6 and tcp and greater 3000"),
+    ] {
+        let big = Capture::start(&b.host(1).ns, "eth0", filter);
+        b.host(1).ns.check(&["iperf3", "-s", "-D", "-1"]);
+        wait_listening(&b.host(1).ns, "tcp", 5201);
+        a.host(1).ns.check(&["iperf3", "-c", dst, "-n", "4M"]);
+        let big = big.stop();
+        assert!(
+            big.len() > 10,
+            "{dst}: {} frames over 3,000 bytes: {big:#?}",
+            big.len()
+        );
+    }
 
     // save gives the VXLAN port back as the file had it.
     let saved = a.cli_ok(&["save"]);
