@@ -254,6 +254,48 @@ mod tests {
         assert_eq!(out.0, segs);
     }
 
+    /// `seg` made IPv6 (2001:db8::1 -> 2001:db8::2), checksum anew.
+    fn seg6(seq: u32, payload: &[u8], flags: u8) -> Vec<u8> {
+        let v4 = seg(seq, payload, flags);
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[6, 64]);
+        f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f.extend_from_slice(&v4[34..]);
+        f[54 + 16..54 + 18].fill(0);
+        let sum = pseudo(&f, 14, true, f.len() - 54);
+        let c = checksum::finish(checksum::add(sum, &f[54..]));
+        f[54 + 16..54 + 18].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn ipv6_segments_merge_and_segment_back_too() {
+        let segs = [
+            seg6(100, &[1; 1428], TCP_ACK),
+            seg6(1528, &[2; 1428], TCP_ACK),
+            seg6(2956, &[3; 500], TCP_ACK),
+        ];
+        let mut buf = vec![0u8; VNET_HDR_LEN + 65_536];
+        let (vnet, eth) = buf.split_at_mut(VNET_HDR_LEN);
+        eth[..segs[0].len()].copy_from_slice(&segs[0]);
+        let mut m = Merge::start(&segs[0]).expect("IPv6 TCP");
+        let mut len = segs[0].len();
+        for s in &segs[1..] {
+            len = m.append(eth, len, s).expect("joins");
+        }
+        m.finish(vnet, &mut eth[..len]);
+        assert_eq!(
+            VnetHdr::new_unchecked(&vnet[..]).gso_type(),
+            crate::wire::vnet::GSO_TCPV6
+        );
+        let mut out = Frames::default();
+        segment(&buf[..VNET_HDR_LEN + len], &mut out).unwrap();
+        assert_eq!(out.0, segs);
+    }
+
     #[test]
     fn what_does_not_continue_the_flow_stays_out() {
         let first = seg(100, &[7; 1000], TCP_ACK);
