@@ -97,6 +97,16 @@ fn a_vxlan_port_interoperates_with_a_kernel_vtep() {
     let reverse = iperf3_bytes(&h2, &h1.ns, "10.10.0.1", 2);
     assert!(reverse > 10e6, "h2 -> h1 moved only {reverse} bytes");
     assert_eq!(a.drops("vx0", "gso-unsupported"), 0);
+
+    // Remote MACs age with the bridge's ageing time, as its FDB's do.
+    a.cli_ok(&["link", "set", "br0", "ageing_time", "1"]);
+    let aged = wait_for(Duration::from_secs(10), || {
+        !a.cli_ok(&["fdb", "show"]).contains(&h2_mac)
+            && a.cli_json(&["fdb", "show"])
+                .to_string()
+                .contains("10.200.0.2")
+    });
+    assert!(aged, "{}", a.cli_ok(&["fdb", "show"]));
 }
 
 #[test]
