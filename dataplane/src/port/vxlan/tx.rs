@@ -4,6 +4,7 @@
 use super::{sockaddr, VxlanPort, SOL_UDP};
 use crate::counters::{DropReason, PortCounters};
 use crate::port::tx_drop_reason;
+use crate::wire::ethernet::ETHERNET_HDR_LEN;
 use crate::wire::vnet::VNET_HDR_LEN;
 use crate::wire::vxlan::{self, VXLAN_HDR_LEN};
 use crate::wire::Mac;
@@ -95,27 +96,81 @@ pub(super) struct Sender<'a> {
 }
 
 impl Sender<'_> {
-    /// Sends the run and empties it.
+    /// Sends the run (datagrams back to back, each `size` bytes but the
+    /// last) to its VTEP(s) and empties it: with UDP_SEGMENT, one system
+    /// call and one trip through the kernel per VTEP. Counts the run's
+    /// inner frames and bytes sent per VTEP.
     pub(super) fn flush(&self, run: &mut Run, counters: &mut PortCounters) {
         if run.n > 0 {
-            let gso = if run.n > 1 { run.size as u16 } else { 0 };
             let vteps = match &run.dest {
                 Dest::Vtep(v) => std::slice::from_ref(v),
                 Dest::Flood => self.flood,
             };
-            VxlanPort::send_datagrams(
-                &self.tx[run.sock],
-                self.dstport,
-                &run.buf[..run.len],
-                gso,
-                vteps,
-                run.n,
-                run.bytes,
-                counters,
-            );
+            let gso = if run.n > 1 { run.size as u16 } else { 0 };
+            for &vtep in vteps {
+                match send_to(
+                    &self.tx[run.sock],
+                    vtep,
+                    self.dstport,
+                    &run.buf[..run.len],
+                    gso,
+                ) {
+                    Ok(()) => {
+                        counters.tx_packets += run.n;
+                        counters.tx_bytes += run.bytes;
+                    }
+                    Err(e) => counters.drop_n(tx_drop_reason(&e), run.n),
+                }
+            }
         }
         (run.len, run.n, run.bytes, run.closed) = (0, 0, 0, false);
     }
+}
+
+/// Sends `payload` to `vtep:dstport` from `sock`: datagrams of `gso` bytes
+/// each but the last (UDP_SEGMENT), or one datagram if `gso` is 0.
+fn send_to(
+    sock: &OwnedFd,
+    vtep: Ipv4Addr,
+    dstport: u16,
+    payload: &[u8],
+    gso: u16,
+) -> io::Result<()> {
+    let iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    let mut sa = sockaddr(vtep, dstport);
+    // Room for one control message with a u16.
+    let mut control = [0u64; 4];
+    // SAFETY: msghdr is plain C; all-zero is valid, then pointed at the
+    // live iovec, sockaddr and control buffer above.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut sa as *mut libc::sockaddr_in).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+    msg.msg_iov = &iov as *const libc::iovec as *mut libc::iovec;
+    msg.msg_iovlen = 1;
+    if gso > 0 {
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
+        // SAFETY: msg_control points at `control`, which holds
+        // CMSG_SPACE(2) bytes (32 >= 24), aligned for cmsghdr.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = SOL_UDP;
+            (*c).cmsg_type = UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), gso);
+        }
+    }
+    // SAFETY: sendmsg reads the msghdr and what it points at, all alive
+    // for the call.
+    let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// One frame's segments on their way into runs.
@@ -155,68 +210,11 @@ impl VxlanPort {
         (vxlan::flow_hash(eth) as usize) % self.tx.len()
     }
 
-    /// Sends `payload` (VXLAN datagrams back to back, each `gso` bytes but
-    /// the last, or one datagram if `gso` is 0) to each of `vteps` from
-    /// `sock`: with UDP_SEGMENT, one system call and one trip through the
-    /// kernel for a whole TSO frame's segments. Counts `frames` inner frames
-    /// of `bytes` bytes sent per VTEP.
-    #[allow(clippy::too_many_arguments)]
-    fn send_datagrams(
-        sock: &OwnedFd,
-        dstport: u16,
-        payload: &[u8],
-        gso: u16,
-        vteps: &[Ipv4Addr],
-        frames: u64,
-        bytes: u64,
-        counters: &mut PortCounters,
-    ) {
-        for &vtep in vteps {
-            let iov = libc::iovec {
-                iov_base: payload.as_ptr() as *mut libc::c_void,
-                iov_len: payload.len(),
-            };
-            let mut sa = sockaddr(vtep, dstport);
-            // Room for one control message with a u16.
-            let mut control = [0u64; 4];
-            // SAFETY: msghdr is plain C; all-zero is valid, then pointed at
-            // the live iovec, sockaddr and control buffer above.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_name = (&mut sa as *mut libc::sockaddr_in).cast();
-            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-            msg.msg_iov = &iov as *const libc::iovec as *mut libc::iovec;
-            msg.msg_iovlen = 1;
-            if gso > 0 {
-                msg.msg_control = control.as_mut_ptr().cast();
-                // SAFETY: CMSG_SPACE only computes a size.
-                msg.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
-                // SAFETY: msg_control points at `control`, which holds
-                // CMSG_SPACE(2) bytes (32 >= 24), aligned for cmsghdr.
-                unsafe {
-                    let c = libc::CMSG_FIRSTHDR(&msg);
-                    (*c).cmsg_level = SOL_UDP;
-                    (*c).cmsg_type = UDP_SEGMENT;
-                    (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
-                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), gso);
-                }
-            }
-            // SAFETY: sendmsg reads the msghdr and what it points at, all
-            // alive for the call.
-            let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
-            if r < 0 {
-                counters.drop_n(tx_drop_reason(&io::Error::last_os_error()), frames);
-            } else {
-                counters.tx_packets += frames;
-                counters.tx_bytes += bytes;
-            }
-        }
-    }
-
     /// Puts one frame (virtio-net header and Ethernet frame) into runs:
     /// its segments, a VXLAN header each, joining the frames before them
     /// where they can.
     pub(super) fn queue_frame(&mut self, frame: &[u8], counters: &mut PortCounters) {
-        let Some(eth) = frame.get(VNET_HDR_LEN..).filter(|e| e.len() >= 14) else {
+        let Some(eth) = frame.get(VNET_HDR_LEN..).filter(|e| e.len() >= ETHERNET_HDR_LEN) else {
             counters.drop(DropReason::Runt);
             return;
         };
@@ -225,6 +223,7 @@ impl VxlanPort {
             return;
         };
         let sock = self.socket_for(eth);
+        let limit = self.inner_mtu() + ETHERNET_HDR_LEN;
         let sender = Sender {
             tx: &self.tx,
             dstport: self.cfg.dstport,
@@ -237,7 +236,7 @@ impl VxlanPort {
             sock,
             dest,
             vni: self.cfg.vni,
-            limit: self.mtu - VXLAN_HDR_LEN - 8 - 20,
+            limit,
             too_big: 0,
         };
         let done = crate::wire::gso::segment(frame, &mut sink);
