@@ -73,6 +73,18 @@ pub fn pseudo_header(
     sum + u32::from(u8::from(protocol)) + u32::from(len)
 }
 
+/// The running sum of the pseudo header of a `protocol` segment of `len`
+/// bytes after the IP header `ip` (IPv4, or IPv6 if `v6`; RFC 8200 8.1).
+pub fn pseudo_header_of(ip: &[u8], v6: bool, protocol: super::IpProtocol, len: usize) -> u32 {
+    if v6 {
+        add(0, &ip[8..40]) + u32::from(u8::from(protocol)) + len as u32
+    } else {
+        let src: [u8; 4] = ip[12..16].try_into().expect("4 bytes");
+        let dst: [u8; 4] = ip[16..20].try_into().expect("4 bytes");
+        pseudo_header(src.into(), dst.into(), protocol, len as u16)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,13 +73,7 @@ fn tcp_segment(eth: &[u8]) -> Option<(usize, usize, usize, bool)> {
 
 /// The running sum of the pseudo header of a TCP segment of `len` bytes.
 fn pseudo(eth: &[u8], l3: usize, v6: bool, len: usize) -> u32 {
-    if v6 {
-        checksum::add(0, &eth[l3 + 8..l3 + 40]) + u32::from(u8::from(IpProtocol::Tcp)) + len as u32
-    } else {
-        let src: [u8; 4] = eth[l3 + 12..l3 + 16].try_into().expect("4 bytes");
-        let dst: [u8; 4] = eth[l3 + 16..l3 + 20].try_into().expect("4 bytes");
-        checksum::pseudo_header(src.into(), dst.into(), IpProtocol::Tcp, len as u16)
-    }
+    checksum::pseudo_header_of(&eth[l3..], v6, IpProtocol::Tcp, len)
 }
 
 /// Whether the TCP checksum of the segment `eth` is right.

@@ -64,16 +64,8 @@ fn offsets(eth: &[u8]) -> Result<(usize, usize, bool), GsoError> {
 fn fill_tcp_checksum(eth: &mut [u8], l3: usize, l4: usize, v6: bool) {
     let len = eth.len() - l4;
     eth[l4 + 16..l4 + 18].fill(0);
-    let mut sum = if v6 {
-        let s = checksum::add(0, &eth[l3 + 8..l3 + 40]);
-        s + u32::from(u8::from(IpProtocol::Tcp)) + len as u32
-    } else {
-        let src: [u8; 4] = eth[l3 + 12..l3 + 16].try_into().expect("4 bytes");
-        let dst: [u8; 4] = eth[l3 + 16..l3 + 20].try_into().expect("4 bytes");
-        checksum::pseudo_header(src.into(), dst.into(), IpProtocol::Tcp, len as u16)
-    };
-    sum = checksum::add(sum, &eth[l4..]);
-    let c = checksum::finish(sum);
+    let sum = checksum::pseudo_header_of(&eth[l3..], v6, IpProtocol::Tcp, len);
+    let c = checksum::finish(checksum::add(sum, &eth[l4..]));
     eth[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -103,14 +95,7 @@ pub fn complete_partial(eth: &mut [u8]) -> bool {
     if end > eth.len() || field + 2 > end {
         return false;
     }
-    let len = (end - l4) as u32;
-    let pseudo = if v6 {
-        checksum::add(0, &eth[l3 + 8..l3 + 40]) + u32::from(u8::from(proto)) + len
-    } else {
-        let src: [u8; 4] = eth[l3 + 12..l3 + 16].try_into().expect("4 bytes");
-        let dst: [u8; 4] = eth[l3 + 16..l3 + 20].try_into().expect("4 bytes");
-        checksum::pseudo_header(src.into(), dst.into(), proto, len as u16)
-    };
+    let pseudo = checksum::pseudo_header_of(&eth[l3..], v6, proto, end - l4);
     let partial = !checksum::finish(pseudo);
     if u16::from_be_bytes([eth[field], eth[field + 1]]) != partial {
         return false;

@@ -214,7 +214,10 @@ impl VxlanPort {
     /// its segments, a VXLAN header each, joining the frames before them
     /// where they can.
     pub(super) fn queue_frame(&mut self, frame: &[u8], counters: &mut PortCounters) {
-        let Some(eth) = frame.get(VNET_HDR_LEN..).filter(|e| e.len() >= ETHERNET_HDR_LEN) else {
+        let Some(eth) = frame
+            .get(VNET_HDR_LEN..)
+            .filter(|e| e.len() >= ETHERNET_HDR_LEN)
+        else {
             counters.drop(DropReason::Runt);
             return;
         };
