@@ -312,6 +312,8 @@ pub struct Tracer {
     /// The VNI of each VXLAN port, by port id, as the trace started: a
     /// frame sent out of one is traced as encapsulated.
     pub vxlan: Vec<Option<u32>>,
+    /// Some recorded encapsulation does not say its VTEP yet.
+    vxlan_pending: bool,
 }
 
 impl Tracer {
@@ -336,13 +338,34 @@ impl Tracer {
         };
     }
 
+    /// Records a frame to `dst` into VXLAN datagrams out of `port`; where
+    /// to is filled in as it leaves ([`Tracer::resolve_vxlan`]).
+    #[cold]
+    pub fn record_vxlan_encap(&mut self, port: PortId, vni: u32, dst: Mac) {
+        self.record(Event::VxlanEncap {
+            port,
+            vni,
+            dst,
+            to: VxlanTo::Pending,
+        });
+        self.vxlan_pending = true;
+    }
+
     /// Fills in where VXLAN port `port` sends the traced frames it has
     /// not been asked about yet (`to` gives it for a destination MAC).
-    #[cold]
+    /// Nothing to do, and no packet looked at, when none is waiting.
+    #[inline]
     pub fn resolve_vxlan(&mut self, port: PortId, to: impl Fn(Mac) -> VxlanTo) {
-        let pending = |e: &Event| matches!(e, Event::VxlanEncap { port: p, to: VxlanTo::Pending, .. } if *p == port);
+        if self.vxlan_pending {
+            self.resolve_vxlan_now(port, to);
+        }
+    }
+
+    #[cold]
+    fn resolve_vxlan_now(&mut self, port: PortId, to: impl Fn(Mac) -> VxlanTo) {
+        let pending = |e: &Event, port: Option<PortId>| matches!(e, Event::VxlanEncap { port: p, to: VxlanTo::Pending, .. } if port.is_none_or(|q| q == *p));
         for p in &mut self.packets {
-            if !p.events.iter().any(pending) {
+            if !p.events.iter().any(|e| pending(e, Some(port))) {
                 continue;
             }
             for e in &mut std::sync::Arc::make_mut(p).events {
@@ -359,6 +382,10 @@ impl Tracer {
                 }
             }
         }
+        self.vxlan_pending = self
+            .packets
+            .iter()
+            .any(|p| p.events.iter().any(|e| pending(e, None)));
     }
 
     /// Disarms the trace; what it recorded stays readable.

@@ -483,12 +483,7 @@ fn trace_tx<const T: bool>(tr: &mut Tracer, q: PortId, vid: u16, tag: TagOp, dst
         }),
     }
     if let Some(vni) = tr.vni_of(q) {
-        tr.record(Event::VxlanEncap {
-            port: q,
-            vni,
-            dst,
-            to: crate::trace::VxlanTo::Pending,
-        });
+        tr.record_vxlan_encap(q, vni, dst);
     }
     tr.record(Event::Tx { port: q });
 }
