@@ -39,6 +39,23 @@ fn kernel_site(site: &Netns, tag: &str) -> (Netns, String) {
     (h2, mac)
 }
 
+/// `count` pings of `size` bytes with DF from `ns` to h2 (10.10.0.2).
+fn ping_df(ns: &Netns, count: u32, size: u32) -> std::process::Output {
+    let (count, size) = (count.to_string(), size.to_string());
+    ns.run(&[
+        "ping",
+        "-c",
+        &count,
+        "-W",
+        "2",
+        "-M",
+        "do",
+        "-s",
+        &size,
+        "10.10.0.2",
+    ])
+}
+
 #[test]
 fn a_vxlan_port_interoperates_with_a_kernel_vtep() {
     // Site A: patchbayd with h1 (10.10.0.1) on p1 and vx0.
@@ -52,18 +69,7 @@ fn a_vxlan_port_interoperates_with_a_kernel_vtep() {
     let h1 = a.host(1);
 
     assert!(h1.ping_ok("10.10.0.2", 3), "h1 -> h2 across VXLAN");
-    let df = h1.ns.run(&[
-        "ping",
-        "-c",
-        "2",
-        "-W",
-        "2",
-        "-M",
-        "do",
-        "-s",
-        "1472",
-        "10.10.0.2",
-    ]);
+    let df = ping_df(&h1.ns, 2, 1472);
     assert!(df.status.success(), "a 1472-byte ping with DF");
     let arping = h2.run(&["arping", "-c", "2", "-w", "4", "-I", "eth0", "10.10.0.1"]);
     assert!(
@@ -372,34 +378,14 @@ fn a_routed_bridge_facing_vxlan_takes_its_mtu_and_capture_shows_inner_frames() {
     // with the tunnel's MTU; without DF the router fragments; 1450 fits.
     let h1 = a.host(1);
     assert!(h1.ping_ok("10.10.0.2", 3), "h1 -> h2, routed into VXLAN");
-    let big = h1.ns.run(&[
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "2",
-        "-M",
-        "do",
-        "-s",
-        "1472",
-        "10.10.0.2",
-    ]);
+    let big = ping_df(&h1.ns, 1, 1472);
     let said = String::from_utf8_lossy(&big.stdout);
     assert!(!big.status.success(), "{said}");
     assert!(said.contains("mtu = 1450"), "{said}");
-    let fits = [
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "2",
-        "-M",
-        "do",
-        "-s",
-        "1422",
-        "10.10.0.2",
-    ];
-    assert!(h1.ns.run(&fits).status.success(), "1450 bytes with DF");
+    assert!(
+        ping_df(&h1.ns, 1, 1422).status.success(),
+        "1450 bytes with DF"
+    );
     let fragmented = ["ping", "-c", "1", "-W", "2", "-s", "1472", "10.10.0.2"];
     assert!(
         h1.ns.run(&fragmented).status.success(),
